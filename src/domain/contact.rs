@@ -1,0 +1,122 @@
+//! The contact (customer) record as the domain sees it: what segments filter on and what the
+//! admin API shows. Storage and transport types convert to and from this.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::person::{age_on, Gender, MaritalStatus};
+use super::phone::PhoneNumber;
+use super::spending::{PurchaseLedger, SpendingStats};
+use super::tier::Tier;
+
+/// Whether WhatsApp messages can reach the contact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhatsappStatus {
+    #[default]
+    Active,
+    /// The provider reports the number undeliverable or the user blocked the business.
+    Blocked,
+    /// The contact opted out of messages (PDPA s.43): permanent until they opt in again.
+    Unsubscribed,
+}
+
+impl WhatsappStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WhatsappStatus::Active => "active",
+            WhatsappStatus::Blocked => "blocked",
+            WhatsappStatus::Unsubscribed => "unsubscribed",
+        }
+    }
+}
+
+/// Conversation counters. The response rate is derived, never stored, so it cannot drift.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractionStats {
+    /// Inbound messages from the contact.
+    pub message_count: u64,
+    pub last_interaction: Option<DateTime<Utc>>,
+    /// Business messages sent to the contact.
+    pub outbound_count: u64,
+    /// Business messages the contact answered.
+    pub replied_count: u64,
+}
+
+impl InteractionStats {
+    /// Share of business messages the contact answered, 0 to 1; 0 when none were sent.
+    pub fn response_rate(&self) -> f64 {
+        if self.outbound_count == 0 {
+            0.0
+        } else {
+            (self.replied_count.min(self.outbound_count)) as f64 / self.outbound_count as f64
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub phone_number: PhoneNumber,
+    pub name: Option<String>,
+    pub gender: Option<Gender>,
+    pub date_of_birth: Option<NaiveDate>,
+    /// Malaysian state (or federal territory) name, e.g. "Selangor".
+    pub state: Option<String>,
+    pub marital_status: Option<MaritalStatus>,
+    pub whatsapp_status: WhatsappStatus,
+    /// Consent to business-initiated (marketing) messages.
+    pub marketing_opt_in: bool,
+    pub purchases: PurchaseLedger,
+    pub customer_tier: Tier,
+    pub interactions: InteractionStats,
+    pub created_at: DateTime<Utc>,
+    /// Retailer-defined fields (loyalty number, preferred outlet, ...), filterable by custom
+    /// segment predicates as `attributes.<key>`.
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+impl Contact {
+    pub fn new(phone_number: PhoneNumber, created_at: DateTime<Utc>) -> Self {
+        Contact {
+            phone_number,
+            name: None,
+            gender: None,
+            date_of_birth: None,
+            state: None,
+            marital_status: None,
+            whatsapp_status: WhatsappStatus::Active,
+            marketing_opt_in: false,
+            purchases: PurchaseLedger::default(),
+            customer_tier: Tier::Bronze,
+            interactions: InteractionStats::default(),
+            created_at,
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    pub fn age_on(&self, today: NaiveDate) -> Option<u32> {
+        self.date_of_birth.and_then(|dob| age_on(dob, today))
+    }
+
+    pub fn spending(&self) -> SpendingStats {
+        self.purchases.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_rate_is_bounded_and_derived() {
+        let mut stats = InteractionStats::default();
+        assert_eq!(stats.response_rate(), 0.0);
+        stats.outbound_count = 4;
+        stats.replied_count = 1;
+        assert_eq!(stats.response_rate(), 0.25);
+        stats.replied_count = 9;
+        assert_eq!(stats.response_rate(), 1.0);
+    }
+}

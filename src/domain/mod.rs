@@ -1,0 +1,11 @@
+//! Pure domain code: no I/O, no async, no transport types. Everything here is deterministic
+//! given its inputs (reference dates are parameters, never read from the clock).
+
+pub mod contact;
+pub mod money;
+pub mod person;
+pub mod phone;
+pub mod receipt;
+pub mod segment;
+pub mod spending;
+pub mod tier;

@@ -1,0 +1,1 @@
+//! Receipt text parser (being written).

@@ -1,0 +1,1 @@
+//! Segment predicates (being written).

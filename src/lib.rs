@@ -1,0 +1,3 @@
+//! Sembang: a stream-processing engine behind a WhatsApp CRM for Malaysian retailers.
+
+pub mod domain;

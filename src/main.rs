@@ -1,0 +1,3 @@
+fn main() {
+    println!("sembang: CLI coming in this commit series");
+}

@@ -3,9 +3,11 @@
 
 pub mod contact;
 pub mod money;
+pub mod mykad;
 pub mod person;
 pub mod phone;
 pub mod receipt;
 pub mod segment;
 pub mod spending;
+pub mod state;
 pub mod tier;

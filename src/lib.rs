@@ -1,3 +1,5 @@
 //! Sembang: a stream-processing engine behind a WhatsApp CRM for Malaysian retailers.
 
+pub mod cli;
+pub mod config;
 pub mod domain;

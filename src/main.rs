@@ -1,3 +1,3 @@
-fn main() {
-    println!("sembang: CLI coming in this commit series");
+fn main() -> std::process::ExitCode {
+    sembang::cli::main()
 }

@@ -1,0 +1,110 @@
+//! The `sembang` command line. Each subcommand lives in its own module; this one only parses
+//! arguments and dispatches.
+
+mod config_cmd;
+mod ic;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+use clap::{Parser, Subcommand};
+
+use crate::config::LoadRequest;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sembang",
+    version,
+    about = "WhatsApp CRM stream-processing engine for Malaysian retailers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine (all roles by default) on the chosen profile.
+    Run(ConfigArgs),
+    /// Malaysian identity card (MyKad) numbers.
+    Ic {
+        #[command(subcommand)]
+        command: IcCommand,
+    },
+    /// Show or check the effective configuration (secrets are never printed).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IcCommand {
+    /// Validate an IC number and derive birth date, age, gender and place of birth.
+    Parse {
+        /// 12 digits, with optional dash or space separators: 900101-14-5678.
+        number: String,
+        /// Reference date for century and age (YYYY-MM-DD); default today in Malaysia.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        on: Option<NaiveDate>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML, after environment overrides.
+    Show(ConfigArgs),
+    /// Validate the configuration and exit 0 when it is usable.
+    Check(ConfigArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// A TOML config file (default: the built-in profile; also SEMBANG_CONFIG).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A built-in profile: embedded (default) or local (also SEMBANG_PROFILE).
+    #[arg(long)]
+    profile: Option<String>,
+}
+
+impl ConfigArgs {
+    fn request(&self) -> LoadRequest {
+        LoadRequest {
+            config_file: self.config.clone(),
+            profile: self.profile.clone(),
+        }
+    }
+}
+
+/// Exit status for input the command rejected (invalid IC, no receipt total).
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit status for failures outside the input (unreadable file, bad configuration).
+pub const EXIT_FAILURE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(&args.request()),
+        Command::Ic {
+            command: IcCommand::Parse { number, on, json },
+        } => ic::parse(&number, on.unwrap_or_else(today_in_malaysia), json),
+        Command::Config {
+            command: ConfigCommand::Show(args),
+        } => config_cmd::show(&args.request()),
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => config_cmd::check(&args.request()),
+    }
+}
+
+/// Malaysia keeps UTC+8 all year (no daylight saving), so a fixed offset is exact.
+pub fn today_in_malaysia() -> NaiveDate {
+    let malaysia = FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset");
+    Utc::now().with_timezone(&malaysia).date_naive()
+}

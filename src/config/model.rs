@@ -1,0 +1,386 @@
+//! The configuration schema. Every leaf has a default (the embedded profile), so a profile
+//! file only says what differs, and every leaf can be overridden by a `SEMBANG_…` variable.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ConfigError;
+use crate::domain::money::Money;
+use crate::domain::tier::{TierPolicy, TierWindow};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Informational name of the profile, shown at start.
+    pub profile: String,
+    /// Root for the embedded backends' files (store, bus log, events, media).
+    pub data_dir: String,
+    pub engine: EngineConfig,
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub bus: BusConfig,
+    pub store: StoreConfig,
+    pub analytics: AnalyticsConfig,
+    pub whatsapp: WhatsappConfig,
+    pub tiers: TierConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Ingress,
+    Engine,
+    Ocr,
+    Sender,
+    Analytics,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Roles this process runs; all of them by default. Scale a role by running more
+    /// processes with it in the same consumer group.
+    pub roles: Vec<Role>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Webhook, admin API and /metrics.
+    pub listen: String,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// When false the admin API accepts requests without a key unless keys are configured;
+    /// only the embedded profile, which listens on loopback, turns this off.
+    pub require_api_key: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusBackend {
+    Embedded,
+    Kafka,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    pub backend: BusBackend,
+    /// Partitions per topic (embedded bus, and Kafka topics this process creates).
+    pub partitions: u32,
+    pub kafka_brokers: String,
+    pub kafka_replication_factor: u32,
+    /// Prefix of topic and consumer group names, so several deployments share a cluster.
+    pub namespace: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    Embedded,
+    Scylla,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    pub scylla_nodes: Vec<String>,
+    pub scylla_keyspace: String,
+    pub scylla_request_timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSinkBackend {
+    Files,
+    Clickhouse,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    pub sink: EventSinkBackend,
+    pub clickhouse_url: String,
+    pub clickhouse_database: String,
+    pub batch_max_rows: u32,
+    pub batch_max_delay_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Records outbound messages instead of sending them (embedded default).
+    Sandbox,
+    CloudApi,
+    Wabot,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhatsappConfig {
+    pub provider: ProviderKind,
+    pub api_base_url: String,
+    pub api_version: String,
+    pub phone_number_id: String,
+    pub wabot_base_url: String,
+    pub wabot_instance_id: String,
+    /// Messages per second per business number (Cloud API default tier: 80).
+    pub messages_per_second: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierWindowKind {
+    Lifetime,
+    Rolling,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierConfig {
+    pub silver_from: Money,
+    pub gold_from: Money,
+    pub platinum_from: Money,
+    pub window: TierWindowKind,
+    /// Used when `window = "rolling"`.
+    pub rolling_months: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            profile: "embedded".into(),
+            data_dir: "data".into(),
+            engine: EngineConfig::default(),
+            http: HttpConfig::default(),
+            admin: AdminConfig::default(),
+            bus: BusConfig::default(),
+            store: StoreConfig::default(),
+            analytics: AnalyticsConfig::default(),
+            whatsapp: WhatsappConfig::default(),
+            tiers: TierConfig::default(),
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            roles: vec![
+                Role::Ingress,
+                Role::Engine,
+                Role::Ocr,
+                Role::Sender,
+                Role::Analytics,
+            ],
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            require_api_key: true,
+        }
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            backend: BusBackend::Embedded,
+            partitions: 8,
+            kafka_brokers: "127.0.0.1:9092".into(),
+            kafka_replication_factor: 1,
+            namespace: String::new(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Embedded,
+            scylla_nodes: vec!["127.0.0.1:9042".into()],
+            scylla_keyspace: "sembang".into(),
+            scylla_request_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            sink: EventSinkBackend::Files,
+            clickhouse_url: "http://127.0.0.1:8123".into(),
+            clickhouse_database: "sembang".into(),
+            batch_max_rows: 10_000,
+            batch_max_delay_ms: 1_000,
+        }
+    }
+}
+
+impl Default for WhatsappConfig {
+    fn default() -> Self {
+        WhatsappConfig {
+            provider: ProviderKind::Sandbox,
+            api_base_url: "https://graph.facebook.com".into(),
+            api_version: "v21.0".into(),
+            phone_number_id: String::new(),
+            wabot_base_url: String::new(),
+            wabot_instance_id: String::new(),
+            messages_per_second: 80,
+        }
+    }
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        let policy = TierPolicy::default();
+        TierConfig {
+            silver_from: policy.silver_from,
+            gold_from: policy.gold_from,
+            platinum_from: policy.platinum_from,
+            window: TierWindowKind::Lifetime,
+            rolling_months: 12,
+        }
+    }
+}
+
+impl TierConfig {
+    pub fn policy(&self) -> TierPolicy {
+        TierPolicy {
+            silver_from: self.silver_from,
+            gold_from: self.gold_from,
+            platinum_from: self.platinum_from,
+            window: match self.window {
+                TierWindowKind::Lifetime => TierWindow::Lifetime,
+                TierWindowKind::Rolling => TierWindow::RollingMonths {
+                    months: self.rolling_months,
+                },
+            },
+        }
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn require_non_empty(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        Err(invalid(key, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+fn require_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value:?} is not an http:// or https:// URL"),
+        ))
+    }
+}
+
+impl Config {
+    /// Checks every value a process needs before it starts anything.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        require_non_empty("data_dir", &self.data_dir)?;
+        if self.engine.roles.is_empty() {
+            return Err(invalid("engine.roles", "at least one role must run"));
+        }
+        self.http
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("http.listen", format!("{:?}: {e}", self.http.listen)))?;
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if self.bus.partitions == 0 || self.bus.partitions > 1024 {
+            return Err(invalid("bus.partitions", "must be between 1 and 1024"));
+        }
+        if self.bus.backend == BusBackend::Kafka {
+            require_non_empty("bus.kafka_brokers", &self.bus.kafka_brokers)?;
+            if self.bus.kafka_replication_factor == 0 {
+                return Err(invalid(
+                    "bus.kafka_replication_factor",
+                    "must be at least 1",
+                ));
+            }
+        }
+        if self.store.backend == StoreBackend::Scylla {
+            if self.store.scylla_nodes.is_empty() {
+                return Err(invalid("store.scylla_nodes", "at least one node is needed"));
+            }
+            require_non_empty("store.scylla_keyspace", &self.store.scylla_keyspace)?;
+            let keyspace_ok = self
+                .store
+                .scylla_keyspace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !keyspace_ok {
+                return Err(invalid(
+                    "store.scylla_keyspace",
+                    "only letters, digits and underscores",
+                ));
+            }
+        }
+        if self.analytics.sink == EventSinkBackend::Clickhouse {
+            require_http_url("analytics.clickhouse_url", &self.analytics.clickhouse_url)?;
+            require_non_empty(
+                "analytics.clickhouse_database",
+                &self.analytics.clickhouse_database,
+            )?;
+        }
+        if self.analytics.batch_max_rows == 0 {
+            return Err(invalid("analytics.batch_max_rows", "must be at least 1"));
+        }
+        match self.whatsapp.provider {
+            ProviderKind::Sandbox => {}
+            ProviderKind::CloudApi => {
+                require_http_url("whatsapp.api_base_url", &self.whatsapp.api_base_url)?;
+                require_non_empty("whatsapp.api_version", &self.whatsapp.api_version)?;
+                require_non_empty("whatsapp.phone_number_id", &self.whatsapp.phone_number_id)?;
+            }
+            ProviderKind::Wabot => {
+                require_http_url("whatsapp.wabot_base_url", &self.whatsapp.wabot_base_url)?;
+                require_non_empty(
+                    "whatsapp.wabot_instance_id",
+                    &self.whatsapp.wabot_instance_id,
+                )?;
+            }
+        }
+        if self.whatsapp.messages_per_second == 0 {
+            return Err(invalid(
+                "whatsapp.messages_per_second",
+                "must be at least 1",
+            ));
+        }
+        self.tiers
+            .policy()
+            .validate()
+            .map_err(|e| invalid("tiers", e.to_string()))
+    }
+}

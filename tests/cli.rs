@@ -1,0 +1,159 @@
+//! The `sembang` binary as a user runs it: output shapes and exit statuses.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn sembang(args: &[&str]) -> Output {
+    sembang_with_stdin(args, None)
+}
+
+fn sembang_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sembang"))
+        .args(args)
+        .env_remove("SEMBANG_CONFIG")
+        .env_remove("SEMBANG_PROFILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sembang binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+#[test]
+fn ic_parse_json_for_a_valid_number() {
+    let output = sembang(&[
+        "ic",
+        "parse",
+        "900101-14-5678",
+        "--on",
+        "2025-11-25",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["normalized"], "900101-14-5678");
+    assert_eq!(json["masked"], "900101-14-****");
+    assert_eq!(json["birth_date"], "1990-01-01");
+    assert_eq!(json["age"], 35);
+    assert_eq!(json["gender"], "female");
+    assert_eq!(json["place_of_birth_code"], "14");
+    assert_eq!(json["place_of_birth"], "WP Kuala Lumpur");
+}
+
+#[test]
+fn ic_parse_json_place_without_a_name_is_null() {
+    let output = sembang(&[
+        "ic",
+        "parse",
+        "851231 82 1231",
+        "--on",
+        "2025-11-25",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["place_of_birth_code"], "82");
+    assert_eq!(json["place_of_birth"], Value::Null);
+    assert_eq!(json["gender"], "male");
+    assert_eq!(json["birth_date"], "1985-12-31");
+}
+
+#[test]
+fn ic_parse_json_for_invalid_numbers() {
+    let cases = [
+        ("900101-17-5678", "never_issued_place_of_birth"),
+        ("900230-14-5678", "invalid_birth_date"),
+        ("90010114567", "wrong_length"),
+        ("900101-14-567A", "invalid_character"),
+        ("9001-0114-5678", "misplaced_separator"),
+    ];
+    for (number, kind) in cases {
+        let output = sembang(&["ic", "parse", number, "--on", "2025-11-25", "--json"]);
+        assert_eq!(output.status.code(), Some(1), "{number}");
+        let json = json_of(&output);
+        assert_eq!(json["valid"], false, "{number}");
+        assert_eq!(json["error"]["kind"], kind, "{number}");
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(!message.is_empty());
+        assert!(
+            !message.contains("5678") && !message.contains("567"),
+            "{message}"
+        );
+        assert!(json.get("normalized").is_none());
+    }
+}
+
+#[test]
+fn ic_parse_defaults_to_today() {
+    let output = sembang(&["ic", "parse", "000101-10-1234", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["birth_date"], "2000-01-01");
+    // Whatever today is, someone born on 2000-01-01 is at least 26 from 2026 on.
+    assert!(json["age"].as_u64().unwrap() >= 26);
+}
+
+#[test]
+fn ic_parse_human_output() {
+    let output = sembang(&["ic", "parse", "900101145678", "--on", "2025-11-25"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("900101-14-****"));
+    assert!(text.contains("WP Kuala Lumpur"));
+}
+
+#[test]
+fn bad_reference_date_is_a_usage_error() {
+    let output = sembang(&["ic", "parse", "900101145678", "--on", "25/11/2025"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn run_says_what_it_started() {
+    let output = sembang(&["run"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("built-in profile embedded"), "{text}");
+    assert!(text.contains("nothing was started"), "{text}");
+}
+
+#[test]
+fn config_check_rejects_bad_files_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[bus]\npartitions = 0\n").unwrap();
+    let output = sembang(&["config", "check", "--config", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("bus.partitions"), "{stderr}");
+}
+
+#[test]
+fn config_show_prints_the_effective_profile() {
+    let output = sembang(&["config", "show", "--profile", "local"]);
+    assert_eq!(output.status.code(), Some(0));
+    let shown: toml::Table = toml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    assert_eq!(shown["bus"]["backend"].as_str(), Some("kafka"));
+}

@@ -92,6 +92,8 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     pub scylla_nodes: Vec<String>,
     pub scylla_keyspace: String,
+    /// The keyspace's CQL replication map, used when migrations create it.
+    pub scylla_replication: String,
     pub scylla_request_timeout_ms: u64,
 }
 
@@ -218,6 +220,7 @@ impl Default for StoreConfig {
             backend: StoreBackend::Embedded,
             scylla_nodes: vec!["127.0.0.1:9042".into()],
             scylla_keyspace: "sembang".into(),
+            scylla_replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
             scylla_request_timeout_ms: 5_000,
         }
     }

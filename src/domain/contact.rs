@@ -56,6 +56,29 @@ impl InteractionStats {
     }
 }
 
+/// An IC number as it may be kept: masked for display, a keyed hash for look-ups, and
+/// AEAD ciphertext for the rare lawful need of the full number. Never the clear digits.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedIc {
+    pub masked: String,
+    pub keyed_hash: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for ProtectedIc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProtectedIc").field(&self.masked).finish()
+    }
+}
+
+/// The latest consent change, kept as PDPA evidence: when and through what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentChange {
+    pub at: DateTime<Utc>,
+    /// e.g. "keyword:STOP", "admin", "provider:131026".
+    pub source: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     pub phone_number: PhoneNumber,
@@ -68,10 +91,14 @@ pub struct Contact {
     pub whatsapp_status: WhatsappStatus,
     /// Consent to business-initiated (marketing) messages.
     pub marketing_opt_in: bool,
+    /// The last opt-in or opt-out, with its time and source.
+    pub consent_change: Option<ConsentChange>,
+    pub ic: Option<ProtectedIc>,
     pub purchases: PurchaseLedger,
     pub customer_tier: Tier,
     pub interactions: InteractionStats,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     /// Retailer-defined fields (loyalty number, preferred outlet, ...), filterable by custom
     /// segment predicates as `attributes.<key>`.
     pub attributes: BTreeMap<String, serde_json::Value>,
@@ -88,10 +115,13 @@ impl Contact {
             marital_status: None,
             whatsapp_status: WhatsappStatus::Active,
             marketing_opt_in: false,
+            consent_change: None,
+            ic: None,
             purchases: PurchaseLedger::default(),
             customer_tier: Tier::Bronze,
             interactions: InteractionStats::default(),
             created_at,
+            updated_at: created_at,
             attributes: BTreeMap::new(),
         }
     }

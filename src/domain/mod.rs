@@ -2,10 +2,12 @@
 //! given its inputs (reference dates are parameters, never read from the clock).
 
 pub mod contact;
+pub mod message;
 pub mod money;
 pub mod mykad;
 pub mod person;
 pub mod phone;
+pub mod purchase;
 pub mod receipt;
 pub mod segment;
 pub mod spending;

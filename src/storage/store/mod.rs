@@ -1,0 +1,191 @@
+//! The contact store: contacts, IC look-ups, purchases, messages with delivery status,
+//! segments, campaigns and deduplication records. ScyllaDB in production (tested against
+//! Apache Cassandra), an embedded on-disk database for the default profile; both pass the
+//! same conformance suite (tests/store_conformance.rs).
+//!
+//! Every write is an idempotent upsert or a compare-and-set, so replaying a stream after a
+//! crash changes nothing: the engine may apply the same effect any number of times.
+
+mod error;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::contact::Contact;
+use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::purchase::Purchase;
+
+pub use error::StoreError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// A message in a contact's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// WhatsApp message id (`wamid.…`), or the sandbox provider's id.
+    pub wamid: String,
+    pub contact: PhoneNumber,
+    pub direction: Direction,
+    /// text, image, document, template, interactive, ...
+    pub kind: String,
+    pub body: Option<String>,
+    pub campaign_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Delivery reports; only meaningful for outbound messages.
+    pub timeline: DeliveryTimeline,
+}
+
+/// A saved segment definition (the JSON of `domain::segment`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub segment_id: String,
+    pub name: String,
+    pub definition_json: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    pub campaign_id: String,
+    pub name: String,
+    pub status: String,
+    pub definition_json: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Outcome of linking an IC (by keyed hash) to a phone number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IcLink {
+    Linked,
+    /// Already linked to this same number: a replay or a re-registration.
+    AlreadyLinked,
+    /// Linked to another number: flagged by the caller, never silently moved.
+    LinkedToOther(PhoneNumber),
+}
+
+/// Outcome of a compare-and-set claim (send dedupe, receipt dedupe).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    Claimed,
+    /// Someone claimed it first; carries the first claimant's value.
+    AlreadyClaimed(String),
+}
+
+/// One page of a scan, with the token for the next page (`None` at the end).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<PageToken>,
+}
+
+/// Opaque position in a scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageToken(pub Vec<u8>);
+
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// The contact with its counted purchases in its ledger; `None` when unknown.
+    async fn load_contact(&self, phone: &PhoneNumber) -> Result<Option<Contact>, StoreError>;
+
+    /// Writes the contact's own fields (not its purchases: see [`Self::put_purchase`]).
+    async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError>;
+
+    /// Writes many contacts (a write-behind flush); all or, on error, some of them.
+    async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
+        for contact in contacts {
+            self.upsert_contact(contact).await?;
+        }
+        Ok(())
+    }
+
+    /// Phone numbers of all contacts, a page at a time, in an unspecified but stable order.
+    async fn scan_contacts(
+        &self,
+        from: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Page<PhoneNumber>, StoreError>;
+
+    /// Links an IC (by keyed hash) to a phone number unless it is linked already.
+    async fn link_ic(&self, keyed_hash: &[u8], phone: &PhoneNumber) -> Result<IcLink, StoreError>;
+
+    async fn find_by_ic(&self, keyed_hash: &[u8]) -> Result<Option<PhoneNumber>, StoreError>;
+
+    /// Upserts a purchase by its id (any status).
+    async fn put_purchase(
+        &self,
+        contact: &PhoneNumber,
+        purchase: &Purchase,
+    ) -> Result<(), StoreError>;
+
+    /// All purchases of a contact, any status, oldest first.
+    async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError>;
+
+    /// Claims a receipt fingerprint (image hash, or merchant + receipt number + total) for a
+    /// purchase id; a second claim returns the first purchase id.
+    async fn claim_receipt(
+        &self,
+        fingerprint: &str,
+        purchase_id: &str,
+    ) -> Result<Claim, StoreError>;
+
+    /// Upserts a message. The timeline is merged, never regressed: statuses already stored
+    /// stay (see [`Self::record_status`]).
+    async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError>;
+
+    async fn message(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+    ) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// The contact's most recent messages, newest first.
+    async fn messages(
+        &self,
+        contact: &PhoneNumber,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Records a delivery report. The earliest time reported for a status wins, so reports
+    /// applied in any order and any number of times give the same timeline.
+    async fn record_status(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+        error_code: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Claims the right to send campaign `campaign_id` to `contact`, once.
+    async fn claim_send(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Claim, StoreError>;
+
+    /// Remembers inbound message ids for `ttl` (WhatsApp retries for days).
+    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Which of `wamids` were remembered and have not expired, in the same order.
+    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError>;
+
+    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError>;
+    async fn segment(&self, segment_id: &str) -> Result<Option<SegmentRecord>, StoreError>;
+    async fn segments(&self) -> Result<Vec<SegmentRecord>, StoreError>;
+    async fn delete_segment(&self, segment_id: &str) -> Result<(), StoreError>;
+
+    async fn put_campaign(&self, campaign: &CampaignRecord) -> Result<(), StoreError>;
+    async fn campaign(&self, campaign_id: &str) -> Result<Option<CampaignRecord>, StoreError>;
+    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError>;
+}

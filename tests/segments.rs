@@ -1740,9 +1740,26 @@ proptest! {
     }
 
     #[test]
-    fn recency_agrees_with_the_purchase_window(contact in arb_contact(), days in 1u32..500) {
+    fn recency_agrees_with_the_purchase_window(
+        contact in arb_contact(),
+        random_days in 1i64..500,
+        edge in -1i64..2,
+        at_edge in any::<bool>(),
+    ) {
+        // Half the time the window ends on, just before or just after the latest purchase.
+        let last = contact.spending().last_purchase_on;
+        let days = match last {
+            Some(last) if at_edge => (ctx().today - last).num_days() + 1 + edge,
+            _ => random_days,
+        }
+        .max(1);
         let recent = pred(cmp("days_since_last_purchase", "lte", json!(days - 1)));
         let in_window = pred(json!({"field": "purchase_count_in_last_days", "days": days, "op": "gte", "value": 1}));
+        let spend = pred(json!({"field": "spend_in_last_days", "days": days, "op": "eq", "value": 0}));
+        let since = ctx().today - Duration::days(days - 1);
+        let expected = contact.purchases.stats_since(since);
         prop_assert_eq!(recent.matches(&contact, &ctx()), in_window.matches(&contact, &ctx()));
+        prop_assert_eq!(in_window.matches(&contact, &ctx()), expected.purchase_count >= 1);
+        prop_assert_eq!(spend.matches(&contact, &ctx()), expected.total_spent == Money::ZERO);
     }
 }

@@ -1638,16 +1638,18 @@ fn arb_tree() -> impl Strategy<Value = Value> {
 fn check_logic(p: &Predicate, contact: &Contact, ctx: &EvalContext) -> bool {
     let result = p.matches(contact, ctx);
     match p.node() {
-        Node::And(children) => {
-            let all = children.iter().all(|c| check_logic(c, contact, ctx));
-            assert_eq!(result, all);
-        }
-        Node::Or(children) => {
-            let any = children
+        Node::And(children) | Node::Or(children) => {
+            // Every child is checked, not only up to the first decisive one.
+            let results: Vec<bool> = children
                 .iter()
                 .map(|c| check_logic(c, contact, ctx))
-                .fold(false, |acc, r| acc || r);
-            assert_eq!(result, any);
+                .collect();
+            let expected = if matches!(p.node(), Node::And(_)) {
+                results.iter().all(|r| *r)
+            } else {
+                results.iter().any(|r| *r)
+            };
+            assert_eq!(result, expected);
         }
         Node::Not(child) => assert_eq!(result, !check_logic(child, contact, ctx)),
         Node::Compare(_) => {}
@@ -1762,4 +1764,33 @@ proptest! {
         prop_assert_eq!(in_window.matches(&contact, &ctx()), expected.purchase_count >= 1);
         prop_assert_eq!(spend.matches(&contact, &ctx()), expected.total_spent == Money::ZERO);
     }
+}
+
+#[test]
+fn documentation_examples_parse() {
+    let doc = include_str!("../docs/segments.md");
+    let blocks: Vec<&str> = doc
+        .split("```json")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 4);
+    for block in blocks {
+        let d = SegmentDefinition::from_json_str(block).unwrap_or_else(|e| panic!("{block}: {e}"));
+        assert_eq!(definition(d.to_json()), d);
+    }
+    // The first example: a Selangor mum who buys often and has kids.
+    let first = doc
+        .split("```json")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let first = SegmentDefinition::from_json_str(first).unwrap();
+    let mut c = siti();
+    c.attributes.insert("tags".into(), json!(["kids"]));
+    assert!(first.matches(&c, &ctx()));
+    c.whatsapp_status = WhatsappStatus::Blocked;
+    assert!(!first.matches(&c, &ctx()));
 }

@@ -1794,3 +1794,24 @@ fn documentation_examples_parse() {
     c.whatsapp_status = WhatsappStatus::Blocked;
     assert!(!first.matches(&c, &ctx()));
 }
+
+#[test]
+fn catalog_optional_flags_match_evaluation() {
+    use sembang::domain::segment::CATALOG;
+    assert_eq!(CATALOG.len(), 25);
+    for info in CATALOG {
+        let mut exists = json!({"field": info.name, "op": "exists"});
+        if info.windowed {
+            exists["days"] = json!(30);
+        }
+        let p = pred(exists);
+        assert!(p.matches(&siti(), &ctx()), "{} on siti", info.name);
+        // The bare contact lacks every optional field and has every other one.
+        assert_eq!(
+            p.matches(&bare(), &ctx()),
+            !info.optional,
+            "{} on bare",
+            info.name
+        );
+    }
+}

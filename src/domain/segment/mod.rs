@@ -1,1 +1,35 @@
-//! Segment predicates (being written).
+//! Segment definitions: parse and validate them from JSON, and evaluate them against a
+//! contact. This is the reference evaluator: the segment index must agree with it exactly.
+//!
+//! Pure domain code: no I/O, no clock (the reference time is an [`EvalContext`]), no panics.
+//!
+//! - [`definition`]: [`SegmentDefinition`] = name + seed filters + optional custom predicate,
+//!   all ANDed.
+//! - [`predicate`]: the predicate tree ([`Predicate`], [`Comparison`], [`Op`]) and its limits.
+//! - [`field`]: the field catalog and how each field is read from a contact.
+//! - [`value`]: typed literals and exact comparison primitives.
+//! - [`parse`] / [`render`]: JSON ↔ tree, with the path to the bad node in every error.
+//! - [`eval`]: evaluation and the missing-value rule ("missing never matches, except
+//!   `exists`"; two-valued `not`).
+//! - [`state`]: Malaysian state names.
+//! - [`error`]: [`SegmentError`] (`"<path>: <message>"`).
+//!
+//! The JSON format for users is documented in `docs/segments.md`.
+
+pub mod definition;
+pub mod error;
+pub mod eval;
+pub mod field;
+pub mod parse;
+pub mod predicate;
+pub mod render;
+pub mod state;
+pub mod value;
+
+pub use definition::{SeedFilters, SegmentDefinition, MAX_AGE, MAX_NAME_CHARS};
+pub use error::{ErrorKind, Path, PathSegment, SegmentError};
+pub use eval::EvalContext;
+pub use field::{Actual, Field, FieldInfo, FieldReader, CATALOG, MAX_WINDOW_DAYS};
+pub use predicate::{Comparison, Node, Op, Operand, Predicate, MAX_DEPTH, MAX_LIST_LEN, MAX_NODES};
+pub use state::MalaysianState;
+pub use value::{Literal, Ratio, Text, ValueType};

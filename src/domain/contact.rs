@@ -2,11 +2,12 @@
 //! admin API shows. Storage and transport types convert to and from this.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::person::{age_on, Gender, MaritalStatus};
+use super::person::{age_on, Gender, MaritalStatus, UnknownVariant};
 use super::phone::PhoneNumber;
 use super::spending::{PurchaseLedger, SpendingStats};
 use super::tier::Tier;
@@ -30,6 +31,24 @@ impl WhatsappStatus {
             WhatsappStatus::Blocked => "blocked",
             WhatsappStatus::Unsubscribed => "unsubscribed",
         }
+    }
+}
+
+impl FromStr for WhatsappStatus {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            WhatsappStatus::Active,
+            WhatsappStatus::Blocked,
+            WhatsappStatus::Unsubscribed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| UnknownVariant {
+            what: "WhatsApp status",
+            value: s.to_string(),
+            expected: "active, blocked, unsubscribed",
+        })
     }
 }
 

@@ -53,6 +53,11 @@ impl Money {
         self.0.checked_add(other.0).map(Money)
     }
 
+    /// Sums that must never panic (evaluating hostile data) clamp instead of overflowing.
+    pub fn saturating_add(self, other: Money) -> Money {
+        Money(self.0.saturating_add(other.0))
+    }
+
     /// Bank Negara's cash rounding to the nearest 5 sen: 1, 2, 6, 7 round down, 3, 4, 8, 9 up.
     pub fn round_to_5_sen(self) -> Money {
         let sign = self.0.signum();

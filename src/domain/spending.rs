@@ -91,7 +91,7 @@ impl PurchaseLedger {
 fn stats_of<'a>(entries: impl Iterator<Item = &'a PurchaseEntry>) -> SpendingStats {
     let mut stats = SpendingStats::default();
     for entry in entries {
-        stats.total_spent += entry.amount;
+        stats.total_spent = stats.total_spent.saturating_add(entry.amount);
         stats.purchase_count += 1;
         stats.first_purchase_on = Some(match stats.first_purchase_on {
             Some(d) => d.min(entry.purchased_on),
@@ -168,6 +168,14 @@ mod tests {
         });
         assert_eq!(forward, backward);
         assert_eq!(forward.stats(), backward.stats());
+    }
+
+    #[test]
+    fn huge_totals_saturate_instead_of_panicking() {
+        let mut ledger = PurchaseLedger::default();
+        ledger.apply(&purchase("a", i64::MAX, 1));
+        ledger.apply(&purchase("b", i64::MAX, 2));
+        assert_eq!(ledger.stats().total_spent, Money::from_sen(i64::MAX));
     }
 
     #[test]

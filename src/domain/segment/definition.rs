@@ -21,11 +21,11 @@ use super::eval::{eval_predicate, EvalContext};
 use super::field::{Actual, Field, FieldReader};
 use super::parse::{enum_from_json, json_type, money_from_json, parse_json_text, parse_predicate};
 use super::predicate::{Comparison, Op, Operand, Predicate, MAX_LIST_LEN};
-use super::state::MalaysianState;
 use super::value::Literal;
 use crate::domain::contact::Contact;
 use crate::domain::money::Money;
 use crate::domain::person::{Gender, MaritalStatus, UnknownVariant};
+use crate::domain::state::MalaysianState;
 use crate::domain::tier::Tier;
 
 /// Oldest age a filter may name.
@@ -143,7 +143,7 @@ impl SegmentDefinition {
             && self
                 .custom
                 .as_ref()
-                .map_or(true, |custom| eval_predicate(custom, &reader))
+                .is_none_or(|custom| eval_predicate(custom, &reader))
     }
 
     fn seed_matches(&self, reader: &FieldReader<'_>) -> bool {
@@ -151,16 +151,16 @@ impl SegmentDefinition {
         let contact = reader.contact();
         let spending_ok = if seed.min_spending.is_some() || seed.max_spending.is_some() {
             let spent = reader.stats().total_spent;
-            seed.min_spending.map_or(true, |min| spent >= min)
-                && seed.max_spending.map_or(true, |max| spent <= max)
+            seed.min_spending.is_none_or(|min| spent >= min)
+                && seed.max_spending.is_none_or(|max| spent <= max)
         } else {
             true
         };
         let age_ok = if seed.min_age.is_some() || seed.max_age.is_some() {
             match reader.read(&Field::Age) {
                 Some(Actual::Integer(age)) => {
-                    seed.min_age.map_or(true, |min| age >= i128::from(min))
-                        && seed.max_age.map_or(true, |max| age <= i128::from(max))
+                    seed.min_age.is_none_or(|min| age >= i128::from(min))
+                        && seed.max_age.is_none_or(|max| age <= i128::from(max))
                 }
                 _ => false,
             }
@@ -322,7 +322,7 @@ impl SegmentDefinition {
             "marital_status",
             names(&seed.marital_status, |m| m.as_str()),
         );
-        put("state", names(&seed.state, |s| s.as_str()));
+        put("state", names(&seed.state, |s| s.name()));
         put("tier", names(&seed.tier, |t| t.as_str()));
         put("custom", self.custom.as_ref().map(Predicate::to_json));
         Value::Object(object)

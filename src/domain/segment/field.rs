@@ -24,13 +24,13 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use super::error::ErrorKind;
 use super::eval::EvalContext;
-use super::state::MalaysianState;
 use super::value::ValueType;
 use crate::domain::contact::{Contact, WhatsappStatus};
 use crate::domain::money::Money;
 use crate::domain::person::{Gender, MaritalStatus};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::spending::SpendingStats;
+use crate::domain::state::MalaysianState;
 use crate::domain::tier::Tier;
 
 /// Longest purchase window, in days (100 years).

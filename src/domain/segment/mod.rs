@@ -11,7 +11,6 @@
 //! - [`parse`] / [`render`]: JSON ↔ tree, with the path to the bad node in every error.
 //! - [`eval`]: evaluation and the missing-value rule ("missing never matches, except
 //!   `exists`"; two-valued `not`).
-//! - [`state`]: Malaysian state names.
 //! - [`error`]: [`SegmentError`] (`"<path>: <message>"`).
 //!
 //! The JSON format for users is documented in `docs/segments.md`.
@@ -23,13 +22,13 @@ pub mod field;
 pub mod parse;
 pub mod predicate;
 pub mod render;
-pub mod state;
+
 pub mod value;
 
+pub use crate::domain::state::MalaysianState;
 pub use definition::{SeedFilters, SegmentDefinition, MAX_AGE, MAX_NAME_CHARS};
 pub use error::{ErrorKind, Path, PathSegment, SegmentError};
 pub use eval::EvalContext;
 pub use field::{Actual, Field, FieldInfo, FieldReader, CATALOG, MAX_WINDOW_DAYS};
 pub use predicate::{Comparison, Node, Op, Operand, Predicate, MAX_DEPTH, MAX_LIST_LEN, MAX_NODES};
-pub use state::MalaysianState;
 pub use value::{Literal, Ratio, Text, ValueType};

@@ -350,7 +350,8 @@ pub fn parse_literal(
         ValueType::WhatsappStatus => {
             let text = value.as_str().ok_or_else(wrong)?;
             Literal::WhatsappStatus(
-                parse_whatsapp_status(text).map_err(|e| invalid(path, &subject, e.to_string()))?,
+                text.parse::<WhatsappStatus>()
+                    .map_err(|e| invalid(path, &subject, e.to_string()))?,
             )
         }
         ValueType::Bool => Literal::Bool(value.as_bool().ok_or_else(wrong)?),
@@ -479,19 +480,4 @@ where
     };
     text.parse::<T>()
         .map_err(|e| invalid(path, subject, e.to_string()))
-}
-
-fn parse_whatsapp_status(text: &str) -> Result<WhatsappStatus, UnknownVariant> {
-    [
-        WhatsappStatus::Active,
-        WhatsappStatus::Blocked,
-        WhatsappStatus::Unsubscribed,
-    ]
-    .into_iter()
-    .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
-    .ok_or_else(|| UnknownVariant {
-        what: "WhatsApp status",
-        value: text.to_string(),
-        expected: "active, blocked, unsubscribed",
-    })
 }

@@ -10,11 +10,11 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
-use super::state::MalaysianState;
 use crate::domain::contact::WhatsappStatus;
 use crate::domain::money::Money;
 use crate::domain::person::{Gender, MaritalStatus};
 use crate::domain::phone::PhoneNumber;
+use crate::domain::state::MalaysianState;
 use crate::domain::tier::Tier;
 
 /// The type of a field, which decides the literals and operators it accepts.
@@ -286,7 +286,7 @@ impl Literal {
             Literal::Phone(p) => Value::String(p.as_str().to_string()),
             Literal::Gender(g) => Value::String(g.as_str().to_string()),
             Literal::MaritalStatus(m) => Value::String(m.as_str().to_string()),
-            Literal::State(s) => Value::String(s.as_str().to_string()),
+            Literal::State(s) => Value::String(s.name().to_string()),
             Literal::Tier(t) => Value::String(t.as_str().to_string()),
             Literal::WhatsappStatus(w) => Value::String(w.as_str().to_string()),
             Literal::Bool(b) => Value::Bool(*b),

@@ -137,10 +137,10 @@ impl FromStr for MalaysianState {
     type Err = UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         MalaysianState::from_name(s).ok_or_else(|| UnknownVariant {
-            what: "Malaysian state",
+            what: "state",
             value: s.to_string(),
-            expected:
-                "a state or federal territory name, e.g. Selangor, Pulau Pinang, WP Kuala Lumpur",
+            expected: "Johor, Kedah, Kelantan, Melaka, Negeri Sembilan, Pahang, Pulau Pinang, Perak, \
+                       Perlis, Selangor, Terengganu, Sabah, Sarawak, WP Kuala Lumpur, WP Labuan, WP Putrajaya",
         })
     }
 }

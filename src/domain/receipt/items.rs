@@ -37,9 +37,10 @@ pub(crate) fn parse_item(
     let unit_price = unit.map(|u| u.value).filter(|u| u.sen() > 0);
 
     let mut words: Vec<String> = head.split_whitespace().map(str::to_string).collect();
-    let found = trailing_quantity(&mut words)
+    let found = leading_quantity(&mut words, true)
+        .or_else(|| trailing_quantity(&mut words))
         .or_else(|| mid_quantity(mid))
-        .or_else(|| leading_quantity(&mut words));
+        .or_else(|| leading_quantity(&mut words, false));
 
     let (quantity, unit_price) = settle(found, unit_price, amount, &mut words);
     let name = clean_name(words.iter().map(String::as_str))
@@ -90,6 +91,10 @@ fn trailing_quantity(words: &mut Vec<String>) -> Option<Found> {
     }
     if let Some((quantity, marked)) = words.last().and_then(|w| quantity_token(w, explicit)) {
         let token = words.pop()?;
+        // "NAME x 10": the sign sits in front of the count.
+        if words.len() >= 2 && matches!(words.last().map(String::as_str), Some("x" | "X")) {
+            words.pop();
+        }
         return Some(Found {
             quantity,
             explicit: explicit || marked,
@@ -141,16 +146,25 @@ fn mid_quantity(mid: &str) -> Option<Found> {
     })
 }
 
-/// The layout `QTY NAME AMOUNT`: only whole counts below 1000 qualify.
-fn leading_quantity(words: &mut Vec<String>) -> Option<Found> {
+/// The layouts `QTY x NAME AMOUNT` (`marked_only`: needs the `x`, tried first because the
+/// name may end in a number) and `QTY NAME AMOUNT` (whole counts below 1000 only).
+fn leading_quantity(words: &mut Vec<String>, marked_only: bool) -> Option<Found> {
     if words.len() < 2 {
         return None;
     }
-    let (quantity, marked) = quantity_token(&words[0], false)?;
-    if !quantity.is_whole() || quantity.thousandths() >= 1_000_000 {
+    let (quantity, glued_marker) = quantity_token(&words[0], false)?;
+    let separate_marker = matches!(words[1].as_str(), "x" | "X" | "@" | "*");
+    let marked = glued_marker || separate_marker;
+    if (marked_only && !marked) || !quantity.is_whole() || quantity.thousandths() >= 1_000_000 {
+        return None;
+    }
+    if separate_marker && words.len() < 3 {
         return None;
     }
     let token = words.remove(0);
+    if separate_marker {
+        words.remove(0);
+    }
     Some(Found {
         quantity,
         explicit: marked,
@@ -285,6 +299,23 @@ mod tests {
         let it = item("2 Nasi Goreng 16.00").unwrap();
         assert_eq!((it.name.as_str(), it.quantity), ("Nasi Goreng", q("2")));
         assert_eq!(it.unit_price, Some(rm("8.00")));
+    }
+
+    #[test]
+    fn counts_written_before_the_name_or_after_an_x() {
+        let it = item("1 x LED BULB 12W PACK OF 3   24.00").unwrap();
+        assert_eq!(it.name, "LED BULB 12W PACK OF 3");
+        assert_eq!(it.quantity, Quantity::ONE);
+        let it = item("2x AA BATTERY 4S 19.80").unwrap();
+        assert_eq!((it.name.as_str(), it.quantity), ("AA BATTERY 4S", q("2")));
+        let it = item("Paracetamol 500mg x 20   4.00").unwrap();
+        assert_eq!(
+            (it.name.as_str(), it.quantity),
+            ("Paracetamol 500mg", q("20"))
+        );
+        assert_eq!(it.unit_price, Some(rm("0.20")));
+        let it = item("Cili Kering 0.250kg x 18.90  4.73").unwrap();
+        assert_eq!((it.name.as_str(), it.quantity), ("Cili Kering", q("0.25")));
     }
 
     #[test]

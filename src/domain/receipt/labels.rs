@@ -90,7 +90,16 @@ const EXCL_WORDS: &[&str] = &[
     "KASAR",
 ];
 const PAYABLE_WORDS: &[&str] = &[
-    "PAYABLE", "DUE", "BESAR", "BAYAR", "DIBAYAR", "BAYARAN", "BERSIH", "NETT", "NET",
+    "PAYABLE",
+    "DUE",
+    "BESAR",
+    "BAYAR",
+    "DIBAYAR",
+    "BAYARAN",
+    "BERSIH",
+    "NETT",
+    "NET",
+    "KESELURUHAN",
 ];
 const COUNT_WORDS: &[&str] = &[
     "QTY", "QUANTITY", "KUANTITI", "ITEM", "ITEMS", "BARANG", "UNIT", "UNITS", "PCS", "PIECES",
@@ -202,8 +211,43 @@ const ITEM_HEADER_KEYS: &[&str] = &[
     "PRODUCT",
 ];
 
+/// Words that start a label; used to find a label that OCR merged into the middle of a
+/// line. Words that also occur in item names ("HAIR NET") are deliberately absent.
+const LABEL_HEADS: &[&str] = &[
+    "TOTAL",
+    "JUMLAH",
+    "GRANDTOTAL",
+    "SUBTOTAL",
+    "CASH",
+    "TUNAI",
+    "CHANGE",
+    "BAKI",
+    "ROUNDING",
+];
+
 /// Classifies a line from its label words (see module doc).
 pub(crate) fn classify(words: &[String]) -> Label {
+    // Leading numbers ("10% SERVICE CHARGE", a stray count) say nothing about the label.
+    let start = words
+        .iter()
+        .position(|w| !w.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or(words.len());
+    let words = &words[start..];
+    let label = classify_words(words);
+    if !matches!(label, Label::Unlabelled | Label::Info | Label::Ignored) {
+        return label;
+    }
+    // OCR merges columns: "Total Qty: 5   Total Incl GST: 160.80", "Bil. Item: 2  Jumlah:
+    // 24.00". The last label head owns the amount that follows.
+    (1..words.len())
+        .rev()
+        .filter(|&j| LABEL_HEADS.contains(&words[j].as_str()))
+        .map(|j| classify_words(&words[j..]))
+        .find(|l| l.carries_amount())
+        .unwrap_or(label)
+}
+
+fn classify_words(words: &[String]) -> Label {
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     let Some(&first) = w.first() else {
         return Label::Unlabelled;
@@ -257,7 +301,7 @@ pub(crate) fn classify(words: &[String]) -> Label {
         "BALANCE" if second == "DUE" => return Label::Total(TotalKind::Payable),
         "PAYABLE" => return Label::Total(TotalKind::Payable),
         "ROUNDED" if second == "TOTAL" => return Label::Total(TotalKind::Rounded),
-        "CHANGE" | "BAKI" | "KEMBALIAN" | "BALANCE" => return Label::Change,
+        "CHANGE" | "BAKI" | "KEMBALIAN" | "KEMBALI" | "BALANCE" => return Label::Change,
         "CASH" | "TUNAI" => {
             return if matches!(
                 second,
@@ -287,24 +331,8 @@ pub(crate) fn classify(words: &[String]) -> Label {
     if any(TAX_WORDS) {
         return classify_tax(&w);
     }
-    if DISCOUNT_WORDS.contains(&first)
-        || first == "LESS"
-        || (DISCOUNT_WORDS.contains(&second)
-            && matches!(
-                first,
-                "MEMBER"
-                    | "MEMBERSHIP"
-                    | "BILL"
-                    | "ITEM"
-                    | "LINE"
-                    | "STAFF"
-                    | "PROMO"
-                    | "SPECIAL"
-                    | "CARD"
-                    | "OPENING"
-                    | "SENIOR"
-            ))
-    {
+    // "DISC 10%", "MEMBER DISC", "Birthday Disc 10%", "LESS": any discount word names one.
+    if any(DISCOUNT_WORDS) || first == "LESS" {
         return Label::Discount;
     }
     if INFO_FIRST_WORDS.contains(&first) {
@@ -525,6 +553,32 @@ mod tests {
         assert_eq!(label("DISC 10%"), Label::Discount);
         assert_eq!(label("Diskaun"), Label::Discount);
         assert_eq!(label("Member Discount"), Label::Discount);
+        assert_eq!(label("Birthday Disc 10%"), Label::Discount);
+    }
+
+    #[test]
+    fn labels_merged_into_one_line_by_ocr() {
+        assert_eq!(
+            label("Total Qty: 5        Total Incl GST:"),
+            Label::Total(TotalKind::Payable)
+        );
+        assert_eq!(
+            label("Bil. Item: 2   Jumlah:"),
+            Label::Total(TotalKind::Plain)
+        );
+        assert_eq!(
+            label("Juruwang: Ali  Tunai"),
+            Label::Tender(TenderKind::Cash)
+        );
+        assert_eq!(label("10% SERVICE CHARGE"), Label::ServiceCharge);
+        // A label word inside an item name is not a label.
+        assert_eq!(label("HAIR NET"), Label::Unlabelled);
+        assert_eq!(label("TOTAL SAVINGS"), Label::Ignored);
+        assert_eq!(
+            label("Jumlah Keseluruhan"),
+            Label::Total(TotalKind::Payable)
+        );
+        assert_eq!(label("Kembali"), Label::Change);
     }
 
     #[test]

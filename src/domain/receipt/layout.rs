@@ -67,10 +67,17 @@ pub(crate) fn read_layout(lines: &[Line<'_>]) -> Facts {
         let amounts = scan_amounts(line.raw);
         walk.facts.saw_money |= !amounts.is_empty();
         let has_date = !dates_in(&line.upper).is_empty();
+        // Segments and amounts are both in line order: walk them together (linear even
+        // for a hostile line with thousands of amounts).
+        let mut next = 0;
         for (start, end) in segments(line.raw, &amounts) {
-            let seg_amounts: Vec<AmountTok> = amounts
+            let first = next;
+            while next < amounts.len() && amounts[next].end <= end {
+                next += 1;
+            }
+            let seg_amounts: Vec<AmountTok> = amounts[first..next]
                 .iter()
-                .filter(|a| a.start >= start && a.end <= end)
+                .filter(|a| a.start >= start)
                 .map(|a| AmountTok {
                     value: a.value,
                     start: a.start - start,
@@ -178,9 +185,13 @@ impl Walk {
     }
 }
 
-/// A row of a GST/SST summary table without a header: `SR @ 6%  42.45  2.55`.
+/// A row of a GST/SST summary table without a header: `SR @ 6%  42.45  2.55`, `ZR 5.00
+/// 0.00`. One-letter codes (`S`, `Z`) also start item names, so they need the `%`.
 fn is_summary_row(words: &[String], raw: &str, amounts: &[AmountTok]) -> bool {
-    amounts.len() >= 2 && raw.contains('%') && words.first().is_some_and(|w| is_tax_code(w))
+    let Some(code) = words.first().filter(|w| is_tax_code(w)) else {
+        return false;
+    };
+    amounts.len() >= 2 && (code.len() >= 2 || raw.contains('%'))
 }
 
 /// Splits a line where a second label starts after an amount: `CASH 50.00 CHANGE 4.40`.

@@ -28,12 +28,15 @@ const TITLE_WORDS: &[&str] = &[
     "OFFICIAL",
     "RASMI",
     "ORDER",
+    "MERCHANT",
+    "CUSTOMER",
 ];
 const CONTACT_WORDS: &[&str] = &[
     "TEL", "FAX", "EMAIL", "MAIL", "HTTP", "HTTPS", "WWW", "COM", "HP", "PHONE", "WHATSAPP", "GST",
     "SST", "REG", "ROC",
 ];
-const ADDRESS_WORDS: &[&str] = &[
+/// Street markers: a line with one is an address even if it names a shop.
+const STREET_WORDS: &[&str] = &[
     "JALAN",
     "JLN",
     "LORONG",
@@ -45,14 +48,17 @@ const ADDRESS_WORDS: &[&str] = &[
     "BLOCK",
     "PERSIARAN",
     "LEBUH",
-    "KAMPUNG",
-    "KG",
-    "BANDAR",
     "SEKSYEN",
     "SECTION",
     "LEVEL",
     "ARAS",
     "FLOOR",
+];
+/// Place names: an address line unless the line names a shop ("RESTORAN D'SELERA KAMPUNG").
+const PLACE_WORDS: &[&str] = &[
+    "KAMPUNG",
+    "KG",
+    "BANDAR",
     "SELANGOR",
     "KUALA",
     "LUMPUR",
@@ -93,15 +99,23 @@ const PERSON_WORDS: &[&str] = &[
     "PEREMPUAN",
     "ISLAM",
 ];
-const COMPANY_WORDS: &[&str] = &[
+/// Words of a registered business name ("SDN BHD", "ENTERPRISE"): the issuer of the receipt.
+const LEGAL_WORDS: &[&str] = &[
     "SDN",
     "BHD",
     "BERHAD",
+    "PLT",
     "ENTERPRISE",
     "ENTERPRISES",
     "TRADING",
+];
+/// Words of a shop's trading name: better than a bare brand line, below a legal name.
+const COMPANY_WORDS: &[&str] = &[
     "RESTORAN",
     "RESTAURANT",
+    "PASAR",
+    "PASARAYA",
+    "MINIMARKET",
     "CAFE",
     "KEDAI",
     "PHARMACY",
@@ -112,7 +126,6 @@ const COMPANY_WORDS: &[&str] = &[
     "STORE",
     "STATION",
     "STESEN",
-    "PLT",
     "CLINIC",
     "KLINIK",
     "BAKERY",
@@ -126,18 +139,30 @@ pub(crate) fn find_merchant(lines: &[Line<'_>]) -> Option<String> {
             break;
         }
         if let Some(name) = candidate(line) {
-            candidates.push((name, is_company(&line.upper)));
+            candidates.push((name, rank(&line.upper)));
         }
     }
-    let pick = candidates
-        .iter()
-        .find(|(_, company)| *company)
-        .or_else(|| candidates.first())?;
-    Some(pick.0.clone())
+    // Highest rank wins; among equals, the topmost line.
+    let best = candidates.iter().map(|c| c.1).max()?;
+    candidates.into_iter().find(|c| c.1 == best).map(|c| c.0)
+}
+
+/// 2 for a registered name, 1 for a shop-type name, 0 otherwise.
+fn rank(upper: &str) -> u8 {
+    if LEGAL_WORDS.iter().any(|w| has_word(upper, w)) {
+        2
+    } else if is_company(upper) {
+        1
+    } else {
+        0
+    }
 }
 
 fn is_company(upper: &str) -> bool {
-    COMPANY_WORDS.iter().any(|w| has_word(upper, w))
+    COMPANY_WORDS
+        .iter()
+        .chain(LEGAL_WORDS)
+        .any(|w| has_word(upper, w))
 }
 
 fn candidate(line: &Line<'_>) -> Option<String> {
@@ -157,7 +182,8 @@ fn candidate(line: &Line<'_>) -> Option<String> {
     });
     if title_only
         || any(CONTACT_WORDS)
-        || any(ADDRESS_WORDS)
+        || any(STREET_WORDS)
+        || (any(PLACE_WORDS) && !is_company(upper))
         || any(PERSON_WORDS)
         || has_postcode(upper)
         || upper.starts_with("NO ")
@@ -222,6 +248,22 @@ mod tests {
             merchant(text),
             Some("STESEN MINYAK MAJU JAYA SDN BHD".into())
         );
+    }
+
+    #[test]
+    fn place_names_inside_shop_names_are_kept() {
+        let text = "RESTORAN D'SELERA KAMPUNG\nNo. 3, Jalan Masjid, 15000 Kota Bharu, Kelantan\nTOTAL 5.00";
+        assert_eq!(merchant(text), Some("RESTORAN D'SELERA KAMPUNG".into()));
+        let text = "SELERA KAMPUNG\nTOTAL 5.00";
+        assert_eq!(merchant(text), None, "a place name alone is not a merchant");
+    }
+
+    #[test]
+    fn legal_name_beats_shop_name() {
+        let text = "SEGAR JAYA MART\nSEGAR JAYA HOLDINGS SDN BHD\nTOTAL 5.00";
+        assert_eq!(merchant(text), Some("SEGAR JAYA HOLDINGS SDN BHD".into()));
+        let text = "MAYBANK\nMERCHANT COPY\nBANGSAR VILLAGE PHARMACY\nTOTAL: MYR 5.00";
+        assert_eq!(merchant(text), Some("BANGSAR VILLAGE PHARMACY".into()));
     }
 
     #[test]

@@ -30,6 +30,7 @@ const KEYS: &[&[&str]] = &[
     &["CHECK", "NO"],
     &["CHECK", "#"],
     &["ORDER", "NO"],
+    &["ORDER", "#"],
 ];
 
 /// Bare words that name the number only when followed by `:` or `#` ("Receipt: 12345").
@@ -147,6 +148,7 @@ mod tests {
         assert_eq!(no("Inv#: cs10023"), Some("cs10023".into()));
         assert_eq!(no("Doc No.: CS/2017/0099"), Some("CS/2017/0099".into()));
         assert_eq!(no("Receipt: 778812"), Some("778812".into()));
+        assert_eq!(no("Order #A-1042   Dine In"), Some("A-1042".into()));
         assert_eq!(
             no("Date 01/02/2025   Receipt No: 5566"),
             Some("5566".into())

@@ -34,9 +34,12 @@ pub(crate) fn parse_item(
     let unit = (amounts.len() >= 2).then(|| amounts[amounts.len() - 2]);
     let head = raw.get(..amounts[0].start)?;
     let mid = unit.and_then(|u| raw.get(u.end..last.start)).unwrap_or("");
-    let unit_price = unit.map(|u| u.value).filter(|u| u.sen() > 0);
+    let mut unit_price = unit.map(|u| u.value).filter(|u| u.sen() > 0);
 
     let mut words: Vec<String> = head.split_whitespace().map(str::to_string).collect();
+    if unit_price.is_none() {
+        unit_price = wide_unit_price(&mut words);
+    }
     let found = leading_quantity(&mut words, true)
         .or_else(|| trailing_quantity(&mut words))
         .or_else(|| mid_quantity(mid))
@@ -51,6 +54,27 @@ pub(crate) fn parse_item(
         unit_price,
         amount,
     })
+}
+
+/// POS systems that print unit prices to four decimals (`1 X 3.3000   3.30`): the amount
+/// scanner rightly skips `3.3000`, so it is read here, after an `x`/`@`, when the extra
+/// decimals are zeros (sen are exact).
+fn wide_unit_price(words: &mut Vec<String>) -> Option<Money> {
+    let n = words.len();
+    if n < 2 || !matches!(words[n - 2].as_str(), "x" | "X" | "@") {
+        return None;
+    }
+    let (whole, fraction) = words[n - 1].split_once('.')?;
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || !all_digits(fraction) || !(3..=4).contains(&fraction.len()) {
+        return None;
+    }
+    if fraction[2..].bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let price = Money::parse_ringgit(&format!("{whole}.{}", &fraction[..2])).ok()?;
+    words.pop();
+    Some(price)
 }
 
 /// A quantity candidate and how it was found.
@@ -316,6 +340,20 @@ mod tests {
         assert_eq!(it.unit_price, Some(rm("0.20")));
         let it = item("Cili Kering 0.250kg x 18.90  4.73").unwrap();
         assert_eq!((it.name.as_str(), it.quantity), ("Cili Kering", q("0.25")));
+    }
+
+    #[test]
+    fn four_decimal_unit_prices() {
+        let it = item("JOURNAL BOOK 80PGS A4 70G    1 X 3.3000    3.30 SR").unwrap();
+        assert_eq!(it.name, "JOURNAL BOOK 80PGS A4 70G");
+        assert_eq!(it.quantity, Quantity::ONE);
+        assert_eq!(it.unit_price, Some(rm("3.30")));
+        let it = item("PEN 3 X 1.2000   3.60").unwrap();
+        assert_eq!((it.name.as_str(), it.quantity), ("PEN", q("3")));
+        // Sub-sen unit prices are not money: the number stays in the name.
+        let it = item("BOLT 3 X 0.3333  1.00").unwrap();
+        assert_eq!(it.name, "BOLT 3 X 0.3333");
+        assert_eq!(it.quantity, Quantity::ONE);
     }
 
     #[test]

@@ -292,6 +292,11 @@ fn classify_words(words: &[String]) -> Label {
         {
             return Label::Total(TotalKind::Payable)
         }
+        // Card-terminal slips: "AMOUNT: MYR 98.55", "SALE AMOUNT 98.55".
+        "AMOUNT" | "AMT" if second.is_empty() => return Label::Total(TotalKind::Plain),
+        "SALE" | "SALES" if matches!(second, "AMOUNT" | "AMT") && w.len() == 2 => {
+            return Label::Total(TotalKind::Plain)
+        }
         "AMOUNT" | "AMT" if matches!(second, "DUE" | "PAYABLE") => {
             return Label::Total(TotalKind::Payable)
         }
@@ -300,6 +305,7 @@ fn classify_words(words: &[String]) -> Label {
         }
         "BALANCE" if second == "DUE" => return Label::Total(TotalKind::Payable),
         "PAYABLE" => return Label::Total(TotalKind::Payable),
+        "FINAL" if second == "TOTAL" => return Label::Total(TotalKind::Payable),
         "ROUNDED" if second == "TOTAL" => return Label::Total(TotalKind::Rounded),
         "CHANGE" | "BAKI" | "KEMBALIAN" | "KEMBALI" | "BALANCE" => return Label::Change,
         "CASH" | "TUNAI" => {
@@ -462,6 +468,9 @@ mod tests {
             Label::Total(Payable)
         );
         assert_eq!(label("Amount Due"), Label::Total(Payable));
+        assert_eq!(label("Final Total"), Label::Total(Payable));
+        assert_eq!(label("AMOUNT:"), Label::Total(Plain));
+        assert_eq!(label("Sale Amount"), Label::Total(Plain));
         assert_eq!(label("TOTAL (ROUNDED)"), Label::Total(Rounded));
         assert_eq!(label("Total After Rounding"), Label::Total(Rounded));
         assert_eq!(label("Total Before Rounding"), Label::Total(Unrounded));

@@ -96,8 +96,10 @@ pub struct ParsedReceipt {
     pub subtotal: Option<Money>,
     /// All discounts, line and bill-level, as a positive amount.
     pub discount: Option<Money>,
-    /// Sum of government taxes (SST, sales tax, service tax, GST). Service charge is not a
-    /// tax (it goes to the merchant), so it is reported separately in `service_charge`.
+    /// Sum of government taxes (SST, sales tax, service tax, GST), or the printed "TOTAL
+    /// GST" when there are no tax lines. Service charge is not a tax (it goes to the
+    /// merchant), so it is reported separately in `service_charge`. On tax-inclusive
+    /// receipts ("GST @6% (included)") it is the tax contained in the total, not added to it.
     pub tax: Option<Money>,
     /// The tax lines `tax` sums.
     pub taxes: Vec<TaxLine>,

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use super::labels::{TenderKind, TotalKind};
-use super::layout::{Candidate, Facts};
+use super::layout::Facts;
 use super::model::{CheckKind, CrossCheck, TotalSource};
 use crate::domain::money::Money;
 
@@ -94,7 +94,7 @@ pub(crate) struct Settled {
 
 /// Picks the total and scores it (see the module doc of `receipt` for the scoring).
 pub(crate) fn settle(f: &Facts, s: &Sums, has_date: bool) -> Settled {
-    let candidates = with_rounding_applied(&f.candidates, s.rounding, f);
+    let candidates = contenders(f, s.rounding);
     let amounts: BTreeSet<Money> = candidates.iter().map(|c| c.amount).collect();
     // Amounts some other candidate rounds to: the rounded, payable figures.
     let rounded_targets: BTreeSet<Money> = amounts
@@ -105,7 +105,7 @@ pub(crate) fn settle(f: &Facts, s: &Sums, has_date: bool) -> Settled {
         .collect();
     let raw = s.implied_raw_totals();
 
-    let scored: Vec<(i32, &Scored)> = candidates
+    let scored: Vec<(i32, &Contender)> = candidates
         .iter()
         .map(|c| (selection_score(c, s, &raw, &amounts, &rounded_targets), c))
         .collect();
@@ -187,7 +187,7 @@ pub(crate) fn settle(f: &Facts, s: &Sums, has_date: bool) -> Settled {
 
 /// A candidate total with where it came from.
 #[derive(Clone, Copy, Debug)]
-struct Scored {
+struct Contender {
     amount: Money,
     kind: TotalKind,
     source: TotalSource,
@@ -196,10 +196,11 @@ struct Scored {
 
 /// Printed candidates, plus "printed + rounding" when only the unrounded total is printed
 /// next to a ROUNDING line (`TOTAL 45.63`, `ROUNDING 0.02`, then straight to CASH).
-fn with_rounding_applied(printed: &[Candidate], rounding: Option<Money>, f: &Facts) -> Vec<Scored> {
-    let mut out: Vec<Scored> = printed
+fn contenders(f: &Facts, rounding: Option<Money>) -> Vec<Contender> {
+    let printed = &f.candidates;
+    let mut out: Vec<Contender> = printed
         .iter()
-        .map(|c| Scored {
+        .map(|c| Contender {
             amount: c.amount,
             kind: c.kind,
             source: match c.kind {
@@ -223,7 +224,7 @@ fn with_rounding_applied(printed: &[Candidate], rounding: Option<Money>, f: &Fac
             && !printed_amounts.contains(&adjusted)
             && added.insert(adjusted)
         {
-            out.push(Scored {
+            out.push(Contender {
                 amount: adjusted,
                 kind: TotalKind::Plain,
                 source: TotalSource::PrintedPlusRounding,
@@ -238,7 +239,7 @@ fn with_rounding_applied(printed: &[Candidate], rounding: Option<Money>, f: &Fac
 /// parts, and with the 5-sen rule (a total that another rounds to is the payable one; one
 /// that rounds to another is the unrounded one).
 fn selection_score(
-    c: &Scored,
+    c: &Contender,
     s: &Sums,
     raw: &[Money],
     amounts: &BTreeSet<Money>,

@@ -7,10 +7,20 @@
 //! - [`read_receipt`] always returns the [`ParsedReceipt`] view, `total` possibly `None`;
 //!   this is what the CLI prints as JSON.
 //!
-//! Modules, one job each: [`text`] splits and tokenises lines, [`amounts`] finds ringgit
-//! amounts, [`dates`] dates and times, [`labels`] classifies lines (English and Malay),
-//! [`items`] reads item lines, [`layout`] walks the receipt's sections, [`merchant`] and
-//! [`receipt_no`] read the header, [`totals`] chooses the total and scores confidence.
+//! Modules, one job each: `text` splits and tokenises lines, `amounts` finds ringgit
+//! amounts, `dates` dates and times, `labels` classifies lines (English and Malay),
+//! `items` reads item lines, `layout` walks the receipt's sections, `merchant` and
+//! `receipt_no` read the header, `totals` chooses the total and scores confidence,
+//! `quantity` holds the exact quantity and rate types, `model` the output types.
+//!
+//! # Header fields
+//!
+//! Merchant: the header line above the first amount that is not a title, address, phone
+//! or registration line; a registered name ("… SDN BHD") beats a shop-type name
+//! ("RESTORAN …", "… MART"), which beats a bare brand. Reported only when the text shows
+//! some sign of being a receipt (an amount, a date or a receipt number). Date: day-first,
+//! validated, a DATE/TARIKH line preferred, expiry/birth dates skipped. Receipt number:
+//! the first value after INVOICE NO / RECEIPT NO / BILL NO / NO. RESIT / DOC NO and kin.
 //!
 //! # Which total
 //!

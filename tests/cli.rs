@@ -157,3 +157,59 @@ fn config_show_prints_the_effective_profile() {
     let shown: toml::Table = toml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
     assert_eq!(shown["bus"]["backend"].as_str(), Some("kafka"));
 }
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/receipts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn receipt_parse_json_from_a_file() {
+    let output = sembang(&[
+        "receipt",
+        "parse",
+        &fixture("cash_rounding_up_both_totals.txt"),
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let json = json_of(&output);
+    assert_eq!(json["total"], "47.50");
+    assert_eq!(json["subtotal"], "44.80");
+    assert_eq!(json["tax"], "2.69");
+    assert_eq!(json["rounding"], "0.01");
+    assert_eq!(json["date"], "2024-02-28");
+    assert_eq!(json["receipt_no"], "5521");
+    assert_eq!(json["items"].as_array().unwrap().len(), 4);
+    assert!(json["merchant"].is_string());
+    let confidence = json["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&confidence));
+}
+
+#[test]
+fn receipt_parse_from_standard_input() {
+    let text = std::fs::read_to_string(fixture("hawker_total_only.txt")).unwrap();
+    let output = sembang_with_stdin(&["receipt", "parse", "-", "--json"], Some(&text));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(json_of(&output)["total"].is_string());
+}
+
+#[test]
+fn receipt_without_a_total_exits_1_with_null_total() {
+    let output = sembang_with_stdin(
+        &["receipt", "parse", "-", "--json"],
+        Some("KAD PENGENALAN\nMALAYSIA\nWARGANEGARA\n"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let json = json_of(&output);
+    assert_eq!(json["total"], Value::Null);
+    assert_eq!(json["confidence"], 0.0);
+}
+
+#[test]
+fn receipt_parse_of_a_missing_file_is_a_failure() {
+    let output = sembang(&["receipt", "parse", "/nonexistent/receipt.txt"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/receipt.txt"));
+}

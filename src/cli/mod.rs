@@ -3,6 +3,7 @@
 
 mod config_cmd;
 mod ic;
+mod receipt;
 mod run;
 
 use std::path::PathBuf;
@@ -33,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: IcCommand,
     },
+    /// Malaysian receipts (OCR text).
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
     /// Show or check the effective configuration (secrets are never printed).
     Config {
         #[command(subcommand)]
@@ -49,6 +55,18 @@ enum IcCommand {
         /// Reference date for century and age (YYYY-MM-DD); default today in Malaysia.
         #[arg(long, value_name = "YYYY-MM-DD")]
         on: Option<NaiveDate>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReceiptCommand {
+    /// Read merchant, date, items, taxes and the total payable from receipt text.
+    Parse {
+        /// A text file, or - for standard input.
+        file: String,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -94,6 +112,9 @@ pub fn main() -> ExitCode {
         Command::Ic {
             command: IcCommand::Parse { number, on, json },
         } => ic::parse(&number, on.unwrap_or_else(today_in_malaysia), json),
+        Command::Receipt {
+            command: ReceiptCommand::Parse { file, json },
+        } => receipt::parse(&file, json),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => config_cmd::show(&args.request()),

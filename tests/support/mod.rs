@@ -1,0 +1,41 @@
+//! Shared by the integration tests that use real services. `scripts/test` starts the stack
+//! (deploy/local/up), exports the addresses and sets SEMBANG_TEST_REQUIRE_STACK=1, so in CI a
+//! missing service fails the test. A developer running plain `cargo test` without the stack
+//! sees the real-service tests skip with a message instead.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const KAFKA: &str = "SEMBANG_TEST_KAFKA";
+pub const CASSANDRA: &str = "SEMBANG_TEST_CASSANDRA";
+pub const CLICKHOUSE: &str = "SEMBANG_TEST_CLICKHOUSE";
+
+/// The address of a real service, or `None` (with a note) when the stack is not configured.
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Some(value),
+        _ if std::env::var("SEMBANG_TEST_REQUIRE_STACK").is_ok() => {
+            panic!("{var} is not set but SEMBANG_TEST_REQUIRE_STACK is: the real stack is required")
+        }
+        _ => {
+            eprintln!("skipping: {var} is not set (run ./scripts/test, or deploy/local/up and export it)");
+            None
+        }
+    }
+}
+
+/// A name no other test run uses: topics, groups, keyspaces, databases, directories.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{:x}_{}",
+        std::process::id(),
+        nanos & 0xffff_ffff,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

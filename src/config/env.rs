@@ -15,8 +15,9 @@ pub const PREFIX: &str = "SEMBANG_";
 /// Variables that select the configuration rather than set a key.
 const CONTROL_VARIABLES: [&str; 3] = ["SEMBANG_CONFIG", "SEMBANG_PROFILE", "SEMBANG_LOG"];
 
-/// Variables reserved for tests and tools, never read by the engine.
-const RESERVED_PREFIXES: [&str; 1] = ["SEMBANG_TEST_"];
+/// Variables reserved for tests and for deploy/local (the development stack), never read
+/// by the engine.
+const RESERVED_PREFIXES: [&str; 2] = ["SEMBANG_TEST_", "SEMBANG_LOCAL_"];
 
 /// The environment variable for a key path.
 pub fn variable_for(path: &[String]) -> String {
@@ -168,6 +169,7 @@ mod tests {
                 ("PATH", "/bin"),
                 ("SEMBANG_PROFILE", "local"),
                 ("SEMBANG_TEST_ANYTHING", "x"),
+                ("SEMBANG_LOCAL_KAFKA_PORT", "9092"),
             ],
         )
         .unwrap();

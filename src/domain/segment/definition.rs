@@ -396,18 +396,7 @@ where
     match value {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) => {
-            if items.is_empty() {
-                return Err(err(path.clone(), ErrorKind::EmptyList("value")));
-            }
-            if items.len() > MAX_LIST_LEN {
-                return Err(err(
-                    path.clone(),
-                    ErrorKind::ListTooLong {
-                        len: items.len(),
-                        max: MAX_LIST_LEN,
-                    },
-                ));
-            }
+            super::parse::check_list_len(items, path)?;
             items
                 .iter()
                 .enumerate()

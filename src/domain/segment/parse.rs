@@ -253,18 +253,7 @@ fn parse_list(value: &Value, path: &Path, field: &Field, op: Op) -> Result<Opera
             },
         ));
     };
-    if items.is_empty() {
-        return Err(err(path, ErrorKind::EmptyList("value")));
-    }
-    if items.len() > MAX_LIST_LEN {
-        return Err(err(
-            path,
-            ErrorKind::ListTooLong {
-                len: items.len(),
-                max: MAX_LIST_LEN,
-            },
-        ));
-    }
+    check_list_len(items, path)?;
     items
         .iter()
         .enumerate()
@@ -480,4 +469,21 @@ where
     };
     text.parse::<T>()
         .map_err(|e| invalid(path, subject, e.to_string()))
+}
+
+/// A `value` list must be non-empty and at most [`MAX_LIST_LEN`] long.
+pub(super) fn check_list_len(items: &[Value], path: &Path) -> Result<(), SegmentError> {
+    if items.is_empty() {
+        return Err(err(path, ErrorKind::EmptyList("value")));
+    }
+    if items.len() > MAX_LIST_LEN {
+        return Err(err(
+            path,
+            ErrorKind::ListTooLong {
+                len: items.len(),
+                max: MAX_LIST_LEN,
+            },
+        ));
+    }
+    Ok(())
 }

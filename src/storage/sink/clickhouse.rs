@@ -279,7 +279,11 @@ fn exception_code(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn classify(operation: &'static str, error: clickhouse::error::Error, after: Duration) -> SinkError {
+fn classify(
+    operation: &'static str,
+    error: clickhouse::error::Error,
+    after: Duration,
+) -> SinkError {
     use clickhouse::error::Error;
     match error {
         Error::Network(e) => SinkError::Unavailable {
@@ -399,24 +403,29 @@ impl EventReader for ClickHouseSink {
                 .collect()
         }
         match table {
-            EventTable::InboundMessages => {
-                decode(self.fetch::<InboundRow>(select(InboundRow::COLUMN_NAMES)).await?)
-            }
-            EventTable::OutboundMessages => {
-                decode(self.fetch::<OutboundRow>(select(OutboundRow::COLUMN_NAMES)).await?)
-            }
-            EventTable::MessageStatuses => {
-                decode(self.fetch::<StatusRow>(select(StatusRow::COLUMN_NAMES)).await?)
-            }
-            EventTable::Purchases => {
-                decode(self.fetch::<PurchaseRow>(select(PurchaseRow::COLUMN_NAMES)).await?)
-            }
+            EventTable::InboundMessages => decode(
+                self.fetch::<InboundRow>(select(InboundRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::OutboundMessages => decode(
+                self.fetch::<OutboundRow>(select(OutboundRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::MessageStatuses => decode(
+                self.fetch::<StatusRow>(select(StatusRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::Purchases => decode(
+                self.fetch::<PurchaseRow>(select(PurchaseRow::COLUMN_NAMES))
+                    .await?,
+            ),
             EventTable::OcrResults => {
                 decode(self.fetch::<OcrRow>(select(OcrRow::COLUMN_NAMES)).await?)
             }
-            EventTable::ContactSnapshots => {
-                decode(self.fetch::<SnapshotRow>(select(SnapshotRow::COLUMN_NAMES)).await?)
-            }
+            EventTable::ContactSnapshots => decode(
+                self.fetch::<SnapshotRow>(select(SnapshotRow::COLUMN_NAMES))
+                    .await?,
+            ),
             EventTable::CampaignSends => {
                 decode(self.fetch::<SendRow>(select(SendRow::COLUMN_NAMES)).await?)
             }
@@ -530,7 +539,10 @@ impl MigrationTarget for ClickHouseMigrations {
     async fn prepare(&self) -> Result<(), MigrateError> {
         let db = &self.sink.config.database;
         self.sink
-            .execute("create database", &format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            .execute(
+                "create database",
+                &format!("CREATE DATABASE IF NOT EXISTS {db}"),
+            )
             .await
             .map_err(|e| self.target_error(e))?;
         self.sink
@@ -559,7 +571,11 @@ impl MigrationTarget for ClickHouseMigrations {
         Ok(versions.first().copied().unwrap_or(0))
     }
 
-    async fn apply(&self, migration: &Migration, statements: &[String]) -> Result<(), MigrateError> {
+    async fn apply(
+        &self,
+        migration: &Migration,
+        statements: &[String],
+    ) -> Result<(), MigrateError> {
         let failed = |detail: String| MigrateError::Failed {
             target: SERVICE,
             version: migration.version,
@@ -675,7 +691,11 @@ impl Rows {
                 gender: e.gender.map(|g| g.as_str()).unwrap_or("").to_string(),
                 age: e.age,
                 state: text(&e.state),
-                marital_status: e.marital_status.map(|m| m.as_str()).unwrap_or("").to_string(),
+                marital_status: e
+                    .marital_status
+                    .map(|m| m.as_str())
+                    .unwrap_or("")
+                    .to_string(),
                 tier: e.tier.as_str().to_string(),
                 total_spent: decimal(e.total_spent).map_err(invalid)?,
                 purchase_count: e.purchase_count,
@@ -758,9 +778,7 @@ fn parsed<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
 {
-    value
-        .parse()
-        .map_err(|e| format!("{what} {value:?}: {e}"))
+    value.parse().map_err(|e| format!("{what} {value:?}: {e}"))
 }
 
 fn optional_parsed<T: std::str::FromStr>(what: &str, value: &str) -> Result<Option<T>, String>
@@ -1048,7 +1066,9 @@ mod tests {
             _ => "permanent",
         };
         assert_eq!(
-            kind(Error::BadResponse("Code: 252. DB::Exception: Too many parts".into())),
+            kind(Error::BadResponse(
+                "Code: 252. DB::Exception: Too many parts".into()
+            )),
             "transient"
         );
         assert_eq!(
@@ -1061,7 +1081,10 @@ mod tests {
             )),
             "permanent"
         );
-        assert_eq!(kind(Error::BadResponse("404 Not Found".into())), "permanent");
+        assert_eq!(
+            kind(Error::BadResponse("404 Not Found".into())),
+            "permanent"
+        );
         assert_eq!(kind(Error::TimedOut), "timeout");
     }
 

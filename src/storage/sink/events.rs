@@ -406,7 +406,10 @@ mod tests {
             "IC saya 900101-14-**** ya"
         );
         assert_eq!(mask_ic_numbers("900101145678"), "900101-14-****");
-        assert_eq!(mask_ic_numbers("ic: 900101 14 5678."), "ic: 900101-14-****.");
+        assert_eq!(
+            mask_ic_numbers("ic: 900101 14 5678."),
+            "ic: 900101-14-****."
+        );
         // Not IC-shaped: a phone number, a longer run, an impossible date, already masked.
         assert_eq!(mask_ic_numbers("call 60123456789"), "call 60123456789");
         assert_eq!(mask_ic_numbers("9001011456781"), "9001011456781");

@@ -22,8 +22,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use super::events::AnalyticsEvent;
-use super::{views, DemographicRow, EventReader, EventSink, EventTable, FunnelRow, RevenueRow};
 use super::SinkError;
+use super::{views, DemographicRow, EventReader, EventSink, EventTable, FunnelRow, RevenueRow};
 
 #[derive(Clone, Debug)]
 pub struct FileSink {

@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::money::Money;
 
 pub use batcher::{Batcher, BatcherConfig, FlushReport};
-pub use clickhouse::{ClickHouseConfig, ClickHouseMigrations, ClickHouseSink, CLICKHOUSE_MIGRATIONS};
+pub use clickhouse::{
+    ClickHouseConfig, ClickHouseMigrations, ClickHouseSink, CLICKHOUSE_MIGRATIONS,
+};
 pub use error::SinkError;
 pub use events::{
     AnalyticsEvent, CampaignSendEvent, ContactSnapshotEvent, InboundMessageEvent,

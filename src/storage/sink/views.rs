@@ -14,7 +14,11 @@ use super::events::{age_band, malaysian_day, AnalyticsEvent};
 use super::{DemographicRow, FunnelRow, RevenueRow};
 
 /// `events` must hold each event id once.
-pub fn campaign_funnel(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) -> Vec<FunnelRow> {
+pub fn campaign_funnel(
+    events: &[AnalyticsEvent],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<FunnelRow> {
     type Key = (NaiveDate, String, String);
     let mut stages: BTreeMap<Key, (BTreeSet<String>, BTreeSet<Uuid>)> = BTreeMap::new();
     for event in events {
@@ -119,13 +123,15 @@ pub fn demographics(
     }
     buckets
         .into_iter()
-        .map(|((day, gender, age_band, state, tier), contacts)| DemographicRow {
-            day,
-            gender,
-            age_band,
-            state,
-            tier,
-            contacts: contacts.len() as u64,
-        })
+        .map(
+            |((day, gender, age_band, state, tier), contacts)| DemographicRow {
+                day,
+                gender,
+                age_band,
+                state,
+                tier,
+                contacts: contacts.len() as u64,
+            },
+        )
         .collect()
 }

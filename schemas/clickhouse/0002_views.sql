@@ -8,11 +8,13 @@
 --   event ids and contact phones; merging the state of a copy into the state of the
 --   original is a no-op (a set union). Read them with uniqExactMerge (the plain views do).
 -- - Money cannot be a distinct count, so revenue keeps one row per purchase:
---   revenue_by_purchase is a ReplacingMergeTree keyed by (day, purchase_id) with
---   occurred_at as the version. A copy of an event replaces itself; a later event of the
---   same purchase (pending_review -> counted -> rejected) replaces the earlier one, so
---   each purchase counts once, in its latest status. Sums are taken at query time over
---   FINAL (the daily_revenue view), never stored pre-summed.
+--   revenue_by_purchase is a ReplacingMergeTree keyed by purchase_id alone (one
+--   partition, so every event of a purchase meets every other) with occurred_at as the
+--   version. A copy of an event replaces itself; a later event of the same purchase
+--   (pending_review -> counted -> rejected, or a corrected amount or receipt date)
+--   replaces the earlier one, so each purchase counts once, as its latest event says.
+--   Sums are taken at query time over FINAL (the daily_revenue view), never stored
+--   pre-summed. Two events of one purchase in the same second: the one inserted last wins.
 -- Days are Malaysian days (UTC+8): toDate(occurred_at, 'Asia/Kuala_Lumpur'); revenue uses
 -- the receipt's purchase_date. The views see only rows inserted after they were created;
 -- to backfill after a schema change, INSERT INTO <target> SELECT ... FROM <event table>
@@ -113,7 +115,8 @@ FROM ${DATABASE}.campaign_funnel_daily
 GROUP BY day, campaign_id, stage;
 
 -- Revenue: one row per purchase (day = the receipt's purchase_date), its latest event
--- winning. Query with FINAL.
+-- winning. Query with FINAL. Unpartitioned on purpose: a purchase whose receipt date is
+-- corrected must still replace its earlier row.
 CREATE TABLE IF NOT EXISTS ${DATABASE}.revenue_by_purchase (
     day Date,
     purchase_id String,
@@ -125,8 +128,7 @@ CREATE TABLE IF NOT EXISTS ${DATABASE}.revenue_by_purchase (
     status String,
     total Decimal(18, 2)
 ) ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYYYYMM(day)
-ORDER BY (day, purchase_id);
+ORDER BY purchase_id;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS ${DATABASE}.revenue_by_purchase_mv
 TO ${DATABASE}.revenue_by_purchase AS

@@ -99,8 +99,8 @@ pub struct FunnelRow {
     pub events: u64,
 }
 
-/// Purchases counted on a receipt date: each purchase once, in its latest status (a
-/// purchase later rejected drops out).
+/// Purchases counted on a receipt date: each purchase once, as its latest event says (a
+/// purchase later rejected drops out; a corrected amount or date replaces the first).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RevenueRow {
     pub day: NaiveDate,

@@ -56,14 +56,15 @@ pub fn campaign_funnel(
         .collect()
 }
 
-/// `events` must hold each event id once. Each purchase counts in its latest event (by
-/// occurred_at; on a tie the one written last, as ReplacingMergeTree keeps).
+/// `events` must hold each event id once, in write order. Each purchase counts as its
+/// latest event says (by occurred_at; on a tie the one written last, as ReplacingMergeTree
+/// keeps), on that event's receipt date.
 pub fn daily_revenue(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) -> Vec<RevenueRow> {
-    let mut latest: HashMap<(NaiveDate, &str), &super::events::PurchaseEvent> = HashMap::new();
+    let mut latest: HashMap<&str, &super::events::PurchaseEvent> = HashMap::new();
     for event in events {
         if let AnalyticsEvent::Purchase(p) = event {
-            let key = (p.purchase_date, p.purchase_id.as_str());
-            match latest.get(&key) {
+            let key = p.purchase_id.as_str();
+            match latest.get(key) {
                 Some(seen) if seen.occurred_at > p.occurred_at => {}
                 _ => {
                     latest.insert(key, p);
@@ -72,7 +73,8 @@ pub fn daily_revenue(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) 
         }
     }
     let mut days: BTreeMap<NaiveDate, (u64, BTreeSet<&str>, Money)> = BTreeMap::new();
-    for ((day, _), p) in latest {
+    for p in latest.into_values() {
+        let day = p.purchase_date;
         if day < from || day > to {
             continue;
         }

@@ -21,6 +21,10 @@ pub enum SinkError {
         operation: &'static str,
         detail: String,
     },
+    /// The event cannot be stored as it is (e.g. a time before 1970); writing it again will
+    /// not help, so it belongs in the dead-letter topic.
+    #[error("event {event_id} cannot be stored: {detail}")]
+    InvalidEvent { event_id: String, detail: String },
     #[error("event file {path}: {detail}")]
     File { path: String, detail: String },
 }

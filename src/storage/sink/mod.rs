@@ -2,12 +2,125 @@
 //! production, local files for the default profile; both pass the same conformance suite
 //! (tests/sink_conformance.rs). Every event carries an id, and writing the same event again
 //! (a replay after a crash) leaves one row.
+//!
+//! - [`EventSink`]: write a batch; `Ok` means every event in it is durable.
+//! - [`EventReader`]: the read side for tests and the admin API: events per table (one per
+//!   id) and the three analyst views (campaign funnel, revenue, demographics), which stay
+//!   exact however often a batch is replayed.
+//! - [`Batcher`]: buffers events for the analytics consumer and says when a flush made
+//!   them durable, so offsets are committed only after it.
 
+pub mod batcher;
+pub mod clickhouse;
 mod error;
+pub mod events;
+pub mod files;
+pub mod views;
 
+use async_trait::async_trait;
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::money::Money;
+
+pub use batcher::{Batcher, BatcherConfig, FlushReport};
+pub use clickhouse::{
+    ClickHouseConfig, ClickHouseMigrations, ClickHouseSink, CLICKHOUSE_MIGRATIONS,
+};
 pub use error::SinkError;
+pub use events::{
+    AnalyticsEvent, CampaignSendEvent, ContactSnapshotEvent, InboundMessageEvent,
+    MessageStatusEvent, OcrResultEvent, OutboundMessageEvent, PurchaseEvent, SendOutcome,
+};
+pub use files::FileSink;
+
+/// Where analytics events go.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Short name for messages and metrics: "clickhouse", "files".
+    fn name(&self) -> &'static str;
+
+    /// Writes a batch, events of any tables in any order. `Ok` means every event is durable.
+    /// On `Err` some events may have been written: the caller writes the whole batch again
+    /// (the same event id written again leaves one event), so it never needs to know which.
+    async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError>;
+}
+
+/// Reads back what a sink wrote. Every answer counts each event id once, however many
+/// times it was written. Days are Malaysian days (UTC+8).
+#[async_trait]
+pub trait EventReader: Send + Sync {
+    /// Distinct events in a table.
+    async fn count_events(&self, table: EventTable) -> Result<u64, SinkError>;
+
+    /// Up to `limit` events of a table, one per event id, ordered by (occurred_at, event_id),
+    /// as [`AnalyticsEvent::normalized`] gives them.
+    async fn fetch_events(
+        &self,
+        table: EventTable,
+        limit: usize,
+    ) -> Result<Vec<AnalyticsEvent>, SinkError>;
+
+    /// The daily campaign funnel for days in `from..=to`, ordered by (day, campaign, stage).
+    async fn campaign_funnel(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FunnelRow>, SinkError>;
+
+    /// Revenue per receipt date in `from..=to`, ordered by day.
+    async fn daily_revenue(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RevenueRow>, SinkError>;
+
+    /// Contacts per demographic bucket per day in `from..=to`, ordered by
+    /// (day, gender, age_band, state, tier).
+    async fn demographics(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DemographicRow>, SinkError>;
+}
+
+/// Campaign funnel stages. From campaign_sends: the send outcome (queued, sent, skipped,
+/// failed); from message_statuses of campaign messages: the status (sent, delivered, read,
+/// failed); from inbound messages answering a campaign: `replied`; from counted purchases
+/// attributed to a campaign: `converted`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FunnelRow {
+    pub day: NaiveDate,
+    pub campaign_id: String,
+    pub stage: String,
+    /// Distinct contacts that reached the stage that day.
+    pub contacts: u64,
+    /// Distinct events behind it.
+    pub events: u64,
+}
+
+/// Purchases counted on a receipt date: each purchase once, as its latest event says (a
+/// purchase later rejected drops out; a corrected amount or date replaces the first).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RevenueRow {
+    pub day: NaiveDate,
+    pub purchases: u64,
+    /// Distinct contacts with a counted purchase.
+    pub buyers: u64,
+    pub revenue: Money,
+}
+
+/// Distinct contacts with a snapshot that day in a bucket. Unknown gender and state are
+/// `""`, the age band `"unknown"`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DemographicRow {
+    pub day: NaiveDate,
+    pub gender: String,
+    pub age_band: String,
+    pub state: String,
+    pub tier: String,
+    pub contacts: u64,
+}
 
 /// The event tables of schemas/clickhouse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

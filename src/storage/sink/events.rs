@@ -1,0 +1,443 @@
+//! The analytics event rows, one struct per event table. Every row carries an `event_id`
+//! (a UUID, the dedupe key: the same id written twice is one event) and `occurred_at`
+//! (UTC, whole seconds: ClickHouse `DateTime`).
+//!
+//! Conventions shared by both backends:
+//! - Phone numbers are E.164 digits ([`PhoneNumber`]); an IC number never appears in clear.
+//!   Free-text fields are scrubbed by [`AnalyticsEvent::normalized`]: any IC-shaped number
+//!   (`YYMMDD-PB-####`, with or without separators) is masked to `YYMMDD-PB-****`, the form
+//!   [`crate::domain::mykad::MyKad::masked`] prints.
+//! - Money is exact sen ([`Money`]), `Decimal(18,2)` in ClickHouse, a decimal string in files.
+//! - An absent optional text is `None` here and `''` in ClickHouse, so `Some("")` is
+//!   normalized to `None`.
+
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::contact::WhatsappStatus;
+use crate::domain::message::DeliveryStatus;
+use crate::domain::money::Money;
+use crate::domain::person::{Gender, MaritalStatus};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::purchase::PurchaseStatus;
+use crate::domain::tier::Tier;
+
+use super::EventTable;
+
+/// A message a contact sent to a business number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessageEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub contact_phone: PhoneNumber,
+    /// The business number that received it, E.164 digits.
+    pub business_number: String,
+    pub wamid: String,
+    /// WhatsApp message type: text, image, document, button, interactive, ...
+    pub message_type: String,
+    /// Text body, caption or button text.
+    pub text: Option<String>,
+    /// The business message this one replies to (a reply or a button click).
+    pub context_wamid: Option<String>,
+    /// The campaign whose message this replies to, when it does: the funnel's `replied` stage.
+    pub campaign_id: Option<String>,
+}
+
+/// A message a business number sent (auto-reply, campaign, operator).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboundMessageEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub contact_phone: PhoneNumber,
+    pub business_number: String,
+    /// Set once the provider accepted the message.
+    pub wamid: Option<String>,
+    /// text, template, image, ...
+    pub message_type: String,
+    pub template_name: Option<String>,
+    pub body: Option<String>,
+    pub campaign_id: Option<String>,
+    /// Why it was sent: auto_reply, campaign, operator, ...
+    pub origin: String,
+}
+
+/// A delivery status report for an outbound message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageStatusEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub contact_phone: PhoneNumber,
+    pub business_number: String,
+    pub wamid: String,
+    pub status: DeliveryStatus,
+    pub campaign_id: Option<String>,
+    /// Provider error code of a failure (e.g. 131026 undeliverable).
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+}
+
+/// A purchase recorded from a receipt, or a change of its review status. The latest event
+/// of a purchase (by `occurred_at`) decides whether it counts toward revenue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub contact_phone: PhoneNumber,
+    pub business_number: String,
+    pub purchase_id: String,
+    /// The date on the receipt.
+    pub purchase_date: NaiveDate,
+    pub merchant: Option<String>,
+    pub receipt_no: Option<String>,
+    pub total: Money,
+    pub item_count: u32,
+    pub status: PurchaseStatus,
+    pub ocr_confidence: Option<f32>,
+    /// The campaign the purchase is attributed to: the funnel's `converted` stage.
+    pub campaign_id: Option<String>,
+}
+
+/// One OCR job's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OcrResultEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub contact_phone: PhoneNumber,
+    pub media_id: String,
+    /// ic, receipt, unknown
+    pub kind: String,
+    /// parsed, rejected, failed
+    pub status: String,
+    /// Mean Tesseract confidence, 0 to 100.
+    pub confidence: f32,
+    pub duration_ms: u32,
+    /// The parsed fields as a JSON object (IC numbers masked).
+    pub fields_json: String,
+    pub error: Option<String>,
+}
+
+/// A contact's profile after a change (registration, purchase, tier change, opt-out, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContactSnapshotEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub contact_phone: PhoneNumber,
+    pub gender: Option<Gender>,
+    pub age: Option<u8>,
+    /// State or federal territory name, e.g. "Selangor".
+    pub state: Option<String>,
+    pub marital_status: Option<MaritalStatus>,
+    pub tier: Tier,
+    pub total_spent: Money,
+    pub purchase_count: u32,
+    pub whatsapp_status: WhatsappStatus,
+    pub marketing_opt_in: bool,
+    /// The masked IC (`900101-14-****`), never the full number.
+    pub ic_masked: Option<String>,
+    /// What changed: registered, purchase, tier, opt_out, ...
+    pub reason: String,
+}
+
+/// The outcome of one campaign send to one contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendOutcome {
+    /// Enqueued to wa.outbound.
+    Queued,
+    /// Accepted by the provider.
+    Sent,
+    /// Not sent: opted out, blocked, frequency-capped, past the campaign's end.
+    Skipped,
+    /// The provider refused it.
+    Failed,
+}
+
+impl SendOutcome {
+    pub const ALL: [SendOutcome; 4] = [
+        SendOutcome::Queued,
+        SendOutcome::Sent,
+        SendOutcome::Skipped,
+        SendOutcome::Failed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SendOutcome::Queued => "queued",
+            SendOutcome::Sent => "sent",
+            SendOutcome::Skipped => "skipped",
+            SendOutcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SendOutcome> {
+        SendOutcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignSendEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub campaign_id: String,
+    pub contact_phone: PhoneNumber,
+    pub business_number: String,
+    pub outcome: SendOutcome,
+    pub template_name: Option<String>,
+    pub wamid: Option<String>,
+    pub skip_reason: Option<String>,
+    pub error_code: Option<i64>,
+}
+
+/// Any analytics event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "table", rename_all = "snake_case")]
+pub enum AnalyticsEvent {
+    InboundMessage(InboundMessageEvent),
+    OutboundMessage(OutboundMessageEvent),
+    MessageStatus(MessageStatusEvent),
+    Purchase(PurchaseEvent),
+    OcrResult(OcrResultEvent),
+    ContactSnapshot(ContactSnapshotEvent),
+    CampaignSend(CampaignSendEvent),
+}
+
+macro_rules! each_event {
+    ($self:expr, $e:ident => $body:expr) => {
+        match $self {
+            AnalyticsEvent::InboundMessage($e) => $body,
+            AnalyticsEvent::OutboundMessage($e) => $body,
+            AnalyticsEvent::MessageStatus($e) => $body,
+            AnalyticsEvent::Purchase($e) => $body,
+            AnalyticsEvent::OcrResult($e) => $body,
+            AnalyticsEvent::ContactSnapshot($e) => $body,
+            AnalyticsEvent::CampaignSend($e) => $body,
+        }
+    };
+}
+
+impl AnalyticsEvent {
+    pub fn table(&self) -> EventTable {
+        match self {
+            AnalyticsEvent::InboundMessage(_) => EventTable::InboundMessages,
+            AnalyticsEvent::OutboundMessage(_) => EventTable::OutboundMessages,
+            AnalyticsEvent::MessageStatus(_) => EventTable::MessageStatuses,
+            AnalyticsEvent::Purchase(_) => EventTable::Purchases,
+            AnalyticsEvent::OcrResult(_) => EventTable::OcrResults,
+            AnalyticsEvent::ContactSnapshot(_) => EventTable::ContactSnapshots,
+            AnalyticsEvent::CampaignSend(_) => EventTable::CampaignSends,
+        }
+    }
+
+    pub fn event_id(&self) -> Uuid {
+        each_event!(self, e => e.event_id)
+    }
+
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        each_event!(self, e => e.occurred_at)
+    }
+
+    pub fn contact_phone(&self) -> &PhoneNumber {
+        each_event!(self, e => &e.contact_phone)
+    }
+
+    /// The event as both backends store it: `occurred_at` truncated to the second, empty
+    /// optional texts as `None`, IC-shaped numbers in free text masked. Idempotent; what
+    /// the readers return equals the written event's `normalized()`.
+    pub fn normalized(&self) -> AnalyticsEvent {
+        let mut event = self.clone();
+        each_event!(&mut event, e => e.occurred_at = whole_seconds(e.occurred_at));
+        match &mut event {
+            AnalyticsEvent::InboundMessage(e) => {
+                scrub_opt(&mut e.text);
+                empty_to_none(&mut e.context_wamid);
+                empty_to_none(&mut e.campaign_id);
+            }
+            AnalyticsEvent::OutboundMessage(e) => {
+                empty_to_none(&mut e.wamid);
+                empty_to_none(&mut e.template_name);
+                scrub_opt(&mut e.body);
+                empty_to_none(&mut e.campaign_id);
+            }
+            AnalyticsEvent::MessageStatus(e) => {
+                empty_to_none(&mut e.campaign_id);
+                scrub_opt(&mut e.error_title);
+            }
+            AnalyticsEvent::Purchase(e) => {
+                empty_to_none(&mut e.merchant);
+                empty_to_none(&mut e.receipt_no);
+                empty_to_none(&mut e.campaign_id);
+            }
+            AnalyticsEvent::OcrResult(e) => {
+                e.fields_json = mask_ic_numbers(&e.fields_json);
+                scrub_opt(&mut e.error);
+            }
+            AnalyticsEvent::ContactSnapshot(e) => {
+                empty_to_none(&mut e.state);
+                scrub_opt(&mut e.ic_masked);
+            }
+            AnalyticsEvent::CampaignSend(e) => {
+                empty_to_none(&mut e.template_name);
+                empty_to_none(&mut e.wamid);
+                empty_to_none(&mut e.skip_reason);
+            }
+        }
+        event
+    }
+}
+
+macro_rules! from_row {
+    ($($row:ident => $variant:ident),* $(,)?) => {
+        $(impl From<$row> for AnalyticsEvent {
+            fn from(row: $row) -> Self {
+                AnalyticsEvent::$variant(row)
+            }
+        })*
+    };
+}
+
+from_row! {
+    InboundMessageEvent => InboundMessage,
+    OutboundMessageEvent => OutboundMessage,
+    MessageStatusEvent => MessageStatus,
+    PurchaseEvent => Purchase,
+    OcrResultEvent => OcrResult,
+    ContactSnapshotEvent => ContactSnapshot,
+    CampaignSendEvent => CampaignSend,
+}
+
+fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.with_nanosecond(0).unwrap_or(at)
+}
+
+fn empty_to_none(value: &mut Option<String>) {
+    if value.as_deref() == Some("") {
+        *value = None;
+    }
+}
+
+fn scrub_opt(value: &mut Option<String>) {
+    empty_to_none(value);
+    if let Some(text) = value {
+        *text = mask_ic_numbers(text);
+    }
+}
+
+/// Masks every IC-shaped number in `text`: twelve digits grouped 6-2-4 (separated by `-`,
+/// a space, or nothing), not part of a longer digit run, whose first six digits can be a
+/// YYMMDD date. The result keeps the date and place-of-birth code, as
+/// `MyKad::masked` does: `900101-14-****`. Other text is unchanged.
+pub fn mask_ic_numbers(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_run = bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit());
+        if starts_run {
+            if let Some((end, digits)) = match_ic(bytes, i) {
+                out.push_str(&text[copied..i]);
+                out.push_str(&format!("{}-{}-****", &digits[..6], &digits[6..8]));
+                copied = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Matches `\d{6}[- ]?\d{2}[- ]?\d{4}` at `start`, not followed by a digit, with a
+/// plausible YYMMDD; returns the end and the twelve digits.
+fn match_ic(bytes: &[u8], start: usize) -> Option<(usize, String)> {
+    let mut digits = String::with_capacity(12);
+    let mut i = start;
+    for (group, len) in [6usize, 2, 4].into_iter().enumerate() {
+        if group > 0 && i < bytes.len() && (bytes[i] == b'-' || bytes[i] == b' ') {
+            i += 1;
+        }
+        for _ in 0..len {
+            let b = *bytes.get(i)?;
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            digits.push(char::from(b));
+            i += 1;
+        }
+    }
+    if bytes.get(i).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let month: u32 = digits[2..4].parse().ok()?;
+    let day: u32 = digits[4..6].parse().ok()?;
+    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some((i, digits))
+}
+
+/// Malaysia has one time zone (UTC+8, no daylight saving): analysts' "days" are MYT days.
+pub fn malaysian_day(at: DateTime<Utc>) -> NaiveDate {
+    (at + chrono::Duration::hours(8)).date_naive()
+}
+
+/// The age bands of the demographics view; the same buckets as the ClickHouse `multiIf`
+/// in schemas/clickhouse/0002_views.sql.
+pub fn age_band(age: Option<u8>) -> &'static str {
+    match age {
+        None => "unknown",
+        Some(0..=17) => "under 18",
+        Some(18..=24) => "18-24",
+        Some(25..=34) => "25-34",
+        Some(35..=44) => "35-44",
+        Some(45..=54) => "45-54",
+        Some(55..=64) => "55-64",
+        Some(_) => "65+",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_ic_shaped_numbers_only() {
+        assert_eq!(
+            mask_ic_numbers("IC saya 900101-14-5678 ya"),
+            "IC saya 900101-14-**** ya"
+        );
+        assert_eq!(mask_ic_numbers("900101145678"), "900101-14-****");
+        assert_eq!(
+            mask_ic_numbers("ic: 900101 14 5678."),
+            "ic: 900101-14-****."
+        );
+        // Not IC-shaped: a phone number, a longer run, an impossible date, already masked.
+        assert_eq!(mask_ic_numbers("call 60123456789"), "call 60123456789");
+        assert_eq!(mask_ic_numbers("9001011456781"), "9001011456781");
+        assert_eq!(mask_ic_numbers("901301145678"), "901301145678");
+        assert_eq!(mask_ic_numbers("900101-14-****"), "900101-14-****");
+        assert_eq!(mask_ic_numbers("harga RM 12.50 🙂"), "harga RM 12.50 🙂");
+    }
+
+    #[test]
+    fn age_bands_cover_every_age() {
+        assert_eq!(age_band(None), "unknown");
+        assert_eq!(age_band(Some(17)), "under 18");
+        assert_eq!(age_band(Some(18)), "18-24");
+        assert_eq!(age_band(Some(64)), "55-64");
+        assert_eq!(age_band(Some(65)), "65+");
+    }
+
+    #[test]
+    fn malaysian_days_start_at_16_utc() {
+        let before = DateTime::parse_from_rfc3339("2024-03-01T15:59:59Z").unwrap();
+        let after = DateTime::parse_from_rfc3339("2024-03-01T16:00:00Z").unwrap();
+        assert_eq!(
+            malaysian_day(before.with_timezone(&Utc)),
+            NaiveDate::from_ymd_opt(2024, 3, 1).unwrap()
+        );
+        assert_eq!(
+            malaysian_day(after.with_timezone(&Utc)),
+            NaiveDate::from_ymd_opt(2024, 3, 2).unwrap()
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The analyst views computed in memory from deduplicated events: what the file backend
+//! answers, with the same definitions as the ClickHouse materialized views in
+//! schemas/clickhouse/0002_views.sql.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use crate::domain::money::Money;
+use crate::domain::purchase::PurchaseStatus;
+
+use super::events::{age_band, malaysian_day, AnalyticsEvent};
+use super::{DemographicRow, FunnelRow, RevenueRow};
+
+/// `events` must hold each event id once.
+pub fn campaign_funnel(
+    events: &[AnalyticsEvent],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<FunnelRow> {
+    type Key = (NaiveDate, String, String);
+    let mut stages: BTreeMap<Key, (BTreeSet<String>, BTreeSet<Uuid>)> = BTreeMap::new();
+    for event in events {
+        let (campaign, stage) = match event {
+            AnalyticsEvent::CampaignSend(e) => (Some(&e.campaign_id), e.outcome.as_str()),
+            AnalyticsEvent::MessageStatus(e) => (e.campaign_id.as_ref(), e.status.as_str()),
+            AnalyticsEvent::InboundMessage(e) => (e.campaign_id.as_ref(), "replied"),
+            AnalyticsEvent::Purchase(e) if e.status == PurchaseStatus::Counted => {
+                (e.campaign_id.as_ref(), "converted")
+            }
+            _ => (None, ""),
+        };
+        let Some(campaign) = campaign.filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        let day = malaysian_day(event.occurred_at());
+        if day < from || day > to {
+            continue;
+        }
+        let entry = stages
+            .entry((day, campaign.clone(), stage.to_string()))
+            .or_default();
+        entry.0.insert(event.contact_phone().as_str().to_string());
+        entry.1.insert(event.event_id());
+    }
+    stages
+        .into_iter()
+        .map(|((day, campaign_id, stage), (contacts, ids))| FunnelRow {
+            day,
+            campaign_id,
+            stage,
+            contacts: contacts.len() as u64,
+            events: ids.len() as u64,
+        })
+        .collect()
+}
+
+/// `events` must hold each event id once, in write order. Each purchase counts as its
+/// latest event says (by occurred_at; on a tie the one written last, as ReplacingMergeTree
+/// keeps), on that event's receipt date.
+pub fn daily_revenue(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) -> Vec<RevenueRow> {
+    let mut latest: HashMap<&str, &super::events::PurchaseEvent> = HashMap::new();
+    for event in events {
+        if let AnalyticsEvent::Purchase(p) = event {
+            let key = p.purchase_id.as_str();
+            match latest.get(key) {
+                Some(seen) if seen.occurred_at > p.occurred_at => {}
+                _ => {
+                    latest.insert(key, p);
+                }
+            }
+        }
+    }
+    let mut days: BTreeMap<NaiveDate, (u64, BTreeSet<&str>, Money)> = BTreeMap::new();
+    for p in latest.into_values() {
+        let day = p.purchase_date;
+        if day < from || day > to {
+            continue;
+        }
+        let entry = days.entry(day).or_insert((0, BTreeSet::new(), Money::ZERO));
+        if p.status == PurchaseStatus::Counted {
+            entry.0 += 1;
+            entry.1.insert(p.contact_phone.as_str());
+            entry.2 += p.total;
+        }
+    }
+    days.into_iter()
+        .map(|(day, (purchases, buyers, revenue))| RevenueRow {
+            day,
+            purchases,
+            buyers: buyers.len() as u64,
+            revenue,
+        })
+        .collect()
+}
+
+/// `events` must hold each event id once.
+pub fn demographics(
+    events: &[AnalyticsEvent],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<DemographicRow> {
+    type Key = (NaiveDate, String, String, String, String);
+    let mut buckets: BTreeMap<Key, BTreeSet<&str>> = BTreeMap::new();
+    for event in events {
+        let AnalyticsEvent::ContactSnapshot(s) = event else {
+            continue;
+        };
+        let day = malaysian_day(s.occurred_at);
+        if day < from || day > to {
+            continue;
+        }
+        let key = (
+            day,
+            s.gender.map(|g| g.as_str()).unwrap_or("").to_string(),
+            age_band(s.age).to_string(),
+            s.state.clone().unwrap_or_default(),
+            s.tier.as_str().to_string(),
+        );
+        buckets
+            .entry(key)
+            .or_default()
+            .insert(s.contact_phone.as_str());
+    }
+    buckets
+        .into_iter()
+        .map(
+            |((day, gender, age_band, state, tier), contacts)| DemographicRow {
+                day,
+                gender,
+                age_band,
+                state,
+                tier,
+                contacts: contacts.len() as u64,
+            },
+        )
+        .collect()
+}

@@ -91,6 +91,10 @@ impl CqlMigrationTarget {
         &self.keyspace
     }
 
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
     /// Records `version` as applied without applying anything (tests, manual repairs).
     pub async fn record_version(&self, version: u32, name: &str) -> Result<(), MigrateError> {
         let statement = format!(

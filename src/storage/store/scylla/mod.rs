@@ -125,7 +125,8 @@ pub(crate) async fn connect_session(config: &ScyllaConfig) -> Result<Session, St
         .known_nodes(&config.nodes)
         .connection_timeout(config.connect_timeout)
         .metadata_request_serverside_timeout(config.request_timeout)
-        .keyspaces_to_fetch([config.keyspace.clone()])
+        // Unquoted CQL names are case-insensitive and stored lowercase.
+        .keyspaces_to_fetch([config.keyspace.to_ascii_lowercase()])
         .default_execution_profile_handle(profile.into_handle());
     // The driver bounds each connection attempt, but not the whole set-up (several nodes,
     // metadata fetch); this does.

@@ -6,7 +6,9 @@
 //! Every write is an idempotent upsert or a compare-and-set, so replaying a stream after a
 //! crash changes nothing: the engine may apply the same effect any number of times.
 
+pub mod embedded;
 mod error;
+pub mod scylla;
 
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 
+pub use self::embedded::EmbeddedStore;
+pub use self::scylla::{CqlMigrationTarget, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS};
 pub use error::StoreError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

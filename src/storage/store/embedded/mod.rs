@@ -1,0 +1,832 @@
+//! The contact store in one local file (redb), for the embedded default profile: the same
+//! semantics as the ScyllaDB store in single-process form, checked by the same conformance
+//! suite (tests/store_conformance.rs).
+//!
+//! - Each operation is one redb transaction on the blocking thread pool (redb is
+//!   synchronous and commits with fsync). A write transaction is exclusive, which gives the
+//!   compare-and-set claims (IC link, receipt, send) their LWT behaviour.
+//! - Records are serde_json values of the domain types; keys are the natural keys, tuples
+//!   for per-contact data so a contact's purchases and messages are one key range.
+//! - Times are kept at millisecond precision, as CQL timestamps keep them, so both backends
+//!   return the same values.
+//! - Inbound dedupe expiry is a stored deadline checked on read; expired entries are purged
+//!   a batch at a time by later writes.
+//! - Scans page by key: the page token is the last phone number returned.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::contact::Contact;
+use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::purchase::Purchase;
+use crate::storage::store::{
+    CampaignRecord, Claim, ContactStore, IcLink, MessageRecord, Page, PageToken, SegmentRecord,
+    StoreError,
+};
+
+/// The name errors use.
+pub const SERVICE: &str = "embedded store";
+
+/// Version of the file layout below; a file written by a newer layout is refused.
+const FORMAT_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
+const CONTACT_BY_IC: TableDefinition<&[u8], &str> = TableDefinition::new("contact_by_ic");
+/// (contact, purchase id) → purchase.
+const PURCHASES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("purchases");
+const RECEIPT_CLAIMS: TableDefinition<&str, &str> = TableDefinition::new("receipt_claims");
+/// (contact, wamid) → [`StoredMessage`].
+const MESSAGES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("messages");
+/// (contact, -created_at in ms, wamid): ascending order is newest first.
+const MESSAGES_BY_TIME: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("messages_by_time");
+/// (campaign, contact) → first claim time.
+const SEND_CLAIMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("send_claims");
+/// wamid → expiry (ms since the epoch).
+const INBOUND_SEEN: TableDefinition<&str, i64> = TableDefinition::new("inbound_seen");
+/// (expiry ms, wamid): for purging expired entries.
+const INBOUND_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("inbound_expiry");
+const SEGMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("segments");
+const CAMPAIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("campaigns");
+
+/// Expired inbound entries removed per write.
+const PURGE_BATCH: usize = 1_000;
+/// Same bound as a CQL TTL: 20 years.
+const MAX_TTL_SECONDS: u64 = 630_720_000;
+
+/// A message row: the message (once stored) and its delivery reports, which may arrive
+/// first. `error_code_at` is the time of the failure report whose code is kept.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct StoredMessage {
+    message: Option<MessageRecord>,
+    timeline: DeliveryTimeline,
+    error_code_at: Option<DateTime<Utc>>,
+}
+
+impl StoredMessage {
+    /// The earliest time per status wins; the error code of the earliest failure report
+    /// carrying one wins (a tie keeps the larger code). The same rule as the CQL store's
+    /// write timestamps, so both backends agree whatever the order of reports.
+    fn apply(&mut self, status: DeliveryStatus, at: DateTime<Utc>, error_code: Option<i64>) {
+        let at = ms(at);
+        let slot = match status {
+            DeliveryStatus::Accepted => return,
+            DeliveryStatus::Sent => &mut self.timeline.sent_at,
+            DeliveryStatus::Delivered => &mut self.timeline.delivered_at,
+            DeliveryStatus::Read => &mut self.timeline.read_at,
+            DeliveryStatus::Failed => &mut self.timeline.failed_at,
+        };
+        if slot.is_none_or(|existing| at < existing) {
+            *slot = Some(at);
+        }
+        if let (DeliveryStatus::Failed, Some(code)) = (status, error_code) {
+            let wins = match (self.error_code_at, self.timeline.error_code) {
+                (Some(existing_at), Some(existing)) => {
+                    at < existing_at || (at == existing_at && code > existing)
+                }
+                _ => true,
+            };
+            if wins {
+                self.timeline.error_code = Some(code);
+                self.error_code_at = Some(at);
+            }
+        }
+    }
+
+    fn record(&self) -> Option<MessageRecord> {
+        let mut message = self.message.clone()?;
+        message.timeline = self.timeline.clone();
+        Some(message)
+    }
+}
+
+/// Millisecond precision, as stored by CQL timestamps.
+fn ms(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+fn claim_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn ttl_millis(ttl: Duration) -> i64 {
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    seconds.clamp(1, MAX_TTL_SECONDS) as i64 * 1_000
+}
+
+fn err<E: Into<redb::Error>>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Query {
+        service: SERVICE,
+        operation,
+        detail: e.into().to_string(),
+    }
+}
+
+fn encode<T: Serialize>(operation: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Query {
+        service: SERVICE,
+        operation,
+        detail: e.to_string(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what: what(),
+        detail: e.to_string(),
+    })
+}
+
+fn phone(what: &str, text: &str) -> Result<PhoneNumber, StoreError> {
+    PhoneNumber::parse(text).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        detail: format!("phone {text:?}: {e}"),
+    })
+}
+
+fn normalized_contact(contact: &Contact) -> Contact {
+    let mut contact = contact.clone();
+    // The ledger is rebuilt from the purchases on load.
+    contact.purchases = Default::default();
+    if let Some(change) = contact.consent_change.as_mut() {
+        change.at = ms(change.at);
+    }
+    contact.interactions.last_interaction = contact.interactions.last_interaction.map(ms);
+    contact.created_at = ms(contact.created_at);
+    contact.updated_at = ms(contact.updated_at);
+    contact
+}
+
+fn normalized_purchase(purchase: &Purchase) -> Purchase {
+    let mut purchase = purchase.clone();
+    purchase.recorded_at = ms(purchase.recorded_at);
+    purchase
+}
+
+/// The contact store in a local redb file. Cheap to share (`Arc` inside).
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens the store file, creating it (and its directory) if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let unavailable = |detail: String| StoreError::Unavailable {
+            service: SERVICE,
+            detail: format!("{}: {detail}", path.display()),
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| unavailable(e.to_string()))?;
+        }
+        let db = Database::create(path).map_err(|e| unavailable(e.to_string()))?;
+        const OP: &str = "open";
+        let txn = db.begin_write().map_err(err(OP))?;
+        {
+            let mut meta = txn.open_table(META).map_err(err(OP))?;
+            let found = meta
+                .get("format_version")
+                .map_err(err(OP))?
+                .map(|v| v.value());
+            match found {
+                Some(version) if version > FORMAT_VERSION => {
+                    return Err(StoreError::Schema(format!(
+                        "{} was written by a newer sembang (format {version}, this binary knows {FORMAT_VERSION})",
+                        path.display()
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION).map_err(err(OP))?;
+                }
+            }
+            // Create every table so read transactions always find them.
+            txn.open_table(CONTACTS).map_err(err(OP))?;
+            txn.open_table(CONTACT_BY_IC).map_err(err(OP))?;
+            txn.open_table(PURCHASES).map_err(err(OP))?;
+            txn.open_table(RECEIPT_CLAIMS).map_err(err(OP))?;
+            txn.open_table(MESSAGES).map_err(err(OP))?;
+            txn.open_table(MESSAGES_BY_TIME).map_err(err(OP))?;
+            txn.open_table(SEND_CLAIMS).map_err(err(OP))?;
+            txn.open_table(INBOUND_SEEN).map_err(err(OP))?;
+            txn.open_table(INBOUND_EXPIRY).map_err(err(OP))?;
+            txn.open_table(SEGMENTS).map_err(err(OP))?;
+            txn.open_table(CAMPAIGNS).map_err(err(OP))?;
+        }
+        txn.commit().map_err(err(OP))?;
+        Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    /// Runs `work` on the blocking pool: redb I/O (and fsync on commit) must not stall the
+    /// async workers.
+    async fn blocking<T, F>(&self, operation: &'static str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StoreError::Query {
+                service: SERVICE,
+                operation,
+                detail: format!("worker failed: {e}"),
+            })?
+    }
+
+    fn read_purchases(db: &Database, contact: &str) -> Result<Vec<Purchase>, StoreError> {
+        const OP: &str = "purchases";
+        let txn = db.begin_read().map_err(err(OP))?;
+        let table = txn.open_table(PURCHASES).map_err(err(OP))?;
+        let mut purchases = Vec::new();
+        for entry in table.range((contact, "")..).map_err(err(OP))? {
+            let (key, value) = entry.map_err(err(OP))?;
+            let (owner, id) = key.value();
+            if owner != contact {
+                break;
+            }
+            purchases.push(decode::<Purchase>(
+                || format!("purchase {id} of {contact}"),
+                value.value(),
+            )?);
+        }
+        purchases
+            .sort_by(|a, b| (a.recorded_at, &a.purchase_id).cmp(&(b.recorded_at, &b.purchase_id)));
+        Ok(purchases)
+    }
+
+    fn put_record(
+        db: &Database,
+        operation: &'static str,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let txn = db.begin_write().map_err(err(operation))?;
+        txn.open_table(table)
+            .map_err(err(operation))?
+            .insert(key, bytes)
+            .map_err(err(operation))?;
+        txn.commit().map_err(err(operation))
+    }
+
+    fn get_record<T: DeserializeOwned>(
+        db: &Database,
+        operation: &'static str,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = db.begin_read().map_err(err(operation))?;
+        let table_handle = txn.open_table(table).map_err(err(operation))?;
+        let found = table_handle.get(key).map_err(err(operation))?;
+        found
+            .map(|v| decode(|| format!("{} {key}", table.name()), v.value()))
+            .transpose()
+    }
+
+    fn all_records<T: DeserializeOwned>(
+        db: &Database,
+        operation: &'static str,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = db.begin_read().map_err(err(operation))?;
+        let table_handle = txn.open_table(table).map_err(err(operation))?;
+        let mut records = Vec::new();
+        for entry in table_handle.iter().map_err(err(operation))? {
+            let (key, value) = entry.map_err(err(operation))?;
+            records.push(decode(
+                || format!("{} {}", table.name(), key.value()),
+                value.value(),
+            )?);
+        }
+        Ok(records)
+    }
+
+    /// Read-modify-write of one message row in one write transaction.
+    fn update_message(
+        db: &Database,
+        operation: &'static str,
+        contact: &str,
+        wamid: &str,
+        change: impl FnOnce(&mut StoredMessage),
+    ) -> Result<(), StoreError> {
+        let txn = db.begin_write().map_err(err(operation))?;
+        {
+            let mut messages = txn.open_table(MESSAGES).map_err(err(operation))?;
+            let mut stored: StoredMessage =
+                match messages.get((contact, wamid)).map_err(err(operation))? {
+                    Some(v) => decode(|| format!("message {wamid} of {contact}"), v.value())?,
+                    None => StoredMessage::default(),
+                };
+            let indexed_at = stored.message.as_ref().map(|m| m.created_at);
+            change(&mut stored);
+            let now_at = stored.message.as_ref().map(|m| m.created_at);
+            if indexed_at != now_at {
+                let mut index = txn.open_table(MESSAGES_BY_TIME).map_err(err(operation))?;
+                if let Some(old) = indexed_at {
+                    index
+                        .remove((contact, -old.timestamp_millis(), wamid))
+                        .map_err(err(operation))?;
+                }
+                if let Some(new) = now_at {
+                    index
+                        .insert((contact, -new.timestamp_millis(), wamid), ())
+                        .map_err(err(operation))?;
+                }
+            }
+            let bytes = encode(operation, &stored)?;
+            messages
+                .insert((contact, wamid), bytes.as_slice())
+                .map_err(err(operation))?;
+        }
+        txn.commit().map_err(err(operation))
+    }
+}
+
+#[async_trait]
+impl ContactStore for EmbeddedStore {
+    async fn load_contact(&self, phone: &PhoneNumber) -> Result<Option<Contact>, StoreError> {
+        const OP: &str = "load_contact";
+        let key = phone.as_str().to_string();
+        self.blocking(OP, move |db| {
+            let Some(mut contact) = Self::get_record::<Contact>(db, OP, CONTACTS, &key)? else {
+                return Ok(None);
+            };
+            for purchase in Self::read_purchases(db, &key)? {
+                if let Some(event) = purchase.counted_event() {
+                    contact.purchases.apply(&event);
+                }
+            }
+            Ok(Some(contact))
+        })
+        .await
+    }
+
+    async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
+        self.upsert_contacts(std::slice::from_ref(contact)).await
+    }
+
+    /// All in one write transaction: all or nothing.
+    async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
+        const OP: &str = "upsert_contacts";
+        let records = contacts
+            .iter()
+            .map(|c| {
+                Ok((
+                    c.phone_number.as_str().to_string(),
+                    encode(OP, &normalized_contact(c))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            {
+                let mut table = txn.open_table(CONTACTS).map_err(err(OP))?;
+                for (key, bytes) in &records {
+                    table
+                        .insert(key.as_str(), bytes.as_slice())
+                        .map_err(err(OP))?;
+                }
+            }
+            txn.commit().map_err(err(OP))
+        })
+        .await
+    }
+
+    async fn scan_contacts(
+        &self,
+        from: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Page<PhoneNumber>, StoreError> {
+        const OP: &str = "scan_contacts";
+        let after = match from {
+            Some(PageToken(bytes)) if !bytes.is_empty() => {
+                Some(String::from_utf8(bytes).map_err(|_| StoreError::Query {
+                    service: SERVICE,
+                    operation: OP,
+                    detail: "the page token is not one this store issued".into(),
+                })?)
+            }
+            _ => None,
+        };
+        let limit = limit.max(1) as usize;
+        self.blocking(OP, move |db| {
+            let txn = db.begin_read().map_err(err(OP))?;
+            let table = txn.open_table(CONTACTS).map_err(err(OP))?;
+            let lower = match after.as_deref() {
+                Some(last) => Bound::Excluded(last),
+                None => Bound::Unbounded,
+            };
+            let mut items = Vec::with_capacity(limit);
+            let mut more = false;
+            for entry in table
+                .range::<&str>((lower, Bound::Unbounded))
+                .map_err(err(OP))?
+            {
+                let (key, _) = entry.map_err(err(OP))?;
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                items.push(phone("contact key", key.value())?);
+            }
+            let next = if more {
+                items
+                    .last()
+                    .map(|p| PageToken(p.as_str().as_bytes().to_vec()))
+            } else {
+                None
+            };
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn link_ic(
+        &self,
+        keyed_hash: &[u8],
+        phone_number: &PhoneNumber,
+    ) -> Result<IcLink, StoreError> {
+        const OP: &str = "link_ic";
+        let hash = keyed_hash.to_vec();
+        let number = phone_number.as_str().to_string();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            let outcome = {
+                let mut table = txn.open_table(CONTACT_BY_IC).map_err(err(OP))?;
+                let existing = table
+                    .get(hash.as_slice())
+                    .map_err(err(OP))?
+                    .map(|v| v.value().to_string());
+                match existing {
+                    None => {
+                        table
+                            .insert(hash.as_slice(), number.as_str())
+                            .map_err(err(OP))?;
+                        IcLink::Linked
+                    }
+                    Some(linked) if linked == number => IcLink::AlreadyLinked,
+                    Some(linked) => IcLink::LinkedToOther(phone("IC link", &linked)?),
+                }
+            };
+            txn.commit().map_err(err(OP))?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn find_by_ic(&self, keyed_hash: &[u8]) -> Result<Option<PhoneNumber>, StoreError> {
+        const OP: &str = "find_by_ic";
+        let hash = keyed_hash.to_vec();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_read().map_err(err(OP))?;
+            let table = txn.open_table(CONTACT_BY_IC).map_err(err(OP))?;
+            let found = table.get(hash.as_slice()).map_err(err(OP))?;
+            found.map(|v| phone("IC link", v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn put_purchase(
+        &self,
+        contact: &PhoneNumber,
+        purchase: &Purchase,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "put_purchase";
+        let contact = contact.as_str().to_string();
+        let id = purchase.purchase_id.clone();
+        let bytes = encode(OP, &normalized_purchase(purchase))?;
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            txn.open_table(PURCHASES)
+                .map_err(err(OP))?
+                .insert((contact.as_str(), id.as_str()), bytes.as_slice())
+                .map_err(err(OP))?;
+            txn.commit().map_err(err(OP))
+        })
+        .await
+    }
+
+    async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
+        let contact = contact.as_str().to_string();
+        self.blocking("purchases", move |db| Self::read_purchases(db, &contact))
+            .await
+    }
+
+    async fn claim_receipt(
+        &self,
+        fingerprint: &str,
+        purchase_id: &str,
+    ) -> Result<Claim, StoreError> {
+        const OP: &str = "claim_receipt";
+        let fingerprint = fingerprint.to_string();
+        let purchase_id = purchase_id.to_string();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            let outcome = {
+                let mut table = txn.open_table(RECEIPT_CLAIMS).map_err(err(OP))?;
+                let existing = table
+                    .get(fingerprint.as_str())
+                    .map_err(err(OP))?
+                    .map(|v| v.value().to_string());
+                match existing {
+                    Some(first) => Claim::AlreadyClaimed(first),
+                    None => {
+                        table
+                            .insert(fingerprint.as_str(), purchase_id.as_str())
+                            .map_err(err(OP))?;
+                        Claim::Claimed
+                    }
+                }
+            };
+            txn.commit().map_err(err(OP))?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
+        const OP: &str = "put_message";
+        let mut base = message.clone();
+        base.created_at = ms(base.created_at);
+        base.timeline = DeliveryTimeline::default();
+        let timeline = message.timeline.clone();
+        self.blocking(OP, move |db| {
+            let contact = base.contact.as_str().to_string();
+            let wamid = base.wamid.clone();
+            Self::update_message(db, OP, &contact, &wamid, move |stored| {
+                stored.message = Some(base);
+                // Merged, never regressed. An error code without a failure time has no
+                // report time to order it by and is ignored, as in the CQL store.
+                for (status, at) in [
+                    (DeliveryStatus::Sent, timeline.sent_at),
+                    (DeliveryStatus::Delivered, timeline.delivered_at),
+                    (DeliveryStatus::Read, timeline.read_at),
+                    (DeliveryStatus::Failed, timeline.failed_at),
+                ] {
+                    if let Some(at) = at {
+                        let code = (status == DeliveryStatus::Failed)
+                            .then_some(timeline.error_code)
+                            .flatten();
+                        stored.apply(status, at, code);
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    async fn message(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        const OP: &str = "message";
+        let contact = contact.as_str().to_string();
+        let wamid = wamid.to_string();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_read().map_err(err(OP))?;
+            let table = txn.open_table(MESSAGES).map_err(err(OP))?;
+            let found = table
+                .get((contact.as_str(), wamid.as_str()))
+                .map_err(err(OP))?;
+            let Some(value) = found else {
+                return Ok(None);
+            };
+            let stored: StoredMessage =
+                decode(|| format!("message {wamid} of {contact}"), value.value())?;
+            Ok(stored.record())
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        contact: &PhoneNumber,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        const OP: &str = "messages";
+        let contact = contact.as_str().to_string();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_read().map_err(err(OP))?;
+            let index = txn.open_table(MESSAGES_BY_TIME).map_err(err(OP))?;
+            let messages = txn.open_table(MESSAGES).map_err(err(OP))?;
+            let mut out = Vec::new();
+            for entry in index
+                .range((contact.as_str(), i64::MIN, "")..)
+                .map_err(err(OP))?
+            {
+                if out.len() >= limit as usize {
+                    break;
+                }
+                let (key, _) = entry.map_err(err(OP))?;
+                let (owner, _, wamid) = key.value();
+                if owner != contact {
+                    break;
+                }
+                if let Some(value) = messages.get((owner, wamid)).map_err(err(OP))? {
+                    let stored: StoredMessage =
+                        decode(|| format!("message {wamid} of {owner}"), value.value())?;
+                    out.extend(stored.record());
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn record_status(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+        error_code: Option<i64>,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "record_status";
+        if status == DeliveryStatus::Accepted {
+            return Ok(());
+        }
+        let contact = contact.as_str().to_string();
+        let wamid = wamid.to_string();
+        self.blocking(OP, move |db| {
+            Self::update_message(db, OP, &contact, &wamid, |stored| {
+                stored.apply(status, at, error_code)
+            })
+        })
+        .await
+    }
+
+    async fn claim_send(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Claim, StoreError> {
+        const OP: &str = "claim_send";
+        let campaign = campaign_id.to_string();
+        let contact = contact.as_str().to_string();
+        let value = claim_time(ms(Utc::now()));
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            let outcome = {
+                let mut table = txn.open_table(SEND_CLAIMS).map_err(err(OP))?;
+                let key = (campaign.as_str(), contact.as_str());
+                let existing = table
+                    .get(key)
+                    .map_err(err(OP))?
+                    .map(|v| v.value().to_string());
+                match existing {
+                    Some(first) => Claim::AlreadyClaimed(first),
+                    None => {
+                        table.insert(key, value.as_str()).map_err(err(OP))?;
+                        Claim::Claimed
+                    }
+                }
+            };
+            txn.commit().map_err(err(OP))?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError> {
+        const OP: &str = "remember_inbound";
+        let wamids = wamids.to_vec();
+        let now = Utc::now().timestamp_millis();
+        let expires = now.saturating_add(ttl_millis(ttl));
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            {
+                let mut seen = txn.open_table(INBOUND_SEEN).map_err(err(OP))?;
+                let mut expiry = txn.open_table(INBOUND_EXPIRY).map_err(err(OP))?;
+                for wamid in &wamids {
+                    let previous = seen
+                        .insert(wamid.as_str(), expires)
+                        .map_err(err(OP))?
+                        .map(|v| v.value());
+                    if let Some(previous) = previous {
+                        expiry.remove((previous, wamid.as_str())).map_err(err(OP))?;
+                    }
+                    expiry
+                        .insert((expires, wamid.as_str()), ())
+                        .map_err(err(OP))?;
+                }
+                // Purge a batch of expired entries.
+                let mut expired = Vec::new();
+                for entry in expiry
+                    .range(..(now, ""))
+                    .map_err(err(OP))?
+                    .take(PURGE_BATCH)
+                {
+                    let (key, _) = entry.map_err(err(OP))?;
+                    let (at, wamid) = key.value();
+                    expired.push((at, wamid.to_string()));
+                }
+                for (at, wamid) in expired {
+                    expiry.remove((at, wamid.as_str())).map_err(err(OP))?;
+                    seen.remove(wamid.as_str()).map_err(err(OP))?;
+                }
+            }
+            txn.commit().map_err(err(OP))
+        })
+        .await
+    }
+
+    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError> {
+        const OP: &str = "seen_inbound";
+        let wamids = wamids.to_vec();
+        let now = Utc::now().timestamp_millis();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_read().map_err(err(OP))?;
+            let seen = txn.open_table(INBOUND_SEEN).map_err(err(OP))?;
+            wamids
+                .iter()
+                .map(|wamid| {
+                    let found = seen.get(wamid.as_str()).map_err(err(OP))?;
+                    Ok(found.is_some_and(|expires| expires.value() > now))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {
+        const OP: &str = "put_segment";
+        let mut record = segment.clone();
+        record.created_at = ms(record.created_at);
+        record.updated_at = ms(record.updated_at);
+        let bytes = encode(OP, &record)?;
+        self.blocking(OP, move |db| {
+            Self::put_record(db, OP, SEGMENTS, &record.segment_id, &bytes)
+        })
+        .await
+    }
+
+    async fn segment(&self, segment_id: &str) -> Result<Option<SegmentRecord>, StoreError> {
+        let id = segment_id.to_string();
+        self.blocking("segment", move |db| {
+            Self::get_record(db, "segment", SEGMENTS, &id)
+        })
+        .await
+    }
+
+    async fn segments(&self) -> Result<Vec<SegmentRecord>, StoreError> {
+        self.blocking("segments", |db| Self::all_records(db, "segments", SEGMENTS))
+            .await
+    }
+
+    async fn delete_segment(&self, segment_id: &str) -> Result<(), StoreError> {
+        const OP: &str = "delete_segment";
+        let id = segment_id.to_string();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            txn.open_table(SEGMENTS)
+                .map_err(err(OP))?
+                .remove(id.as_str())
+                .map_err(err(OP))?;
+            txn.commit().map_err(err(OP))
+        })
+        .await
+    }
+
+    async fn put_campaign(&self, campaign: &CampaignRecord) -> Result<(), StoreError> {
+        const OP: &str = "put_campaign";
+        let mut record = campaign.clone();
+        record.created_at = ms(record.created_at);
+        record.updated_at = ms(record.updated_at);
+        let bytes = encode(OP, &record)?;
+        self.blocking(OP, move |db| {
+            Self::put_record(db, OP, CAMPAIGNS, &record.campaign_id, &bytes)
+        })
+        .await
+    }
+
+    async fn campaign(&self, campaign_id: &str) -> Result<Option<CampaignRecord>, StoreError> {
+        let id = campaign_id.to_string();
+        self.blocking("campaign", move |db| {
+            Self::get_record(db, "campaign", CAMPAIGNS, &id)
+        })
+        .await
+    }
+
+    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
+        self.blocking("campaigns", |db| {
+            Self::all_records(db, "campaigns", CAMPAIGNS)
+        })
+        .await
+    }
+}

@@ -1,0 +1,985 @@
+//! The contact store on ScyllaDB (production) or Apache Cassandra (tests): same CQL,
+//! same driver. Schema: schemas/cql/ through [`CQL_MIGRATIONS`] and [`CqlMigrationTarget`].
+//!
+//! - Every statement is prepared once at connect, fully qualified with the keyspace.
+//! - Consistency LOCAL_QUORUM; compare-and-set claims (IC link, receipt, send) are LWTs
+//!   (`INSERT ... IF NOT EXISTS`) with serial consistency LOCAL_SERIAL.
+//! - Every request has the configured client-side timeout, so an unreachable or stuck node
+//!   gives [`StoreError::Timeout`] or [`StoreError::Unavailable`], never a hang.
+//! - Times are stored as CQL timestamps, i.e. at millisecond precision; finer parts of a
+//!   `DateTime` are dropped (the embedded store does the same, so both backends agree).
+//! - Delivery reports are blind writes ordered by write timestamp (see [`status_timestamp`]).
+
+mod errors;
+mod rows;
+mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::response::query_result::QueryResult;
+use scylla::response::{PagingState, PagingStateResponse};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlValue, Row};
+
+use crate::domain::contact::Contact;
+use crate::domain::message::DeliveryStatus;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::purchase::Purchase;
+use crate::storage::store::{
+    CampaignRecord, Claim, ContactStore, IcLink, MessageRecord, Page, PageToken, SegmentRecord,
+    StoreError,
+};
+
+use rows::{
+    CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues, PurchaseRow,
+    PurchaseValues, SegmentRow, SegmentValues, CAMPAIGN_COLUMNS, CONTACT_COLUMNS, MESSAGE_COLUMNS,
+    PURCHASE_COLUMNS, SEGMENT_COLUMNS,
+};
+pub use schema::{CqlMigrationTarget, CQL_MIGRATIONS, VERSION_TABLE};
+
+/// The name errors and migration reports use.
+pub const SERVICE: &str = "scylla";
+
+/// How many requests one call keeps in flight (batch upserts, inbound dedupe).
+const CONCURRENCY: usize = 64;
+
+/// Scylla's default `max_clustering_key_restrictions_per_query` is 100.
+const IN_CHUNK: usize = 100;
+
+/// Longest CQL TTL: 20 years.
+const MAX_TTL_SECONDS: u64 = 630_720_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScyllaConfig {
+    /// `host:port` of one or more nodes (the rest are discovered).
+    pub nodes: Vec<String>,
+    /// Letters, digits, underscores; created by the migrations.
+    pub keyspace: String,
+    /// Client-side limit for each request, retries included.
+    pub request_timeout: Duration,
+    /// Limit for opening each connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ScyllaConfig {
+    fn default() -> Self {
+        ScyllaConfig {
+            nodes: vec!["127.0.0.1:9042".into()],
+            keyspace: "sembang".into(),
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl From<&crate::config::StoreConfig> for ScyllaConfig {
+    fn from(config: &crate::config::StoreConfig) -> Self {
+        ScyllaConfig {
+            nodes: config.scylla_nodes.clone(),
+            keyspace: config.scylla_keyspace.clone(),
+            request_timeout: Duration::from_millis(config.scylla_request_timeout_ms),
+            ..ScyllaConfig::default()
+        }
+    }
+}
+
+pub(crate) fn valid_keyspace(keyspace: &str) -> Result<(), StoreError> {
+    let ok = !keyspace.is_empty()
+        && keyspace.len() <= 48
+        && keyspace.starts_with(|c: char| c.is_ascii_alphabetic())
+        && keyspace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Schema(format!(
+            "keyspace name {keyspace:?} must be 1 to 48 letters, digits or underscores, starting with a letter"
+        )))
+    }
+}
+
+/// A session with the store's defaults: LOCAL_QUORUM / LOCAL_SERIAL, the request timeout,
+/// bounded connection set-up. Not bound to the keyspace (statements name it).
+pub(crate) async fn connect_session(config: &ScyllaConfig) -> Result<Session, StoreError> {
+    valid_keyspace(&config.keyspace)?;
+    if config.nodes.is_empty() {
+        return Err(errors::unavailable("no nodes configured"));
+    }
+    let profile = ExecutionProfile::builder()
+        .consistency(Consistency::LocalQuorum)
+        .serial_consistency(Some(SerialConsistency::LocalSerial))
+        .request_timeout(Some(config.request_timeout))
+        .build();
+    let builder = SessionBuilder::new()
+        .known_nodes(&config.nodes)
+        .connection_timeout(config.connect_timeout)
+        .metadata_request_serverside_timeout(config.request_timeout)
+        // Unquoted CQL names are case-insensitive and stored lowercase.
+        .keyspaces_to_fetch([config.keyspace.to_ascii_lowercase()])
+        .default_execution_profile_handle(profile.into_handle());
+    // The driver bounds each connection attempt, but not the whole set-up (several nodes,
+    // metadata fetch); this does.
+    let limit = config.connect_timeout * 2 + config.request_timeout;
+    match tokio::time::timeout(limit, builder.build()).await {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err(e)) => Err(errors::new_session(e)),
+        Err(_) => Err(StoreError::Timeout {
+            service: SERVICE,
+            operation: "connect",
+            after: limit,
+        }),
+    }
+}
+
+/// Write timestamp for a delivery report made at `at`.
+///
+/// `record_status` must keep the EARLIEST time reported for each status, whatever the
+/// arrival order, without reading first or using an LWT. Cassandra resolves concurrent
+/// writes to a cell by write timestamp (highest wins). Writing each status column
+/// `USING TIMESTAMP (BASE - at)` makes an earlier report carry a higher write timestamp, so
+/// it wins last-write-wins against any later report of the same status, whichever arrives
+/// first; a replay writes the same value with the same timestamp, a no-op. The status
+/// columns are only ever written this way, so they are only compared among themselves.
+///
+/// BASE is twice 2020-01-01 in microseconds, so for any report since 2014 the write
+/// timestamp is not in the future (ScyllaDB refuses timestamps days ahead of its clock,
+/// `restrict_future_timestamp`) and a regular DELETE issued now still shadows these cells;
+/// timestamps stay positive for reports until 2070.
+pub fn status_timestamp(at: DateTime<Utc>) -> i64 {
+    const BASE: i64 = 2 * 1_577_836_800_000_000;
+    // Millisecond precision, as stored.
+    BASE - at.timestamp_millis() * 1_000
+}
+
+struct Statements {
+    load_contact: PreparedStatement,
+    upsert_contact: PreparedStatement,
+    scan_contacts: PreparedStatement,
+    link_ic: PreparedStatement,
+    find_by_ic: PreparedStatement,
+    put_purchase: PreparedStatement,
+    purchases: PreparedStatement,
+    claim_receipt: PreparedStatement,
+    put_message: PreparedStatement,
+    put_message_index: PreparedStatement,
+    message: PreparedStatement,
+    message_index: PreparedStatement,
+    messages_in: PreparedStatement,
+    sent: PreparedStatement,
+    delivered: PreparedStatement,
+    read: PreparedStatement,
+    failed: PreparedStatement,
+    failed_with_code: PreparedStatement,
+    claim_send: PreparedStatement,
+    remember_inbound: PreparedStatement,
+    seen_inbound: PreparedStatement,
+    put_segment: PreparedStatement,
+    segment: PreparedStatement,
+    segments: PreparedStatement,
+    delete_segment: PreparedStatement,
+    put_campaign: PreparedStatement,
+    campaign: PreparedStatement,
+    campaigns: PreparedStatement,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Reads and plain upserts: safe for the driver to retry.
+    Idempotent,
+    /// LWT claims: a retried claim could see its own first attempt as someone else's.
+    Lwt,
+}
+
+async fn prepare(
+    session: &Session,
+    cql: String,
+    kind: Kind,
+) -> Result<PreparedStatement, StoreError> {
+    let mut statement = session
+        .prepare(cql)
+        .await
+        .map_err(|e| errors::prepare("prepare", e))?;
+    match kind {
+        Kind::Idempotent => statement.set_is_idempotent(true),
+        Kind::Lwt => {
+            statement.set_is_idempotent(false);
+            statement.set_serial_consistency(Some(SerialConsistency::LocalSerial));
+        }
+    }
+    Ok(statement)
+}
+
+fn placeholders(columns: &str) -> String {
+    vec!["?"; columns.split(',').count()].join(", ")
+}
+
+impl Statements {
+    async fn prepare(session: &Session, ks: &str) -> Result<Self, StoreError> {
+        use Kind::{Idempotent as I, Lwt};
+        let status = |column: &str| {
+            format!(
+                "UPDATE {ks}.messages USING TIMESTAMP ? SET {column} = ? WHERE contact = ? AND wamid = ?"
+            )
+        };
+        let s = session;
+        let (
+            (
+                load_contact,
+                upsert_contact,
+                scan_contacts,
+                link_ic,
+                find_by_ic,
+                put_purchase,
+                purchases,
+            ),
+            (
+                claim_receipt,
+                put_message,
+                put_message_index,
+                message,
+                message_index,
+                messages_in,
+                sent,
+            ),
+            (delivered, read, failed, failed_with_code, claim_send, remember_inbound, seen_inbound),
+            (put_segment, segment, segments, delete_segment, put_campaign, campaign, campaigns),
+        ) = futures::try_join!(
+            async {
+                futures::try_join!(
+                    prepare(s, format!("SELECT {CONTACT_COLUMNS} FROM {ks}.contacts WHERE phone = ?"), I),
+                    prepare(s, format!("INSERT INTO {ks}.contacts ({CONTACT_COLUMNS}) VALUES ({})", placeholders(CONTACT_COLUMNS)), I),
+                    prepare(s, format!("SELECT phone FROM {ks}.contacts"), I),
+                    prepare(s, format!("INSERT INTO {ks}.contact_by_ic (ic_keyed_hash, phone, linked_at) VALUES (?, ?, ?) IF NOT EXISTS"), Lwt),
+                    prepare(s, format!("SELECT phone FROM {ks}.contact_by_ic WHERE ic_keyed_hash = ?"), I),
+                    prepare(s, format!("INSERT INTO {ks}.purchases ({PURCHASE_COLUMNS}) VALUES ({})", placeholders(PURCHASE_COLUMNS)), I),
+                    prepare(s, format!("SELECT {PURCHASE_COLUMNS} FROM {ks}.purchases WHERE contact = ?"), I),
+                )
+            },
+            async {
+                futures::try_join!(
+                    prepare(s, format!("INSERT INTO {ks}.receipt_claims (fingerprint, purchase_id, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS"), Lwt),
+                    prepare(s, format!("INSERT INTO {ks}.messages (contact, wamid, direction, kind, body, campaign_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"), I),
+                    prepare(s, format!("INSERT INTO {ks}.messages_by_time (contact, created_at, wamid) VALUES (?, ?, ?)"), I),
+                    prepare(s, format!("SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE contact = ? AND wamid = ?"), I),
+                    prepare(s, format!("SELECT wamid FROM {ks}.messages_by_time WHERE contact = ? LIMIT ?"), I),
+                    prepare(s, format!("SELECT {MESSAGE_COLUMNS} FROM {ks}.messages WHERE contact = ? AND wamid IN ?"), I),
+                    prepare(s, status("sent_at"), I),
+                )
+            },
+            async {
+                futures::try_join!(
+                    prepare(s, status("delivered_at"), I),
+                    prepare(s, status("read_at"), I),
+                    prepare(s, status("failed_at"), I),
+                    prepare(s, format!("UPDATE {ks}.messages USING TIMESTAMP ? SET failed_at = ?, error_code = ? WHERE contact = ? AND wamid = ?"), I),
+                    prepare(s, format!("INSERT INTO {ks}.send_claims (campaign_id, contact, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS"), Lwt),
+                    prepare(s, format!("INSERT INTO {ks}.inbound_seen (wamid, seen_at) VALUES (?, ?) USING TTL ?"), I),
+                    prepare(s, format!("SELECT wamid FROM {ks}.inbound_seen WHERE wamid = ?"), I),
+                )
+            },
+            async {
+                futures::try_join!(
+                    prepare(
+                        s,
+                        format!(
+                            "INSERT INTO {ks}.segments ({SEGMENT_COLUMNS}) VALUES ({})",
+                            placeholders(SEGMENT_COLUMNS)
+                        ),
+                        I
+                    ),
+                    prepare(
+                        s,
+                        format!("SELECT {SEGMENT_COLUMNS} FROM {ks}.segments WHERE segment_id = ?"),
+                        I
+                    ),
+                    prepare(s, format!("SELECT {SEGMENT_COLUMNS} FROM {ks}.segments"), I),
+                    prepare(
+                        s,
+                        format!("DELETE FROM {ks}.segments WHERE segment_id = ?"),
+                        I
+                    ),
+                    prepare(
+                        s,
+                        format!(
+                            "INSERT INTO {ks}.campaigns ({CAMPAIGN_COLUMNS}) VALUES ({})",
+                            placeholders(CAMPAIGN_COLUMNS)
+                        ),
+                        I
+                    ),
+                    prepare(
+                        s,
+                        format!(
+                            "SELECT {CAMPAIGN_COLUMNS} FROM {ks}.campaigns WHERE campaign_id = ?"
+                        ),
+                        I
+                    ),
+                    prepare(
+                        s,
+                        format!("SELECT {CAMPAIGN_COLUMNS} FROM {ks}.campaigns"),
+                        I
+                    ),
+                )
+            },
+        )?;
+        Ok(Statements {
+            load_contact,
+            upsert_contact,
+            scan_contacts,
+            link_ic,
+            find_by_ic,
+            put_purchase,
+            purchases,
+            claim_receipt,
+            put_message,
+            put_message_index,
+            message,
+            message_index,
+            messages_in,
+            sent,
+            delivered,
+            read,
+            failed,
+            failed_with_code,
+            claim_send,
+            remember_inbound,
+            seen_inbound,
+            put_segment,
+            segment,
+            segments,
+            delete_segment,
+            put_campaign,
+            campaign,
+            campaigns,
+        })
+    }
+}
+
+/// The contact store on a Cassandra-protocol cluster. Cheap to share (`Arc` inside).
+pub struct ScyllaStore {
+    session: Arc<Session>,
+    keyspace: String,
+    st: Statements,
+}
+
+impl ScyllaStore {
+    /// Connects and prepares every statement. The keyspace must exist with the current
+    /// schema (run [`CQL_MIGRATIONS`] first), otherwise this fails with
+    /// [`StoreError::Query`] or [`StoreError::Schema`] naming the missing table.
+    pub async fn connect(config: ScyllaConfig) -> Result<Self, StoreError> {
+        let session = Arc::new(connect_session(&config).await?);
+        Self::with_session(session, &config.keyspace).await
+    }
+
+    /// On an existing session (e.g. the one a [`CqlMigrationTarget`] used).
+    pub async fn with_session(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
+        valid_keyspace(keyspace)?;
+        let st = Statements::prepare(&session, keyspace)
+            .await
+            .map_err(|e| match e {
+                StoreError::Query { detail, .. } => StoreError::Schema(format!(
+                    "{SERVICE} keyspace {keyspace} is missing tables or columns (run the migrations): {detail}"
+                )),
+                other => other,
+            })?;
+        Ok(ScyllaStore {
+            session,
+            keyspace: keyspace.to_string(),
+            st,
+        })
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
+    }
+
+    async fn exec(
+        &self,
+        operation: &'static str,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<QueryResult, StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(|e| errors::execution(operation, e))
+    }
+
+    /// Rows of a single-page (bounded) query.
+    async fn rows<R>(
+        &self,
+        operation: &'static str,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        let result = self.exec(operation, statement, values).await?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| errors::query(operation, e))?;
+        let rows = rows
+            .rows::<R>()
+            .map_err(|e| errors::query(operation, e))?
+            .collect::<Result<Vec<R>, _>>()
+            .map_err(|e| errors::query(operation, e));
+        rows
+    }
+
+    /// Every row, fetched page by page.
+    async fn all_rows<R>(
+        &self,
+        operation: &'static str,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + 'static,
+    {
+        self.session
+            .execute_iter(statement.clone(), values)
+            .await
+            .map_err(|e| errors::pager(operation, e))?
+            .rows_stream::<R>()
+            .map_err(|e| errors::query(operation, e))?
+            .map_err(|e| errors::next_row(operation, e))
+            .try_collect()
+            .await
+    }
+
+    /// Runs an `INSERT ... IF NOT EXISTS`: `None` when applied, else the existing row.
+    async fn lwt(
+        &self,
+        operation: &'static str,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Option<HashMap<String, CqlValue>>, StoreError> {
+        let result = self.exec(operation, statement, values).await?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| errors::query(operation, e))?;
+        let names: Vec<String> = rows
+            .column_specs()
+            .iter()
+            .map(|spec| spec.name().to_string())
+            .collect();
+        let row: Row = rows.single_row().map_err(|e| errors::query(operation, e))?;
+        let mut columns: HashMap<String, CqlValue> = names
+            .into_iter()
+            .zip(row.columns)
+            .filter_map(|(name, value)| value.map(|v| (name, v)))
+            .collect();
+        match columns.remove("[applied]") {
+            Some(CqlValue::Boolean(true)) => Ok(None),
+            Some(CqlValue::Boolean(false)) => Ok(Some(columns)),
+            other => Err(errors::query(
+                operation,
+                format!("LWT answer without [applied]: {other:?}"),
+            )),
+        }
+    }
+}
+
+fn text_column(
+    operation: &'static str,
+    row: &HashMap<String, CqlValue>,
+    column: &str,
+) -> Result<String, StoreError> {
+    row.get(column)
+        .and_then(CqlValue::as_text)
+        .cloned()
+        .ok_or_else(|| errors::query(operation, format!("LWT answer without {column}")))
+}
+
+/// The value a send claim carries: when it was first claimed.
+fn claim_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn ttl_seconds(ttl: Duration) -> i32 {
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    // TTL 0 means "never expires" in CQL: at least one second.
+    seconds.clamp(1, MAX_TTL_SECONDS) as i32
+}
+
+#[async_trait]
+impl ContactStore for ScyllaStore {
+    async fn load_contact(&self, phone: &PhoneNumber) -> Result<Option<Contact>, StoreError> {
+        const OP: &str = "load_contact";
+        let (rows, purchases) = futures::try_join!(
+            self.rows::<ContactRow>(OP, &self.st.load_contact, (phone.as_str(),)),
+            self.purchases(phone),
+        )?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut contact = row.into_contact()?;
+        for purchase in &purchases {
+            if let Some(event) = purchase.counted_event() {
+                contact.purchases.apply(&event);
+            }
+        }
+        Ok(Some(contact))
+    }
+
+    async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
+        let values = ContactValues::new(contact)?;
+        self.exec("upsert_contact", &self.st.upsert_contact, values)
+            .await
+            .map(drop)
+    }
+
+    async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
+        // Futures collected first: a closure in the stream trips the Send check of
+        // async_trait (higher-ranked lifetimes).
+        let writes: Vec<_> = contacts.iter().map(|c| self.upsert_contact(c)).collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn scan_contacts(
+        &self,
+        from: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Page<PhoneNumber>, StoreError> {
+        const OP: &str = "scan_contacts";
+        let mut statement = self.st.scan_contacts.clone();
+        statement.set_page_size(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        let state = match from {
+            Some(PageToken(bytes)) if !bytes.is_empty() => PagingState::new_from_raw_bytes(bytes),
+            _ => PagingState::start(),
+        };
+        let (result, paging) = self
+            .session
+            .execute_single_page(&statement, (), state)
+            .await
+            .map_err(|e| errors::execution(OP, e))?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| errors::query(OP, e))?;
+        let items = rows
+            .rows::<(String,)>()
+            .map_err(|e| errors::query(OP, e))?
+            .map(|row| {
+                let (phone,) = row.map_err(|e| errors::query(OP, e))?;
+                rows::parse_phone("contact key", &phone)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The driver's paging state is the token: opaque, stable across processes.
+        let next = match paging {
+            PagingStateResponse::HasMorePages { state } => state
+                .as_bytes_slice()
+                .map(|bytes| PageToken(bytes.to_vec())),
+            PagingStateResponse::NoMorePages => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn link_ic(&self, keyed_hash: &[u8], phone: &PhoneNumber) -> Result<IcLink, StoreError> {
+        const OP: &str = "link_ic";
+        let existing = self
+            .lwt(
+                OP,
+                &self.st.link_ic,
+                (keyed_hash, phone.as_str(), rows::ts(Utc::now())),
+            )
+            .await?;
+        let Some(existing) = existing else {
+            return Ok(IcLink::Linked);
+        };
+        let linked = text_column(OP, &existing, "phone")?;
+        if linked == phone.as_str() {
+            Ok(IcLink::AlreadyLinked)
+        } else {
+            Ok(IcLink::LinkedToOther(rows::parse_phone(
+                "IC link", &linked,
+            )?))
+        }
+    }
+
+    async fn find_by_ic(&self, keyed_hash: &[u8]) -> Result<Option<PhoneNumber>, StoreError> {
+        let rows: Vec<(Option<String>,)> = self
+            .rows("find_by_ic", &self.st.find_by_ic, (keyed_hash,))
+            .await?;
+        rows.into_iter()
+            .next()
+            .and_then(|(phone,)| phone)
+            .map(|phone| rows::parse_phone("IC link", &phone))
+            .transpose()
+    }
+
+    async fn put_purchase(
+        &self,
+        contact: &PhoneNumber,
+        purchase: &Purchase,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "put_purchase",
+            &self.st.put_purchase,
+            PurchaseValues::new(contact, purchase),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
+        let rows: Vec<PurchaseRow> = self
+            .all_rows("purchases", &self.st.purchases, (contact.as_str(),))
+            .await?;
+        let mut purchases = rows
+            .into_iter()
+            .map(PurchaseRow::into_purchase)
+            .collect::<Result<Vec<_>, _>>()?;
+        purchases
+            .sort_by(|a, b| (a.recorded_at, &a.purchase_id).cmp(&(b.recorded_at, &b.purchase_id)));
+        Ok(purchases)
+    }
+
+    async fn claim_receipt(
+        &self,
+        fingerprint: &str,
+        purchase_id: &str,
+    ) -> Result<Claim, StoreError> {
+        const OP: &str = "claim_receipt";
+        let existing = self
+            .lwt(
+                OP,
+                &self.st.claim_receipt,
+                (fingerprint, purchase_id, rows::ts(Utc::now())),
+            )
+            .await?;
+        match existing {
+            None => Ok(Claim::Claimed),
+            Some(row) => Ok(Claim::AlreadyClaimed(text_column(OP, &row, "purchase_id")?)),
+        }
+    }
+
+    async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
+        const OP: &str = "put_message";
+        let contact = message.contact.as_str();
+        let wamid = message.wamid.as_str();
+        // Base columns with the normal write timestamp; the index row; and the timeline with
+        // the status-timestamp rule, so statuses already recorded never regress.
+        let mut writes: Vec<BoxFuture<'_, Result<(), StoreError>>> = vec![
+            self.exec(OP, &self.st.put_message, MessageValues::new(message))
+                .map_ok(drop)
+                .boxed(),
+            self.exec(
+                OP,
+                &self.st.put_message_index,
+                (contact, rows::ts(message.created_at), wamid),
+            )
+            .map_ok(drop)
+            .boxed(),
+        ];
+        let timeline = &message.timeline;
+        for (status, at) in [
+            (DeliveryStatus::Sent, timeline.sent_at),
+            (DeliveryStatus::Delivered, timeline.delivered_at),
+            (DeliveryStatus::Read, timeline.read_at),
+            (DeliveryStatus::Failed, timeline.failed_at),
+        ] {
+            if let Some(at) = at {
+                let code = if status == DeliveryStatus::Failed {
+                    timeline.error_code
+                } else {
+                    None
+                };
+                writes.push(
+                    self.status_write(OP, contact, wamid, status, at, code)
+                        .boxed(),
+                );
+            }
+        }
+        futures::future::try_join_all(writes).await.map(drop)
+    }
+
+    async fn message(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let rows: Vec<MessageRow> = self
+            .rows("message", &self.st.message, (contact.as_str(), wamid))
+            .await?;
+        match rows.into_iter().next() {
+            Some(row) => row.into_message(),
+            None => Ok(None),
+        }
+    }
+
+    async fn messages(
+        &self,
+        contact: &PhoneNumber,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        const OP: &str = "messages";
+        if limit == 0 {
+            return Ok(vec![]);
+        }
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let index: Vec<(String,)> = self
+            .rows(OP, &self.st.message_index, (contact.as_str(), limit))
+            .await?;
+        // Newest first; a message replayed with another created_at has two index rows.
+        let mut order: Vec<String> = Vec::with_capacity(index.len());
+        for (wamid,) in index {
+            if !order.contains(&wamid) {
+                order.push(wamid);
+            }
+        }
+        let chunks = order.chunks(IN_CHUNK).map(|chunk| {
+            self.rows::<MessageRow>(OP, &self.st.messages_in, (contact.as_str(), chunk.to_vec()))
+        });
+        let mut by_wamid: HashMap<String, MessageRecord> = HashMap::new();
+        for rows in futures::future::try_join_all(chunks).await? {
+            for row in rows {
+                if let Some(message) = row.into_message()? {
+                    by_wamid.insert(message.wamid.clone(), message);
+                }
+            }
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|wamid| by_wamid.remove(&wamid))
+            .collect())
+    }
+
+    async fn record_status(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+        error_code: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.status_write(
+            "record_status",
+            contact.as_str(),
+            wamid,
+            status,
+            at,
+            error_code,
+        )
+        .await
+    }
+
+    async fn claim_send(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Claim, StoreError> {
+        const OP: &str = "claim_send";
+        let existing = self
+            .lwt(
+                OP,
+                &self.st.claim_send,
+                (campaign_id, contact.as_str(), rows::ts(Utc::now())),
+            )
+            .await?;
+        let Some(row) = existing else {
+            return Ok(Claim::Claimed);
+        };
+        let at = row
+            .get("claimed_at")
+            .and_then(CqlValue::as_cql_timestamp)
+            .ok_or_else(|| errors::query(OP, "LWT answer without claimed_at"))?;
+        Ok(Claim::AlreadyClaimed(claim_time(rows::from_ts(
+            "send claim",
+            at,
+        )?)))
+    }
+
+    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError> {
+        let ttl = ttl_seconds(ttl);
+        let now = rows::ts(Utc::now());
+        let writes: Vec<_> = wamids
+            .iter()
+            .map(|wamid| {
+                self.exec(
+                    "remember_inbound",
+                    &self.st.remember_inbound,
+                    (wamid.as_str(), now, ttl),
+                )
+            })
+            .collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+
+    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError> {
+        // Point reads (token-aware, one replica set each) rather than a multi-partition IN.
+        let reads: Vec<_> = wamids
+            .iter()
+            .map(|wamid| async move {
+                let rows: Vec<(String,)> = self
+                    .rows("seen_inbound", &self.st.seen_inbound, (wamid.as_str(),))
+                    .await?;
+                Ok::<bool, StoreError>(!rows.is_empty())
+            })
+            .collect();
+        futures::stream::iter(reads)
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {
+        self.exec(
+            "put_segment",
+            &self.st.put_segment,
+            SegmentValues::new(segment),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn segment(&self, segment_id: &str) -> Result<Option<SegmentRecord>, StoreError> {
+        let rows: Vec<SegmentRow> = self
+            .rows("segment", &self.st.segment, (segment_id,))
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(SegmentRow::into_record)
+            .transpose()
+    }
+
+    async fn segments(&self) -> Result<Vec<SegmentRecord>, StoreError> {
+        let rows: Vec<SegmentRow> = self.all_rows("segments", &self.st.segments, ()).await?;
+        let mut records = rows
+            .into_iter()
+            .map(SegmentRow::into_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| a.segment_id.cmp(&b.segment_id));
+        Ok(records)
+    }
+
+    async fn delete_segment(&self, segment_id: &str) -> Result<(), StoreError> {
+        self.exec("delete_segment", &self.st.delete_segment, (segment_id,))
+            .await
+            .map(drop)
+    }
+
+    async fn put_campaign(&self, campaign: &CampaignRecord) -> Result<(), StoreError> {
+        self.exec(
+            "put_campaign",
+            &self.st.put_campaign,
+            CampaignValues::new(campaign),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn campaign(&self, campaign_id: &str) -> Result<Option<CampaignRecord>, StoreError> {
+        let rows: Vec<CampaignRow> = self
+            .rows("campaign", &self.st.campaign, (campaign_id,))
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(CampaignRow::into_record)
+            .transpose()
+    }
+
+    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
+        let rows: Vec<CampaignRow> = self.all_rows("campaigns", &self.st.campaigns, ()).await?;
+        let mut records = rows
+            .into_iter()
+            .map(CampaignRow::into_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| a.campaign_id.cmp(&b.campaign_id));
+        Ok(records)
+    }
+}
+
+impl ScyllaStore {
+    /// One delivery report as a blind write with the [`status_timestamp`] rule. A failure
+    /// with a provider error code writes the code in the same cell write as its time, so the
+    /// code of the earliest failure report that carries one wins.
+    async fn status_write(
+        &self,
+        operation: &'static str,
+        contact: &str,
+        wamid: &str,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+        error_code: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let timestamp = status_timestamp(at);
+        let at = rows::ts(at);
+        let statement = match status {
+            // "Accepted" is the state before any report: nothing to record.
+            DeliveryStatus::Accepted => return Ok(()),
+            DeliveryStatus::Sent => &self.st.sent,
+            DeliveryStatus::Delivered => &self.st.delivered,
+            DeliveryStatus::Read => &self.st.read,
+            DeliveryStatus::Failed => {
+                if let Some(code) = error_code {
+                    return self
+                        .exec(
+                            operation,
+                            &self.st.failed_with_code,
+                            (timestamp, at, code, contact, wamid),
+                        )
+                        .await
+                        .map(drop);
+                }
+                &self.st.failed
+            }
+        };
+        self.exec(operation, statement, (timestamp, at, contact, wamid))
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn earlier_reports_get_higher_write_timestamps_in_the_past() {
+        let early = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let late = early + chrono::Duration::milliseconds(1);
+        assert!(status_timestamp(early) > status_timestamp(late));
+        let now_micros = Utc::now().timestamp_micros();
+        let since_2014 = Utc.with_ymd_and_hms(2014, 1, 1, 0, 0, 0).unwrap();
+        assert!(status_timestamp(since_2014) <= now_micros);
+        assert!(status_timestamp(Utc::now()) > 0);
+    }
+
+    #[test]
+    fn ttl_is_whole_seconds_and_never_zero() {
+        assert_eq!(ttl_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(ttl_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(ttl_seconds(Duration::from_secs(7 * 86_400)), 604_800);
+        assert_eq!(ttl_seconds(Duration::from_secs(u64::MAX)), 630_720_000);
+    }
+
+    #[test]
+    fn keyspace_names_are_checked() {
+        assert!(valid_keyspace("sembang_test_1").is_ok());
+        for bad in ["", "1abc", "a-b", "a;drop", &"x".repeat(49)] {
+            assert!(valid_keyspace(bad).is_err(), "{bad}");
+        }
+    }
+}

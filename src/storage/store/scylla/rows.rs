@@ -1,0 +1,557 @@
+//! CQL rows to and from the domain types. Times are CQL timestamps (milliseconds), dates
+//! CQL dates, money exact sen in a bigint, enums their lowercase text.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use scylla::value::{CqlDate, CqlTimestamp};
+use scylla::{DeserializeRow, SerializeRow};
+
+use crate::domain::contact::{ConsentChange, Contact, InteractionStats, ProtectedIc};
+use crate::domain::message::DeliveryTimeline;
+use crate::domain::money::Money;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::purchase::{Purchase, PurchaseStatus};
+use crate::storage::store::{CampaignRecord, Direction, MessageRecord, SegmentRecord, StoreError};
+
+pub(crate) fn ts(at: DateTime<Utc>) -> CqlTimestamp {
+    CqlTimestamp(at.timestamp_millis())
+}
+
+pub(crate) fn from_ts(what: &str, at: CqlTimestamp) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(at.0)
+        .ok_or_else(|| corrupt(what, format!("timestamp {} out of range", at.0)))
+}
+
+fn opt_ts(what: &str, at: Option<CqlTimestamp>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    at.map(|at| from_ts(what, at)).transpose()
+}
+
+fn required<T>(what: &str, column: &str, value: Option<T>) -> Result<T, StoreError> {
+    value.ok_or_else(|| corrupt(what, format!("{column} is missing")))
+}
+
+/// CQL `date`: days since the epoch, offset by 2^31.
+const DATE_EPOCH_OFFSET: i64 = 1 << 31;
+
+fn date(day: NaiveDate) -> CqlDate {
+    let days = (day - NaiveDate::default()).num_days();
+    // Every NaiveDate (±262,000 years) fits in the CQL date range (±5.8 million years).
+    CqlDate((days + DATE_EPOCH_OFFSET) as u32)
+}
+
+fn from_date(what: &str, day: CqlDate) -> Result<NaiveDate, StoreError> {
+    let days = i64::from(day.0) - DATE_EPOCH_OFFSET;
+    NaiveDate::default()
+        .checked_add_signed(chrono::Duration::days(days))
+        .ok_or_else(|| {
+            corrupt(
+                what,
+                format!("date {days} days from the epoch is out of range"),
+            )
+        })
+}
+
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what: what.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn parse<T: FromStr>(what: &str, column: &str, text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| corrupt(what, format!("{column}: {e}")))
+}
+
+fn phone(what: &str, text: &str) -> Result<PhoneNumber, StoreError> {
+    PhoneNumber::parse(text).map_err(|e| corrupt(what, format!("phone {text:?}: {e}")))
+}
+
+pub(crate) fn parse_phone(what: &str, text: &str) -> Result<PhoneNumber, StoreError> {
+    phone(what, text)
+}
+
+/// Counters are u64 in the domain and bigint in CQL.
+fn counter(operation: &'static str, name: &str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| {
+        super::errors::query(
+            operation,
+            format!("{name} {value} does not fit a CQL bigint"),
+        )
+    })
+}
+
+fn from_counter(what: &str, column: &str, value: Option<i64>) -> Result<u64, StoreError> {
+    let value = value.unwrap_or(0);
+    u64::try_from(value).map_err(|_| corrupt(what, format!("{column} is negative ({value})")))
+}
+
+// ---------------------------------------------------------------- contacts
+
+#[derive(SerializeRow)]
+pub(crate) struct ContactValues<'a> {
+    phone: &'a str,
+    name: Option<&'a str>,
+    gender: Option<&'static str>,
+    date_of_birth: Option<CqlDate>,
+    state: Option<&'a str>,
+    marital_status: Option<&'static str>,
+    whatsapp_status: &'static str,
+    marketing_opt_in: bool,
+    consent_changed_at: Option<CqlTimestamp>,
+    consent_source: Option<&'a str>,
+    ic_masked: Option<&'a str>,
+    ic_keyed_hash: Option<&'a [u8]>,
+    ic_ciphertext: Option<&'a [u8]>,
+    customer_tier: &'static str,
+    message_count: i64,
+    last_interaction: Option<CqlTimestamp>,
+    outbound_count: i64,
+    replied_count: i64,
+    attributes: String,
+    created_at: CqlTimestamp,
+    updated_at: CqlTimestamp,
+}
+
+pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, state, \
+    marital_status, whatsapp_status, marketing_opt_in, consent_changed_at, consent_source, \
+    ic_masked, ic_keyed_hash, ic_ciphertext, customer_tier, message_count, last_interaction, \
+    outbound_count, replied_count, attributes, created_at, updated_at";
+
+impl<'a> ContactValues<'a> {
+    pub(crate) fn new(contact: &'a Contact) -> Result<Self, StoreError> {
+        const OP: &str = "upsert_contact";
+        let stats = &contact.interactions;
+        let attributes = serde_json::to_string(&contact.attributes)
+            .map_err(|e| super::errors::query(OP, format!("attributes: {e}")))?;
+        Ok(ContactValues {
+            phone: contact.phone_number.as_str(),
+            name: contact.name.as_deref(),
+            gender: contact.gender.map(|g| g.as_str()),
+            date_of_birth: contact.date_of_birth.map(date),
+            state: contact.state.as_deref(),
+            marital_status: contact.marital_status.map(|m| m.as_str()),
+            whatsapp_status: contact.whatsapp_status.as_str(),
+            marketing_opt_in: contact.marketing_opt_in,
+            consent_changed_at: contact.consent_change.as_ref().map(|c| ts(c.at)),
+            consent_source: contact.consent_change.as_ref().map(|c| c.source.as_str()),
+            ic_masked: contact.ic.as_ref().map(|ic| ic.masked.as_str()),
+            ic_keyed_hash: contact.ic.as_ref().map(|ic| ic.keyed_hash.as_slice()),
+            ic_ciphertext: contact.ic.as_ref().map(|ic| ic.ciphertext.as_slice()),
+            customer_tier: contact.customer_tier.as_str(),
+            message_count: counter(OP, "message_count", stats.message_count)?,
+            last_interaction: stats.last_interaction.map(ts),
+            outbound_count: counter(OP, "outbound_count", stats.outbound_count)?,
+            replied_count: counter(OP, "replied_count", stats.replied_count)?,
+            attributes,
+            created_at: ts(contact.created_at),
+            updated_at: ts(contact.updated_at),
+        })
+    }
+}
+
+#[derive(DeserializeRow)]
+pub(crate) struct ContactRow {
+    phone: String,
+    name: Option<String>,
+    gender: Option<String>,
+    date_of_birth: Option<CqlDate>,
+    state: Option<String>,
+    marital_status: Option<String>,
+    whatsapp_status: Option<String>,
+    marketing_opt_in: Option<bool>,
+    consent_changed_at: Option<CqlTimestamp>,
+    consent_source: Option<String>,
+    ic_masked: Option<String>,
+    ic_keyed_hash: Option<Vec<u8>>,
+    ic_ciphertext: Option<Vec<u8>>,
+    customer_tier: Option<String>,
+    message_count: Option<i64>,
+    last_interaction: Option<CqlTimestamp>,
+    outbound_count: Option<i64>,
+    replied_count: Option<i64>,
+    attributes: Option<String>,
+    created_at: Option<CqlTimestamp>,
+    updated_at: Option<CqlTimestamp>,
+}
+
+impl ContactRow {
+    /// The contact without its ledger (the caller adds the counted purchases).
+    pub(crate) fn into_contact(self) -> Result<Contact, StoreError> {
+        let what = format!("contact {}", self.phone);
+        let what = what.as_str();
+        let consent_change = match (self.consent_changed_at, self.consent_source) {
+            (Some(at), Some(source)) => Some(ConsentChange {
+                at: from_ts(what, at)?,
+                source,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    what,
+                    "consent change has a time or a source but not both",
+                ))
+            }
+        };
+        let ic = match (self.ic_masked, self.ic_keyed_hash, self.ic_ciphertext) {
+            (Some(masked), Some(keyed_hash), Some(ciphertext)) => Some(ProtectedIc {
+                masked,
+                keyed_hash,
+                ciphertext,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    what,
+                    "IC is partly stored (masked, keyed hash, ciphertext)",
+                ))
+            }
+        };
+        let attributes: BTreeMap<String, serde_json::Value> = match self.attributes.as_deref() {
+            None | Some("") => BTreeMap::new(),
+            Some(text) => {
+                serde_json::from_str(text).map_err(|e| corrupt(what, format!("attributes: {e}")))?
+            }
+        };
+        let created_at = from_ts(what, required(what, "created_at", self.created_at)?)?;
+        Ok(Contact {
+            phone_number: phone(what, &self.phone)?,
+            name: self.name,
+            gender: self.gender.map(|g| parse(what, "gender", &g)).transpose()?,
+            date_of_birth: self.date_of_birth.map(|d| from_date(what, d)).transpose()?,
+            state: self.state,
+            marital_status: self
+                .marital_status
+                .map(|m| parse(what, "marital_status", &m))
+                .transpose()?,
+            whatsapp_status: match self.whatsapp_status {
+                Some(s) => parse(what, "whatsapp_status", &s)?,
+                None => Default::default(),
+            },
+            marketing_opt_in: self.marketing_opt_in.unwrap_or(false),
+            consent_change,
+            ic,
+            purchases: Default::default(),
+            customer_tier: parse(
+                what,
+                "customer_tier",
+                &required(what, "customer_tier", self.customer_tier)?,
+            )?,
+            interactions: InteractionStats {
+                message_count: from_counter(what, "message_count", self.message_count)?,
+                last_interaction: opt_ts(what, self.last_interaction)?,
+                outbound_count: from_counter(what, "outbound_count", self.outbound_count)?,
+                replied_count: from_counter(what, "replied_count", self.replied_count)?,
+            },
+            created_at,
+            updated_at: opt_ts(what, self.updated_at)?.unwrap_or(created_at),
+            attributes,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- purchases
+
+#[derive(SerializeRow)]
+pub(crate) struct PurchaseValues<'a> {
+    contact: &'a str,
+    purchase_id: &'a str,
+    amount_sen: i64,
+    purchased_on: CqlDate,
+    merchant: Option<&'a str>,
+    receipt_no: Option<&'a str>,
+    item_count: i64,
+    image_sha256: Option<&'a str>,
+    ocr_confidence: Option<f64>,
+    status: &'static str,
+    recorded_at: CqlTimestamp,
+}
+
+pub(crate) const PURCHASE_COLUMNS: &str = "contact, purchase_id, amount_sen, purchased_on, \
+    merchant, receipt_no, item_count, image_sha256, ocr_confidence, status, recorded_at";
+
+impl<'a> PurchaseValues<'a> {
+    pub(crate) fn new(contact: &'a PhoneNumber, purchase: &'a Purchase) -> Self {
+        PurchaseValues {
+            contact: contact.as_str(),
+            purchase_id: &purchase.purchase_id,
+            amount_sen: purchase.amount.sen(),
+            purchased_on: date(purchase.purchased_on),
+            merchant: purchase.merchant.as_deref(),
+            receipt_no: purchase.receipt_no.as_deref(),
+            item_count: i64::from(purchase.item_count),
+            image_sha256: purchase.image_sha256.as_deref(),
+            ocr_confidence: purchase.ocr_confidence,
+            status: purchase.status.as_str(),
+            recorded_at: ts(purchase.recorded_at),
+        }
+    }
+}
+
+#[derive(DeserializeRow)]
+pub(crate) struct PurchaseRow {
+    contact: String,
+    purchase_id: String,
+    amount_sen: Option<i64>,
+    purchased_on: Option<CqlDate>,
+    merchant: Option<String>,
+    receipt_no: Option<String>,
+    item_count: Option<i64>,
+    image_sha256: Option<String>,
+    ocr_confidence: Option<f64>,
+    status: Option<String>,
+    recorded_at: Option<CqlTimestamp>,
+}
+
+fn purchase_status(what: &str, text: &str) -> Result<PurchaseStatus, StoreError> {
+    [
+        PurchaseStatus::Counted,
+        PurchaseStatus::PendingReview,
+        PurchaseStatus::Rejected,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == text)
+    .ok_or_else(|| {
+        corrupt(
+            what,
+            format!("status {text:?} is not counted, pending_review or rejected"),
+        )
+    })
+}
+
+impl PurchaseRow {
+    pub(crate) fn into_purchase(self) -> Result<Purchase, StoreError> {
+        let what = format!("purchase {} of {}", self.purchase_id, self.contact);
+        let what = what.as_str();
+        let item_count = required(what, "item_count", self.item_count)?;
+        Ok(Purchase {
+            amount: Money::from_sen(required(what, "amount_sen", self.amount_sen)?),
+            purchased_on: from_date(what, required(what, "purchased_on", self.purchased_on)?)?,
+            merchant: self.merchant,
+            receipt_no: self.receipt_no,
+            item_count: u32::try_from(item_count)
+                .map_err(|_| corrupt(what, format!("item_count {item_count} out of range")))?,
+            image_sha256: self.image_sha256,
+            ocr_confidence: self.ocr_confidence,
+            status: purchase_status(what, &required(what, "status", self.status)?)?,
+            recorded_at: from_ts(what, required(what, "recorded_at", self.recorded_at)?)?,
+            purchase_id: self.purchase_id,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- messages
+
+#[derive(SerializeRow)]
+pub(crate) struct MessageValues<'a> {
+    contact: &'a str,
+    wamid: &'a str,
+    direction: &'static str,
+    kind: &'a str,
+    body: Option<&'a str>,
+    campaign_id: Option<&'a str>,
+    created_at: CqlTimestamp,
+}
+
+pub(crate) fn direction_str(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    }
+}
+
+impl<'a> MessageValues<'a> {
+    pub(crate) fn new(message: &'a MessageRecord) -> Self {
+        MessageValues {
+            contact: message.contact.as_str(),
+            wamid: &message.wamid,
+            direction: direction_str(message.direction),
+            kind: &message.kind,
+            body: message.body.as_deref(),
+            campaign_id: message.campaign_id.as_deref(),
+            created_at: ts(message.created_at),
+        }
+    }
+}
+
+pub(crate) const MESSAGE_COLUMNS: &str = "contact, wamid, direction, kind, body, campaign_id, \
+    created_at, sent_at, delivered_at, read_at, failed_at, error_code";
+
+#[derive(DeserializeRow)]
+pub(crate) struct MessageRow {
+    contact: String,
+    pub(crate) wamid: String,
+    direction: Option<String>,
+    kind: Option<String>,
+    body: Option<String>,
+    campaign_id: Option<String>,
+    created_at: Option<CqlTimestamp>,
+    sent_at: Option<CqlTimestamp>,
+    delivered_at: Option<CqlTimestamp>,
+    read_at: Option<CqlTimestamp>,
+    failed_at: Option<CqlTimestamp>,
+    error_code: Option<i64>,
+}
+
+impl MessageRow {
+    /// `None` for a row that only holds delivery reports (the message was not stored yet).
+    pub(crate) fn into_message(self) -> Result<Option<MessageRecord>, StoreError> {
+        let what = format!("message {} of {}", self.wamid, self.contact);
+        let what = what.as_str();
+        let direction = match self.direction.as_deref() {
+            None => return Ok(None),
+            Some("inbound") => Direction::Inbound,
+            Some("outbound") => Direction::Outbound,
+            Some(other) => {
+                return Err(corrupt(
+                    what,
+                    format!("direction {other:?} is not inbound or outbound"),
+                ))
+            }
+        };
+        Ok(Some(MessageRecord {
+            contact: phone(what, &self.contact)?,
+            direction,
+            kind: required(what, "kind", self.kind)?,
+            body: self.body,
+            campaign_id: self.campaign_id,
+            created_at: from_ts(what, required(what, "created_at", self.created_at)?)?,
+            timeline: DeliveryTimeline {
+                sent_at: opt_ts(what, self.sent_at)?,
+                delivered_at: opt_ts(what, self.delivered_at)?,
+                read_at: opt_ts(what, self.read_at)?,
+                failed_at: opt_ts(what, self.failed_at)?,
+                error_code: self.error_code,
+            },
+            wamid: self.wamid,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------- segments, campaigns
+
+#[derive(SerializeRow)]
+pub(crate) struct SegmentValues<'a> {
+    segment_id: &'a str,
+    name: &'a str,
+    definition_json: &'a str,
+    created_at: CqlTimestamp,
+    updated_at: CqlTimestamp,
+}
+
+impl<'a> SegmentValues<'a> {
+    pub(crate) fn new(segment: &'a SegmentRecord) -> Self {
+        SegmentValues {
+            segment_id: &segment.segment_id,
+            name: &segment.name,
+            definition_json: &segment.definition_json,
+            created_at: ts(segment.created_at),
+            updated_at: ts(segment.updated_at),
+        }
+    }
+}
+
+pub(crate) const SEGMENT_COLUMNS: &str =
+    "segment_id, name, definition_json, created_at, updated_at";
+
+#[derive(DeserializeRow)]
+pub(crate) struct SegmentRow {
+    segment_id: String,
+    name: Option<String>,
+    definition_json: Option<String>,
+    created_at: Option<CqlTimestamp>,
+    updated_at: Option<CqlTimestamp>,
+}
+
+impl SegmentRow {
+    pub(crate) fn into_record(self) -> Result<SegmentRecord, StoreError> {
+        let what = format!("segment {}", self.segment_id);
+        let what = what.as_str();
+        let created_at = from_ts(what, required(what, "created_at", self.created_at)?)?;
+        Ok(SegmentRecord {
+            name: required(what, "name", self.name)?,
+            definition_json: required(what, "definition_json", self.definition_json)?,
+            created_at,
+            updated_at: opt_ts(what, self.updated_at)?.unwrap_or(created_at),
+            segment_id: self.segment_id,
+        })
+    }
+}
+
+#[derive(SerializeRow)]
+pub(crate) struct CampaignValues<'a> {
+    campaign_id: &'a str,
+    name: &'a str,
+    status: &'a str,
+    definition_json: &'a str,
+    created_at: CqlTimestamp,
+    updated_at: CqlTimestamp,
+}
+
+impl<'a> CampaignValues<'a> {
+    pub(crate) fn new(campaign: &'a CampaignRecord) -> Self {
+        CampaignValues {
+            campaign_id: &campaign.campaign_id,
+            name: &campaign.name,
+            status: &campaign.status,
+            definition_json: &campaign.definition_json,
+            created_at: ts(campaign.created_at),
+            updated_at: ts(campaign.updated_at),
+        }
+    }
+}
+
+pub(crate) const CAMPAIGN_COLUMNS: &str =
+    "campaign_id, name, status, definition_json, created_at, updated_at";
+
+#[derive(DeserializeRow)]
+pub(crate) struct CampaignRow {
+    campaign_id: String,
+    name: Option<String>,
+    status: Option<String>,
+    definition_json: Option<String>,
+    created_at: Option<CqlTimestamp>,
+    updated_at: Option<CqlTimestamp>,
+}
+
+impl CampaignRow {
+    pub(crate) fn into_record(self) -> Result<CampaignRecord, StoreError> {
+        let what = format!("campaign {}", self.campaign_id);
+        let what = what.as_str();
+        let created_at = from_ts(what, required(what, "created_at", self.created_at)?)?;
+        Ok(CampaignRecord {
+            name: required(what, "name", self.name)?,
+            status: required(what, "status", self.status)?,
+            definition_json: required(what, "definition_json", self.definition_json)?,
+            created_at,
+            updated_at: opt_ts(what, self.updated_at)?.unwrap_or(created_at),
+            campaign_id: self.campaign_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_around_the_epoch() {
+        for day in [
+            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(1969, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(1950, 2, 28).unwrap(),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+        ] {
+            assert_eq!(from_date("d", date(day)).unwrap(), day);
+        }
+        assert_eq!(
+            date(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()).0,
+            (1u32 << 31) + 1
+        );
+    }
+}

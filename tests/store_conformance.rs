@@ -1,0 +1,1117 @@
+//! The contact-store contract, run against both backends: the embedded store (a fresh redb
+//! file per test) and the CQL store on a real Cassandra (one fresh keyspace per test run,
+//! created through the migrations, dropped when the last test using it finishes).
+//!
+//! Every scenario is an `async fn(Arc<dyn ContactStore>)`; the `conformance!` list turns
+//! each into one test per backend (`embedded::name`, `scylla::name`). All tests share one
+//! multi-threaded runtime so the CQL session (whose connections are tasks on the runtime
+//! that created it) outlives any single test.
+//!
+//! Run against the real stack: SEMBANG_TEST_CASSANDRA=127.0.0.1:9042
+//! SEMBANG_TEST_REQUIRE_STACK=1 cargo test --test store_conformance
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+use tokio::runtime::Runtime;
+use tokio::sync::OnceCell;
+
+use sembang::domain::contact::{
+    ConsentChange, Contact, InteractionStats, ProtectedIc, WhatsappStatus,
+};
+use sembang::domain::message::{DeliveryStatus, DeliveryTimeline};
+use sembang::domain::money::Money;
+use sembang::domain::person::{Gender, MaritalStatus};
+use sembang::domain::phone::PhoneNumber;
+use sembang::domain::purchase::{Purchase, PurchaseStatus};
+use sembang::domain::tier::Tier;
+use sembang::storage::migrate::{migrate, MigrateError, MigrationReport};
+use sembang::storage::store::{
+    CampaignRecord, Claim, ContactStore, Direction, IcLink, MessageRecord, PageToken,
+    SegmentRecord, StoreError,
+};
+use sembang::storage::store::{
+    CqlMigrationTarget, EmbeddedStore, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,
+};
+
+// ---------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+});
+
+const REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+
+fn run_embedded<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<dyn ContactStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("store").join("contacts.redb")).unwrap();
+    RUNTIME.block_on(scenario(Arc::new(store)));
+}
+
+/// The shared keyspace of this test run.
+struct SharedCluster {
+    store: Arc<ScyllaStore>,
+    first: MigrationReport,
+    second: MigrationReport,
+}
+
+static CLUSTER: OnceCell<SharedCluster> = OnceCell::const_new();
+
+/// Tests that use the shared keyspace; the last one to finish drops it.
+static USERS_LEFT: AtomicUsize = AtomicUsize::new(SCYLLA_SCENARIOS + 1);
+
+fn cluster_config(keyspace: &str) -> Option<ScyllaConfig> {
+    let node = support::service(support::CASSANDRA)?;
+    Some(ScyllaConfig {
+        nodes: vec![node],
+        keyspace: keyspace.to_string(),
+        request_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(5),
+    })
+}
+
+async fn shared_cluster(config: ScyllaConfig) -> &'static SharedCluster {
+    CLUSTER
+        .get_or_init(|| async move {
+            let target = CqlMigrationTarget::connect(&config, REPLICATION)
+                .await
+                .expect("connect for migrations");
+            let first = migrate(&target, CQL_MIGRATIONS, &target.vars())
+                .await
+                .expect("migrate a fresh keyspace");
+            let second = migrate(&target, CQL_MIGRATIONS, &target.vars())
+                .await
+                .expect("migrate again");
+            let store = ScyllaStore::connect(config)
+                .await
+                .expect("connect the store");
+            SharedCluster {
+                store: Arc::new(store),
+                first,
+                second,
+            }
+        })
+        .await
+}
+
+static KEYSPACE: LazyLock<String> = LazyLock::new(|| support::unique_name("sembang_conf"));
+
+/// Drops the shared keyspace after the last test that uses it (also when it panicked).
+struct LeaveCluster;
+
+impl Drop for LeaveCluster {
+    fn drop(&mut self) {
+        if USERS_LEFT.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
+        }
+        if let Some(shared) = CLUSTER.get() {
+            let session = Arc::clone(shared.store.session());
+            let statement = format!("DROP KEYSPACE IF EXISTS {}", *KEYSPACE);
+            let _ = RUNTIME.block_on(async move { session.query_unpaged(statement, ()).await });
+        }
+    }
+}
+
+fn run_scylla<F, Fut>(scenario: F)
+where
+    F: FnOnce(Arc<dyn ContactStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let _leave = LeaveCluster;
+    let Some(config) = cluster_config(&KEYSPACE) else {
+        return;
+    };
+    RUNTIME.block_on(async move {
+        let shared = shared_cluster(config).await;
+        scenario(Arc::clone(&shared.store) as Arc<dyn ContactStore>).await
+    });
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        const SCYLLA_SCENARIOS: usize = [$(stringify!($name)),*].len();
+
+        mod embedded {
+            $(
+                #[test]
+                fn $name() {
+                    super::run_embedded(super::$name);
+                }
+            )*
+        }
+
+        mod scylla {
+            $(
+                #[test]
+                fn $name() {
+                    super::run_scylla(super::$name);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    contact_round_trip_keeps_every_field,
+    unknown_contact_is_none,
+    upsert_overwrites_every_field,
+    times_are_kept_to_the_millisecond,
+    ledger_is_rebuilt_from_counted_purchases_only,
+    purchases_upsert_by_id_and_list_oldest_first,
+    link_ic_links_once_and_never_moves,
+    claim_receipt_first_claim_wins,
+    claim_send_first_claim_wins,
+    concurrent_claims_have_exactly_one_winner,
+    messages_newest_first_with_limit,
+    record_status_any_order_gives_the_same_timeline,
+    failure_code_of_the_earliest_failure_wins,
+    put_message_never_regresses_statuses,
+    inbound_dedupe_remembers_until_expiry,
+    segments_crud,
+    campaigns_crud,
+    scan_pages_through_every_contact_once,
+);
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------
+
+/// A fresh phone number: unique within the run (the CQL keyspace is shared by tests).
+fn phone() -> PhoneNumber {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    PhoneNumber::parse(&format!("6012{n:07}")).unwrap()
+}
+
+fn id(prefix: &str) -> String {
+    support::unique_name(prefix)
+}
+
+/// 2025-06-15 plus `seconds` and `millis`: millisecond precision, as both stores keep.
+fn at(seconds: i64, millis: u32) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_750_000_000 + seconds, millis * 1_000_000)
+        .unwrap()
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn full_contact(phone: PhoneNumber) -> Contact {
+    let mut contact = Contact::new(phone, at(0, 123));
+    contact.name = Some("Nur Aisyah binti Ahmad".into());
+    contact.gender = Some(Gender::Female);
+    contact.date_of_birth = Some(day(1990, 2, 28));
+    contact.state = Some("Selangor".into());
+    contact.marital_status = Some(MaritalStatus::Married);
+    contact.whatsapp_status = WhatsappStatus::Unsubscribed;
+    contact.marketing_opt_in = true;
+    contact.consent_change = Some(ConsentChange {
+        at: at(50, 5),
+        source: "keyword:STOP".into(),
+    });
+    contact.ic = Some(ProtectedIc {
+        masked: "900228-10-****".into(),
+        keyed_hash: vec![0, 1, 2, 254, 255],
+        ciphertext: (0..=60).collect(),
+    });
+    contact.customer_tier = Tier::Gold;
+    contact.interactions = InteractionStats {
+        message_count: 42,
+        last_interaction: Some(at(60, 7)),
+        outbound_count: 10,
+        replied_count: 3,
+    };
+    contact.updated_at = at(70, 999);
+    contact.attributes = BTreeMap::from([
+        ("loyalty_no".to_string(), json!("L-000123")),
+        ("outlet".to_string(), json!({"id": 7, "name": "Shah Alam"})),
+        ("vip".to_string(), json!(true)),
+        ("score".to_string(), json!(4.5)),
+        ("tags".to_string(), json!(["baby", "halal"])),
+        ("note".to_string(), json!(null)),
+    ]);
+    contact
+}
+
+fn purchase(id: &str, sen: i64, status: PurchaseStatus, recorded: DateTime<Utc>) -> Purchase {
+    Purchase {
+        purchase_id: id.to_string(),
+        amount: Money::from_sen(sen),
+        purchased_on: day(2025, 6, 1),
+        merchant: Some("99 Speedmart".into()),
+        receipt_no: Some("R-0001".into()),
+        item_count: 3,
+        image_sha256: Some("ab".repeat(32)),
+        ocr_confidence: Some(0.875),
+        status,
+        recorded_at: recorded,
+    }
+}
+
+fn message(contact: &PhoneNumber, wamid: &str, created_at: DateTime<Utc>) -> MessageRecord {
+    MessageRecord {
+        wamid: wamid.to_string(),
+        contact: contact.clone(),
+        direction: Direction::Outbound,
+        kind: "template".into(),
+        body: Some("Salam! Promosi Hari Raya".into()),
+        campaign_id: Some("raya-2025".into()),
+        created_at,
+        timeline: DeliveryTimeline::default(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------
+
+async fn contact_round_trip_keeps_every_field(store: Arc<dyn ContactStore>) {
+    let contact = full_contact(phone());
+    store.upsert_contact(&contact).await.unwrap();
+    let loaded = store.load_contact(&contact.phone_number).await.unwrap();
+    assert_eq!(loaded.as_ref(), Some(&contact));
+
+    // The defaults of a new contact round-trip too (no IC, no consent change, empty map).
+    let bare = Contact::new(phone(), at(1, 0));
+    store.upsert_contact(&bare).await.unwrap();
+    assert_eq!(
+        store.load_contact(&bare.phone_number).await.unwrap(),
+        Some(bare)
+    );
+}
+
+async fn unknown_contact_is_none(store: Arc<dyn ContactStore>) {
+    assert_eq!(store.load_contact(&phone()).await.unwrap(), None);
+    assert_eq!(store.purchases(&phone()).await.unwrap(), vec![]);
+    assert_eq!(store.find_by_ic(b"no such hash").await.unwrap(), None);
+    assert_eq!(store.message(&phone(), "wamid.none").await.unwrap(), None);
+    assert_eq!(store.messages(&phone(), 10).await.unwrap(), vec![]);
+    assert_eq!(store.segment(&id("no_segment")).await.unwrap(), None);
+    assert_eq!(store.campaign(&id("no_campaign")).await.unwrap(), None);
+}
+
+async fn upsert_overwrites_every_field(store: Arc<dyn ContactStore>) {
+    let first = full_contact(phone());
+    store.upsert_contact(&first).await.unwrap();
+
+    let mut second = Contact::new(first.phone_number.clone(), first.created_at);
+    second.updated_at = at(500, 1);
+    second.customer_tier = Tier::Platinum;
+    second.attributes = BTreeMap::from([("outlet".to_string(), json!("KLCC"))]);
+    store.upsert_contact(&second).await.unwrap();
+    assert_eq!(
+        store.load_contact(&first.phone_number).await.unwrap(),
+        Some(second.clone()),
+        "fields set before and absent now must be cleared"
+    );
+
+    // Replaying the same upsert changes nothing.
+    store.upsert_contact(&second).await.unwrap();
+    assert_eq!(
+        store.load_contact(&first.phone_number).await.unwrap(),
+        Some(second)
+    );
+}
+
+async fn times_are_kept_to_the_millisecond(store: Arc<dyn ContactStore>) {
+    let precise = Utc.timestamp_opt(1_750_000_000, 123_456_789).unwrap();
+    let mut contact = Contact::new(phone(), precise);
+    contact.interactions.last_interaction = Some(precise);
+    store.upsert_contact(&contact).await.unwrap();
+    let loaded = store
+        .load_contact(&contact.phone_number)
+        .await
+        .unwrap()
+        .unwrap();
+    let millis = Utc.timestamp_opt(1_750_000_000, 123_000_000).unwrap();
+    assert_eq!(loaded.created_at, millis);
+    assert_eq!(loaded.updated_at, millis);
+    assert_eq!(loaded.interactions.last_interaction, Some(millis));
+}
+
+async fn ledger_is_rebuilt_from_counted_purchases_only(store: Arc<dyn ContactStore>) {
+    let mut contact = full_contact(phone());
+    // Whatever ledger the caller holds is not what is stored: purchases are.
+    contact.purchases.apply(
+        &purchase("stale", 1, PurchaseStatus::Counted, at(0, 0))
+            .counted_event()
+            .unwrap(),
+    );
+    store.upsert_contact(&contact).await.unwrap();
+    let who = &contact.phone_number;
+    store
+        .put_purchase(
+            who,
+            &purchase("p1", 4_560, PurchaseStatus::Counted, at(10, 0)),
+        )
+        .await
+        .unwrap();
+    store
+        .put_purchase(
+            who,
+            &purchase("p2", 99_999, PurchaseStatus::PendingReview, at(11, 0)),
+        )
+        .await
+        .unwrap();
+    store
+        .put_purchase(
+            who,
+            &purchase("p3", 77_700, PurchaseStatus::Rejected, at(12, 0)),
+        )
+        .await
+        .unwrap();
+    store
+        .put_purchase(
+            who,
+            &purchase("p4", 1_005, PurchaseStatus::Counted, at(13, 0)),
+        )
+        .await
+        .unwrap();
+
+    let loaded = store.load_contact(who).await.unwrap().unwrap();
+    let ids: Vec<&str> = loaded.purchases.entries().map(|(id, _)| id).collect();
+    assert_eq!(ids, vec!["p1", "p4"]);
+    assert_eq!(loaded.spending().total_spent, Money::from_sen(5_565));
+    assert_eq!(loaded.spending().purchase_count, 2);
+
+    // A reviewed purchase becomes counted by an upsert of the same id.
+    store
+        .put_purchase(
+            who,
+            &purchase("p2", 99_999, PurchaseStatus::Counted, at(11, 0)),
+        )
+        .await
+        .unwrap();
+    let loaded = store.load_contact(who).await.unwrap().unwrap();
+    assert_eq!(loaded.spending().purchase_count, 3);
+    assert_eq!(loaded.spending().total_spent, Money::from_sen(105_564));
+}
+
+async fn purchases_upsert_by_id_and_list_oldest_first(store: Arc<dyn ContactStore>) {
+    let who = phone();
+    let late = purchase("b-late", 300, PurchaseStatus::Counted, at(300, 0));
+    let early = purchase("z-early", 100, PurchaseStatus::PendingReview, at(100, 0));
+    let middle = purchase("a-middle", 200, PurchaseStatus::Rejected, at(200, 0));
+    for p in [&late, &early, &middle] {
+        store.put_purchase(&who, p).await.unwrap();
+    }
+    assert_eq!(
+        store.purchases(&who).await.unwrap(),
+        vec![early.clone(), middle.clone(), late.clone()]
+    );
+
+    // Replays change nothing; an upsert of an existing id replaces it in place.
+    store.put_purchase(&who, &late).await.unwrap();
+    store.put_purchase(&who, &early).await.unwrap();
+    let mut corrected = middle.clone();
+    corrected.amount = Money::from_sen(250);
+    corrected.merchant = None;
+    corrected.receipt_no = None;
+    corrected.image_sha256 = None;
+    corrected.ocr_confidence = None;
+    corrected.status = PurchaseStatus::Counted;
+    store.put_purchase(&who, &corrected).await.unwrap();
+    assert_eq!(
+        store.purchases(&who).await.unwrap(),
+        vec![early, corrected, late]
+    );
+    // Another contact's purchases are separate.
+    assert_eq!(store.purchases(&phone()).await.unwrap(), vec![]);
+}
+
+async fn link_ic_links_once_and_never_moves(store: Arc<dyn ContactStore>) {
+    let hash = id("ic").into_bytes();
+    let owner = phone();
+    let other = phone();
+    assert_eq!(store.find_by_ic(&hash).await.unwrap(), None);
+    assert_eq!(store.link_ic(&hash, &owner).await.unwrap(), IcLink::Linked);
+    assert_eq!(
+        store.link_ic(&hash, &owner).await.unwrap(),
+        IcLink::AlreadyLinked
+    );
+    assert_eq!(
+        store.link_ic(&hash, &other).await.unwrap(),
+        IcLink::LinkedToOther(owner.clone())
+    );
+    assert_eq!(store.find_by_ic(&hash).await.unwrap(), Some(owner.clone()));
+
+    // Binary hashes (any byte) are distinct keys.
+    let binary = vec![0u8, 255, 10, 13, 0];
+    assert_eq!(
+        store.link_ic(&binary, &other).await.unwrap(),
+        IcLink::Linked
+    );
+    assert_eq!(store.find_by_ic(&binary).await.unwrap(), Some(other));
+    assert_eq!(store.find_by_ic(&hash).await.unwrap(), Some(owner));
+}
+
+async fn claim_receipt_first_claim_wins(store: Arc<dyn ContactStore>) {
+    let fingerprint = id("receipt");
+    assert_eq!(
+        store
+            .claim_receipt(&fingerprint, "purchase-1")
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        store
+            .claim_receipt(&fingerprint, "purchase-2")
+            .await
+            .unwrap(),
+        Claim::AlreadyClaimed("purchase-1".into())
+    );
+    // The first claimant replaying its claim is told who holds it: itself.
+    assert_eq!(
+        store
+            .claim_receipt(&fingerprint, "purchase-1")
+            .await
+            .unwrap(),
+        Claim::AlreadyClaimed("purchase-1".into())
+    );
+    assert_eq!(
+        store
+            .claim_receipt(&id("receipt"), "purchase-2")
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+}
+
+async fn claim_send_first_claim_wins(store: Arc<dyn ContactStore>) {
+    let campaign = id("campaign");
+    let who = phone();
+    let before = Utc::now() - chrono::Duration::seconds(60);
+    assert_eq!(
+        store.claim_send(&campaign, &who).await.unwrap(),
+        Claim::Claimed
+    );
+    let Claim::AlreadyClaimed(first) = store.claim_send(&campaign, &who).await.unwrap() else {
+        panic!("a second send claim must be refused");
+    };
+    // The value is the first claim's time, and stays the same for later claimants.
+    let claimed_at = DateTime::parse_from_rfc3339(&first).expect("claim time");
+    assert!(claimed_at >= before && claimed_at <= Utc::now() + chrono::Duration::seconds(60));
+    assert_eq!(
+        store.claim_send(&campaign, &who).await.unwrap(),
+        Claim::AlreadyClaimed(first)
+    );
+    // Other contacts and other campaigns are separate claims.
+    assert_eq!(
+        store.claim_send(&campaign, &phone()).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        store.claim_send(&id("campaign"), &who).await.unwrap(),
+        Claim::Claimed
+    );
+}
+
+async fn concurrent_claims_have_exactly_one_winner(store: Arc<dyn ContactStore>) {
+    let fingerprint = id("race");
+    let hash = id("race_ic").into_bytes();
+    let phones: Vec<PhoneNumber> = (0..8).map(|_| phone()).collect();
+    let claims = (0..8).map(|i| {
+        let store = Arc::clone(&store);
+        let fingerprint = fingerprint.clone();
+        tokio::spawn(async move { store.claim_receipt(&fingerprint, &format!("p{i}")).await })
+    });
+    let links = phones.iter().cloned().map(|p| {
+        let store = Arc::clone(&store);
+        let hash = hash.clone();
+        tokio::spawn(async move { store.link_ic(&hash, &p).await })
+    });
+    let claims: Vec<Claim> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    let links: Vec<IcLink> = futures::future::join_all(links)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+
+    let winners: Vec<usize> = (0..8).filter(|i| claims[*i] == Claim::Claimed).collect();
+    assert_eq!(winners.len(), 1, "{claims:?}");
+    let winner = format!("p{}", winners[0]);
+    for (i, claim) in claims.iter().enumerate() {
+        if i != winners[0] {
+            assert_eq!(claim, &Claim::AlreadyClaimed(winner.clone()));
+        }
+    }
+
+    let linked: Vec<usize> = (0..8).filter(|i| links[*i] == IcLink::Linked).collect();
+    assert_eq!(linked.len(), 1, "{links:?}");
+    let owner = phones[linked[0]].clone();
+    for (i, link) in links.iter().enumerate() {
+        if i != linked[0] {
+            assert_eq!(link, &IcLink::LinkedToOther(owner.clone()));
+        }
+    }
+    assert_eq!(store.find_by_ic(&hash).await.unwrap(), Some(owner));
+}
+
+async fn messages_newest_first_with_limit(store: Arc<dyn ContactStore>) {
+    let who = phone();
+    let neighbour = phone();
+    let mut all = vec![];
+    for (i, second) in [30, 10, 50, 20, 40].into_iter().enumerate() {
+        let mut m = message(&who, &format!("wamid.{}.{i}", id("m")), at(second, 0));
+        if i % 2 == 0 {
+            m.direction = Direction::Inbound;
+            m.kind = "text".into();
+            m.campaign_id = None;
+        }
+        if i == 1 {
+            m.body = None;
+        }
+        store.put_message(&m).await.unwrap();
+        all.push(m);
+    }
+    store
+        .put_message(&message(&neighbour, "wamid.neighbour", at(60, 0)))
+        .await
+        .unwrap();
+    // Same time, different ids: both kept.
+    let tie = message(&who, "wamid.tie", at(50, 0));
+    store.put_message(&tie).await.unwrap();
+    all.push(tie);
+
+    let mut expected = all.clone();
+    expected.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.wamid.cmp(&b.wamid)));
+
+    let newest = store.messages(&who, 3).await.unwrap();
+    assert_eq!(newest, expected[..3].to_vec());
+    assert_eq!(store.messages(&who, 100).await.unwrap(), expected);
+    assert_eq!(store.messages(&who, 0).await.unwrap(), vec![]);
+
+    // Point look-ups; a replayed put changes nothing.
+    for m in &all {
+        assert_eq!(
+            store.message(&who, &m.wamid).await.unwrap().as_ref(),
+            Some(m)
+        );
+    }
+    store.put_message(&all[0]).await.unwrap();
+    assert_eq!(store.messages(&who, 100).await.unwrap(), expected);
+    assert_eq!(
+        store.message(&neighbour, &all[0].wamid).await.unwrap(),
+        None
+    );
+}
+
+async fn record_status_any_order_gives_the_same_timeline(store: Arc<dyn ContactStore>) {
+    use DeliveryStatus::*;
+    let who = phone();
+    let reports = [
+        (Accepted, at(0, 0)),
+        (Sent, at(1, 100)),
+        (Delivered, at(2, 200)),
+        (Read, at(3, 300)),
+    ];
+    let mut expected = DeliveryTimeline::default();
+    for (status, when) in reports {
+        expected.apply(status, when, None);
+    }
+
+    let in_order = message(&who, "wamid.in_order", at(0, 0));
+    store.put_message(&in_order).await.unwrap();
+    for (status, when) in reports {
+        store
+            .record_status(&who, &in_order.wamid, status, when, None)
+            .await
+            .unwrap();
+    }
+
+    // Read receipt first, delivered after it, later duplicates (retries with later times),
+    // and exact replays.
+    let shuffled = message(&who, "wamid.shuffled", at(0, 0));
+    store.put_message(&shuffled).await.unwrap();
+    let arrivals = [
+        (Read, at(3, 300)),
+        (Read, at(9, 0)),
+        (Delivered, at(7, 0)),
+        (Delivered, at(2, 200)),
+        (Sent, at(1, 100)),
+        (Delivered, at(2, 200)),
+        (Sent, at(8, 0)),
+        (Accepted, at(0, 0)),
+        (Read, at(3, 300)),
+    ];
+    for (status, when) in arrivals {
+        store
+            .record_status(&who, &shuffled.wamid, status, when, None)
+            .await
+            .unwrap();
+    }
+
+    let a = store.message(&who, &in_order.wamid).await.unwrap().unwrap();
+    let b = store.message(&who, &shuffled.wamid).await.unwrap().unwrap();
+    assert_eq!(a.timeline, expected);
+    assert_eq!(b.timeline, expected);
+    assert_eq!(b.timeline.current(), Read);
+    assert_eq!(b.timeline.delivered_at, Some(at(2, 200)));
+
+    // An earlier report of a recorded status corrects its time.
+    store
+        .record_status(&who, &shuffled.wamid, Delivered, at(1, 500), None)
+        .await
+        .unwrap();
+    let b = store.message(&who, &shuffled.wamid).await.unwrap().unwrap();
+    assert_eq!(b.timeline.delivered_at, Some(at(1, 500)));
+    // The rest of the message is untouched by reports.
+    assert_eq!(
+        MessageRecord {
+            timeline: DeliveryTimeline::default(),
+            ..b
+        },
+        shuffled
+    );
+}
+
+async fn failure_code_of_the_earliest_failure_wins(store: Arc<dyn ContactStore>) {
+    use DeliveryStatus::*;
+    let who = phone();
+    type Report = (DeliveryStatus, DateTime<Utc>, Option<i64>);
+    let orders: [&[Report]; 2] = [
+        &[
+            (Sent, at(1, 0), None),
+            (Failed, at(5, 0), Some(131_026)),
+            (Failed, at(9, 0), Some(131_047)),
+        ],
+        &[
+            (Failed, at(9, 0), Some(131_047)),
+            (Failed, at(5, 0), Some(131_026)),
+            (Sent, at(1, 0), None),
+            (Failed, at(9, 0), Some(131_047)),
+        ],
+    ];
+    for (i, reports) in orders.iter().enumerate() {
+        let m = message(&who, &format!("wamid.failed.{i}"), at(0, 0));
+        store.put_message(&m).await.unwrap();
+        for (status, when, code) in reports.iter() {
+            store
+                .record_status(&who, &m.wamid, *status, *when, *code)
+                .await
+                .unwrap();
+        }
+        let timeline = store
+            .message(&who, &m.wamid)
+            .await
+            .unwrap()
+            .unwrap()
+            .timeline;
+        assert_eq!(timeline.failed_at, Some(at(5, 0)), "order {i}");
+        assert_eq!(timeline.error_code, Some(131_026), "order {i}");
+        assert_eq!(timeline.current(), Failed);
+        // A read receipt outranks the failure; the failure stays recorded.
+        store
+            .record_status(&who, &m.wamid, Read, at(12, 0), None)
+            .await
+            .unwrap();
+        let timeline = store
+            .message(&who, &m.wamid)
+            .await
+            .unwrap()
+            .unwrap()
+            .timeline;
+        assert_eq!(timeline.current(), Read);
+        assert_eq!(timeline.error_code, Some(131_026));
+    }
+}
+
+async fn put_message_never_regresses_statuses(store: Arc<dyn ContactStore>) {
+    use DeliveryStatus::*;
+    let who = phone();
+    let m = message(&who, &format!("wamid.{}", id("early_status")), at(0, 0));
+    // Reports can arrive before the message is stored: no message yet, but kept.
+    store
+        .record_status(&who, &m.wamid, Delivered, at(5, 0), None)
+        .await
+        .unwrap();
+    store
+        .record_status(&who, &m.wamid, Sent, at(4, 0), None)
+        .await
+        .unwrap();
+    assert_eq!(store.message(&who, &m.wamid).await.unwrap(), None);
+    assert_eq!(store.messages(&who, 10).await.unwrap(), vec![]);
+
+    store.put_message(&m).await.unwrap();
+    let stored = store.message(&who, &m.wamid).await.unwrap().unwrap();
+    assert_eq!(stored.timeline.sent_at, Some(at(4, 0)));
+    assert_eq!(stored.timeline.delivered_at, Some(at(5, 0)));
+    assert_eq!(stored.body, m.body);
+
+    // A stale copy of the message (later times, fewer statuses) does not regress them;
+    // statuses it adds are merged.
+    let mut stale = m.clone();
+    stale.body = Some("edited".into());
+    stale.timeline = DeliveryTimeline {
+        sent_at: Some(at(6, 0)),
+        delivered_at: Some(at(8, 0)),
+        read_at: Some(at(9, 0)),
+        failed_at: None,
+        error_code: None,
+    };
+    store.put_message(&stale).await.unwrap();
+    let stored = store.message(&who, &m.wamid).await.unwrap().unwrap();
+    assert_eq!(stored.body.as_deref(), Some("edited"));
+    assert_eq!(
+        stored.timeline,
+        DeliveryTimeline {
+            sent_at: Some(at(4, 0)),
+            delivered_at: Some(at(5, 0)),
+            read_at: Some(at(9, 0)),
+            failed_at: None,
+            error_code: None,
+        }
+    );
+    assert_eq!(store.messages(&who, 10).await.unwrap(), vec![stored]);
+}
+
+async fn inbound_dedupe_remembers_until_expiry(store: Arc<dyn ContactStore>) {
+    let short: Vec<String> = (0..3).map(|i| format!("wamid.{}.{i}", id("in"))).collect();
+    let long = vec![format!("wamid.{}", id("in_long"))];
+    let unknown = format!("wamid.{}", id("in_unknown"));
+    store
+        .remember_inbound(&short, Duration::from_secs(2))
+        .await
+        .unwrap();
+    store
+        .remember_inbound(&long, Duration::from_secs(3_600))
+        .await
+        .unwrap();
+    let query = vec![
+        short[0].clone(),
+        unknown.clone(),
+        long[0].clone(),
+        short[2].clone(),
+        short[1].clone(),
+    ];
+    assert_eq!(
+        store.seen_inbound(&query).await.unwrap(),
+        vec![true, false, true, true, true]
+    );
+    assert_eq!(store.seen_inbound(&[]).await.unwrap(), Vec::<bool>::new());
+    // Remembering again (a webhook retry) is harmless.
+    store
+        .remember_inbound(&long, Duration::from_secs(3_600))
+        .await
+        .unwrap();
+
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    assert_eq!(
+        store.seen_inbound(&query).await.unwrap(),
+        vec![false, false, true, false, false]
+    );
+}
+
+fn segment(segment_id: &str, name: &str, created: DateTime<Utc>) -> SegmentRecord {
+    SegmentRecord {
+        segment_id: segment_id.to_string(),
+        name: name.to_string(),
+        definition_json: r#"{"and":[{"field":"state","op":"eq","value":"Selangor"}]}"#.into(),
+        created_at: created,
+        updated_at: created,
+    }
+}
+
+async fn segments_crud(store: Arc<dyn ContactStore>) {
+    let a = segment(&id("seg_a"), "Selangor mums", at(0, 1));
+    let b = segment(&id("seg_b"), "Gold tier", at(1, 2));
+    store.put_segment(&a).await.unwrap();
+    store.put_segment(&b).await.unwrap();
+    assert_eq!(store.segment(&a.segment_id).await.unwrap(), Some(a.clone()));
+    let ours = |all: Vec<SegmentRecord>| -> Vec<SegmentRecord> {
+        all.into_iter()
+            .filter(|s| s.segment_id == a.segment_id || s.segment_id == b.segment_id)
+            .collect()
+    };
+    let listed = ours(store.segments().await.unwrap());
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&a) && listed.contains(&b));
+
+    let mut renamed = a.clone();
+    renamed.name = "Selangor parents".into();
+    renamed.definition_json = r#"{"field":"gender","op":"eq","value":"female"}"#.into();
+    renamed.updated_at = at(100, 0);
+    store.put_segment(&renamed).await.unwrap();
+    assert_eq!(
+        store.segment(&a.segment_id).await.unwrap(),
+        Some(renamed.clone())
+    );
+
+    store.delete_segment(&a.segment_id).await.unwrap();
+    assert_eq!(store.segment(&a.segment_id).await.unwrap(), None);
+    assert_eq!(ours(store.segments().await.unwrap()), vec![b.clone()]);
+    // Deleting again, or something unknown, is not an error.
+    store.delete_segment(&a.segment_id).await.unwrap();
+    store.delete_segment(&id("seg_none")).await.unwrap();
+    assert_eq!(store.segment(&b.segment_id).await.unwrap(), Some(b));
+}
+
+async fn campaigns_crud(store: Arc<dyn ContactStore>) {
+    let a = CampaignRecord {
+        campaign_id: id("camp_a"),
+        name: "Hari Raya".into(),
+        status: "draft".into(),
+        definition_json: r#"{"segments":["gold"],"template":"raya_promo"}"#.into(),
+        created_at: at(0, 10),
+        updated_at: at(0, 10),
+    };
+    let b = CampaignRecord {
+        campaign_id: id("camp_b"),
+        name: "Merdeka".into(),
+        status: "scheduled".into(),
+        definition_json: "{}".into(),
+        created_at: at(5, 0),
+        updated_at: at(6, 0),
+    };
+    store.put_campaign(&a).await.unwrap();
+    store.put_campaign(&b).await.unwrap();
+    assert_eq!(
+        store.campaign(&a.campaign_id).await.unwrap(),
+        Some(a.clone())
+    );
+    let mut launched = a.clone();
+    launched.status = "running".into();
+    launched.updated_at = at(50, 0);
+    store.put_campaign(&launched).await.unwrap();
+    assert_eq!(
+        store.campaign(&a.campaign_id).await.unwrap(),
+        Some(launched.clone())
+    );
+    let ours: Vec<CampaignRecord> = store
+        .campaigns()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.campaign_id == a.campaign_id || c.campaign_id == b.campaign_id)
+        .collect();
+    assert_eq!(ours.len(), 2);
+    assert!(ours.contains(&launched) && ours.contains(&b));
+}
+
+async fn scan_pages_through_every_contact_once(store: Arc<dyn ContactStore>) {
+    let contacts: Vec<Contact> = (0..250)
+        .map(|i| {
+            let mut c = Contact::new(phone(), at(i, 0));
+            c.name = Some(format!("Contact {i}"));
+            c
+        })
+        .collect();
+    store.upsert_contacts(&contacts).await.unwrap();
+    // The batch wrote every contact in full.
+    for c in [&contacts[0], &contacts[124], &contacts[249]] {
+        assert_eq!(
+            store.load_contact(&c.phone_number).await.unwrap().as_ref(),
+            Some(c)
+        );
+    }
+
+    let mut seen = HashSet::new();
+    let mut token: Option<PageToken> = None;
+    let mut pages = 0;
+    loop {
+        let page = store.scan_contacts(token.take(), 100).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 100, "page of {}", page.items.len());
+        for phone in page.items {
+            assert!(seen.insert(phone.clone()), "{phone} returned twice");
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+        assert!(pages < 10_000, "the scan does not end");
+    }
+    for c in &contacts {
+        assert!(seen.contains(&c.phone_number), "{} missing", c.phone_number);
+    }
+    // Other tests share the CQL keyspace, so there may be more, but at least 3 pages.
+    assert!(pages >= 3, "{pages} pages for {} contacts", seen.len());
+}
+
+// ---------------------------------------------------------------------------------------
+// Backend-specific
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn embedded_store_persists_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contacts.redb");
+    let contact = full_contact(phone());
+    let hash = b"persisted".to_vec();
+    RUNTIME.block_on(async {
+        let store = EmbeddedStore::open(&path).unwrap();
+        store.upsert_contact(&contact).await.unwrap();
+        store
+            .put_purchase(
+                &contact.phone_number,
+                &purchase("kept", 1_234, PurchaseStatus::Counted, at(1, 0)),
+            )
+            .await
+            .unwrap();
+        store.link_ic(&hash, &contact.phone_number).await.unwrap();
+    });
+    RUNTIME.block_on(async {
+        let store = EmbeddedStore::open(&path).unwrap();
+        let loaded = store
+            .load_contact(&contact.phone_number)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.spending().total_spent, Money::from_sen(1_234));
+        assert_eq!(
+            store.link_ic(&hash, &phone()).await.unwrap(),
+            IcLink::LinkedToOther(contact.phone_number.clone())
+        );
+    });
+}
+
+#[test]
+fn embedded_scan_token_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("s.redb")).unwrap();
+    let err = RUNTIME
+        .block_on(store.scan_contacts(Some(PageToken(vec![0xff, 0xfe])), 10))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Query { .. }), "{err}");
+}
+
+#[test]
+fn scylla_migrations_apply_once() {
+    let _leave = LeaveCluster;
+    let Some(config) = cluster_config(&KEYSPACE) else {
+        return;
+    };
+    RUNTIME.block_on(async move {
+        let shared = shared_cluster(config.clone()).await;
+        let all: Vec<u32> = CQL_MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(shared.first.from_version, 0);
+        assert_eq!(shared.first.applied, all);
+        assert_eq!(shared.first.target, "scylla");
+        assert_eq!(shared.second.applied, Vec::<u32>::new());
+        assert_eq!(shared.second.from_version, *all.last().unwrap());
+
+        // A third run on the store's own session: still nothing to do.
+        let target =
+            CqlMigrationTarget::new(Arc::clone(shared.store.session()), &KEYSPACE, REPLICATION)
+                .unwrap();
+        let third = migrate(&target, CQL_MIGRATIONS, &target.vars())
+            .await
+            .unwrap();
+        assert!(third.applied.is_empty());
+    });
+}
+
+#[test]
+fn scylla_refuses_a_newer_schema_and_a_missing_one() {
+    let keyspace = support::unique_name("sembang_newer");
+    let Some(config) = cluster_config(&keyspace) else {
+        return;
+    };
+    RUNTIME.block_on(async move {
+        let target = CqlMigrationTarget::connect(&config, REPLICATION)
+            .await
+            .unwrap();
+        // A database some newer binary migrated to version 99.
+        sembang::storage::migrate::MigrationTarget::prepare(&target)
+            .await
+            .unwrap();
+        target.record_version(99, "from_the_future").await.unwrap();
+        let err = migrate(&target, CQL_MIGRATIONS, &target.vars())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MigrateError::NewerThanKnown {
+                    target: "scylla",
+                    found: 99,
+                    known: 4
+                }
+            ),
+            "{err}"
+        );
+        // Nothing was applied: the store cannot start on this keyspace, and says why.
+        let err = match ScyllaStore::connect(config.clone()).await {
+            Ok(_) => panic!("the store started on a keyspace without tables"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, StoreError::Schema(_)), "{err}");
+        assert!(err.to_string().contains("migrations"), "{err}");
+
+        target
+            .session()
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn scylla_unreachable_cluster_gives_a_typed_error() {
+    // Nothing listens on port 1. Runs without the stack too: no service is needed.
+    let config = ScyllaConfig {
+        nodes: vec!["127.0.0.1:1".into()],
+        keyspace: "sembang_unreachable".into(),
+        request_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+    };
+    RUNTIME.block_on(async move {
+        let guard = Duration::from_secs(60);
+        let store = tokio::time::timeout(guard, ScyllaStore::connect(config.clone()))
+            .await
+            .expect("connecting to an unreachable node hung");
+        let err = match store {
+            Ok(_) => panic!("connected to nothing"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(
+                err,
+                StoreError::Unavailable {
+                    service: "scylla",
+                    ..
+                } | StoreError::Timeout {
+                    service: "scylla",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("scylla"), "{err}");
+
+        let target = tokio::time::timeout(guard, CqlMigrationTarget::connect(&config, REPLICATION))
+            .await
+            .expect("connecting for migrations hung");
+        assert!(
+            matches!(
+                target,
+                Err(StoreError::Unavailable { .. } | StoreError::Timeout { .. })
+            ),
+            "{:?}",
+            target.err()
+        );
+    });
+}

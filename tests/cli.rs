@@ -213,3 +213,78 @@ fn receipt_parse_of_a_missing_file_is_a_failure() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/receipt.txt"));
 }
+
+mod support;
+
+fn sembang_env(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sembang"));
+    command
+        .args(args)
+        .env_remove("SEMBANG_CONFIG")
+        .env_remove("SEMBANG_PROFILE");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the sembang binary runs")
+}
+
+#[test]
+fn migrate_on_the_embedded_profile_has_nothing_to_do() {
+    let output = sembang(&["migrate"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("no schema to migrate"), "{text}");
+}
+
+#[test]
+fn migrate_applies_both_schemas_once_on_the_real_stack() {
+    let (Some(cassandra), Some(clickhouse)) = (
+        support::service(support::CASSANDRA),
+        support::service(support::CLICKHOUSE),
+    ) else {
+        return;
+    };
+    let name = support::unique_name("cli_migrate");
+    let env = [
+        ("SEMBANG_STORE_SCYLLA_NODES", cassandra),
+        ("SEMBANG_STORE_SCYLLA_KEYSPACE", name.clone()),
+        ("SEMBANG_ANALYTICS_CLICKHOUSE_URL", clickhouse),
+        ("SEMBANG_ANALYTICS_CLICKHOUSE_DATABASE", name),
+    ];
+    let first = sembang_env(&["migrate", "--profile", "local"], &env);
+    let text = String::from_utf8_lossy(&first.stdout).to_string();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        text.contains("scylla schema migrated from version 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("clickhouse schema migrated from version 0"),
+        "{text}"
+    );
+    let second = sembang_env(&["migrate", "--profile", "local"], &env);
+    let text = String::from_utf8_lossy(&second.stdout).to_string();
+    assert_eq!(second.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches("nothing to apply").count(), 2, "{text}");
+}
+
+#[test]
+fn migrate_against_unreachable_services_names_them() {
+    let env = [
+        ("SEMBANG_STORE_SCYLLA_NODES", "127.0.0.1:1".to_string()),
+        (
+            "SEMBANG_ANALYTICS_CLICKHOUSE_URL",
+            "http://127.0.0.1:1".to_string(),
+        ),
+    ];
+    let output = sembang_env(&["migrate", "--profile", "local"], &env);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("scylla is unavailable"), "{stderr}");
+    assert!(stderr.contains("clickhouse is unavailable"), "{stderr}");
+}

@@ -12,7 +12,10 @@ use crate::storage::store::scylla::{CqlMigrationTarget, ScyllaConfig, CQL_MIGRAT
 
 pub fn run(request: &LoadRequest) -> ExitCode {
     with_settings(request, |settings| {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime,
             Err(e) => {
                 eprintln!("sembang: cannot start the async runtime: {e}");
@@ -35,14 +38,18 @@ async fn migrate_store(config: &Config) -> bool {
         return true;
     }
     let scylla = ScyllaConfig::from(&config.store);
-    let target = match CqlMigrationTarget::connect(&scylla, &config.store.scylla_replication).await {
+    let target = match CqlMigrationTarget::connect(&scylla, &config.store.scylla_replication).await
+    {
         Ok(target) => target,
         Err(e) => {
             eprintln!("sembang: store: {e}");
             return false;
         }
     };
-    report("store", migrate(&target, CQL_MIGRATIONS, &target.vars()).await)
+    report(
+        "store",
+        migrate(&target, CQL_MIGRATIONS, &target.vars()).await,
+    )
 }
 
 async fn migrate_sink(config: &Config) -> bool {

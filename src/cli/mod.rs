@@ -3,6 +3,7 @@
 
 mod config_cmd;
 mod ic;
+mod migrate;
 mod receipt;
 mod run;
 
@@ -29,6 +30,9 @@ pub struct Cli {
 enum Command {
     /// Run the engine (all roles by default) on the chosen profile.
     Run(ConfigArgs),
+    /// Apply the CQL and ClickHouse schemas of the profile (idempotent; refuses a newer
+    /// schema than this binary knows).
+    Migrate(ConfigArgs),
     /// Malaysian identity card (MyKad) numbers.
     Ic {
         #[command(subcommand)]
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(&args.request()),
+        Command::Migrate(args) => migrate::run(&args.request()),
         Command::Ic {
             command: IcCommand::Parse { number, on, json },
         } => ic::parse(&number, on.unwrap_or_else(today_in_malaysia), json),

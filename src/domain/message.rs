@@ -82,9 +82,11 @@ impl DeliveryTimeline {
                 true
             }
         };
-        if status == DeliveryStatus::Failed && error_code.is_some() && self.error_code.is_none() {
+        // The code belongs to the earliest failure report, so a later report (or the same
+        // one replayed) never replaces it, while an earlier one does: any arrival order
+        // gives the same timeline.
+        if status == DeliveryStatus::Failed && changed && error_code.is_some() {
             self.error_code = error_code;
-            return StatusChange::Changed;
         }
         if changed {
             StatusChange::Changed
@@ -182,6 +184,18 @@ mod tests {
         });
         let first = results.next().unwrap();
         assert!(results.all(|r| r == first));
+    }
+
+    #[test]
+    fn the_earliest_failure_keeps_its_code_in_any_order() {
+        let mut forward = DeliveryTimeline::default();
+        forward.apply(DeliveryStatus::Failed, t(5), Some(131_026));
+        forward.apply(DeliveryStatus::Failed, t(9), Some(131_049));
+        let mut backward = DeliveryTimeline::default();
+        backward.apply(DeliveryStatus::Failed, t(9), Some(131_049));
+        backward.apply(DeliveryStatus::Failed, t(5), Some(131_026));
+        assert_eq!(forward, backward);
+        assert_eq!(forward.error_code, Some(131_026));
     }
 
     #[test]

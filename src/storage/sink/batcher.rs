@@ -6,7 +6,7 @@
 //! already written.
 //!
 //! Use from a consumer loop:
-//! ```ignore
+//! ```text
 //! loop {
 //!     tokio::select! {
 //!         record = consumer.next() => {

@@ -7,7 +7,7 @@
 //! stand alone. Every statement in the files is idempotent (`IF NOT EXISTS`), so a migration
 //! interrupted between its statements and its version record is simply applied again.
 //!
-//! ```ignore
+//! ```text
 //! let target = CqlMigrationTarget::connect(&config, "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}").await?;
 //! migrate(&target, CQL_MIGRATIONS, &target.vars()).await?;
 //! ```

@@ -171,7 +171,8 @@ pub trait ContactStore: Send + Sync {
         error_code: Option<i64>,
     ) -> Result<(), StoreError>;
 
-    /// Claims the right to send campaign `campaign_id` to `contact`, once.
+    /// Claims the right to send campaign `campaign_id` to `contact`, once. A repeated claim
+    /// returns the first claim's time (RFC 3339, milliseconds).
     async fn claim_send(
         &self,
         campaign_id: &str,

@@ -15,6 +15,7 @@
 //!   that answer (up to a deadline).
 
 pub mod dead_letter;
+pub mod embedded;
 mod error;
 pub mod partitioner;
 pub mod topics;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+pub use embedded::{EmbeddedBus, EmbeddedBusConfig, SyncPolicy};
 pub use error::BusError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

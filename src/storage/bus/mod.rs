@@ -17,6 +17,7 @@
 pub mod dead_letter;
 pub mod embedded;
 mod error;
+pub mod kafka;
 pub mod partitioner;
 pub mod topics;
 
@@ -28,6 +29,7 @@ use tokio::sync::oneshot;
 
 pub use embedded::{EmbeddedBus, EmbeddedBusConfig, SyncPolicy};
 pub use error::BusError;
+pub use kafka::{KafkaBus, KafkaBusConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {

@@ -137,7 +137,14 @@ async fn receive(consumer: &mut Box<dyn Consumer>, count: usize) -> Vec<Message>
             Some(ConsumerEvent::Revoked { partitions, .. }) => {
                 panic!("unexpected revocation of {partitions:?}")
             }
-            None => panic!("received {} of {count} messages in {PATIENCE:?}", out.len()),
+            None => panic!(
+                "received {} of {count} messages in {PATIENCE:?}; last offsets per partition: {:?}",
+                out.len(),
+                offsets_by_partition(&out)
+                    .iter()
+                    .map(|(p, o)| (*p, o.len(), o.last().copied()))
+                    .collect::<Vec<_>>()
+            ),
         }
     }
     out
@@ -252,9 +259,10 @@ async fn drive(members: &mut [Member], within: Duration, done: impl Fn(&[Member]
     let deadline = tokio::time::Instant::now() + within;
     while !done(members) {
         let next = {
-            let futures = members.iter_mut().enumerate().map(|(i, m)| {
-                Box::pin(async move { (i, m.consumer.next().await) })
-            });
+            let futures = members
+                .iter_mut()
+                .enumerate()
+                .map(|(i, m)| Box::pin(async move { (i, m.consumer.next().await) }));
             tokio::time::timeout_at(deadline, futures::future::select_all(futures))
                 .await
                 .map(|((i, event), _, _)| (i, event))
@@ -278,9 +286,10 @@ async fn settle(members: &mut [Member], period: Duration) {
     let deadline = tokio::time::Instant::now() + period;
     loop {
         let next = {
-            let futures = members.iter_mut().enumerate().map(|(i, m)| {
-                Box::pin(async move { (i, m.consumer.next().await) })
-            });
+            let futures = members
+                .iter_mut()
+                .enumerate()
+                .map(|(i, m)| Box::pin(async move { (i, m.consumer.next().await) }));
             tokio::time::timeout_at(deadline, futures::future::select_all(futures))
                 .await
                 .map(|((i, event), _, _)| (i, event))
@@ -324,7 +333,10 @@ async fn keyed_records_follow_partition_for_in_order(h: &Harness) {
         .collect();
     let deliveries = producer.send_all(batch).await.expect("send_all");
     for (i, d) in deliveries.iter().enumerate() {
-        assert_eq!(d.partition, partition_for(format!("batch{i}").as_bytes(), 4));
+        assert_eq!(
+            d.partition,
+            partition_for(format!("batch{i}").as_bytes(), 4)
+        );
     }
     let explicit = producer
         .send_to(Record::new(&topic, "any", "explicit").to_partition(3))
@@ -345,7 +357,9 @@ async fn keyed_records_follow_partition_for_in_order(h: &Harness) {
         "partition 9 of 4: {out_of_range:?}"
     );
 
-    let mut consumer = h.subscribe(&support::unique_name("g_keyed"), &[&topic]).await;
+    let mut consumer = h
+        .subscribe(&support::unique_name("g_keyed"), &[&topic])
+        .await;
     let messages = receive(&mut consumer, 221).await;
     for (p, offsets) in offsets_by_partition(&messages) {
         assert!(
@@ -387,7 +401,9 @@ async fn headers_and_timestamps_round_trip(h: &Harness) {
     let plain = Record::new(&topic, "k2", Vec::new());
     h.bus.producer().send(plain).await.expect("send plain");
 
-    let mut consumer = h.subscribe(&support::unique_name("g_headers"), &[&topic]).await;
+    let mut consumer = h
+        .subscribe(&support::unique_name("g_headers"), &[&topic])
+        .await;
     let messages = receive(&mut consumer, 2).await;
     let m = &messages[0];
     assert_eq!(m.key, record.key);
@@ -445,7 +461,10 @@ async fn commit_then_resume_redelivers_uncommitted(h: &Harness) {
     assert_eq!(by_partition[&0], (12..20).collect::<Vec<u64>>());
     assert_eq!(by_partition[&1], (5..20).collect::<Vec<u64>>());
     for m in &again {
-        assert_eq!(m.payload, format!("{}:{}", m.partition, m.offset).into_bytes());
+        assert_eq!(
+            m.payload,
+            format!("{}:{}", m.partition, m.offset).into_bytes()
+        );
     }
     assert_quiet(&mut second).await;
     second.close().await.expect("close");
@@ -490,9 +509,7 @@ async fn members_of_a_group_split_the_partitions(h: &Harness) {
         Member::new(h.subscribe(&group, &[&topic]).await),
     ];
     drive(&mut members, PATIENCE, |m| {
-        !m[0].owned.is_empty()
-            && !m[1].owned.is_empty()
-            && m[0].owned.len() + m[1].owned.len() == 6
+        !m[0].owned.is_empty() && !m[1].owned.is_empty() && m[0].owned.len() + m[1].owned.len() == 6
     })
     .await;
     assert!(members[0].owned.is_disjoint(&members[1].owned));
@@ -551,7 +568,11 @@ async fn joining_member_takes_over_at_acked_offsets(h: &Harness) {
         moved,
         "only the partitions that move are revoked"
     );
-    assert_eq!(members[0].messages.len(), 40, "the first member got nothing again");
+    assert_eq!(
+        members[0].messages.len(),
+        40,
+        "the first member got nothing again"
+    );
     let by_partition = offsets_by_partition(&members[1].messages);
     for tp in &moved {
         assert_eq!(
@@ -592,7 +613,11 @@ async fn unacknowledged_revocation_moves_after_the_deadline(h: &Harness) {
     );
     let tp = members[0].owned.iter().next().unwrap().clone();
     let offsets: Vec<u64> = members[0].messages.iter().map(|m| m.offset).collect();
-    assert_eq!(offsets, vec![0, 1, 2, 3, 4], "{tp} redelivered from the start");
+    assert_eq!(
+        offsets,
+        vec![0, 1, 2, 3, 4],
+        "{tp} redelivered from the start"
+    );
     silent.close().await.expect("close");
     for m in members {
         m.close().await;
@@ -604,7 +629,9 @@ async fn unacknowledged_revocation_moves_after_the_deadline(h: &Harness) {
 async fn pause_stops_delivery_and_resume_restarts_it(h: &Harness) {
     let topic = h.topic("bus_pause", 2).await;
     h.fill(&topic, &[(0, 10)]).await;
-    let mut consumer = h.subscribe(&support::unique_name("g_pause"), &[&topic]).await;
+    let mut consumer = h
+        .subscribe(&support::unique_name("g_pause"), &[&topic])
+        .await;
     let first = receive(&mut consumer, 3).await;
     assert_eq!(
         first.iter().map(|m| m.offset).collect::<Vec<_>>(),
@@ -612,14 +639,23 @@ async fn pause_stops_delivery_and_resume_restarts_it(h: &Harness) {
     );
     let p0 = TopicPartition::new(&topic, 0);
     let p1 = TopicPartition::new(&topic, 1);
-    consumer.pause(std::slice::from_ref(&p0)).await.expect("pause");
+    consumer
+        .pause(std::slice::from_ref(&p0))
+        .await
+        .expect("pause");
     h.fill(&topic, &[(0, 10), (1, 4)]).await;
     // The unpaused partition still flows; the paused one does not.
     let others = receive(&mut consumer, 4).await;
-    assert!(others.iter().all(|m| m.partition == 1), "only p1 while p0 is paused");
+    assert!(
+        others.iter().all(|m| m.partition == 1),
+        "only p1 while p0 is paused"
+    );
     assert_quiet(&mut consumer).await;
 
-    consumer.pause(std::slice::from_ref(&p1)).await.expect("pause p1");
+    consumer
+        .pause(std::slice::from_ref(&p1))
+        .await
+        .expect("pause p1");
     h.fill(&topic, &[(1, 2)]).await;
     assert_quiet(&mut consumer).await;
 
@@ -629,7 +665,11 @@ async fn pause_stops_delivery_and_resume_restarts_it(h: &Harness) {
         .expect("resume");
     let rest = receive(&mut consumer, 17 + 2).await;
     let by_partition = offsets_by_partition(&rest);
-    assert_eq!(by_partition[&0], (3..20).collect::<Vec<u64>>(), "no gap, no duplicate");
+    assert_eq!(
+        by_partition[&0],
+        (3..20).collect::<Vec<u64>>(),
+        "no gap, no duplicate"
+    );
     assert_eq!(by_partition[&1], vec![4, 5]);
     assert_quiet(&mut consumer).await;
     consumer.close().await.expect("close");
@@ -672,7 +712,10 @@ async fn ensure_topics_is_idempotent_and_detects_mismatch(h: &Harness) {
     ));
     let subscribed = h
         .bus
-        .subscribe(&support::unique_name("g_missing"), &[a.clone(), missing.clone()])
+        .subscribe(
+            &support::unique_name("g_missing"),
+            &[a.clone(), missing.clone()],
+        )
         .await;
     assert!(matches!(subscribed, Err(BusError::UnknownTopic(t)) if t == missing));
 }
@@ -723,7 +766,11 @@ async fn dead_letters_round_trip(h: &Harness) {
     let mut consumer = h.subscribe(&support::unique_name("g_dl"), &[&topic]).await;
     let message = receive(&mut consumer, 1).await.remove(0);
     let letter = dead_letter(&dlq, &message, "malformed_json", "expected value at line 1");
-    h.bus.producer().send(letter.clone()).await.expect("send dead letter");
+    h.bus
+        .producer()
+        .send(letter.clone())
+        .await
+        .expect("send dead letter");
     consumer.close().await.expect("close");
 
     let mut reader = h.subscribe(&support::unique_name("g_dlq"), &[&dlq]).await;
@@ -751,6 +798,34 @@ async fn dead_letters_round_trip(h: &Harness) {
     reader.close().await.expect("close");
 }
 
+/// An engine that stops reading for a while (longer than the Kafka consumer holds records
+/// before it pauses its partitions) loses nothing and gets nothing twice.
+async fn a_stalled_engine_loses_nothing(h: &Harness) {
+    let topic = h.topic("bus_stall", 2).await;
+    let records: Vec<Record> = (0..3000)
+        .map(|i| Record::new(&topic, format!("c{}", i % 50), format!("{i}")))
+        .collect();
+    h.bus.producer().send_all(records).await.expect("send_all");
+    let mut consumer = h
+        .subscribe(&support::unique_name("g_stall"), &[&topic])
+        .await;
+    let mut messages = receive(&mut consumer, 100).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    messages.extend(receive(&mut consumer, 1400).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    messages.extend(receive(&mut consumer, 1500).await);
+    let ends = h.bus.end_offsets(&topic).await.unwrap();
+    for (p, offsets) in offsets_by_partition(&messages) {
+        assert_eq!(
+            offsets,
+            (0..ends[p as usize]).collect::<Vec<u64>>(),
+            "partition {p}"
+        );
+    }
+    assert_quiet(&mut consumer).await;
+    consumer.close().await.expect("close");
+}
+
 /// Informal throughput: 100k small records produced (in batches of 5000 concurrent sends)
 /// and consumed by one member; every record arrives once, in order per partition.
 async fn hundred_thousand_records(h: &Harness) {
@@ -767,7 +842,9 @@ async fn hundred_thousand_records(h: &Harness) {
         producer.send_all(batch).await.expect("send_all");
     }
     let produce = started.elapsed();
-    let mut consumer = h.subscribe(&support::unique_name("g_bulk"), &[&topic]).await;
+    let mut consumer = h
+        .subscribe(&support::unique_name("g_bulk"), &[&topic])
+        .await;
     wait_assigned(&mut consumer).await;
     let started = Instant::now();
     let messages = receive(&mut consumer, N).await;
@@ -829,6 +906,7 @@ conformance!(
     ensure_topics_is_idempotent_and_detects_mismatch,
     end_and_committed_offsets,
     dead_letters_round_trip,
+    a_stalled_engine_loses_nothing,
     hundred_thousand_records,
 );
 
@@ -837,7 +915,13 @@ conformance!(
 // ---------------------------------------------------------------------------------------
 
 fn unreachable(result: &Result<impl std::fmt::Debug, BusError>) -> bool {
-    matches!(result, Err(BusError::Unavailable { service: "kafka", .. }))
+    matches!(
+        result,
+        Err(BusError::Unavailable {
+            service: "kafka",
+            ..
+        })
+    )
 }
 
 /// An unreachable broker gives a typed error within a bounded time, never a hang.
@@ -901,7 +985,9 @@ async fn embedded_reopen_keeps_records_and_committed_offsets() {
         let bus = EmbeddedBus::open(embedded_config(dir.path())).unwrap();
         bus.ensure_topics(&[spec(topic, 2)]).await.unwrap();
         let records: Vec<Record> = (0..50)
-            .map(|i| Record::new(topic, format!("c{i}"), format!("{i}")).with_header("n", format!("{i}")))
+            .map(|i| {
+                Record::new(topic, format!("c{i}"), format!("{i}")).with_header("n", format!("{i}"))
+            })
             .collect();
         bus.producer().send_all(records).await.unwrap();
         let mut consumer = bus.subscribe(group, &[topic.to_string()]).await.unwrap();
@@ -970,7 +1056,11 @@ async fn embedded_torn_trailing_frame_is_truncated() {
     {
         let bus = EmbeddedBus::open(embedded_config(dir.path())).expect("recover");
         assert_eq!(bus.end_offsets(topic).await.unwrap(), vec![10]);
-        assert_eq!(std::fs::metadata(&log).unwrap().len(), intact, "tail truncated");
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().len(),
+            intact,
+            "tail truncated"
+        );
         let mut consumer = bus.subscribe("g", &[topic.to_string()]).await.unwrap();
         let messages = receive(&mut consumer, 10).await;
         assert_eq!(messages[9].payload, b"record 9");

@@ -19,7 +19,9 @@ pub fn service(var: &str) -> Option<String> {
             panic!("{var} is not set but SEMBANG_TEST_REQUIRE_STACK is: the real stack is required")
         }
         _ => {
-            eprintln!("skipping: {var} is not set (run ./scripts/test, or deploy/local/up and export it)");
+            eprintln!(
+                "skipping: {var} is not set (run ./scripts/test, or deploy/local/up and export it)"
+            );
             None
         }
     }

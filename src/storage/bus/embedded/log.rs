@@ -269,7 +269,7 @@ impl PartitionLog {
         let mut indexed = Vec::new();
         for (i, &p) in frame_positions.iter().enumerate() {
             let offset = first_offset + i as u64;
-            if offset % INDEX_INTERVAL == 0 && offset > 0 {
+            if offset.is_multiple_of(INDEX_INTERVAL) && offset > 0 {
                 indexed.push((offset, p));
             }
         }
@@ -415,7 +415,7 @@ fn scan(file: &File, path: &Path, index: &mut Vec<(u64, u64)>) -> Result<(u64, u
         if crc32(&body) != crc || decode_body(&body).is_none() {
             break;
         }
-        if count % INDEX_INTERVAL == 0 && count > 0 {
+        if count.is_multiple_of(INDEX_INTERVAL) && count > 0 {
             index.push((count, pos));
         }
         pos += (FRAME_HEADER + len) as u64;

@@ -2,9 +2,10 @@
 //! librdkafka's blocking calls and rebalance callbacks never run on a tokio worker.
 //!
 //! - Records and group events go to the async side through one ordered channel. Its depth is
-//!   counted; past `max_buffered_messages` the poll thread pauses fetching of every assigned
-//!   partition (and resumes below half), but keeps polling, so heartbeats, rebalances and
-//!   `max.poll.interval.ms` are served however slow the engine is.
+//!   counted; at `max_buffered_messages` the poll thread stops taking records (librdkafka keeps
+//!   prefetching into its own bounded queue) until the engine is down to half; if that takes
+//!   longer than a second it pauses every assigned partition and polls again, so rebalances
+//!   and `max.poll.interval.ms` are served however slow the engine is.
 //! - Revocation: the rebalance callback (on the poll thread) sends `Revoked{partitions, ack}`
 //!   and blocks until the ack arrives or `revoke_timeout` passes, serving commit/pause/resume
 //!   commands meanwhile; it commits the acked offsets synchronously before librdkafka releases
@@ -30,12 +31,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
 use super::{millis, BusContext, KafkaBusConfig, SERVICE};
-use crate::storage::bus::{
-    BusError, Consumer, ConsumerEvent, Message, RevokeAck, TopicPartition,
-};
+use crate::storage::bus::{BusError, Consumer, ConsumerEvent, Message, RevokeAck, TopicPartition};
 
 /// How long one poll waits for a record; also the latency of commands when idle.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// How long the poll thread may stop polling while the engine catches up before it pauses
+/// the partitions instead (far below `max.poll.interval.ms`; also bounds how long a pending
+/// rebalance waits).
+const HOLD_LIMIT: Duration = Duration::from_secs(1);
 
 enum Item {
     Event(ConsumerEvent),
@@ -174,8 +177,7 @@ impl PollContext {
             match answer.try_recv() {
                 Ok(offsets) => {
                     if !offsets.is_empty() {
-                        if let Err(e) = consumer.commit(&list_of(&offsets), CommitMode::Sync)
-                        {
+                        if let Err(e) = consumer.commit(&list_of(&offsets), CommitMode::Sync) {
                             tracing::error!(group = %self.group, error = %e, ?offsets,
                                 "cannot commit the offsets acked on revocation");
                         }
@@ -275,19 +277,35 @@ impl PollContext {
         }
     }
 
-    /// Pauses every assigned partition while the engine is behind; resumes (except those
-    /// the engine paused) once it has caught up to half the limit.
-    fn flow_control(&self, consumer: &BaseConsumer<Self>, limit: usize) {
+    /// Flow control, when the engine has `limit` items queued: first stop taking records
+    /// (librdkafka keeps its prefetched ones, so catching up costs nothing); if that lasts
+    /// longer than [`HOLD_LIMIT`], pause every assigned partition and poll again, so
+    /// rebalances and `max.poll.interval.ms` are served however slow the engine is. Resumes
+    /// (except partitions the engine paused) once it is down to half the limit.
+    fn flow_control(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        limit: usize,
+        holding_since: &mut Option<Instant>,
+    ) -> Flow {
         let queued = self.shared.in_flight.load(Ordering::Acquire);
         let mut state = lock(&self.state);
-        let change = if !state.flow_paused && queued >= limit {
-            Some(true)
-        } else if state.flow_paused && queued <= limit / 2 {
-            Some(false)
+        let pause = if state.flow_paused {
+            if queued > limit / 2 {
+                return Flow::Poll;
+            }
+            false
+        } else if queued >= limit {
+            let since = *holding_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < HOLD_LIMIT {
+                return Flow::Hold;
+            }
+            true
         } else {
-            None
+            *holding_since = None;
+            return Flow::Poll;
         };
-        let Some(pause) = change else { return };
+        *holding_since = None;
         state.flow_paused = pause;
         let partitions: Vec<_> = state
             .assigned
@@ -296,19 +314,24 @@ impl PollContext {
             .cloned()
             .collect();
         drop(state);
-        if partitions.is_empty() {
-            return;
+        if !partitions.is_empty() {
+            let list = list_of(&partitions);
+            let result = if pause {
+                consumer.pause(&list)
+            } else {
+                consumer.resume(&list)
+            };
+            if let Err(e) = result {
+                tracing::warn!(group = %self.group, error = %e, pause, "flow control failed");
+            }
         }
-        let list = list_of(&partitions);
-        let result = if pause {
-            consumer.pause(&list)
-        } else {
-            consumer.resume(&list)
-        };
-        if let Err(e) = result {
-            tracing::warn!(group = %self.group, error = %e, pause, "flow control failed");
-        }
+        Flow::Poll
     }
+}
+
+enum Flow {
+    Poll,
+    Hold,
 }
 
 fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -385,6 +408,7 @@ fn to_message(m: &BorrowedMessage<'_>) -> Message {
 
 fn poll_loop(consumer: BaseConsumer<PollContext>, limit: usize) {
     let context = consumer.context().clone();
+    let mut holding_since = None;
     loop {
         let mut commands = Vec::new();
         {
@@ -409,12 +433,24 @@ fn poll_loop(consumer: BaseConsumer<PollContext>, limit: usize) {
                 break;
             }
         }
-        context.flow_control(&consumer, limit);
+        if let Flow::Hold = context.flow_control(&consumer, limit, &mut holding_since) {
+            // Wait for the engine to catch up, still answering its commands.
+            let command = lock(&context.commands).recv_timeout(Duration::from_millis(1));
+            match command {
+                Ok(command) => context.handle(&consumer, command),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    lock(&context.state).disconnected = true;
+                }
+            }
+            continue;
+        }
         match consumer.poll(POLL_INTERVAL) {
             None => {}
             Some(Ok(message)) => {
-                if !context.emit(Item::Event(ConsumerEvent::Message(to_message(&message)))) {
-                    break;
+                let sent = context.emit(Item::Event(ConsumerEvent::Message(to_message(&message))));
+                if !sent {
+                    break; // the async side is gone
                 }
             }
             Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
@@ -470,10 +506,7 @@ impl KafkaConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set(
-                "partition.assignment.strategy",
-                &config.assignment_strategy,
-            );
+            .set("partition.assignment.strategy", &config.assignment_strategy);
         for (key, value) in [
             ("session.timeout.ms", config.session_timeout),
             ("heartbeat.interval.ms", config.heartbeat_interval),
@@ -503,17 +536,17 @@ impl KafkaConsumer {
         let thread = std::thread::Builder::new()
             .name(format!("bus-consumer-{group}"))
             .spawn(move || {
-                let consumer: BaseConsumer<PollContext> =
-                    match client.create_with_context(context) {
-                        Ok(consumer) => consumer,
-                        Err(e) => {
-                            let _ = started_tx.send(Err(BusError::Rejected {
-                                service: SERVICE,
-                                detail: format!("invalid consumer configuration: {e}"),
-                            }));
-                            return;
-                        }
-                    };
+                let consumer: BaseConsumer<PollContext> = match client.create_with_context(context)
+                {
+                    Ok(consumer) => consumer,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(BusError::Rejected {
+                            service: SERVICE,
+                            detail: format!("invalid consumer configuration: {e}"),
+                        }));
+                        return;
+                    }
+                };
                 let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                 if let Err(e) = consumer.subscribe(&names) {
                     let _ = started_tx.send(Err(BusError::Group {
@@ -543,10 +576,7 @@ impl KafkaConsumer {
         })
     }
 
-    async fn request(
-        &self,
-        make: impl FnOnce(Reply) -> Command,
-    ) -> Result<(), BusError> {
+    async fn request(&self, make: impl FnOnce(Reply) -> Command) -> Result<(), BusError> {
         if self.closed {
             return Err(BusError::Closed);
         }
@@ -643,7 +673,8 @@ impl Consumer for KafkaConsumer {
             }
         }
         let partitions = partitions.to_vec();
-        self.request(|reply| Command::Pause(partitions, reply)).await
+        self.request(|reply| Command::Pause(partitions, reply))
+            .await
     }
 
     async fn resume(&mut self, partitions: &[TopicPartition]) -> Result<(), BusError> {
@@ -654,7 +685,8 @@ impl Consumer for KafkaConsumer {
             }
         }
         let partitions = partitions.to_vec();
-        self.request(|reply| Command::Resume(partitions, reply)).await
+        self.request(|reply| Command::Resume(partitions, reply))
+            .await
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), BusError> {

@@ -11,7 +11,6 @@
 mod consumer;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,9 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 pub use consumer::KafkaConsumer;
 
-use super::{
-    Bus, BusError, Consumer, Delivery, PartitionedRecord, Producer, Record, TopicSpec,
-};
+use super::{Bus, BusError, Consumer, Delivery, PartitionedRecord, Producer, Record, TopicSpec};
 
 const SERVICE: &str = "kafka";
 
@@ -98,23 +95,38 @@ fn millis(d: Duration) -> String {
     d.as_millis().max(1).to_string()
 }
 
-/// Shared by the clients of one bus: whether librdkafka last reported all brokers down, so a
-/// timeout can be told apart from an unreachable cluster.
+/// Shared by the clients of one bus: when librdkafka last failed to reach a broker (since
+/// the last successful call), so a timeout can be told apart from an unreachable cluster.
 #[derive(Default)]
 pub(crate) struct ClientState {
-    brokers_down: AtomicBool,
+    unreachable_since: Mutex<Option<Instant>>,
 }
 
 impl ClientState {
-    fn up(&self) {
-        self.brokers_down.store(false, Ordering::Relaxed);
+    fn failed_to_connect(&self) {
+        *self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
-    fn down(&self) -> bool {
-        self.brokers_down.load(Ordering::Relaxed)
+
+    fn up(&self) {
+        *self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether a broker connection failed within `window` with no success since.
+    fn down_within(&self, window: Duration) -> bool {
+        self.unreachable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() <= window)
     }
 }
 
-/// librdkafka logs and errors go to `tracing`; "all brokers down" is remembered.
+/// librdkafka logs and errors go to `tracing`; connection failures are remembered.
 #[derive(Clone, Default)]
 pub(crate) struct BusContext {
     state: Arc<ClientState>,
@@ -136,8 +148,15 @@ impl ClientContext for BusContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.state.brokers_down.store(true, Ordering::Relaxed);
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::Resolve
+            )
+        ) {
+            self.state.failed_to_connect();
         }
         tracing::warn!(target: "librdkafka", error = %error, "{reason}");
     }
@@ -163,11 +182,11 @@ pub(crate) fn map_error(
         other => other.rdkafka_error_code(),
     };
     match code {
-        Some(
-            C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut | C::TimedOutQueue,
-        ) => {
-            if state.down() {
-                unavailable(format!("{operation}: all brokers are down ({error})"))
+        Some(C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut | C::TimedOutQueue) => {
+            if state.down_within(after + Duration::from_secs(1)) {
+                unavailable(format!(
+                    "{operation}: no broker reachable (connections fail) and {error}"
+                ))
             } else {
                 BusError::Timeout {
                     service: SERVICE,
@@ -283,7 +302,9 @@ impl KafkaBus {
         let producer = self.producer.clone();
         let timeout = self.config.request_timeout;
         let result = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, Timeout::After(timeout))
+            producer
+                .client()
+                .fetch_metadata(None, Timeout::After(timeout))
         })
         .await
         .map_err(|e| unavailable(format!("{operation}: metadata task failed: {e}")))?;
@@ -358,6 +379,20 @@ impl KafkaBus {
         readers.insert(group.to_string(), reader.clone());
         Ok(reader)
     }
+}
+
+/// Errors of a partition whose leadership is moving or not yet established.
+fn retriable(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+        )
+    )
 }
 
 fn unavailable(detail: String) -> BusError {
@@ -484,12 +519,22 @@ impl Bus for KafkaBus {
         let timeout = self.config.request_timeout;
         let name = topic.to_string();
         let result = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + timeout;
             (0..partitions as i32)
-                .map(|p| {
-                    producer
-                        .client()
-                        .fetch_watermarks(&name, p, Timeout::After(timeout))
-                        .map(|(_, high)| high.max(0) as u64)
+                .map(|p| loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match producer.client().fetch_watermarks(
+                        &name,
+                        p,
+                        Timeout::After(left.max(Duration::from_millis(1))),
+                    ) {
+                        Ok((_, high)) => break Ok(high.max(0) as u64),
+                        // Leadership still settling (e.g. right after creation): retry.
+                        Err(e) if retriable(&e) && !left.is_zero() => {
+                            std::thread::sleep(Duration::from_millis(50))
+                        }
+                        Err(e) => break Err(e),
+                    }
                 })
                 .collect::<Result<Vec<u64>, KafkaError>>()
         })
@@ -513,7 +558,19 @@ impl Bus for KafkaBus {
             for p in 0..partitions as i32 {
                 list.add_partition(&name, p);
             }
-            reader.committed_offsets(list, Timeout::After(timeout))
+            let deadline = Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match reader.committed_offsets(
+                    list.clone(),
+                    Timeout::After(left.max(Duration::from_millis(1))),
+                ) {
+                    Err(e) if retriable(&e) && !left.is_zero() => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    other => break other,
+                }
+            }
         })
         .await
         .map_err(|e| unavailable(format!("{OP}: task failed: {e}")))?;
@@ -584,8 +641,9 @@ impl Producer for KafkaProducer {
         if record.key.is_empty() {
             return Err(BusError::Rejected {
                 service: SERVICE,
-                detail: "a keyed record needs a non-empty key (use send_to for an explicit partition)"
-                    .into(),
+                detail:
+                    "a keyed record needs a non-empty key (use send_to for an explicit partition)"
+                        .into(),
             });
         }
         self.produce(&record, None).await

@@ -47,8 +47,13 @@ fn kafka_config(brokers: &str) -> KafkaBusConfig {
     config.revoke_timeout = REVOKE_TIMEOUT;
     config.heartbeat_interval = Some(Duration::from_millis(500));
     config.session_timeout = Some(Duration::from_secs(6));
-    // Small, so the 100k-record scenario goes through many flow-control pauses.
+    // Small, so the bulk and stall scenarios exercise flow control.
     config.max_buffered_messages = 256;
+    // librdkafka waits this long for a topic it does not know to appear before failing a
+    // record for it (default 30 s); shortened for the unknown-topic check.
+    config
+        .properties
+        .push(("topic.metadata.propagation.max.ms".into(), "1500".into()));
     config
 }
 
@@ -590,6 +595,56 @@ async fn joining_member_takes_over_at_acked_offsets(h: &Harness) {
     }
 }
 
+/// A member that closes leaves the group: the remaining member takes its partitions (without
+/// losing any of its own) and resumes them at the closing member's committed offsets.
+async fn closing_member_hands_over_its_partitions(h: &Harness) {
+    let topic = h.topic("bus_leave", 4).await;
+    h.fill(&topic, &[(0, 5), (1, 5), (2, 5), (3, 5)]).await;
+    let group = support::unique_name("g_leave");
+    let mut members = vec![
+        Member::new(h.subscribe(&group, &[&topic]).await),
+        Member::new(h.subscribe(&group, &[&topic]).await),
+    ];
+    drive(&mut members, PATIENCE, |m| {
+        m[0].owned.len() == 2
+            && m[1].owned.len() == 2
+            && m[0].messages.len() + m[1].messages.len() >= 20
+    })
+    .await;
+    settle(&mut members, Duration::from_millis(300)).await;
+    let mut leaving = members.remove(0);
+    let handed_over = leaving.owned.clone();
+    let commits: Vec<(TopicPartition, u64)> =
+        handed_over.iter().map(|tp| (tp.clone(), 3)).collect();
+    leaving.consumer.commit(&commits).await.expect("commit");
+    leaving.close().await;
+
+    let staying = &mut members;
+    let before = staying[0].messages.len();
+    let kept = staying[0].owned.clone();
+    drive(staying, PATIENCE, |m| {
+        m[0].owned.len() == 4 && m[0].messages.len() == before + 2 * 2
+    })
+    .await;
+    settle(staying, Duration::from_millis(500)).await;
+    assert!(
+        staying[0].revoked.is_empty(),
+        "nothing taken from the staying member"
+    );
+    assert!(kept.is_subset(&staying[0].owned));
+    let again = offsets_by_partition(&staying[0].messages[before..]);
+    assert_eq!(
+        again.keys().copied().collect::<BTreeSet<u32>>(),
+        handed_over.iter().map(|tp| tp.partition).collect()
+    );
+    for offsets in again.values() {
+        assert_eq!(offsets, &vec![3, 4], "resumed at the committed offset");
+    }
+    for m in members {
+        m.close().await;
+    }
+}
+
 /// A revocation nobody acknowledges still completes after the deadline: the partitions move
 /// without a commit, so the newcomer redelivers them from the last committed offset.
 async fn unacknowledged_revocation_moves_after_the_deadline(h: &Harness) {
@@ -718,6 +773,16 @@ async fn ensure_topics_is_idempotent_and_detects_mismatch(h: &Harness) {
         )
         .await;
     assert!(matches!(subscribed, Err(BusError::UnknownTopic(t)) if t == missing));
+    let sent = tokio::time::timeout(
+        PATIENCE,
+        h.bus.producer().send(Record::new(&missing, "k", "v")),
+    )
+    .await
+    .expect("send to a missing topic returns");
+    assert!(
+        matches!(&sent, Err(BusError::UnknownTopic(t)) if *t == missing),
+        "send to a missing topic: {sent:?}"
+    );
 }
 
 /// End offsets are the per-partition high watermarks; committed offsets are `None` until
@@ -901,6 +966,7 @@ conformance!(
     two_groups_each_get_everything,
     members_of_a_group_split_the_partitions,
     joining_member_takes_over_at_acked_offsets,
+    closing_member_hands_over_its_partitions,
     unacknowledged_revocation_moves_after_the_deadline,
     pause_stops_delivery_and_resume_restarts_it,
     ensure_topics_is_idempotent_and_detects_mismatch,

@@ -206,7 +206,9 @@ impl PartitionLog {
             .map_err(|e| log_error(&path, format!("cannot open: {e}")))?;
         let len = file.metadata().map_err(|e| log_error(&path, e))?.len();
         let mut index = vec![(0u64, MAGIC.len() as u64)];
+        let mut modified = false;
         let (pos, next_offset) = if len < MAGIC.len() as u64 {
+            modified = true;
             // New file, or one torn while its magic was being written.
             let mut head = Vec::new();
             file.read_to_end(&mut head)
@@ -229,10 +231,13 @@ impl PartitionLog {
                     "bus log has a torn or corrupt tail; truncating it"
                 );
                 file.set_len(good).map_err(|e| log_error(&path, e))?;
+                modified = true;
             }
             (good, count)
         };
-        file.sync_all().map_err(|e| log_error(&path, e))?;
+        if modified {
+            file.sync_all().map_err(|e| log_error(&path, e))?;
+        }
         drop(file);
         let writer = OpenOptions::new()
             .append(true)

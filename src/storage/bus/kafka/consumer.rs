@@ -638,7 +638,16 @@ impl Consumer for KafkaConsumer {
                     self.forget(&partitions);
                     return Ok(ConsumerEvent::Revoked { partitions, ack });
                 }
-                Item::Event(event) => return Ok(event),
+                Item::Event(ConsumerEvent::Assigned(partitions)) => {
+                    // A new assignment starts unpaused, as in librdkafka.
+                    for tp in &partitions {
+                        self.paused.remove(tp);
+                        if let Some(held) = self.held.remove(tp) {
+                            self.ready.extend(held);
+                        }
+                    }
+                    return Ok(ConsumerEvent::Assigned(partitions));
+                }
                 Item::Failed(error) => {
                     self.closed = true;
                     return Err(error);

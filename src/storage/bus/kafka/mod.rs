@@ -568,7 +568,11 @@ impl Bus for KafkaBus {
                     Err(e) if retriable(&e) && !left.is_zero() => {
                         std::thread::sleep(Duration::from_millis(50))
                     }
-                    other => break other,
+                    other => {
+                        // Nobody polls this client otherwise: drop its queued events.
+                        while reader.poll(Duration::ZERO).is_some() {}
+                        break other;
+                    }
                 }
             }
         })

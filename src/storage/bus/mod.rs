@@ -15,7 +15,9 @@
 //!   that answer (up to a deadline).
 
 pub mod dead_letter;
+pub mod embedded;
 mod error;
+pub mod kafka;
 pub mod partitioner;
 pub mod topics;
 
@@ -25,7 +27,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+pub use embedded::{EmbeddedBus, EmbeddedBusConfig, SyncPolicy};
 pub use error::BusError;
+pub use kafka::{KafkaBus, KafkaBusConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {

@@ -12,7 +12,15 @@
 //!   a new owner resumes at the committed offset, so uncommitted records are redelivered.
 //! - Before a partition moves to another member, its current owner receives
 //!   [`ConsumerEvent::Revoked`] and answers with the offsets to commit; the move waits for
-//!   that answer (up to a deadline).
+//!   that answer (up to a deadline). Commit a revoked partition only through that answer:
+//!   the embedded bus rejects commits for partitions the consumer does not own.
+//! - `Consumer::next` returning an error is final for that consumer (transient broker
+//!   outages are retried inside the backend): the owner closes it and subscribes anew.
+//! - `close` delivers no `Revoked`: commit what is done before closing.
+//! - New assignments start unpaused; `send_all` keeps the order of its records in both
+//!   backends, but callers must not rely on order across partitions.
+//! - The embedded log keeps every record (no retention or segment files yet): fine for the
+//!   default profile and tests, not for production volumes.
 
 pub mod dead_letter;
 pub mod embedded;

@@ -1,0 +1,229 @@
+//! Typed inbound events: one per message, per status report and per value-level error of a
+//! webhook POST. They are the payload of the `wa.inbound` topic, so serde round trips are
+//! lossless (unknown message types and status strings are kept as given).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::message::DeliveryStatus;
+use crate::domain::phone::PhoneNumber;
+
+/// The business number the webhook was about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Business {
+    /// WhatsApp Business Account id (`entry[].id`).
+    pub waba_id: String,
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundEvent {
+    pub business: Business,
+    pub payload: EventPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum EventPayload {
+    Message(InboundMessage),
+    Status(StatusReport),
+    /// A value-level `errors[]` entry (not tied to one message).
+    Error(ApiError),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// `wamid.…`
+    pub wamid: String,
+    /// The sender's `wa_id`, digits as given (not necessarily Malaysian).
+    pub from: String,
+    /// From the matching `contacts[]` entry, when given.
+    pub profile_name: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    pub context: Option<ReplyContext>,
+    pub kind: MessageKind,
+}
+
+/// The message being replied to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyContext {
+    pub from: Option<String>,
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MessageKind {
+    Text {
+        body: String,
+    },
+    Image {
+        media_id: String,
+        mime_type: Option<String>,
+        sha256: Option<String>,
+        caption: Option<String>,
+    },
+    Document {
+        media_id: String,
+        mime_type: Option<String>,
+        sha256: Option<String>,
+        filename: Option<String>,
+        caption: Option<String>,
+    },
+    /// `interactive.button_reply`
+    ButtonReply {
+        id: String,
+        title: String,
+    },
+    /// `interactive.list_reply`
+    ListReply {
+        id: String,
+        title: String,
+        description: Option<String>,
+    },
+    /// Template quick-reply button.
+    Button {
+        payload: Option<String>,
+        text: Option<String>,
+    },
+    /// e.g. `user_changed_number`, with the new `wa_id`.
+    System {
+        body: Option<String>,
+        new_wa_id: Option<String>,
+        kind: Option<String>,
+    },
+    /// Any other type (reaction, order, video, an unknown interactive subtype, ...): kept
+    /// whole, never dropped. `type_name` is the message `type` (`interactive.nfm_reply` for
+    /// interactive subtypes); `raw` is the whole message object.
+    Unknown {
+        type_name: String,
+        raw: Value,
+    },
+}
+
+/// A status string as reported: the known ones map to [`DeliveryStatus`], anything else is
+/// kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ReportedStatus {
+    Known(DeliveryStatus),
+    Unknown(String),
+}
+
+impl ReportedStatus {
+    pub fn parse(s: &str) -> ReportedStatus {
+        match DeliveryStatus::parse(s) {
+            Some(known) => ReportedStatus::Known(known),
+            None => ReportedStatus::Unknown(s.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReportedStatus::Known(s) => s.as_str(),
+            ReportedStatus::Unknown(s) => s,
+        }
+    }
+
+    pub fn known(&self) -> Option<DeliveryStatus> {
+        match self {
+            ReportedStatus::Known(s) => Some(*s),
+            ReportedStatus::Unknown(_) => None,
+        }
+    }
+}
+
+impl From<String> for ReportedStatus {
+    fn from(s: String) -> Self {
+        ReportedStatus::parse(&s)
+    }
+}
+
+impl From<ReportedStatus> for String {
+    fn from(s: ReportedStatus) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// wamid of OUR outbound message.
+    pub wamid: String,
+    pub status: ReportedStatus,
+    pub timestamp: DateTime<Utc>,
+    /// The customer's `wa_id`.
+    pub recipient_id: String,
+    pub errors: Vec<ApiError>,
+    pub conversation: Option<Value>,
+    pub pricing: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: i64,
+    pub title: Option<String>,
+    pub message: Option<String>,
+    /// `error_data.details`
+    pub details: Option<String>,
+}
+
+impl InboundEvent {
+    /// The contact's `wa_id`: the sender of a message, the recipient of a status report;
+    /// `None` for value-level errors.
+    pub fn contact_wa_id(&self) -> Option<&str> {
+        match &self.payload {
+            EventPayload::Message(m) => Some(&m.from),
+            EventPayload::Status(s) => Some(&s.recipient_id),
+            EventPayload::Error(_) => None,
+        }
+    }
+
+    /// The Kafka key: the contact's `wa_id`, or the business `phone_number_id` for events
+    /// that concern no contact.
+    pub fn partition_key(&self) -> &str {
+        self.contact_wa_id()
+            .unwrap_or(&self.business.phone_number_id)
+    }
+
+    /// The contact as a Malaysian number, when it is one. Foreign numbers give `None`
+    /// (the raw `wa_id` stays the key).
+    pub fn contact_phone(&self) -> Option<PhoneNumber> {
+        self.contact_wa_id()
+            .and_then(|wa_id| PhoneNumber::parse(wa_id).ok())
+    }
+
+    pub fn profile_name(&self) -> Option<&str> {
+        match &self.payload {
+            EventPayload::Message(m) => m.profile_name.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Provider time of the event; value-level errors carry none.
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        match &self.payload {
+            EventPayload::Message(m) => Some(m.timestamp),
+            EventPayload::Status(s) => Some(s.timestamp),
+            EventPayload::Error(_) => None,
+        }
+    }
+
+    /// Stable across redeliveries: messages by wamid, statuses by `wamid:status`.
+    /// Value-level errors have no provider id, so theirs is built from the business number
+    /// and the error's content (`error:<phone_number_id>:<code>:<title>:<message>`).
+    pub fn dedupe_key(&self) -> String {
+        match &self.payload {
+            EventPayload::Message(m) => m.wamid.clone(),
+            EventPayload::Status(s) => format!("{}:{}", s.wamid, s.status.as_str()),
+            EventPayload::Error(e) => format!(
+                "error:{}:{}:{}:{}",
+                self.business.phone_number_id,
+                e.code,
+                e.title.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or("")
+            ),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Splits one webhook POST body into [`InboundEvent`]s.
+//!
+//! Order: entry order, then change order, then within one change all `messages[]` (in
+//! order), then all `statuses[]`, then all value-level `errors[]`.
+//! A change whose `field` is not `messages` is skipped and reported in
+//! [`ParsedWebhook::skipped`]. The parser never panics: every input gives events or a
+//! [`ParseError`].
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use thiserror::Error;
+
+use super::envelope::{self, ChangeValue, Envelope, Timestamp};
+use super::events::{
+    ApiError, Business, EventPayload, InboundEvent, InboundMessage, MessageKind, ReplyContext,
+    ReportedStatus, StatusReport,
+};
+
+pub const EXPECTED_OBJECT: &str = "whatsapp_business_account";
+const MESSAGES_FIELD: &str = "messages";
+/// Longest excerpt of offending input kept in an error (bodies can be megabytes).
+const EXCERPT: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    #[error("body is not JSON: {reason} (line {line}, column {column})")]
+    NotJson {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("object is {found:?}, expected \"whatsapp_business_account\"")]
+    WrongObject { found: String },
+    #[error("required field {location} is missing")]
+    MissingField { location: String },
+    #[error("field {location} has the wrong shape: {reason}")]
+    InvalidField { location: String, reason: String },
+    #[error("{location} is not a Unix timestamp in seconds: {value:?}")]
+    BadTimestamp { location: String, value: String },
+}
+
+/// A change that was not turned into events (its `field` is not `messages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedChange {
+    /// `entry[i].changes[j]`
+    pub location: String,
+    pub waba_id: String,
+    /// `None` when the change had no `field`.
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParsedWebhook {
+    pub events: Vec<InboundEvent>,
+    pub skipped: Vec<SkippedChange>,
+}
+
+/// Parses a raw POST body (verify its signature first).
+pub fn parse_webhook(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
+    let envelope: Envelope = deserialize_body(body)?;
+    match envelope.object.as_deref() {
+        Some(EXPECTED_OBJECT) => {}
+        Some(other) => {
+            return Err(ParseError::WrongObject {
+                found: excerpt(other),
+            })
+        }
+        None => return Err(missing("object")),
+    }
+    let entries = envelope.entry.ok_or_else(|| missing("entry"))?;
+    let mut parsed = ParsedWebhook::default();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let at = format!("entry[{i}]");
+        let waba_id = entry.id.ok_or_else(|| missing(format!("{at}.id")))?;
+        for (j, change) in entry.changes.into_iter().enumerate() {
+            let at = format!("{at}.changes[{j}]");
+            if change.field.as_deref() != Some(MESSAGES_FIELD) {
+                parsed.skipped.push(SkippedChange {
+                    location: at,
+                    waba_id: waba_id.clone(),
+                    field: change.field,
+                });
+                continue;
+            }
+            let at = format!("{at}.value");
+            let value = change.value.ok_or_else(|| missing(&at))?;
+            let value: ChangeValue = deserialize_value(&value, &at)?;
+            split_value(&waba_id, value, &at, &mut parsed.events)?;
+        }
+    }
+    Ok(parsed)
+}
+
+fn split_value(
+    waba_id: &str,
+    value: ChangeValue,
+    at: &str,
+    out: &mut Vec<InboundEvent>,
+) -> Result<(), ParseError> {
+    let metadata = value
+        .metadata
+        .ok_or_else(|| missing(format!("{at}.metadata")))?;
+    let business = Business {
+        waba_id: waba_id.to_owned(),
+        phone_number_id: metadata
+            .phone_number_id
+            .ok_or_else(|| missing(format!("{at}.metadata.phone_number_id")))?,
+        display_phone_number: metadata
+            .display_phone_number
+            .ok_or_else(|| missing(format!("{at}.metadata.display_phone_number")))?,
+    };
+
+    let mut names: Vec<(String, Option<String>)> = Vec::with_capacity(value.contacts.len());
+    for (c, contact) in value.contacts.into_iter().enumerate() {
+        let wa_id = contact
+            .wa_id
+            .ok_or_else(|| missing(format!("{at}.contacts[{c}].wa_id")))?;
+        names.push((wa_id, contact.profile.and_then(|p| p.name)));
+    }
+    let profile_name = |wa_id: &str| {
+        names
+            .iter()
+            .find(|(id, _)| id == wa_id)
+            .and_then(|(_, name)| name.clone())
+    };
+
+    for (k, raw) in value.messages.iter().enumerate() {
+        let at = format!("{at}.messages[{k}]");
+        let message = parse_message(raw, &at, &profile_name)?;
+        out.push(InboundEvent {
+            business: business.clone(),
+            payload: EventPayload::Message(message),
+        });
+    }
+    for (k, status) in value.statuses.into_iter().enumerate() {
+        let at = format!("{at}.statuses[{k}]");
+        let status = parse_status(status, &at)?;
+        out.push(InboundEvent {
+            business: business.clone(),
+            payload: EventPayload::Status(status),
+        });
+    }
+    for (k, error) in value.errors.into_iter().enumerate() {
+        let error = parse_error(error, &format!("{at}.errors[{k}]"))?;
+        out.push(InboundEvent {
+            business: business.clone(),
+            payload: EventPayload::Error(error),
+        });
+    }
+    Ok(())
+}
+
+fn parse_message(
+    raw: &Value,
+    at: &str,
+    profile_name: &dyn Fn(&str) -> Option<String>,
+) -> Result<InboundMessage, ParseError> {
+    let m: envelope::Message = deserialize_value(raw, at)?;
+    let wamid = m.id.ok_or_else(|| missing(format!("{at}.id")))?;
+    let from = m.from.ok_or_else(|| missing(format!("{at}.from")))?;
+    let timestamp = timestamp(m.timestamp, &format!("{at}.timestamp"))?;
+    let type_name = m.kind.ok_or_else(|| missing(format!("{at}.type")))?;
+    let req = |v: Option<String>, field: &str| v.ok_or_else(|| missing(format!("{at}.{field}")));
+    let kind = match type_name.as_str() {
+        "text" => {
+            let text = m.text.ok_or_else(|| missing(format!("{at}.text")))?;
+            MessageKind::Text {
+                body: req(text.body, "text.body")?,
+            }
+        }
+        "image" => {
+            let media = m.image.ok_or_else(|| missing(format!("{at}.image")))?;
+            MessageKind::Image {
+                media_id: req(media.id, "image.id")?,
+                mime_type: media.mime_type,
+                sha256: media.sha256,
+                caption: media.caption,
+            }
+        }
+        "document" => {
+            let media = m
+                .document
+                .ok_or_else(|| missing(format!("{at}.document")))?;
+            MessageKind::Document {
+                media_id: req(media.id, "document.id")?,
+                mime_type: media.mime_type,
+                sha256: media.sha256,
+                filename: media.filename,
+                caption: media.caption,
+            }
+        }
+        "interactive" => {
+            let interactive = m
+                .interactive
+                .ok_or_else(|| missing(format!("{at}.interactive")))?;
+            let sub = req(interactive.kind, "interactive.type")?;
+            match sub.as_str() {
+                "button_reply" => {
+                    let reply = interactive
+                        .button_reply
+                        .ok_or_else(|| missing(format!("{at}.interactive.button_reply")))?;
+                    MessageKind::ButtonReply {
+                        id: req(reply.id, "interactive.button_reply.id")?,
+                        title: req(reply.title, "interactive.button_reply.title")?,
+                    }
+                }
+                "list_reply" => {
+                    let reply = interactive
+                        .list_reply
+                        .ok_or_else(|| missing(format!("{at}.interactive.list_reply")))?;
+                    MessageKind::ListReply {
+                        id: req(reply.id, "interactive.list_reply.id")?,
+                        title: req(reply.title, "interactive.list_reply.title")?,
+                        description: reply.description,
+                    }
+                }
+                other => MessageKind::Unknown {
+                    type_name: format!("interactive.{other}"),
+                    raw: raw.clone(),
+                },
+            }
+        }
+        "button" => {
+            let button = m.button.ok_or_else(|| missing(format!("{at}.button")))?;
+            MessageKind::Button {
+                payload: button.payload,
+                text: button.text,
+            }
+        }
+        "system" => {
+            let system = m.system.ok_or_else(|| missing(format!("{at}.system")))?;
+            MessageKind::System {
+                body: system.body,
+                new_wa_id: system.wa_id,
+                kind: system.kind,
+            }
+        }
+        _ => MessageKind::Unknown {
+            type_name,
+            raw: raw.clone(),
+        },
+    };
+    Ok(InboundMessage {
+        profile_name: profile_name(&from),
+        wamid,
+        from,
+        timestamp,
+        context: m.context.map(|c| ReplyContext {
+            from: c.from,
+            id: c.id,
+        }),
+        kind,
+    })
+}
+
+fn parse_status(s: envelope::Status, at: &str) -> Result<StatusReport, ParseError> {
+    let wamid = s.id.ok_or_else(|| missing(format!("{at}.id")))?;
+    let status = s.status.ok_or_else(|| missing(format!("{at}.status")))?;
+    let timestamp = timestamp(s.timestamp, &format!("{at}.timestamp"))?;
+    let recipient_id = s
+        .recipient_id
+        .ok_or_else(|| missing(format!("{at}.recipient_id")))?;
+    let errors = s
+        .errors
+        .into_iter()
+        .enumerate()
+        .map(|(e, err)| parse_error(err, &format!("{at}.errors[{e}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StatusReport {
+        wamid,
+        status: ReportedStatus::parse(&status),
+        timestamp,
+        recipient_id,
+        errors,
+        conversation: s.conversation,
+        pricing: s.pricing,
+    })
+}
+
+fn parse_error(e: envelope::Error, at: &str) -> Result<ApiError, ParseError> {
+    Ok(ApiError {
+        code: e.code.ok_or_else(|| missing(format!("{at}.code")))?,
+        title: e.title,
+        message: e.message,
+        details: e.error_data.and_then(|d| d.details),
+    })
+}
+
+fn timestamp(raw: Option<Timestamp>, at: &str) -> Result<DateTime<Utc>, ParseError> {
+    let text = raw.ok_or_else(|| missing(at))?.as_text();
+    let bad = || ParseError::BadTimestamp {
+        location: at.to_owned(),
+        value: excerpt(&text),
+    };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let seconds: i64 = text.parse().map_err(|_| bad())?;
+    Utc.timestamp_opt(seconds, 0).single().ok_or_else(bad)
+}
+
+fn deserialize_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| from_path_error(e, ""))?;
+    de.end().map_err(|e| not_json(&e))?;
+    Ok(value)
+}
+
+fn deserialize_value<T: DeserializeOwned>(value: &Value, at: &str) -> Result<T, ParseError> {
+    serde_path_to_error::deserialize(value).map_err(|e| from_path_error(e, at))
+}
+
+fn from_path_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> ParseError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_data() {
+        let location = match (prefix.is_empty(), path.as_str()) {
+            (true, ".") | (true, "") => "(root)".to_owned(),
+            (false, ".") | (false, "") => prefix.to_owned(),
+            (true, p) => p.to_owned(),
+            (false, p) if p.starts_with('[') => format!("{prefix}{p}"),
+            (false, p) => format!("{prefix}.{p}"),
+        };
+        ParseError::InvalidField {
+            location,
+            reason: data_reason(&inner),
+        }
+    } else {
+        not_json(&inner)
+    }
+}
+
+/// serde_json appends " at line L column C" to data errors; the location says more.
+fn data_reason(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let reason = match full.rfind(" at line ") {
+        Some(cut) => &full[..cut],
+        None => &full,
+    };
+    excerpt(reason)
+}
+
+fn not_json(e: &serde_json::Error) -> ParseError {
+    ParseError::NotJson {
+        line: e.line(),
+        column: e.column(),
+        reason: data_reason(e),
+    }
+}
+
+fn missing(location: impl Into<String>) -> ParseError {
+    ParseError::MissingField {
+        location: location.into(),
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    if s.chars().count() <= EXCERPT {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(EXCERPT).collect();
+        out.push('…');
+        out
+    }
+}

@@ -301,6 +301,15 @@ fn timestamp(raw: Option<Timestamp>, at: &str) -> Result<DateTime<Utc>, ParseErr
 }
 
 fn deserialize_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+    // Derived struct deserializers also accept arrays; the envelope must be an object.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some() && first != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| not_json(&e))?;
+        return Err(ParseError::InvalidField {
+            location: "(root)".to_owned(),
+            reason: "expected a JSON object".to_owned(),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| from_path_error(e, ""))?;
     de.end().map_err(|e| not_json(&e))?;

@@ -905,3 +905,38 @@ fn replace_somewhere(value: &mut serde_json::Value, mut seed: u64, replacement: 
         };
     }
 }
+
+#[test]
+fn unknown_types_never_fail_on_their_payload_shape() {
+    // A field named like a known type but shaped otherwise does not matter for another type.
+    let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "sticker",
+        "sticker": {"id": 7}, "text": 5, "image": "x"});
+    let parsed = parse_webhook(&envelope_with_message(message.clone())).unwrap();
+    assert_eq!(
+        parsed.events[2].payload,
+        EventPayload::Message(InboundMessage {
+            wamid: "wamid.C".into(),
+            from: CUSTOMER.into(),
+            profile_name: Some("X".into()),
+            timestamp: at(1),
+            context: None,
+            kind: MessageKind::Unknown {
+                type_name: "sticker".into(),
+                raw: message,
+            },
+        })
+    );
+    // For a known type, its own payload's shape is checked, with the location.
+    let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "text", "text": {"body": 5}});
+    match parse_webhook(&envelope_with_message(message)) {
+        Err(ParseError::InvalidField { location, .. }) => {
+            assert_eq!(location, format!("{M2}.text.body"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "image", "image": null});
+    assert_eq!(
+        parse_webhook(&envelope_with_message(message)),
+        Err(missing(&format!("{M2}.image")))
+    );
+}

@@ -76,20 +76,17 @@ impl Timestamp {
     }
 }
 
+/// The fields every message has. The type-specific object (`text`, `image`, ...) is read
+/// separately, and only for the types we interpret, so an unknown type never fails on the
+/// shape of its payload.
 #[derive(Debug, Deserialize)]
-pub struct Message {
+pub struct MessageHead {
     pub from: Option<String>,
     pub id: Option<String>,
     pub timestamp: Option<Timestamp>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub context: Option<Context>,
-    pub text: Option<Text>,
-    pub image: Option<Media>,
-    pub document: Option<Media>,
-    pub interactive: Option<Interactive>,
-    pub button: Option<Button>,
-    pub system: Option<System>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,8 @@
 //! [`ParsedWebhook::skipped`]. The parser never panics: every input gives events or a
 //! [`ParseError`].
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -111,19 +113,17 @@ fn split_value(
             .ok_or_else(|| missing(format!("{at}.metadata.display_phone_number")))?,
     };
 
-    let mut names: Vec<(String, Option<String>)> = Vec::with_capacity(value.contacts.len());
+    // wa_id → profile name; the first contact entry for a wa_id wins.
+    let mut names: HashMap<String, Option<String>> = HashMap::with_capacity(value.contacts.len());
     for (c, contact) in value.contacts.into_iter().enumerate() {
         let wa_id = contact
             .wa_id
             .ok_or_else(|| missing(format!("{at}.contacts[{c}].wa_id")))?;
-        names.push((wa_id, contact.profile.and_then(|p| p.name)));
-    }
-    let profile_name = |wa_id: &str| {
         names
-            .iter()
-            .find(|(id, _)| id == wa_id)
-            .and_then(|(_, name)| name.clone())
-    };
+            .entry(wa_id)
+            .or_insert_with(|| contact.profile.and_then(|p| p.name));
+    }
+    let profile_name = |wa_id: &str| names.get(wa_id).cloned().flatten();
 
     for (k, raw) in value.messages.iter().enumerate() {
         let at = format!("{at}.messages[{k}]");
@@ -156,7 +156,7 @@ fn parse_message(
     at: &str,
     profile_name: &dyn Fn(&str) -> Option<String>,
 ) -> Result<InboundMessage, ParseError> {
-    let m: envelope::Message = deserialize_value(raw, at)?;
+    let m: envelope::MessageHead = deserialize_value(raw, at)?;
     let wamid = m.id.ok_or_else(|| missing(format!("{at}.id")))?;
     let from = m.from.ok_or_else(|| missing(format!("{at}.from")))?;
     let timestamp = timestamp(m.timestamp, &format!("{at}.timestamp"))?;
@@ -164,13 +164,13 @@ fn parse_message(
     let req = |v: Option<String>, field: &str| v.ok_or_else(|| missing(format!("{at}.{field}")));
     let kind = match type_name.as_str() {
         "text" => {
-            let text = m.text.ok_or_else(|| missing(format!("{at}.text")))?;
+            let text: envelope::Text = payload(raw, at, "text")?;
             MessageKind::Text {
                 body: req(text.body, "text.body")?,
             }
         }
         "image" => {
-            let media = m.image.ok_or_else(|| missing(format!("{at}.image")))?;
+            let media: envelope::Media = payload(raw, at, "image")?;
             MessageKind::Image {
                 media_id: req(media.id, "image.id")?,
                 mime_type: media.mime_type,
@@ -179,9 +179,7 @@ fn parse_message(
             }
         }
         "document" => {
-            let media = m
-                .document
-                .ok_or_else(|| missing(format!("{at}.document")))?;
+            let media: envelope::Media = payload(raw, at, "document")?;
             MessageKind::Document {
                 media_id: req(media.id, "document.id")?,
                 mime_type: media.mime_type,
@@ -191,9 +189,7 @@ fn parse_message(
             }
         }
         "interactive" => {
-            let interactive = m
-                .interactive
-                .ok_or_else(|| missing(format!("{at}.interactive")))?;
+            let interactive: envelope::Interactive = payload(raw, at, "interactive")?;
             let sub = req(interactive.kind, "interactive.type")?;
             match sub.as_str() {
                 "button_reply" => {
@@ -222,14 +218,14 @@ fn parse_message(
             }
         }
         "button" => {
-            let button = m.button.ok_or_else(|| missing(format!("{at}.button")))?;
+            let button: envelope::Button = payload(raw, at, "button")?;
             MessageKind::Button {
                 payload: button.payload,
                 text: button.text,
             }
         }
         "system" => {
-            let system = m.system.ok_or_else(|| missing(format!("{at}.system")))?;
+            let system: envelope::System = payload(raw, at, "system")?;
             MessageKind::System {
                 body: system.body,
                 new_wa_id: system.wa_id,
@@ -252,6 +248,16 @@ fn parse_message(
         }),
         kind,
     })
+}
+
+/// The type-specific object of a message (`message.text`, `message.image`, ...), read only
+/// when the type is one we interpret; absent or `null` is a missing field.
+fn payload<T: DeserializeOwned>(raw: &Value, at: &str, key: &str) -> Result<T, ParseError> {
+    let location = format!("{at}.{key}");
+    match raw.get(key) {
+        None | Some(Value::Null) => Err(missing(location)),
+        Some(value) => deserialize_value(value, &location),
+    }
 }
 
 fn parse_status(s: envelope::Status, at: &str) -> Result<StatusReport, ParseError> {

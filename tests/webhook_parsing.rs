@@ -940,3 +940,25 @@ fn unknown_types_never_fail_on_their_payload_shape() {
         Err(missing(&format!("{M2}.image")))
     );
 }
+
+#[test]
+fn interactive_reply_fields_are_located() {
+    let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "interactive",
+        "interactive": {"type": "list_reply", "list_reply": {"id": "a"}, "button_reply": 5}});
+    assert_eq!(
+        parse_webhook(&envelope_with_message(message)),
+        Err(missing(&format!("{M2}.interactive.list_reply.title")))
+    );
+    let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "interactive",
+        "interactive": {"type": "button_reply"}});
+    assert_eq!(
+        parse_webhook(&envelope_with_message(message)),
+        Err(missing(&format!("{M2}.interactive.button_reply")))
+    );
+    let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "interactive",
+        "interactive": {"button_reply": {"id": "a", "title": "b"}}});
+    assert_eq!(
+        parse_webhook(&envelope_with_message(message)),
+        Err(missing(&format!("{M2}.interactive.type")))
+    );
+}

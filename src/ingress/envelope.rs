@@ -110,11 +110,10 @@ pub struct Media {
 }
 
 #[derive(Debug, Deserialize)]
+/// Only the subtype; the subtype's object (`button_reply`, `list_reply`) is read on its own.
 pub struct Interactive {
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    pub button_reply: Option<Reply>,
-    pub list_reply: Option<Reply>,
 }
 
 #[derive(Debug, Deserialize)]

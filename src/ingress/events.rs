@@ -227,3 +227,28 @@ impl InboundEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_status_keeps_unknown_strings() {
+        for s in ["sent", "delivered", "read", "failed"] {
+            let status = ReportedStatus::parse(s);
+            assert!(status.known().is_some(), "{s}");
+            assert_eq!(status.as_str(), s);
+        }
+        let deleted = ReportedStatus::parse("deleted");
+        assert_eq!(deleted, ReportedStatus::Unknown("deleted".into()));
+        assert_eq!(deleted.known(), None);
+        for status in [ReportedStatus::Known(DeliveryStatus::Read), deleted] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(
+                serde_json::from_str::<ReportedStatus>(&json).unwrap(),
+                status
+            );
+        }
+    }
+}

@@ -191,20 +191,18 @@ fn parse_message(
         "interactive" => {
             let interactive: envelope::Interactive = payload(raw, at, "interactive")?;
             let sub = req(interactive.kind, "interactive.type")?;
+            let inner = &raw["interactive"];
+            let inner_at = format!("{at}.interactive");
             match sub.as_str() {
                 "button_reply" => {
-                    let reply = interactive
-                        .button_reply
-                        .ok_or_else(|| missing(format!("{at}.interactive.button_reply")))?;
+                    let reply: envelope::Reply = payload(inner, &inner_at, "button_reply")?;
                     MessageKind::ButtonReply {
                         id: req(reply.id, "interactive.button_reply.id")?,
                         title: req(reply.title, "interactive.button_reply.title")?,
                     }
                 }
                 "list_reply" => {
-                    let reply = interactive
-                        .list_reply
-                        .ok_or_else(|| missing(format!("{at}.interactive.list_reply")))?;
+                    let reply: envelope::Reply = payload(inner, &inner_at, "list_reply")?;
                     MessageKind::ListReply {
                         id: req(reply.id, "interactive.list_reply.id")?,
                         title: req(reply.title, "interactive.list_reply.title")?,
@@ -377,5 +375,50 @@ fn excerpt(s: &str) -> String {
         let mut out: String = s.chars().take(EXCERPT).collect();
         out.push('…');
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(raw: &str) -> Result<DateTime<Utc>, ParseError> {
+        timestamp(Some(Timestamp::Text(raw.to_owned())), "t")
+    }
+
+    #[test]
+    fn timestamps_are_unix_seconds() {
+        assert_eq!(ts("0").unwrap(), Utc.timestamp_opt(0, 0).unwrap());
+        assert_eq!(
+            ts("1732510800").unwrap().to_rfc3339(),
+            "2024-11-25T05:00:00+00:00"
+        );
+        for bad in [
+            "",
+            " 1",
+            "1 ",
+            "+1",
+            "-1",
+            "1e3",
+            "0x10",
+            "9223372036854775807",
+        ] {
+            assert!(
+                matches!(ts(bad), Err(ParseError::BadTimestamp { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(timestamp(None, "t"), Err(missing("t")));
+    }
+
+    #[test]
+    fn long_offending_values_are_cut() {
+        let long = "x".repeat(10_000);
+        match ts(&long) {
+            Err(ParseError::BadTimestamp { value, .. }) => {
+                assert_eq!(value.chars().count(), EXCERPT + 1)
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

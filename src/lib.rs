@@ -4,4 +4,5 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod ingress;
+pub mod provider;
 pub mod storage;

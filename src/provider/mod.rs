@@ -1,0 +1,320 @@
+//! The outbound side: sending WhatsApp messages through a provider. The engine talks to one
+//! [`WhatsappProvider`]; the Cloud API is the primary one, wabot.my an unofficial gateway, and
+//! the sandbox records messages instead of sending them.
+
+pub mod cloud_api;
+pub mod error;
+pub mod rate_limit;
+pub mod sandbox;
+pub mod wabot;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::phone::PhoneNumber;
+
+pub use cloud_api::{CloudApiConfig, CloudApiProvider};
+pub use error::{ErrorClass, ProviderError, ValidationError};
+pub use rate_limit::{RateLimiter, TokenBucket};
+pub use sandbox::{SandboxMessage, SandboxProvider};
+pub use wabot::{WabotConfig, WabotProvider};
+
+/// The Cloud API's limit on a text body, in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// What a message says. Media is either a public `link` or an uploaded `media_id`, not both.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutboundContent {
+    Text {
+        body: String,
+        #[serde(default)]
+        preview_url: bool,
+    },
+    Image {
+        #[serde(default)]
+        link: Option<String>,
+        #[serde(default)]
+        media_id: Option<String>,
+        #[serde(default)]
+        caption: Option<String>,
+    },
+    Video {
+        #[serde(default)]
+        link: Option<String>,
+        #[serde(default)]
+        media_id: Option<String>,
+        #[serde(default)]
+        caption: Option<String>,
+    },
+    /// An approved template; `components` is passed through as the Cloud API's JSON array
+    /// (`null` for a template without parameters).
+    Template {
+        name: String,
+        language: String,
+        #[serde(default)]
+        components: serde_json::Value,
+    },
+}
+
+impl OutboundContent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutboundContent::Text { .. } => "text",
+            OutboundContent::Image { .. } => "image",
+            OutboundContent::Video { .. } => "video",
+            OutboundContent::Template { .. } => "template",
+        }
+    }
+
+    /// The human-readable part, for logs and the sandbox: the text body, the media caption,
+    /// or the template's name.
+    pub fn body_text(&self) -> Option<&str> {
+        match self {
+            OutboundContent::Text { body, .. } => Some(body),
+            OutboundContent::Image { caption, .. } | OutboundContent::Video { caption, .. } => {
+                caption.as_deref()
+            }
+            OutboundContent::Template { name, .. } => Some(name),
+        }
+    }
+
+    /// Checks what the Cloud API would refuse anyway, so a bad message fails before any HTTP
+    /// call (and is never retried).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            OutboundContent::Text { body, .. } => {
+                if body.trim().is_empty() {
+                    return Err(ValidationError::EmptyText);
+                }
+                let chars = body.chars().count();
+                if chars > MAX_TEXT_CHARS {
+                    return Err(ValidationError::TextTooLong {
+                        chars,
+                        max: MAX_TEXT_CHARS,
+                    });
+                }
+                Ok(())
+            }
+            OutboundContent::Image { link, media_id, .. }
+            | OutboundContent::Video { link, media_id, .. } => {
+                let present =
+                    |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+                match (present(link), present(media_id)) {
+                    (true, false) | (false, true) => Ok(()),
+                    (false, false) => Err(ValidationError::MissingMedia { kind: self.kind() }),
+                    (true, true) => Err(ValidationError::LinkAndMediaId { kind: self.kind() }),
+                }
+            }
+            OutboundContent::Template {
+                name,
+                language,
+                components,
+            } => {
+                if name.trim().is_empty() {
+                    return Err(ValidationError::EmptyTemplateName);
+                }
+                if language.trim().is_empty() {
+                    return Err(ValidationError::EmptyTemplateLanguage);
+                }
+                if !(components.is_array() || components.is_null()) {
+                    return Err(ValidationError::ComponentsNotArray);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    pub to: PhoneNumber,
+    pub content: OutboundContent,
+}
+
+impl OutboundMessage {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.content.validate()
+    }
+}
+
+/// The provider took the message; delivery is reported later through status webhooks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The provider's message id (`wamid.…` for the Cloud API); statuses refer to it.
+    pub wamid: String,
+}
+
+#[async_trait::async_trait]
+pub trait WhatsappProvider: Send + Sync {
+    /// "sandbox", "cloud_api" or "wabot".
+    fn name(&self) -> &'static str;
+
+    /// Sends one message. `phone_number_id`: the business number that sends.
+    async fn send(
+        &self,
+        phone_number_id: &str,
+        message: &OutboundMessage,
+    ) -> Result<Accepted, ProviderError>;
+}
+
+/// The business number goes into a URL path, so only ids that cannot change the path pass.
+fn check_phone_number_id(id: &str) -> Result<(), ValidationError> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(ValidationError::BadPhoneNumberId)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(body: &str) -> OutboundContent {
+        OutboundContent::Text {
+            body: body.into(),
+            preview_url: false,
+        }
+    }
+
+    #[test]
+    fn text_length_is_counted_in_characters() {
+        assert_eq!(text("Terima kasih!").validate(), Ok(()));
+        assert_eq!(text(&"é".repeat(MAX_TEXT_CHARS)).validate(), Ok(()));
+        assert_eq!(
+            text(&"a".repeat(MAX_TEXT_CHARS + 1)).validate(),
+            Err(ValidationError::TextTooLong {
+                chars: MAX_TEXT_CHARS + 1,
+                max: MAX_TEXT_CHARS
+            })
+        );
+        assert_eq!(text("").validate(), Err(ValidationError::EmptyText));
+        assert_eq!(text(" \n ").validate(), Err(ValidationError::EmptyText));
+    }
+
+    #[test]
+    fn media_needs_exactly_one_source() {
+        let image = |link: Option<&str>, id: Option<&str>| OutboundContent::Image {
+            link: link.map(Into::into),
+            media_id: id.map(Into::into),
+            caption: None,
+        };
+        assert_eq!(image(Some("https://x/a.jpg"), None).validate(), Ok(()));
+        assert_eq!(image(None, Some("123")).validate(), Ok(()));
+        assert_eq!(
+            image(None, None).validate(),
+            Err(ValidationError::MissingMedia { kind: "image" })
+        );
+        assert_eq!(
+            image(Some(""), None).validate(),
+            Err(ValidationError::MissingMedia { kind: "image" })
+        );
+        assert_eq!(
+            image(Some("https://x/a.jpg"), Some("1")).validate(),
+            Err(ValidationError::LinkAndMediaId { kind: "image" })
+        );
+        let video = OutboundContent::Video {
+            link: None,
+            media_id: None,
+            caption: Some("c".into()),
+        };
+        assert_eq!(
+            video.validate(),
+            Err(ValidationError::MissingMedia { kind: "video" })
+        );
+    }
+
+    #[test]
+    fn template_checks() {
+        let template = |name: &str, language: &str, components| OutboundContent::Template {
+            name: name.into(),
+            language: language.into(),
+            components,
+        };
+        assert_eq!(template("promo", "ms", json!([])).validate(), Ok(()));
+        assert_eq!(
+            template("promo", "ms", serde_json::Value::Null).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            template(" ", "ms", json!([])).validate(),
+            Err(ValidationError::EmptyTemplateName)
+        );
+        assert_eq!(
+            template("promo", "", json!([])).validate(),
+            Err(ValidationError::EmptyTemplateLanguage)
+        );
+        assert_eq!(
+            template("promo", "en", json!({"type": "body"})).validate(),
+            Err(ValidationError::ComponentsNotArray)
+        );
+    }
+
+    #[test]
+    fn kind_and_body_text() {
+        assert_eq!(text("hi").kind(), "text");
+        assert_eq!(text("hi").body_text(), Some("hi"));
+        let image = OutboundContent::Image {
+            link: Some("https://x/a.jpg".into()),
+            media_id: None,
+            caption: Some("Resit".into()),
+        };
+        assert_eq!((image.kind(), image.body_text()), ("image", Some("Resit")));
+        let video = OutboundContent::Video {
+            link: None,
+            media_id: Some("9".into()),
+            caption: None,
+        };
+        assert_eq!((video.kind(), video.body_text()), ("video", None));
+        let template = OutboundContent::Template {
+            name: "tier_upgrade".into(),
+            language: "ms".into(),
+            components: json!([]),
+        };
+        assert_eq!(
+            (template.kind(), template.body_text()),
+            ("template", Some("tier_upgrade"))
+        );
+    }
+
+    #[test]
+    fn serde_shape_is_tagged_by_type() {
+        let message = OutboundMessage {
+            to: PhoneNumber::parse("012-345 6789").unwrap(),
+            content: OutboundContent::Text {
+                body: "Hai".into(),
+                preview_url: true,
+            },
+        };
+        let value = serde_json::to_value(&message).unwrap();
+        assert_eq!(
+            value,
+            json!({"to": "60123456789", "content": {"type": "text", "body": "Hai", "preview_url": true}})
+        );
+        let back: OutboundMessage = serde_json::from_value(value).unwrap();
+        assert_eq!(back, message);
+        let image: OutboundContent =
+            serde_json::from_value(json!({"type": "image", "media_id": "42"})).unwrap();
+        assert_eq!(
+            image,
+            OutboundContent::Image {
+                link: None,
+                media_id: Some("42".into()),
+                caption: None
+            }
+        );
+    }
+
+    #[test]
+    fn phone_number_ids_cannot_change_the_path() {
+        assert_eq!(check_phone_number_id("106540352242922"), Ok(()));
+        for bad in ["", "1/../2", "12?x=1", "1 2"] {
+            assert_eq!(
+                check_phone_number_id(bad),
+                Err(ValidationError::BadPhoneNumberId),
+                "{bad:?}"
+            );
+        }
+    }
+}

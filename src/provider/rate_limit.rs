@@ -1,0 +1,177 @@
+//! Throughput limits. [`TokenBucket`] is pure (the caller passes the time), so it is tested
+//! without sleeping; [`RateLimiter`] puts one bucket per business number behind an async wait.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A token bucket holding up to `burst` tokens, refilled at `rate_per_second`; it starts full.
+///
+/// Kept as the time at which the bucket would be full again ("theoretical arrival time",
+/// GCRA) rather than a fractional token count: the same behaviour, in exact integer time, so a
+/// returned wait is never a rounding error too short.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    /// Time one token takes to refill.
+    interval: Duration,
+    /// How far ahead of `now` the full-again time may run: `burst - 1` intervals.
+    tolerance: Duration,
+    full_at: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// `rate_per_second` must be positive and finite (e.g. `1.0 / 6.0` for one per 6 s);
+    /// a `burst` of 0 is taken as 1.
+    pub fn new(rate_per_second: f64, burst: u32) -> Self {
+        assert!(
+            rate_per_second.is_finite() && rate_per_second > 0.0,
+            "token bucket rate must be positive, got {rate_per_second}"
+        );
+        let interval = Duration::from_secs_f64(1.0 / rate_per_second).max(Duration::from_nanos(1));
+        TokenBucket {
+            interval,
+            tolerance: interval * (burst.max(1) - 1),
+            full_at: None,
+        }
+    }
+
+    /// Takes a token at `now`, or says how long until one is there. Times earlier than a
+    /// previous call are treated as that call's time.
+    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        let full_at = self.full_at.map_or(now, |t| t.max(now));
+        let ahead = full_at - now;
+        if ahead > self.tolerance {
+            return Err(ahead - self.tolerance);
+        }
+        self.full_at = Some(full_at + self.interval);
+        Ok(())
+    }
+}
+
+/// One [`TokenBucket`] per key (the business phone number id), shared by every sending task.
+/// Keys are never evicted: there are a handful of business numbers, not one per recipient.
+pub struct RateLimiter {
+    rate_per_second: f64,
+    burst: u32,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+}
+
+impl RateLimiter {
+    pub fn new(rate_per_second: f64, burst: u32) -> Self {
+        // Fail at construction, not inside the first send.
+        let _ = TokenBucket::new(rate_per_second, burst);
+        RateLimiter {
+            rate_per_second,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits until `key` may send one more message, and takes that slot. Cancel-safe: a
+    /// cancelled wait has taken nothing.
+    pub async fn until_ready(&self, key: &str) {
+        loop {
+            // tokio's clock, so tests with a paused runtime clock see the waits pass.
+            let now = tokio::time::Instant::now().into_std();
+            let outcome = {
+                let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+                buckets
+                    .entry(key.to_string())
+                    .or_insert_with(|| TokenBucket::new(self.rate_per_second, self.burst))
+                    .try_take(now)
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn starts_full_then_refills_at_the_rate() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 3);
+        for _ in 0..3 {
+            assert_eq!(bucket.try_take(t0), Ok(()));
+        }
+        assert_eq!(bucket.try_take(t0), Err(ms(100)));
+        assert_eq!(bucket.try_take(t0 + ms(40)), Err(ms(60)));
+        assert_eq!(bucket.try_take(t0 + ms(100)), Ok(()));
+        assert_eq!(bucket.try_take(t0 + ms(100)), Err(ms(100)));
+    }
+
+    #[test]
+    fn never_holds_more_than_burst() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 2);
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(bucket.try_take(later), Ok(()));
+        assert_eq!(bucket.try_take(later), Ok(()));
+        assert_eq!(bucket.try_take(later), Err(ms(100)));
+    }
+
+    #[test]
+    fn following_the_returned_wait_succeeds_at_the_rate() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(80.0, 1);
+        let mut now = t0;
+        let mut sent = 0;
+        while now < t0 + Duration::from_secs(1) {
+            match bucket.try_take(now) {
+                Ok(()) => sent += 1,
+                Err(wait) => {
+                    assert!(wait > Duration::ZERO);
+                    now += wait;
+                }
+            }
+        }
+        assert_eq!(sent, 80);
+    }
+
+    #[test]
+    fn slow_rates_and_zero_burst() {
+        let t0 = Instant::now();
+        let mut pair = TokenBucket::new(1.0 / 6.0, 0);
+        assert_eq!(pair.try_take(t0), Ok(()));
+        assert_eq!(pair.try_take(t0 + ms(1000)), Err(ms(5000)));
+        assert_eq!(pair.try_take(t0 + ms(6000)), Ok(()));
+    }
+
+    #[test]
+    fn earlier_times_do_not_underflow() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(1.0, 1);
+        assert_eq!(bucket.try_take(t0 + ms(500)), Ok(()));
+        assert_eq!(bucket.try_take(t0), Err(ms(1500)));
+    }
+
+    #[test]
+    #[should_panic(expected = "must be positive")]
+    fn zero_rate_is_refused() {
+        TokenBucket::new(0.0, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limiter_paces_each_key_on_its_own() {
+        let limiter = RateLimiter::new(10.0, 2);
+        let start = tokio::time::Instant::now();
+        for _ in 0..4 {
+            limiter.until_ready("111").await;
+        }
+        // Two from the burst, then one each 100 ms.
+        assert_eq!(start.elapsed(), ms(200));
+        let other = tokio::time::Instant::now();
+        limiter.until_ready("222").await;
+        limiter.until_ready("222").await;
+        assert_eq!(other.elapsed(), Duration::ZERO);
+    }
+}

@@ -1,9 +1,11 @@
 //! The outbound side: sending WhatsApp messages through a provider. The engine talks to one
 //! [`WhatsappProvider`]; the Cloud API is the primary one, wabot.my an unofficial gateway, and
-//! the sandbox records messages instead of sending them.
+//! the sandbox records messages instead of sending them. [`fake_cloud_api`] is a local stand-in
+//! for the Cloud API that tests and the load test send to.
 
 pub mod cloud_api;
 pub mod error;
+pub mod fake_cloud_api;
 pub mod rate_limit;
 pub mod sandbox;
 pub mod wabot;

@@ -1,8 +1,11 @@
 //! Sembang: a stream-processing engine behind a WhatsApp CRM for Malaysian retailers.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod ingress;
+pub mod metrics;
 pub mod provider;
 pub mod storage;

@@ -72,6 +72,7 @@ fn siti() -> Contact {
         last_interaction: Some(at(2025, 6, 13, 5, 0)),
         outbound_count: 8,
         replied_count: 2,
+        last_outbound: None,
     };
     c.attributes = BTreeMap::from([
         ("outlet".to_string(), json!("Mid Valley Megamall")),
@@ -1522,6 +1523,7 @@ prop_compose! {
             last_interaction: last_seen.map(|s| ctx().now - Duration::seconds(s)),
             outbound_count: outbound,
             replied_count: replied,
+            last_outbound: None,
         };
         c.name = name.map(String::from);
         c.attributes = attributes;

@@ -238,7 +238,10 @@ fn full_contact(phone: PhoneNumber) -> Contact {
         last_interaction: Some(at(60, 7)),
         outbound_count: 10,
         replied_count: 3,
+        last_outbound: Some(at(55, 250)),
     };
+    contact.applied_events.insert("wamid.A");
+    contact.applied_events.insert("wamid.B:read");
     contact.updated_at = at(70, 999);
     contact.attributes = BTreeMap::from([
         ("loyalty_no".to_string(), json!("L-000123")),

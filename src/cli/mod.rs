@@ -10,7 +10,7 @@ mod run;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::config::LoadRequest;
@@ -116,7 +116,11 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => migrate::run(&args.request()),
         Command::Ic {
             command: IcCommand::Parse { number, on, json },
-        } => ic::parse(&number, on.unwrap_or_else(today_in_malaysia), json),
+        } => ic::parse(
+            &number,
+            on.unwrap_or_else(crate::engine::malaysia_today),
+            json,
+        ),
         Command::Receipt {
             command: ReceiptCommand::Parse { file, json },
         } => receipt::parse(&file, json),
@@ -127,10 +131,4 @@ pub fn main() -> ExitCode {
             command: ConfigCommand::Check(args),
         } => config_cmd::check(&args.request()),
     }
-}
-
-/// Malaysia keeps UTC+8 all year (no daylight saving), so a fixed offset is exact.
-pub fn today_in_malaysia() -> NaiveDate {
-    let malaysia = FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset");
-    Utc::now().with_timezone(&malaysia).date_naive()
 }

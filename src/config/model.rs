@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
+use crate::domain::auto_reply::{AutoReplies, ReplyRule};
 use crate::domain::money::Money;
 use crate::domain::tier::{TierPolicy, TierWindow};
 
@@ -42,6 +43,20 @@ pub struct EngineConfig {
     /// Roles this process runs; all of them by default. Scale a role by running more
     /// processes with it in the same consumer group.
     pub roles: Vec<Role>,
+    /// Contact shard workers; a contact always lives on the same one.
+    pub shards: u32,
+    /// Resident contacts across all shards before the least recently used are evicted.
+    pub max_resident_contacts: u64,
+    /// A contact untouched this long is written back (if dirty) and dropped from memory.
+    pub idle_timeout_secs: u64,
+    /// Dirty contacts are written back at the latest this long after their first change.
+    pub flush_max_delay_ms: u64,
+    /// ... or as soon as a shard holds this many dirty contacts.
+    pub flush_max_dirty: u32,
+    /// Records consumed but not yet stored before the consumer stops reading (backpressure).
+    pub max_in_flight: u32,
+    /// Keyword auto-replies, first match wins (see docs in src/domain/auto_reply.rs).
+    pub auto_replies: Vec<ReplyRule>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,6 +196,13 @@ impl Default for EngineConfig {
                 Role::Sender,
                 Role::Analytics,
             ],
+            shards: 4,
+            max_resident_contacts: 1_000_000,
+            idle_timeout_secs: 600,
+            flush_max_delay_ms: 200,
+            flush_max_dirty: 2_000,
+            max_in_flight: 20_000,
+            auto_replies: AutoReplies::default_rules(),
         }
     }
 }
@@ -314,6 +336,27 @@ impl Config {
         if self.engine.roles.is_empty() {
             return Err(invalid("engine.roles", "at least one role must run"));
         }
+        if self.engine.shards == 0 || self.engine.shards > 256 {
+            return Err(invalid("engine.shards", "must be between 1 and 256"));
+        }
+        for (key, value) in [
+            (
+                "engine.max_resident_contacts",
+                self.engine.max_resident_contacts,
+            ),
+            ("engine.flush_max_delay_ms", self.engine.flush_max_delay_ms),
+            (
+                "engine.flush_max_dirty",
+                u64::from(self.engine.flush_max_dirty),
+            ),
+            ("engine.max_in_flight", u64::from(self.engine.max_in_flight)),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        AutoReplies::new(self.engine.auto_replies.clone())
+            .map_err(|e| invalid("engine.auto_replies", e.to_string()))?;
         self.http
             .listen
             .parse::<SocketAddr>()

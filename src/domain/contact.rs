@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::person::{age_on, Gender, MaritalStatus, UnknownVariant};
 use super::phone::PhoneNumber;
+use super::recent::RecentKeys;
 use super::spending::{PurchaseLedger, SpendingStats};
 use super::tier::Tier;
 
@@ -62,6 +63,10 @@ pub struct InteractionStats {
     pub outbound_count: u64,
     /// Business messages the contact answered.
     pub replied_count: u64,
+    /// The last business message sent to the contact: an inbound message after it counts
+    /// as a reply.
+    #[serde(default)]
+    pub last_outbound: Option<DateTime<Utc>>,
 }
 
 impl InteractionStats {
@@ -121,6 +126,10 @@ pub struct Contact {
     /// Retailer-defined fields (loyalty number, preferred outlet, ...), filterable by custom
     /// segment predicates as `attributes.<key>`.
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Dedupe keys of the latest inbound events applied to this contact (see
+    /// [`RecentKeys`]): stored with the contact so replays change nothing.
+    #[serde(default)]
+    pub applied_events: RecentKeys,
 }
 
 impl Contact {
@@ -142,6 +151,7 @@ impl Contact {
             created_at,
             updated_at: created_at,
             attributes: BTreeMap::new(),
+            applied_events: RecentKeys::default(),
         }
     }
 

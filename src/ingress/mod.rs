@@ -1,9 +1,10 @@
 //! Pure front end of the WhatsApp Cloud API webhook ingress: signature verification, the GET
 //! subscription handshake, and splitting a POST body into typed [`events::InboundEvent`]s.
-//! No I/O here: the HTTP server and the Kafka producer call into these functions.
+//! The HTTP routes that call into these functions live in [`http`]; the rest is pure.
 
 pub mod envelope;
 pub mod events;
+pub mod http;
 pub mod parse;
 pub mod signature;
 pub mod verification;

@@ -1,0 +1,134 @@
+//! The HTTP surface of a process: the webhook, the admin API and `/metrics`, on one
+//! listener. The admin API is thin: it reads the store and the sandbox provider.
+//!
+//! Admin authentication: API keys (`SEMBANG_ADMIN_API_KEYS`, `role:key` pairs) sent as
+//! `Authorization: Bearer <key>` or `X-Api-Key: <key>`. With no key configured, the admin
+//! API is open only where the profile allows it (`admin.require_api_key = false`: the
+//! embedded default, on loopback); everywhere else it refuses every request.
+
+mod contacts;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Secret;
+use crate::ingress::http::{refuse, routes as webhook_routes, WebhookState};
+use crate::provider::SandboxProvider;
+use crate::storage::store::ContactStore;
+
+pub struct AdminState {
+    pub store: Arc<dyn ContactStore>,
+    /// Present when this process sends through the sandbox provider.
+    pub sandbox: Option<Arc<SandboxProvider>>,
+    pub keys: Vec<ApiKey>,
+    pub require_key: bool,
+}
+
+#[derive(Clone)]
+pub struct ApiKey {
+    pub role: String,
+    key: Secret,
+}
+
+impl ApiKey {
+    /// Parses `role:key`.
+    pub fn parse(pair: &Secret) -> Option<ApiKey> {
+        let (role, key) = pair.expose().split_once(':')?;
+        (!role.trim().is_empty() && !key.trim().is_empty()).then(|| ApiKey {
+            role: role.trim().to_string(),
+            key: Secret::new(key.trim()),
+        })
+    }
+}
+
+/// The whole HTTP surface. `webhook` is absent when this process runs no ingress role.
+pub fn router(
+    webhook: Option<Arc<WebhookState>>,
+    admin: Arc<AdminState>,
+    max_body_bytes: usize,
+) -> Router {
+    let api = Router::new()
+        .route("/api/contacts/{phone}", get(contacts::show))
+        .route("/api/contacts/{phone}/", get(contacts::show))
+        .route("/api/sandbox/messages", get(sandbox_messages))
+        .route("/api/sandbox/messages/", get(sandbox_messages))
+        .route_layer(middleware::from_fn_with_state(admin.clone(), authenticate))
+        .with_state(admin);
+    let mut app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(api);
+    if let Some(webhook) = webhook {
+        app = app.merge(webhook_routes(webhook));
+    }
+    app.layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+async fn sandbox_messages(State(state): State<Arc<AdminState>>) -> Response {
+    match &state.sandbox {
+        Some(sandbox) => Json(sandbox.messages()).into_response(),
+        None => refuse(
+            StatusCode::NOT_FOUND,
+            "no_sandbox",
+            "this process does not send through the sandbox provider",
+        ),
+    }
+}
+
+async fn authenticate(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.keys.is_empty() && !state.require_key {
+        return next.run(request).await;
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    let Some(presented) = presented else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "an API key is required",
+        );
+    };
+    if state
+        .keys
+        .iter()
+        .any(|k| keys_equal(k.key.expose(), presented.trim()))
+    {
+        next.run(request).await
+    } else {
+        refuse(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key")
+    }
+}
+
+/// Constant-time comparison (through HMAC verification, as the webhook token check does).
+fn keys_equal(expected: &str, presented: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"sembang-api-key").expect("any key length");
+    mac.update(expected.as_bytes());
+    let expected_mac = mac.finalize().into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"sembang-api-key").expect("any key length");
+    mac.update(presented.as_bytes());
+    mac.verify_slice(&expected_mac).is_ok()
+}

@@ -1,0 +1,352 @@
+//! What one inbound event does to its contact, as a pure function: the contact is changed
+//! in place and everything else the event causes (analytics events, replies, OCR jobs,
+//! message-history rows, delivery statuses) is returned for the shard to store. No I/O and
+//! no clock: the caller passes `now`.
+//!
+//! Replays are recognised by the event's dedupe key in the contact's
+//! [`RecentKeys`](crate::domain::recent::RecentKeys), which is written in the same row as
+//! the change, and every id produced is derived from the event, so a replay that slips
+//! through downstream collapses there.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::auto_reply::{AutoReplies, ReplyAction};
+use crate::domain::contact::{ConsentChange, Contact, WhatsappStatus};
+use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
+use crate::domain::phone::PhoneNumber;
+use crate::ingress::{Business, EventPayload, InboundEvent, InboundMessage, MessageKind};
+use crate::provider::OutboundContent;
+use crate::storage::sink::{
+    AnalyticsEvent, ContactSnapshotEvent, InboundMessageEvent, MessageStatusEvent,
+};
+use crate::storage::store::{Direction, MessageRecord};
+
+use super::wire::{event_id, OcrJob, OutboundRequest};
+
+/// Provider error code: the number cannot receive WhatsApp messages.
+pub const UNDELIVERABLE: i64 = 131_026;
+
+pub struct ApplyContext<'a> {
+    pub replies: &'a AutoReplies,
+    pub now: DateTime<Utc>,
+    /// Today in Malaysia, for ages.
+    pub today: NaiveDate,
+}
+
+/// A delivery report to store against an outbound message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusUpdate {
+    pub contact: PhoneNumber,
+    pub wamid: String,
+    pub status: DeliveryStatus,
+    pub at: DateTime<Utc>,
+    pub error_code: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effects {
+    pub events: Vec<AnalyticsEvent>,
+    pub replies: Vec<OutboundRequest>,
+    pub ocr_jobs: Vec<OcrJob>,
+    pub messages: Vec<MessageRecord>,
+    pub statuses: Vec<StatusUpdate>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Already applied to this contact: nothing changed.
+    Duplicate,
+    /// The contact changed (at least its dedupe keys) and these effects follow.
+    Applied(Effects),
+}
+
+/// Applies `event` to `contact`. `is_new`: the contact was not in the store before this
+/// event (its first message creates it). Value-level errors concern no contact and are not
+/// passed here.
+pub fn apply(
+    contact: &mut Contact,
+    is_new: bool,
+    event: &InboundEvent,
+    ctx: &ApplyContext<'_>,
+) -> Outcome {
+    let key = event.dedupe_key();
+    if !contact.applied_events.insert(&key) {
+        return Outcome::Duplicate;
+    }
+    contact.updated_at = ctx.now;
+    let mut effects = Effects::default();
+    if is_new {
+        effects
+            .events
+            .push(snapshot(contact, "created", &key, ctx.today));
+    }
+    match &event.payload {
+        EventPayload::Message(message) => {
+            apply_message(contact, &event.business, message, ctx, &mut effects)
+        }
+        EventPayload::Status(report) => {
+            if let Some(status) = report.status.known() {
+                let error = report.errors.first();
+                let error_code = error.map(|e| e.code);
+                effects.statuses.push(StatusUpdate {
+                    contact: contact.phone_number.clone(),
+                    wamid: report.wamid.clone(),
+                    status,
+                    at: report.timestamp,
+                    error_code,
+                });
+                effects
+                    .events
+                    .push(AnalyticsEvent::MessageStatus(MessageStatusEvent {
+                        event_id: event_id(&format!("status:{key}")),
+                        occurred_at: report.timestamp,
+                        contact_phone: contact.phone_number.clone(),
+                        business_number: business_number(&event.business),
+                        wamid: report.wamid.clone(),
+                        status,
+                        campaign_id: None,
+                        error_code,
+                        error_title: error.and_then(|e| e.title.clone()),
+                    }));
+                if status == DeliveryStatus::Failed
+                    && error_code == Some(UNDELIVERABLE)
+                    && contact.whatsapp_status == WhatsappStatus::Active
+                {
+                    contact.whatsapp_status = WhatsappStatus::Blocked;
+                    effects
+                        .events
+                        .push(snapshot(contact, "blocked", &key, ctx.today));
+                }
+            }
+        }
+        // Not routed to contacts; nothing to do if one arrives here.
+        EventPayload::Error(_) => {}
+    }
+    Outcome::Applied(effects)
+}
+
+fn apply_message(
+    contact: &mut Contact,
+    business: &Business,
+    message: &InboundMessage,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) {
+    let stats = &mut contact.interactions;
+    // The first message after our last one answers it. An auto-reply is stamped with the
+    // time of the message it answers, so the next message counts and later ones do not.
+    let answered = match (stats.last_outbound, stats.last_interaction) {
+        (Some(out), Some(seen)) => out >= seen,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if answered {
+        stats.replied_count += 1;
+    }
+    stats.message_count += 1;
+    stats.last_interaction = Some(
+        stats
+            .last_interaction
+            .map_or(message.timestamp, |t| t.max(message.timestamp)),
+    );
+    if contact.name.is_none() {
+        contact.name = message.profile_name.clone();
+    }
+    // Whoever writes to us can be written to.
+    if contact.whatsapp_status == WhatsappStatus::Blocked {
+        contact.whatsapp_status = WhatsappStatus::Active;
+    }
+
+    let (type_name, text) = describe(&message.kind);
+    effects.messages.push(MessageRecord {
+        wamid: message.wamid.clone(),
+        contact: contact.phone_number.clone(),
+        direction: Direction::Inbound,
+        kind: type_name.clone(),
+        body: text.clone(),
+        campaign_id: None,
+        created_at: message.timestamp,
+        timeline: DeliveryTimeline::default(),
+    });
+    effects
+        .events
+        .push(AnalyticsEvent::InboundMessage(InboundMessageEvent {
+            event_id: event_id(&format!("inbound:{}", message.wamid)),
+            occurred_at: message.timestamp,
+            contact_phone: contact.phone_number.clone(),
+            business_number: business_number(business),
+            wamid: message.wamid.clone(),
+            message_type: type_name,
+            text: text.clone(),
+            context_wamid: message.context.as_ref().and_then(|c| c.id.clone()),
+            campaign_id: None,
+        }));
+
+    match &message.kind {
+        MessageKind::Image {
+            media_id,
+            mime_type,
+            sha256,
+            caption,
+        } => effects.ocr_jobs.push(ocr_job(
+            contact, business, message, "image", media_id, mime_type, sha256, &None, caption,
+        )),
+        MessageKind::Document {
+            media_id,
+            mime_type,
+            sha256,
+            filename,
+            caption,
+        } => effects.ocr_jobs.push(ocr_job(
+            contact, business, message, "document", media_id, mime_type, sha256, filename, caption,
+        )),
+        _ => {}
+    }
+
+    let Some(rule) = keyword_text(&message.kind).and_then(|t| ctx.replies.find(t)) else {
+        return;
+    };
+    let source = format!(
+        "keyword:{}",
+        keyword_text(&message.kind).unwrap_or("").trim()
+    );
+    let reply = match rule.action {
+        ReplyAction::OptOut => {
+            if contact.whatsapp_status == WhatsappStatus::Unsubscribed {
+                // One confirmation, and nothing more.
+                return;
+            }
+            contact.whatsapp_status = WhatsappStatus::Unsubscribed;
+            contact.marketing_opt_in = false;
+            contact.consent_change = Some(ConsentChange {
+                at: message.timestamp,
+                source,
+            });
+            effects
+                .events
+                .push(snapshot(contact, "opt_out", &message.wamid, ctx.today));
+            true
+        }
+        ReplyAction::OptIn => {
+            contact.whatsapp_status = WhatsappStatus::Active;
+            contact.marketing_opt_in = true;
+            contact.consent_change = Some(ConsentChange {
+                at: message.timestamp,
+                source,
+            });
+            effects
+                .events
+                .push(snapshot(contact, "opt_in", &message.wamid, ctx.today));
+            true
+        }
+        ReplyAction::Reply => contact.whatsapp_status != WhatsappStatus::Unsubscribed,
+    };
+    if reply {
+        contact.interactions.outbound_count += 1;
+        contact.interactions.last_outbound = Some(message.timestamp);
+        effects.replies.push(OutboundRequest {
+            request_id: format!("reply:{}", message.wamid),
+            phone_number_id: business.phone_number_id.clone(),
+            business_number: business_number(business),
+            to: contact.phone_number.clone(),
+            content: OutboundContent::Text {
+                body: rule.reply.clone(),
+                preview_url: false,
+            },
+            origin: "auto_reply".into(),
+            rule: Some(rule.name.clone()),
+            campaign_id: None,
+            in_reply_to: Some(message.wamid.clone()),
+            created_at: ctx.now,
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ocr_job(
+    contact: &Contact,
+    business: &Business,
+    message: &InboundMessage,
+    media_kind: &str,
+    media_id: &str,
+    mime_type: &Option<String>,
+    sha256: &Option<String>,
+    filename: &Option<String>,
+    caption: &Option<String>,
+) -> OcrJob {
+    OcrJob {
+        job_id: message.wamid.clone(),
+        contact: contact.phone_number.clone(),
+        business: business.clone(),
+        media_kind: media_kind.into(),
+        media_id: media_id.into(),
+        mime_type: mime_type.clone(),
+        sha256: sha256.clone(),
+        filename: filename.clone(),
+        caption: caption.clone(),
+        received_at: message.timestamp,
+    }
+}
+
+/// The WhatsApp type name and the message's text (body, caption or button text).
+pub fn describe(kind: &MessageKind) -> (String, Option<String>) {
+    match kind {
+        MessageKind::Text { body } => ("text".into(), Some(body.clone())),
+        MessageKind::Image { caption, .. } => ("image".into(), caption.clone()),
+        MessageKind::Document { caption, .. } => ("document".into(), caption.clone()),
+        MessageKind::ButtonReply { title, .. } => ("interactive".into(), Some(title.clone())),
+        MessageKind::ListReply { title, .. } => ("interactive".into(), Some(title.clone())),
+        MessageKind::Button { text, payload } => {
+            ("button".into(), text.clone().or_else(|| payload.clone()))
+        }
+        MessageKind::System { body, .. } => ("system".into(), body.clone()),
+        MessageKind::Unknown { type_name, .. } => (type_name.clone(), None),
+    }
+}
+
+/// The text keywords are matched against: what the customer typed or tapped.
+fn keyword_text(kind: &MessageKind) -> Option<&str> {
+    match kind {
+        MessageKind::Text { body } => Some(body),
+        MessageKind::ButtonReply { title, .. } | MessageKind::ListReply { title, .. } => {
+            Some(title)
+        }
+        MessageKind::Button { text, payload } => text.as_deref().or(payload.as_deref()),
+        _ => None,
+    }
+}
+
+/// The business number as digits (display numbers come as "+60 12-345 6789").
+pub fn business_number(business: &Business) -> String {
+    business
+        .display_phone_number
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// The contact's profile after a change, for the demographics tables.
+pub fn snapshot(contact: &Contact, reason: &str, cause: &str, today: NaiveDate) -> AnalyticsEvent {
+    let spending = contact.spending();
+    AnalyticsEvent::ContactSnapshot(ContactSnapshotEvent {
+        event_id: event_id(&format!(
+            "snapshot:{}:{reason}:{cause}",
+            contact.phone_number.as_str()
+        )),
+        occurred_at: contact.updated_at,
+        contact_phone: contact.phone_number.clone(),
+        gender: contact.gender,
+        age: contact
+            .age_on(today)
+            .map(|age| u8::try_from(age).unwrap_or(u8::MAX)),
+        state: contact.state.clone(),
+        marital_status: contact.marital_status,
+        tier: contact.customer_tier,
+        total_spent: spending.total_spent,
+        purchase_count: u32::try_from(spending.purchase_count).unwrap_or(u32::MAX),
+        whatsapp_status: contact.whatsapp_status,
+        marketing_opt_in: contact.marketing_opt_in,
+        ic_masked: contact.ic.as_ref().map(|ic| ic.masked.clone()),
+        reason: reason.into(),
+    })
+}

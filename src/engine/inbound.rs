@@ -1,0 +1,289 @@
+//! The partition consumer of wa.inbound (consumer group "engine"): decodes records, routes
+//! each to the shard that owns its contact, and commits per partition only the contiguous
+//! prefix of records whose effects the shards have stored. On revocation it flushes the
+//! shards, commits what is done and drops the revoked partitions' contacts; on shutdown it
+//! flushes, commits and leaves the group.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use ractor::{Actor, ActorCell, ActorRef};
+use tokio::sync::{mpsc, watch};
+
+use crate::ingress::{EventPayload, InboundEvent};
+use crate::storage::bus::{
+    dead_letter::dead_letter, Bus, Consumer, ConsumerEvent, Message, Producer, TopicPartition,
+};
+
+use super::error::EngineError;
+use super::offsets::OffsetTracker;
+use super::retry::with_retries;
+use super::shard::{shard_for, Shard, ShardArgs, ShardDeps, ShardMsg, Token, Work};
+
+/// Records taken from the consumer in one go before they are handed to the shards.
+const MAX_BATCH: usize = 1_000;
+/// How often finished offsets are committed.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+/// How long shards get to store their pending work on a revoke or shutdown.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct InboundConfig {
+    pub bus: Arc<dyn Bus>,
+    pub producer: Arc<dyn Producer>,
+    pub group: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub shards: usize,
+    pub max_in_flight: usize,
+    pub deps: Arc<ShardDeps>,
+}
+
+/// Runs until `shutdown` turns true (Ok after a clean drain) or a fatal error.
+pub async fn run(
+    config: Arc<InboundConfig>,
+    mut shutdown: watch::Receiver<bool>,
+    supervisor: ActorCell,
+) -> Result<(), EngineError> {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Token>>();
+    let mut shards = Vec::with_capacity(config.shards);
+    for index in 0..config.shards {
+        let (shard, _) = Actor::spawn_linked(
+            None,
+            Shard,
+            ShardArgs {
+                index,
+                deps: config.deps.clone(),
+                done: done_tx.clone(),
+            },
+            supervisor.clone(),
+        )
+        .await
+        .map_err(|e| EngineError::actor("shard", e))?;
+        shards.push(shard);
+    }
+    let shards = ShardSet(shards);
+    let mut consumer = config
+        .bus
+        .subscribe(&config.group, std::slice::from_ref(&config.topic))
+        .await?;
+    let mut tracker = OffsetTracker::new();
+    let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
+    let result: Result<(), EngineError> = async {
+        loop {
+            let reading = tracker.in_flight() < config.max_in_flight;
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                Some(tokens) = done_rx.recv() => finish(&mut tracker, tokens),
+                _ = commit_tick.tick() => commit(&mut *consumer, &mut tracker).await?,
+                event = consumer.next(), if reading => {
+                    let mut batch = vec![event?];
+                    // Take what is already there, so shards get batches, not single records.
+                    while batch.len() < MAX_BATCH {
+                        match consumer.next().now_or_never() {
+                            Some(event) => batch.push(event?),
+                            None => break,
+                        }
+                    }
+                    handle_batch(&config, &shards, &mut *consumer, &mut tracker, &mut done_rx, batch).await?;
+                }
+            }
+        }
+        // Clean shutdown: store everything, commit it, leave the group.
+        shards.flush_all().await?;
+        while let Ok(tokens) = done_rx.try_recv() {
+            finish(&mut tracker, tokens);
+        }
+        commit(&mut *consumer, &mut tracker).await?;
+        Ok(())
+    }
+    .await;
+    shards.stop().await;
+    if result.is_ok() {
+        consumer.close().await?;
+    }
+    result
+}
+
+struct ShardSet(Vec<ActorRef<ShardMsg>>);
+
+impl ShardSet {
+    async fn flush_all(&self) -> Result<(), EngineError> {
+        for shard in &self.0 {
+            call(shard, ShardMsg::Flush).await?;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, partitions: &[TopicPartition]) -> Result<(), EngineError> {
+        for shard in &self.0 {
+            let partitions = partitions.to_vec();
+            call(shard, move |reply| ShardMsg::Release(partitions, reply)).await?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        for shard in &self.0 {
+            let _ = shard.stop_and_wait(None, Some(FLUSH_TIMEOUT)).await;
+        }
+    }
+}
+
+async fn call(
+    shard: &ActorRef<ShardMsg>,
+    message: impl FnOnce(ractor::RpcReplyPort<()>) -> ShardMsg,
+) -> Result<(), EngineError> {
+    match shard.call(message, Some(FLUSH_TIMEOUT)).await {
+        Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
+        Ok(other) => Err(EngineError::actor("shard", format!("flush: {other:?}"))),
+        Err(e) => Err(EngineError::actor("shard", e)),
+    }
+}
+
+fn finish(tracker: &mut OffsetTracker, tokens: Vec<Token>) {
+    for (tp, offset) in tokens {
+        tracker.finish(&tp, offset);
+    }
+}
+
+async fn commit(
+    consumer: &mut dyn Consumer,
+    tracker: &mut OffsetTracker,
+) -> Result<(), EngineError> {
+    let offsets = tracker.take_committable();
+    if !offsets.is_empty() {
+        consumer.commit(&offsets).await?;
+    }
+    metrics::gauge!("sembang_engine_in_flight_records").set(tracker.in_flight() as f64);
+    Ok(())
+}
+
+async fn handle_batch(
+    config: &InboundConfig,
+    shards: &ShardSet,
+    consumer: &mut dyn Consumer,
+    tracker: &mut OffsetTracker,
+    done_rx: &mut mpsc::UnboundedReceiver<Vec<Token>>,
+    batch: Vec<ConsumerEvent>,
+) -> Result<(), EngineError> {
+    let mut work: HashMap<usize, Vec<Work>> = HashMap::new();
+    for event in batch {
+        match event {
+            ConsumerEvent::Message(message) => {
+                let tp = message.topic_partition();
+                tracker.start(&tp, message.offset);
+                match route(&message) {
+                    Routed::Contact(contact, event) => {
+                        let shard = shard_for(&contact, shards.0.len());
+                        work.entry(shard).or_default().push(Work {
+                            contact,
+                            token: (tp, message.offset),
+                            event: *event,
+                        });
+                    }
+                    Routed::NoContact(event) => {
+                        // Value-level errors concern the business number, not a contact:
+                        // they stay in wa.inbound for replay and are counted.
+                        if let EventPayload::Error(error) = &event.payload {
+                            tracing::warn!(code = error.code, title = ?error.title, "WhatsApp reported an error");
+                            metrics::counter!("sembang_engine_events_total", "type" => "error", "outcome" => "logged").increment(1);
+                        }
+                        tracker.finish(&tp, message.offset);
+                    }
+                    Routed::Poison { kind, error } => {
+                        send_dead_letter(
+                            &*config.producer,
+                            &config.dead_letter_topic,
+                            &message,
+                            kind,
+                            &error,
+                        )
+                        .await?;
+                        tracker.finish(&tp, message.offset);
+                    }
+                }
+            }
+            ConsumerEvent::Assigned(partitions) => {
+                tracing::info!(?partitions, "partitions assigned");
+            }
+            ConsumerEvent::Revoked { partitions, ack } => {
+                // Hand what was read so far to the shards first: it belongs to the revoked
+                // partitions' finished prefix once flushed.
+                dispatch(shards, std::mem::take(&mut work))?;
+                shards.flush_all().await?;
+                while let Ok(tokens) = done_rx.try_recv() {
+                    finish(tracker, tokens);
+                }
+                let offsets: Vec<(TopicPartition, u64)> = partitions
+                    .iter()
+                    .filter_map(|tp| tracker.committable(tp).map(|o| (tp.clone(), o)))
+                    .collect();
+                tracing::info!(?partitions, ?offsets, "partitions revoked");
+                ack.commit(offsets);
+                shards.release(&partitions).await?;
+                for tp in &partitions {
+                    tracker.forget(tp);
+                }
+                let _ = &consumer;
+            }
+        }
+    }
+    dispatch(shards, work)
+}
+
+fn dispatch(shards: &ShardSet, work: HashMap<usize, Vec<Work>>) -> Result<(), EngineError> {
+    for (shard, batch) in work {
+        shards.0[shard]
+            .cast(ShardMsg::Apply(batch))
+            .map_err(|e| EngineError::actor("shard", e))?;
+    }
+    Ok(())
+}
+
+enum Routed {
+    Contact(crate::domain::phone::PhoneNumber, Box<InboundEvent>),
+    NoContact(Box<InboundEvent>),
+    Poison { kind: &'static str, error: String },
+}
+
+fn route(message: &Message) -> Routed {
+    let event: InboundEvent = match serde_json::from_slice(&message.payload) {
+        Ok(event) => event,
+        Err(e) => {
+            return Routed::Poison {
+                kind: "malformed_event",
+                error: format!("not an inbound event: {e}"),
+            }
+        }
+    };
+    if event.contact_wa_id().is_none() {
+        return Routed::NoContact(Box::new(event));
+    }
+    match event.contact_phone() {
+        Some(phone) => Routed::Contact(phone, Box::new(event)),
+        None => Routed::Poison {
+            kind: "unsupported_contact_number",
+            error: format!(
+                "contact wa_id {:?} is not a Malaysian number",
+                event.contact_wa_id().unwrap_or_default()
+            ),
+        },
+    }
+}
+
+pub async fn send_dead_letter(
+    producer: &dyn Producer,
+    topic: &str,
+    message: &Message,
+    kind: &'static str,
+    error: &str,
+) -> Result<(), EngineError> {
+    tracing::warn!(kind, error, topic = %message.topic, partition = message.partition, offset = message.offset, "dead-lettering a record");
+    let record = dead_letter(topic, message, kind, error);
+    with_retries("dead_letter", || producer.send(record.clone())).await?;
+    metrics::counter!("sembang_dlq_total", "reason" => kind).increment(1);
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! The stream engine: supervised ractor actors between the bus topics and the stores.
+//!
+//! - [`inbound`]: wa.inbound → contact [`shard`]s (write-behind, per-contact order) →
+//!   crm.events, wa.outbound, crm.ocr.jobs, the contact store; commits only the finished
+//!   prefix ([`offsets`]).
+//! - [`sender`]: wa.outbound → the WhatsApp provider, rate-limited, claimed once.
+//! - [`analytics`]: crm.events → the event sink in batches.
+//! - [`supervisor`]: restarts failed roles; drains them in order on shutdown.
+//! - [`apply`]: the pure effect of one inbound event on its contact.
+
+pub mod analytics;
+pub mod apply;
+mod error;
+pub mod inbound;
+pub mod offsets;
+mod retry;
+pub mod runtime;
+pub mod sender;
+pub mod shard;
+pub mod supervisor;
+pub mod wire;
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+
+pub use error::EngineError;
+
+/// Today in Malaysia, for ages. Malaysia keeps UTC+8 all year (no daylight saving), so a
+/// fixed offset is exact.
+pub fn malaysia_today() -> NaiveDate {
+    let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    Utc::now().with_timezone(&offset).date_naive()
+}

@@ -1,0 +1,284 @@
+//! Builds a running engine from its configuration: the backends (bus, store, sink,
+//! provider), the HTTP surface, and the supervised roles. `sembang run` and the end-to-end
+//! tests both start the engine through [`start`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+
+use crate::api::{self, AdminState, ApiKey};
+use crate::config::{
+    BusBackend, Config, EventSinkBackend, ProviderKind, Role as RoleName, Secrets, StoreBackend,
+};
+use crate::domain::auto_reply::AutoReplies;
+use crate::ingress::http::WebhookState;
+use crate::provider::{
+    CloudApiProvider, RateLimiter, SandboxProvider, WabotProvider, WhatsappProvider,
+};
+use crate::storage::bus::topics::{self, TopicNames};
+use crate::storage::bus::{Bus, EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig};
+use crate::storage::sink::{BatcherConfig, ClickHouseConfig, ClickHouseSink, EventSink, FileSink};
+use crate::storage::store::{ContactStore, EmbeddedStore, ScyllaConfig, ScyllaStore};
+
+use super::analytics::{self, AnalyticsRoleConfig};
+use super::error::EngineError;
+use super::inbound::{self, InboundConfig};
+use super::sender::{self, SenderConfig};
+use super::shard::{OutputTopics, ShardDeps, ShardLimits};
+use super::supervisor::{Engine, EngineArgs, EngineMsg, RoleStart};
+
+/// The backends a process runs on. Tests build them directly to share them with checks.
+pub struct Backends {
+    pub bus: Arc<dyn Bus>,
+    pub store: Arc<dyn ContactStore>,
+    pub sink: Arc<dyn EventSink>,
+    pub provider: Arc<dyn WhatsappProvider>,
+    /// Set when the provider is the sandbox, for the admin API.
+    pub sandbox: Option<Arc<SandboxProvider>>,
+}
+
+impl Backends {
+    /// The backends `config` names.
+    pub async fn from_config(config: &Config, secrets: &Secrets) -> Result<Self, EngineError> {
+        let data = Path::new(&config.data_dir);
+        let bus: Arc<dyn Bus> = match config.bus.backend {
+            BusBackend::Embedded => {
+                Arc::new(EmbeddedBus::open(EmbeddedBusConfig::new(data.join("bus")))?)
+            }
+            BusBackend::Kafka => Arc::new(KafkaBus::new(KafkaBusConfig::new(
+                config.bus.kafka_brokers.clone(),
+            ))?),
+        };
+        let store: Arc<dyn ContactStore> = match config.store.backend {
+            StoreBackend::Embedded => {
+                std::fs::create_dir_all(data).map_err(|e| {
+                    EngineError::Startup(format!("data_dir {}: {e}", data.display()))
+                })?;
+                Arc::new(EmbeddedStore::open(data.join("store.redb"))?)
+            }
+            StoreBackend::Scylla => {
+                Arc::new(ScyllaStore::connect(ScyllaConfig::from(&config.store)).await?)
+            }
+        };
+        let sink: Arc<dyn EventSink> = match config.analytics.sink {
+            EventSinkBackend::Files => Arc::new(FileSink::open(data.join("events"))?),
+            EventSinkBackend::Clickhouse => Arc::new(ClickHouseSink::new(
+                ClickHouseConfig::from_analytics(&config.analytics),
+            )?),
+        };
+        let (provider, sandbox): (Arc<dyn WhatsappProvider>, _) = match config.whatsapp.provider {
+            ProviderKind::Sandbox => {
+                let sandbox = Arc::new(SandboxProvider::new());
+                (sandbox.clone(), Some(sandbox))
+            }
+            ProviderKind::CloudApi => {
+                let token = secrets.whatsapp_access_token.clone().ok_or_else(|| {
+                    EngineError::Startup(
+                        "the Cloud API provider needs SEMBANG_WHATSAPP_ACCESS_TOKEN".into(),
+                    )
+                })?;
+                let provider = CloudApiProvider::from_config(&config.whatsapp, token)
+                    .map_err(|e| EngineError::Startup(e.to_string()))?;
+                (Arc::new(provider), None)
+            }
+            ProviderKind::Wabot => {
+                let token = secrets.wabot_access_token.clone().ok_or_else(|| {
+                    EngineError::Startup(
+                        "the wabot provider needs SEMBANG_WABOT_ACCESS_TOKEN".into(),
+                    )
+                })?;
+                let provider = WabotProvider::from_config(&config.whatsapp, token)
+                    .map_err(|e| EngineError::Startup(e.to_string()))?;
+                (Arc::new(provider), None)
+            }
+        };
+        Ok(Backends {
+            bus,
+            store,
+            sink,
+            provider,
+            sandbox,
+        })
+    }
+}
+
+/// A started engine.
+pub struct Running {
+    pub engine: ActorRef<EngineMsg>,
+    /// Where the webhook, the admin API and /metrics listen.
+    pub http_addr: SocketAddr,
+    pub roles: Vec<String>,
+}
+
+impl Running {
+    /// Stops intake, drains, flushes and commits every role, then returns.
+    pub async fn shutdown(self) {
+        let _ = self
+            .engine
+            .call(EngineMsg::Shutdown, Some(Duration::from_secs(180)))
+            .await;
+    }
+}
+
+/// Starts the configured roles on `backends`. The HTTP listener is bound before this
+/// returns (port 0 picks a free one: see [`Running::http_addr`]).
+pub async fn start(
+    config: &Config,
+    secrets: &Secrets,
+    backends: Backends,
+) -> Result<Running, EngineError> {
+    crate::metrics::install();
+    let names = TopicNames::new(&config.bus.namespace);
+    backends
+        .bus
+        .ensure_topics(&names.specs(config.bus.partitions, config.bus.kafka_replication_factor))
+        .await?;
+    let producer = backends.bus.producer();
+    let dead_letter_topic = names.name(topics::DEAD_LETTER);
+    let runs = |role| config.engine.roles.contains(&role);
+
+    if runs(RoleName::Ingress)
+        && secrets.whatsapp_app_secret.is_none()
+        && config.whatsapp.provider == ProviderKind::CloudApi
+    {
+        return Err(EngineError::Startup(
+            "the webhook of the Cloud API provider needs SEMBANG_WHATSAPP_APP_SECRET to verify signatures".into(),
+        ));
+    }
+
+    let listener = std::net::TcpListener::bind(&config.http.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| EngineError::Startup(format!("http.listen {}: {e}", config.http.listen)))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| EngineError::Startup(e.to_string()))?;
+    let webhook = runs(RoleName::Ingress).then(|| {
+        Arc::new(WebhookState {
+            producer: producer.clone(),
+            inbound_topic: names.name(topics::INBOUND),
+            app_secret: secrets.whatsapp_app_secret.clone(),
+            verify_token: secrets.whatsapp_verify_token.clone(),
+        })
+    });
+    let admin = Arc::new(AdminState {
+        store: backends.store.clone(),
+        sandbox: backends.sandbox.clone(),
+        keys: secrets
+            .admin_api_keys
+            .iter()
+            .filter_map(ApiKey::parse)
+            .collect(),
+        require_key: config.admin.require_api_key,
+    });
+    let router = api::router(webhook, admin, config.http.max_body_bytes as usize);
+
+    let mut roles: Vec<(String, RoleStart)> = Vec::new();
+    let listener = Arc::new(listener);
+    roles.push((
+        "http".into(),
+        Arc::new(move |mut shutdown, _cell| {
+            let listener = listener.try_clone();
+            let router = router.clone();
+            Box::pin(async move {
+                let listener = listener
+                    .and_then(tokio::net::TcpListener::from_std)
+                    .map_err(|e| EngineError::Startup(format!("http listener: {e}")))?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = shutdown.changed().await;
+                    })
+                    .await
+                    .map_err(|e| EngineError::actor("http", e))
+            })
+        }),
+    ));
+
+    if runs(RoleName::Engine) {
+        let replies = AutoReplies::new(config.engine.auto_replies.clone())
+            .map_err(|e| EngineError::Startup(e.to_string()))?;
+        let shards = config.engine.shards as usize;
+        let inbound_config = Arc::new(InboundConfig {
+            bus: backends.bus.clone(),
+            producer: producer.clone(),
+            group: names.group("engine"),
+            topic: names.name(topics::INBOUND),
+            dead_letter_topic: dead_letter_topic.clone(),
+            shards,
+            max_in_flight: config.engine.max_in_flight as usize,
+            deps: Arc::new(ShardDeps {
+                store: backends.store.clone(),
+                producer: producer.clone(),
+                topics: OutputTopics {
+                    events: names.name(topics::EVENTS),
+                    outbound: names.name(topics::OUTBOUND),
+                    ocr_jobs: names.name(topics::OCR_JOBS),
+                },
+                replies,
+                limits: ShardLimits {
+                    max_resident: (config.engine.max_resident_contacts as usize / shards).max(1),
+                    idle_timeout: Duration::from_secs(config.engine.idle_timeout_secs),
+                    flush_max_delay: Duration::from_millis(config.engine.flush_max_delay_ms),
+                    flush_max_dirty: config.engine.flush_max_dirty as usize,
+                },
+            }),
+        });
+        roles.push((
+            "engine".into(),
+            Arc::new(move |shutdown, cell| {
+                Box::pin(inbound::run(inbound_config.clone(), shutdown, cell))
+            }),
+        ));
+    }
+    if runs(RoleName::Ocr) {
+        tracing::warn!("the ocr role is not built yet: OCR jobs wait in crm.ocr.jobs");
+    }
+    if runs(RoleName::Sender) {
+        let sender_config = Arc::new(SenderConfig {
+            bus: backends.bus.clone(),
+            producer: producer.clone(),
+            store: backends.store.clone(),
+            provider: backends.provider.clone(),
+            limiter: Arc::new(RateLimiter::new(
+                f64::from(config.whatsapp.messages_per_second),
+                config.whatsapp.messages_per_second,
+            )),
+            group: names.group("sender"),
+            topic: names.name(topics::OUTBOUND),
+            events_topic: names.name(topics::EVENTS),
+            dead_letter_topic: dead_letter_topic.clone(),
+        });
+        roles.push((
+            "sender".into(),
+            Arc::new(move |shutdown, _cell| Box::pin(sender::run(sender_config.clone(), shutdown))),
+        ));
+    }
+    if runs(RoleName::Analytics) {
+        let analytics_config = Arc::new(AnalyticsRoleConfig {
+            bus: backends.bus.clone(),
+            producer: producer.clone(),
+            sink: backends.sink.clone(),
+            batcher: BatcherConfig::from_analytics(&config.analytics),
+            group: names.group("analytics"),
+            topic: names.name(topics::EVENTS),
+            dead_letter_topic,
+        });
+        roles.push((
+            "analytics".into(),
+            Arc::new(move |shutdown, _cell| {
+                Box::pin(analytics::run(analytics_config.clone(), shutdown))
+            }),
+        ));
+    }
+    let role_names = roles.iter().map(|(n, _)| n.clone()).collect();
+    let (engine, _) = Actor::spawn(None, Engine, EngineArgs { roles })
+        .await
+        .map_err(|e| EngineError::actor("engine", e))?;
+    Ok(Running {
+        engine,
+        http_addr,
+        roles: role_names,
+    })
+}

@@ -1,0 +1,226 @@
+//! The sender role (consumer group "sender"): wa.outbound to the WhatsApp provider.
+//! wa.outbound is keyed by business number, so the process that owns a number's partition
+//! owns its rate limiter.
+//!
+//! Each request is claimed once in the store before it is sent (dedupe key
+//! `request_id`), so a replay never messages a customer twice; the price is that a crash
+//! between the claim and the provider's answer loses that one send (at most once: a
+//! duplicate WhatsApp message is worse for a retailer than a missing auto-reply). Rate
+//! limits and transient failures are retried with backoff; permanent refusals are recorded
+//! as failed deliveries; undecodable records go to the dead-letter topic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
+use crate::provider::{ErrorClass, OutboundMessage, ProviderError, RateLimiter, WhatsappProvider};
+use crate::storage::bus::{Bus, ConsumerEvent, Message, Producer, Record, TopicPartition};
+use crate::storage::sink::{AnalyticsEvent, MessageStatusEvent, OutboundMessageEvent};
+use crate::storage::store::{Claim, ContactStore, Direction, MessageRecord};
+
+use super::error::EngineError;
+use super::inbound::send_dead_letter;
+use super::retry::with_retries;
+use super::wire::{event_id, OutboundRequest};
+
+/// Attempts per request before a rate-limited or transient failure counts as failed.
+const SEND_ATTEMPTS: u32 = 6;
+
+pub struct SenderConfig {
+    pub bus: Arc<dyn Bus>,
+    pub producer: Arc<dyn Producer>,
+    pub store: Arc<dyn ContactStore>,
+    pub provider: Arc<dyn WhatsappProvider>,
+    pub limiter: Arc<RateLimiter>,
+    pub group: String,
+    pub topic: String,
+    pub events_topic: String,
+    pub dead_letter_topic: String,
+}
+
+pub async fn run(
+    config: Arc<SenderConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    let mut consumer = config
+        .bus
+        .subscribe(&config.group, std::slice::from_ref(&config.topic))
+        .await?;
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            event = consumer.next() => event?,
+        };
+        match event {
+            ConsumerEvent::Message(message) => {
+                process(&config, &message).await?;
+                // Records are handled one at a time, so this offset is the finished prefix.
+                let next: Vec<(TopicPartition, u64)> =
+                    vec![(message.topic_partition(), message.offset + 1)];
+                consumer.commit(&next).await?;
+            }
+            ConsumerEvent::Assigned(_) => {}
+            // Every record handed out is finished and committed: nothing more to commit.
+            ConsumerEvent::Revoked { ack, .. } => ack.commit(Vec::new()),
+        }
+    }
+    consumer.close().await?;
+    Ok(())
+}
+
+async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineError> {
+    let request: OutboundRequest = match serde_json::from_slice(&message.payload) {
+        Ok(request) => request,
+        Err(e) => {
+            return send_dead_letter(
+                &*config.producer,
+                &config.dead_letter_topic,
+                message,
+                "malformed_outbound_request",
+                &e.to_string(),
+            )
+            .await
+        }
+    };
+    let claim = with_retries("claim_send", || {
+        config.store.claim_send(&request.request_id, &request.to)
+    })
+    .await?;
+    if let Claim::AlreadyClaimed(_) = claim {
+        metrics::counter!("sembang_sender_sends_total", "outcome" => "duplicate").increment(1);
+        return Ok(());
+    }
+    let outbound = OutboundMessage {
+        to: request.to.clone(),
+        content: request.content.clone(),
+    };
+    match send_with_retries(config, &request, &outbound).await {
+        Ok(wamid) => {
+            metrics::counter!("sembang_sender_sends_total", "outcome" => "sent").increment(1);
+            let record = MessageRecord {
+                wamid: wamid.clone(),
+                contact: request.to.clone(),
+                direction: Direction::Outbound,
+                kind: request.content.kind().to_string(),
+                body: request.content.body_text().map(str::to_string),
+                campaign_id: request.campaign_id.clone(),
+                created_at: Utc::now(),
+                timeline: DeliveryTimeline::default(),
+            };
+            with_retries("put_message", || config.store.put_message(&record)).await?;
+            let event = AnalyticsEvent::OutboundMessage(OutboundMessageEvent {
+                event_id: event_id(&format!("outbound:{}", request.request_id)),
+                occurred_at: record.created_at,
+                contact_phone: request.to.clone(),
+                business_number: request.business_number.clone(),
+                wamid: Some(wamid),
+                message_type: request.content.kind().to_string(),
+                template_name: template_name(&request),
+                body: record.body.clone(),
+                campaign_id: request.campaign_id.clone(),
+                origin: request.origin.clone(),
+            });
+            publish(config, &request, &event).await
+        }
+        Err(error) => {
+            let code = error.code();
+            metrics::counter!("sembang_sender_sends_total", "outcome" => "failed").increment(1);
+            if let Some(code) = code {
+                metrics::counter!("sembang_provider_errors_total", "code" => code.to_string())
+                    .increment(1);
+            }
+            tracing::warn!(request = %request.request_id, %error, "send failed");
+            // The failure is kept like a delivery report, under our own request id (the
+            // provider gave no wamid).
+            let now = Utc::now();
+            let mut timeline = DeliveryTimeline::default();
+            timeline.apply(DeliveryStatus::Failed, now, code);
+            let record = MessageRecord {
+                wamid: request.request_id.clone(),
+                contact: request.to.clone(),
+                direction: Direction::Outbound,
+                kind: request.content.kind().to_string(),
+                body: request.content.body_text().map(str::to_string),
+                campaign_id: request.campaign_id.clone(),
+                created_at: now,
+                timeline,
+            };
+            with_retries("put_message", || config.store.put_message(&record)).await?;
+            let event = AnalyticsEvent::MessageStatus(MessageStatusEvent {
+                event_id: event_id(&format!("send_failed:{}", request.request_id)),
+                occurred_at: now,
+                contact_phone: request.to.clone(),
+                business_number: request.business_number.clone(),
+                wamid: request.request_id.clone(),
+                status: DeliveryStatus::Failed,
+                campaign_id: request.campaign_id.clone(),
+                error_code: code,
+                error_title: Some(error.to_string()),
+            });
+            publish(config, &request, &event).await
+        }
+    }
+}
+
+async fn send_with_retries(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+    outbound: &OutboundMessage,
+) -> Result<String, ProviderError> {
+    let mut attempt = 0;
+    loop {
+        let waited = std::time::Instant::now();
+        config.limiter.until_ready(&request.phone_number_id).await;
+        metrics::histogram!("sembang_sender_rate_limit_wait_seconds")
+            .record(waited.elapsed().as_secs_f64());
+        let result = config
+            .provider
+            .send(&request.phone_number_id, outbound)
+            .await;
+        let error = match result {
+            Ok(accepted) => return Ok(accepted.wamid),
+            Err(error) => error,
+        };
+        attempt += 1;
+        let backoff = match error.class() {
+            ErrorClass::Permanent => return Err(error),
+            _ if attempt >= SEND_ATTEMPTS => return Err(error),
+            // Over a throughput or pair limit: wait long enough for the window to pass.
+            ErrorClass::RateLimited => Duration::from_millis(500 << attempt.min(5)),
+            ErrorClass::Transient => Duration::from_millis(100 << attempt.min(5)),
+        };
+        if let Some(code) = error.code() {
+            metrics::counter!("sembang_provider_errors_total", "code" => code.to_string())
+                .increment(1);
+        }
+        tracing::warn!(request = %request.request_id, %error, ?backoff, "send failed; retrying");
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn publish(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+    event: &AnalyticsEvent,
+) -> Result<(), EngineError> {
+    let payload = serde_json::to_vec(event)
+        .map_err(|e| EngineError::actor("sender", format!("encode: {e}")))?;
+    let record = Record::new(
+        config.events_topic.clone(),
+        request.to.as_str().as_bytes().to_vec(),
+        payload,
+    );
+    with_retries("produce_event", || config.producer.send(record.clone())).await?;
+    Ok(())
+}
+
+fn template_name(request: &OutboundRequest) -> Option<String> {
+    match &request.content {
+        crate::provider::OutboundContent::Template { name, .. } => Some(name.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,460 @@
+//! A contact shard: one actor owning many resident contacts (an actor per contact would
+//! cost ~10 KB each). Contacts are routed to shards by a hash of their number, so a
+//! contact's events are applied in order by one owner.
+//!
+//! Write-behind: applied changes stay in memory until a flush, which happens when the
+//! oldest unflushed change is `flush_max_delay` old, when `flush_max_dirty` contacts are
+//! dirty, or on request (revocation, shutdown). A flush produces the outputs (events,
+//! replies, OCR jobs) first, then writes contacts, messages and statuses, and only then
+//! reports the records' offsets as done: nothing is committed before its effects are
+//! stored, and a crash in between replays into the same ids and the contact's dedupe keys.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::{stream, StreamExt, TryStreamExt};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::domain::auto_reply::AutoReplies;
+use crate::domain::contact::Contact;
+use crate::domain::phone::PhoneNumber;
+use crate::ingress::InboundEvent;
+use crate::storage::bus::{Producer, Record, TopicPartition};
+use crate::storage::store::{ContactStore, MessageRecord};
+
+use super::apply::{apply, ApplyContext, Effects, Outcome, StatusUpdate};
+use super::error::EngineError;
+use super::malaysia_today;
+use super::retry::with_retries;
+
+/// A consumed record's position: reported back once its effects are stored.
+pub type Token = (TopicPartition, u64);
+
+/// Store calls one flush keeps in flight.
+const STORE_CONCURRENCY: usize = 64;
+
+pub struct Work {
+    pub contact: PhoneNumber,
+    pub token: Token,
+    pub event: InboundEvent,
+}
+
+pub enum ShardMsg {
+    Apply(Vec<Work>),
+    Tick,
+    /// Store everything pending; answer when done.
+    Flush(RpcReplyPort<()>),
+    /// Store everything pending, then drop the contacts of these partitions.
+    Release(Vec<TopicPartition>, RpcReplyPort<()>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ShardLimits {
+    pub max_resident: usize,
+    pub idle_timeout: Duration,
+    pub flush_max_delay: Duration,
+    pub flush_max_dirty: usize,
+}
+
+/// Topic names resolved under the deployment's namespace.
+#[derive(Clone, Debug)]
+pub struct OutputTopics {
+    pub events: String,
+    pub outbound: String,
+    pub ocr_jobs: String,
+}
+
+pub struct ShardDeps {
+    pub store: Arc<dyn ContactStore>,
+    pub producer: Arc<dyn Producer>,
+    pub topics: OutputTopics,
+    pub replies: AutoReplies,
+    pub limits: ShardLimits,
+}
+
+pub struct ShardArgs {
+    pub index: usize,
+    pub deps: Arc<ShardDeps>,
+    /// Where finished tokens go (the partition consumer's offset tracker).
+    pub done: mpsc::UnboundedSender<Vec<Token>>,
+}
+
+struct Resident {
+    contact: Contact,
+    partition: TopicPartition,
+    /// Position in `by_recency`.
+    recency: u64,
+    last_used: Instant,
+}
+
+#[derive(Default)]
+struct Pending {
+    records: Vec<Record>,
+    messages: Vec<MessageRecord>,
+    statuses: Vec<StatusUpdate>,
+    tokens: Vec<Token>,
+}
+
+pub struct ShardState {
+    index: usize,
+    deps: Arc<ShardDeps>,
+    done: mpsc::UnboundedSender<Vec<Token>>,
+    residents: HashMap<PhoneNumber, Resident>,
+    by_recency: BTreeMap<u64, PhoneNumber>,
+    next_recency: u64,
+    dirty: HashSet<PhoneNumber>,
+    dirty_since: Option<Instant>,
+    pending: Pending,
+    ticker: Option<JoinHandle<()>>,
+}
+
+/// Which shard owns a contact: stable for the life of the process (FNV-1a of the number).
+pub fn shard_for(contact: &PhoneNumber, shards: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in contact.as_str().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards.max(1) as u64) as usize
+}
+
+pub struct Shard;
+
+impl Actor for Shard {
+    type Msg = ShardMsg;
+    type State = ShardState;
+    type Arguments = ShardArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        args: ShardArgs,
+    ) -> Result<ShardState, ActorProcessingErr> {
+        // Ticks drive the bounded flush delay and idle eviction.
+        let period = (args.deps.limits.flush_max_delay / 4).max(Duration::from_millis(5));
+        let ticker = myself.send_interval(period, || ShardMsg::Tick);
+        Ok(ShardState {
+            index: args.index,
+            deps: args.deps,
+            done: args.done,
+            residents: HashMap::new(),
+            by_recency: BTreeMap::new(),
+            next_recency: 0,
+            dirty: HashSet::new(),
+            dirty_since: None,
+            pending: Pending::default(),
+            ticker: Some(ticker),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ShardMsg>,
+        state: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(ticker) = state.ticker.take() {
+            ticker.abort();
+        }
+        // A clean stop stores what is pending, so the owner can commit it.
+        state.flush().await?;
+        state.publish_gauges(true);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<ShardMsg>,
+        message: ShardMsg,
+        state: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ShardMsg::Apply(batch) => {
+                state.apply_batch(batch).await?;
+                if state.dirty.len() >= state.deps.limits.flush_max_dirty {
+                    state.flush().await?;
+                }
+            }
+            ShardMsg::Tick => {
+                let due = state
+                    .dirty_since
+                    .is_some_and(|since| since.elapsed() >= state.deps.limits.flush_max_delay);
+                if due || (state.dirty.is_empty() && !state.pending.tokens.is_empty()) {
+                    state.flush().await?;
+                }
+                state.evict().await?;
+                state.publish_gauges(false);
+            }
+            ShardMsg::Flush(reply) => {
+                state.flush().await?;
+                let _ = reply.send(());
+            }
+            ShardMsg::Release(partitions, reply) => {
+                state.flush().await?;
+                state.release(&partitions);
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ShardState {
+    async fn apply_batch(&mut self, batch: Vec<Work>) -> Result<(), EngineError> {
+        // Activate the contacts this batch needs, loading them concurrently.
+        let mut missing: Vec<PhoneNumber> = batch
+            .iter()
+            .map(|w| w.contact.clone())
+            .filter(|c| !self.residents.contains_key(c))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        let store = self.deps.store.clone();
+        let loaded: Vec<(PhoneNumber, Option<Contact>)> = stream::iter(missing)
+            .map(|phone| {
+                let store = store.clone();
+                async move {
+                    let contact =
+                        with_retries("load_contact", || store.load_contact(&phone)).await?;
+                    Ok::<_, EngineError>((phone, contact))
+                }
+            })
+            .buffer_unordered(STORE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut new_contacts = HashSet::new();
+        let now = Instant::now();
+        for (phone, stored) in loaded {
+            let partition = batch
+                .iter()
+                .find(|w| w.contact == phone)
+                .map(|w| w.token.0.clone())
+                .expect("loaded contacts come from the batch");
+            let contact = stored.unwrap_or_else(|| {
+                new_contacts.insert(phone.clone());
+                let first_seen = batch
+                    .iter()
+                    .find(|w| w.contact == phone)
+                    .and_then(|w| w.event.timestamp())
+                    .unwrap_or_else(Utc::now);
+                Contact::new(phone.clone(), first_seen)
+            });
+            self.insert_resident(phone, contact, partition, now);
+        }
+
+        let deps = self.deps.clone();
+        let ctx = ApplyContext {
+            replies: &deps.replies,
+            now: Utc::now(),
+            today: malaysia_today(),
+        };
+        for work in batch {
+            let resident = self
+                .residents
+                .get_mut(&work.contact)
+                .expect("activated above");
+            resident.last_used = now;
+            let is_new = new_contacts.remove(&work.contact);
+            let outcome = apply(&mut resident.contact, is_new, &work.event, &ctx);
+            let kind = event_kind(&work.event);
+            match outcome {
+                Outcome::Duplicate => {
+                    metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => "duplicate").increment(1);
+                }
+                Outcome::Applied(effects) => {
+                    metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => "applied").increment(1);
+                    self.dirty.insert(work.contact.clone());
+                    self.dirty_since.get_or_insert(now);
+                    self.stage(&work.contact, effects)?;
+                }
+            }
+            self.touch(&work.contact);
+            self.pending.tokens.push(work.token);
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, contact: &PhoneNumber, effects: Effects) -> Result<(), EngineError> {
+        let topics = &self.deps.topics;
+        let key = contact.as_str().as_bytes().to_vec();
+        for event in effects.events {
+            self.pending.records.push(Record::new(
+                topics.events.clone(),
+                key.clone(),
+                to_json(&event)?,
+            ));
+        }
+        for job in effects.ocr_jobs {
+            self.pending.records.push(Record::new(
+                topics.ocr_jobs.clone(),
+                key.clone(),
+                to_json(&job)?,
+            ));
+        }
+        for reply in effects.replies {
+            metrics::counter!("sembang_engine_replies_total", "rule" => reply.rule.clone().unwrap_or_default()).increment(1);
+            self.pending.records.push(Record::new(
+                topics.outbound.clone(),
+                reply.phone_number_id.as_bytes().to_vec(),
+                to_json(&reply)?,
+            ));
+        }
+        self.pending.messages.extend(effects.messages);
+        self.pending.statuses.extend(effects.statuses);
+        Ok(())
+    }
+
+    /// Stores everything pending, then reports its tokens as done.
+    async fn flush(&mut self) -> Result<(), EngineError> {
+        if self.pending.tokens.is_empty() && self.dirty.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let deps = self.deps.clone();
+        let records = std::mem::take(&mut self.pending.records);
+        if !records.is_empty() {
+            let producer = deps.producer.clone();
+            with_retries("produce_outputs", || producer.send_all(records.clone())).await?;
+        }
+        let contacts: Vec<Contact> = self
+            .dirty
+            .iter()
+            .filter_map(|phone| self.residents.get(phone).map(|r| r.contact.clone()))
+            .collect();
+        if !contacts.is_empty() {
+            with_retries("upsert_contacts", || deps.store.upsert_contacts(&contacts)).await?;
+        }
+        let messages = std::mem::take(&mut self.pending.messages);
+        stream::iter(messages)
+            .map(|message| {
+                let store = deps.store.clone();
+                async move { with_retries("put_message", || store.put_message(&message)).await }
+            })
+            .buffer_unordered(STORE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let statuses = std::mem::take(&mut self.pending.statuses);
+        stream::iter(statuses)
+            .map(|s| {
+                let store = deps.store.clone();
+                async move {
+                    with_retries("record_status", || {
+                        store.record_status(&s.contact, &s.wamid, s.status, s.at, s.error_code)
+                    })
+                    .await
+                }
+            })
+            .buffer_unordered(STORE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        self.dirty.clear();
+        self.dirty_since = None;
+        let tokens = std::mem::take(&mut self.pending.tokens);
+        metrics::histogram!("sembang_shard_flush_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("sembang_shard_flush_contacts").record(contacts.len() as f64);
+        // The owner may be gone (shutting down); its successor replays from the commit.
+        let _ = self.done.send(tokens);
+        Ok(())
+    }
+
+    fn insert_resident(
+        &mut self,
+        phone: PhoneNumber,
+        contact: Contact,
+        partition: TopicPartition,
+        now: Instant,
+    ) {
+        let recency = self.next_recency;
+        self.next_recency += 1;
+        self.by_recency.insert(recency, phone.clone());
+        self.residents.insert(
+            phone,
+            Resident {
+                contact,
+                partition,
+                recency,
+                last_used: now,
+            },
+        );
+    }
+
+    fn touch(&mut self, phone: &PhoneNumber) {
+        if let Some(resident) = self.residents.get_mut(phone) {
+            self.by_recency.remove(&resident.recency);
+            resident.recency = self.next_recency;
+            self.next_recency += 1;
+            self.by_recency.insert(resident.recency, phone.clone());
+        }
+    }
+
+    fn remove_resident(&mut self, phone: &PhoneNumber) {
+        if let Some(resident) = self.residents.remove(phone) {
+            self.by_recency.remove(&resident.recency);
+        }
+    }
+
+    /// Drops idle contacts and, over the memory budget, the least recently used ones. Only
+    /// clean contacts are dropped; dirty ones are flushed first when over budget.
+    async fn evict(&mut self) -> Result<(), EngineError> {
+        let limits = self.deps.limits.clone();
+        let over = self.residents.len().saturating_sub(limits.max_resident);
+        if over > 0 && !self.dirty.is_empty() {
+            self.flush().await?;
+        }
+        let mut evicted = 0u64;
+        let mut to_drop = Vec::new();
+        for phone in self.by_recency.values() {
+            let resident = &self.residents[phone];
+            let idle = resident.last_used.elapsed() >= limits.idle_timeout;
+            if to_drop.len() >= over && !idle {
+                // Oldest first: nothing younger is idle either.
+                break;
+            }
+            if !self.dirty.contains(phone) {
+                to_drop.push(phone.clone());
+            }
+        }
+        for phone in to_drop {
+            self.remove_resident(&phone);
+            evicted += 1;
+        }
+        if evicted > 0 {
+            metrics::counter!("sembang_shard_evicted_contacts_total").increment(evicted);
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, partitions: &[TopicPartition]) {
+        let leaving: Vec<PhoneNumber> = self
+            .residents
+            .iter()
+            .filter(|(_, r)| partitions.contains(&r.partition))
+            .map(|(phone, _)| phone.clone())
+            .collect();
+        for phone in leaving {
+            self.remove_resident(&phone);
+        }
+        self.publish_gauges(false);
+    }
+
+    fn publish_gauges(&self, stopped: bool) {
+        let shard = self.index.to_string();
+        let resident = if stopped { 0 } else { self.residents.len() };
+        metrics::gauge!("sembang_shard_resident_contacts", "shard" => shard).set(resident as f64);
+    }
+}
+
+fn event_kind(event: &InboundEvent) -> &'static str {
+    match &event.payload {
+        crate::ingress::EventPayload::Message(_) => "message",
+        crate::ingress::EventPayload::Status(_) => "status",
+        crate::ingress::EventPayload::Error(_) => "error",
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EngineError> {
+    serde_json::to_vec(value).map_err(|e| EngineError::actor("shard", format!("encode: {e}")))
+}

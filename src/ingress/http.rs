@@ -1,0 +1,128 @@
+//! The webhook over HTTP (axum): the GET subscription handshake and the POST that turns a
+//! signed Cloud API envelope into events on wa.inbound. The POST answers 200 only after the
+//! bus has made every event durable, so WhatsApp retries whatever we could not take.
+//!
+//! Answers: 200 stored; 400 malformed (with the reason); 401 bad or missing signature when
+//! an app secret is configured; 413 body over the limit (axum's body limit); 503 the bus
+//! cannot take the events now (WhatsApp retries later).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::Secret;
+use crate::storage::bus::{Producer, Record};
+
+use super::{parse_webhook, verify_signature, verify_subscription};
+
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+pub struct WebhookState {
+    pub producer: Arc<dyn Producer>,
+    /// wa.inbound under the deployment's namespace.
+    pub inbound_topic: String,
+    pub app_secret: Option<Secret>,
+    pub verify_token: Option<Secret>,
+}
+
+pub fn routes(state: Arc<WebhookState>) -> Router {
+    Router::new()
+        .route("/webhook/whatsapp", get(handshake).post(receive))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+async fn handshake(State(state): State<Arc<WebhookState>>, Query(q): Query<Handshake>) -> Response {
+    let configured = state.verify_token.as_ref().map_or("", |t| t.expose());
+    match verify_subscription(
+        q.mode.as_deref(),
+        q.verify_token.as_deref(),
+        q.challenge.as_deref(),
+        configured,
+    ) {
+        Ok(challenge) => (StatusCode::OK, challenge).into_response(),
+        Err(reason) => refuse(StatusCode::FORBIDDEN, "forbidden", &reason.to_string()),
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(secret) = &state.app_secret {
+        let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        if let Err(reason) = verify_signature(secret.expose().as_bytes(), header, &body) {
+            metrics::counter!("sembang_ingress_requests_total", "outcome" => "bad_signature")
+                .increment(1);
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                &reason.to_string(),
+            );
+        }
+    }
+    let parsed = match parse_webhook(&body) {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            metrics::counter!("sembang_ingress_requests_total", "outcome" => "malformed")
+                .increment(1);
+            return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
+        }
+    };
+    let mut records = Vec::with_capacity(parsed.events.len());
+    for event in &parsed.events {
+        let payload = match serde_json::to_vec(event) {
+            Ok(payload) => payload,
+            Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "encode", &e.to_string()),
+        };
+        records.push(Record::new(
+            state.inbound_topic.clone(),
+            event.partition_key().as_bytes().to_vec(),
+            payload,
+        ));
+    }
+    let count = records.len();
+    if let Err(error) = state.producer.send_all(records).await {
+        tracing::warn!(%error, "webhook events not stored; answering 503 so WhatsApp retries");
+        metrics::counter!("sembang_ingress_requests_total", "outcome" => "unavailable")
+            .increment(1);
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &error.to_string(),
+        );
+    }
+    metrics::counter!("sembang_ingress_requests_total", "outcome" => "accepted").increment(1);
+    metrics::counter!("sembang_ingress_events_total").increment(count as u64);
+    (
+        StatusCode::OK,
+        Json(json!({ "accepted": count, "skipped_changes": parsed.skipped.len() })),
+    )
+        .into_response()
+}
+
+/// A JSON error body: `{"error": {"kind", "message"}}`.
+pub fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "kind": kind, "message": message } })),
+    )
+        .into_response()
+}

@@ -4,6 +4,8 @@
 //! sees the real-service tests skip with a message instead.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,0 +1,274 @@
+//! Faults the engine must absorb: provider rate limits, server errors and permanent
+//! refusals (through the fake Cloud API), and a store that fails long enough for a contact
+//! shard to give up, so its role is restarted by the supervisor and the message is applied
+//! exactly once by the new incarnation.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use sembang::domain::contact::Contact;
+use sembang::domain::message::DeliveryStatus;
+use sembang::domain::phone::PhoneNumber;
+use sembang::domain::purchase::Purchase;
+use sembang::provider::fake_cloud_api::FakeFailure;
+use sembang::storage::sink::{AnalyticsEvent, EventTable};
+use sembang::storage::store::{
+    CampaignRecord, Claim, ContactStore, IcLink, MessageRecord, Page, PageToken, SegmentRecord,
+    StoreError,
+};
+
+use support::engine::*;
+
+fn fake(h: &Harness) -> &sembang::provider::fake_cloud_api::FakeCloudApi {
+    match &h.replies {
+        Replies::Fake(fake) => fake,
+        Replies::Sandbox => panic!("this harness sends through the sandbox"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn provider_rate_limits_and_outages_are_retried_and_refusals_recorded() {
+    let h = Harness::embedded_with(true, |store| store).await;
+    let siti = PhoneNumber::parse(SITI).unwrap();
+
+    // Over the throughput limit, then a 503: both retried with backoff, delivered once.
+    fake(&h).fail_next(
+        1,
+        FakeFailure::Code {
+            http_status: 400,
+            code: 130_429,
+        },
+    );
+    fake(&h).fail_next(1, FakeFailure::ServerError(503));
+    h.post(&text(SITI, "wamid.F-1", T0, "help")).await;
+    let sent = h.sent_reaches(1).await;
+    assert!(sent[0].1.contains("MyKad"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.sent().await.len(), 1, "one delivery despite the retries");
+
+    // Undeliverable (131026) is permanent: not retried, recorded as a failed message.
+    fake(&h).fail_next(
+        1,
+        FakeFailure::Code {
+            http_status: 400,
+            code: 131_026,
+        },
+    );
+    h.post(&text(SITI, "wamid.F-2", T0 + 10, "daftar")).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let failed = loop {
+        if let Some(m) = h.store.message(&siti, "reply:wamid.F-2").await.unwrap() {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed.timeline.current(), DeliveryStatus::Failed);
+    assert_eq!(failed.timeline.error_code, Some(131_026));
+    h.events_reach(EventTable::MessageStatuses, 1).await;
+    let statuses = h
+        .reader
+        .fetch_events(EventTable::MessageStatuses, 10)
+        .await
+        .unwrap();
+    match &statuses[..] {
+        [AnalyticsEvent::MessageStatus(s)] => {
+            assert_eq!(
+                (s.status, s.error_code),
+                (DeliveryStatus::Failed, Some(131_026))
+            )
+        }
+        other => panic!("expected one failed status, got {other:?}"),
+    }
+    assert_eq!(h.sent().await.len(), 1, "the refused reply was not sent");
+    h.stop().await;
+}
+
+/// A store whose contact writes fail while `failures` is above zero.
+struct FlakyStore {
+    inner: Arc<dyn ContactStore>,
+    failures: Arc<AtomicU32>,
+}
+
+impl FlakyStore {
+    fn fail(&self) -> Result<(), StoreError> {
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            Err(StoreError::Unavailable {
+                service: "flaky",
+                detail: "injected outage".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl ContactStore for FlakyStore {
+    async fn load_contact(&self, phone: &PhoneNumber) -> Result<Option<Contact>, StoreError> {
+        self.inner.load_contact(phone).await
+    }
+    async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.upsert_contact(contact).await
+    }
+    async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.upsert_contacts(contacts).await
+    }
+    async fn scan_contacts(
+        &self,
+        from: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Page<PhoneNumber>, StoreError> {
+        self.inner.scan_contacts(from, limit).await
+    }
+    async fn link_ic(&self, keyed_hash: &[u8], phone: &PhoneNumber) -> Result<IcLink, StoreError> {
+        self.inner.link_ic(keyed_hash, phone).await
+    }
+    async fn find_by_ic(&self, keyed_hash: &[u8]) -> Result<Option<PhoneNumber>, StoreError> {
+        self.inner.find_by_ic(keyed_hash).await
+    }
+    async fn put_purchase(
+        &self,
+        contact: &PhoneNumber,
+        purchase: &Purchase,
+    ) -> Result<(), StoreError> {
+        self.inner.put_purchase(contact, purchase).await
+    }
+    async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
+        self.inner.purchases(contact).await
+    }
+    async fn claim_receipt(
+        &self,
+        fingerprint: &str,
+        purchase_id: &str,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim_receipt(fingerprint, purchase_id).await
+    }
+    async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
+        self.inner.put_message(message).await
+    }
+    async fn message(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        self.inner.message(contact, wamid).await
+    }
+    async fn messages(
+        &self,
+        contact: &PhoneNumber,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.inner.messages(contact, limit).await
+    }
+    async fn record_status(
+        &self,
+        contact: &PhoneNumber,
+        wamid: &str,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+        error_code: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .record_status(contact, wamid, status, at, error_code)
+            .await
+    }
+    async fn claim_send(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim_send(campaign_id, contact).await
+    }
+    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError> {
+        self.inner.remember_inbound(wamids, ttl).await
+    }
+    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError> {
+        self.inner.seen_inbound(wamids).await
+    }
+    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {
+        self.inner.put_segment(segment).await
+    }
+    async fn segment(&self, segment_id: &str) -> Result<Option<SegmentRecord>, StoreError> {
+        self.inner.segment(segment_id).await
+    }
+    async fn segments(&self) -> Result<Vec<SegmentRecord>, StoreError> {
+        self.inner.segments().await
+    }
+    async fn delete_segment(&self, segment_id: &str) -> Result<(), StoreError> {
+        self.inner.delete_segment(segment_id).await
+    }
+    async fn put_campaign(&self, campaign: &CampaignRecord) -> Result<(), StoreError> {
+        self.inner.put_campaign(campaign).await
+    }
+    async fn campaign(&self, campaign_id: &str) -> Result<Option<CampaignRecord>, StoreError> {
+        self.inner.campaign(campaign_id).await
+    }
+    async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
+        self.inner.campaigns().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
+    let failures = Arc::new(AtomicU32::new(0));
+    let flaky_failures = failures.clone();
+    let h = Harness::embedded_with(false, move |inner| {
+        Arc::new(FlakyStore {
+            inner,
+            failures: flaky_failures,
+        })
+    })
+    .await;
+    h.post(&text(SITI, "wamid.R-1", T0, "hello")).await;
+    h.message_count_reaches(SITI, 1).await;
+
+    // More consecutive failures than one flush retries (7 attempts): the shard fails, its
+    // role is restarted, and the new incarnation re-reads the uncommitted records.
+    failures.store(9, Ordering::SeqCst);
+    h.post(&text(SITI, "wamid.R-2", T0 + 10, "help")).await;
+    h.post(&text(SITI, "wamid.R-3", T0 + 20, "ok")).await;
+    let contact = h.message_count_reaches(SITI, 3).await;
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "the outage was used up");
+    assert_eq!(contact["response_rate"], 1.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let contact = h.contact(SITI).await.unwrap();
+    assert_eq!(
+        contact["message_count"], 3,
+        "nothing applied twice after the restart"
+    );
+    assert_eq!(
+        h.sent_reaches(1).await.len(),
+        1,
+        "one reply, not one per incarnation"
+    );
+
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sembang_actor_restarts_total{role=\"engine\"}"),
+        "restart counted in /metrics:\n{metrics}"
+    );
+    assert!(metrics.contains("sembang_ingress_requests_total{outcome=\"accepted\"}"));
+    h.stop().await;
+}

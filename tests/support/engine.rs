@@ -1,0 +1,389 @@
+//! A running engine for end-to-end tests: started in-process on the embedded backends or
+//! on the real stack, driven over HTTP like WhatsApp would, observed through the admin
+//! API, the store, the event reader, the bus and the provider.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{service, unique_name, CASSANDRA, CLICKHOUSE, KAFKA};
+
+use sembang::config::{
+    BusBackend, Config, EventSinkBackend, ProviderKind, Secret, Secrets, StoreBackend,
+};
+use sembang::engine::runtime::{start, Backends, Running};
+use sembang::ingress::sign;
+use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig};
+use sembang::provider::{CloudApiConfig, CloudApiProvider, WhatsappProvider};
+use sembang::storage::bus::topics::TopicNames;
+use sembang::storage::bus::{Bus, ConsumerEvent, KafkaBus, KafkaBusConfig, Message};
+use sembang::storage::migrate::migrate;
+use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable, FileSink};
+use sembang::storage::store::{
+    ContactStore, CqlMigrationTarget, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,
+};
+
+pub const APP_SECRET: &str = "e2e-app-secret";
+pub const SITI: &str = "60123456789";
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct Harness {
+    running: Option<Running>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn ContactStore>,
+    pub reader: Arc<dyn EventReader>,
+    pub bus: Arc<dyn Bus>,
+    pub names: TopicNames,
+    pub replies: Replies,
+    _dir: tempfile::TempDir,
+}
+
+pub enum Replies {
+    Sandbox,
+    Fake(FakeCloudApi),
+}
+
+/// What the provider was asked to send: (to, text body, wamid).
+pub type Sent = (String, String, String);
+
+pub fn base_config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config {
+        data_dir: dir.path().join("data").display().to_string(),
+        ..Config::default()
+    };
+    config.http.listen = "127.0.0.1:0".into();
+    config.http.max_body_bytes = 64 * 1024;
+    config.admin.require_api_key = false;
+    config.engine.flush_max_delay_ms = 50;
+    config.analytics.batch_max_delay_ms = 100;
+    config.bus.partitions = 4;
+    config
+}
+
+pub fn secrets() -> Secrets {
+    Secrets {
+        whatsapp_app_secret: Some(Secret::new(APP_SECRET)),
+        whatsapp_verify_token: Some(Secret::new("verify-me")),
+        whatsapp_access_token: Some(Secret::new("fake-cloud-api-token")),
+        ..Secrets::default()
+    }
+}
+
+/// The fake Cloud API and a Cloud API provider that sends to it.
+pub async fn fake_provider() -> (FakeCloudApi, Arc<dyn WhatsappProvider>) {
+    let fake = FakeCloudApi::start(FakeConfig::default()).await;
+    let provider = CloudApiProvider::new(
+        CloudApiConfig::new(fake.base_url(), fake.api_version()),
+        Secret::new(fake.access_token()),
+    )
+    .unwrap();
+    (fake, Arc::new(provider))
+}
+
+impl Harness {
+    pub async fn embedded() -> Harness {
+        Harness::embedded_with(false, |store| store).await
+    }
+
+    /// The embedded backends, sending through the fake Cloud API when `fake` is set, with
+    /// the store passed through `wrap_store` (fault injection).
+    pub async fn embedded_with(
+        fake: bool,
+        wrap_store: impl FnOnce(Arc<dyn ContactStore>) -> Arc<dyn ContactStore>,
+    ) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let config = base_config(&dir);
+        let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
+        backends.store = wrap_store(backends.store);
+        let files = FileSink::open(std::path::Path::new(&config.data_dir).join("events")).unwrap();
+        let replies = if fake {
+            let (fake, provider) = fake_provider().await;
+            backends.provider = provider;
+            backends.sandbox = None;
+            Replies::Fake(fake)
+        } else {
+            Replies::Sandbox
+        };
+        Harness::start(config, backends, Arc::new(files), replies, dir).await
+    }
+
+    /// Kafka, Cassandra and ClickHouse, each with names no other run uses; `None` when the
+    /// stack is not configured.
+    pub async fn real_stack() -> Option<Harness> {
+        let kafka = service(KAFKA)?;
+        let cassandra = service(CASSANDRA)?;
+        let clickhouse = service(CLICKHOUSE)?;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = base_config(&dir);
+        config.bus.backend = BusBackend::Kafka;
+        config.bus.kafka_brokers = kafka.clone();
+        config.bus.namespace = unique_name("e2e");
+        config.store.backend = StoreBackend::Scylla;
+        config.analytics.sink = EventSinkBackend::Clickhouse;
+        config.whatsapp.provider = ProviderKind::CloudApi;
+
+        let keyspace = unique_name("sembang_e2e");
+        let scylla = ScyllaConfig {
+            nodes: vec![cassandra],
+            keyspace: keyspace.clone(),
+            request_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let target = CqlMigrationTarget::connect(
+            &scylla,
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+        )
+        .await
+        .unwrap();
+        migrate(&target, CQL_MIGRATIONS, &target.vars())
+            .await
+            .unwrap();
+        let store = Arc::new(ScyllaStore::connect(scylla).await.unwrap());
+
+        let mut clickhouse = ClickHouseConfig::new(clickhouse, unique_name("e2e"));
+        clickhouse.request_timeout = Duration::from_secs(20);
+        let sink = Arc::new(ClickHouseSink::new(clickhouse).unwrap());
+        sink.migrate().await.unwrap();
+
+        let (fake, provider) = fake_provider().await;
+        let bus = Arc::new(KafkaBus::new(KafkaBusConfig::new(kafka)).unwrap());
+        let backends = Backends {
+            bus,
+            store,
+            sink: sink.clone(),
+            provider,
+            sandbox: None,
+        };
+        Some(Harness::start(config, backends, sink, Replies::Fake(fake), dir).await)
+    }
+
+    pub async fn start(
+        config: Config,
+        backends: Backends,
+        reader: Arc<dyn EventReader>,
+        replies: Replies,
+        dir: tempfile::TempDir,
+    ) -> Harness {
+        let store = backends.store.clone();
+        let bus = backends.bus.clone();
+        let running = start(&config, &secrets(), backends).await.unwrap();
+        Harness {
+            base: format!("http://{}", running.http_addr),
+            running: Some(running),
+            http: reqwest::Client::new(),
+            store,
+            reader,
+            bus,
+            names: TopicNames::new(&config.bus.namespace),
+            replies,
+            _dir: dir,
+        }
+    }
+
+    pub async fn post_raw(&self, body: &[u8], signature: Option<String>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/webhook/whatsapp", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Posts a signed body and expects 200.
+    pub async fn post(&self, body: &Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let (status, answer) = self
+            .post_raw(&bytes, Some(sign(APP_SECRET.as_bytes(), &bytes)))
+            .await;
+        assert_eq!(status, 200, "webhook answer: {answer}");
+    }
+
+    pub async fn contact(&self, phone: &str) -> Option<Value> {
+        let response = self
+            .http
+            .get(format!("{}/api/contacts/{phone}/", self.base))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => Some(response.json().await.unwrap()),
+            404 => None,
+            other => panic!("GET contact: {other} {:?}", response.text().await),
+        }
+    }
+
+    /// Waits until the contact satisfies `check`, and returns it.
+    pub async fn contact_where(
+        &self,
+        phone: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let contact = self.contact(phone).await;
+            if let Some(contact) = &contact {
+                if check(contact) {
+                    return contact.clone();
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; contact: {contact:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn message_count_reaches(&self, phone: &str, count: u64) -> Value {
+        self.contact_where(phone, &format!("message_count {count}"), |c| {
+            c["message_count"].as_u64() == Some(count)
+        })
+        .await
+    }
+
+    pub async fn sent(&self) -> Vec<Sent> {
+        match &self.replies {
+            Replies::Sandbox => {
+                let list: Vec<Value> = self
+                    .http
+                    .get(format!("{}/api/sandbox/messages/", self.base))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                list.iter()
+                    .map(|m| {
+                        (
+                            m["to"].as_str().unwrap().to_string(),
+                            m["body"].as_str().unwrap_or("").to_string(),
+                            m["wamid"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect()
+            }
+            Replies::Fake(fake) => fake
+                .sent()
+                .into_iter()
+                .map(|s| {
+                    let body = s.body["text"]["body"].as_str().unwrap_or("").to_string();
+                    (s.to, body, s.wamid)
+                })
+                .collect(),
+        }
+    }
+
+    pub async fn sent_reaches(&self, count: usize) -> Vec<Sent> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let sent = self.sent().await;
+            if sent.len() >= count {
+                return sent;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {count} sends; got {sent:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn events_reach(&self, table: EventTable, count: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = self.reader.count_events(table).await.unwrap();
+            if got >= count {
+                assert_eq!(got, count, "{table:?}: more events than expected");
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out: {table:?} has {got} of {count} events"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reads `topic` from the start in a group of its own until `found` holds for a record.
+    pub async fn find_record(&self, topic: &str, found: impl Fn(&Message) -> bool) -> Message {
+        let group = unique_name("probe");
+        let mut consumer = self
+            .bus
+            .subscribe(&group, &[self.names.name(topic)])
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let event = tokio::time::timeout_at(deadline, consumer.next())
+                .await
+                .unwrap_or_else(|_| panic!("no matching record on {topic}"))
+                .unwrap();
+            match event {
+                ConsumerEvent::Message(m) if found(&m) => {
+                    let _ = consumer.close().await;
+                    return m;
+                }
+                ConsumerEvent::Revoked { ack, .. } => ack.commit(Vec::new()),
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+// ---- payloads ---------------------------------------------------------------------------
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/webhooks/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn envelope(value: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": value }] }]
+    })
+}
+
+pub fn metadata() -> Value {
+    json!({ "display_phone_number": "60321611234", "phone_number_id": "106540352242922" })
+}
+
+pub fn text(from: &str, wamid: &str, at: i64, body: &str) -> Value {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "contacts": [{ "profile": { "name": "Pelanggan" }, "wa_id": from }],
+        "messages": [{ "from": from, "id": wamid, "timestamp": at.to_string(),
+                       "type": "text", "text": { "body": body } }]
+    }))
+}
+
+pub fn status(recipient: &str, wamid: &str, status: &str, at: i64) -> Value {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "statuses": [{ "id": wamid, "status": status, "timestamp": at.to_string(),
+                       "recipient_id": recipient }]
+    }))
+}
+
+pub const T0: i64 = 1_732_510_800;

@@ -130,13 +130,85 @@ fn bad_reference_date_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+/// The quick start: `sembang run` on the embedded default serves the webhook and the admin
+/// API, answers a message, and stops cleanly on SIGTERM.
 #[test]
-fn run_says_what_it_started() {
-    let output = sembang(&["run"]);
-    assert_eq!(output.status.code(), Some(0));
-    let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("built-in profile embedded"), "{text}");
-    assert!(text.contains("nothing was started"), "{text}");
+fn run_serves_the_embedded_default_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sembang"))
+        .arg("run")
+        .env_remove("SEMBANG_CONFIG")
+        .env_remove("SEMBANG_PROFILE")
+        .env("SEMBANG_DATA_DIR", dir.path())
+        .env("SEMBANG_HTTP_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sembang binary runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let webhook = loop {
+        let line = lines.next().expect("sembang run printed its URLs").unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(url) = line.strip_prefix("sembang: webhook    ") {
+            break url.trim().to_string();
+        }
+    };
+    assert!(seen.contains("built-in profile embedded"), "{seen}");
+    let base = webhook.trim_end_matches("/webhook/whatsapp").to_string();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": "60321611234", "phone_number_id": "106540352242922" },
+                "contacts": [{ "profile": { "name": "Siti" }, "wa_id": "60123456789" }],
+                "messages": [{ "from": "60123456789", "id": "wamid.CLI-1", "timestamp": "1732510800",
+                               "type": "text", "text": { "body": "help" } }]
+            }}]}]
+        });
+        let answer = http.post(&webhook).json(&body).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "unsigned posts pass without an app secret");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let sent: Vec<Value> = http
+                .get(format!("{base}/api/sandbox/messages/"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(reply) = sent.first() {
+                assert_eq!(reply["to"], "60123456789");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no reply in the sandbox");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let contact: Value = http
+            .get(format!("{base}/api/contacts/60123456789/"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(contact["message_count"], 1);
+    });
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
 
 #[test]

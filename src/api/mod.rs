@@ -16,11 +16,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::config::Secret;
 use crate::ingress::http::{refuse, routes as webhook_routes, WebhookState};
+use crate::ingress::verification::tokens_equal;
 use crate::provider::SandboxProvider;
 use crate::storage::store::ContactStore;
 
@@ -115,20 +114,10 @@ async fn authenticate(
     if state
         .keys
         .iter()
-        .any(|k| keys_equal(k.key.expose(), presented.trim()))
+        .any(|k| tokens_equal(presented.trim(), k.key.expose()))
     {
         next.run(request).await
     } else {
         refuse(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key")
     }
-}
-
-/// Constant-time comparison (through HMAC verification, as the webhook token check does).
-fn keys_equal(expected: &str, presented: &str) -> bool {
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"sembang-api-key").expect("any key length");
-    mac.update(expected.as_bytes());
-    let expected_mac = mac.finalize().into_bytes();
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"sembang-api-key").expect("any key length");
-    mac.update(presented.as_bytes());
-    mac.verify_slice(&expected_mac).is_ok()
 }

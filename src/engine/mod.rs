@@ -6,12 +6,14 @@
 //! - [`sender`]: wa.outbound → the WhatsApp provider, rate-limited, claimed once.
 //! - [`analytics`]: crm.events → the event sink in batches.
 //! - [`supervisor`]: restarts failed roles; drains them in order on shutdown.
+//! - [`lag`]: consumer lag per group, for the dashboards.
 //! - [`apply`]: the pure effect of one inbound event on its contact.
 
 pub mod analytics;
 pub mod apply;
 mod error;
 pub mod inbound;
+pub mod lag;
 pub mod offsets;
 mod retry;
 pub mod runtime;

@@ -26,6 +26,7 @@ use crate::storage::store::{ContactStore, EmbeddedStore, ScyllaConfig, ScyllaSto
 use super::analytics::{self, AnalyticsRoleConfig};
 use super::error::EngineError;
 use super::inbound::{self, InboundConfig};
+use super::lag;
 use super::sender::{self, SenderConfig};
 use super::shard::{OutputTopics, ShardDeps, ShardLimits};
 use super::supervisor::{Engine, EngineArgs, EngineMsg, RoleStart};
@@ -161,6 +162,7 @@ pub async fn start(
             inbound_topic: names.name(topics::INBOUND),
             app_secret: secrets.whatsapp_app_secret.clone(),
             verify_token: secrets.whatsapp_verify_token.clone(),
+            wabot_token: secrets.wabot_access_token.clone(),
         })
     });
     let admin = Arc::new(AdminState {
@@ -269,6 +271,25 @@ pub async fn start(
             "analytics".into(),
             Arc::new(move |shutdown, _cell| {
                 Box::pin(analytics::run(analytics_config.clone(), shutdown))
+            }),
+        ));
+    }
+    let watched: Vec<(String, String, String)> = [
+        (RoleName::Engine, "engine", topics::INBOUND),
+        (RoleName::Sender, "sender", topics::OUTBOUND),
+        (RoleName::Analytics, "analytics", topics::EVENTS),
+    ]
+    .into_iter()
+    .filter(|(role, _, _)| runs(*role))
+    .map(|(_, group, topic)| (group.to_string(), names.group(group), names.name(topic)))
+    .collect();
+    if !watched.is_empty() {
+        let bus = backends.bus.clone();
+        let watched = Arc::new(watched);
+        roles.push((
+            "lag".into(),
+            Arc::new(move |shutdown, _cell| {
+                Box::pin(lag::run(bus.clone(), watched.clone(), shutdown))
             }),
         ));
     }

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,7 +20,9 @@ use serde_json::json;
 use crate::config::Secret;
 use crate::storage::bus::{Producer, Record};
 
-use super::{parse_webhook, verify_signature, verify_subscription};
+use super::verification::tokens_equal;
+use super::wabot::parse_wabot;
+use super::{parse_webhook, verify_signature, verify_subscription, InboundEvent};
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
@@ -30,11 +32,14 @@ pub struct WebhookState {
     pub inbound_topic: String,
     pub app_secret: Option<Secret>,
     pub verify_token: Option<Secret>,
+    /// The wabot.my gateway's access token; `/webhook/wabot` answers 404 without one.
+    pub wabot_token: Option<Secret>,
 }
 
 pub fn routes(state: Arc<WebhookState>) -> Router {
     Router::new()
         .route("/webhook/whatsapp", get(handshake).post(receive))
+        .route("/webhook/wabot", post(receive_wabot))
         .with_state(state)
 }
 
@@ -86,12 +91,71 @@ async fn receive(
             return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
         }
     };
-    let mut records = Vec::with_capacity(parsed.events.len());
-    for event in &parsed.events {
-        let payload = match serde_json::to_vec(event) {
-            Ok(payload) => payload,
-            Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "encode", &e.to_string()),
-        };
+    match store(&state, &parsed.events).await {
+        Ok(count) => (
+            StatusCode::OK,
+            Json(json!({ "accepted": count, "skipped_changes": parsed.skipped.len() })),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+struct WabotAuth {
+    token: Option<String>,
+}
+
+/// The wabot.my gateway's webhook: one message per POST, authenticated by the gateway's
+/// access token (`?token=` or `X-Wabot-Token`), since the gateway signs nothing.
+async fn receive_wabot(
+    State(state): State<Arc<WebhookState>>,
+    Query(auth): Query<WabotAuth>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(expected) = &state.wabot_token else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "no wabot.my gateway is configured",
+        );
+    };
+    let presented = auth.token.or_else(|| {
+        headers
+            .get("x-wabot-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    if !presented.is_some_and(|p| tokens_equal(&p, expected.expose())) {
+        metrics::counter!("sembang_ingress_requests_total", "outcome" => "bad_token").increment(1);
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "missing or wrong gateway token",
+        );
+    }
+    let event = match parse_wabot(&body) {
+        Ok(event) => event,
+        Err(reason) => {
+            metrics::counter!("sembang_ingress_requests_total", "outcome" => "malformed")
+                .increment(1);
+            return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
+        }
+    };
+    match store(&state, std::slice::from_ref(&event)).await {
+        Ok(count) => (StatusCode::OK, Json(json!({ "accepted": count }))).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Produces the events to wa.inbound and waits until the bus has them all; a bus that
+/// cannot take them gets the caller a 503, so the sender retries later.
+async fn store(state: &WebhookState, events: &[InboundEvent]) -> Result<usize, Response> {
+    let mut records = Vec::with_capacity(events.len());
+    for event in events {
+        let payload = serde_json::to_vec(event)
+            .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "encode", &e.to_string()))?;
         records.push(Record::new(
             state.inbound_topic.clone(),
             event.partition_key().as_bytes().to_vec(),
@@ -100,22 +164,18 @@ async fn receive(
     }
     let count = records.len();
     if let Err(error) = state.producer.send_all(records).await {
-        tracing::warn!(%error, "webhook events not stored; answering 503 so WhatsApp retries");
+        tracing::warn!(%error, "webhook events not stored; answering 503 so the sender retries");
         metrics::counter!("sembang_ingress_requests_total", "outcome" => "unavailable")
             .increment(1);
-        return refuse(
+        return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             &error.to_string(),
-        );
+        ));
     }
     metrics::counter!("sembang_ingress_requests_total", "outcome" => "accepted").increment(1);
     metrics::counter!("sembang_ingress_events_total").increment(count as u64);
-    (
-        StatusCode::OK,
-        Json(json!({ "accepted": count, "skipped_changes": parsed.skipped.len() })),
-    )
-        .into_response()
+    Ok(count)
 }
 
 /// A JSON error body: `{"error": {"kind", "message"}}`.

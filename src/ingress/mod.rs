@@ -8,6 +8,7 @@ pub mod http;
 pub mod parse;
 pub mod signature;
 pub mod verification;
+pub mod wabot;
 
 pub use events::{
     ApiError, Business, EventPayload, InboundEvent, InboundMessage, MessageKind, ReplyContext,

@@ -42,7 +42,9 @@ pub fn verify_subscription(
 
 /// Constant-time in the content and length of the tokens: both are reduced to a MAC under
 /// the same key and the MACs are compared with `Mac::verify_slice` (constant-time).
-fn tokens_equal(given: &str, configured: &str) -> bool {
+/// Constant-time comparison of a presented token with the configured one (webhook verify
+/// token, gateway token, admin API keys).
+pub fn tokens_equal(given: &str, configured: &str) -> bool {
     const KEY: &[u8] = b"sembang verify-token comparison";
     let digest = |s: &str| {
         let mut m = Hmac::<Sha256>::new_from_slice(KEY).expect("HMAC accepts any key length");

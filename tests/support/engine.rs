@@ -166,9 +166,20 @@ impl Harness {
         replies: Replies,
         dir: tempfile::TempDir,
     ) -> Harness {
+        Harness::start_with(config, secrets(), backends, reader, replies, dir).await
+    }
+
+    pub async fn start_with(
+        config: Config,
+        secrets: Secrets,
+        backends: Backends,
+        reader: Arc<dyn EventReader>,
+        replies: Replies,
+        dir: tempfile::TempDir,
+    ) -> Harness {
         let store = backends.store.clone();
         let bus = backends.bus.clone();
-        let running = start(&config, &secrets(), backends).await.unwrap();
+        let running = start(&config, &secrets, backends).await.unwrap();
         Harness {
             base: format!("http://{}", running.http_addr),
             running: Some(running),

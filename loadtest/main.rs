@@ -1,0 +1,302 @@
+//! `sembang-loadtest`: end-to-end throughput and latency of the stream engine on the real
+//! stack (or the embedded default), next to the raw rdkafka consume rate of the same topic,
+//! in one run.
+//!
+//! 1. Creates a fresh namespace (topics), keyspace and ClickHouse database, and migrates.
+//! 2. Starts the engine in this process (roles engine, sender, analytics).
+//! 3. Produces N generated inbound text events to wa.inbound (what the webhook ingress
+//!    produces), keyed by C contacts, remembering when each offset was acknowledged.
+//! 4. Watches the engine group's committed offsets: the engine commits an offset only once
+//!    that record's effects (contact, message row, events) are stored, so the commit time
+//!    of an offset bounds its end-to-end latency from above (commits happen every 200 ms).
+//! 5. Consumes the same topic with a plain rdkafka consumer in a fresh group, for the raw
+//!    rate; then waits for ClickHouse to hold every inbound event.
+//!
+//! Usage: sembang-loadtest [--messages N] [--contacts C] [--profile local|embedded]
+//! Addresses come from SEMBANG_TEST_KAFKA, SEMBANG_TEST_CASSANDRA, SEMBANG_TEST_CLICKHOUSE
+//! (as scripts/test exports them), defaulting to the deploy/local ports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::json;
+
+use sembang::config::{BusBackend, Config, EventSinkBackend, Secrets, StoreBackend};
+use sembang::engine::runtime::{start, Backends};
+use sembang::ingress::{parse_webhook, InboundEvent};
+use sembang::provider::SandboxProvider;
+use sembang::storage::bus::topics::{self, TopicNames};
+use sembang::storage::bus::{EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig, Record};
+use sembang::storage::migrate::migrate;
+use sembang::storage::sink::{
+    ClickHouseConfig, ClickHouseSink, EventReader, EventSink, EventTable, FileSink,
+};
+use sembang::storage::store::{
+    ContactStore, CqlMigrationTarget, EmbeddedStore, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,
+};
+
+struct Args {
+    messages: u64,
+    contacts: u64,
+    profile: String,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        messages: 100_000,
+        contacts: 10_000,
+        profile: "local".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--messages" => args.messages = value.parse().expect("--messages N"),
+            "--contacts" => args.contacts = value.parse().expect("--contacts C"),
+            "--profile" => args.profile = value,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+fn event(i: u64, contact: u64) -> InboundEvent {
+    let from = format!("6012{:07}", contact);
+    let envelope = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "60321611234", "phone_number_id": "106540352242922" },
+            "contacts": [{ "profile": { "name": format!("Customer {contact}") }, "wa_id": from }],
+            "messages": [{ "from": from, "id": format!("wamid.LOAD-{i}"),
+                           "timestamp": (1_732_510_800 + i as i64).to_string(),
+                           "type": "text", "text": { "body": format!("order status {i}") } }]
+        }}]}]
+    });
+    parse_webhook(&serde_json::to_vec(&envelope).unwrap())
+        .unwrap()
+        .events
+        .remove(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args = args();
+    let run = format!("load_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().display().to_string(),
+        ..Config::default()
+    };
+    config.http.listen = "127.0.0.1:0".into();
+    config.bus.namespace = run.clone();
+    config
+        .engine
+        .roles
+        .retain(|r| *r != sembang::config::Role::Ocr);
+    let kafka = env_or("SEMBANG_TEST_KAFKA", "127.0.0.1:9092");
+    let backends = if args.profile == "local" {
+        config.bus.backend = BusBackend::Kafka;
+        config.bus.kafka_brokers = kafka.clone();
+        config.store.backend = StoreBackend::Scylla;
+        config.analytics.sink = EventSinkBackend::Clickhouse;
+        let scylla = ScyllaConfig {
+            nodes: vec![env_or("SEMBANG_TEST_CASSANDRA", "127.0.0.1:9042")],
+            keyspace: run.clone(),
+            request_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let target = CqlMigrationTarget::connect(
+            &scylla,
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+        )
+        .await
+        .expect("Cassandra");
+        migrate(&target, CQL_MIGRATIONS, &target.vars())
+            .await
+            .unwrap();
+        let mut clickhouse = ClickHouseConfig::new(
+            env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123"),
+            run.clone(),
+        );
+        clickhouse.request_timeout = Duration::from_secs(60);
+        let sink = Arc::new(ClickHouseSink::new(clickhouse).unwrap());
+        sink.migrate().await.unwrap();
+        let sandbox = Arc::new(SandboxProvider::new());
+        Backends {
+            bus: Arc::new(KafkaBus::new(KafkaBusConfig::new(kafka.clone())).unwrap()),
+            store: Arc::new(ScyllaStore::connect(scylla).await.unwrap()),
+            sink: sink as Arc<dyn EventSink>,
+            provider: sandbox.clone(),
+            sandbox: Some(sandbox),
+        }
+    } else {
+        let sandbox = Arc::new(SandboxProvider::new());
+        Backends {
+            bus: Arc::new(
+                EmbeddedBus::open(EmbeddedBusConfig::new(dir.path().join("bus"))).unwrap(),
+            ),
+            store: Arc::new(EmbeddedStore::open(dir.path().join("store.redb")).unwrap())
+                as Arc<dyn ContactStore>,
+            sink: Arc::new(FileSink::open(dir.path().join("events")).unwrap()),
+            provider: sandbox.clone(),
+            sandbox: Some(sandbox),
+        }
+    };
+    let bus = backends.bus.clone();
+    let sink = backends.sink.clone();
+    let names = TopicNames::new(&run);
+    let inbound = names.name(topics::INBOUND);
+    bus.ensure_topics(&names.specs(config.bus.partitions, 1))
+        .await
+        .unwrap();
+
+    // Generate first, so generation is not measured.
+    let records: Vec<Record> = (0..args.messages)
+        .map(|i| {
+            let event = event(i, 1_000_000 + i % args.contacts);
+            Record::new(
+                inbound.clone(),
+                event.partition_key().as_bytes().to_vec(),
+                serde_json::to_vec(&event).unwrap(),
+            )
+        })
+        .collect();
+
+    let running = start(&config, &Secrets::default(), backends).await.unwrap();
+    println!(
+        "loadtest: {} messages from {} contacts, profile {}, {} partitions, engine roles {:?}",
+        args.messages, args.contacts, args.profile, config.bus.partitions, running.roles
+    );
+
+    // Produce, remembering when each (partition, offset) was acknowledged.
+    let producer = bus.producer();
+    let started = Instant::now();
+    let mut acked: HashMap<(u32, u64), Instant> = HashMap::with_capacity(records.len());
+    for chunk in records.chunks(5_000) {
+        let deliveries = producer.send_all(chunk.to_vec()).await.unwrap();
+        let now = Instant::now();
+        for d in deliveries {
+            acked.insert((d.partition, d.offset), now);
+        }
+    }
+    let produced_in = started.elapsed();
+
+    // Watch the engine's commits until every offset is committed.
+    let group = names.group("engine");
+    let mut latencies = Vec::with_capacity(records.len());
+    let mut committed_so_far: Vec<u64> = vec![0; config.bus.partitions as usize];
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let finished = loop {
+        let committed = bus.committed_offsets(&group, &inbound).await.unwrap();
+        let now = Instant::now();
+        for (p, c) in committed.iter().enumerate() {
+            let c = c.unwrap_or(0);
+            for offset in committed_so_far[p]..c {
+                if let Some(at) = acked.get(&(p as u32, offset)) {
+                    latencies.push(now.saturating_duration_since(*at));
+                }
+            }
+            committed_so_far[p] = committed_so_far[p].max(c);
+        }
+        if latencies.len() as u64 >= args.messages {
+            break now;
+        }
+        assert!(
+            now < deadline,
+            "the engine did not finish in time ({} done)",
+            latencies.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let total = finished - started;
+    latencies.sort();
+    let engine_rate = args.messages as f64 / total.as_secs_f64();
+    println!(
+        "engine end to end: {:.0} messages/s ({} in {:.2} s; produce took {:.2} s), latency p50 {} ms, p99 {} ms, max {} ms",
+        engine_rate,
+        args.messages,
+        total.as_secs_f64(),
+        produced_in.as_secs_f64(),
+        percentile(&latencies, 0.50).as_millis(),
+        percentile(&latencies, 0.99).as_millis(),
+        latencies.last().copied().unwrap_or_default().as_millis()
+    );
+
+    // Analytics catch-up.
+    let reader: Option<Arc<dyn EventReader>> = if args.profile == "local" {
+        let mut clickhouse = ClickHouseConfig::new(
+            env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123"),
+            run.clone(),
+        );
+        clickhouse.request_timeout = Duration::from_secs(60);
+        Some(Arc::new(ClickHouseSink::new(clickhouse).unwrap()))
+    } else {
+        None
+    };
+    let _ = sink;
+    if let Some(reader) = reader {
+        loop {
+            let n = reader
+                .count_events(EventTable::InboundMessages)
+                .await
+                .unwrap();
+            if n >= args.messages {
+                println!(
+                    "analytics: all {} inbound events in ClickHouse {:.2} s after the first produce",
+                    n,
+                    started.elapsed().as_secs_f64()
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "ClickHouse stuck at {n}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    running.shutdown().await;
+
+    // Raw consume of the same topic with rdkafka alone.
+    if args.profile == "local" {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &kafka)
+            .set("group.id", format!("{run}.raw"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&inbound]).unwrap();
+        let mut seen = 0u64;
+        let mut first: Option<Instant> = None;
+        while seen < args.messages {
+            if let Some(result) = consumer.poll(Duration::from_millis(100)) {
+                result.unwrap();
+                first.get_or_insert_with(Instant::now);
+                seen += 1;
+            }
+        }
+        let raw = first.map(|f| f.elapsed()).unwrap_or_default();
+        let raw_rate = args.messages as f64 / raw.as_secs_f64();
+        println!(
+            "raw rdkafka consume: {:.0} messages/s ({} in {:.2} s, from the first record)",
+            raw_rate,
+            args.messages,
+            raw.as_secs_f64()
+        );
+        println!("ratio engine / raw consume: {:.2}", engine_rate / raw_rate);
+    }
+}

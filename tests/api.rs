@@ -1,0 +1,140 @@
+//! The HTTP surface outside the message flow: the Cloud API subscription handshake, admin
+//! API keys, the wabot.my webhook and /metrics.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use sembang::config::Secret;
+use sembang::engine::runtime::Backends;
+use sembang::storage::sink::FileSink;
+
+use support::engine::*;
+
+async fn harness(require_key: bool, keys: &[&str]) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config(&dir);
+    config.admin.require_api_key = require_key;
+    let mut secrets = secrets();
+    secrets.admin_api_keys = keys.iter().map(|k| Secret::new(*k)).collect();
+    secrets.wabot_access_token = Some(Secret::new("gateway-token"));
+    let backends = Backends::from_config(&config, &secrets).await.unwrap();
+    let files = FileSink::open(std::path::Path::new(&config.data_dir).join("events")).unwrap();
+    Harness::start_with(
+        config,
+        secrets,
+        backends,
+        Arc::new(files),
+        Replies::Sandbox,
+        dir,
+    )
+    .await
+}
+
+async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_handshake_echoes_the_challenge_only_for_the_right_token() {
+    let h = harness(false, &[]).await;
+    let url = format!("{}/webhook/whatsapp", h.base);
+    let answer = h
+        .http
+        .get(&url)
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "verify-me"),
+            ("hub.challenge", "1158201444"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(answer.text().await.unwrap(), "1158201444");
+    let wrong = h.http.get(&url).query(&[
+        ("hub.mode", "subscribe"),
+        ("hub.verify_token", "nope"),
+        ("hub.challenge", "1"),
+    ]);
+    assert_eq!(status_of(wrong).await, 403);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_needs_a_key_where_the_profile_says_so() {
+    let h = harness(true, &["analyst:k-123"]).await;
+    let url = format!("{}/api/sandbox/messages/", h.base);
+    assert_eq!(status_of(h.http.get(&url)).await, 401);
+    assert_eq!(status_of(h.http.get(&url).bearer_auth("wrong")).await, 401);
+    assert_eq!(status_of(h.http.get(&url).bearer_auth("k-123")).await, 200);
+    assert_eq!(
+        status_of(h.http.get(&url).header("x-api-key", "k-123")).await,
+        200
+    );
+    let contact = format!("{}/api/contacts/60123456789/", h.base);
+    assert_eq!(
+        status_of(h.http.get(&contact).bearer_auth("k-123")).await,
+        404
+    );
+    assert_eq!(
+        status_of(
+            h.http
+                .get(format!("{}/api/contacts/abc/", h.base))
+                .bearer_auth("k-123")
+        )
+        .await,
+        400
+    );
+    // The webhook and /metrics are not behind admin keys.
+    assert_eq!(
+        status_of(h.http.get(format!("{}/metrics", h.base))).await,
+        200
+    );
+    h.stop().await;
+
+    // Required but none configured: closed, not open.
+    let h = harness(true, &[]).await;
+    assert_eq!(
+        status_of(h.http.get(format!("{}/api/sandbox/messages/", h.base))).await,
+        401
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wabot_webhook_takes_gateway_messages_with_its_token() {
+    let h = harness(false, &[]).await;
+    let url = format!("{}/webhook/wabot", h.base);
+    let message = json!({"instance_id": "609ABC", "id": "3EB0C767", "from": "60123456789",
+        "push_name": "Siti", "timestamp": 1732510800, "type": "text", "message": "daftar"});
+    assert_eq!(status_of(h.http.post(&url).json(&message)).await, 401);
+    assert_eq!(
+        status_of(h.http.post(format!("{url}?token=bad")).json(&message)).await,
+        401
+    );
+    let malformed = h.http.post(format!("{url}?token=gateway-token")).body("{]");
+    assert_eq!(status_of(malformed).await, 400);
+    let ok = h
+        .http
+        .post(format!("{url}?token=gateway-token"))
+        .json(&message);
+    assert_eq!(status_of(ok).await, 200);
+    let again = h
+        .http
+        .post(&url)
+        .header("x-wabot-token", "gateway-token")
+        .json(&message);
+    assert_eq!(status_of(again).await, 200, "a retry is accepted");
+    let contact = h.message_count_reaches(SITI, 1).await;
+    assert_eq!(contact["name"], "Siti");
+    let sent = h.sent_reaches(1).await;
+    assert!(
+        sent[0].1.contains("MyKad"),
+        "the registration reply: {}",
+        sent[0].1
+    );
+    h.stop().await;
+}

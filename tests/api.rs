@@ -138,3 +138,58 @@ async fn wabot_webhook_takes_gateway_messages_with_its_token() {
     );
     h.stop().await;
 }
+
+/// The bus is down: the webhook answers 503 within the producer's timeout, so WhatsApp
+/// keeps the message and retries it later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
+    use sembang::api::{router, AdminState};
+    use sembang::ingress::http::WebhookState;
+    use sembang::ingress::sign;
+    use sembang::storage::bus::{Bus, KafkaBus, KafkaBusConfig};
+    use sembang::storage::store::EmbeddedStore;
+    use std::future::IntoFuture;
+    use std::time::{Duration, Instant};
+
+    // Nothing listens on port 1 of loopback.
+    let mut kafka = KafkaBusConfig::new("127.0.0.1:1");
+    kafka.message_timeout = Duration::from_secs(2);
+    kafka.request_timeout = Duration::from_secs(2);
+    let bus = KafkaBus::new(kafka).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = Arc::new(WebhookState {
+        producer: bus.producer(),
+        inbound_topic: "wa.inbound".into(),
+        app_secret: Some(Secret::new(APP_SECRET)),
+        verify_token: None,
+        wabot_token: None,
+    });
+    let admin = Arc::new(AdminState {
+        store: Arc::new(EmbeddedStore::open(dir.path().join("store.redb")).unwrap()),
+        sandbox: None,
+        keys: Vec::new(),
+        require_key: false,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tokio::spawn(axum::serve(listener, router(Some(webhook), admin, 1 << 20)).into_future());
+
+    let body = serde_json::to_vec(&text(SITI, "wamid.DOWN-1", T0, "hello")).unwrap();
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/webhook/whatsapp"))
+        .header("x-hub-signature-256", sign(APP_SECRET.as_bytes(), &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 503);
+    let error: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(error["error"]["kind"], "unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded by the producer timeout"
+    );
+    server.abort();
+}

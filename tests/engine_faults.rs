@@ -272,3 +272,54 @@ async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
     assert!(metrics.contains("sembang_ingress_requests_total{outcome=\"accepted\"}"));
     h.stop().await;
 }
+
+/// A memory budget far below the number of contacts: shards evict least recently used
+/// clean contacts and reload them from the store, and no change is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn evicted_contacts_come_back_from_the_store_intact() {
+    let h = Harness::embedded_tuned(
+        false,
+        |store| store,
+        |config| {
+            config.engine.shards = 1;
+            config.engine.max_resident_contacts = 3;
+            config.engine.flush_max_delay_ms = 20;
+        },
+    )
+    .await;
+    let phones: Vec<String> = (0..12)
+        .map(|i| format!("6012{:07}", 3_000_000 + i))
+        .collect();
+    for round in 0..3 {
+        for (i, phone) in phones.iter().enumerate() {
+            let at = T0 + round * 100 + i as i64;
+            h.post(&text(phone, &format!("wamid.EV-{i}-{round}"), at, "hi"))
+                .await;
+        }
+        // Let flushes and evictions happen between rounds.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for phone in &phones {
+        h.message_count_reaches(phone, 3).await;
+    }
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let evicted: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("sembang_shard_evicted_contacts_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .expect("eviction counter in /metrics");
+    assert!(
+        evicted >= 9.0,
+        "12 contacts through a budget of 3 evict at least 9: {evicted}"
+    );
+    h.stop().await;
+}

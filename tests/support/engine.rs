@@ -93,8 +93,18 @@ impl Harness {
         fake: bool,
         wrap_store: impl FnOnce(Arc<dyn ContactStore>) -> Arc<dyn ContactStore>,
     ) -> Harness {
+        Harness::embedded_tuned(fake, wrap_store, |_| {}).await
+    }
+
+    /// As [`Harness::embedded_with`], with `tune` changing the configuration first.
+    pub async fn embedded_tuned(
+        fake: bool,
+        wrap_store: impl FnOnce(Arc<dyn ContactStore>) -> Arc<dyn ContactStore>,
+        tune: impl FnOnce(&mut Config),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let config = base_config(&dir);
+        let mut config = base_config(&dir);
+        tune(&mut config);
         let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
         backends.store = wrap_store(backends.store);
         let files = FileSink::open(std::path::Path::new(&config.data_dir).join("events")).unwrap();

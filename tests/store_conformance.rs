@@ -183,6 +183,7 @@ conformance!(
     record_status_any_order_gives_the_same_timeline,
     failure_code_of_the_earliest_failure_wins,
     put_message_never_regresses_statuses,
+    put_messages_stores_each_like_put_message,
     inbound_dedupe_remembers_until_expiry,
     segments_crud,
     campaigns_crud,
@@ -740,6 +741,41 @@ async fn failure_code_of_the_earliest_failure_wins(store: Arc<dyn ContactStore>)
         assert_eq!(timeline.current(), Read);
         assert_eq!(timeline.error_code, Some(131_026));
     }
+}
+
+/// A write-behind flush stores many messages of many contacts in one call, each merged as
+/// put_message would (a status already recorded survives).
+async fn put_messages_stores_each_like_put_message(store: Arc<dyn ContactStore>) {
+    use DeliveryStatus::*;
+    let (a, b) = (phone(), phone());
+    let batch: Vec<MessageRecord> = (0..5)
+        .map(|i| {
+            let who = if i % 2 == 0 { &a } else { &b };
+            message(
+                who,
+                &format!("wamid.{}", id(&format!("batch_{i}"))),
+                at(i, 0),
+            )
+        })
+        .collect();
+    store
+        .record_status(&a, &batch[0].wamid, Read, at(30, 0), None)
+        .await
+        .unwrap();
+    store.put_messages(&batch).await.unwrap();
+    store.put_messages(&batch).await.unwrap();
+    let of_a = store.messages(&a, 10).await.unwrap();
+    let of_b = store.messages(&b, 10).await.unwrap();
+    assert_eq!(
+        (of_a.len(), of_b.len()),
+        (3, 2),
+        "each once, under its contact"
+    );
+    assert_eq!(of_a[0].wamid, batch[4].wamid, "newest first");
+    let first = store.message(&a, &batch[0].wamid).await.unwrap().unwrap();
+    assert_eq!(first.timeline.read_at, Some(at(30, 0)));
+    assert_eq!(first.body, batch[0].body);
+    store.put_messages(&[]).await.unwrap();
 }
 
 async fn put_message_never_regresses_statuses(store: Arc<dyn ContactStore>) {

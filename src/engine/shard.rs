@@ -328,14 +328,9 @@ impl ShardState {
             with_retries("upsert_contacts", || deps.store.upsert_contacts(&contacts)).await?;
         }
         let messages = std::mem::take(&mut self.pending.messages);
-        stream::iter(messages)
-            .map(|message| {
-                let store = deps.store.clone();
-                async move { with_retries("put_message", || store.put_message(&message)).await }
-            })
-            .buffer_unordered(STORE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+        if !messages.is_empty() {
+            with_retries("put_messages", || deps.store.put_messages(&messages)).await?;
+        }
         let statuses = std::mem::take(&mut self.pending.statuses);
         stream::iter(statuses)
             .map(|s| {

@@ -147,6 +147,15 @@ pub trait ContactStore: Send + Sync {
     /// stay (see [`Self::record_status`]).
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError>;
 
+    /// Upserts many messages (a write-behind flush), as [`Self::put_message`] each; all or,
+    /// on error, some of them.
+    async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
+        for message in messages {
+            self.put_message(message).await?;
+        }
+        Ok(())
+    }
+
     async fn message(
         &self,
         contact: &PhoneNumber,

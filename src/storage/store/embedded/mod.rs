@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -325,35 +327,68 @@ impl EmbeddedStore {
         change: impl FnOnce(&mut StoredMessage),
     ) -> Result<(), StoreError> {
         let txn = db.begin_write().map_err(err(operation))?;
-        {
-            let mut messages = txn.open_table(MESSAGES).map_err(err(operation))?;
-            let mut stored: StoredMessage =
-                match messages.get((contact, wamid)).map_err(err(operation))? {
-                    Some(v) => decode(|| format!("message {wamid} of {contact}"), v.value())?,
-                    None => StoredMessage::default(),
-                };
-            let indexed_at = stored.message.as_ref().map(|m| m.created_at);
-            change(&mut stored);
-            let now_at = stored.message.as_ref().map(|m| m.created_at);
-            if indexed_at != now_at {
-                let mut index = txn.open_table(MESSAGES_BY_TIME).map_err(err(operation))?;
-                if let Some(old) = indexed_at {
-                    index
-                        .remove((contact, -old.timestamp_millis(), wamid))
-                        .map_err(err(operation))?;
-                }
-                if let Some(new) = now_at {
-                    index
-                        .insert((contact, -new.timestamp_millis(), wamid), ())
-                        .map_err(err(operation))?;
-                }
-            }
-            let bytes = encode(operation, &stored)?;
-            messages
-                .insert((contact, wamid), bytes.as_slice())
-                .map_err(err(operation))?;
-        }
+        Self::update_message_in(&txn, operation, contact, wamid, change)?;
         txn.commit().map_err(err(operation))
+    }
+
+    fn update_message_in(
+        txn: &WriteTransaction,
+        operation: &'static str,
+        contact: &str,
+        wamid: &str,
+        change: impl FnOnce(&mut StoredMessage),
+    ) -> Result<(), StoreError> {
+        let mut messages = txn.open_table(MESSAGES).map_err(err(operation))?;
+        let mut stored: StoredMessage =
+            match messages.get((contact, wamid)).map_err(err(operation))? {
+                Some(v) => decode(|| format!("message {wamid} of {contact}"), v.value())?,
+                None => StoredMessage::default(),
+            };
+        let indexed_at = stored.message.as_ref().map(|m| m.created_at);
+        change(&mut stored);
+        let now_at = stored.message.as_ref().map(|m| m.created_at);
+        if indexed_at != now_at {
+            let mut index = txn.open_table(MESSAGES_BY_TIME).map_err(err(operation))?;
+            if let Some(old) = indexed_at {
+                index
+                    .remove((contact, -old.timestamp_millis(), wamid))
+                    .map_err(err(operation))?;
+            }
+            if let Some(new) = now_at {
+                index
+                    .insert((contact, -new.timestamp_millis(), wamid), ())
+                    .map_err(err(operation))?;
+            }
+        }
+        let bytes = encode(operation, &stored)?;
+        messages
+            .insert((contact, wamid), bytes.as_slice())
+            .map_err(err(operation))?;
+        Ok(())
+    }
+
+    /// Stores a message's base fields and merges its timeline (never regressed).
+    fn merge_message(stored: &mut StoredMessage, message: &MessageRecord) {
+        let mut base = message.clone();
+        base.created_at = ms(base.created_at);
+        base.timeline = DeliveryTimeline::default();
+        stored.message = Some(base);
+        // An error code without a failure time has no report time to order it by and is
+        // ignored, as in the CQL store.
+        let timeline = &message.timeline;
+        for (status, at) in [
+            (DeliveryStatus::Sent, timeline.sent_at),
+            (DeliveryStatus::Delivered, timeline.delivered_at),
+            (DeliveryStatus::Read, timeline.read_at),
+            (DeliveryStatus::Failed, timeline.failed_at),
+        ] {
+            if let Some(at) = at {
+                let code = (status == DeliveryStatus::Failed)
+                    .then_some(timeline.error_code)
+                    .flatten();
+                stored.apply(status, at, code);
+            }
+        }
     }
 }
 
@@ -560,32 +595,25 @@ impl ContactStore for EmbeddedStore {
     }
 
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
-        const OP: &str = "put_message";
-        let mut base = message.clone();
-        base.created_at = ms(base.created_at);
-        base.timeline = DeliveryTimeline::default();
-        let timeline = message.timeline.clone();
+        self.put_messages(std::slice::from_ref(message)).await
+    }
+
+    /// All in one write transaction (one fsync for a whole flush).
+    async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
+        const OP: &str = "put_messages";
+        let messages = messages.to_vec();
         self.blocking(OP, move |db| {
-            let contact = base.contact.as_str().to_string();
-            let wamid = base.wamid.clone();
-            Self::update_message(db, OP, &contact, &wamid, move |stored| {
-                stored.message = Some(base);
-                // Merged, never regressed. An error code without a failure time has no
-                // report time to order it by and is ignored, as in the CQL store.
-                for (status, at) in [
-                    (DeliveryStatus::Sent, timeline.sent_at),
-                    (DeliveryStatus::Delivered, timeline.delivered_at),
-                    (DeliveryStatus::Read, timeline.read_at),
-                    (DeliveryStatus::Failed, timeline.failed_at),
-                ] {
-                    if let Some(at) = at {
-                        let code = (status == DeliveryStatus::Failed)
-                            .then_some(timeline.error_code)
-                            .flatten();
-                        stored.apply(status, at, code);
-                    }
-                }
-            })
+            let txn = db.begin_write().map_err(err(OP))?;
+            for message in &messages {
+                Self::update_message_in(
+                    &txn,
+                    OP,
+                    message.contact.as_str(),
+                    &message.wamid,
+                    |stored| Self::merge_message(stored, message),
+                )?;
+            }
+            txn.commit().map_err(err(OP))
         })
         .await
     }

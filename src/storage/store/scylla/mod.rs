@@ -711,6 +711,15 @@ impl ContactStore for ScyllaStore {
         futures::future::try_join_all(writes).await.map(drop)
     }
 
+    async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
+        // Futures collected first, as in upsert_contacts.
+        let writes: Vec<_> = messages.iter().map(|m| self.put_message(m)).collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
     async fn message(
         &self,
         contact: &PhoneNumber,

@@ -13,6 +13,7 @@
 //!    rate; then waits for ClickHouse to hold every inbound event.
 //!
 //! Usage: sembang-loadtest [--messages N] [--contacts C] [--profile local|embedded]
+//!                         [--rate R (messages/s; default 0 = as fast as possible)]
 //! Addresses come from SEMBANG_TEST_KAFKA, SEMBANG_TEST_CASSANDRA, SEMBANG_TEST_CLICKHOUSE
 //! (as scripts/test exports them), defaulting to the deploy/local ports.
 
@@ -42,6 +43,9 @@ struct Args {
     messages: u64,
     contacts: u64,
     profile: String,
+    /// Messages per second to produce at; 0 produces as fast as the bus takes them (a
+    /// backlog, for throughput). Below capacity, latencies are those of a steady load.
+    rate: u64,
 }
 
 fn args() -> Args {
@@ -49,6 +53,7 @@ fn args() -> Args {
         messages: 100_000,
         contacts: 10_000,
         profile: "local".into(),
+        rate: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +62,7 @@ fn args() -> Args {
             "--messages" => args.messages = value.parse().expect("--messages N"),
             "--contacts" => args.contacts = value.parse().expect("--contacts C"),
             "--profile" => args.profile = value,
+            "--rate" => args.rate = value.parse().expect("--rate R"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -180,50 +186,79 @@ async fn main() {
 
     let running = start(&config, &Secrets::default(), backends).await.unwrap();
     println!(
-        "loadtest: {} messages from {} contacts, profile {}, {} partitions, engine roles {:?}",
-        args.messages, args.contacts, args.profile, config.bus.partitions, running.roles
+        "loadtest: {} messages from {} contacts, profile {}, {} partitions, rate {}, engine roles {:?}",
+        args.messages,
+        args.contacts,
+        args.profile,
+        config.bus.partitions,
+        if args.rate == 0 { "unlimited".to_string() } else { format!("{}/s", args.rate) },
+        running.roles
     );
 
-    // Produce, remembering when each (partition, offset) was acknowledged.
+    // Produce (in a task, paced when asked), remembering when each (partition, offset) was
+    // acknowledged; meanwhile watch the engine's commits and when each offset was first seen
+    // committed.
     let producer = bus.producer();
     let started = Instant::now();
-    let mut acked: HashMap<(u32, u64), Instant> = HashMap::with_capacity(records.len());
-    for chunk in records.chunks(5_000) {
-        let deliveries = producer.send_all(chunk.to_vec()).await.unwrap();
-        let now = Instant::now();
-        for d in deliveries {
-            acked.insert((d.partition, d.offset), now);
-        }
-    }
-    let produced_in = started.elapsed();
+    let acked: Arc<std::sync::Mutex<HashMap<(u32, u64), Instant>>> =
+        Arc::new(std::sync::Mutex::new(HashMap::with_capacity(records.len())));
+    let producing = {
+        let acked = acked.clone();
+        let rate = args.rate;
+        tokio::spawn(async move {
+            let chunk_size = if rate == 0 {
+                5_000
+            } else {
+                (rate / 20).max(1) as usize
+            };
+            for (n, chunk) in records.chunks(chunk_size).enumerate() {
+                if rate > 0 {
+                    // Chunk n is due at n * chunk_size / rate seconds.
+                    let due =
+                        started + Duration::from_secs_f64((n * chunk_size) as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let deliveries = producer.send_all(chunk.to_vec()).await.unwrap();
+                let now = Instant::now();
+                let mut acked = acked.lock().unwrap();
+                for d in deliveries {
+                    acked.insert((d.partition, d.offset), now);
+                }
+            }
+            started.elapsed()
+        })
+    };
 
-    // Watch the engine's commits until every offset is committed.
     let group = names.group("engine");
-    let mut latencies = Vec::with_capacity(records.len());
+    let mut committed_seen: HashMap<(u32, u64), Instant> = HashMap::new();
     let mut committed_so_far: Vec<u64> = vec![0; config.bus.partitions as usize];
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(900);
     let finished = loop {
         let committed = bus.committed_offsets(&group, &inbound).await.unwrap();
         let now = Instant::now();
         for (p, c) in committed.iter().enumerate() {
             let c = c.unwrap_or(0);
             for offset in committed_so_far[p]..c {
-                if let Some(at) = acked.get(&(p as u32, offset)) {
-                    latencies.push(now.saturating_duration_since(*at));
-                }
+                committed_seen.insert((p as u32, offset), now);
             }
             committed_so_far[p] = committed_so_far[p].max(c);
         }
-        if latencies.len() as u64 >= args.messages {
+        if committed_seen.len() as u64 >= args.messages && producing.is_finished() {
             break now;
         }
         assert!(
             now < deadline,
             "the engine did not finish in time ({} done)",
-            latencies.len()
+            committed_seen.len()
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     };
+    let produced_in = producing.await.unwrap();
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let mut latencies: Vec<Duration> = committed_seen
+        .iter()
+        .filter_map(|(key, seen)| acked.get(key).map(|at| seen.saturating_duration_since(*at)))
+        .collect();
     let total = finished - started;
     latencies.sort();
     let engine_rate = args.messages as f64 / total.as_secs_f64();

@@ -95,6 +95,26 @@ impl DeliveryTimeline {
         }
     }
 
+    /// Every report in the timeline as (status, time, error code), the code only on the
+    /// failure: what replaying the timeline into another one needs.
+    pub fn reports(
+        &self,
+    ) -> impl Iterator<Item = (DeliveryStatus, DateTime<Utc>, Option<i64>)> + '_ {
+        [
+            (DeliveryStatus::Sent, self.sent_at),
+            (DeliveryStatus::Delivered, self.delivered_at),
+            (DeliveryStatus::Read, self.read_at),
+            (DeliveryStatus::Failed, self.failed_at),
+        ]
+        .into_iter()
+        .filter_map(move |(status, at)| {
+            let code = (status == DeliveryStatus::Failed)
+                .then_some(self.error_code)
+                .flatten();
+            at.map(|at| (status, at, code))
+        })
+    }
+
     /// The furthest status reached. A read receipt implies delivery even if the delivered
     /// report never came; a failure counts unless the message was read.
     pub fn current(&self) -> DeliveryStatus {
@@ -196,6 +216,20 @@ mod tests {
         backward.apply(DeliveryStatus::Failed, t(5), Some(131_026));
         assert_eq!(forward, backward);
         assert_eq!(forward.error_code, Some(131_026));
+    }
+
+    #[test]
+    fn reports_replay_into_the_same_timeline() {
+        let mut timeline = DeliveryTimeline::default();
+        timeline.apply(DeliveryStatus::Read, t(3), None);
+        timeline.apply(DeliveryStatus::Failed, t(2), Some(131_049));
+        timeline.apply(DeliveryStatus::Sent, t(1), None);
+        let mut copy = DeliveryTimeline::default();
+        for (status, at, code) in timeline.reports() {
+            copy.apply(status, at, code);
+        }
+        assert_eq!(copy, timeline);
+        assert_eq!(timeline.reports().count(), 3);
     }
 
     #[test]

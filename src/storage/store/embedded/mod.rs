@@ -375,19 +375,8 @@ impl EmbeddedStore {
         stored.message = Some(base);
         // An error code without a failure time has no report time to order it by and is
         // ignored, as in the CQL store.
-        let timeline = &message.timeline;
-        for (status, at) in [
-            (DeliveryStatus::Sent, timeline.sent_at),
-            (DeliveryStatus::Delivered, timeline.delivered_at),
-            (DeliveryStatus::Read, timeline.read_at),
-            (DeliveryStatus::Failed, timeline.failed_at),
-        ] {
-            if let Some(at) = at {
-                let code = (status == DeliveryStatus::Failed)
-                    .then_some(timeline.error_code)
-                    .flatten();
-                stored.apply(status, at, code);
-            }
+        for (status, at, code) in message.timeline.reports() {
+            stored.apply(status, at, code);
         }
     }
 }

@@ -689,24 +689,11 @@ impl ContactStore for ScyllaStore {
             .map_ok(drop)
             .boxed(),
         ];
-        let timeline = &message.timeline;
-        for (status, at) in [
-            (DeliveryStatus::Sent, timeline.sent_at),
-            (DeliveryStatus::Delivered, timeline.delivered_at),
-            (DeliveryStatus::Read, timeline.read_at),
-            (DeliveryStatus::Failed, timeline.failed_at),
-        ] {
-            if let Some(at) = at {
-                let code = if status == DeliveryStatus::Failed {
-                    timeline.error_code
-                } else {
-                    None
-                };
-                writes.push(
-                    self.status_write(OP, contact, wamid, status, at, code)
-                        .boxed(),
-                );
-            }
+        for (status, at, code) in message.timeline.reports() {
+            writes.push(
+                self.status_write(OP, contact, wamid, status, at, code)
+                    .boxed(),
+            );
         }
         futures::future::try_join_all(writes).await.map(drop)
     }

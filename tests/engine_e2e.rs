@@ -208,6 +208,34 @@ async fn scenario(h: Harness) {
     h.events_reach(EventTable::OutboundMessages, 4).await;
     h.events_reach(EventTable::MessageStatuses, 4).await;
 
+    // 11. What operators see on /metrics.
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "sembang_ingress_requests_total{outcome=\"accepted\"}",
+        "sembang_ingress_requests_total{outcome=\"bad_signature\"}",
+        "sembang_engine_events_total{type=\"message\",outcome=\"applied\"}",
+        "sembang_engine_events_total{type=\"message\",outcome=\"duplicate\"}",
+        "sembang_consumer_lag_records{group=\"engine\"}",
+        "sembang_dlq_total{reason=\"malformed_event\"}",
+        "sembang_sender_sends_total{outcome=\"sent\"}",
+        "sembang_shard_flush_seconds_bucket",
+        "sembang_shard_resident_contacts{shard=",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains(SITI), "no phone number in metric labels");
+
     h.stop().await;
 }
 

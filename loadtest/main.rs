@@ -39,6 +39,10 @@ use sembang::storage::store::{
     ContactStore, CqlMigrationTarget, EmbeddedStore, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,
 };
 
+/// The same allocator as the `sembang` binary, so the engine is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     messages: u64,
     contacts: u64,

@@ -1,3 +1,8 @@
+/// mimalloc: the engine allocates per message, and glibc's malloc took ~30 % of its CPU
+/// under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     sembang::cli::main()
 }

@@ -6,6 +6,8 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod ingress;
+pub mod media;
 pub mod metrics;
+pub mod pii;
 pub mod provider;
 pub mod storage;

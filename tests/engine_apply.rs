@@ -8,6 +8,7 @@ use sembang::domain::auto_reply::AutoReplies;
 use sembang::domain::contact::{Contact, WhatsappStatus};
 use sembang::domain::message::DeliveryStatus;
 use sembang::domain::phone::PhoneNumber;
+use sembang::domain::tier::TierPolicy;
 use sembang::engine::apply::{apply, ApplyContext, Effects, Outcome};
 use sembang::ingress::{parse_webhook, InboundEvent};
 use sembang::provider::OutboundContent;
@@ -68,6 +69,7 @@ fn status(wamid: &str, status: &str, seconds: i64, code: Option<i64>) -> Inbound
 
 struct World {
     replies: AutoReplies,
+    tiers: TierPolicy,
     contact: Contact,
 }
 
@@ -75,6 +77,7 @@ impl World {
     fn new() -> Self {
         World {
             replies: AutoReplies::new(AutoReplies::default_rules()).unwrap(),
+            tiers: TierPolicy::default(),
             contact: Contact::new(PhoneNumber::parse(SITI).unwrap(), at(0)),
         }
     }
@@ -82,6 +85,7 @@ impl World {
     fn apply(&mut self, event: &InboundEvent) -> Outcome {
         let ctx = ApplyContext {
             replies: &self.replies,
+            tiers: &self.tiers,
             now: at(100_000),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
         };
@@ -254,4 +258,171 @@ fn statuses_are_recorded_and_undeliverable_blocks_until_the_contact_writes() {
     // Unknown statuses are remembered (deduped) but store nothing.
     let effects = w.effects(&status("wamid.out", "deleted", 30, None));
     assert!(effects.statuses.is_empty() && effects.events.is_empty());
+}
+
+// ---- OCR results --------------------------------------------------------------------------
+
+mod ocr {
+    use super::*;
+    use sembang::domain::money::Money;
+    use sembang::domain::mykad::MyKad;
+    use sembang::domain::person::Gender;
+    use sembang::domain::purchase::PurchaseStatus;
+    use sembang::domain::tier::Tier;
+    use sembang::engine::apply_ocr::apply_ocr;
+    use sembang::engine::wire::{
+        IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, ReceiptReading,
+    };
+    use sembang::ingress::Business;
+    use sembang::pii::IcVault;
+
+    fn result(job: &str, outcome: OcrOutcome) -> OcrResult {
+        OcrResult {
+            job_id: job.into(),
+            contact: PhoneNumber::parse(SITI).unwrap(),
+            business: Business {
+                waba_id: "1".into(),
+                phone_number_id: "106540352242922".into(),
+                display_phone_number: "60321611234".into(),
+            },
+            image_sha256: Some("ab".repeat(32)),
+            confidence: 91.0,
+            outcome,
+            completed_at: at(50),
+        }
+    }
+
+    fn mykad(link: IcLinkOutcome) -> OcrOutcome {
+        let vault = IcVault::new([1; 32], [2; 32]).unwrap();
+        let ic = MyKad::parse(
+            "900101-14-5678",
+            NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+        )
+        .unwrap();
+        OcrOutcome::MyKad(MyKadReading {
+            ic: vault.protect(&ic),
+            birth_date: ic.birth_date(),
+            gender: ic.gender(),
+            state: Some("WP Kuala Lumpur".into()),
+            name: Some("SITI NURHALIZA BINTI TARUDIN".into()),
+            link,
+        })
+    }
+
+    fn receipt(id: &str, ringgit: i64, review: bool, duplicate: Option<&str>) -> OcrOutcome {
+        OcrOutcome::Receipt(ReceiptReading {
+            purchase_id: id.into(),
+            total: Money::from_ringgit(ringgit),
+            purchased_on: NaiveDate::from_ymd_opt(2024, 11, 20).unwrap(),
+            merchant: Some("AEON Mid Valley".into()),
+            receipt_no: Some("R-1".into()),
+            item_count: 3,
+            parse_confidence: 0.9,
+            needs_review: review,
+            duplicate_of: duplicate.map(String::from),
+        })
+    }
+
+    fn apply(w: &mut World, r: &OcrResult) -> Effects {
+        let ctx = ApplyContext {
+            replies: &w.replies,
+            tiers: &w.tiers,
+            now: at(100_000),
+            today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+        };
+        match apply_ocr(&mut w.contact, r, &ctx) {
+            Outcome::Applied(effects) => effects,
+            Outcome::Duplicate => panic!("unexpected duplicate"),
+        }
+    }
+
+    #[test]
+    fn a_mykad_registers_the_profile_and_confirms_with_the_masked_number() {
+        let mut w = World::new();
+        let effects = apply(&mut w, &result("wamid.ic", mykad(IcLinkOutcome::Linked)));
+        let c = &w.contact;
+        assert_eq!(c.ic.as_ref().unwrap().masked, "900101-14-****");
+        assert_eq!(c.date_of_birth, NaiveDate::from_ymd_opt(1990, 1, 1));
+        assert_eq!(c.gender, Some(Gender::Female));
+        assert_eq!(c.state.as_deref(), Some("WP Kuala Lumpur"));
+        assert_eq!(c.name.as_deref(), Some("SITI NURHALIZA BINTI TARUDIN"));
+        let reply = reply_body(&effects).unwrap();
+        assert!(
+            reply.contains("900101-14-****") && !reply.contains("5678"),
+            "{reply}"
+        );
+        assert!(effects.events.iter().any(|e| matches!(e, AnalyticsEvent::ContactSnapshot(s) if s.reason == "registered" && s.ic_masked.as_deref() == Some("900101-14-****"))));
+        // The same result again changes nothing.
+        let ctx = ApplyContext {
+            replies: &w.replies,
+            tiers: &w.tiers,
+            now: at(100_001),
+            today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+        };
+        let r = result("wamid.ic", mykad(IcLinkOutcome::Linked));
+        assert_eq!(apply_ocr(&mut w.contact, &r, &ctx), Outcome::Duplicate);
+    }
+
+    #[test]
+    fn an_ic_of_another_number_is_flagged_not_moved() {
+        let mut w = World::new();
+        let effects = apply(
+            &mut w,
+            &result("wamid.ic2", mykad(IcLinkOutcome::LinkedToOther)),
+        );
+        assert!(w.contact.ic.is_none() && w.contact.date_of_birth.is_none());
+        assert_eq!(w.contact.attributes["ic_conflict"], "900101-14-****");
+        assert!(reply_body(&effects)
+            .unwrap()
+            .contains("another WhatsApp number"));
+    }
+
+    #[test]
+    fn receipts_count_toward_spending_and_tier_once() {
+        let mut w = World::new();
+        let effects = apply(&mut w, &result("wamid.r1", receipt("p1", 450, false, None)));
+        assert_eq!(w.contact.spending().total_spent, Money::from_ringgit(450));
+        assert_eq!(w.contact.customer_tier, Tier::Bronze);
+        assert_eq!(effects.purchases[0].status, PurchaseStatus::Counted);
+        assert!(reply_body(&effects).unwrap().contains("RM 450.00"));
+        // Crossing RM 500: Silver, and the customer is told.
+        let effects = apply(&mut w, &result("wamid.r2", receipt("p2", 100, false, None)));
+        assert_eq!(w.contact.customer_tier, Tier::Silver);
+        let reply = reply_body(&effects).unwrap();
+        assert!(
+            reply.contains("Total spent: RM 550.00") && reply.contains("now"),
+            "{reply}"
+        );
+        assert_eq!(w.contact.spending().purchase_count, 2);
+        // A duplicate (claimed by p1 already) and a replayed purchase id count nothing.
+        let effects = apply(
+            &mut w,
+            &result("wamid.r3", receipt("p3", 450, false, Some("p1"))),
+        );
+        assert!(effects.purchases.is_empty());
+        assert!(reply_body(&effects).unwrap().contains("already recorded"));
+        let effects = apply(&mut w, &result("wamid.r4", receipt("p2", 100, false, None)));
+        assert!(reply_body(&effects).unwrap().contains("already recorded"));
+        assert_eq!(w.contact.spending().total_spent, Money::from_ringgit(550));
+    }
+
+    #[test]
+    fn uncertain_receipts_wait_for_review_and_rejections_ask_for_a_clearer_photo() {
+        let mut w = World::new();
+        let effects = apply(&mut w, &result("wamid.r5", receipt("p5", 80, true, None)));
+        assert_eq!(effects.purchases[0].status, PurchaseStatus::PendingReview);
+        assert_eq!(w.contact.spending().purchase_count, 0, "not counted");
+        assert!(reply_body(&effects).unwrap().contains("check it"));
+        let rejected = OcrOutcome::Rejected {
+            read_as: "ic".into(),
+            reason: "the IC number has an impossible date of birth".into(),
+        };
+        let effects = apply(&mut w, &result("wamid.bad", rejected));
+        let reply = reply_body(&effects).unwrap();
+        assert!(
+            reply.contains("MyKad") && reply.contains("impossible date"),
+            "{reply}"
+        );
+        assert_eq!(effects.replies[0].request_id, "ocr:wamid.bad");
+    }
 }

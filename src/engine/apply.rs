@@ -14,6 +14,8 @@ use crate::domain::auto_reply::{AutoReplies, ReplyAction};
 use crate::domain::contact::{ConsentChange, Contact, WhatsappStatus};
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::domain::phone::PhoneNumber;
+use crate::domain::purchase::Purchase;
+use crate::domain::tier::TierPolicy;
 use crate::ingress::{Business, EventPayload, InboundEvent, InboundMessage, MessageKind};
 use crate::provider::OutboundContent;
 use crate::storage::sink::{
@@ -28,6 +30,7 @@ pub const UNDELIVERABLE: i64 = 131_026;
 
 pub struct ApplyContext<'a> {
     pub replies: &'a AutoReplies,
+    pub tiers: &'a TierPolicy,
     pub now: DateTime<Utc>,
     /// Today in Malaysia, for ages.
     pub today: NaiveDate,
@@ -50,6 +53,7 @@ pub struct Effects {
     pub ocr_jobs: Vec<OcrJob>,
     pub messages: Vec<MessageRecord>,
     pub statuses: Vec<StatusUpdate>,
+    pub purchases: Vec<Purchase>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -20,7 +20,8 @@ use crate::storage::bus::{
 use super::error::EngineError;
 use super::offsets::OffsetTracker;
 use super::retry::with_retries;
-use super::shard::{shard_for, Shard, ShardArgs, ShardDeps, ShardMsg, Token, Work};
+use super::shard::{shard_for, Shard, ShardArgs, ShardDeps, ShardMsg, Token, Work, WorkEvent};
+use super::wire::OcrResult;
 
 /// Records taken from the consumer in one go before they are handed to the shards.
 const MAX_BATCH: usize = 1_000;
@@ -33,7 +34,11 @@ pub struct InboundConfig {
     pub bus: Arc<dyn Bus>,
     pub producer: Arc<dyn Producer>,
     pub group: String,
+    /// wa.inbound
     pub topic: String,
+    /// crm.ocr.results: keyed by contact like wa.inbound, so a contact's results reach the
+    /// shard that holds it, in order with its messages.
+    pub ocr_results_topic: String,
     pub dead_letter_topic: String,
     pub shards: usize,
     pub max_in_flight: usize,
@@ -66,7 +71,10 @@ pub async fn run(
     let shards = ShardSet(shards);
     let mut consumer = config
         .bus
-        .subscribe(&config.group, std::slice::from_ref(&config.topic))
+        .subscribe(
+            &config.group,
+            &[config.topic.clone(), config.ocr_results_topic.clone()],
+        )
         .await?;
     let mut tracker = OffsetTracker::new();
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
@@ -175,7 +183,7 @@ async fn handle_batch(
             ConsumerEvent::Message(message) => {
                 let tp = message.topic_partition();
                 tracker.start(&tp, message.offset);
-                match route(&message) {
+                match route(&message, &config.ocr_results_topic) {
                     Routed::Contact(contact, event) => {
                         let shard = shard_for(&contact, shards.0.len());
                         work.entry(shard).or_default().push(Work {
@@ -244,12 +252,21 @@ fn dispatch(shards: &ShardSet, work: HashMap<usize, Vec<Work>>) -> Result<(), En
 }
 
 enum Routed {
-    Contact(crate::domain::phone::PhoneNumber, Box<InboundEvent>),
+    Contact(crate::domain::phone::PhoneNumber, Box<WorkEvent>),
     NoContact(Box<InboundEvent>),
     Poison { kind: &'static str, error: String },
 }
 
-fn route(message: &Message) -> Routed {
+fn route(message: &Message, ocr_results_topic: &str) -> Routed {
+    if message.topic == ocr_results_topic {
+        return match serde_json::from_slice::<OcrResult>(&message.payload) {
+            Ok(result) => Routed::Contact(result.contact.clone(), Box::new(WorkEvent::Ocr(result))),
+            Err(e) => Routed::Poison {
+                kind: "malformed_ocr_result",
+                error: format!("not an OCR result: {e}"),
+            },
+        };
+    }
     let event: InboundEvent = match serde_json::from_slice(&message.payload) {
         Ok(event) => event,
         Err(e) => {
@@ -263,7 +280,7 @@ fn route(message: &Message) -> Routed {
         return Routed::NoContact(Box::new(event));
     }
     match event.contact_phone() {
-        Some(phone) => Routed::Contact(phone, Box::new(event)),
+        Some(phone) => Routed::Contact(phone, Box::new(WorkEvent::Inbound(event))),
         None => Routed::Poison {
             kind: "unsupported_contact_number",
             error: format!(

@@ -7,10 +7,12 @@
 //! - [`analytics`]: crm.events → the event sink in batches.
 //! - [`supervisor`]: restarts failed roles; drains them in order on shutdown.
 //! - [`lag`]: consumer lag per group, for the dashboards.
-//! - [`apply`]: the pure effect of one inbound event on its contact.
+//! - [`apply`], [`apply_ocr`]: the pure effect of one inbound event or OCR result on its
+//!   contact.
 
 pub mod analytics;
 pub mod apply;
+pub mod apply_ocr;
 mod error;
 pub mod inbound;
 pub mod lag;

@@ -207,6 +207,7 @@ pub async fn start(
             producer: producer.clone(),
             group: names.group("engine"),
             topic: names.name(topics::INBOUND),
+            ocr_results_topic: names.name(topics::OCR_RESULTS),
             dead_letter_topic: dead_letter_topic.clone(),
             shards,
             max_in_flight: config.engine.max_in_flight as usize,
@@ -219,6 +220,7 @@ pub async fn start(
                     ocr_jobs: names.name(topics::OCR_JOBS),
                 },
                 replies,
+                tiers: config.tiers.policy(),
                 limits: ShardLimits {
                     max_resident: (config.engine.max_resident_contacts as usize / shards).max(1),
                     idle_timeout: Duration::from_secs(config.engine.idle_timeout_secs),

@@ -22,14 +22,18 @@ use tokio::task::JoinHandle;
 use crate::domain::auto_reply::AutoReplies;
 use crate::domain::contact::Contact;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::purchase::Purchase;
+use crate::domain::tier::TierPolicy;
 use crate::ingress::InboundEvent;
 use crate::storage::bus::{Producer, Record, TopicPartition};
 use crate::storage::store::{ContactStore, MessageRecord};
 
 use super::apply::{apply, ApplyContext, Effects, Outcome, StatusUpdate};
+use super::apply_ocr::apply_ocr;
 use super::error::EngineError;
 use super::malaysia_today;
 use super::retry::with_retries;
+use super::wire::OcrResult;
 
 /// A consumed record's position: reported back once its effects are stored.
 pub type Token = (TopicPartition, u64);
@@ -40,7 +44,34 @@ const STORE_CONCURRENCY: usize = 64;
 pub struct Work {
     pub contact: PhoneNumber,
     pub token: Token,
-    pub event: InboundEvent,
+    pub event: WorkEvent,
+}
+
+/// What a shard applies to a contact: a webhook event or an OCR result.
+pub enum WorkEvent {
+    Inbound(InboundEvent),
+    Ocr(OcrResult),
+}
+
+impl WorkEvent {
+    fn timestamp(&self) -> Option<chrono::DateTime<Utc>> {
+        match self {
+            WorkEvent::Inbound(event) => event.timestamp(),
+            WorkEvent::Ocr(result) => Some(result.completed_at),
+        }
+    }
+
+    /// For metrics labels.
+    fn kind(&self) -> &'static str {
+        match self {
+            WorkEvent::Inbound(event) => match &event.payload {
+                crate::ingress::EventPayload::Message(_) => "message",
+                crate::ingress::EventPayload::Status(_) => "status",
+                crate::ingress::EventPayload::Error(_) => "error",
+            },
+            WorkEvent::Ocr(_) => "ocr_result",
+        }
+    }
 }
 
 pub enum ShardMsg {
@@ -73,6 +104,7 @@ pub struct ShardDeps {
     pub producer: Arc<dyn Producer>,
     pub topics: OutputTopics,
     pub replies: AutoReplies,
+    pub tiers: TierPolicy,
     pub limits: ShardLimits,
 }
 
@@ -96,6 +128,7 @@ struct Pending {
     records: Vec<Record>,
     messages: Vec<MessageRecord>,
     statuses: Vec<StatusUpdate>,
+    purchases: Vec<(PhoneNumber, Purchase)>,
     tokens: Vec<Token>,
 }
 
@@ -248,6 +281,7 @@ impl ShardState {
         let deps = self.deps.clone();
         let ctx = ApplyContext {
             replies: &deps.replies,
+            tiers: &deps.tiers,
             now: Utc::now(),
             today: malaysia_today(),
         };
@@ -258,8 +292,11 @@ impl ShardState {
                 .expect("activated above");
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
-            let outcome = apply(&mut resident.contact, is_new, &work.event, &ctx);
-            let kind = event_kind(&work.event);
+            let outcome = match &work.event {
+                WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
+                WorkEvent::Ocr(result) => apply_ocr(&mut resident.contact, result, &ctx),
+            };
+            let kind = work.event.kind();
             match outcome {
                 Outcome::Duplicate => {
                     metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => "duplicate").increment(1);
@@ -304,6 +341,9 @@ impl ShardState {
         }
         self.pending.messages.extend(effects.messages);
         self.pending.statuses.extend(effects.statuses);
+        self.pending
+            .purchases
+            .extend(effects.purchases.into_iter().map(|p| (contact.clone(), p)));
         Ok(())
     }
 
@@ -331,6 +371,17 @@ impl ShardState {
         if !messages.is_empty() {
             with_retries("put_messages", || deps.store.put_messages(&messages)).await?;
         }
+        let purchases = std::mem::take(&mut self.pending.purchases);
+        stream::iter(purchases)
+            .map(|(contact, purchase)| {
+                let store = deps.store.clone();
+                async move {
+                    with_retries("put_purchase", || store.put_purchase(&contact, &purchase)).await
+                }
+            })
+            .buffer_unordered(STORE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
         let statuses = std::mem::take(&mut self.pending.statuses);
         stream::iter(statuses)
             .map(|s| {
@@ -439,14 +490,6 @@ impl ShardState {
         let shard = self.index.to_string();
         let resident = if stopped { 0 } else { self.residents.len() };
         metrics::gauge!("sembang_shard_resident_contacts", "shard" => shard).set(resident as f64);
-    }
-}
-
-fn event_kind(event: &InboundEvent) -> &'static str {
-    match &event.payload {
-        crate::ingress::EventPayload::Message(_) => "message",
-        crate::ingress::EventPayload::Status(_) => "status",
-        crate::ingress::EventPayload::Error(_) => "error",
     }
 }
 

@@ -3,10 +3,13 @@
 //! caused it, so processing the same event twice produces the same ids, which the sender
 //! (send claims) and the analytics sink (ReplacingMergeTree) collapse.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::contact::ProtectedIc;
+use crate::domain::money::Money;
+use crate::domain::person::Gender;
 use crate::domain::phone::PhoneNumber;
 use crate::ingress::Business;
 use crate::provider::OutboundContent;
@@ -57,6 +60,75 @@ pub struct OcrJob {
     pub filename: Option<String>,
     pub caption: Option<String>,
     pub received_at: DateTime<Utc>,
+}
+
+/// What the OCR role read from a job's image, on crm.ocr.results keyed by contact, so the
+/// contact's shard applies it in order with the contact's messages. It never carries an IC
+/// number in clear: the OCR role protects it first, and links it (or finds it linked) in
+/// the store, as it claims receipt fingerprints, so applying a result needs no I/O.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OcrResult {
+    /// The job's id (the inbound message's wamid): one result per job.
+    pub job_id: String,
+    pub contact: PhoneNumber,
+    pub business: Business,
+    pub image_sha256: Option<String>,
+    /// Mean Tesseract word confidence, 0 to 100.
+    pub confidence: f32,
+    pub outcome: OcrOutcome,
+    pub completed_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OcrOutcome {
+    MyKad(MyKadReading),
+    Receipt(ReceiptReading),
+    /// Unreadable, not a MyKad or receipt, or invalid: the customer is asked for a clearer
+    /// photo with the reason. `read_as`: ic, receipt or unknown.
+    Rejected {
+        read_as: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MyKadReading {
+    pub ic: ProtectedIc,
+    pub birth_date: NaiveDate,
+    pub gender: Gender,
+    /// The Malaysian state of the place-of-birth code, when it names one.
+    pub state: Option<String>,
+    /// The name as printed on the card.
+    pub name: Option<String>,
+    /// Whether the IC could be linked to this contact's number.
+    pub link: IcLinkOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IcLinkOutcome {
+    Linked,
+    AlreadyLinked,
+    /// Registered to another number: flagged, never silently moved.
+    LinkedToOther,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptReading {
+    pub purchase_id: String,
+    pub total: Money,
+    pub purchased_on: NaiveDate,
+    pub merchant: Option<String>,
+    pub receipt_no: Option<String>,
+    pub item_count: u32,
+    /// The receipt parser's confidence, 0 to 1.
+    pub parse_confidence: f64,
+    /// Too uncertain to count without a person looking at it.
+    pub needs_review: bool,
+    /// The purchase that already claimed this receipt (same image, or same merchant,
+    /// receipt number and total).
+    pub duplicate_of: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,195 @@
+//! What an OCR result does to its contact, as a pure function (the OCR role already did the
+//! I/O: protecting and linking the IC, claiming the receipt's fingerprint). A MyKad fills
+//! the profile from the number (date of birth, gender, state) and the card (name); a
+//! receipt becomes a purchase that counts toward spending and tier unless it is a
+//! duplicate or needs review. Every outcome is answered.
+
+use crate::domain::contact::Contact;
+use crate::domain::purchase::{Purchase, PurchaseStatus};
+use crate::domain::spending::Applied;
+use crate::provider::OutboundContent;
+use crate::storage::sink::{AnalyticsEvent, PurchaseEvent};
+
+use super::apply::{business_number, snapshot, ApplyContext, Effects, Outcome};
+use super::wire::{
+    event_id, IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, OutboundRequest, ReceiptReading,
+};
+
+pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'_>) -> Outcome {
+    let key = format!("ocr:{}", result.job_id);
+    if !contact.applied_events.insert(&key) {
+        return Outcome::Duplicate;
+    }
+    contact.updated_at = ctx.now;
+    let mut effects = Effects::default();
+    let reply = match &result.outcome {
+        OcrOutcome::MyKad(reading) => register(contact, reading, &key, ctx, &mut effects),
+        OcrOutcome::Receipt(reading) => purchase(contact, result, reading, &key, ctx, &mut effects),
+        OcrOutcome::Rejected { read_as, reason } => {
+            let what = match read_as.as_str() {
+                "ic" => "your MyKad",
+                "receipt" => "your receipt",
+                _ => "a MyKad or a receipt in this photo",
+            };
+            format!(
+                "Sorry, we could not read {what} ({reason}). Please send a clearer photo: flat, in good light, the whole card or receipt in view.\nMaaf, gambar kurang jelas. Sila hantar gambar yang lebih jelas."
+            )
+        }
+    };
+    // Free-form text answers the customer's own message, inside the 24 h window; an
+    // opted-out contact still gets the answer to what they sent (it is not marketing).
+    contact.interactions.outbound_count += 1;
+    contact.interactions.last_outbound = Some(
+        contact
+            .interactions
+            .last_interaction
+            .unwrap_or(result.completed_at),
+    );
+    effects.replies.push(OutboundRequest {
+        request_id: format!("ocr:{}", result.job_id),
+        phone_number_id: result.business.phone_number_id.clone(),
+        business_number: business_number(&result.business),
+        to: contact.phone_number.clone(),
+        content: OutboundContent::Text {
+            body: reply,
+            preview_url: false,
+        },
+        origin: "ocr".into(),
+        rule: Some(match &result.outcome {
+            OcrOutcome::MyKad(_) => "mykad".into(),
+            OcrOutcome::Receipt(_) => "receipt".into(),
+            OcrOutcome::Rejected { .. } => "ocr_rejected".into(),
+        }),
+        campaign_id: None,
+        in_reply_to: Some(result.job_id.clone()),
+        created_at: ctx.now,
+    });
+    Outcome::Applied(effects)
+}
+
+fn register(
+    contact: &mut Contact,
+    reading: &MyKadReading,
+    key: &str,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) -> String {
+    let masked = &reading.ic.masked;
+    if reading.link == IcLinkOutcome::LinkedToOther {
+        // Flagged for a person to look at; the contact's profile is left as it was.
+        contact.attributes.insert(
+            "ic_conflict".into(),
+            serde_json::Value::String(masked.clone()),
+        );
+        effects
+            .events
+            .push(snapshot(contact, "ic_conflict", key, ctx.today));
+        return format!(
+            "This MyKad ({masked}) is already registered to another WhatsApp number, so we did not register it here. Please contact us if this is a mistake."
+        );
+    }
+    contact.ic = Some(reading.ic.clone());
+    contact.date_of_birth = Some(reading.birth_date);
+    contact.gender = Some(reading.gender);
+    if reading.state.is_some() {
+        contact.state = reading.state.clone();
+    }
+    if reading.name.is_some() {
+        contact.name = reading.name.clone();
+    }
+    contact.attributes.remove("ic_conflict");
+    effects
+        .events
+        .push(snapshot(contact, "registered", key, ctx.today));
+    let name = reading
+        .name
+        .as_deref()
+        .map(|n| format!(", {n}"))
+        .unwrap_or_default();
+    format!(
+        "Thank you{name}! Your MyKad {masked} is registered.\nTerima kasih! MyKad {masked} anda telah didaftarkan."
+    )
+}
+
+fn purchase(
+    contact: &mut Contact,
+    result: &OcrResult,
+    reading: &ReceiptReading,
+    key: &str,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) -> String {
+    let total = format!("RM {}", reading.total);
+    if reading.duplicate_of.is_some() {
+        return format!("This receipt ({total}) was already recorded, so it is not counted again.");
+    }
+    let status = if reading.needs_review {
+        PurchaseStatus::PendingReview
+    } else {
+        PurchaseStatus::Counted
+    };
+    let purchase = Purchase {
+        purchase_id: reading.purchase_id.clone(),
+        amount: reading.total,
+        purchased_on: reading.purchased_on,
+        merchant: reading.merchant.clone(),
+        receipt_no: reading.receipt_no.clone(),
+        item_count: reading.item_count,
+        image_sha256: result.image_sha256.clone(),
+        ocr_confidence: Some(f64::from(result.confidence)),
+        status,
+        recorded_at: result.completed_at,
+    };
+    effects.events.push(AnalyticsEvent::Purchase(PurchaseEvent {
+        event_id: event_id(&format!(
+            "purchase:{}:{}",
+            purchase.purchase_id,
+            status.as_str()
+        )),
+        occurred_at: result.completed_at,
+        contact_phone: contact.phone_number.clone(),
+        business_number: business_number(&result.business),
+        purchase_id: purchase.purchase_id.clone(),
+        purchase_date: purchase.purchased_on,
+        merchant: purchase.merchant.clone(),
+        receipt_no: purchase.receipt_no.clone(),
+        total: purchase.amount,
+        item_count: purchase.item_count,
+        status,
+        ocr_confidence: Some(result.confidence),
+        campaign_id: None,
+    }));
+    let counted = purchase.counted_event();
+    effects.purchases.push(purchase);
+    let Some(event) = counted else {
+        return format!(
+            "We received your receipt ({total}) and will check it before it counts. Thank you!"
+        );
+    };
+    if contact.purchases.apply(&event) == Applied::AlreadyRecorded {
+        return format!("This receipt ({total}) was already recorded, so it is not counted again.");
+    }
+    let before = contact.customer_tier;
+    contact.customer_tier = ctx.tiers.tier_for(&contact.purchases, ctx.today);
+    let spent = contact.spending().total_spent;
+    effects
+        .events
+        .push(snapshot(contact, "purchase", key, ctx.today));
+    let merchant = reading
+        .merchant
+        .as_deref()
+        .map(|m| format!(" at {m}"))
+        .unwrap_or_default();
+    let mut reply = format!(
+        "Recorded {total}{merchant} on {}. Total spent: RM {spent}. Your tier: {}.",
+        reading.purchased_on.format("%d/%m/%Y"),
+        contact.customer_tier.as_str()
+    );
+    if contact.customer_tier > before {
+        reply.push_str(&format!(
+            "\nCongratulations, you are now {}!",
+            contact.customer_tier.as_str()
+        ));
+    }
+    reply
+}

@@ -5,6 +5,7 @@
 //! [`MyKad::digits`]. Errors never carry the number.
 
 mod birth_date;
+pub mod card;
 mod place_of_birth;
 
 use std::fmt;

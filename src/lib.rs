@@ -8,6 +8,7 @@ pub mod engine;
 pub mod ingress;
 pub mod media;
 pub mod metrics;
+pub mod ocr;
 pub mod pii;
 pub mod provider;
 pub mod storage;

@@ -4,5 +4,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    sembang::ocr::ensure_single_threaded_openmp();
     sembang::cli::main()
 }

@@ -4,6 +4,7 @@
 mod config_cmd;
 mod ic;
 mod migrate;
+mod ocr;
 mod receipt;
 mod run;
 
@@ -42,6 +43,17 @@ enum Command {
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
+    },
+    /// Read a photo of a MyKad or a receipt with the OCR pipeline of the OCR role.
+    Ocr {
+        /// A JPEG, PNG or WebP image.
+        image: String,
+        /// Reference date for the IC's century and age (YYYY-MM-DD); default today in Malaysia.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        on: Option<NaiveDate>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Show or check the effective configuration (secrets are never printed).
     Config {
@@ -124,6 +136,11 @@ pub fn main() -> ExitCode {
         Command::Receipt {
             command: ReceiptCommand::Parse { file, json },
         } => receipt::parse(&file, json),
+        Command::Ocr { image, on, json } => ocr::run(
+            &image,
+            on.unwrap_or_else(crate::engine::malaysia_today),
+            json,
+        ),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => config_cmd::show(&args.request()),

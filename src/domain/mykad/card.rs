@@ -81,10 +81,13 @@ pub fn read_card(text: &str, reference: NaiveDate) -> Result<CardReading, CardEr
         .filter(|l| !l.is_empty())
         .collect();
     let (line_index, ic, repaired) = find_number(&lines, reference)?;
-    let mut rest = lines[line_index + 1..]
+    // Lines after the number, cleaned of specks; lines that were only specks are gone.
+    let cleaned: Vec<String> = lines[line_index + 1..]
         .iter()
-        .map(|l| l.trim())
-        .filter(|l| !is_card_word(l));
+        .map(|l| clean(l))
+        .filter(|l| !l.is_empty() && !is_card_word(l))
+        .collect();
+    let mut rest = cleaned.iter().map(String::as_str);
 
     // Name: up to two lines without digits that do not look like an address.
     let mut name_lines = Vec::new();
@@ -115,7 +118,7 @@ pub fn read_card(text: &str, reference: NaiveDate) -> Result<CardReading, CardEr
         address_lines.push(clean(line));
     }
     if postcode.is_some() && state.is_none() {
-        state = rest.next().and_then(MalaysianState::from_name);
+        state = rest.next().and_then(leading_state);
     }
     let religion = lines
         .iter()
@@ -250,8 +253,21 @@ fn split_state(text: &str) -> (&str, Option<MalaysianState>) {
     (text, None)
 }
 
+/// Whitespace collapsed, and tokens with no letter or digit (`|`, `[`, `—`: the photo's
+/// frame and specks read as text) dropped.
+/// A state named by the first words of a line (`SABAH —- 4` → Sabah).
+fn leading_state(line: &str) -> Option<MalaysianState> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (1..=words.len().min(4))
+        .rev()
+        .find_map(|take| MalaysianState::from_name(&words[..take].join(" ")))
+}
+
 fn clean(line: &str) -> String {
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+    line.split_whitespace()
+        .filter(|token| token.chars().any(char::is_alphanumeric))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -297,6 +313,19 @@ mod tests {
         let card = read_card(&text, day()).unwrap();
         assert!(card.repaired);
         assert_eq!(card.ic.normalized(), "900101-14-5678");
+        // Frame edges read as bars around the name, lines of specks, junk after the state.
+        let text = CARD
+            .replace("TARUDIN", "| TARUDIN |\n| |")
+            .replace("900101-14-5678", "900101-14-5678 |\n|")
+            .replace("\nSELANGOR\n", "\nSELANGOR —--- — 4\n");
+        assert_eq!(
+            read_card(&text, day()).unwrap().state,
+            Some(MalaysianState::Selangor)
+        );
+        assert_eq!(
+            read_card(&text, day()).unwrap().name.as_deref(),
+            Some("SITI NURHALIZA BINTI TARUDIN")
+        );
         // A state and city on the postcode line; one-line name; no religion.
         let text = "KAD PENGENALAN\n850505-10-1235\nAHMAD BIN ALI\nLOT 5 KG BARU\n43000 KAJANG, SELANGOR\nLELAKI\n";
         let card = read_card(text, day()).unwrap();

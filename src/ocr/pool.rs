@@ -1,0 +1,129 @@
+//! A pool of Tesseract workers, each on its own OS thread (never a tokio worker) with one
+//! warm engine reused for every image, fed through a bounded queue. `try_submit` says when
+//! the queue is full, so the consumer can pause its partitions instead of dropping work.
+
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::OcrError;
+
+/// Tesseract page segmentation mode 6 ("a single uniform block of text"): mode 3 drops
+/// receipt lines; 6 reads cards and receipts alike.
+const PAGE_SEGMENTATION: &str = "6";
+
+/// What Tesseract read from one prepared image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recognized {
+    pub text: String,
+    /// Mean word confidence, 0 to 100.
+    pub confidence: f32,
+    pub took: Duration,
+}
+
+struct Job {
+    image: Vec<u8>,
+    reply: oneshot::Sender<Result<Recognized, OcrError>>,
+}
+
+pub struct OcrPool {
+    queue: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl OcrPool {
+    /// `workers` threads (at least one), each loading Tesseract with `languages` (e.g.
+    /// "eng+msa") from `datapath` (None: the system's tessdata); up to `queue` images wait.
+    pub fn start(
+        workers: usize,
+        queue: usize,
+        datapath: Option<&str>,
+        languages: &str,
+    ) -> Result<Self, OcrError> {
+        let (sender, receiver) = sync_channel::<Job>(queue.max(1));
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        let mut handles = Vec::new();
+        for index in 0..workers.max(1) {
+            // Load the engine here, so a missing language fails the start, not a job.
+            let mut engine = leptess::LepTess::new(datapath, languages)
+                .map_err(|e| OcrError::Engine(format!("Tesseract ({languages}): {e}")))?;
+            engine
+                .set_variable(leptess::Variable::TesseditPagesegMode, PAGE_SEGMENTATION)
+                .map_err(|e| OcrError::Engine(e.to_string()))?;
+            let receiver = receiver.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("ocr-{index}"))
+                .spawn(move || loop {
+                    let job = {
+                        let Ok(receiver) = receiver.lock() else {
+                            return;
+                        };
+                        match receiver.recv() {
+                            Ok(job) => job,
+                            Err(_) => return, // pool dropped
+                        }
+                    };
+                    let started = Instant::now();
+                    let result =
+                        recognize(&mut engine, &job.image).map(|(text, confidence)| Recognized {
+                            text,
+                            confidence,
+                            took: started.elapsed(),
+                        });
+                    let _ = job.reply.send(result);
+                })
+                .map_err(|e| OcrError::Engine(format!("worker thread: {e}")))?;
+            handles.push(handle);
+        }
+        Ok(OcrPool {
+            queue: Some(sender),
+            workers: handles,
+        })
+    }
+
+    /// Queues a prepared image; `Err(QueueFull)` when every slot is taken.
+    pub fn try_submit(
+        &self,
+        image: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<Recognized, OcrError>>, OcrError> {
+        let (reply, receiver) = oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(OcrError::Closed)?;
+        match queue.try_send(Job { image, reply }) {
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => Err(OcrError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(OcrError::Closed),
+        }
+    }
+
+    /// Queues (waiting for a slot while the queue is full) and waits for the text.
+    pub async fn recognize(&self, image: Vec<u8>) -> Result<Recognized, OcrError> {
+        loop {
+            match self.try_submit(image.clone()) {
+                Ok(receiver) => return receiver.await.map_err(|_| OcrError::Closed)?,
+                Err(OcrError::QueueFull) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for OcrPool {
+    fn drop(&mut self) {
+        self.queue.take();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn recognize(engine: &mut leptess::LepTess, png: &[u8]) -> Result<(String, f32), OcrError> {
+    engine
+        .set_image_from_mem(png)
+        .map_err(|e| OcrError::Image(format!("Tesseract cannot read the image: {e}")))?;
+    let text = engine
+        .get_utf8_text()
+        .map_err(|e| OcrError::Engine(e.to_string()))?;
+    Ok((text, engine.mean_text_conf() as f32))
+}

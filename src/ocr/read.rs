@@ -1,0 +1,111 @@
+//! What OCR text is: a MyKad front, a receipt, or neither; validated, not trusted.
+
+use chrono::NaiveDate;
+
+use crate::domain::mykad::card::{card_cues, read_card, CardError, CardReading};
+use crate::domain::receipt::{parse_receipt, Receipt, ReceiptError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reading {
+    MyKad(Box<CardReading>),
+    Receipt(Box<Receipt>),
+    /// `read_as`: ic, receipt or unknown; `reason` says what failed, for the reply.
+    Rejected {
+        read_as: &'static str,
+        reason: String,
+    },
+}
+
+impl Reading {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reading::MyKad(_) => "ic",
+            Reading::Receipt(_) => "receipt",
+            Reading::Rejected { read_as, .. } => read_as,
+        }
+    }
+}
+
+/// Classifies and reads `text`. A card's printed cues (KAD PENGENALAN, MyKad, MALAYSIA,
+/// IDENTITY CARD, WARGANEGARA) or a valid IC number without a receipt total make it a
+/// card; a total found by the receipt parser makes it a receipt.
+pub fn read_text(text: &str, reference: NaiveDate) -> Reading {
+    let cues = card_cues(text);
+    let card = read_card(text, reference);
+    let receipt = parse_receipt(text);
+    match (card, receipt) {
+        (Ok(card), Err(_)) => Reading::MyKad(Box::new(card)),
+        (Ok(card), Ok(_)) if cues >= 2 => Reading::MyKad(Box::new(card)),
+        (_, Ok(receipt)) => Reading::Receipt(Box::new(receipt)),
+        (Err(CardError::InvalidNumber(e)), Err(_)) if cues >= 1 => Reading::Rejected {
+            read_as: "ic",
+            reason: e.to_string(),
+        },
+        (Err(_), Err(_)) if cues >= 2 => Reading::Rejected {
+            read_as: "ic",
+            reason: "the IC number could not be read".into(),
+        },
+        (Err(_), Err(ReceiptError::NoTotal { .. })) if looks_like_receipt(text) => {
+            Reading::Rejected {
+                read_as: "receipt",
+                reason: "the total could not be read".into(),
+            }
+        }
+        (Err(_), Err(_)) => Reading::Rejected {
+            read_as: "unknown",
+            reason: "it does not look like a MyKad or a receipt".into(),
+        },
+    }
+}
+
+fn looks_like_receipt(text: &str) -> bool {
+    let upper = text.to_uppercase();
+    [
+        "RECEIPT", "RESIT", "INVOICE", "CASH", "TUNAI", "SUBTOTAL", "RM",
+    ]
+    .iter()
+    .filter(|w| upper.contains(*w))
+    .count()
+        >= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()
+    }
+
+    #[test]
+    fn tells_cards_receipts_and_the_rest_apart() {
+        let card =
+            "KAD PENGENALAN MyKad\nMALAYSIA\nIDENTITY CARD\n900101-14-5678\nSITI BINTI ALI\n";
+        assert_eq!(read_text(card, day()).kind(), "ic");
+        let receipt = "AEON BIG\nRECEIPT NO: 1234\nDATE: 10/01/2025\nSUBTOTAL 10.00\nSST 6% 0.60\nTOTAL 10.60\nCASH 20.00\nCHANGE 9.40\n";
+        assert_eq!(read_text(receipt, day()).kind(), "receipt");
+        let blurry_card = "KAD PENGENALAN\nMALAYSIA\n9OO23O-l4-5678\n";
+        match read_text(blurry_card, day()) {
+            Reading::Rejected {
+                read_as: "ic",
+                reason,
+            } => assert!(reason.contains("date"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let cropped = "RESIT\nRECEIPT NO 5\nCASH\n";
+        assert!(matches!(
+            read_text(cropped, day()),
+            Reading::Rejected {
+                read_as: "receipt",
+                ..
+            }
+        ));
+        assert!(matches!(
+            read_text("a cat on a sofa", day()),
+            Reading::Rejected {
+                read_as: "unknown",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,154 @@
+//! The OCR pipeline (OpenCV + Tesseract) on the committed synthetic photos of
+//! tests/fixtures/ocr (made by loadtest/ocr_corpus.py, truth in truth.json), and on bad
+//! images: corrupt, oversized, and a decompression bomb.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use sembang::media::{MediaError, MediaLimits};
+use sembang::ocr::{process, OcrError, OcrPool, PipelineError, Reading};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr")
+}
+
+fn truth() -> Vec<Value> {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("truth.json")).unwrap()).unwrap()
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_every_committed_card_and_receipt_exactly() {
+    let pool = OcrPool::start(2, 4, None, "eng+msa").unwrap();
+    for expected in truth() {
+        let file = expected["file"].as_str().unwrap();
+        let bytes = std::fs::read(fixtures().join(file)).unwrap();
+        let output = process(&pool, bytes, &MediaLimits::default(), day())
+            .await
+            .unwrap();
+        match (&output.reading, expected["kind"].as_str().unwrap()) {
+            (Reading::MyKad(card), "ic") => {
+                assert_eq!(card.ic.digits(), expected["ic"], "{file}");
+                assert_eq!(card.name.as_deref(), expected["name"].as_str(), "{file}");
+                assert_eq!(card.ic.gender().as_str(), expected["gender"], "{file}");
+                assert_eq!(
+                    card.postcode.as_deref(),
+                    expected["postcode"].as_str(),
+                    "{file}"
+                );
+            }
+            (Reading::Receipt(receipt), "receipt") => {
+                assert_eq!(receipt.total().to_string(), expected["total"], "{file}");
+                let date = receipt.details().date.map(|d| d.to_string());
+                assert_eq!(date.as_deref(), expected["date"].as_str(), "{file}");
+            }
+            (other, kind) => panic!(
+                "{file}: expected {kind}, read {other:?}\n{}",
+                output.recognized.text
+            ),
+        }
+        assert!(output.recognized.confidence > 50.0, "{file}");
+        assert_eq!(output.media.sha256.len(), 64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_images_are_typed_errors_not_crashes() {
+    let pool = OcrPool::start(1, 1, None, "eng").unwrap();
+    // A JPEG header over garbage.
+    let mut corrupt = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    corrupt.extend(std::iter::repeat_n(0x42u8, 4_000));
+    let err = process(&pool, corrupt, &MediaLimits::default(), day())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PipelineError::Ocr(OcrError::Image(_))
+                | PipelineError::Media(MediaError::Corrupt { .. })
+        ),
+        "{err:?}"
+    );
+    // Over the byte limit.
+    let photo = std::fs::read(fixtures().join("card-0001.jpg")).unwrap();
+    let small = MediaLimits {
+        max_bytes: 10_000,
+        ..MediaLimits::default()
+    };
+    let err = process(&pool, photo, &small, day()).await.unwrap_err();
+    assert_eq!(err.kind(), "too_large");
+    // A PNG whose header claims 50,000 x 50,000 pixels: refused before decoding.
+    let mut bomb = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    bomb.extend_from_slice(&13u32.to_be_bytes());
+    bomb.extend_from_slice(b"IHDR");
+    bomb.extend_from_slice(&50_000u32.to_be_bytes());
+    bomb.extend_from_slice(&50_000u32.to_be_bytes());
+    bomb.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let err = process(&pool, bomb, &MediaLimits::default(), day())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "too_many_pixels");
+    // Not an image at all.
+    let err = process(
+        &pool,
+        b"<html>hi</html>".to_vec(),
+        &MediaLimits::default(),
+        day(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), "unsupported_format");
+}
+
+#[test]
+fn sembang_ocr_prints_the_fields_of_ic_parse_and_receipt_parse() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sembang"))
+        .args(["ocr", "--json", "--on", "2025-11-25"])
+        .arg(fixtures().join("card-0001.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["kind"], "ic");
+    let expected = &truth()[0];
+    assert_eq!(
+        report["ic"]["normalized"]
+            .as_str()
+            .map(|s| s.replace('-', "")),
+        expected["ic"].as_str().map(String::from)
+    );
+    for field in [
+        "masked",
+        "birth_date",
+        "age",
+        "gender",
+        "place_of_birth_code",
+    ] {
+        assert!(!report["ic"][field].is_null(), "{field}");
+    }
+    let receipt = std::process::Command::new(env!("CARGO_BIN_EXE_sembang"))
+        .args(["ocr", "--json"])
+        .arg(fixtures().join("receipt-0001.jpg"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&receipt.stdout).unwrap();
+    assert_eq!(report["kind"], "receipt");
+    for field in ["merchant", "date", "total", "subtotal", "confidence"] {
+        assert!(report["receipt"].get(field).is_some(), "{field}");
+    }
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_sembang"))
+        .args(["ocr", "/nonexistent.jpg"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}

@@ -138,6 +138,9 @@ impl Setup {
                 ("SEMBANG_WHATSAPP_ACCESS_TOKEN", fake.access_token().into()),
                 ("SEMBANG_WHATSAPP_APP_SECRET", APP_SECRET.into()),
                 ("SEMBANG_ENGINE_FLUSH_MAX_DELAY_MS", "100".into()),
+                ("SEMBANG_IC_ENCRYPTION_KEY", "33".repeat(32)),
+                ("SEMBANG_IC_HASH_KEY", "44".repeat(32)),
+                ("SEMBANG_OCR_WORKERS", "1".into()),
                 ("SEMBANG_ANALYTICS_BATCH_MAX_DELAY_MS", "200".into()),
             ]
             .into_iter()

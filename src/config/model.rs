@@ -25,6 +25,31 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     pub whatsapp: WhatsappConfig,
     pub tiers: TierConfig,
+    pub ocr: OcrConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcrConfig {
+    /// Tesseract workers (one warm engine each, on its own thread); 0: one per core.
+    pub workers: u32,
+    /// Tesseract languages.
+    pub languages: String,
+    /// Largest photo accepted, in bytes.
+    pub max_media_bytes: u64,
+    /// Largest image accepted, in pixels (decompression bombs are refused from the header).
+    pub max_pixels: u64,
+}
+
+impl Default for OcrConfig {
+    fn default() -> Self {
+        OcrConfig {
+            workers: 0,
+            languages: "eng+msa".into(),
+            max_media_bytes: 16 * 1024 * 1024,
+            max_pixels: 60_000_000,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +207,7 @@ impl Default for Config {
             analytics: AnalyticsConfig::default(),
             whatsapp: WhatsappConfig::default(),
             tiers: TierConfig::default(),
+            ocr: OcrConfig::default(),
         }
     }
 }

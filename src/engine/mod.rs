@@ -3,6 +3,8 @@
 //! - [`inbound`]: wa.inbound → contact [`shard`]s (write-behind, per-contact order) →
 //!   crm.events, wa.outbound, crm.ocr.jobs, the contact store; commits only the finished
 //!   prefix ([`offsets`]).
+//! - [`ocr_role`]: crm.ocr.jobs → photo → Tesseract → crm.ocr.results (the shards apply
+//!   them) and crm.events.
 //! - [`sender`]: wa.outbound → the WhatsApp provider, rate-limited, claimed once.
 //! - [`analytics`]: crm.events → the event sink in batches.
 //! - [`supervisor`]: restarts failed roles; drains them in order on shutdown.
@@ -16,6 +18,7 @@ pub mod apply_ocr;
 mod error;
 pub mod inbound;
 pub mod lag;
+pub mod ocr_role;
 pub mod offsets;
 mod retry;
 pub mod runtime;

@@ -15,6 +15,9 @@ use crate::config::{
 };
 use crate::domain::auto_reply::AutoReplies;
 use crate::ingress::http::WebhookState;
+use crate::media::{LocalDirStore, MediaClient, MediaLimits};
+use crate::ocr::OcrPool;
+use crate::pii::IcVault;
 use crate::provider::{
     CloudApiProvider, RateLimiter, SandboxProvider, WabotProvider, WhatsappProvider,
 };
@@ -27,6 +30,7 @@ use super::analytics::{self, AnalyticsRoleConfig};
 use super::error::EngineError;
 use super::inbound::{self, InboundConfig};
 use super::lag;
+use super::ocr_role::{self, MediaSource, OcrRoleConfig};
 use super::sender::{self, SenderConfig};
 use super::shard::{OutputTopics, ShardDeps, ShardLimits};
 use super::supervisor::{Engine, EngineArgs, EngineMsg, RoleStart};
@@ -104,6 +108,64 @@ impl Backends {
             sandbox,
         })
     }
+}
+
+/// The OCR role's pool, media source, object store and IC vault.
+fn ocr_role_config(
+    config: &Config,
+    secrets: &Secrets,
+    backends: &Backends,
+    names: &TopicNames,
+    dead_letter_topic: &str,
+) -> Result<OcrRoleConfig, EngineError> {
+    let data = Path::new(&config.data_dir);
+    let vault = match IcVault::from_secrets(secrets).map_err(|e| EngineError::Startup(e.to_string()))? {
+        Some(vault) => vault,
+        // The embedded default runs with no setup; elsewhere the keys are secrets.
+        None if config.store.backend == StoreBackend::Embedded => IcVault::local(&data.join("ic-keys"))
+            .map_err(|e| EngineError::Startup(format!("local IC keys: {e}")))?,
+        None => {
+            return Err(EngineError::Startup(
+                "the ocr role needs SEMBANG_IC_ENCRYPTION_KEY and SEMBANG_IC_HASH_KEY (64 hex digits each)".into(),
+            ))
+        }
+    };
+    let workers = match config.ocr.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n as usize,
+    };
+    let pool = OcrPool::start(workers, workers * 2, None, &config.ocr.languages)
+        .map_err(|e| EngineError::Startup(e.to_string()))?;
+    let source = match (config.whatsapp.provider, &secrets.whatsapp_access_token) {
+        (ProviderKind::CloudApi, Some(token)) => MediaSource::CloudApi {
+            base_url: config.whatsapp.api_base_url.clone(),
+            version: config.whatsapp.api_version.clone(),
+            token: token.clone(),
+        },
+        _ => MediaSource::UrlsOnly,
+    };
+    let limits = MediaLimits {
+        max_bytes: config.ocr.max_media_bytes,
+        max_pixels: config.ocr.max_pixels,
+    };
+    Ok(OcrRoleConfig {
+        bus: backends.bus.clone(),
+        producer: backends.bus.producer(),
+        store: backends.store.clone(),
+        pool: Arc::new(pool),
+        objects: Arc::new(LocalDirStore::new(data.join("media"))),
+        vault: Arc::new(vault),
+        source,
+        client: MediaClient::new(limits.max_bytes, Duration::from_secs(30))
+            .map_err(|e| EngineError::Startup(e.to_string()))?,
+        limits,
+        concurrency: workers * 2,
+        group: names.group("ocr"),
+        topic: names.name(topics::OCR_JOBS),
+        results_topic: names.name(topics::OCR_RESULTS),
+        events_topic: names.name(topics::EVENTS),
+        dead_letter_topic: dead_letter_topic.to_string(),
+    })
 }
 
 /// A started engine.
@@ -237,7 +299,17 @@ pub async fn start(
         ));
     }
     if runs(RoleName::Ocr) {
-        tracing::warn!("the ocr role is not built yet: OCR jobs wait in crm.ocr.jobs");
+        let ocr_config = Arc::new(ocr_role_config(
+            config,
+            secrets,
+            &backends,
+            &names,
+            &dead_letter_topic,
+        )?);
+        roles.push((
+            "ocr".into(),
+            Arc::new(move |shutdown, _cell| Box::pin(ocr_role::run(ocr_config.clone(), shutdown))),
+        ));
     }
     if runs(RoleName::Sender) {
         let sender_config = Arc::new(SenderConfig {
@@ -280,6 +352,7 @@ pub async fn start(
         (RoleName::Engine, "engine", topics::INBOUND),
         (RoleName::Sender, "sender", topics::OUTBOUND),
         (RoleName::Analytics, "analytics", topics::EVENTS),
+        (RoleName::Ocr, "ocr", topics::OCR_JOBS),
     ]
     .into_iter()
     .filter(|(role, _, _)| runs(*role))

@@ -76,6 +76,43 @@ impl IcVault {
         }
     }
 
+    /// The keys in `path` (created with random keys, readable by the owner only, when
+    /// missing). For the embedded default only, which must run with no setup: every other
+    /// deployment sets the keys as secrets, kept apart from the data they protect.
+    pub fn local(path: &std::path::Path) -> Result<Self, VaultError> {
+        use chacha20poly1305::aead::rand_core::RngCore;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(_) => {
+                let mut keys = [0u8; 2 * KEY_BYTES];
+                OsRng.fill_bytes(&mut keys);
+                let text = format!(
+                    "{}\n{}\n",
+                    hex::encode(&keys[..KEY_BYTES]),
+                    hex::encode(&keys[KEY_BYTES..])
+                );
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                write_private(path, &text).map_err(|_| VaultError::BadKey {
+                    name: "local key file",
+                })?;
+                text
+            }
+        };
+        let mut lines = text.lines();
+        let mut next = |name| {
+            lines
+                .next()
+                .map(|l| Secret::new(l.trim()))
+                .ok_or(VaultError::BadKey { name })
+                .and_then(|s| parse_key(name, &s))
+        };
+        let encryption = next("local encryption key")?;
+        let hash = next("local hash key")?;
+        IcVault::new(encryption, hash)
+    }
+
     /// The look-up key of an IC: the same number always gives the same hash.
     pub fn keyed_hash(&self, ic: &MyKad) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hash_key)
@@ -135,6 +172,23 @@ impl IcVault {
     }
 }
 
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
 fn parse_key(name: &'static str, secret: &Secret) -> Result<[u8; KEY_BYTES], VaultError> {
     let bytes = hex::decode(secret.expose().trim()).map_err(|_| VaultError::BadKey { name })?;
     bytes.try_into().map_err(|_| VaultError::BadKey { name })
@@ -190,6 +244,26 @@ mod tests {
         let mut short = p;
         short.ciphertext.truncate(10);
         assert_eq!(v.reveal(&short, day()), Err(VaultError::Malformed));
+    }
+
+    #[test]
+    fn the_embedded_default_keeps_random_local_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ic-keys");
+        let first = IcVault::local(&path).unwrap();
+        let p = first.protect(&ic("900101-14-5678"));
+        let again = IcVault::local(&path).unwrap();
+        assert_eq!(
+            again.reveal(&p, day()).unwrap(),
+            ic("900101-14-5678"),
+            "same keys reloaded"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::{service, unique_name, CASSANDRA, CLICKHOUSE, KAFKA};
 
 use sembang::config::{
-    BusBackend, Config, EventSinkBackend, ProviderKind, Secret, Secrets, StoreBackend,
+    BusBackend, Config, EventSinkBackend, ProviderKind, Role, Secret, Secrets, StoreBackend,
 };
 use sembang::engine::runtime::{start, Backends, Running};
 use sembang::ingress::sign;
@@ -59,7 +59,18 @@ pub fn base_config(dir: &tempfile::TempDir) -> Config {
     config.engine.flush_max_delay_ms = 50;
     config.analytics.batch_max_delay_ms = 100;
     config.bus.partitions = 4;
+    // OCR has tests of its own (tests/engine_ocr.rs); here images only become jobs.
+    config.engine.roles.retain(|role| *role != Role::Ocr);
+    config.ocr.workers = 1;
     config
+}
+
+/// Sends through (and fetches media from) the fake Cloud API.
+pub fn use_fake_cloud_api(config: &mut Config, fake: &FakeCloudApi) {
+    config.whatsapp.provider = ProviderKind::CloudApi;
+    config.whatsapp.api_base_url = fake.base_url();
+    config.whatsapp.api_version = fake.api_version().into();
+    config.whatsapp.phone_number_id = "106540352242922".into();
 }
 
 pub fn secrets() -> Secrets {
@@ -67,19 +78,21 @@ pub fn secrets() -> Secrets {
         whatsapp_app_secret: Some(Secret::new(APP_SECRET)),
         whatsapp_verify_token: Some(Secret::new("verify-me")),
         whatsapp_access_token: Some(Secret::new("fake-cloud-api-token")),
+        ic_encryption_key: Some(Secret::new("11".repeat(32))),
+        ic_hash_key: Some(Secret::new("22".repeat(32))),
         ..Secrets::default()
     }
 }
 
-/// The fake Cloud API and a Cloud API provider that sends to it.
-pub async fn fake_provider() -> (FakeCloudApi, Arc<dyn WhatsappProvider>) {
-    let fake = FakeCloudApi::start(FakeConfig::default()).await;
-    let provider = CloudApiProvider::new(
-        CloudApiConfig::new(fake.base_url(), fake.api_version()),
-        Secret::new(fake.access_token()),
+/// A Cloud API provider that sends to the fake.
+pub fn fake_provider_for(fake: &FakeCloudApi) -> Arc<dyn WhatsappProvider> {
+    Arc::new(
+        CloudApiProvider::new(
+            CloudApiConfig::new(fake.base_url(), fake.api_version()),
+            Secret::new(fake.access_token()),
+        )
+        .unwrap(),
     )
-    .unwrap();
-    (fake, Arc::new(provider))
 }
 
 impl Harness {
@@ -105,16 +118,19 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut config = base_config(&dir);
         tune(&mut config);
+        let fake = if fake {
+            let fake = FakeCloudApi::start(FakeConfig::default()).await;
+            use_fake_cloud_api(&mut config, &fake);
+            Some(fake)
+        } else {
+            None
+        };
         let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
         backends.store = wrap_store(backends.store);
         let files = FileSink::open(std::path::Path::new(&config.data_dir).join("events")).unwrap();
-        let replies = if fake {
-            let (fake, provider) = fake_provider().await;
-            backends.provider = provider;
-            backends.sandbox = None;
-            Replies::Fake(fake)
-        } else {
-            Replies::Sandbox
+        let replies = match fake {
+            Some(fake) => Replies::Fake(fake),
+            None => Replies::Sandbox,
         };
         Harness::start(config, backends, Arc::new(files), replies, dir).await
     }
@@ -122,6 +138,11 @@ impl Harness {
     /// Kafka, Cassandra and ClickHouse, each with names no other run uses; `None` when the
     /// stack is not configured.
     pub async fn real_stack() -> Option<Harness> {
+        Harness::real_stack_tuned(|_| {}).await
+    }
+
+    /// As [`Harness::real_stack`], with `tune` changing the configuration first.
+    pub async fn real_stack_tuned(tune: impl FnOnce(&mut Config)) -> Option<Harness> {
         let kafka = service(KAFKA)?;
         let cassandra = service(CASSANDRA)?;
         let clickhouse = service(CLICKHOUSE)?;
@@ -133,6 +154,7 @@ impl Harness {
         config.store.backend = StoreBackend::Scylla;
         config.analytics.sink = EventSinkBackend::Clickhouse;
         config.whatsapp.provider = ProviderKind::CloudApi;
+        tune(&mut config);
 
         let keyspace = unique_name("sembang_e2e");
         let scylla = ScyllaConfig {
@@ -157,7 +179,9 @@ impl Harness {
         let sink = Arc::new(ClickHouseSink::new(clickhouse).unwrap());
         sink.migrate().await.unwrap();
 
-        let (fake, provider) = fake_provider().await;
+        let fake = FakeCloudApi::start(FakeConfig::default()).await;
+        use_fake_cloud_api(&mut config, &fake);
+        let provider = fake_provider_for(&fake);
         let bus = Arc::new(KafkaBus::new(KafkaBusConfig::new(kafka)).unwrap());
         let backends = Backends {
             bus,

@@ -1,0 +1,167 @@
+//! The OCR loop end to end: a WhatsApp image message of a MyKad and one of a receipt
+//! (committed synthetic photos, served as Cloud API media by the fake), through the OCR
+//! role (download, OpenCV, Tesseract, parsing, IC protection and linking, receipt claims),
+//! back through the contact's shard: the profile and the purchase stored, the OCR events in
+//! the sink, the confirmations at the fake Cloud API. A second photo of the same receipt
+//! counts nothing; a corrupt photo gets a request for a clearer one. Embedded default and
+//! real stack.
+
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use sembang::config::Role;
+use sembang::domain::phone::PhoneNumber;
+use sembang::storage::sink::EventTable;
+
+use support::engine::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/ocr")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn truth(file: &str) -> Value {
+    let all: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr/truth.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    all.into_iter().find(|t| t["file"] == file).unwrap()
+}
+
+fn image(from: &str, wamid: &str, at: i64, media_id: &str) -> Value {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "contacts": [{ "profile": { "name": "Pelanggan" }, "wa_id": from }],
+        "messages": [{ "from": from, "id": wamid, "timestamp": at.to_string(), "type": "image",
+                       "image": { "id": media_id, "mime_type": "image/jpeg", "sha256": "x" } }]
+    }))
+}
+
+fn with_ocr(config: &mut sembang::config::Config) {
+    if !config.engine.roles.contains(&Role::Ocr) {
+        config.engine.roles.push(Role::Ocr);
+    }
+}
+
+async fn scenario(h: Harness) {
+    let Replies::Fake(fake) = &h.replies else {
+        panic!("the OCR loop needs the fake Cloud API for media")
+    };
+    fake.add_media("MEDIA-CARD", fixture("card-0002.jpg"), "image/jpeg");
+    fake.add_media("MEDIA-RECEIPT", fixture("receipt-0002.jpg"), "image/jpeg");
+    fake.add_media(
+        "MEDIA-RECEIPT-AGAIN",
+        {
+            // The same receipt photographed again: other bytes, same merchant, number, total.
+            let mut bytes = fixture("receipt-0002.jpg");
+            bytes.extend_from_slice(b"trailing bytes after the JPEG end marker");
+            bytes
+        },
+        "image/jpeg",
+    );
+    fake.add_media(
+        "MEDIA-BROKEN",
+        b"\xFF\xD8\xFF\xE0 this is not really a jpeg".repeat(50),
+        "image/jpeg",
+    );
+    let card = truth("card-0002.jpg");
+    let receipt = truth("receipt-0002.jpg");
+    let who = PhoneNumber::parse(SITI).unwrap();
+
+    // The MyKad: registered, with the number protected and the fields from the card.
+    h.post(&image(SITI, "wamid.OCR-E2E-1", T0, "MEDIA-CARD"))
+        .await;
+    let contact = h
+        .contact_where(SITI, "registered", |c| c["ic_number"].is_string())
+        .await;
+    let ic = card["ic"].as_str().unwrap();
+    assert_eq!(
+        contact["ic_number"],
+        format!("{}-{}-****", &ic[..6], &ic[6..8])
+    );
+    assert_eq!(contact["gender"], card["gender"]);
+    assert_eq!(contact["date_of_birth"], card["birth_date"]);
+    assert_eq!(contact["name"], card["name"]);
+    let sent = h.sent_reaches(1).await;
+    assert!(
+        sent[0].1.contains("registered") && !sent[0].1.contains(&ic[8..]),
+        "{}",
+        sent[0].1
+    );
+    let stored = h.store.load_contact(&who).await.unwrap().unwrap();
+    let protected = stored.ic.unwrap();
+    assert!(
+        !protected.ciphertext.windows(12).any(|w| w == ic.as_bytes()),
+        "never in clear"
+    );
+
+    // The receipt: a counted purchase with the total on the receipt.
+    h.post(&image(SITI, "wamid.OCR-E2E-2", T0 + 10, "MEDIA-RECEIPT"))
+        .await;
+    let contact = h
+        .contact_where(SITI, "a purchase", |c| c["purchase_count"] == 1)
+        .await;
+    assert_eq!(contact["total_spent"], receipt["total"]);
+    let sent = h.sent_reaches(2).await;
+    assert!(
+        sent[1]
+            .1
+            .contains(&format!("RM {}", receipt["total"].as_str().unwrap())),
+        "{}",
+        sent[1].1
+    );
+
+    // The same receipt again (another photo): not counted twice, and the customer is told.
+    h.post(&image(
+        SITI,
+        "wamid.OCR-E2E-3",
+        T0 + 20,
+        "MEDIA-RECEIPT-AGAIN",
+    ))
+    .await;
+    let sent = h.sent_reaches(3).await;
+    assert!(sent[2].1.contains("already recorded"), "{}", sent[2].1);
+    assert_eq!(h.contact(SITI).await.unwrap()["purchase_count"], 1);
+
+    // A corrupt photo: asked for a clearer one.
+    h.post(&image(SITI, "wamid.OCR-E2E-4", T0 + 30, "MEDIA-BROKEN"))
+        .await;
+    let sent = h.sent_reaches(4).await;
+    assert!(sent[3].1.contains("clearer photo"), "{}", sent[3].1);
+
+    // Every attempt is an analytics event, with the IC masked in its fields.
+    h.events_reach(EventTable::OcrResults, 4).await;
+    let events = h
+        .reader
+        .fetch_events(EventTable::OcrResults, 10)
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(ic), "no clear IC number in the OCR events");
+    h.events_reach(EventTable::Purchases, 1).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn photos_register_and_record_purchases_on_the_embedded_default() {
+    scenario(Harness::embedded_tuned(true, |store| store, with_ocr).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn photos_register_and_record_purchases_on_the_real_stack() {
+    let Some(h) = Harness::real_stack_tuned(with_ocr).await else {
+        return;
+    };
+    scenario(h).await;
+}

@@ -85,7 +85,7 @@ pub fn read_card(text: &str, reference: NaiveDate) -> Result<CardReading, CardEr
     let cleaned: Vec<String> = lines[line_index + 1..]
         .iter()
         .map(|l| clean(l))
-        .filter(|l| !l.is_empty() && !is_card_word(l))
+        .filter(|l| !is_noise(l) && !is_card_word(l))
         .collect();
     let mut rest = cleaned.iter().map(String::as_str);
 
@@ -94,7 +94,7 @@ pub fn read_card(text: &str, reference: NaiveDate) -> Result<CardReading, CardEr
     let mut pending: Option<&str> = None;
     for line in rest.by_ref() {
         if name_lines.len() < 2 && !line.chars().any(|c| c.is_ascii_digit()) && !is_address(line) {
-            name_lines.push(clean(line));
+            name_lines.push(trim_single_letters(line));
         } else {
             pending = Some(line);
             break;
@@ -255,6 +255,23 @@ fn split_state(text: &str) -> (&str, Option<MalaysianState>) {
 
 /// Whitespace collapsed, and tokens with no letter or digit (`|`, `[`, `—`: the photo's
 /// frame and specks read as text) dropped.
+/// Specks read as a line (`i 1`): fewer than three letters and digits in all.
+fn is_noise(line: &str) -> bool {
+    line.chars().filter(|c| c.is_alphanumeric()).count() < 3
+}
+
+/// Single letters at either end of a name line are the card's frame or specks, not a name.
+fn trim_single_letters(line: &str) -> String {
+    let mut tokens: Vec<&str> = line.split_whitespace().collect();
+    while tokens.last().is_some_and(|t| t.chars().count() == 1) {
+        tokens.pop();
+    }
+    while tokens.first().is_some_and(|t| t.chars().count() == 1) {
+        tokens.remove(0);
+    }
+    tokens.join(" ")
+}
+
 /// A state named by the first words of a line (`SABAH —- 4` → Sabah).
 fn leading_state(line: &str) -> Option<MalaysianState> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -316,7 +333,8 @@ mod tests {
         // Frame edges read as bars around the name, lines of specks, junk after the state.
         let text = CARD
             .replace("TARUDIN", "| TARUDIN |\n| |")
-            .replace("900101-14-5678", "900101-14-5678 |\n|")
+            .replace("900101-14-5678", "900101-14-5678 |\n|\ni 1")
+            .replace("SITI", "l SITI")
             .replace("\nSELANGOR\n", "\nSELANGOR —--- — 4\n");
         assert_eq!(
             read_card(&text, day()).unwrap().state,

@@ -209,15 +209,7 @@ async fn scenario(h: Harness) {
     h.events_reach(EventTable::MessageStatuses, 4).await;
 
     // 11. What operators see on /metrics.
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     for name in [
         "sembang_ingress_requests_total{outcome=\"accepted\"}",
         "sembang_ingress_requests_total{outcome=\"bad_signature\"}",

@@ -256,15 +256,7 @@ async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
         "one reply, not one per incarnation"
     );
 
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("sembang_actor_restarts_total{role=\"engine\"}"),
         "restart counted in /metrics:\n{metrics}"
@@ -302,15 +294,7 @@ async fn evicted_contacts_come_back_from_the_store_intact() {
     for phone in &phones {
         h.message_count_reaches(phone, 3).await;
     }
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     let evicted: f64 = metrics
         .lines()
         .find(|l| l.starts_with("sembang_shard_evicted_contacts_total"))

@@ -12,15 +12,9 @@ use crate::storage::store::scylla::{CqlMigrationTarget, ScyllaConfig, CQL_MIGRAT
 
 pub fn run(request: &LoadRequest) -> ExitCode {
     with_settings(request, |settings| {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match super::async_runtime(false) {
             Ok(runtime) => runtime,
-            Err(e) => {
-                eprintln!("sembang: cannot start the async runtime: {e}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
+            Err(code) => return code,
         };
         let store_ok = runtime.block_on(migrate_store(&settings.config));
         let sink_ok = runtime.block_on(migrate_sink(&settings.config));

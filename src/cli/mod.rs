@@ -116,6 +116,19 @@ impl ConfigArgs {
     }
 }
 
+/// The async runtime of a command; on failure, the exit code after saying why.
+fn async_runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("sembang: cannot start the async runtime: {e}");
+        ExitCode::from(EXIT_FAILURE)
+    })
+}
+
 /// Exit status for input the command rejected (invalid IC, no receipt total).
 pub const EXIT_REJECTED: u8 = 1;
 /// Exit status for failures outside the input (unreadable file, bad configuration).

@@ -26,15 +26,9 @@ pub fn run(path: &str, reference: NaiveDate, as_json: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::async_runtime(false) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("sembang: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(code) => return code,
     };
     let output = match runtime.block_on(process(&pool, bytes, &MediaLimits::default(), reference)) {
         Ok(output) => output,

@@ -12,15 +12,9 @@ use crate::engine::runtime::{start, Backends};
 pub fn run(request: &LoadRequest) -> ExitCode {
     with_settings(request, |settings| {
         init_logging();
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match super::async_runtime(true) {
             Ok(runtime) => runtime,
-            Err(e) => {
-                eprintln!("sembang: cannot start the async runtime: {e}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
+            Err(code) => return code,
         };
         runtime.block_on(serve(settings))
     })

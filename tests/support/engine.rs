@@ -295,6 +295,18 @@ impl Harness {
         .await
     }
 
+    /// The Prometheus text on /metrics.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn sent(&self) -> Vec<Sent> {
         match &self.replies {
             Replies::Sandbox => {

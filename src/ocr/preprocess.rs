@@ -125,6 +125,8 @@ fn deskew(gray: &Mat) -> Result<Mat, OcrError> {
     } else {
         (rect.size.width, rect.size.height)
     };
+    // A margin around the document, so text at its very edge is not clipped.
+    let (w, h) = (w * 1.04 + 8.0, h * 1.04 + 8.0);
     let x = (rect.center.x - w / 2.0).max(0.0) as i32;
     let y = (rect.center.y - h / 2.0).max(0.0) as i32;
     let width = (w as i32).min(rotated.cols() - x);

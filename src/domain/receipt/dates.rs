@@ -172,7 +172,27 @@ fn numeric_date(toks: &[Tok<'_>], i: usize) -> Option<NaiveDate> {
     }
     let third = c.num(&[2, 4])?;
     c.number_ends().then_some(())?;
-    make_date(year(third)?, second, first)
+    let y = year(third)?;
+    make_date(y, second, first).or_else(|| {
+        // OCR reads a leading 0 as 9, 8 or 6 (`95/04/2025`); repaired only when the date
+        // is otherwise impossible and the repaired one is valid.
+        let day = zero_confused(first);
+        let month = zero_confused(second);
+        (day.is_some() || month.is_some()).then_some(())?;
+        make_date(
+            y,
+            month.as_deref().unwrap_or(second),
+            day.as_deref().unwrap_or(first),
+        )
+    })
+}
+
+/// `95` → `05`: a two-digit field whose leading 0 may have been read as 9, 8 or 6.
+fn zero_confused(field: &str) -> Option<String> {
+    match field.as_bytes() {
+        [b'9' | b'8' | b'6', rest] => Some(format!("0{}", *rest as char)),
+        _ => None,
+    }
 }
 
 /// `12 Mar 2025`, `12-MAR-25`, `12MAR2025`, `5 Ogos, 2024`.
@@ -377,5 +397,15 @@ mod tests {
         assert_eq!(find_time(&ls, Some(at)), NaiveTime::from_hms_opt(10, 2, 0));
         let ls = lines("VALID BEFORE 31/12/2025\n01/01/2025");
         assert_eq!(find_date(&ls).map(|x| x.0), Some(d(2025, 1, 1)));
+    }
+
+    #[test]
+    fn a_leading_zero_read_as_nine_is_repaired_only_when_needed() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(dates_in("DATE: 95/04/2025 14:30"), vec![d(2025, 4, 5)]);
+        assert_eq!(dates_in("DATE: 91/87/2025"), vec![d(2025, 7, 1)]);
+        // Valid dates are never touched, and hopeless ones stay unread.
+        assert_eq!(dates_in("DATE: 19/05/2025"), vec![d(2025, 5, 19)]);
+        assert!(dates_in("DATE: 45/04/2025").is_empty());
     }
 }

@@ -207,40 +207,33 @@ fn apply_message(
         _ => {}
     }
 
-    let Some(rule) = keyword_text(&message.kind).and_then(|t| ctx.replies.find(t)) else {
+    let Some(text) = keyword_text(&message.kind) else {
         return;
     };
-    let source = format!(
-        "keyword:{}",
-        keyword_text(&message.kind).unwrap_or("").trim()
-    );
+    let Some(rule) = ctx.replies.find(text) else {
+        return;
+    };
     let reply = match rule.action {
-        ReplyAction::OptOut => {
-            if contact.whatsapp_status == WhatsappStatus::Unsubscribed {
-                // One confirmation, and nothing more.
-                return;
-            }
-            contact.whatsapp_status = WhatsappStatus::Unsubscribed;
-            contact.marketing_opt_in = false;
-            contact.consent_change = Some(ConsentChange {
-                at: message.timestamp,
-                source,
-            });
-            effects
-                .events
-                .push(snapshot(contact, "opt_out", &message.wamid, ctx.today));
-            true
+        ReplyAction::OptOut if contact.whatsapp_status == WhatsappStatus::Unsubscribed => {
+            // One confirmation, and nothing more.
+            return;
         }
-        ReplyAction::OptIn => {
-            contact.whatsapp_status = WhatsappStatus::Active;
-            contact.marketing_opt_in = true;
+        ReplyAction::OptOut | ReplyAction::OptIn => {
+            let subscribed = rule.action == ReplyAction::OptIn;
+            contact.whatsapp_status = if subscribed {
+                WhatsappStatus::Active
+            } else {
+                WhatsappStatus::Unsubscribed
+            };
+            contact.marketing_opt_in = subscribed;
             contact.consent_change = Some(ConsentChange {
                 at: message.timestamp,
-                source,
+                source: format!("keyword:{}", text.trim()),
             });
+            let reason = if subscribed { "opt_in" } else { "opt_out" };
             effects
                 .events
-                .push(snapshot(contact, "opt_in", &message.wamid, ctx.today));
+                .push(snapshot(contact, reason, &message.wamid, ctx.today));
             true
         }
         ReplyAction::Reply => contact.whatsapp_status != WhatsappStatus::Unsubscribed,

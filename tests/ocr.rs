@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use sembang::media::{MediaError, MediaLimits};
+use sembang::ocr::preprocess::Binarization;
 use sembang::ocr::{process, OcrError, OcrPool, PipelineError, Reading};
 
 fn fixtures() -> PathBuf {
@@ -33,6 +34,8 @@ async fn reads_every_committed_card_and_receipt_exactly() {
             .unwrap();
         match (&output.reading, expected["kind"].as_str().unwrap()) {
             (Reading::MyKad(card), "ic") => {
+                // A landscape document of a card's proportions: light evened out, Otsu.
+                assert_eq!(output.binarization, Binarization::EvenedOtsu, "{file}");
                 assert_eq!(card.ic.digits(), expected["ic"], "{file}");
                 assert_eq!(card.name.as_deref(), expected["name"].as_str(), "{file}");
                 assert_eq!(card.ic.gender().as_str(), expected["gender"], "{file}");
@@ -43,6 +46,7 @@ async fn reads_every_committed_card_and_receipt_exactly() {
                 );
             }
             (Reading::Receipt(receipt), "receipt") => {
+                assert_eq!(output.binarization, Binarization::Adaptive, "{file}");
                 assert_eq!(receipt.total().to_string(), expected["total"], "{file}");
                 let date = receipt.details().date.map(|d| d.to_string());
                 assert_eq!(date.as_deref(), expected["date"].as_str(), "{file}");
@@ -53,6 +57,10 @@ async fn reads_every_committed_card_and_receipt_exactly() {
             ),
         }
         assert!(output.recognized.confidence > 50.0, "{file}");
+        assert_eq!(
+            output.passes, 1,
+            "{file}: a clean photo validates on the first read"
+        );
         assert_eq!(output.media.sha256.len(), 64);
     }
 }

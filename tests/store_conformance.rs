@@ -184,6 +184,7 @@ conformance!(
     failure_code_of_the_earliest_failure_wins,
     put_message_never_regresses_statuses,
     put_messages_stores_each_like_put_message,
+    write_behind_stores_contacts_and_many_messages,
     inbound_dedupe_remembers_until_expiry,
     segments_crud,
     campaigns_crud,
@@ -776,6 +777,65 @@ async fn put_messages_stores_each_like_put_message(store: Arc<dyn ContactStore>)
     assert_eq!(first.timeline.read_at, Some(at(30, 0)));
     assert_eq!(first.body, batch[0].body);
     store.put_messages(&[]).await.unwrap();
+}
+
+/// A flush of contacts with their messages: a contact with more messages (and bytes) than
+/// one write fits, outbound messages with reports, a message of a contact not in the flush;
+/// everything lands once, and replaying the flush changes nothing.
+async fn write_behind_stores_contacts_and_many_messages(store: Arc<dyn ContactStore>) {
+    use DeliveryStatus::*;
+    let (busy, quiet, absent) = (phone(), phone(), phone());
+    let mut busy_contact = full_contact(busy.clone());
+    busy_contact.interactions.message_count = 60;
+    let quiet_contact = full_contact(quiet.clone());
+    let long_body = "x".repeat(2_000);
+    let mut messages: Vec<MessageRecord> = (0..60)
+        .map(|i| {
+            let mut m = message(
+                &busy,
+                &format!("wamid.{}", id(&format!("wb_{i}"))),
+                at(i, 0),
+            );
+            m.body = Some(format!("{i} {long_body}"));
+            m
+        })
+        .collect();
+    let mut outbound = message(&quiet, &format!("wamid.{}", id("wb_out")), at(100, 0));
+    outbound.direction = Direction::Outbound;
+    outbound.timeline.sent_at = Some(at(101, 0));
+    outbound.timeline.delivered_at = Some(at(102, 0));
+    messages.push(outbound.clone());
+    messages.push(message(
+        &absent,
+        &format!("wamid.{}", id("wb_absent")),
+        at(5, 0),
+    ));
+    let contacts = vec![busy_contact.clone(), quiet_contact.clone()];
+
+    store.write_behind(&contacts, &messages).await.unwrap();
+    store.write_behind(&contacts, &messages).await.unwrap();
+
+    assert_eq!(store.load_contact(&busy).await.unwrap(), Some(busy_contact));
+    assert_eq!(
+        store.load_contact(&quiet).await.unwrap(),
+        Some(quiet_contact)
+    );
+    assert_eq!(store.load_contact(&absent).await.unwrap(), None);
+    let of_busy = store.messages(&busy, 100).await.unwrap();
+    assert_eq!(of_busy.len(), 60, "every message once");
+    assert!(
+        of_busy[0].body.as_deref().unwrap().starts_with("59 "),
+        "newest first"
+    );
+    let stored = store
+        .message(&quiet, &outbound.wamid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.timeline.current(), Delivered);
+    assert_eq!(stored.timeline.sent_at, Some(at(101, 0)));
+    assert_eq!(store.messages(&absent, 10).await.unwrap().len(), 1);
+    store.write_behind(&[], &[]).await.unwrap();
 }
 
 async fn put_message_never_regresses_statuses(store: Arc<dyn ContactStore>) {

@@ -59,7 +59,9 @@ pub fn run(path: &str, reference: NaiveDate, as_json: bool) -> ExitCode {
         "text": output.recognized.text,
         "sha256": output.media.sha256,
         "format": output.media.format,
-        "ocr_ms": output.recognized.took.as_millis() as u64,
+        "ocr_ms": output.recognize_time.as_millis() as u64,
+        "passes": output.passes,
+        "binarization": format!("{:?}", output.binarization),
         "total_ms": output.total_time.as_millis() as u64,
     });
     if let (Some(report), Some(fields)) = (report.as_object_mut(), fields.as_object()) {

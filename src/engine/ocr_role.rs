@@ -34,8 +34,6 @@ use super::wire::{
     event_id, IcLinkOutcome, MyKadReading, OcrJob, OcrOutcome, OcrResult, ReceiptReading,
 };
 
-/// Below this receipt-parser confidence a purchase waits for review instead of counting.
-const REVIEW_BELOW: f64 = 0.5;
 const FETCH_ATTEMPTS: u32 = 3;
 
 /// Where photos come from.
@@ -293,6 +291,7 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
         tracing::warn!(%error, "photo not kept in the object store");
     }
     let confidence = output.recognized.confidence;
+    let trusted = output.reading.is_trusted();
     let read = match output.reading {
         Reading::MyKad(card) => {
             let protected = config.vault.protect(&card.ic);
@@ -362,9 +361,7 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
                 receipt_no: details.receipt_no.clone(),
                 item_count: u32::try_from(details.items.len()).unwrap_or(u32::MAX),
                 parse_confidence: details.confidence,
-                needs_review: details.confidence < REVIEW_BELOW
-                    || details.date.is_none()
-                    || receipt.total() <= Money::ZERO,
+                needs_review: !trusted || receipt.total() <= Money::ZERO,
                 duplicate_of,
             };
             (OcrOutcome::Receipt(reading), fields)

@@ -359,18 +359,6 @@ impl ShardState {
             let producer = deps.producer.clone();
             with_retries("produce_outputs", || producer.send_all(records.clone())).await?;
         }
-        let contacts: Vec<Contact> = self
-            .dirty
-            .iter()
-            .filter_map(|phone| self.residents.get(phone).map(|r| r.contact.clone()))
-            .collect();
-        if !contacts.is_empty() {
-            with_retries("upsert_contacts", || deps.store.upsert_contacts(&contacts)).await?;
-        }
-        let messages = std::mem::take(&mut self.pending.messages);
-        if !messages.is_empty() {
-            with_retries("put_messages", || deps.store.put_messages(&messages)).await?;
-        }
         let purchases = std::mem::take(&mut self.pending.purchases);
         stream::iter(purchases)
             .map(|(contact, purchase)| {
@@ -396,6 +384,20 @@ impl ShardState {
             .buffer_unordered(STORE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
+        // Contacts last: their rows hold the fingerprints of the events applied, so a crash
+        // before this write leaves those events to be applied again with all their rows.
+        let contacts: Vec<Contact> = self
+            .dirty
+            .iter()
+            .filter_map(|phone| self.residents.get(phone).map(|r| r.contact.clone()))
+            .collect();
+        let messages = std::mem::take(&mut self.pending.messages);
+        if !contacts.is_empty() || !messages.is_empty() {
+            with_retries("write_behind", || {
+                deps.store.write_behind(&contacts, &messages)
+            })
+            .await?;
+        }
         self.dirty.clear();
         self.dirty_since = None;
         let tokens = std::mem::take(&mut self.pending.tokens);

@@ -52,6 +52,11 @@ impl OcrPool {
             engine
                 .set_variable(leptess::Variable::TesseditPagesegMode, PAGE_SEGMENTATION)
                 .map_err(|e| OcrError::Engine(e.to_string()))?;
+            // Prepared images are always dark text on white: Tesseract's retry of every
+            // doubtful line upside-down in colour (inverted) is wasted work.
+            engine
+                .set_variable(leptess::Variable::TesseditDoInvert, "0")
+                .map_err(|e| OcrError::Engine(e.to_string()))?;
             let receiver = receiver.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("ocr-{index}"))

@@ -1,6 +1,6 @@
 //! Image preparation for Tesseract with OpenCV: decode, grayscale, scale small images up,
-//! straighten a skewed photo, and binarize with an adaptive threshold (even light matters
-//! more than anything on phone photos of cards and receipts).
+//! find the document, straighten and crop to it, and binarize it the way its shape calls
+//! for (even light matters more than anything on phone photos of cards and receipts).
 
 use opencv::core::{self, Mat, Point2f, Scalar, Size, Vector};
 use opencv::imgcodecs;
@@ -11,13 +11,49 @@ use super::OcrError;
 
 /// Text is read best at about 30 px per line: images narrower than this are scaled up.
 const MIN_WIDTH: i32 = 1_200;
+/// Wider than any text stroke on a card at that scale (the bold IC number's are ~8 px): a
+/// closing with this square erases the text and leaves the background with its shadows.
+const BACKGROUND_KERNEL: i32 = 15;
+/// Width over height of a level ID-1 card (85.6 x 54 mm) is 1.59; a photo's perspective
+/// moves it a little. Receipts are taller than wide.
+const CARD_ASPECT: std::ops::RangeInclusive<f64> = 1.35..=1.85;
 
 fn cv(e: opencv::Error) -> OcrError {
     OcrError::Image(e.message)
 }
 
-/// The image as a binarized PNG, ready for Tesseract.
-pub fn prepare(bytes: &[u8]) -> Result<Vec<u8>, OcrError> {
+/// How the straightened grayscale document becomes black text on white.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binarization {
+    /// Light evened out (the image divided by its background), then one global Otsu
+    /// threshold: cards, whose tinted, patterned background and shadow edges make a local
+    /// threshold draw lines and speckles through the text.
+    EvenedOtsu,
+    /// A local (Gaussian adaptive) threshold: thin receipt print under blur keeps its
+    /// strokes, which one global threshold thickens until 0 reads as 6 or 8.
+    Adaptive,
+}
+
+impl Binarization {
+    /// The other method, for a second pass when the first reading does not validate.
+    pub fn other(self) -> Self {
+        match self {
+            Binarization::EvenedOtsu => Binarization::Adaptive,
+            Binarization::Adaptive => Binarization::EvenedOtsu,
+        }
+    }
+}
+
+/// A prepared image and how it was binarized.
+#[derive(Debug)]
+pub struct Prepared {
+    pub png: Vec<u8>,
+    pub binarization: Binarization,
+}
+
+/// The image as a binarized PNG, ready for Tesseract. `binarization: None` chooses by the
+/// document's shape: evened-out Otsu for a card-shaped document, adaptive otherwise.
+pub fn prepare(bytes: &[u8], binarization: Option<Binarization>) -> Result<Prepared, OcrError> {
     let buffer = Vector::<u8>::from_slice(bytes);
     let gray = imgcodecs::imdecode(&buffer, imgcodecs::IMREAD_GRAYSCALE).map_err(cv)?;
     if gray.empty() || gray.cols() < 16 || gray.rows() < 16 {
@@ -39,10 +75,27 @@ pub fn prepare(bytes: &[u8]) -> Result<Vec<u8>, OcrError> {
     } else {
         gray
     };
-    let straight = deskew(&scaled)?;
+    let (straight, aspect) = deskew(&scaled)?;
+    let binarization = binarization.unwrap_or(match aspect {
+        Some(aspect) if CARD_ASPECT.contains(&aspect) => Binarization::EvenedOtsu,
+        _ => Binarization::Adaptive,
+    });
+    let binary = match binarization {
+        Binarization::EvenedOtsu => evened_otsu(&straight)?,
+        Binarization::Adaptive => adaptive(&straight)?,
+    };
+    let mut png = Vector::<u8>::new();
+    imgcodecs::imencode(".png", &binary, &mut png, &Vector::new()).map_err(cv)?;
+    Ok(Prepared {
+        png: png.to_vec(),
+        binarization,
+    })
+}
+
+fn adaptive(gray: &Mat) -> Result<Mat, OcrError> {
     let mut binary = Mat::default();
     imgproc::adaptive_threshold(
-        &straight,
+        gray,
         &mut binary,
         255.0,
         imgproc::ADAPTIVE_THRESH_GAUSSIAN_C,
@@ -51,16 +104,51 @@ pub fn prepare(bytes: &[u8]) -> Result<Vec<u8>, OcrError> {
         15.0,
     )
     .map_err(cv)?;
-    let mut png = Vector::<u8>::new();
-    imgcodecs::imencode(".png", &binary, &mut png, &Vector::new()).map_err(cv)?;
-    Ok(png.to_vec())
+    Ok(binary)
+}
+
+/// Divides the image by its background (a morphological closing erases the dark text and
+/// keeps shadow edges where they are, which a blur would smear into lines), so the paper is
+/// evenly white, then thresholds once with Otsu.
+fn evened_otsu(gray: &Mat) -> Result<Mat, OcrError> {
+    let kernel = imgproc::get_structuring_element(
+        imgproc::MORPH_RECT,
+        Size::new(BACKGROUND_KERNEL, BACKGROUND_KERNEL),
+        core::Point::new(-1, -1),
+    )
+    .map_err(cv)?;
+    let mut background = Mat::default();
+    imgproc::morphology_ex(
+        gray,
+        &mut background,
+        imgproc::MORPH_CLOSE,
+        &kernel,
+        core::Point::new(-1, -1),
+        1,
+        core::BORDER_REPLICATE,
+        Scalar::default(),
+    )
+    .map_err(cv)?;
+    let mut evened = Mat::default();
+    core::divide2(gray, &background, &mut evened, 255.0, -1).map_err(cv)?;
+    let mut binary = Mat::default();
+    imgproc::threshold(
+        &evened,
+        &mut binary,
+        0.0,
+        255.0,
+        imgproc::THRESH_BINARY | imgproc::THRESH_OTSU,
+    )
+    .map_err(cv)?;
+    Ok(binary)
 }
 
 /// Rotates the document so its text lines are level, and crops to it: the document (a
 /// card or a receipt) is the largest bright region of the photo, and the angle of its
 /// minimum-area rectangle is the skew. Applied when the region is a good part of the photo
-/// and the angle between 0.3 and 20 degrees.
-fn deskew(gray: &Mat) -> Result<Mat, OcrError> {
+/// and the angle between 0.3 and 20 degrees. Also returns the level document's width over
+/// its height, when a document was found.
+fn deskew(gray: &Mat) -> Result<(Mat, Option<f64>), OcrError> {
     let mut bright = Mat::default();
     imgproc::threshold(
         gray,
@@ -88,10 +176,10 @@ fn deskew(gray: &Mat) -> Result<Mat, OcrError> {
     }
     let image_area = f64::from(gray.cols()) * f64::from(gray.rows());
     let Some((area, contour)) = largest else {
-        return Ok(gray.clone());
+        return Ok((gray.clone(), None));
     };
     if area < image_area * 0.2 {
-        return Ok(gray.clone());
+        return Ok((gray.clone(), None));
     }
     let rect = imgproc::min_area_rect(&contour).map_err(cv)?;
     let mut angle = f64::from(rect.angle);
@@ -125,6 +213,7 @@ fn deskew(gray: &Mat) -> Result<Mat, OcrError> {
     } else {
         (rect.size.width, rect.size.height)
     };
+    let aspect = (h > 0.0).then(|| f64::from(w / h));
     // A margin around the document, so text at its very edge is not clipped.
     let (w, h) = (w * 1.04 + 8.0, h * 1.04 + 8.0);
     let x = (rect.center.x - w / 2.0).max(0.0) as i32;
@@ -132,8 +221,8 @@ fn deskew(gray: &Mat) -> Result<Mat, OcrError> {
     let width = (w as i32).min(rotated.cols() - x);
     let height = (h as i32).min(rotated.rows() - y);
     if width < 64 || height < 64 {
-        return Ok(rotated);
+        return Ok((rotated, aspect));
     }
     let roi = Mat::roi(&rotated, core::Rect::new(x, y, width, height)).map_err(cv)?;
-    roi.try_clone().map_err(cv)
+    Ok((roi.try_clone().map_err(cv)?, aspect))
 }

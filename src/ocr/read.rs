@@ -16,7 +16,23 @@ pub enum Reading {
     },
 }
 
+/// Receipts whose own arithmetic checks out less than this are not counted without review.
+pub const RECEIPT_TRUSTED_FROM: f64 = 0.5;
+
 impl Reading {
+    /// Validated enough to act on: a card's number passed the MyKad parser; a receipt's
+    /// totals agree with each other and it has a date.
+    pub fn is_trusted(&self) -> bool {
+        match self {
+            Reading::MyKad(_) => true,
+            Reading::Receipt(receipt) => {
+                let details = receipt.details();
+                details.confidence >= RECEIPT_TRUSTED_FROM && details.date.is_some()
+            }
+            Reading::Rejected { .. } => false,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Reading::MyKad(_) => "ic",

@@ -94,7 +94,7 @@ pub fn read_card(text: &str, reference: NaiveDate) -> Result<CardReading, CardEr
     let mut pending: Option<&str> = None;
     for line in rest.by_ref() {
         if name_lines.len() < 2 && !line.chars().any(|c| c.is_ascii_digit()) && !is_address(line) {
-            name_lines.push(trim_single_letters(line));
+            name_lines.push(repair_name(&trim_single_letters(line)));
         } else {
             pending = Some(line);
             break;
@@ -272,6 +272,35 @@ fn trim_single_letters(line: &str) -> String {
     tokens.join(" ")
 }
 
+/// Names on a MyKad are capital letters: in a word with letters, the marks OCR reads for
+/// J's descender (`]`, `)`, `}`) and for a thin I (`!`, `|`, `l`) are those letters, and a
+/// lower-case letter is its capital. `]` at the end of BINT is BINTI's I.
+fn repair_name(line: &str) -> String {
+    line.split(' ')
+        .map(|word| {
+            if !word.chars().any(|c| c.is_ascii_alphabetic()) {
+                return word.to_string();
+            }
+            let mut repaired = String::with_capacity(word.len());
+            for c in word.chars() {
+                let letter = match c {
+                    // J's descender read on its own, after the J itself.
+                    ']' | ')' | '}' if repaired.ends_with('J') => continue,
+                    ']' | ')' | '}' => 'J',
+                    '!' | '|' | 'l' => 'I',
+                    other => other.to_ascii_uppercase(),
+                };
+                repaired.push(letter);
+            }
+            match repaired.as_str() {
+                "BINTJ" => "BINTI".to_string(),
+                _ => repaired,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A state named by the first words of a line (`SABAH —- 4` → Sabah).
 fn leading_state(line: &str) -> Option<MalaysianState> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -322,6 +351,24 @@ mod tests {
         assert_eq!(card.state, Some(MalaysianState::Selangor));
         assert_eq!(card.religion.as_deref(), Some("ISLAM"));
         assert_eq!(card.cues, 5);
+    }
+
+    #[test]
+    fn repairs_the_marks_ocr_reads_for_j_and_i_in_a_name() {
+        for (read, name) in [
+            ("LIM RA] BIN OTHMAN", "LIM RAJ BIN OTHMAN"),
+            ("RAJ] MEI LING BIN OTHMAN", "RAJ MEI LING BIN OTHMAN"),
+            ("RA) AISYAH BIN AHMAD", "RAJ AISYAH BIN AHMAD"),
+            ("WONG RA} KAH HOE", "WONG RAJ KAH HOE"),
+            ("DEV! SITI BINT] HASSAN", "DEVI SITI BINTI HASSAN"),
+            ("WONG DEVi SIEW LAN", "WONG DEVI SIEW LAN"),
+            ("ME| LING A/P RAMASAMY", "MEI LING A/P RAMASAMY"),
+            ("KUMAR A/L MUTHU", "KUMAR A/L MUTHU"),
+        ] {
+            let text = CARD.replace("SITI NURHALIZA BINTI\nTARUDIN", read);
+            let card = read_card(&text, day()).unwrap();
+            assert_eq!(card.name.as_deref(), Some(name), "{read}");
+        }
     }
 
     #[test]

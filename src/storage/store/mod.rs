@@ -156,6 +156,18 @@ pub trait ContactStore: Send + Sync {
         Ok(())
     }
 
+    /// Stores a write-behind flush: the messages first, then the contacts, whose rows carry
+    /// the fingerprints of the events applied (a crash in between must leave those events
+    /// to be applied again, not skipped with their message rows missing).
+    async fn write_behind(
+        &self,
+        contacts: &[Contact],
+        messages: &[MessageRecord],
+    ) -> Result<(), StoreError> {
+        self.put_messages(messages).await?;
+        self.upsert_contacts(contacts).await
+    }
+
     async fn message(
         &self,
         contact: &PhoneNumber,

@@ -10,6 +10,7 @@
 //!   `DateTime` are dropped (the embedded store does the same, so both backends agree).
 //! - Delivery reports are blind writes ordered by write timestamp (see [`status_timestamp`]).
 
+mod batch;
 mod errors;
 mod rows;
 mod schema;
@@ -27,6 +28,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::response::query_result::QueryResult;
 use scylla::response::{PagingState, PagingStateResponse};
+use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlValue, Row};
@@ -40,6 +42,7 @@ use crate::storage::store::{
     StoreError,
 };
 
+use batch::{BoxedRow, PartitionBatches};
 use rows::{
     CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues, PurchaseRow,
     PurchaseValues, SegmentRow, SegmentValues, CAMPAIGN_COLUMNS, CONTACT_COLUMNS, MESSAGE_COLUMNS,
@@ -52,6 +55,8 @@ pub const SERVICE: &str = "scylla";
 
 /// How many requests one call keeps in flight (batch upserts, inbound dedupe).
 const CONCURRENCY: usize = 64;
+/// A contact row's variable-length values, roughly, for sizing batches.
+const CONTACT_ROW_BYTES: usize = 1024;
 
 /// Scylla's default `max_clustering_key_restrictions_per_query` is 100.
 const IN_CHUNK: usize = 100;
@@ -699,8 +704,30 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
-        // Futures collected first, as in upsert_contacts.
-        let writes: Vec<_> = messages.iter().map(|m| self.put_message(m)).collect();
+        self.write_behind(&[], messages).await
+    }
+
+    async fn write_behind(
+        &self,
+        contacts: &[Contact],
+        messages: &[MessageRecord],
+    ) -> Result<(), StoreError> {
+        let mut partitions: HashMap<&str, (Vec<&MessageRecord>, Option<&Contact>)> = HashMap::new();
+        for message in messages {
+            let entry = partitions.entry(message.contact.as_str()).or_default();
+            entry.0.push(message);
+        }
+        for contact in contacts {
+            partitions
+                .entry(contact.phone_number.as_str())
+                .or_default()
+                .1 = Some(contact);
+        }
+        let mut writes = Vec::with_capacity(partitions.len());
+        for (messages, contact) in partitions.into_values() {
+            let batches = self.partition_batches(&messages, contact)?;
+            writes.push(self.send_batches(batches));
+        }
         futures::stream::iter(writes)
             .buffer_unordered(CONCURRENCY)
             .try_collect::<()>()
@@ -919,31 +946,84 @@ impl ScyllaStore {
         at: DateTime<Utc>,
         error_code: Option<i64>,
     ) -> Result<(), StoreError> {
+        match self.status_statement(contact, wamid, status, at, error_code) {
+            Some((statement, values)) => self.exec(operation, statement, values).await.map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// The statement and values of one delivery report; `None` for "accepted", the state
+    /// before any report. A failure with a provider error code writes the code in the same
+    /// cell write as its time.
+    fn status_statement<'a>(
+        &'a self,
+        contact: &'a str,
+        wamid: &'a str,
+        status: DeliveryStatus,
+        at: DateTime<Utc>,
+        error_code: Option<i64>,
+    ) -> Option<(&'a PreparedStatement, BoxedRow<'a>)> {
         let timestamp = status_timestamp(at);
         let at = rows::ts(at);
         let statement = match status {
-            // "Accepted" is the state before any report: nothing to record.
-            DeliveryStatus::Accepted => return Ok(()),
+            DeliveryStatus::Accepted => return None,
             DeliveryStatus::Sent => &self.st.sent,
             DeliveryStatus::Delivered => &self.st.delivered,
             DeliveryStatus::Read => &self.st.read,
-            DeliveryStatus::Failed => {
-                if let Some(code) = error_code {
-                    return self
-                        .exec(
-                            operation,
-                            &self.st.failed_with_code,
-                            (timestamp, at, code, contact, wamid),
-                        )
-                        .await
-                        .map(drop);
+            DeliveryStatus::Failed => match error_code {
+                Some(code) => {
+                    let values = (timestamp, at, code, contact, wamid);
+                    return Some((&self.st.failed_with_code, Box::new(values)));
                 }
-                &self.st.failed
-            }
+                None => &self.st.failed,
+            },
         };
-        self.exec(operation, statement, (timestamp, at, contact, wamid))
-            .await
-            .map(drop)
+        Some((statement, Box::new((timestamp, at, contact, wamid))))
+    }
+
+    /// The batches of one partition: its messages (row, time index, reports), then the
+    /// contact's row, whose applied-event fingerprints make a replay skip these events.
+    fn partition_batches<'a>(
+        &'a self,
+        messages: &[&'a MessageRecord],
+        contact: Option<&'a Contact>,
+    ) -> Result<Vec<(Batch, Vec<BoxedRow<'a>>)>, StoreError> {
+        let mut batches = PartitionBatches::new();
+        for message in messages {
+            let key = message.contact.as_str();
+            let wamid = message.wamid.as_str();
+            let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
+            let row = MessageValues::new(message);
+            batches.push(&self.st.put_message, Box::new(row), text + wamid.len());
+            let index = (key, rows::ts(message.created_at), wamid);
+            batches.push(&self.st.put_message_index, Box::new(index), wamid.len());
+            for (status, at, code) in message.timeline.reports() {
+                if let Some((statement, values)) =
+                    self.status_statement(key, wamid, status, at, code)
+                {
+                    batches.push(statement, values, wamid.len());
+                }
+            }
+        }
+        if let Some(contact) = contact {
+            let row = ContactValues::new(contact)?;
+            batches.push(&self.st.upsert_contact, Box::new(row), CONTACT_ROW_BYTES);
+        }
+        Ok(batches.finish())
+    }
+
+    async fn send_batches(
+        &self,
+        batches: Vec<(Batch, Vec<BoxedRow<'_>>)>,
+    ) -> Result<(), StoreError> {
+        for (mut batch, values) in batches {
+            batch.set_is_idempotent(true);
+            self.session
+                .batch(&batch, values)
+                .await
+                .map_err(|e| errors::execution("write_behind", e))?;
+        }
+        Ok(())
     }
 }
 

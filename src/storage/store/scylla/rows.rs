@@ -114,7 +114,7 @@ pub(crate) struct ContactValues<'a> {
     outbound_count: i64,
     replied_count: i64,
     last_outbound: Option<CqlTimestamp>,
-    applied_events: Vec<i64>,
+    recent_events: Vec<i64>,
     attributes: String,
     created_at: CqlTimestamp,
     updated_at: CqlTimestamp,
@@ -123,7 +123,7 @@ pub(crate) struct ContactValues<'a> {
 pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, state, \
     marital_status, whatsapp_status, marketing_opt_in, consent_changed_at, consent_source, \
     ic_masked, ic_keyed_hash, ic_ciphertext, customer_tier, message_count, last_interaction, \
-    outbound_count, replied_count, last_outbound, applied_events, attributes, created_at, \
+    outbound_count, replied_count, last_outbound, recent_events, attributes, created_at, \
     updated_at";
 
 impl<'a> ContactValues<'a> {
@@ -152,7 +152,7 @@ impl<'a> ContactValues<'a> {
             outbound_count: counter(OP, "outbound_count", stats.outbound_count)?,
             replied_count: counter(OP, "replied_count", stats.replied_count)?,
             last_outbound: stats.last_outbound.map(ts),
-            applied_events: contact.applied_events.fingerprints().collect(),
+            recent_events: contact.applied_events.fingerprints().collect(),
             attributes,
             created_at: ts(contact.created_at),
             updated_at: ts(contact.updated_at),
@@ -181,7 +181,7 @@ pub(crate) struct ContactRow {
     outbound_count: Option<i64>,
     replied_count: Option<i64>,
     last_outbound: Option<CqlTimestamp>,
-    applied_events: Option<Vec<i64>>,
+    recent_events: Option<Vec<i64>>,
     attributes: Option<String>,
     created_at: Option<CqlTimestamp>,
     updated_at: Option<CqlTimestamp>,
@@ -259,11 +259,7 @@ impl ContactRow {
             created_at,
             updated_at: opt_ts(what, self.updated_at)?.unwrap_or(created_at),
             attributes,
-            applied_events: self
-                .applied_events
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            applied_events: self.recent_events.unwrap_or_default().into_iter().collect(),
         })
     }
 }

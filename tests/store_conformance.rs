@@ -1147,7 +1147,7 @@ fn scylla_refuses_a_newer_schema_and_a_missing_one() {
                 MigrateError::NewerThanKnown {
                     target: "scylla",
                     found: 99,
-                    known: 4
+                    known: 5
                 }
             ),
             "{err}"

@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -550,13 +549,7 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
-        // Futures collected first: a closure in the stream trips the Send check of
-        // async_trait (higher-ranked lifetimes).
-        let writes: Vec<_> = contacts.iter().map(|c| self.upsert_contact(c)).collect();
-        futures::stream::iter(writes)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<()>()
-            .await
+        self.write_behind(contacts, &[]).await
     }
 
     async fn scan_contacts(
@@ -677,30 +670,7 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
-        const OP: &str = "put_message";
-        let contact = message.contact.as_str();
-        let wamid = message.wamid.as_str();
-        // Base columns with the normal write timestamp; the index row; and the timeline with
-        // the status-timestamp rule, so statuses already recorded never regress.
-        let mut writes: Vec<BoxFuture<'_, Result<(), StoreError>>> = vec![
-            self.exec(OP, &self.st.put_message, MessageValues::new(message))
-                .map_ok(drop)
-                .boxed(),
-            self.exec(
-                OP,
-                &self.st.put_message_index,
-                (contact, rows::ts(message.created_at), wamid),
-            )
-            .map_ok(drop)
-            .boxed(),
-        ];
-        for (status, at, code) in message.timeline.reports() {
-            writes.push(
-                self.status_write(OP, contact, wamid, status, at, code)
-                    .boxed(),
-            );
-        }
-        futures::future::try_join_all(writes).await.map(drop)
+        self.write_behind(&[], std::slice::from_ref(message)).await
     }
 
     async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
@@ -981,8 +951,10 @@ impl ScyllaStore {
         Some((statement, Box::new((timestamp, at, contact, wamid))))
     }
 
-    /// The batches of one partition: its messages (row, time index, reports), then the
-    /// contact's row, whose applied-event fingerprints make a replay skip these events.
+    /// The batches of one partition: its messages (the row with the normal write timestamp,
+    /// the time index, and the reports with the status-timestamp rule, so statuses already
+    /// recorded never regress), then the contact's row, whose applied-event fingerprints
+    /// make a replay skip these events.
     fn partition_batches<'a>(
         &'a self,
         messages: &[&'a MessageRecord],

@@ -779,9 +779,10 @@ async fn put_messages_stores_each_like_put_message(store: Arc<dyn ContactStore>)
     store.put_messages(&[]).await.unwrap();
 }
 
-/// A flush of contacts with their messages: a contact with more messages (and bytes) than
-/// one write fits, outbound messages with reports, a message of a contact not in the flush;
-/// everything lands once, and replaying the flush changes nothing.
+/// A flush of contacts with their messages and purchases: a contact with more messages (and
+/// bytes) than one write fits, outbound messages with reports, purchases counted and
+/// pending, a message of a contact not in the flush; everything lands once, and replaying
+/// the flush changes nothing.
 async fn write_behind_stores_contacts_and_many_messages(store: Arc<dyn ContactStore>) {
     use DeliveryStatus::*;
     let (busy, quiet, absent) = (phone(), phone(), phone());
@@ -810,16 +811,30 @@ async fn write_behind_stores_contacts_and_many_messages(store: Arc<dyn ContactSt
         &format!("wamid.{}", id("wb_absent")),
         at(5, 0),
     ));
+    let counted = purchase("wb-p1", 4_560, PurchaseStatus::Counted, at(103, 0));
+    let pending = purchase("wb-p2", 99_999, PurchaseStatus::PendingReview, at(104, 0));
+    let purchases = vec![(quiet.clone(), counted.clone()), (quiet.clone(), pending)];
     let contacts = vec![busy_contact.clone(), quiet_contact.clone()];
 
-    store.write_behind(&contacts, &messages).await.unwrap();
-    store.write_behind(&contacts, &messages).await.unwrap();
+    store
+        .write_behind(&contacts, &messages, &purchases)
+        .await
+        .unwrap();
+    store
+        .write_behind(&contacts, &messages, &purchases)
+        .await
+        .unwrap();
 
     assert_eq!(store.load_contact(&busy).await.unwrap(), Some(busy_contact));
+    let mut quiet_with_ledger = quiet_contact;
+    quiet_with_ledger
+        .purchases
+        .apply(&counted.counted_event().unwrap());
     assert_eq!(
         store.load_contact(&quiet).await.unwrap(),
-        Some(quiet_contact)
+        Some(quiet_with_ledger)
     );
+    assert_eq!(store.purchases(&quiet).await.unwrap().len(), 2);
     assert_eq!(store.load_contact(&absent).await.unwrap(), None);
     let of_busy = store.messages(&busy, 100).await.unwrap();
     assert_eq!(of_busy.len(), 60, "every message once");
@@ -835,7 +850,7 @@ async fn write_behind_stores_contacts_and_many_messages(store: Arc<dyn ContactSt
     assert_eq!(stored.timeline.current(), Delivered);
     assert_eq!(stored.timeline.sent_at, Some(at(101, 0)));
     assert_eq!(store.messages(&absent, 10).await.unwrap().len(), 1);
-    store.write_behind(&[], &[]).await.unwrap();
+    store.write_behind(&[], &[], &[]).await.unwrap();
 }
 
 async fn put_message_never_regresses_statuses(store: Arc<dyn ContactStore>) {

@@ -359,17 +359,6 @@ impl ShardState {
             let producer = deps.producer.clone();
             with_retries("produce_outputs", || producer.send_all(records.clone())).await?;
         }
-        let purchases = std::mem::take(&mut self.pending.purchases);
-        stream::iter(purchases)
-            .map(|(contact, purchase)| {
-                let store = deps.store.clone();
-                async move {
-                    with_retries("put_purchase", || store.put_purchase(&contact, &purchase)).await
-                }
-            })
-            .buffer_unordered(STORE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
         let statuses = std::mem::take(&mut self.pending.statuses);
         stream::iter(statuses)
             .map(|s| {
@@ -392,9 +381,10 @@ impl ShardState {
             .filter_map(|phone| self.residents.get(phone).map(|r| r.contact.clone()))
             .collect();
         let messages = std::mem::take(&mut self.pending.messages);
-        if !contacts.is_empty() || !messages.is_empty() {
+        let purchases = std::mem::take(&mut self.pending.purchases);
+        if !contacts.is_empty() || !messages.is_empty() || !purchases.is_empty() {
             with_retries("write_behind", || {
-                deps.store.write_behind(&contacts, &messages)
+                deps.store.write_behind(&contacts, &messages, &purchases)
             })
             .await?;
         }

@@ -156,15 +156,19 @@ pub trait ContactStore: Send + Sync {
         Ok(())
     }
 
-    /// Stores a write-behind flush: the messages first, then the contacts, whose rows carry
-    /// the fingerprints of the events applied (a crash in between must leave those events
-    /// to be applied again, not skipped with their message rows missing).
+    /// Stores a write-behind flush: the messages and purchases first, then the contacts,
+    /// whose rows carry the fingerprints of the events applied (a crash in between must
+    /// leave those events to be applied again, not skipped with their rows missing).
     async fn write_behind(
         &self,
         contacts: &[Contact],
         messages: &[MessageRecord],
+        purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
         self.put_messages(messages).await?;
+        for (contact, purchase) in purchases {
+            self.put_purchase(contact, purchase).await?;
+        }
         self.upsert_contacts(contacts).await
     }
 

@@ -404,31 +404,8 @@ impl ContactStore for EmbeddedStore {
         self.upsert_contacts(std::slice::from_ref(contact)).await
     }
 
-    /// All in one write transaction: all or nothing.
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
-        const OP: &str = "upsert_contacts";
-        let records = contacts
-            .iter()
-            .map(|c| {
-                Ok((
-                    c.phone_number.as_str().to_string(),
-                    encode(OP, &normalized_contact(c))?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.blocking(OP, move |db| {
-            let txn = db.begin_write().map_err(err(OP))?;
-            {
-                let mut table = txn.open_table(CONTACTS).map_err(err(OP))?;
-                for (key, bytes) in &records {
-                    table
-                        .insert(key.as_str(), bytes.as_slice())
-                        .map_err(err(OP))?;
-                }
-            }
-            txn.commit().map_err(err(OP))
-        })
-        .await
+        self.write_behind(contacts, &[], &[]).await
     }
 
     async fn scan_contacts(
@@ -530,19 +507,8 @@ impl ContactStore for EmbeddedStore {
         contact: &PhoneNumber,
         purchase: &Purchase,
     ) -> Result<(), StoreError> {
-        const OP: &str = "put_purchase";
-        let contact = contact.as_str().to_string();
-        let id = purchase.purchase_id.clone();
-        let bytes = encode(OP, &normalized_purchase(purchase))?;
-        self.blocking(OP, move |db| {
-            let txn = db.begin_write().map_err(err(OP))?;
-            txn.open_table(PURCHASES)
-                .map_err(err(OP))?
-                .insert((contact.as_str(), id.as_str()), bytes.as_slice())
-                .map_err(err(OP))?;
-            txn.commit().map_err(err(OP))
-        })
-        .await
+        self.write_behind(&[], &[], &[(contact.clone(), purchase.clone())])
+            .await
     }
 
     async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
@@ -589,7 +555,31 @@ impl ContactStore for EmbeddedStore {
 
     /// All in one write transaction (one fsync for a whole flush).
     async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
-        const OP: &str = "put_messages";
+        self.write_behind(&[], messages, &[]).await
+    }
+
+    /// All in one write transaction: all or nothing.
+    async fn write_behind(
+        &self,
+        contacts: &[Contact],
+        messages: &[MessageRecord],
+        purchases: &[(PhoneNumber, Purchase)],
+    ) -> Result<(), StoreError> {
+        const OP: &str = "write_behind";
+        let contacts = contacts
+            .iter()
+            .map(|c| {
+                let bytes = encode(OP, &normalized_contact(c))?;
+                Ok((c.phone_number.as_str().to_string(), bytes))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let purchases = purchases
+            .iter()
+            .map(|(contact, p)| {
+                let bytes = encode(OP, &normalized_purchase(p))?;
+                Ok((contact.as_str().to_string(), p.purchase_id.clone(), bytes))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let messages = messages.to_vec();
         self.blocking(OP, move |db| {
             let txn = db.begin_write().map_err(err(OP))?;
@@ -601,6 +591,20 @@ impl ContactStore for EmbeddedStore {
                     &message.wamid,
                     |stored| Self::merge_message(stored, message),
                 )?;
+            }
+            {
+                let mut table = txn.open_table(PURCHASES).map_err(err(OP))?;
+                for (contact, id, bytes) in &purchases {
+                    table
+                        .insert((contact.as_str(), id.as_str()), bytes.as_slice())
+                        .map_err(err(OP))?;
+                }
+                let mut table = txn.open_table(CONTACTS).map_err(err(OP))?;
+                for (key, bytes) in &contacts {
+                    table
+                        .insert(key.as_str(), bytes.as_slice())
+                        .map_err(err(OP))?;
+                }
             }
             txn.commit().map_err(err(OP))
         })

@@ -56,6 +56,16 @@ pub const SERVICE: &str = "scylla";
 const CONCURRENCY: usize = 64;
 /// A contact row's variable-length values, roughly, for sizing batches.
 const CONTACT_ROW_BYTES: usize = 1024;
+/// A purchase row's (merchant, receipt number, image hash), roughly.
+const PURCHASE_ROW_BYTES: usize = 256;
+
+/// What one flush writes to one partition (one phone number).
+#[derive(Default)]
+struct Partition<'a> {
+    messages: Vec<&'a MessageRecord>,
+    purchases: Vec<(&'a PhoneNumber, &'a Purchase)>,
+    contact: Option<&'a Contact>,
+}
 
 /// Scylla's default `max_clustering_key_restrictions_per_query` is 100.
 const IN_CHUNK: usize = 100;
@@ -549,7 +559,7 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
-        self.write_behind(contacts, &[]).await
+        self.write_behind(contacts, &[], &[]).await
     }
 
     async fn scan_contacts(
@@ -628,13 +638,8 @@ impl ContactStore for ScyllaStore {
         contact: &PhoneNumber,
         purchase: &Purchase,
     ) -> Result<(), StoreError> {
-        self.exec(
-            "put_purchase",
-            &self.st.put_purchase,
-            PurchaseValues::new(contact, purchase),
-        )
-        .await
-        .map(drop)
+        self.write_behind(&[], &[], &[(contact.clone(), purchase.clone())])
+            .await
     }
 
     async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
@@ -670,33 +675,42 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
-        self.write_behind(&[], std::slice::from_ref(message)).await
+        self.write_behind(&[], std::slice::from_ref(message), &[])
+            .await
     }
 
     async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
-        self.write_behind(&[], messages).await
+        self.write_behind(&[], messages, &[]).await
     }
 
     async fn write_behind(
         &self,
         contacts: &[Contact],
         messages: &[MessageRecord],
+        purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
-        let mut partitions: HashMap<&str, (Vec<&MessageRecord>, Option<&Contact>)> = HashMap::new();
+        let mut partitions: HashMap<&str, Partition<'_>> = HashMap::new();
         for message in messages {
-            let entry = partitions.entry(message.contact.as_str()).or_default();
-            entry.0.push(message);
+            let key = message.contact.as_str();
+            partitions.entry(key).or_default().messages.push(message);
+        }
+        for (contact, purchase) in purchases {
+            let key = contact.as_str();
+            partitions
+                .entry(key)
+                .or_default()
+                .purchases
+                .push((contact, purchase));
         }
         for contact in contacts {
             partitions
                 .entry(contact.phone_number.as_str())
                 .or_default()
-                .1 = Some(contact);
+                .contact = Some(contact);
         }
         let mut writes = Vec::with_capacity(partitions.len());
-        for (messages, contact) in partitions.into_values() {
-            let batches = self.partition_batches(&messages, contact)?;
-            writes.push(self.send_batches(batches));
+        for partition in partitions.into_values() {
+            writes.push(self.send_batches(self.partition_batches(partition)?));
         }
         futures::stream::iter(writes)
             .buffer_unordered(CONCURRENCY)
@@ -953,15 +967,16 @@ impl ScyllaStore {
 
     /// The batches of one partition: its messages (the row with the normal write timestamp,
     /// the time index, and the reports with the status-timestamp rule, so statuses already
-    /// recorded never regress), then the contact's row, whose applied-event fingerprints
-    /// make a replay skip these events.
+    /// recorded never regress), its purchases, then the contact's row, whose applied-event
+    /// fingerprints make a replay skip these events. In one batch (the usual case) the
+    /// server applies them together: a reader never sees the purchases without the tier
+    /// they moved.
     fn partition_batches<'a>(
         &'a self,
-        messages: &[&'a MessageRecord],
-        contact: Option<&'a Contact>,
+        partition: Partition<'a>,
     ) -> Result<Vec<(Batch, Vec<BoxedRow<'a>>)>, StoreError> {
         let mut batches = PartitionBatches::new();
-        for message in messages {
+        for message in partition.messages {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();
             let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
@@ -977,7 +992,11 @@ impl ScyllaStore {
                 }
             }
         }
-        if let Some(contact) = contact {
+        for (contact, purchase) in partition.purchases {
+            let row = PurchaseValues::new(contact, purchase);
+            batches.push(&self.st.put_purchase, Box::new(row), PURCHASE_ROW_BYTES);
+        }
+        if let Some(contact) = partition.contact {
             let row = ContactValues::new(contact)?;
             batches.push(&self.st.upsert_contact, Box::new(row), CONTACT_ROW_BYTES);
         }

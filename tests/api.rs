@@ -88,6 +88,13 @@ async fn admin_api_needs_a_key_where_the_profile_says_so() {
         .await,
         400
     );
+    let media = format!("{}/api/contacts/60123456789/media", h.base);
+    assert_eq!(status_of(h.http.post(&media).body("x")).await, 401);
+    assert_eq!(
+        status_of(h.http.post(&media).bearer_auth("k-123").body("x")).await,
+        415,
+        "past the key, the body is checked"
+    );
     // The webhook and /metrics are not behind admin keys.
     assert_eq!(
         status_of(h.http.get(format!("{}/metrics", h.base))).await,
@@ -169,6 +176,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         sandbox: None,
         keys: Vec::new(),
         require_key: false,
+        uploads: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -192,4 +200,103 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         "bounded by the producer timeout"
     );
     server.abort();
+}
+
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    bytes.extend_from_slice(&13u32.to_be_bytes());
+    bytes.extend_from_slice(b"IHDR");
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    bytes
+}
+
+/// Staff upload a customer's photo: checked from its bytes, kept in the object store under
+/// its hash, queued as an OCR job for the contact (the same job when uploaded again);
+/// everything else is refused with a typed reason and queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_checked_stored_and_queued_for_ocr() {
+    use sembang::engine::wire::OcrJob;
+    use sembang::storage::bus::topics;
+
+    let h = harness(false, &[]).await;
+    let photo = std::fs::read(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/ocr/card-0001.jpg"),
+    )
+    .unwrap();
+    let upload = |phone: &str, body: Vec<u8>| {
+        h.http
+            .post(format!(
+                "{}/api/contacts/{phone}/media?caption=at%20the%20counter",
+                h.base
+            ))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+    };
+
+    let answer = upload(SITI, photo.clone()).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    let accepted: serde_json::Value = answer.json().await.unwrap();
+    let sha256 = accepted["sha256"].as_str().unwrap().to_string();
+    assert_eq!(accepted["format"], "jpg");
+    assert!(accepted["width"].as_u64().unwrap() > 0);
+    let job_id = accepted["job_id"].as_str().unwrap().to_string();
+    let object = accepted["object"].as_str().unwrap();
+    let stored = std::fs::read(object.strip_prefix("file://").unwrap()).unwrap();
+    assert_eq!(stored, photo, "the original bytes are kept");
+
+    let record = h
+        .find_record(&h.names.name(topics::OCR_JOBS), |m| {
+            serde_json::from_slice::<OcrJob>(&m.payload).is_ok_and(|j| j.job_id == job_id)
+        })
+        .await;
+    let job: OcrJob = serde_json::from_slice(&record.payload).unwrap();
+    assert_eq!(record.key, SITI.as_bytes(), "keyed by the contact");
+    assert_eq!(job.media_id, format!("stored:{sha256}.jpg"));
+    assert_eq!(job.caption.as_deref(), Some("at the counter"));
+    assert_eq!(job.sha256.as_deref(), Some(sha256.as_str()));
+
+    // A retry of the same upload is the same job; another contact's is another.
+    let again: serde_json::Value = upload(SITI, photo.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["job_id"], job_id.as_str());
+    let other: serde_json::Value = upload("60198765432", photo.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(other["job_id"], job_id.as_str());
+
+    let refusals: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("12", photo.clone(), 400, "invalid_phone_number"),
+        (
+            SITI,
+            b"GIF89a not a photo we read".to_vec(),
+            415,
+            "unsupported_format",
+        ),
+        (
+            SITI,
+            b"%PDF-1.7 a scanned receipt".to_vec(),
+            415,
+            "unsupported_format",
+        ),
+        (SITI, png_header(100_000, 100_000), 422, "too_many_pixels"),
+        (SITI, vec![0xFF; 17 * 1024 * 1024], 413, "too_large"),
+    ];
+    for (phone, body, status, kind) in refusals {
+        let answer = upload(phone, body).await.unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{kind}");
+        let error: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(error["error"]["kind"], kind);
+    }
+    h.stop().await;
 }

@@ -140,8 +140,31 @@ async fn scenario(h: Harness) {
     let sent = h.sent_reaches(4).await;
     assert!(sent[3].1.contains("clearer photo"), "{}", sent[3].1);
 
+    // Staff upload another customer's MyKad through the admin API: the same flow, from
+    // the object store instead of WhatsApp media.
+    let walk_in = "60198765432";
+    let walk_in_card = truth("card-0001.jpg");
+    let answer = h
+        .http
+        .post(format!("{}/api/contacts/{walk_in}/media", h.base))
+        .body(fixture("card-0001.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    let contact = h
+        .contact_where(walk_in, "registered from an upload", |c| {
+            c["ic_number"].is_string()
+        })
+        .await;
+    assert_eq!(contact["date_of_birth"], walk_in_card["birth_date"]);
+    assert_eq!(contact["name"], walk_in_card["name"]);
+    let sent = h.sent_reaches(5).await;
+    assert_eq!(sent[4].0, walk_in);
+    assert!(sent[4].1.contains("registered"), "{}", sent[4].1);
+
     // Every attempt is an analytics event, with the IC masked in its fields.
-    h.events_reach(EventTable::OcrResults, 4).await;
+    h.events_reach(EventTable::OcrResults, 5).await;
     let events = h
         .reader
         .fetch_events(EventTable::OcrResults, 10)

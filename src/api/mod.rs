@@ -7,6 +7,7 @@
 //! embedded default, on loopback); everywhere else it refuses every request.
 
 mod contacts;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::config::Secret;
@@ -23,12 +24,16 @@ use crate::ingress::verification::tokens_equal;
 use crate::provider::SandboxProvider;
 use crate::storage::store::ContactStore;
 
+pub use uploads::UploadState;
+
 pub struct AdminState {
     pub store: Arc<dyn ContactStore>,
     /// Present when this process sends through the sandbox provider.
     pub sandbox: Option<Arc<SandboxProvider>>,
     pub keys: Vec<ApiKey>,
     pub require_key: bool,
+    /// Present when this process takes photo uploads for the OCR role.
+    pub uploads: Option<UploadState>,
 }
 
 #[derive(Clone)]
@@ -54,11 +59,21 @@ pub fn router(
     admin: Arc<AdminState>,
     max_body_bytes: usize,
 ) -> Router {
+    // Photos are far larger than webhook bodies: their own limit, checked again (typed)
+    // in the handler.
+    let upload_limit = admin
+        .uploads
+        .as_ref()
+        .map_or(max_body_bytes, |u| u.limits.max_bytes as usize);
+    let uploads = Router::new()
+        .route("/api/contacts/{phone}/media", post(uploads::upload))
+        .layer(DefaultBodyLimit::max(upload_limit));
     let api = Router::new()
         .route("/api/contacts/{phone}", get(contacts::show))
         .route("/api/contacts/{phone}/", get(contacts::show))
         .route("/api/sandbox/messages", get(sandbox_messages))
         .route("/api/sandbox/messages/", get(sandbox_messages))
+        .merge(uploads)
         .route_layer(middleware::from_fn_with_state(admin.clone(), authenticate))
         .with_state(admin);
     let mut app = Router::new()

@@ -32,6 +32,7 @@ use super::offsets::OffsetTracker;
 use super::retry::with_retries;
 use super::wire::{
     event_id, IcLinkOutcome, MyKadReading, OcrJob, OcrOutcome, OcrResult, ReceiptReading,
+    STORED_MEDIA_PREFIX,
 };
 
 const FETCH_ATTEMPTS: u32 = 3;
@@ -225,8 +226,13 @@ async fn fetch(config: &OcrRoleConfig, job: &OcrJob) -> Result<Vec<u8>, MediaErr
     let mut attempt = 0;
     loop {
         // A fresh URL on every attempt: Cloud API media URLs expire after ~5 minutes.
-        let result = if job.media_id.starts_with("http://") || job.media_id.starts_with("https://")
-        {
+        let result = if let Some(key) = job.media_id.strip_prefix(STORED_MEDIA_PREFIX) {
+            match config.objects.get(key).await {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => Err(MediaError::NotStored { key: key.into() }),
+                Err(e) => Err(e),
+            }
+        } else if job.media_id.starts_with("http://") || job.media_id.starts_with("https://") {
             config.client.fetch(&job.media_id, None).await
         } else {
             match &config.source {

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 
-use crate::api::{self, AdminState, ApiKey};
+use crate::api::{self, AdminState, ApiKey, UploadState};
 use crate::config::{
     BusBackend, Config, EventSinkBackend, ProviderKind, Role as RoleName, Secrets, StoreBackend,
 };
 use crate::domain::auto_reply::AutoReplies;
 use crate::ingress::http::WebhookState;
-use crate::media::{LocalDirStore, MediaClient, MediaLimits};
+use crate::media::{LocalDirStore, MediaClient, MediaLimits, ObjectStore};
 use crate::ocr::OcrPool;
 use crate::pii::IcVault;
 use crate::provider::{
@@ -110,11 +110,26 @@ impl Backends {
     }
 }
 
-/// The OCR role's pool, media source, object store and IC vault.
+/// Where original photos are kept, shared by the OCR role and the upload endpoint.
+fn object_store(config: &Config) -> Arc<dyn ObjectStore> {
+    Arc::new(LocalDirStore::new(
+        Path::new(&config.data_dir).join("media"),
+    ))
+}
+
+fn media_limits(config: &Config) -> MediaLimits {
+    MediaLimits {
+        max_bytes: config.ocr.max_media_bytes,
+        max_pixels: config.ocr.max_pixels,
+    }
+}
+
+/// The OCR role's pool, media source and IC vault.
 fn ocr_role_config(
     config: &Config,
     secrets: &Secrets,
     backends: &Backends,
+    objects: Arc<dyn ObjectStore>,
     names: &TopicNames,
     dead_letter_topic: &str,
 ) -> Result<OcrRoleConfig, EngineError> {
@@ -144,16 +159,13 @@ fn ocr_role_config(
         },
         _ => MediaSource::UrlsOnly,
     };
-    let limits = MediaLimits {
-        max_bytes: config.ocr.max_media_bytes,
-        max_pixels: config.ocr.max_pixels,
-    };
+    let limits = media_limits(config);
     Ok(OcrRoleConfig {
         bus: backends.bus.clone(),
         producer: backends.bus.producer(),
         store: backends.store.clone(),
         pool: Arc::new(pool),
-        objects: Arc::new(LocalDirStore::new(data.join("media"))),
+        objects,
         vault: Arc::new(vault),
         source,
         client: MediaClient::new(limits.max_bytes, Duration::from_secs(30))
@@ -227,6 +239,7 @@ pub async fn start(
             wabot_token: secrets.wabot_access_token.clone(),
         })
     });
+    let objects = object_store(config);
     let admin = Arc::new(AdminState {
         store: backends.store.clone(),
         sandbox: backends.sandbox.clone(),
@@ -236,6 +249,13 @@ pub async fn start(
             .filter_map(ApiKey::parse)
             .collect(),
         require_key: config.admin.require_api_key,
+        uploads: Some(UploadState {
+            producer: producer.clone(),
+            objects: objects.clone(),
+            limits: media_limits(config),
+            ocr_jobs_topic: names.name(topics::OCR_JOBS),
+            phone_number_id: config.whatsapp.phone_number_id.clone(),
+        }),
     });
     let router = api::router(webhook, admin, config.http.max_body_bytes as usize);
 
@@ -303,6 +323,7 @@ pub async fn start(
             config,
             secrets,
             &backends,
+            objects.clone(),
             &names,
             &dead_letter_topic,
         )?);

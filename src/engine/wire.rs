@@ -45,6 +45,10 @@ pub struct OutboundRequest {
     pub created_at: DateTime<Utc>,
 }
 
+/// The `media_id` prefix of a job whose photo is already in the object store (uploaded
+/// through the admin API): `stored:<object key>`.
+pub const STORED_MEDIA_PREFIX: &str = "stored:";
+
 /// An image or document to read, on crm.ocr.jobs keyed by contact.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OcrJob {

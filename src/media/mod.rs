@@ -54,6 +54,8 @@ pub enum MediaError {
     Download(String),
     #[error("object store: {0}")]
     Store(String),
+    #[error("object {key} is not in the object store")]
+    NotStored { key: String },
 }
 
 impl MediaError {
@@ -76,6 +78,7 @@ impl MediaError {
             MediaError::Refused { .. } => "refused",
             MediaError::Download(_) => "download",
             MediaError::Store(_) => "store",
+            MediaError::NotStored { .. } => "not_stored",
         }
     }
 }

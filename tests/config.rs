@@ -118,7 +118,7 @@ fn error_text(result: Result<sembang::config::Settings, ConfigError>) -> String 
 
 #[test]
 fn invalid_values_name_their_key() {
-    let cases: [(&'static str, &str); 7] = [
+    let cases: [(&'static str, &str); 9] = [
         ("[bus]\npartitions = 0\n", "bus.partitions"),
         ("[http]\nlisten = \"not an address\"\n", "http.listen"),
         ("[http]\nmax_body_bytes = \"big\"\n", "http.max_body_bytes"),
@@ -131,6 +131,11 @@ fn invalid_values_name_their_key() {
         (
             "[whatsapp]\nprovider = \"cloud_api\"\n",
             "whatsapp.phone_number_id",
+        ),
+        ("[media]\nstore = \"s3\"\n", "media.s3_bucket"),
+        (
+            "[media]\nstore = \"s3\"\ns3_bucket = \"b\"\ns3_endpoint = \"http://minio:9000\"\n",
+            "media.s3_allow_http",
         ),
     ];
     for (text, key) in cases {
@@ -209,14 +214,23 @@ fn secrets_come_from_environment() {
         &env(&[
             ("SEMBANG_WHATSAPP_APP_SECRET", "s"),
             ("SEMBANG_IC_HASH_KEY", &key),
+            ("SEMBANG_S3_SECRET_ACCESS_KEY", "s3-secret"),
+            ("SEMBANG_MEDIA_STORE", "s3"),
+            ("SEMBANG_MEDIA_S3_BUCKET", "receipts"),
         ]),
         real_files,
     )
     .unwrap();
+    assert_eq!(
+        settings.secrets.s3_secret_access_key.unwrap().expose(),
+        "s3-secret"
+    );
+    assert_eq!(settings.config.media.s3_bucket, "receipts");
     assert_eq!(settings.secrets.whatsapp_app_secret.unwrap().expose(), "s");
     assert_eq!(settings.secrets.ic_hash_key.unwrap().expose(), key);
-    assert!(
-        settings.overridden.is_empty(),
+    assert_eq!(
+        settings.overridden,
+        ["media.s3_bucket", "media.store"],
         "secrets are not config keys"
     );
 }

@@ -26,6 +26,48 @@ pub struct Config {
     pub whatsapp: WhatsappConfig,
     pub tiers: TierConfig,
     pub ocr: OcrConfig,
+    pub media: MediaConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStoreBackend {
+    /// Files under a directory of this machine (the embedded default).
+    Local,
+    /// An S3 bucket, or any S3-compatible store (`s3_endpoint`).
+    S3,
+}
+
+/// Where original photos are kept (by SHA-256). S3 credentials are secrets
+/// (SEMBANG_S3_ACCESS_KEY_ID, SEMBANG_S3_SECRET_ACCESS_KEY), else the usual AWS_* variables.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    pub store: MediaStoreBackend,
+    /// `local`: the directory; empty means `<data_dir>/media`.
+    pub local_dir: String,
+    pub s3_bucket: String,
+    /// Prepended to every object key (e.g. `media/`).
+    pub s3_prefix: String,
+    /// Empty: AWS itself. Otherwise an S3-compatible endpoint, addressed path-style.
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    /// Allows a plain-HTTP endpoint (a store on the local network).
+    pub s3_allow_http: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            store: MediaStoreBackend::Local,
+            local_dir: String::new(),
+            s3_bucket: String::new(),
+            s3_prefix: "media/".into(),
+            s3_endpoint: String::new(),
+            s3_region: "ap-southeast-1".into(),
+            s3_allow_http: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,6 +250,7 @@ impl Default for Config {
             whatsapp: WhatsappConfig::default(),
             tiers: TierConfig::default(),
             ocr: OcrConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -389,6 +432,16 @@ impl Config {
             .map_err(|e| invalid("http.listen", format!("{:?}: {e}", self.http.listen)))?;
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if self.media.store == MediaStoreBackend::S3 {
+            require_non_empty("media.s3_bucket", &self.media.s3_bucket)?;
+            require_non_empty("media.s3_region", &self.media.s3_region)?;
+            if self.media.s3_endpoint.starts_with("http://") && !self.media.s3_allow_http {
+                return Err(invalid(
+                    "media.s3_endpoint",
+                    "is plain HTTP: set media.s3_allow_http = true to allow it",
+                ));
+            }
         }
         if self.bus.partitions == 0 || self.bus.partitions > 1024 {
             return Err(invalid("bus.partitions", "must be between 1 and 1024"));

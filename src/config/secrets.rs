@@ -28,7 +28,7 @@ impl fmt::Debug for Secret {
 }
 
 /// (name in config files, environment variable suffix). The names are refused in files.
-const SECRETS: [(&str, &str); 7] = [
+const SECRETS: [(&str, &str); 9] = [
     ("app_secret", "WHATSAPP_APP_SECRET"),
     ("access_token", "WHATSAPP_ACCESS_TOKEN"),
     ("verify_token", "WHATSAPP_VERIFY_TOKEN"),
@@ -36,6 +36,8 @@ const SECRETS: [(&str, &str); 7] = [
     ("ic_encryption_key", "IC_ENCRYPTION_KEY"),
     ("ic_hash_key", "IC_HASH_KEY"),
     ("admin_api_keys", "ADMIN_API_KEYS"),
+    ("s3_access_key_id", "S3_ACCESS_KEY_ID"),
+    ("s3_secret_access_key", "S3_SECRET_ACCESS_KEY"),
 ];
 
 /// IC keys are 256-bit, written as 64 hex digits.
@@ -51,6 +53,9 @@ pub struct Secrets {
     pub ic_hash_key: Option<Secret>,
     /// `role:key` pairs, comma-separated in the variable.
     pub admin_api_keys: Vec<Secret>,
+    /// The media object store's S3 credentials (else AWS_* variables or instance roles).
+    pub s3_access_key_id: Option<Secret>,
+    pub s3_secret_access_key: Option<Secret>,
 }
 
 pub fn is_secret_variable(var: &str) -> bool {
@@ -89,6 +94,8 @@ impl Secrets {
                         .collect()
                 })
                 .unwrap_or_default(),
+            s3_access_key_id: get("S3_ACCESS_KEY_ID")?,
+            s3_secret_access_key: get("S3_SECRET_ACCESS_KEY")?,
         };
         for (suffix, key) in [
             ("IC_ENCRYPTION_KEY", &secrets.ic_encryption_key),

@@ -11,11 +11,12 @@ use ractor::{Actor, ActorRef};
 
 use crate::api::{self, AdminState, ApiKey, UploadState};
 use crate::config::{
-    BusBackend, Config, EventSinkBackend, ProviderKind, Role as RoleName, Secrets, StoreBackend,
+    BusBackend, Config, EventSinkBackend, MediaStoreBackend, ProviderKind, Role as RoleName,
+    Secrets, StoreBackend,
 };
 use crate::domain::auto_reply::AutoReplies;
 use crate::ingress::http::WebhookState;
-use crate::media::{LocalDirStore, MediaClient, MediaLimits, ObjectStore};
+use crate::media::{LocalDirStore, MediaClient, MediaLimits, ObjectStore, S3Config, S3Store};
 use crate::ocr::OcrPool;
 use crate::pii::IcVault;
 use crate::provider::{
@@ -111,10 +112,35 @@ impl Backends {
 }
 
 /// Where original photos are kept, shared by the OCR role and the upload endpoint.
-fn object_store(config: &Config) -> Arc<dyn ObjectStore> {
-    Arc::new(LocalDirStore::new(
-        Path::new(&config.data_dir).join("media"),
-    ))
+fn object_store(config: &Config, secrets: &Secrets) -> Result<Arc<dyn ObjectStore>, EngineError> {
+    let media = &config.media;
+    Ok(match media.store {
+        MediaStoreBackend::Local if media.local_dir.is_empty() => Arc::new(LocalDirStore::new(
+            Path::new(&config.data_dir).join("media"),
+        )),
+        MediaStoreBackend::Local => Arc::new(LocalDirStore::new(&media.local_dir)),
+        MediaStoreBackend::S3 => {
+            let credentials = match (&secrets.s3_access_key_id, &secrets.s3_secret_access_key) {
+                (Some(id), Some(key)) => Some((id.expose().to_string(), key.expose().to_string())),
+                (None, None) => None,
+                _ => {
+                    return Err(EngineError::Startup(
+                        "set both SEMBANG_S3_ACCESS_KEY_ID and SEMBANG_S3_SECRET_ACCESS_KEY, or neither".into(),
+                    ))
+                }
+            };
+            let s3 = S3Config {
+                bucket: media.s3_bucket.clone(),
+                prefix: media.s3_prefix.clone(),
+                endpoint: (!media.s3_endpoint.is_empty()).then(|| media.s3_endpoint.clone()),
+                region: media.s3_region.clone(),
+                allow_http: media.s3_allow_http,
+                credentials,
+                timeout: Duration::from_secs(30),
+            };
+            Arc::new(S3Store::new(&s3).map_err(|e| EngineError::Startup(e.to_string()))?)
+        }
+    })
 }
 
 fn media_limits(config: &Config) -> MediaLimits {
@@ -239,7 +265,7 @@ pub async fn start(
             wabot_token: secrets.wabot_access_token.clone(),
         })
     });
-    let objects = object_store(config);
+    let objects = object_store(config, secrets)?;
     let admin = Arc::new(AdminState {
         store: backends.store.clone(),
         sandbox: backends.sandbox.clone(),

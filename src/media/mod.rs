@@ -4,6 +4,7 @@
 //! an object store under that hash.
 
 pub mod download;
+pub mod s3;
 pub mod sniff;
 pub mod store;
 
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use download::MediaClient;
+pub use s3::{S3Config, S3Store};
 pub use sniff::MediaFormat;
 pub use store::{LocalDirStore, ObjectStore};
 

@@ -1,6 +1,6 @@
 //! Where original images are kept: an object store keyed by the SHA-256 of the bytes, so
 //! the same photo sent twice is stored once and a receipt image has a stable reference.
-//! A local directory by default; an S3-compatible store can implement the same trait.
+//! A local directory by default; S3 or an S3-compatible store in production (`s3.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,15 @@ pub trait ObjectStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, MediaError>;
 }
 
+/// Keys are `<sha256 hex>.<ext>`: nothing that could leave a directory or a prefix.
+pub(super) fn valid_key(key: &str) -> bool {
+    key.len() > 2
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b.is_ascii_lowercase())
+        && !key.contains("..")
+}
+
 /// Objects as files under a directory, fanned out by the first two hex digits.
 pub struct LocalDirStore {
     root: PathBuf,
@@ -28,13 +37,7 @@ impl LocalDirStore {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, MediaError> {
-        // Keys are `<sha256 hex>.<ext>`: nothing that could leave the directory.
-        let valid = key.len() > 2
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b'.' || b.is_ascii_lowercase())
-            && !key.contains("..");
-        if !valid {
+        if !valid_key(key) {
             return Err(MediaError::Store(format!("invalid object key {key:?}")));
         }
         Ok(self.root.join(&key[..2]).join(key))

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{service, unique_name, CASSANDRA, CLICKHOUSE, KAFKA};
+use super::{
+    service, unique_name, CASSANDRA, CLICKHOUSE, KAFKA, S3, S3_BUCKET, S3_CREDENTIAL, S3_IDENTITY,
+};
 
 use sembang::config::{
-    BusBackend, Config, EventSinkBackend, ProviderKind, Role, Secret, Secrets, StoreBackend,
+    BusBackend, Config, EventSinkBackend, MediaStoreBackend, ProviderKind, Role, Secret, Secrets,
+    StoreBackend,
 };
 use sembang::engine::runtime::{start, Backends, Running};
 use sembang::ingress::sign;
@@ -80,6 +83,9 @@ pub fn secrets() -> Secrets {
         whatsapp_access_token: Some(Secret::new("fake-cloud-api-token")),
         ic_encryption_key: Some(Secret::new("11".repeat(32))),
         ic_hash_key: Some(Secret::new("22".repeat(32))),
+        // The local stack's S3 (used when a test's media store is S3).
+        s3_access_key_id: Some(Secret::new(S3_IDENTITY)),
+        s3_secret_access_key: Some(Secret::new(S3_CREDENTIAL)),
         ..Secrets::default()
     }
 }
@@ -146,6 +152,7 @@ impl Harness {
         let kafka = service(KAFKA)?;
         let cassandra = service(CASSANDRA)?;
         let clickhouse = service(CLICKHOUSE)?;
+        let s3 = service(S3)?;
         let dir = tempfile::tempdir().unwrap();
         let mut config = base_config(&dir);
         config.bus.backend = BusBackend::Kafka;
@@ -154,6 +161,12 @@ impl Harness {
         config.store.backend = StoreBackend::Scylla;
         config.analytics.sink = EventSinkBackend::Clickhouse;
         config.whatsapp.provider = ProviderKind::CloudApi;
+        config.media.store = MediaStoreBackend::S3;
+        config.media.s3_endpoint = s3;
+        config.media.s3_allow_http = true;
+        config.media.s3_bucket = S3_BUCKET.into();
+        config.media.s3_region = "us-east-1".into();
+        config.media.s3_prefix = format!("{}/", unique_name("e2e"));
         tune(&mut config);
 
         let keyspace = unique_name("sembang_e2e");

@@ -12,6 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const KAFKA: &str = "SEMBANG_TEST_KAFKA";
 pub const CASSANDRA: &str = "SEMBANG_TEST_CASSANDRA";
 pub const CLICKHOUSE: &str = "SEMBANG_TEST_CLICKHOUSE";
+/// An S3-compatible endpoint (deploy/local's S3Proxy), with the credentials and bucket below.
+pub const S3: &str = "SEMBANG_TEST_S3";
+pub const S3_IDENTITY: &str = "sembang-local";
+pub const S3_CREDENTIAL: &str = "sembang-local-secret";
+pub const S3_BUCKET: &str = "sembang";
 
 /// The address of a real service, or `None` (with a note) when the stack is not configured.
 pub fn service(var: &str) -> Option<String> {

@@ -81,7 +81,9 @@ async fn main() {
                 .as_ref()
                 .map(|o| o.prepare_time + o.recognize_time)
                 .unwrap_or_default();
-            (t, output, took)
+            let passes = output.as_ref().map_or(0, |o| o.passes);
+            let turned = output.as_ref().is_ok_and(|o| o.turn.degrees() != 0);
+            (t, output, took, passes, turned)
         });
     }
     let (mut ic, mut name, mut total, mut date, mut kind) = (
@@ -93,9 +95,13 @@ async fn main() {
     );
     let mut latencies = Vec::new();
     let mut misses = Vec::new();
+    let (mut passes, mut max_passes, mut turned) = (0u32, 0u8, 0u32);
     while let Some(done) = tasks.join_next().await {
-        let (t, output, took) = done.unwrap();
+        let (t, output, took, image_passes, image_turned) = done.unwrap();
         latencies.push(took);
+        passes += u32::from(image_passes);
+        max_passes = max_passes.max(image_passes);
+        turned += u32::from(image_turned);
         let file = t["file"].as_str().unwrap().to_string();
         let reading = output.map(|o| o.reading);
         match t["kind"].as_str().unwrap() {
@@ -154,6 +160,10 @@ async fn main() {
         pool_rate,
         percentile(&latencies, 0.5).as_millis(),
         percentile(&latencies, 0.99).as_millis()
+    );
+    println!(
+        "passes: {:.2} Tesseract runs per image (max {max_passes}); {turned} images read turned",
+        f64::from(passes) / truth.len() as f64
     );
     misses.sort();
     if std::env::var_os("SEMBANG_BENCH_MISSES").is_some() {

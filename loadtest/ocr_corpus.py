@@ -2,13 +2,15 @@
 """Deterministic generator of synthetic MyKad-like card images and Malaysian receipt images
 with known truth, for the OCR tests and the OCR accuracy benchmark.
 
-    python3 loadtest/ocr_corpus.py --out DIR [--cards N] [--receipts N] [--seed S] [--hard]
+    python3 loadtest/ocr_corpus.py --out DIR [--cards N] [--receipts N] [--seed S] [--hard] [--turned]
 
 Writes DIR/card-0001.jpg ..., DIR/receipt-0001.jpg ... and DIR/truth.json, a list of
 {"file", "kind", ...truth}. The same seed always gives the same images. Fonts come from
 Debian's fonts-dejavu-core; Pillow from PyPI. "--hard" adds rotation up to 8 degrees,
 stronger blur, noise, uneven light and lower JPEG quality; the default is a phone photo of a
-card on a desk: slight rotation, mild blur and noise, JPEG artefacts.
+card on a desk: slight rotation, mild blur and noise, JPEG artefacts. "--turned" also turns
+every photo by 90, 180 or 270 degrees (a phone held sideways or upside down; "turned" in the
+truth), drawn from a separate random stream so the images are otherwise the same.
 """
 
 import argparse
@@ -70,6 +72,9 @@ def valid_ic(rng):
         return digits, born, state
 
 
+TURNS = None  # set by --turned: a random stream of quarter turns
+
+
 def photo_effects(img, rng, hard):
     """Phone-photo look: a desk around the document, rotation, blur, noise, light, JPEG."""
     w, h = img.size
@@ -78,6 +83,10 @@ def photo_effects(img, rng, hard):
     desk.paste(img, (pad, pad))
     angle = rng.uniform(-8, 8) if hard else rng.uniform(-2, 2)
     desk = desk.rotate(angle, resample=Image.BICUBIC, expand=False, fillcolor=desk.getpixel((1, 1)))
+    turn = 0
+    if TURNS is not None:
+        turn = TURNS.choice([90, 180, 270])
+        desk = desk.rotate(turn, expand=True)
     if hard:
         # Uneven light: darken one side.
         shade = Image.linear_gradient("L").resize(desk.size).rotate(rng.choice([0, 90, 180, 270]))
@@ -88,7 +97,7 @@ def photo_effects(img, rng, hard):
     desk = Image.blend(desk, noise, 0.08 if hard else 0.04)
     buf = io.BytesIO()
     desk.save(buf, "JPEG", quality=rng.randrange(45, 65) if hard else rng.randrange(70, 90))
-    return buf.getvalue(), angle
+    return buf.getvalue(), (angle, turn)
 
 
 def card(rng, hard):
@@ -123,10 +132,10 @@ def card(rng, hard):
     male = int(digits[-1]) % 2 == 1
     d.text((700, 500), "WARGANEGARA", font=f_text, fill=(10, 10, 10))
     d.text((700, 540), "LELAKI" if male else "PEREMPUAN", font=f_text, fill=(10, 10, 10))
-    data, angle = photo_effects(img, rng, hard)
+    data, (angle, turn) = photo_effects(img, rng, hard)
     truth = {"kind": "ic", "ic": digits, "name": name, "birth_date": born.isoformat(),
              "gender": "male" if male else "female", "place_of_birth_state": state,
-             "postcode": postcode, "hard": hard, "angle": round(angle, 2)}
+             "postcode": postcode, "hard": hard, "angle": round(angle, 2), "turned": turn}
     return data, truth
 
 
@@ -173,9 +182,9 @@ def receipt(rng, hard):
     d = ImageDraw.Draw(img)
     for i, line in enumerate(lines):
         d.text((20, 20 + 34 * i), line, font=f, fill=(25, 25, 25))
-    data, angle = photo_effects(img, rng, hard)
+    data, (angle, turn) = photo_effects(img, rng, hard)
     truth = {"kind": "receipt", "total": money(rounded), "date": day.isoformat(),
-             "merchant": merchant, "hard": hard, "angle": round(angle, 2)}
+             "merchant": merchant, "hard": hard, "angle": round(angle, 2), "turned": turn}
     return data, truth
 
 
@@ -186,7 +195,11 @@ def main():
     ap.add_argument("--receipts", type=int, default=20)
     ap.add_argument("--seed", type=int, default=2025)
     ap.add_argument("--hard", action="store_true")
+    ap.add_argument("--turned", action="store_true")
     args = ap.parse_args()
+    global TURNS
+    if args.turned:
+        TURNS = random.Random(args.seed * 7919 + 1)
     rng = random.Random(args.seed)
     os.makedirs(args.out, exist_ok=True)
     truth = []

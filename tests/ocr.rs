@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use sembang::media::{MediaError, MediaLimits};
-use sembang::ocr::preprocess::Binarization;
+use sembang::ocr::preprocess::{Binarization, Turn};
 use sembang::ocr::{process, OcrError, OcrPool, PipelineError, Reading};
 
 fn fixtures() -> PathBuf {
@@ -57,11 +57,67 @@ async fn reads_every_committed_card_and_receipt_exactly() {
             ),
         }
         assert!(output.recognized.confidence > 50.0, "{file}");
+        assert_eq!(output.turn, Turn::None, "{file}");
         assert_eq!(
             output.passes, 1,
             "{file}: a clean photo validates on the first read"
         );
         assert_eq!(output.media.sha256.len(), 64);
+    }
+}
+
+/// `photo` turned clockwise by `degrees`, as a JPEG (a phone held sideways or upside down).
+fn turned(photo: &[u8], degrees: u16) -> Vec<u8> {
+    use opencv::core::{self, Mat, Vector, VectorToVec};
+    use opencv::imgcodecs;
+    let image = imgcodecs::imdecode(&Vector::from_slice(photo), imgcodecs::IMREAD_COLOR).unwrap();
+    let code = match degrees {
+        90 => core::ROTATE_90_CLOCKWISE,
+        180 => core::ROTATE_180,
+        270 => core::ROTATE_90_COUNTERCLOCKWISE,
+        _ => unreachable!(),
+    };
+    let mut out = Mat::default();
+    core::rotate(&image, &mut out, code).unwrap();
+    let mut jpeg = Vector::<u8>::new();
+    imgcodecs::imencode(".jpg", &out, &mut jpeg, &Vector::new()).unwrap();
+    jpeg.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_photos_taken_sideways_and_upside_down() {
+    let pool = OcrPool::start(2, 4, None, "eng+msa").unwrap();
+    let all = truth();
+    for file in ["card-0001.jpg", "receipt-0001.jpg"] {
+        let expected = all.iter().find(|t| t["file"] == file).unwrap();
+        let photo = std::fs::read(fixtures().join(file)).unwrap();
+        for (degrees, correction) in [
+            (90, Turn::ThreeQuarters),
+            (180, Turn::Half),
+            (270, Turn::Quarter),
+        ] {
+            let output = process(
+                &pool,
+                turned(&photo, degrees),
+                &MediaLimits::default(),
+                day(),
+            )
+            .await
+            .unwrap();
+            let case = format!("{file} turned {degrees}");
+            match &output.reading {
+                Reading::MyKad(card) => {
+                    assert_eq!(card.ic.digits(), expected["ic"], "{case}");
+                    assert_eq!(card.name.as_deref(), expected["name"].as_str(), "{case}");
+                }
+                Reading::Receipt(receipt) => {
+                    assert_eq!(receipt.total().to_string(), expected["total"], "{case}");
+                }
+                other => panic!("{case}: read {other:?}\n{}", output.recognized.text),
+            }
+            assert_eq!(output.turn, correction, "{case}");
+            assert!(output.passes >= 2, "{case}: the upright reading came first");
+        }
     }
 }
 

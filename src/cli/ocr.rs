@@ -61,6 +61,7 @@ pub fn run(path: &str, reference: NaiveDate, as_json: bool) -> ExitCode {
         "format": output.media.format,
         "ocr_ms": output.recognize_time.as_millis() as u64,
         "passes": output.passes,
+        "turned_degrees": output.turn.degrees(),
         "binarization": format!("{:?}", output.binarization),
         "total_ms": output.total_time.as_millis() as u64,
     });

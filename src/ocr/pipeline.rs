@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::media::{check, CheckedMedia, MediaError, MediaLimits};
 
-use super::preprocess::{self, Binarization};
+use super::preprocess::{self, Binarization, Turn};
 use super::{read_text, OcrError, OcrPool, Reading, Recognized};
 
 #[derive(Debug, Error)]
@@ -40,7 +40,10 @@ pub struct OcrOutput {
     pub reading: Reading,
     /// How the kept pass binarized the image.
     pub binarization: Binarization,
-    /// 1, or 2 when the first reading did not validate and the image was read again.
+    /// How the kept pass turned the image (a photo taken sideways or upside down).
+    pub turn: Turn,
+    /// Tesseract runs: 1 when the first reading validates; more for second binarizations
+    /// and turns.
     pub passes: u8,
     pub prepare_time: Duration,
     /// Tesseract's time over all passes.
@@ -60,30 +63,41 @@ pub async fn process(
         return Err(OcrError::Image("PDF documents are not read yet; send a photo".into()).into());
     }
     let bytes = Arc::new(bytes);
-    let mut kept = read_pass(pool, bytes.clone(), None, reference).await?;
-    let mut prepare_time = kept.prepare_time;
-    let mut recognize_time = kept.recognized.took;
-    let mut passes = 1;
-    // Tesseract's confidence says little; a reading that does not validate does. The other
-    // binarization often reads what the first could not (a card under a shadow, a receipt
-    // photographed at a card's proportions).
-    if !kept.reading.is_trusted() {
-        let other = Some(kept.binarization.other());
-        let second = read_pass(pool, bytes, other, reference).await?;
-        passes = 2;
-        prepare_time += second.prepare_time;
-        recognize_time += second.recognized.took;
-        let improves = second.reading.is_trusted()
-            || (matches!(kept.reading, Reading::Rejected { .. })
-                && !matches!(second.reading, Reading::Rejected { .. }));
-        if improves {
-            kept = second;
+    let mut spent = Spent::default();
+    let mut kept = read_oriented(pool, &bytes, Turn::None, reference, &mut spent).await?;
+    // Nothing recognizable upright, and garbled: the photo may be sideways or upside down
+    // (how the garble breaks up says which turns to try first); failing that, the other
+    // binarization may read it upright. Legible text that is neither card nor receipt (a
+    // screenshot, a flyer) is not turned.
+    if is_unrecognized(&kept.reading) && kept.recognized.confidence < GARBLED_BELOW {
+        let turns = if is_fragmented(&kept.recognized.text) {
+            [Turn::Quarter, Turn::ThreeQuarters, Turn::Half]
+        } else {
+            [Turn::Half, Turn::Quarter, Turn::ThreeQuarters]
+        };
+        let mut found = false;
+        for turn in turns {
+            let attempt = read_oriented(pool, &bytes, turn, reference, &mut spent).await?;
+            if !is_unrecognized(&attempt.reading) {
+                kept = attempt;
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            let other = Some(kept.binarization.other());
+            let last = read_pass(pool, bytes, other, Turn::None, reference, &mut spent).await?;
+            if !is_unrecognized(&last.reading) {
+                kept = last;
+            }
         }
     }
+    let (prepare_time, recognize_time, passes) = (spent.prepare, spent.recognize, spent.passes);
     let Pass {
         recognized,
         reading,
         binarization,
+        turn,
         ..
     } = kept;
     let total_time = started.elapsed();
@@ -95,6 +109,7 @@ pub async fn process(
         recognized,
         reading,
         binarization,
+        turn,
         passes,
         prepare_time,
         recognize_time,
@@ -106,7 +121,64 @@ struct Pass {
     recognized: Recognized,
     reading: Reading,
     binarization: Binarization,
-    prepare_time: Duration,
+    turn: Turn,
+}
+
+/// Mean word confidence under which an unrecognized reading is garble. Measured on the
+/// generated corpora: turned photos read upright at 35-56, upright hard photos at 77 or more.
+const GARBLED_BELOW: f32 = 65.0;
+
+/// Sideways text reads as many fragments: about 0.6 words per letter or digit, against
+/// 0.2-0.3 for text upright or upside down (measured on the same corpora).
+fn is_fragmented(text: &str) -> bool {
+    let alphanumeric = text.chars().filter(char::is_ascii_alphanumeric).count();
+    let words = text.split_whitespace().count();
+    alphanumeric > 0 && words as f64 / alphanumeric as f64 > 0.4
+}
+
+/// Time and Tesseract runs over all passes.
+#[derive(Default)]
+struct Spent {
+    prepare: Duration,
+    recognize: Duration,
+    passes: u8,
+}
+
+/// Neither a card nor a receipt was found in the text (as opposed to one found and not
+/// validated).
+fn is_unrecognized(reading: &Reading) -> bool {
+    matches!(
+        reading,
+        Reading::Rejected {
+            read_as: "unknown",
+            ..
+        }
+    )
+}
+
+/// Reads the image turned by `turn`. Tesseract's confidence says little; a reading that
+/// does not validate does: when the first binarization's reading found a card or a
+/// receipt but did not validate, the other binarization often reads what it could not (a
+/// card under a shadow, a receipt photographed at a card's proportions). A reading that
+/// found nothing is not read again here: the image may be turned.
+async fn read_oriented(
+    pool: &OcrPool,
+    bytes: &Arc<Vec<u8>>,
+    turn: Turn,
+    reference: NaiveDate,
+    spent: &mut Spent,
+) -> Result<Pass, OcrError> {
+    let first = read_pass(pool, bytes.clone(), None, turn, reference, spent).await?;
+    let worth_another = !first.reading.is_trusted() && !is_unrecognized(&first.reading);
+    if !worth_another {
+        return Ok(first);
+    }
+    let other = Some(first.binarization.other());
+    let second = read_pass(pool, bytes.clone(), other, turn, reference, spent).await?;
+    let improves = second.reading.is_trusted()
+        || (matches!(first.reading, Reading::Rejected { .. })
+            && !matches!(second.reading, Reading::Rejected { .. }));
+    Ok(if improves { second } else { first })
 }
 
 /// Prepares (on the blocking pool: it is CPU work), recognizes and reads the image once.
@@ -114,19 +186,38 @@ async fn read_pass(
     pool: &OcrPool,
     bytes: Arc<Vec<u8>>,
     binarization: Option<Binarization>,
+    turn: Turn,
     reference: NaiveDate,
+    spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
     let started = Instant::now();
-    let prepared = tokio::task::spawn_blocking(move || preprocess::prepare(&bytes, binarization))
-        .await
-        .map_err(|e| OcrError::Engine(format!("preprocessing task: {e}")))??;
-    let prepare_time = started.elapsed();
+    let prepared =
+        tokio::task::spawn_blocking(move || preprocess::prepare(&bytes, binarization, turn))
+            .await
+            .map_err(|e| OcrError::Engine(format!("preprocessing task: {e}")))??;
+    spent.prepare += started.elapsed();
     let recognized = pool.recognize(prepared.png).await?;
+    spent.recognize += recognized.took;
+    spent.passes += 1;
     let reading = read_text(&recognized.text, reference);
     Ok(Pass {
         recognized,
         reading,
         binarization: prepared.binarization,
-        prepare_time,
+        turn,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sideways_garble_is_fragmented_and_upright_text_is_not() {
+        let upright = "AEON BIG\nRECEIPT NO: 1234\nSUBTOTAL 10.00\nTOTAL 10.60\n";
+        let sideways = "i ! ' a - ; = 1 ] 7 . , i l : ' - ~ \" a 8 ; 1 |";
+        assert!(!is_fragmented(upright));
+        assert!(is_fragmented(sideways));
+        assert!(!is_fragmented(""), "no text is not evidence of anything");
+    }
 }

@@ -44,6 +44,36 @@ impl Binarization {
     }
 }
 
+/// Clockwise quarter turns that bring a photo taken sideways or upside down upright.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Turn {
+    #[default]
+    None,
+    Quarter,
+    Half,
+    ThreeQuarters,
+}
+
+impl Turn {
+    pub const fn degrees(self) -> u16 {
+        match self {
+            Turn::None => 0,
+            Turn::Quarter => 90,
+            Turn::Half => 180,
+            Turn::ThreeQuarters => 270,
+        }
+    }
+
+    fn rotate_code(self) -> Option<i32> {
+        match self {
+            Turn::None => None,
+            Turn::Quarter => Some(core::ROTATE_90_CLOCKWISE),
+            Turn::Half => Some(core::ROTATE_180),
+            Turn::ThreeQuarters => Some(core::ROTATE_90_COUNTERCLOCKWISE),
+        }
+    }
+}
+
 /// A prepared image and how it was binarized.
 #[derive(Debug)]
 pub struct Prepared {
@@ -51,14 +81,27 @@ pub struct Prepared {
     pub binarization: Binarization,
 }
 
-/// The image as a binarized PNG, ready for Tesseract. `binarization: None` chooses by the
-/// document's shape: evened-out Otsu for a card-shaped document, adaptive otherwise.
-pub fn prepare(bytes: &[u8], binarization: Option<Binarization>) -> Result<Prepared, OcrError> {
+/// The image as a binarized PNG, ready for Tesseract, after `turn`. `binarization: None`
+/// chooses by the document's shape: evened-out Otsu for a card-shaped document, adaptive
+/// otherwise.
+pub fn prepare(
+    bytes: &[u8],
+    binarization: Option<Binarization>,
+    turn: Turn,
+) -> Result<Prepared, OcrError> {
     let buffer = Vector::<u8>::from_slice(bytes);
-    let gray = imgcodecs::imdecode(&buffer, imgcodecs::IMREAD_GRAYSCALE).map_err(cv)?;
-    if gray.empty() || gray.cols() < 16 || gray.rows() < 16 {
+    let decoded = imgcodecs::imdecode(&buffer, imgcodecs::IMREAD_GRAYSCALE).map_err(cv)?;
+    if decoded.empty() || decoded.cols() < 16 || decoded.rows() < 16 {
         return Err(OcrError::Image("the image could not be decoded".into()));
     }
+    let gray = match turn.rotate_code() {
+        None => decoded,
+        Some(code) => {
+            let mut out = Mat::default();
+            core::rotate(&decoded, &mut out, code).map_err(cv)?;
+            out
+        }
+    };
     let scaled = if gray.cols() < MIN_WIDTH {
         let factor = f64::from(MIN_WIDTH) / f64::from(gray.cols());
         let mut out = Mat::default();

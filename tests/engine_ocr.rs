@@ -188,3 +188,102 @@ async fn photos_register_and_record_purchases_on_the_real_stack() {
     };
     scenario(h).await;
 }
+
+/// The value of `metric` for this OCR role's consumer group in a /metrics text.
+fn ocr_metric(metrics: &str, metric: &str, group: &str) -> Option<f64> {
+    let prefix = format!("{metric}{{group=\"{group}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// With photos arriving faster than the pool reads them (a slow media host), the OCR role
+/// pauses its partitions once its jobs in flight reach the limit, resumes them as jobs
+/// finish, and every photo is read and answered in the end.
+async fn backpressure(h: Harness) {
+    let Replies::Fake(fake) = &h.replies else {
+        unreachable!()
+    };
+    fake.add_media("MEDIA-SLOW", fixture("card-0003.jpg"), "image/jpeg");
+    fake.set_media_delay(std::time::Duration::from_millis(700));
+    let group = h.names.group("ocr");
+    let photos = 6;
+    for i in 0..photos {
+        h.post(&image(
+            &format!("6012300000{i}"),
+            &format!("wamid.FLOW-{i}"),
+            T0 + i64::from(i),
+            "MEDIA-SLOW",
+        ))
+        .await;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen_paused = false;
+    loop {
+        let metrics = h.metrics().await;
+        if ocr_metric(&metrics, "sembang_ocr_partitions_paused", &group).is_some_and(|v| v > 0.0) {
+            seen_paused = true;
+        }
+        if h.sent().await.len() >= photos as usize {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every photo was answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        seen_paused,
+        "the partitions were paused while the role was full"
+    );
+    let sent = h.sent_reaches(photos as usize).await;
+    assert_eq!(
+        sent.len(),
+        photos as usize,
+        "one answer per photo, none twice"
+    );
+    assert!(sent.iter().all(|s| s.1.contains("registered")), "{sent:?}");
+    // Drained: resumed.
+    let metrics = h.metrics().await;
+    assert_eq!(
+        ocr_metric(&metrics, "sembang_ocr_partitions_paused", &group),
+        Some(0.0)
+    );
+    assert!(ocr_metric(&metrics, "sembang_ocr_pauses_total", &group).unwrap() >= 1.0);
+    assert!(
+        metrics.contains("sembang_ocr_queue_depth "),
+        "the pool's queue depth is reported"
+    );
+    h.stop().await;
+}
+
+/// One worker: at most two jobs in flight.
+fn with_one_ocr_worker(config: &mut sembang::config::Config) {
+    with_ocr(config);
+    config.ocr.workers = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_ocr_role_pauses_its_partitions_and_loses_nothing() {
+    let namespace = support::unique_name("ocrflow");
+    let h = Harness::embedded_tuned(
+        true,
+        |store| store,
+        |config| {
+            with_one_ocr_worker(config);
+            config.bus.namespace = namespace.clone();
+        },
+    )
+    .await;
+    backpressure(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_ocr_role_pauses_its_kafka_partitions_and_loses_nothing() {
+    let Some(h) = Harness::real_stack_tuned(with_one_ocr_worker).await else {
+        return;
+    };
+    backpressure(h).await;
+}

@@ -6,10 +6,13 @@
 //! receipt's fingerprints so the same receipt never counts twice.
 //!
 //! Jobs run concurrently (up to twice the pool's workers); offsets are committed only for
-//! the finished prefix. A photo that cannot be fetched after retries, or read, becomes a
+//! the finished prefix. When that many are in flight the role pauses its partitions
+//! (backpressure: nothing more is fetched, nothing is dropped) and keeps polling, so it
+//! stays in its group and answers rebalances; it resumes them when a job finishes. A photo that cannot be fetched after retries, or read, becomes a
 //! rejected result (the customer is asked for a clearer photo) and the job is also kept in
 //! the dead-letter topic for an operator.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +25,9 @@ use crate::domain::money::Money;
 use crate::media::{MediaClient, MediaError, MediaLimits, ObjectStore};
 use crate::ocr::{process, OcrPool, PipelineError, Reading};
 use crate::pii::IcVault;
-use crate::storage::bus::{Bus, ConsumerEvent, Message, Producer, Record, TopicPartition};
+use crate::storage::bus::{
+    Bus, Consumer, ConsumerEvent, Message, Producer, Record, TopicPartition,
+};
 use crate::storage::sink::{AnalyticsEvent, OcrResultEvent};
 use crate::storage::store::{Claim, ContactStore, IcLink};
 
@@ -78,8 +83,10 @@ pub async fn run(
     let mut tracker = OffsetTracker::new();
     let mut running: JoinSet<Result<(TopicPartition, u64), EngineError>> = JoinSet::new();
     let mut commit_tick = tokio::time::interval(Duration::from_millis(200));
+    let mut flow = Flow::new(&config.group);
     loop {
-        let reading = running.len() < config.concurrency;
+        flow.follow(&mut *consumer, running.len() >= config.concurrency)
+            .await?;
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
@@ -94,7 +101,9 @@ pub async fn run(
                 }
                 metrics::gauge!("sembang_ocr_jobs_in_flight").set(running.len() as f64);
             }
-            event = consumer.next(), if reading => match event? {
+            // Always polled, paused or not: rebalances are answered while the pool is full.
+            event = consumer.next() => match event? {
+                // Possibly fetched just before a pause: taken, never dropped.
                 ConsumerEvent::Message(message) => {
                     let tp = message.topic_partition();
                     tracker.start(&tp, message.offset);
@@ -104,7 +113,7 @@ pub async fn run(
                         Ok((message.topic_partition(), message.offset))
                     });
                 }
-                ConsumerEvent::Assigned(_) => {}
+                ConsumerEvent::Assigned(partitions) => flow.assigned(&mut *consumer, partitions).await?,
                 ConsumerEvent::Revoked { partitions, ack } => {
                     // Finish what is running, then hand over the finished prefix.
                     while let Some(done) = running.join_next().await {
@@ -119,6 +128,7 @@ pub async fn run(
                     for tp in &partitions {
                         tracker.forget(tp);
                     }
+                    flow.revoked(&partitions);
                 }
             },
         }
@@ -133,6 +143,66 @@ pub async fn run(
     }
     consumer.close().await?;
     Ok(())
+}
+
+/// Pauses the role's partitions while it is full and resumes them when it is not.
+struct Flow {
+    group: String,
+    assigned: BTreeSet<TopicPartition>,
+    paused: bool,
+}
+
+impl Flow {
+    fn new(group: &str) -> Flow {
+        Flow {
+            group: group.to_string(),
+            assigned: BTreeSet::new(),
+            paused: false,
+        }
+    }
+
+    async fn follow(&mut self, consumer: &mut dyn Consumer, full: bool) -> Result<(), EngineError> {
+        if full == self.paused {
+            return Ok(());
+        }
+        let partitions: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+        if full {
+            consumer.pause(&partitions).await?;
+            metrics::counter!("sembang_ocr_pauses_total", "group" => self.group.clone())
+                .increment(1);
+        } else {
+            consumer.resume(&partitions).await?;
+        }
+        self.paused = full;
+        self.report();
+        Ok(())
+    }
+
+    async fn assigned(
+        &mut self,
+        consumer: &mut dyn Consumer,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<(), EngineError> {
+        if self.paused {
+            consumer.pause(&partitions).await?;
+        }
+        self.assigned.extend(partitions);
+        self.report();
+        Ok(())
+    }
+
+    fn revoked(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.assigned.remove(tp);
+        }
+        self.report();
+    }
+
+    fn report(&self) {
+        let paused = if self.paused { self.assigned.len() } else { 0 };
+        metrics::gauge!("sembang_ocr_partitions_paused", "group" => self.group.clone())
+            .set(paused as f64);
+    }
 }
 
 async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineError> {

@@ -14,6 +14,10 @@
 //! - `sembang_sender_sends_total{outcome}`, `sembang_sender_rate_limit_wait_seconds`,
 //!   `sembang_provider_errors_total{code}`
 //! - `sembang_dlq_total{reason}`, `sembang_actor_restarts_total{role}`
+//! - `sembang_ocr_seconds{kind}`, `sembang_ocr_confidence`, `sembang_ocr_outcomes_total{kind,status}`,
+//!   `sembang_ocr_jobs_in_flight`, `sembang_ocr_queue_depth`,
+//!   `sembang_ocr_partitions_paused{group}`, `sembang_ocr_pauses_total{group}`,
+//!   `sembang_media_uploads_total`
 
 use std::sync::OnceLock;
 

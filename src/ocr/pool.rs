@@ -2,7 +2,9 @@
 //! warm engine reused for every image, fed through a bounded queue. `try_submit` says when
 //! the queue is full, so the consumer can pause its partitions instead of dropping work.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,8 @@ struct Job {
 
 pub struct OcrPool {
     queue: Option<SyncSender<Job>>,
+    /// Images queued and not yet taken by a worker (`sembang_ocr_queue_depth`).
+    waiting: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -43,7 +47,8 @@ impl OcrPool {
         languages: &str,
     ) -> Result<Self, OcrError> {
         let (sender, receiver) = sync_channel::<Job>(queue.max(1));
-        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let waiting = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::new();
         for index in 0..workers.max(1) {
             // Load the engine here, so a missing language fails the start, not a job.
@@ -58,6 +63,7 @@ impl OcrPool {
                 .set_variable(leptess::Variable::TesseditDoInvert, "0")
                 .map_err(|e| OcrError::Engine(e.to_string()))?;
             let receiver = receiver.clone();
+            let waiting = waiting.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("ocr-{index}"))
                 .spawn(move || loop {
@@ -70,6 +76,8 @@ impl OcrPool {
                             Err(_) => return, // pool dropped
                         }
                     };
+                    let depth = waiting.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+                    metrics::gauge!("sembang_ocr_queue_depth").set(depth as f64);
                     let started = Instant::now();
                     let result =
                         recognize(&mut engine, &job.image).map(|(text, confidence)| Recognized {
@@ -84,6 +92,7 @@ impl OcrPool {
         }
         Ok(OcrPool {
             queue: Some(sender),
+            waiting,
             workers: handles,
         })
     }
@@ -94,8 +103,7 @@ impl OcrPool {
         image: Vec<u8>,
     ) -> Result<oneshot::Receiver<Result<Recognized, OcrError>>, OcrError> {
         let (reply, receiver) = oneshot::channel();
-        let queue = self.queue.as_ref().ok_or(OcrError::Closed)?;
-        match queue.try_send(Job { image, reply }) {
+        match self.offer(Job { image, reply }) {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => Err(OcrError::QueueFull),
             Err(TrySendError::Disconnected(_)) => Err(OcrError::Closed),
@@ -104,11 +112,34 @@ impl OcrPool {
 
     /// Queues (waiting for a slot while the queue is full) and waits for the text.
     pub async fn recognize(&self, image: Vec<u8>) -> Result<Recognized, OcrError> {
+        let (reply, receiver) = oneshot::channel();
+        let mut job = Job { image, reply };
         loop {
-            match self.try_submit(image.clone()) {
-                Ok(receiver) => return receiver.await.map_err(|_| OcrError::Closed)?,
-                Err(OcrError::QueueFull) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(e) => return Err(e),
+            match self.offer(job) {
+                Ok(()) => return receiver.await.map_err(|_| OcrError::Closed)?,
+                Err(TrySendError::Full(back)) => {
+                    job = back;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(OcrError::Closed),
+            }
+        }
+    }
+
+    fn offer(&self, job: Job) -> Result<(), TrySendError<Job>> {
+        let Some(queue) = self.queue.as_ref() else {
+            return Err(TrySendError::Disconnected(job));
+        };
+        // Counted before the send: a worker may take the job before `try_send` returns.
+        let depth = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        match queue.try_send(job) {
+            Ok(()) => {
+                metrics::gauge!("sembang_ocr_queue_depth").set(depth as f64);
+                Ok(())
+            }
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(e)
             }
         }
     }

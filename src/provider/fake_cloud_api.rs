@@ -87,6 +87,7 @@ pub struct FakeSent {
     pub time: DateTime<Utc>,
 }
 
+#[derive(Clone)]
 struct Media {
     bytes: Bytes,
     mime: String,
@@ -100,6 +101,8 @@ struct Inner {
     throughput: HashMap<String, TokenBucket>,
     pairs: HashMap<(String, String), TokenBucket>,
     media: HashMap<String, Media>,
+    /// How long each media download is held back (a slow CDN).
+    media_delay: Duration,
 }
 
 struct Shared {
@@ -204,6 +207,11 @@ impl FakeCloudApi {
             mime: mime.to_string(),
         };
         self.shared.lock().media.insert(id.to_string(), media);
+    }
+
+    /// Holds every media download back this long (a slow CDN), from now on.
+    pub fn set_media_delay(&self, delay: Duration) {
+        self.shared.lock().media_delay = delay;
     }
 
     /// Stops accepting, lets requests in flight finish (a few seconds at most), and returns.
@@ -461,13 +469,13 @@ async fn media_download(
     if !shared.authorized(&headers) {
         return unauthorized();
     }
-    let inner = shared.lock();
-    match inner.media.get(&query.mid) {
-        Some(media) => (
-            [(header::CONTENT_TYPE, media.mime.clone())],
-            media.bytes.clone(),
-        )
-            .into_response(),
+    let (media, delay) = {
+        let inner = shared.lock();
+        (inner.media.get(&query.mid).cloned(), inner.media_delay)
+    };
+    tokio::time::sleep(delay).await;
+    match media {
+        Some(media) => ([(header::CONTENT_TYPE, media.mime)], media.bytes).into_response(),
         None => (StatusCode::NOT_FOUND, "no such media").into_response(),
     }
 }

@@ -61,7 +61,11 @@ async fn main() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).expect("truth.json"))
             .unwrap();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pool = Arc::new(OcrPool::start(workers, workers * 2, None, "eng+msa").unwrap());
+    // The engine's default languages unless SEMBANG_BENCH_LANGUAGES says otherwise; the CLI
+    // runs with the same.
+    let languages = std::env::var("SEMBANG_BENCH_LANGUAGES")
+        .unwrap_or_else(|_| sembang::config::OcrConfig::default().languages);
+    let pool = Arc::new(OcrPool::start(workers, workers * 2, None, &languages).unwrap());
     let reference = NaiveDate::from_ymd_opt(2025, 11, 25).unwrap();
 
     let started = Instant::now();
@@ -82,8 +86,9 @@ async fn main() {
                 .map(|o| o.prepare_time + o.recognize_time)
                 .unwrap_or_default();
             let passes = output.as_ref().map_or(0, |o| o.passes);
+            let prepare = output.as_ref().map(|o| o.prepare_time).unwrap_or_default();
             let turned = output.as_ref().is_ok_and(|o| o.turn.degrees() != 0);
-            (t, output, took, passes, turned)
+            (t, output, took, passes, turned, prepare)
         });
     }
     let (mut ic, mut name, mut total, mut date, mut kind) = (
@@ -96,8 +101,10 @@ async fn main() {
     let mut latencies = Vec::new();
     let mut misses = Vec::new();
     let (mut passes, mut max_passes, mut turned) = (0u32, 0u8, 0u32);
+    let mut preparing = std::time::Duration::ZERO;
     while let Some(done) = tasks.join_next().await {
-        let (t, output, took, image_passes, image_turned) = done.unwrap();
+        let (t, output, took, image_passes, image_turned, prepare) = done.unwrap();
+        preparing += prepare;
         latencies.push(took);
         passes += u32::from(image_passes);
         max_passes = max_passes.max(image_passes);
@@ -162,8 +169,10 @@ async fn main() {
         percentile(&latencies, 0.99).as_millis()
     );
     println!(
-        "passes: {:.2} Tesseract runs per image (max {max_passes}); {turned} images read turned",
-        f64::from(passes) / truth.len() as f64
+        "passes: {:.2} Tesseract runs per image (max {max_passes}); {turned} images read turned; \
+         OpenCV preparation {:.1} ms per image",
+        f64::from(passes) / truth.len() as f64,
+        preparing.as_secs_f64() * 1000.0 / truth.len() as f64
     );
     misses.sort();
     if std::env::var_os("SEMBANG_BENCH_MISSES").is_some() {
@@ -174,7 +183,7 @@ async fn main() {
     if std::env::var_os("SEMBANG_BENCH_NO_CLI").is_some() {
         return;
     }
-    let cli_rate = tesseract_cli(&dir, &truth, workers);
+    let cli_rate = tesseract_cli(&dir, &truth, workers, &languages);
     println!(
         "tesseract CLI (--psm 6, {workers} at a time): {cli_rate:.2} images/s; pool / CLI = {:.2}",
         pool_rate / cli_rate
@@ -182,7 +191,7 @@ async fn main() {
 }
 
 /// The `tesseract` command on every image, `parallel` processes at a time.
-fn tesseract_cli(dir: &Path, truth: &[Value], parallel: usize) -> f64 {
+fn tesseract_cli(dir: &Path, truth: &[Value], parallel: usize, languages: &str) -> f64 {
     let started = Instant::now();
     let files: Vec<PathBuf> = truth
         .iter()
@@ -199,7 +208,7 @@ fn tesseract_cli(dir: &Path, truth: &[Value], parallel: usize) -> f64 {
                 };
                 let _ = std::process::Command::new("tesseract")
                     .arg(file)
-                    .args(["stdout", "--psm", "6", "-l", "eng+msa"])
+                    .args(["stdout", "--psm", "6", "-l", languages])
                     .env("OMP_THREAD_LIMIT", "1")
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())

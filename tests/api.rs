@@ -249,7 +249,7 @@ async fn uploads_are_checked_stored_and_queued_for_ocr() {
     assert_eq!(stored, photo, "the original bytes are kept");
 
     let record = h
-        .find_record(&h.names.name(topics::OCR_JOBS), |m| {
+        .find_record(topics::OCR_JOBS, |m| {
             serde_json::from_slice::<OcrJob>(&m.payload).is_ok_and(|j| j.job_id == job_id)
         })
         .await;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use sembang::config::Role;
 use sembang::domain::phone::PhoneNumber;
+use sembang::storage::bus::{dead_letter, topics};
 use sembang::storage::sink::EventTable;
 
 use support::engine::*;
@@ -52,6 +53,19 @@ fn with_ocr(config: &mut sembang::config::Config) {
     if !config.engine.roles.contains(&Role::Ocr) {
         config.engine.roles.push(Role::Ocr);
     }
+    config.ocr.max_media_bytes = 4 * 1024 * 1024;
+}
+
+/// A PNG header that claims 50,000 x 50,000 pixels: refused before any decoding.
+fn decompression_bomb() -> Vec<u8> {
+    let mut bomb = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    bomb.extend_from_slice(&13u32.to_be_bytes());
+    bomb.extend_from_slice(b"IHDR");
+    bomb.extend_from_slice(&50_000u32.to_be_bytes());
+    bomb.extend_from_slice(&50_000u32.to_be_bytes());
+    bomb.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    bomb.extend(std::iter::repeat_n(0u8, 1_000));
+    bomb
 }
 
 async fn scenario(h: Harness) {
@@ -75,6 +89,16 @@ async fn scenario(h: Harness) {
         b"\xFF\xD8\xFF\xE0 this is not really a jpeg".repeat(50),
         "image/jpeg",
     );
+    fake.add_media(
+        "MEDIA-HUGE",
+        {
+            let mut bytes = fixture("card-0002.jpg");
+            bytes.resize(5 * 1024 * 1024, 0);
+            bytes
+        },
+        "image/jpeg",
+    );
+    fake.add_media("MEDIA-BOMB", decompression_bomb(), "image/png");
     let card = truth("card-0002.jpg");
     let receipt = truth("receipt-0002.jpg");
     let who = PhoneNumber::parse(SITI).unwrap();
@@ -140,6 +164,31 @@ async fn scenario(h: Harness) {
     let sent = h.sent_reaches(4).await;
     assert!(sent[3].1.contains("clearer photo"), "{}", sent[3].1);
 
+    // Over the size limit (refused while it streams) and a decompression bomb (refused from
+    // its header): each answered with the reason; the too-large one is also dead-lettered.
+    h.post(&image(SITI, "wamid.OCR-E2E-5", T0 + 40, "MEDIA-HUGE"))
+        .await;
+    let sent = h.sent_reaches(5).await;
+    assert!(sent[4].1.contains("larger than 4 MB"), "{}", sent[4].1);
+    h.post(&image(SITI, "wamid.OCR-E2E-6", T0 + 50, "MEDIA-BOMB"))
+        .await;
+    let sent = h.sent_reaches(6).await;
+    assert!(
+        sent[5].1.contains("clearer photo") && sent[5].1.contains("pixels"),
+        "{}",
+        sent[5].1
+    );
+    let dead = h
+        .find_record(topics::DEAD_LETTER, |m| {
+            String::from_utf8_lossy(&m.payload).contains("OCR-E2E-5")
+        })
+        .await;
+    assert_eq!(
+        dead.header(dead_letter::HEADER_ERROR_KIND)
+            .map(|r| String::from_utf8_lossy(r).to_string()),
+        Some("too_large".into())
+    );
+
     // Staff upload another customer's MyKad through the admin API: the same flow, from
     // the object store instead of WhatsApp media.
     let walk_in = "60198765432";
@@ -159,12 +208,12 @@ async fn scenario(h: Harness) {
         .await;
     assert_eq!(contact["date_of_birth"], walk_in_card["birth_date"]);
     assert_eq!(contact["name"], walk_in_card["name"]);
-    let sent = h.sent_reaches(5).await;
-    assert_eq!(sent[4].0, walk_in);
-    assert!(sent[4].1.contains("registered"), "{}", sent[4].1);
+    let sent = h.sent_reaches(7).await;
+    assert_eq!(sent[6].0, walk_in);
+    assert!(sent[6].1.contains("registered"), "{}", sent[6].1);
 
     // Every attempt is an analytics event, with the IC masked in its fields.
-    h.events_reach(EventTable::OcrResults, 5).await;
+    h.events_reach(EventTable::OcrResults, 7).await;
     let events = h
         .reader
         .fetch_events(EventTable::OcrResults, 10)

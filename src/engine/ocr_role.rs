@@ -221,7 +221,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
     };
     let started = std::time::Instant::now();
     let bytes = match fetch(config, &job).await {
-        Ok(bytes) => Some(bytes),
+        Ok(bytes) => Ok(bytes),
         Err(error) => {
             send_dead_letter(
                 &*config.producer,
@@ -231,21 +231,21 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
                 &error.to_string(),
             )
             .await?;
-            None
+            Err(error)
         }
     };
     let (outcome, confidence, sha256, fields, error) = match bytes {
-        None => (
+        Err(error) => (
             OcrOutcome::Rejected {
                 read_as: "unknown".into(),
-                reason: "the photo could not be downloaded".into(),
+                reason: unfetched_reason(&error),
             },
             0.0,
             None,
             serde_json::json!({}),
-            Some("download failed".to_string()),
+            Some(error.kind().to_string()),
         ),
-        Some(bytes) => read(config, &job, bytes).await?,
+        Ok(bytes) => read(config, &job, bytes).await?,
     };
     let status = match &outcome {
         OcrOutcome::Rejected { .. } if error.is_some() => "failed",
@@ -290,6 +290,17 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
     })
     .await?;
     Ok(())
+}
+
+/// What the customer is told about a photo that never reached the reader.
+fn unfetched_reason(error: &MediaError) -> String {
+    match error {
+        MediaError::TooLarge { max_bytes, .. } => format!(
+            "the photo is larger than {} MB",
+            max_bytes.div_ceil(1024 * 1024)
+        ),
+        _ => "the photo could not be downloaded".into(),
+    }
 }
 
 async fn fetch(config: &OcrRoleConfig, job: &OcrJob) -> Result<Vec<u8>, MediaError> {

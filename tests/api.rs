@@ -202,16 +202,6 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
     server.abort();
 }
 
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    bytes.extend_from_slice(&13u32.to_be_bytes());
-    bytes.extend_from_slice(b"IHDR");
-    bytes.extend_from_slice(&width.to_be_bytes());
-    bytes.extend_from_slice(&height.to_be_bytes());
-    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-    bytes
-}
-
 /// Staff upload a customer's photo: checked from its bytes, kept in the object store under
 /// its hash, queued as an OCR job for the contact (the same job when uploaded again);
 /// everything else is refused with a typed reason and queues nothing.
@@ -289,7 +279,12 @@ async fn uploads_are_checked_stored_and_queued_for_ocr() {
             415,
             "unsupported_format",
         ),
-        (SITI, png_header(100_000, 100_000), 422, "too_many_pixels"),
+        (
+            SITI,
+            support::png_header(100_000, 100_000, 0),
+            422,
+            "too_many_pixels",
+        ),
         (SITI, vec![0xFF; 17 * 1024 * 1024], 413, "too_large"),
     ];
     for (phone, body, status, kind) in refusals {

@@ -56,18 +56,6 @@ fn with_ocr(config: &mut sembang::config::Config) {
     config.ocr.max_media_bytes = 4 * 1024 * 1024;
 }
 
-/// A PNG header that claims 50,000 x 50,000 pixels: refused before any decoding.
-fn decompression_bomb() -> Vec<u8> {
-    let mut bomb = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    bomb.extend_from_slice(&13u32.to_be_bytes());
-    bomb.extend_from_slice(b"IHDR");
-    bomb.extend_from_slice(&50_000u32.to_be_bytes());
-    bomb.extend_from_slice(&50_000u32.to_be_bytes());
-    bomb.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-    bomb.extend(std::iter::repeat_n(0u8, 1_000));
-    bomb
-}
-
 async fn scenario(h: Harness) {
     let Replies::Fake(fake) = &h.replies else {
         panic!("the OCR loop needs the fake Cloud API for media")
@@ -98,7 +86,12 @@ async fn scenario(h: Harness) {
         },
         "image/jpeg",
     );
-    fake.add_media("MEDIA-BOMB", decompression_bomb(), "image/png");
+    // A PNG header that claims 50,000 x 50,000 pixels: refused before any decoding.
+    fake.add_media(
+        "MEDIA-BOMB",
+        support::png_header(50_000, 50_000, 1_000),
+        "image/png",
+    );
     let card = truth("card-0002.jpg");
     let receipt = truth("receipt-0002.jpg");
     let who = PhoneNumber::parse(SITI).unwrap();

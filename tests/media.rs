@@ -12,16 +12,7 @@ use sembang::media::{
 };
 use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig};
 
-fn png(width: u32, height: u32, padding: usize) -> Vec<u8> {
-    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    bytes.extend_from_slice(&13u32.to_be_bytes());
-    bytes.extend_from_slice(b"IHDR");
-    bytes.extend_from_slice(&width.to_be_bytes());
-    bytes.extend_from_slice(&height.to_be_bytes());
-    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-    bytes.extend(std::iter::repeat_n(0u8, padding));
-    bytes
-}
+use support::png_header as png;
 
 #[tokio::test]
 async fn cloud_api_media_is_fetched_in_two_steps_checked_and_stored_by_hash() {

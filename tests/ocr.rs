@@ -2,6 +2,8 @@
 //! tests/fixtures/ocr (made by loadtest/ocr_corpus.py, truth in truth.json), and on bad
 //! images: corrupt, oversized, and a decompression bomb.
 
+mod support;
+
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
@@ -147,12 +149,7 @@ async fn bad_images_are_typed_errors_not_crashes() {
     let err = process(&pool, photo, &small, day()).await.unwrap_err();
     assert_eq!(err.kind(), "too_large");
     // A PNG whose header claims 50,000 x 50,000 pixels: refused before decoding.
-    let mut bomb = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    bomb.extend_from_slice(&13u32.to_be_bytes());
-    bomb.extend_from_slice(b"IHDR");
-    bomb.extend_from_slice(&50_000u32.to_be_bytes());
-    bomb.extend_from_slice(&50_000u32.to_be_bytes());
-    bomb.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let bomb = support::png_header(50_000, 50_000, 0);
     let err = process(&pool, bomb, &MediaLimits::default(), day())
         .await
         .unwrap_err();

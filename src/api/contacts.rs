@@ -10,22 +10,15 @@ use axum::Json;
 use serde_json::json;
 
 use crate::domain::contact::Contact;
-use crate::domain::phone::PhoneNumber;
 use crate::engine::malaysia_today;
 use crate::ingress::http::refuse;
 
-use super::AdminState;
+use super::{parse_phone, AdminState};
 
 pub async fn show(State(state): State<Arc<AdminState>>, Path(phone): Path<String>) -> Response {
-    let phone = match PhoneNumber::parse(&phone) {
+    let phone = match parse_phone(&phone) {
         Ok(phone) => phone,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_phone_number",
-                &e.to_string(),
-            )
-        }
+        Err(refusal) => return *refusal,
     };
     match state.store.load_contact(&phone).await {
         Ok(Some(contact)) => Json(view(&contact)).into_response(),

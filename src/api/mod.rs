@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::config::Secret;
+use crate::domain::phone::PhoneNumber;
 use crate::ingress::http::{refuse, routes as webhook_routes, WebhookState};
 use crate::ingress::verification::tokens_equal;
 use crate::provider::SandboxProvider;
@@ -84,6 +85,17 @@ pub fn router(
         app = app.merge(webhook_routes(webhook));
     }
     app.layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// The phone number of a path, or the 400 that says why it is not one.
+fn parse_phone(raw: &str) -> Result<PhoneNumber, Box<Response>> {
+    PhoneNumber::parse(raw).map_err(|e| {
+        Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_phone_number",
+            &e.to_string(),
+        ))
+    })
 }
 
 async fn metrics() -> Response {

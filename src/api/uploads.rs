@@ -26,7 +26,7 @@ use crate::ingress::Business;
 use crate::media::{self, MediaError, MediaLimits, ObjectStore};
 use crate::storage::bus::{Producer, Record};
 
-use super::AdminState;
+use super::{parse_phone, AdminState};
 
 /// What the upload endpoint needs: where photos go and where jobs go.
 pub struct UploadState {
@@ -58,15 +58,9 @@ pub async fn upload(
             "this process does not take uploads",
         );
     };
-    let phone = match PhoneNumber::parse(&phone) {
+    let phone = match parse_phone(&phone) {
         Ok(phone) => phone,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_phone_number",
-                &e.to_string(),
-            )
-        }
+        Err(refusal) => return *refusal,
     };
     let body = match body {
         Ok(body) => body,

@@ -159,6 +159,9 @@ pub trait ContactStore: Send + Sync {
     /// Stores a write-behind flush: the messages and purchases first, then the contacts,
     /// whose rows carry the fingerprints of the events applied (a crash in between must
     /// leave those events to be applied again, not skipped with their rows missing).
+    /// Unlike the upserts, it need not clear an optional value that is absent now but was
+    /// stored before (the engine never takes a value back to absent; writing the absence
+    /// costs a tombstone per column and flush in CQL): a backend may leave it as stored.
     async fn write_behind(
         &self,
         contacts: &[Contact],

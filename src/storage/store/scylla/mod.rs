@@ -43,7 +43,7 @@ use crate::storage::store::{
 
 use batch::{BoxedRow, PartitionBatches};
 use rows::{
-    CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues, PurchaseRow,
+    Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues, PurchaseRow,
     PurchaseValues, SegmentRow, SegmentValues, CAMPAIGN_COLUMNS, CONTACT_COLUMNS, MESSAGE_COLUMNS,
     PURCHASE_COLUMNS, SEGMENT_COLUMNS,
 };
@@ -552,14 +552,15 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
-        let values = ContactValues::new(contact)?;
+        let values = ContactValues::new(contact, Absent::Clear)?;
         self.exec("upsert_contact", &self.st.upsert_contact, values)
             .await
             .map(drop)
     }
 
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
-        self.write_behind(contacts, &[], &[]).await
+        self.write_partitions(contacts, &[], &[], Absent::Clear)
+            .await
     }
 
     async fn scan_contacts(
@@ -638,7 +639,8 @@ impl ContactStore for ScyllaStore {
         contact: &PhoneNumber,
         purchase: &Purchase,
     ) -> Result<(), StoreError> {
-        self.write_behind(&[], &[], &[(contact.clone(), purchase.clone())])
+        let purchase = (contact.clone(), purchase.clone());
+        self.write_partitions(&[], &[], std::slice::from_ref(&purchase), Absent::Clear)
             .await
     }
 
@@ -675,12 +677,13 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
-        self.write_behind(&[], std::slice::from_ref(message), &[])
+        self.write_partitions(&[], std::slice::from_ref(message), &[], Absent::Clear)
             .await
     }
 
     async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
-        self.write_behind(&[], messages, &[]).await
+        self.write_partitions(&[], messages, &[], Absent::Clear)
+            .await
     }
 
     async fn write_behind(
@@ -689,32 +692,7 @@ impl ContactStore for ScyllaStore {
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
-        let mut partitions: HashMap<&str, Partition<'_>> = HashMap::new();
-        for message in messages {
-            let key = message.contact.as_str();
-            partitions.entry(key).or_default().messages.push(message);
-        }
-        for (contact, purchase) in purchases {
-            let key = contact.as_str();
-            partitions
-                .entry(key)
-                .or_default()
-                .purchases
-                .push((contact, purchase));
-        }
-        for contact in contacts {
-            partitions
-                .entry(contact.phone_number.as_str())
-                .or_default()
-                .contact = Some(contact);
-        }
-        let mut writes = Vec::with_capacity(partitions.len());
-        for partition in partitions.into_values() {
-            writes.push(self.send_batches(self.partition_batches(partition)?));
-        }
-        futures::stream::iter(writes)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<()>()
+        self.write_partitions(contacts, messages, purchases, Absent::Keep)
             .await
     }
 
@@ -965,6 +943,43 @@ impl ScyllaStore {
         Some((statement, Box::new((timestamp, at, contact, wamid))))
     }
 
+    /// Groups the rows by partition and writes each partition's in one batch.
+    async fn write_partitions(
+        &self,
+        contacts: &[Contact],
+        messages: &[MessageRecord],
+        purchases: &[(PhoneNumber, Purchase)],
+        absent: Absent,
+    ) -> Result<(), StoreError> {
+        let mut partitions: HashMap<&str, Partition<'_>> = HashMap::new();
+        for message in messages {
+            let key = message.contact.as_str();
+            partitions.entry(key).or_default().messages.push(message);
+        }
+        for (contact, purchase) in purchases {
+            let key = contact.as_str();
+            partitions
+                .entry(key)
+                .or_default()
+                .purchases
+                .push((contact, purchase));
+        }
+        for contact in contacts {
+            partitions
+                .entry(contact.phone_number.as_str())
+                .or_default()
+                .contact = Some(contact);
+        }
+        let mut writes = Vec::with_capacity(partitions.len());
+        for partition in partitions.into_values() {
+            writes.push(self.send_batches(self.partition_batches(partition, absent)?));
+        }
+        futures::stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
     /// The batches of one partition: its messages (the row with the normal write timestamp,
     /// the time index, and the reports with the status-timestamp rule, so statuses already
     /// recorded never regress), its purchases, then the contact's row, whose applied-event
@@ -974,13 +989,14 @@ impl ScyllaStore {
     fn partition_batches<'a>(
         &'a self,
         partition: Partition<'a>,
+        absent: Absent,
     ) -> Result<Vec<(Batch, Vec<BoxedRow<'a>>)>, StoreError> {
         let mut batches = PartitionBatches::new();
         for message in partition.messages {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();
             let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
-            let row = MessageValues::new(message);
+            let row = MessageValues::new(message, absent);
             batches.push(&self.st.put_message, Box::new(row), text + wamid.len());
             let index = (key, rows::ts(message.created_at), wamid);
             batches.push(&self.st.put_message_index, Box::new(index), wamid.len());
@@ -993,11 +1009,11 @@ impl ScyllaStore {
             }
         }
         for (contact, purchase) in partition.purchases {
-            let row = PurchaseValues::new(contact, purchase);
+            let row = PurchaseValues::new(contact, purchase, absent);
             batches.push(&self.st.put_purchase, Box::new(row), PURCHASE_ROW_BYTES);
         }
         if let Some(contact) = partition.contact {
-            let row = ContactValues::new(contact)?;
+            let row = ContactValues::new(contact, absent)?;
             batches.push(&self.st.upsert_contact, Box::new(row), CONTACT_ROW_BYTES);
         }
         Ok(batches.finish())

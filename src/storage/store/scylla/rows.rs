@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use scylla::value::{CqlDate, CqlTimestamp};
+use scylla::value::{CqlDate, CqlTimestamp, MaybeUnset};
 use scylla::{DeserializeRow, SerializeRow};
 
 use crate::domain::contact::{ConsentChange, Contact, InteractionStats, ProtectedIc};
@@ -91,29 +91,51 @@ fn from_counter(what: &str, column: &str, value: Option<i64>) -> Result<u64, Sto
     u64::try_from(value).map_err(|_| corrupt(what, format!("{column} is negative ({value})")))
 }
 
+/// What an absent optional value writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Absent {
+    /// NULL: the row is replaced, a value stored before is cleared (explicit upserts).
+    Clear,
+    /// Nothing: the stored value stays. For the engine's write-behind flushes, which never
+    /// take a value back to absent: a NULL is a tombstone, and a contact row rewritten on
+    /// every flush with a dozen empty columns kept Cassandra busy with tombstones
+    /// (BENCHMARKS.md).
+    Keep,
+}
+
+/// An optional column of a written row.
+type Cell<T> = MaybeUnset<Option<T>>;
+
+fn cell<T>(value: Option<T>, absent: Absent) -> Cell<T> {
+    match (value, absent) {
+        (None, Absent::Keep) => MaybeUnset::Unset,
+        (value, _) => MaybeUnset::Set(value),
+    }
+}
+
 // ---------------------------------------------------------------- contacts
 
 #[derive(SerializeRow)]
 pub(crate) struct ContactValues<'a> {
     phone: &'a str,
-    name: Option<&'a str>,
-    gender: Option<&'static str>,
-    date_of_birth: Option<CqlDate>,
-    state: Option<&'a str>,
-    marital_status: Option<&'static str>,
+    name: Cell<&'a str>,
+    gender: Cell<&'static str>,
+    date_of_birth: Cell<CqlDate>,
+    state: Cell<&'a str>,
+    marital_status: Cell<&'static str>,
     whatsapp_status: &'static str,
     marketing_opt_in: bool,
-    consent_changed_at: Option<CqlTimestamp>,
-    consent_source: Option<&'a str>,
-    ic_masked: Option<&'a str>,
-    ic_keyed_hash: Option<&'a [u8]>,
-    ic_ciphertext: Option<&'a [u8]>,
+    consent_changed_at: Cell<CqlTimestamp>,
+    consent_source: Cell<&'a str>,
+    ic_masked: Cell<&'a str>,
+    ic_keyed_hash: Cell<&'a [u8]>,
+    ic_ciphertext: Cell<&'a [u8]>,
     customer_tier: &'static str,
     message_count: i64,
-    last_interaction: Option<CqlTimestamp>,
+    last_interaction: Cell<CqlTimestamp>,
     outbound_count: i64,
     replied_count: i64,
-    last_outbound: Option<CqlTimestamp>,
+    last_outbound: Cell<CqlTimestamp>,
     recent_events: Vec<i64>,
     attributes: String,
     created_at: CqlTimestamp,
@@ -127,31 +149,31 @@ pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, st
     updated_at";
 
 impl<'a> ContactValues<'a> {
-    pub(crate) fn new(contact: &'a Contact) -> Result<Self, StoreError> {
+    pub(crate) fn new(contact: &'a Contact, absent: Absent) -> Result<Self, StoreError> {
         const OP: &str = "upsert_contact";
         let stats = &contact.interactions;
         let attributes = serde_json::to_string(&contact.attributes)
             .map_err(|e| super::errors::query(OP, format!("attributes: {e}")))?;
         Ok(ContactValues {
             phone: contact.phone_number.as_str(),
-            name: contact.name.as_deref(),
-            gender: contact.gender.map(|g| g.as_str()),
-            date_of_birth: contact.date_of_birth.map(date),
-            state: contact.state.as_deref(),
-            marital_status: contact.marital_status.map(|m| m.as_str()),
+            name: cell(contact.name.as_deref(), absent),
+            gender: cell(contact.gender.map(|g| g.as_str()), absent),
+            date_of_birth: cell(contact.date_of_birth.map(date), absent),
+            state: cell(contact.state.as_deref(), absent),
+            marital_status: cell(contact.marital_status.map(|m| m.as_str()), absent),
             whatsapp_status: contact.whatsapp_status.as_str(),
             marketing_opt_in: contact.marketing_opt_in,
-            consent_changed_at: contact.consent_change.as_ref().map(|c| ts(c.at)),
-            consent_source: contact.consent_change.as_ref().map(|c| c.source.as_str()),
-            ic_masked: contact.ic.as_ref().map(|ic| ic.masked.as_str()),
-            ic_keyed_hash: contact.ic.as_ref().map(|ic| ic.keyed_hash.as_slice()),
-            ic_ciphertext: contact.ic.as_ref().map(|ic| ic.ciphertext.as_slice()),
+            consent_changed_at: cell(contact.consent_change.as_ref().map(|c| ts(c.at)), absent),
+            consent_source: cell(contact.consent_change.as_ref().map(|c| c.source.as_str()), absent),
+            ic_masked: cell(contact.ic.as_ref().map(|ic| ic.masked.as_str()), absent),
+            ic_keyed_hash: cell(contact.ic.as_ref().map(|ic| ic.keyed_hash.as_slice()), absent),
+            ic_ciphertext: cell(contact.ic.as_ref().map(|ic| ic.ciphertext.as_slice()), absent),
             customer_tier: contact.customer_tier.as_str(),
             message_count: counter(OP, "message_count", stats.message_count)?,
-            last_interaction: stats.last_interaction.map(ts),
+            last_interaction: cell(stats.last_interaction.map(ts), absent),
             outbound_count: counter(OP, "outbound_count", stats.outbound_count)?,
             replied_count: counter(OP, "replied_count", stats.replied_count)?,
-            last_outbound: stats.last_outbound.map(ts),
+            last_outbound: cell(stats.last_outbound.map(ts), absent),
             recent_events: contact.applied_events.fingerprints().collect(),
             attributes,
             created_at: ts(contact.created_at),
@@ -272,11 +294,11 @@ pub(crate) struct PurchaseValues<'a> {
     purchase_id: &'a str,
     amount_sen: i64,
     purchased_on: CqlDate,
-    merchant: Option<&'a str>,
-    receipt_no: Option<&'a str>,
+    merchant: Cell<&'a str>,
+    receipt_no: Cell<&'a str>,
     item_count: i64,
-    image_sha256: Option<&'a str>,
-    ocr_confidence: Option<f64>,
+    image_sha256: Cell<&'a str>,
+    ocr_confidence: Cell<f64>,
     status: &'static str,
     recorded_at: CqlTimestamp,
 }
@@ -285,17 +307,17 @@ pub(crate) const PURCHASE_COLUMNS: &str = "contact, purchase_id, amount_sen, pur
     merchant, receipt_no, item_count, image_sha256, ocr_confidence, status, recorded_at";
 
 impl<'a> PurchaseValues<'a> {
-    pub(crate) fn new(contact: &'a PhoneNumber, purchase: &'a Purchase) -> Self {
+    pub(crate) fn new(contact: &'a PhoneNumber, purchase: &'a Purchase, absent: Absent) -> Self {
         PurchaseValues {
             contact: contact.as_str(),
             purchase_id: &purchase.purchase_id,
             amount_sen: purchase.amount.sen(),
             purchased_on: date(purchase.purchased_on),
-            merchant: purchase.merchant.as_deref(),
-            receipt_no: purchase.receipt_no.as_deref(),
+            merchant: cell(purchase.merchant.as_deref(), absent),
+            receipt_no: cell(purchase.receipt_no.as_deref(), absent),
             item_count: i64::from(purchase.item_count),
-            image_sha256: purchase.image_sha256.as_deref(),
-            ocr_confidence: purchase.ocr_confidence,
+            image_sha256: cell(purchase.image_sha256.as_deref(), absent),
+            ocr_confidence: cell(purchase.ocr_confidence, absent),
             status: purchase.status.as_str(),
             recorded_at: ts(purchase.recorded_at),
         }
@@ -362,8 +384,8 @@ pub(crate) struct MessageValues<'a> {
     wamid: &'a str,
     direction: &'static str,
     kind: &'a str,
-    body: Option<&'a str>,
-    campaign_id: Option<&'a str>,
+    body: Cell<&'a str>,
+    campaign_id: Cell<&'a str>,
     created_at: CqlTimestamp,
 }
 
@@ -375,14 +397,14 @@ pub(crate) fn direction_str(direction: Direction) -> &'static str {
 }
 
 impl<'a> MessageValues<'a> {
-    pub(crate) fn new(message: &'a MessageRecord) -> Self {
+    pub(crate) fn new(message: &'a MessageRecord, absent: Absent) -> Self {
         MessageValues {
             contact: message.contact.as_str(),
             wamid: &message.wamid,
             direction: direction_str(message.direction),
             kind: &message.kind,
-            body: message.body.as_deref(),
-            campaign_id: message.campaign_id.as_deref(),
+            body: cell(message.body.as_deref(), absent),
+            campaign_id: cell(message.campaign_id.as_deref(), absent),
             created_at: ts(message.created_at),
         }
     }

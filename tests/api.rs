@@ -211,6 +211,19 @@ async fn uploads_are_checked_stored_and_queued_for_ocr() {
     use sembang::storage::bus::topics;
 
     let h = harness(false, &[]).await;
+    let photo_path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ocr/card-0001.jpg");
+    // No business number configured (the test config has none) and none given: refused.
+    let answer = h
+        .http
+        .post(format!("{}/api/contacts/{SITI}/media", h.base))
+        .body(std::fs::read(&photo_path).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    let error: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(error["error"]["kind"], "no_business_number");
     let photo = std::fs::read(
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/ocr/card-0001.jpg"),
@@ -219,7 +232,7 @@ async fn uploads_are_checked_stored_and_queued_for_ocr() {
     let upload = |phone: &str, body: Vec<u8>| {
         h.http
             .post(format!(
-                "{}/api/contacts/{phone}/media?caption=at%20the%20counter",
+                "{}/api/contacts/{phone}/media?caption=at%20the%20counter&phone_number_id=555",
                 h.base
             ))
             .header("content-type", "application/octet-stream")
@@ -247,6 +260,10 @@ async fn uploads_are_checked_stored_and_queued_for_ocr() {
     assert_eq!(record.key, SITI.as_bytes(), "keyed by the contact");
     assert_eq!(job.media_id, format!("stored:{sha256}.jpg"));
     assert_eq!(job.caption.as_deref(), Some("at the counter"));
+    assert_eq!(
+        job.business.phone_number_id, "555",
+        "answered from the number asked for"
+    );
     assert_eq!(job.sha256.as_deref(), Some(sha256.as_str()));
 
     // A retry of the same upload is the same job; another contact's is another.

@@ -329,3 +329,38 @@ async fn a_full_ocr_role_pauses_its_kafka_partitions_and_loses_nothing() {
     };
     backpressure(h).await;
 }
+
+/// The embedded default sends through the sandbox provider and has no business number
+/// configured: a photo uploaded through the admin API still registers the customer and
+/// gets its confirmation (its reply needs a bus key all the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_register_customers_on_the_embedded_default() {
+    let h = Harness::embedded_tuned(
+        false,
+        |store| store,
+        |config| {
+            with_ocr(config);
+            // As config/embedded.toml has it.
+            config.whatsapp.phone_number_id = "106540352242922".into();
+        },
+    )
+    .await;
+    let answer = h
+        .http
+        .post(format!("{}/api/contacts/{SITI}/media", h.base))
+        .body(fixture("card-0001.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    let contact = h
+        .contact_where(SITI, "registered from an upload", |c| {
+            c["ic_number"].is_string()
+        })
+        .await;
+    assert_eq!(contact["name"], truth("card-0001.jpg")["name"]);
+    let sent = h.sent_reaches(1).await;
+    assert_eq!(sent[0].0, SITI);
+    assert!(sent[0].1.contains("registered"), "{}", sent[0].1);
+    h.stop().await;
+}

@@ -85,6 +85,16 @@ pub async fn upload(
             "PDF uploads are not read: send a photo (JPEG, PNG or WebP)",
         );
     }
+    let phone_number_id = query
+        .phone_number_id
+        .unwrap_or_else(|| uploads.phone_number_id.clone());
+    if phone_number_id.is_empty() {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_business_number",
+            "no business number to answer from: pass ?phone_number_id= or set whatsapp.phone_number_id",
+        );
+    }
     let key = checked.key();
     let object = match uploads.objects.put(&key, &body).await {
         Ok(object) => object,
@@ -95,9 +105,7 @@ pub async fn upload(
         contact: phone.clone(),
         business: Business {
             waba_id: String::new(),
-            phone_number_id: query
-                .phone_number_id
-                .unwrap_or_else(|| uploads.phone_number_id.clone()),
+            phone_number_id,
             display_phone_number: String::new(),
         },
         media_kind: "image".into(),

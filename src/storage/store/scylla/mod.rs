@@ -43,9 +43,9 @@ use crate::storage::store::{
 
 use batch::{BoxedRow, PartitionBatches};
 use rows::{
-    Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues, PurchaseRow,
-    PurchaseValues, SegmentRow, SegmentValues, CAMPAIGN_COLUMNS, CONTACT_COLUMNS, MESSAGE_COLUMNS,
-    PURCHASE_COLUMNS, SEGMENT_COLUMNS,
+    Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues,
+    PurchaseRow, PurchaseValues, SegmentRow, SegmentValues, CAMPAIGN_COLUMNS, CONTACT_COLUMNS,
+    MESSAGE_COLUMNS, PURCHASE_COLUMNS, SEGMENT_COLUMNS,
 };
 pub use schema::{CqlMigrationTarget, CQL_MIGRATIONS, VERSION_TABLE};
 

@@ -164,10 +164,19 @@ impl<'a> ContactValues<'a> {
             whatsapp_status: contact.whatsapp_status.as_str(),
             marketing_opt_in: contact.marketing_opt_in,
             consent_changed_at: cell(contact.consent_change.as_ref().map(|c| ts(c.at)), absent),
-            consent_source: cell(contact.consent_change.as_ref().map(|c| c.source.as_str()), absent),
+            consent_source: cell(
+                contact.consent_change.as_ref().map(|c| c.source.as_str()),
+                absent,
+            ),
             ic_masked: cell(contact.ic.as_ref().map(|ic| ic.masked.as_str()), absent),
-            ic_keyed_hash: cell(contact.ic.as_ref().map(|ic| ic.keyed_hash.as_slice()), absent),
-            ic_ciphertext: cell(contact.ic.as_ref().map(|ic| ic.ciphertext.as_slice()), absent),
+            ic_keyed_hash: cell(
+                contact.ic.as_ref().map(|ic| ic.keyed_hash.as_slice()),
+                absent,
+            ),
+            ic_ciphertext: cell(
+                contact.ic.as_ref().map(|ic| ic.ciphertext.as_slice()),
+                absent,
+            ),
             customer_tier: contact.customer_tier.as_str(),
             message_count: counter(OP, "message_count", stats.message_count)?,
             last_interaction: cell(stats.last_interaction.map(ts), absent),

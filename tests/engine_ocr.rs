@@ -56,6 +56,23 @@ fn with_ocr(config: &mut sembang::config::Config) {
     config.ocr.max_media_bytes = 4 * 1024 * 1024;
 }
 
+/// Uploads the MyKad photo `file` for `phone` through the admin API (accepted: 202) and
+/// returns the contact once registered.
+async fn register_by_upload(h: &Harness, phone: &str, file: &str) -> Value {
+    let answer = h
+        .http
+        .post(format!("{}/api/contacts/{phone}/media", h.base))
+        .body(fixture(file))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    h.contact_where(phone, "registered from an upload", |c| {
+        c["ic_number"].is_string()
+    })
+    .await
+}
+
 async fn scenario(h: Harness) {
     let Replies::Fake(fake) = &h.replies else {
         panic!("the OCR loop needs the fake Cloud API for media")
@@ -186,19 +203,7 @@ async fn scenario(h: Harness) {
     // the object store instead of WhatsApp media.
     let walk_in = "60198765432";
     let walk_in_card = truth("card-0001.jpg");
-    let answer = h
-        .http
-        .post(format!("{}/api/contacts/{walk_in}/media", h.base))
-        .body(fixture("card-0001.jpg"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status().as_u16(), 202);
-    let contact = h
-        .contact_where(walk_in, "registered from an upload", |c| {
-            c["ic_number"].is_string()
-        })
-        .await;
+    let contact = register_by_upload(&h, walk_in, "card-0001.jpg").await;
     assert_eq!(contact["date_of_birth"], walk_in_card["birth_date"]);
     assert_eq!(contact["name"], walk_in_card["name"]);
     let sent = h.sent_reaches(7).await;
@@ -345,19 +350,7 @@ async fn uploads_register_customers_on_the_embedded_default() {
         },
     )
     .await;
-    let answer = h
-        .http
-        .post(format!("{}/api/contacts/{SITI}/media", h.base))
-        .body(fixture("card-0001.jpg"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status().as_u16(), 202);
-    let contact = h
-        .contact_where(SITI, "registered from an upload", |c| {
-            c["ic_number"].is_string()
-        })
-        .await;
+    let contact = register_by_upload(&h, SITI, "card-0001.jpg").await;
     assert_eq!(contact["name"], truth("card-0001.jpg")["name"]);
     let sent = h.sent_reaches(1).await;
     assert_eq!(sent[0].0, SITI);

@@ -625,6 +625,16 @@ fn missing_contact_wa_id_and_envelope_fields() {
         ))
     );
 
+    // Present but empty: as good as missing (replies are sent from this number).
+    let mut body: serde_json::Value = serde_json::from_slice(&fixture("text")).unwrap();
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(" ");
+    assert_eq!(
+        parse_webhook(&serde_json::to_vec(&body).unwrap()),
+        Err(missing(
+            "entry[0].changes[0].value.metadata.phone_number_id"
+        ))
+    );
+
     assert_eq!(
         parse_webhook(br#"{"object":"whatsapp_business_account"}"#),
         Err(missing("entry"))

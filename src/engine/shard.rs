@@ -335,7 +335,7 @@ impl ShardState {
             metrics::counter!("sembang_engine_replies_total", "rule" => reply.rule.clone().unwrap_or_default()).increment(1);
             self.pending.records.push(Record::new(
                 topics.outbound.clone(),
-                outbound_key(&reply.phone_number_id),
+                reply.phone_number_id.as_bytes().to_vec(),
                 to_json(&reply)?,
             ));
         }
@@ -487,16 +487,4 @@ impl ShardState {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EngineError> {
     serde_json::to_vec(value).map_err(|e| EngineError::actor("shard", format!("encode: {e}")))
-}
-
-/// wa.outbound is keyed by the business number, so one sender owns each number's rate
-/// limiter. A reply without one (a photo uploaded through the admin API on the sandbox
-/// default, which has no number configured) goes under a fixed key: a record without a
-/// key is refused by the bus.
-fn outbound_key(phone_number_id: &str) -> Vec<u8> {
-    if phone_number_id.is_empty() {
-        b"no-business-number".to_vec()
-    } else {
-        phone_number_id.as_bytes().to_vec()
-    }
 }

@@ -105,8 +105,10 @@ fn split_value(
         .ok_or_else(|| missing(format!("{at}.metadata")))?;
     let business = Business {
         waba_id: waba_id.to_owned(),
+        // Replies are sent from, and keyed on the bus by, this number: empty is missing.
         phone_number_id: metadata
             .phone_number_id
+            .filter(|id| !id.trim().is_empty())
             .ok_or_else(|| missing(format!("{at}.metadata.phone_number_id")))?,
         display_phone_number: metadata
             .display_phone_number

@@ -23,7 +23,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::engine::wire::{event_id, OcrJob, STORED_MEDIA_PREFIX};
 use crate::ingress::http::refuse;
 use crate::ingress::Business;
-use crate::media::{self, MediaError, MediaLimits, ObjectStore};
+use crate::media::{self, MediaError, MediaFormat, MediaLimits, ObjectStore};
 use crate::storage::bus::{Producer, Record};
 
 use super::{parse_phone, AdminState};
@@ -77,8 +77,8 @@ pub async fn upload(
         Ok(checked) => checked,
         Err(error) => return refuse_media(&error),
     };
-    if checked.width.is_none() {
-        // PDFs have no pixel size here and the pipeline does not render them.
+    if checked.format == MediaFormat::Pdf {
+        // The pipeline reads photos; it does not render documents.
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_format",
@@ -88,7 +88,7 @@ pub async fn upload(
     let phone_number_id = query
         .phone_number_id
         .unwrap_or_else(|| uploads.phone_number_id.clone());
-    if phone_number_id.is_empty() {
+    if phone_number_id.trim().is_empty() {
         return refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_business_number",

@@ -8,9 +8,10 @@
 //! Jobs run concurrently (up to twice the pool's workers); offsets are committed only for
 //! the finished prefix. When that many are in flight the role pauses its partitions
 //! (backpressure: nothing more is fetched, nothing is dropped) and keeps polling, so it
-//! stays in its group and answers rebalances; it resumes them when a job finishes. A photo that cannot be fetched after retries, or read, becomes a
-//! rejected result (the customer is asked for a clearer photo) and the job is also kept in
-//! the dead-letter topic for an operator.
+//! stays in its group and answers rebalances; it resumes them when a job finishes. A photo
+//! that cannot be fetched after retries, or read, becomes a rejected result (the customer
+//! is asked for a clearer photo) and the job is also kept in the dead-letter topic for an
+//! operator.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -373,9 +374,11 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
         }
     };
     let sha256 = output.media.sha256.clone();
-    let stored = config.objects.put(&output.media.key(), &bytes).await;
-    if let Err(error) = stored {
-        tracing::warn!(%error, "photo not kept in the object store");
+    // An uploaded photo was fetched from the object store: it is there already.
+    if !job.media_id.starts_with(STORED_MEDIA_PREFIX) {
+        if let Err(error) = config.objects.put(&output.media.key(), &bytes).await {
+            tracing::warn!(%error, "photo not kept in the object store");
+        }
     }
     let confidence = output.recognized.confidence;
     let trusted = output.reading.is_trusted();

@@ -21,8 +21,6 @@ pub enum OcrError {
     Image(String),
     #[error("OCR engine: {0}")]
     Engine(String),
-    #[error("the OCR queue is full")]
-    QueueFull,
     #[error("the OCR pool is closed")]
     Closed,
 }

@@ -1,6 +1,7 @@
 //! A pool of Tesseract workers, each on its own OS thread (never a tokio worker) with one
-//! warm engine reused for every image, fed through a bounded queue. `try_submit` says when
-//! the queue is full, so the consumer can pause its partitions instead of dropping work.
+//! warm engine reused for every image, fed through a bounded queue. `recognize` waits for a
+//! slot; the OCR role bounds the jobs it has in flight and pauses its partitions at that
+//! bound, so nothing waits unbounded and nothing is dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -95,19 +96,6 @@ impl OcrPool {
             waiting,
             workers: handles,
         })
-    }
-
-    /// Queues a prepared image; `Err(QueueFull)` when every slot is taken.
-    pub fn try_submit(
-        &self,
-        image: Vec<u8>,
-    ) -> Result<oneshot::Receiver<Result<Recognized, OcrError>>, OcrError> {
-        let (reply, receiver) = oneshot::channel();
-        match self.offer(Job { image, reply }) {
-            Ok(()) => Ok(receiver),
-            Err(TrySendError::Full(_)) => Err(OcrError::QueueFull),
-            Err(TrySendError::Disconnected(_)) => Err(OcrError::Closed),
-        }
     }
 
     /// Queues (waiting for a slot while the queue is full) and waits for the text.

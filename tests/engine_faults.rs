@@ -6,21 +6,22 @@
 mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use sembang::domain::contact::Contact;
+use sembang::domain::contact_fields::{ContactField, ContactFields};
 use sembang::domain::message::DeliveryStatus;
 use sembang::domain::phone::PhoneNumber;
 use sembang::domain::purchase::Purchase;
 use sembang::provider::fake_cloud_api::FakeFailure;
 use sembang::storage::sink::{AnalyticsEvent, EventTable};
 use sembang::storage::store::{
-    CampaignRecord, Claim, ContactStore, IcLink, MessageRecord, Page, PageToken, SegmentRecord,
-    StoreError,
+    CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
+    SegmentRecord, StoreError,
 };
 
 use support::engine::*;
@@ -93,10 +94,12 @@ async fn provider_rate_limits_and_outages_are_retried_and_refusals_recorded() {
     h.stop().await;
 }
 
-/// A store whose contact writes fail while `failures` is above zero.
+/// A store whose contact writes fail while `failures` is above zero, and which records the
+/// fields each write-behind flush marked as changed, per contact.
 struct FlakyStore {
     inner: Arc<dyn ContactStore>,
     failures: Arc<AtomicU32>,
+    flushed: Arc<Mutex<Vec<(String, ContactFields)>>>,
 }
 
 impl FlakyStore {
@@ -126,6 +129,21 @@ impl ContactStore for FlakyStore {
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
         self.fail()?;
         self.inner.upsert_contacts(contacts).await
+    }
+    async fn write_behind(
+        &self,
+        contacts: &[ContactWrite<'_>],
+        messages: &[MessageRecord],
+        purchases: &[(PhoneNumber, Purchase)],
+    ) -> Result<(), StoreError> {
+        self.fail()?;
+        // Recorded before the write, so whoever sees its effect sees the record too.
+        self.flushed.lock().unwrap().extend(
+            contacts
+                .iter()
+                .map(|w| (w.contact.phone_number.as_str().to_string(), w.changed)),
+        );
+        self.inner.write_behind(contacts, messages, purchases).await
     }
     async fn scan_contacts(
         &self,
@@ -230,6 +248,7 @@ async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
         Arc::new(FlakyStore {
             inner,
             failures: flaky_failures,
+            flushed: Arc::default(),
         })
     })
     .await;
@@ -262,6 +281,58 @@ async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
         "restart counted in /metrics:\n{metrics}"
     );
     assert!(metrics.contains("sembang_ingress_requests_total{outcome=\"accepted\"}"));
+    h.stop().await;
+}
+
+/// A new contact's first flush writes every field; later flushes write only what their
+/// events changed (the CQL store then leaves the other cells alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flushes_write_the_fields_their_events_changed() {
+    use ContactField::*;
+    let flushed: Arc<Mutex<Vec<(String, ContactFields)>>> = Arc::default();
+    let recorder = flushed.clone();
+    let h = Harness::embedded_with(false, move |inner| {
+        Arc::new(FlakyStore {
+            inner,
+            failures: Arc::default(),
+            flushed: recorder,
+        })
+    })
+    .await;
+    let of_siti = || -> Vec<ContactFields> {
+        let flushed = flushed.lock().unwrap();
+        flushed
+            .iter()
+            .filter(|(phone, _)| phone == SITI)
+            .map(|(_, changed)| *changed)
+            .collect()
+    };
+    h.post(&text(SITI, "wamid.W-1", T0, "hello")).await;
+    h.message_count_reaches(SITI, 1).await;
+    assert_eq!(
+        of_siti(),
+        vec![ContactFields::ALL],
+        "a new contact is written whole"
+    );
+
+    h.post(&text(SITI, "wamid.W-2", T0 + 10, "hello again"))
+        .await;
+    h.message_count_reaches(SITI, 2).await;
+    let interaction: ContactFields = [MessageCount, LastInteraction, AppliedEvents, UpdatedAt]
+        .into_iter()
+        .collect();
+    assert_eq!(of_siti(), vec![ContactFields::ALL, interaction]);
+
+    // Opting out moves the consent fields too.
+    h.post(&text(SITI, "wamid.W-3", T0 + 20, "STOP")).await;
+    h.message_count_reaches(SITI, 3).await;
+    let stop = of_siti()[2];
+    for field in [WhatsappStatus, ConsentChange, MessageCount, AppliedEvents] {
+        assert!(stop.contains(field), "{field:?} in {stop:?}");
+    }
+    for field in [Name, Gender, Ic, CreatedAt, Attributes] {
+        assert!(!stop.contains(field), "{field:?} in {stop:?}");
+    }
     h.stop().await;
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 use sembang::domain::contact::{
     ConsentChange, Contact, InteractionStats, ProtectedIc, WhatsappStatus,
 };
+use sembang::domain::contact_fields::ContactFields;
 use sembang::domain::message::{DeliveryStatus, DeliveryTimeline};
 use sembang::domain::money::Money;
 use sembang::domain::person::{Gender, MaritalStatus};
@@ -34,7 +35,7 @@ use sembang::domain::purchase::{Purchase, PurchaseStatus};
 use sembang::domain::tier::Tier;
 use sembang::storage::migrate::{migrate, MigrateError, MigrationReport};
 use sembang::storage::store::{
-    CampaignRecord, Claim, ContactStore, Direction, IcLink, MessageRecord, PageToken,
+    CampaignRecord, Claim, ContactStore, ContactWrite, Direction, IcLink, MessageRecord, PageToken,
     SegmentRecord, StoreError,
 };
 use sembang::storage::store::{
@@ -74,8 +75,9 @@ struct SharedCluster {
 
 static CLUSTER: OnceCell<SharedCluster> = OnceCell::const_new();
 
-/// Tests that use the shared keyspace; the last one to finish drops it.
-static USERS_LEFT: AtomicUsize = AtomicUsize::new(SCYLLA_SCENARIOS + 1);
+/// Tests that use the shared keyspace (the scenarios and two CQL-only tests); the last one
+/// to finish drops it.
+static USERS_LEFT: AtomicUsize = AtomicUsize::new(SCYLLA_SCENARIOS + 2);
 
 fn cluster_config(keyspace: &str) -> Option<ScyllaConfig> {
     let node = support::service(support::CASSANDRA)?;
@@ -185,6 +187,7 @@ conformance!(
     put_message_never_regresses_statuses,
     put_messages_stores_each_like_put_message,
     write_behind_stores_contacts_and_many_messages,
+    write_behind_of_the_changed_fields_gives_the_new_contact,
     inbound_dedupe_remembers_until_expiry,
     segments_crud,
     campaigns_crud,
@@ -814,7 +817,10 @@ async fn write_behind_stores_contacts_and_many_messages(store: Arc<dyn ContactSt
     let counted = purchase("wb-p1", 4_560, PurchaseStatus::Counted, at(103, 0));
     let pending = purchase("wb-p2", 99_999, PurchaseStatus::PendingReview, at(104, 0));
     let purchases = vec![(quiet.clone(), counted.clone()), (quiet.clone(), pending)];
-    let contacts = vec![busy_contact.clone(), quiet_contact.clone()];
+    let contacts = vec![
+        ContactWrite::whole(&busy_contact),
+        ContactWrite::whole(&quiet_contact),
+    ];
 
     store
         .write_behind(&contacts, &messages, &purchases)
@@ -851,6 +857,38 @@ async fn write_behind_stores_contacts_and_many_messages(store: Arc<dyn ContactSt
     assert_eq!(stored.timeline.sent_at, Some(at(101, 0)));
     assert_eq!(store.messages(&absent, 10).await.unwrap().len(), 1);
     store.write_behind(&[], &[], &[]).await.unwrap();
+}
+
+/// What a flush usually writes: a stored contact with its interaction stats, its
+/// applied-event keys, its tier and its name changed, only those fields marked.
+async fn write_behind_of_the_changed_fields_gives_the_new_contact(store: Arc<dyn ContactStore>) {
+    let who = phone();
+    let before = full_contact(who.clone());
+    store.upsert_contact(&before).await.unwrap();
+    let mut after = before.clone();
+    after.name = Some("Nur Aisyah".into());
+    after.customer_tier = Tier::Platinum;
+    after.interactions.message_count += 1;
+    after.interactions.last_interaction = Some(at(90, 1));
+    after.applied_events.insert("wamid.C");
+    after.updated_at = at(90, 2);
+    let changed = ContactFields::changed(&before, &after);
+    assert_eq!(changed.len(), 6);
+
+    let write = ContactWrite {
+        contact: &after,
+        changed,
+    };
+    store.write_behind(&[write], &[], &[]).await.unwrap();
+    assert_eq!(store.load_contact(&who).await.unwrap(), Some(after.clone()));
+
+    // Nothing changed: the contact reads the same.
+    let unchanged = ContactWrite {
+        contact: &after,
+        changed: ContactFields::NONE,
+    };
+    store.write_behind(&[unchanged], &[], &[]).await.unwrap();
+    assert_eq!(store.load_contact(&who).await.unwrap(), Some(after));
 }
 
 async fn put_message_never_regresses_statuses(store: Arc<dyn ContactStore>) {
@@ -1135,6 +1173,83 @@ fn scylla_migrations_apply_once() {
             .await
             .unwrap();
         assert!(third.applied.is_empty());
+    });
+}
+
+/// The CQL store writes only the changed fields' cells: an unchanged column keeps its
+/// write time, and a value changed outside the flush (here, straight in the table) stays.
+#[test]
+fn scylla_write_behind_writes_only_changed_columns() {
+    let _leave = LeaveCluster;
+    let Some(config) = cluster_config(&KEYSPACE) else {
+        return;
+    };
+    RUNTIME.block_on(async move {
+        let shared = shared_cluster(config).await;
+        let store = &shared.store;
+        let session = Arc::clone(store.session());
+        let who = phone();
+        let before = full_contact(who.clone());
+        store.upsert_contact(&before).await.unwrap();
+        let select = format!(
+            "SELECT WRITETIME(name), WRITETIME(state), WRITETIME(message_count), \
+             WRITETIME(updated_at), state FROM {}.contacts WHERE phone = ?",
+            *KEYSPACE
+        );
+        type Times = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let read = || {
+            let (session, select, who) = (Arc::clone(&session), select.clone(), who.clone());
+            async move {
+                let result = session
+                    .query_unpaged(select, (who.as_str(),))
+                    .await
+                    .unwrap()
+                    .into_rows_result()
+                    .unwrap();
+                result.single_row::<Times>().unwrap()
+            }
+        };
+        let first = read().await;
+        // Someone else moves the state; the flush below does not know of it.
+        session
+            .query_unpaged(
+                format!(
+                    "UPDATE {}.contacts SET state = 'Johor' WHERE phone = ?",
+                    *KEYSPACE
+                ),
+                (who.as_str(),),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+
+        let mut after = before.clone();
+        after.interactions.message_count += 1;
+        after.updated_at = at(95, 0);
+        let write = ContactWrite {
+            contact: &after,
+            changed: ContactFields::changed(&before, &after),
+        };
+        store.write_behind(&[write], &[], &[]).await.unwrap();
+
+        let second = read().await;
+        assert_eq!(second.0, first.0, "name not rewritten");
+        assert!(second.2 > first.2, "message_count written");
+        assert!(second.3 > first.3, "updated_at written");
+        assert_eq!(
+            second.4.as_deref(),
+            Some("Johor"),
+            "the other writer's state stays"
+        );
+        let loaded = store.load_contact(&who).await.unwrap().unwrap();
+        assert_eq!(loaded.interactions.message_count, 43);
+        assert_eq!(loaded.name, before.name);
     });
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auto_reply;
 pub mod contact;
+pub mod contact_fields;
 pub mod message;
 pub mod money;
 pub mod mykad;

@@ -21,12 +21,13 @@ use tokio::task::JoinHandle;
 
 use crate::domain::auto_reply::AutoReplies;
 use crate::domain::contact::Contact;
+use crate::domain::contact_fields::{without_ledger, ContactFields};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::domain::tier::TierPolicy;
 use crate::ingress::InboundEvent;
 use crate::storage::bus::{Producer, Record, TopicPartition};
-use crate::storage::store::{ContactStore, MessageRecord};
+use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
 
 use super::apply::{apply, ApplyContext, Effects, Outcome, StatusUpdate};
 use super::apply_ocr::apply_ocr;
@@ -117,6 +118,9 @@ pub struct ShardArgs {
 
 struct Resident {
     contact: Contact,
+    /// The contact as last stored (loaded or flushed), without its purchase ledger; `None`
+    /// while it may have no row. A flush writes only the fields that differ from it.
+    stored: Option<Contact>,
     partition: TopicPartition,
     /// Position in `by_recency`.
     recency: u64,
@@ -266,6 +270,7 @@ impl ShardState {
                 .find(|w| w.contact == phone)
                 .map(|w| w.token.0.clone())
                 .expect("loaded contacts come from the batch");
+            let snapshot = stored.as_ref().map(without_ledger);
             let contact = stored.unwrap_or_else(|| {
                 new_contacts.insert(phone.clone());
                 let first_seen = batch
@@ -275,7 +280,7 @@ impl ShardState {
                     .unwrap_or_else(Utc::now);
                 Contact::new(phone.clone(), first_seen)
             });
-            self.insert_resident(phone, contact, partition, now);
+            self.insert_resident(phone, contact, snapshot, partition, now);
         }
 
         let deps = self.deps.clone();
@@ -375,11 +380,22 @@ impl ShardState {
             .await?;
         // Contacts last: their rows hold the fingerprints of the events applied, so a crash
         // before this write leaves those events to be applied again with all their rows.
-        let contacts: Vec<Contact> = self
+        let contacts: Vec<ContactWrite<'_>> = self
             .dirty
             .iter()
-            .filter_map(|phone| self.residents.get(phone).map(|r| r.contact.clone()))
+            .filter_map(|phone| self.residents.get(phone))
+            .map(|resident| ContactWrite {
+                contact: &resident.contact,
+                changed: resident
+                    .stored
+                    .as_ref()
+                    .map_or(ContactFields::ALL, |stored| {
+                        ContactFields::changed(stored, &resident.contact)
+                    }),
+            })
+            .filter(|write| !write.changed.is_empty())
             .collect();
+        let written = contacts.len();
         let messages = std::mem::take(&mut self.pending.messages);
         let purchases = std::mem::take(&mut self.pending.purchases);
         if !contacts.is_empty() || !messages.is_empty() || !purchases.is_empty() {
@@ -388,11 +404,16 @@ impl ShardState {
             })
             .await?;
         }
-        self.dirty.clear();
+        drop(contacts);
+        for phone in self.dirty.drain() {
+            if let Some(resident) = self.residents.get_mut(&phone) {
+                resident.stored = Some(without_ledger(&resident.contact));
+            }
+        }
         self.dirty_since = None;
         let tokens = std::mem::take(&mut self.pending.tokens);
         metrics::histogram!("sembang_shard_flush_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("sembang_shard_flush_contacts").record(contacts.len() as f64);
+        metrics::histogram!("sembang_shard_flush_contacts").record(written as f64);
         // The owner may be gone (shutting down); its successor replays from the commit.
         let _ = self.done.send(tokens);
         Ok(())
@@ -402,6 +423,7 @@ impl ShardState {
         &mut self,
         phone: PhoneNumber,
         contact: Contact,
+        stored: Option<Contact>,
         partition: TopicPartition,
         now: Instant,
     ) {
@@ -412,6 +434,7 @@ impl ShardState {
             phone,
             Resident {
                 contact,
+                stored,
                 partition,
                 recency,
                 last_used: now,

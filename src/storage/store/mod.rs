@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::contact::Contact;
+use crate::domain::contact_fields::ContactFields;
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
@@ -46,6 +47,25 @@ pub struct MessageRecord {
     pub created_at: DateTime<Utc>,
     /// Delivery reports; only meaningful for outbound messages.
     pub timeline: DeliveryTimeline,
+}
+
+/// A contact in a write-behind flush.
+#[derive(Clone, Copy, Debug)]
+pub struct ContactWrite<'a> {
+    pub contact: &'a Contact,
+    /// The fields changed since the contact was last stored: a backend may write only
+    /// these. [`ContactFields::ALL`] when the stored row may not exist.
+    pub changed: ContactFields,
+}
+
+impl<'a> ContactWrite<'a> {
+    /// Every field of the contact.
+    pub fn whole(contact: &'a Contact) -> Self {
+        ContactWrite {
+            contact,
+            changed: ContactFields::ALL,
+        }
+    }
 }
 
 /// A saved segment definition (the JSON of `domain::segment`).
@@ -162,9 +182,10 @@ pub trait ContactStore: Send + Sync {
     /// Unlike the upserts, it need not clear an optional value that is absent now but was
     /// stored before (the engine never takes a value back to absent; writing the absence
     /// costs a tombstone per column and flush in CQL): a backend may leave it as stored.
+    /// Likewise it may write only the fields each [`ContactWrite`] marks as changed.
     async fn write_behind(
         &self,
-        contacts: &[Contact],
+        contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
@@ -172,7 +193,10 @@ pub trait ContactStore: Send + Sync {
         for (contact, purchase) in purchases {
             self.put_purchase(contact, purchase).await?;
         }
-        self.upsert_contacts(contacts).await
+        for write in contacts {
+            self.upsert_contact(write.contact).await?;
+        }
+        Ok(())
     }
 
     async fn message(

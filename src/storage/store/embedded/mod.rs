@@ -31,8 +31,8 @@ use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{
-    CampaignRecord, Claim, ContactStore, IcLink, MessageRecord, Page, PageToken, SegmentRecord,
-    StoreError,
+    CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
+    SegmentRecord, StoreError,
 };
 
 /// The name errors use.
@@ -405,7 +405,8 @@ impl ContactStore for EmbeddedStore {
     }
 
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
-        self.write_behind(contacts, &[], &[]).await
+        let writes: Vec<ContactWrite<'_>> = contacts.iter().map(ContactWrite::whole).collect();
+        self.write_behind(&writes, &[], &[]).await
     }
 
     async fn scan_contacts(
@@ -558,17 +559,19 @@ impl ContactStore for EmbeddedStore {
         self.write_behind(&[], messages, &[]).await
     }
 
-    /// All in one write transaction: all or nothing.
+    /// All in one write transaction: all or nothing. A contact is one value here, so it
+    /// is written whole whatever changed.
     async fn write_behind(
         &self,
-        contacts: &[Contact],
+        contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
         const OP: &str = "write_behind";
         let contacts = contacts
             .iter()
-            .map(|c| {
+            .map(|write| {
+                let c = write.contact;
                 let bytes = encode(OP, &normalized_contact(c))?;
                 Ok((c.phone_number.as_str().to_string(), bytes))
             })

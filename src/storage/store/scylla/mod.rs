@@ -37,8 +37,8 @@ use crate::domain::message::DeliveryStatus;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{
-    CampaignRecord, Claim, ContactStore, IcLink, MessageRecord, Page, PageToken, SegmentRecord,
-    StoreError,
+    CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
+    SegmentRecord, StoreError,
 };
 
 use batch::{BoxedRow, PartitionBatches};
@@ -64,7 +64,7 @@ const PURCHASE_ROW_BYTES: usize = 256;
 struct Partition<'a> {
     messages: Vec<&'a MessageRecord>,
     purchases: Vec<(&'a PhoneNumber, &'a Purchase)>,
-    contact: Option<&'a Contact>,
+    contact: Option<ContactWrite<'a>>,
 }
 
 /// Scylla's default `max_clustering_key_restrictions_per_query` is 100.
@@ -552,14 +552,15 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
-        let values = ContactValues::new(contact, Absent::Clear)?;
+        let values = ContactValues::new(ContactWrite::whole(contact), Absent::Clear)?;
         self.exec("upsert_contact", &self.st.upsert_contact, values)
             .await
             .map(drop)
     }
 
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
-        self.write_partitions(contacts, &[], &[], Absent::Clear)
+        let writes: Vec<ContactWrite<'_>> = contacts.iter().map(ContactWrite::whole).collect();
+        self.write_partitions(&writes, &[], &[], Absent::Clear)
             .await
     }
 
@@ -688,7 +689,7 @@ impl ContactStore for ScyllaStore {
 
     async fn write_behind(
         &self,
-        contacts: &[Contact],
+        contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
@@ -946,7 +947,7 @@ impl ScyllaStore {
     /// Groups the rows by partition and writes each partition's in one batch.
     async fn write_partitions(
         &self,
-        contacts: &[Contact],
+        contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
         absent: Absent,
@@ -964,11 +965,11 @@ impl ScyllaStore {
                 .purchases
                 .push((contact, purchase));
         }
-        for contact in contacts {
+        for write in contacts {
             partitions
-                .entry(contact.phone_number.as_str())
+                .entry(write.contact.phone_number.as_str())
                 .or_default()
-                .contact = Some(contact);
+                .contact = Some(*write);
         }
         let mut writes = Vec::with_capacity(partitions.len());
         for partition in partitions.into_values() {
@@ -1012,8 +1013,8 @@ impl ScyllaStore {
             let row = PurchaseValues::new(contact, purchase, absent);
             batches.push(&self.st.put_purchase, Box::new(row), PURCHASE_ROW_BYTES);
         }
-        if let Some(contact) = partition.contact {
-            let row = ContactValues::new(contact, absent)?;
+        if let Some(write) = partition.contact {
+            let row = ContactValues::new(write, absent)?;
             batches.push(&self.st.upsert_contact, Box::new(row), CONTACT_ROW_BYTES);
         }
         Ok(batches.finish())

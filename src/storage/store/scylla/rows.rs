@@ -9,11 +9,14 @@ use scylla::value::{CqlDate, CqlTimestamp, MaybeUnset};
 use scylla::{DeserializeRow, SerializeRow};
 
 use crate::domain::contact::{ConsentChange, Contact, InteractionStats, ProtectedIc};
+use crate::domain::contact_fields::ContactField;
 use crate::domain::message::DeliveryTimeline;
 use crate::domain::money::Money;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::{Purchase, PurchaseStatus};
-use crate::storage::store::{CampaignRecord, Direction, MessageRecord, SegmentRecord, StoreError};
+use crate::storage::store::{
+    CampaignRecord, ContactWrite, Direction, MessageRecord, SegmentRecord, StoreError,
+};
 
 pub(crate) fn ts(at: DateTime<Utc>) -> CqlTimestamp {
     CqlTimestamp(at.timestamp_millis())
@@ -115,6 +118,26 @@ fn cell<T>(value: Option<T>, absent: Absent) -> Cell<T> {
 
 // ---------------------------------------------------------------- contacts
 
+/// A column of a contact row that is written only when its field changed (unset cells are
+/// left as stored).
+type Column<T> = MaybeUnset<T>;
+
+fn column<T>(write: bool, value: impl FnOnce() -> T) -> Column<T> {
+    if write {
+        MaybeUnset::Set(value())
+    } else {
+        MaybeUnset::Unset
+    }
+}
+
+fn optional<T>(write: bool, value: Option<T>, absent: Absent) -> Cell<T> {
+    if write {
+        cell(value, absent)
+    } else {
+        MaybeUnset::Unset
+    }
+}
+
 #[derive(SerializeRow)]
 pub(crate) struct ContactValues<'a> {
     phone: &'a str,
@@ -123,23 +146,23 @@ pub(crate) struct ContactValues<'a> {
     date_of_birth: Cell<CqlDate>,
     state: Cell<&'a str>,
     marital_status: Cell<&'static str>,
-    whatsapp_status: &'static str,
-    marketing_opt_in: bool,
+    whatsapp_status: Column<&'static str>,
+    marketing_opt_in: Column<bool>,
     consent_changed_at: Cell<CqlTimestamp>,
     consent_source: Cell<&'a str>,
     ic_masked: Cell<&'a str>,
     ic_keyed_hash: Cell<&'a [u8]>,
     ic_ciphertext: Cell<&'a [u8]>,
-    customer_tier: &'static str,
-    message_count: i64,
+    customer_tier: Column<&'static str>,
+    message_count: Column<i64>,
     last_interaction: Cell<CqlTimestamp>,
-    outbound_count: i64,
-    replied_count: i64,
+    outbound_count: Column<i64>,
+    replied_count: Column<i64>,
     last_outbound: Cell<CqlTimestamp>,
-    recent_events: Vec<i64>,
-    attributes: String,
-    created_at: CqlTimestamp,
-    updated_at: CqlTimestamp,
+    recent_events: Column<Vec<i64>>,
+    attributes: Column<String>,
+    created_at: Column<CqlTimestamp>,
+    updated_at: Column<CqlTimestamp>,
 }
 
 pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, state, \
@@ -149,44 +172,67 @@ pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, st
     updated_at";
 
 impl<'a> ContactValues<'a> {
-    pub(crate) fn new(contact: &'a Contact, absent: Absent) -> Result<Self, StoreError> {
+    /// The changed fields of the contact; the others are left unset.
+    pub(crate) fn new(write: ContactWrite<'a>, absent: Absent) -> Result<Self, StoreError> {
+        use ContactField as F;
         const OP: &str = "upsert_contact";
+        let contact = write.contact;
+        let has = |field: ContactField| write.changed.contains(field);
         let stats = &contact.interactions;
-        let attributes = serde_json::to_string(&contact.attributes)
-            .map_err(|e| super::errors::query(OP, format!("attributes: {e}")))?;
+        let attributes = if has(F::Attributes) {
+            let json = serde_json::to_string(&contact.attributes)
+                .map_err(|e| super::errors::query(OP, format!("attributes: {e}")))?;
+            MaybeUnset::Set(json)
+        } else {
+            MaybeUnset::Unset
+        };
+        let count = |field: ContactField, name: &str, value: u64| {
+            let write = has(field);
+            write
+                .then(|| counter(OP, name, value))
+                .transpose()
+                .map(|value| value.map_or(MaybeUnset::Unset, MaybeUnset::Set))
+        };
+        let consent = contact.consent_change.as_ref();
+        let ic = contact.ic.as_ref();
         Ok(ContactValues {
             phone: contact.phone_number.as_str(),
-            name: cell(contact.name.as_deref(), absent),
-            gender: cell(contact.gender.map(|g| g.as_str()), absent),
-            date_of_birth: cell(contact.date_of_birth.map(date), absent),
-            state: cell(contact.state.as_deref(), absent),
-            marital_status: cell(contact.marital_status.map(|m| m.as_str()), absent),
-            whatsapp_status: contact.whatsapp_status.as_str(),
-            marketing_opt_in: contact.marketing_opt_in,
-            consent_changed_at: cell(contact.consent_change.as_ref().map(|c| ts(c.at)), absent),
-            consent_source: cell(
-                contact.consent_change.as_ref().map(|c| c.source.as_str()),
+            name: optional(has(F::Name), contact.name.as_deref(), absent),
+            gender: optional(has(F::Gender), contact.gender.map(|g| g.as_str()), absent),
+            date_of_birth: optional(has(F::DateOfBirth), contact.date_of_birth.map(date), absent),
+            state: optional(has(F::State), contact.state.as_deref(), absent),
+            marital_status: optional(
+                has(F::MaritalStatus),
+                contact.marital_status.map(|m| m.as_str()),
                 absent,
             ),
-            ic_masked: cell(contact.ic.as_ref().map(|ic| ic.masked.as_str()), absent),
-            ic_keyed_hash: cell(
-                contact.ic.as_ref().map(|ic| ic.keyed_hash.as_slice()),
+            whatsapp_status: column(has(F::WhatsappStatus), || contact.whatsapp_status.as_str()),
+            marketing_opt_in: column(has(F::MarketingOptIn), || contact.marketing_opt_in),
+            consent_changed_at: optional(has(F::ConsentChange), consent.map(|c| ts(c.at)), absent),
+            consent_source: optional(
+                has(F::ConsentChange),
+                consent.map(|c| c.source.as_str()),
                 absent,
             ),
-            ic_ciphertext: cell(
-                contact.ic.as_ref().map(|ic| ic.ciphertext.as_slice()),
+            ic_masked: optional(has(F::Ic), ic.map(|ic| ic.masked.as_str()), absent),
+            ic_keyed_hash: optional(has(F::Ic), ic.map(|ic| ic.keyed_hash.as_slice()), absent),
+            ic_ciphertext: optional(has(F::Ic), ic.map(|ic| ic.ciphertext.as_slice()), absent),
+            customer_tier: column(has(F::CustomerTier), || contact.customer_tier.as_str()),
+            message_count: count(F::MessageCount, "message_count", stats.message_count)?,
+            last_interaction: optional(
+                has(F::LastInteraction),
+                stats.last_interaction.map(ts),
                 absent,
             ),
-            customer_tier: contact.customer_tier.as_str(),
-            message_count: counter(OP, "message_count", stats.message_count)?,
-            last_interaction: cell(stats.last_interaction.map(ts), absent),
-            outbound_count: counter(OP, "outbound_count", stats.outbound_count)?,
-            replied_count: counter(OP, "replied_count", stats.replied_count)?,
-            last_outbound: cell(stats.last_outbound.map(ts), absent),
-            recent_events: contact.applied_events.fingerprints().collect(),
+            outbound_count: count(F::OutboundCount, "outbound_count", stats.outbound_count)?,
+            replied_count: count(F::RepliedCount, "replied_count", stats.replied_count)?,
+            last_outbound: optional(has(F::LastOutbound), stats.last_outbound.map(ts), absent),
+            recent_events: column(has(F::AppliedEvents), || {
+                contact.applied_events.fingerprints().collect()
+            }),
             attributes,
-            created_at: ts(contact.created_at),
-            updated_at: ts(contact.updated_at),
+            created_at: column(has(F::CreatedAt), || ts(contact.created_at)),
+            updated_at: column(has(F::UpdatedAt), || ts(contact.updated_at)),
         })
     }
 }

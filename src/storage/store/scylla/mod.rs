@@ -27,7 +27,6 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::response::query_result::QueryResult;
 use scylla::response::{PagingState, PagingStateResponse};
-use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlValue, Row};
@@ -41,7 +40,7 @@ use crate::storage::store::{
     SegmentRecord, StoreError,
 };
 
-use batch::{BoxedRow, PartitionBatches};
+use batch::{BoxedRow, Chain, Packer, Write};
 use rows::{
     Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues,
     PurchaseRow, PurchaseValues, SegmentRow, SegmentValues, CAMPAIGN_COLUMNS, CONTACT_COLUMNS,
@@ -60,6 +59,14 @@ const CONTACT_ROW_BYTES: usize = 1024;
 const PURCHASE_ROW_BYTES: usize = 256;
 
 /// What one flush writes to one partition (one phone number).
+/// Who stores a partition: its replicas (host and shard), or, when the driver cannot tell
+/// (no metadata for the keyspace yet), the partition key itself, so it is batched alone.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Owners<'a> {
+    Replicas(Vec<(uuid::Uuid, scylla::routing::Shard)>),
+    Unknown(&'a str),
+}
+
 #[derive(Default)]
 struct Partition<'a> {
     messages: Vec<&'a MessageRecord>,
@@ -944,7 +951,7 @@ impl ScyllaStore {
         Some((statement, Box::new((timestamp, at, contact, wamid))))
     }
 
-    /// Groups the rows by partition and writes each partition's in one batch.
+    /// Groups the rows by partition, and the partitions by replicas into batches.
     async fn write_partitions(
         &self,
         contacts: &[ContactWrite<'_>],
@@ -971,60 +978,87 @@ impl ScyllaStore {
                 .or_default()
                 .contact = Some(*write);
         }
-        let mut writes = Vec::with_capacity(partitions.len());
-        for partition in partitions.into_values() {
-            writes.push(self.send_batches(self.partition_batches(partition, absent)?));
+        // Partitions with the same replicas share batches (see batch.rs).
+        let cluster = self.session.get_cluster_state();
+        let keyspace = self.keyspace.to_ascii_lowercase();
+        let mut by_owners: HashMap<Owners<'_>, Packer<Write<'_>>> = HashMap::new();
+        for (key, partition) in partitions {
+            let owners = match cluster.get_endpoints(&keyspace, "contacts", &(key,)) {
+                Ok(replicas) => Owners::Replicas(
+                    replicas
+                        .iter()
+                        .map(|(node, shard)| (node.host_id, *shard))
+                        .collect(),
+                ),
+                Err(_) => Owners::Unknown(key),
+            };
+            by_owners
+                .entry(owners)
+                .or_default()
+                .partition(self.partition_writes(partition, absent)?);
         }
-        futures::stream::iter(writes)
+        let mut sends = Vec::new();
+        for packer in by_owners.into_values() {
+            for chain in batch::into_batches(packer.finish()) {
+                sends.push(self.send_chain(chain));
+            }
+        }
+        futures::stream::iter(sends)
             .buffer_unordered(CONCURRENCY)
             .try_collect::<()>()
             .await
     }
 
-    /// The batches of one partition: its messages (the row with the normal write timestamp,
-    /// the time index, and the reports with the status-timestamp rule, so statuses already
-    /// recorded never regress), its purchases, then the contact's row, whose applied-event
-    /// fingerprints make a replay skip these events. In one batch (the usual case) the
-    /// server applies them together: a reader never sees the purchases without the tier
-    /// they moved.
-    fn partition_batches<'a>(
+    /// The statements of one partition, in the order they must apply: its messages (the
+    /// row with the normal write timestamp, the time index, and the reports with the
+    /// status-timestamp rule, so statuses already recorded never regress), its purchases,
+    /// then the contact's row, whose applied-event fingerprints make a replay skip these
+    /// events. In one batch (unless the partition is too large for one) the server
+    /// applies them together: a reader never sees the purchases without the tier they
+    /// moved.
+    fn partition_writes<'a>(
         &'a self,
         partition: Partition<'a>,
         absent: Absent,
-    ) -> Result<Vec<(Batch, Vec<BoxedRow<'a>>)>, StoreError> {
-        let mut batches = PartitionBatches::new();
+    ) -> Result<Vec<Write<'a>>, StoreError> {
+        let mut writes = Vec::new();
+        let mut push = |statement: &'a PreparedStatement, values: BoxedRow<'a>, text_bytes| {
+            writes.push(Write {
+                statement,
+                values,
+                text_bytes,
+            })
+        };
         for message in partition.messages {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();
             let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
             let row = MessageValues::new(message, absent);
-            batches.push(&self.st.put_message, Box::new(row), text + wamid.len());
+            push(&self.st.put_message, Box::new(row), text + wamid.len());
             let index = (key, rows::ts(message.created_at), wamid);
-            batches.push(&self.st.put_message_index, Box::new(index), wamid.len());
+            push(&self.st.put_message_index, Box::new(index), wamid.len());
             for (status, at, code) in message.timeline.reports() {
                 if let Some((statement, values)) =
                     self.status_statement(key, wamid, status, at, code)
                 {
-                    batches.push(statement, values, wamid.len());
+                    push(statement, values, wamid.len());
                 }
             }
         }
         for (contact, purchase) in partition.purchases {
             let row = PurchaseValues::new(contact, purchase, absent);
-            batches.push(&self.st.put_purchase, Box::new(row), PURCHASE_ROW_BYTES);
+            push(&self.st.put_purchase, Box::new(row), PURCHASE_ROW_BYTES);
         }
         if let Some(write) = partition.contact {
             let row = ContactValues::new(write, absent)?;
-            batches.push(&self.st.upsert_contact, Box::new(row), CONTACT_ROW_BYTES);
+            push(&self.st.upsert_contact, Box::new(row), CONTACT_ROW_BYTES);
         }
-        Ok(batches.finish())
+        Ok(writes)
     }
 
-    async fn send_batches(
-        &self,
-        batches: Vec<(Batch, Vec<BoxedRow<'_>>)>,
-    ) -> Result<(), StoreError> {
-        for (mut batch, values) in batches {
+    /// Sends a chain's batches one after the other.
+    async fn send_chain(&self, chain: Chain<'_>) -> Result<(), StoreError> {
+        for (mut batch, values) in chain {
             batch.set_is_idempotent(true);
             self.session
                 .batch(&batch, values)

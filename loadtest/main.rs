@@ -12,8 +12,12 @@
 //! 5. Consumes the same topic with a plain rdkafka consumer in a fresh group, for the raw
 //!    rate; then waits for ClickHouse to hold every inbound event.
 //!
+//! 6. Drops what it created (keyspace, ClickHouse database, topics) unless `--keep`: a
+//!    node that collects the tables of every run spends its heap on their memtables and
+//!    metrics, and later runs measure that.
+//!
 //! Usage: sembang-loadtest [--messages N] [--contacts C] [--profile local|embedded]
-//!                         [--rate R (messages/s; default 0 = as fast as possible)]
+//!                         [--rate R (messages/s; default 0 = as fast as possible)] [--keep]
 //! Addresses come from SEMBANG_TEST_KAFKA, SEMBANG_TEST_CASSANDRA, SEMBANG_TEST_CLICKHOUSE
 //! (as scripts/test exports them), defaulting to the deploy/local ports.
 
@@ -21,6 +25,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
@@ -50,6 +56,23 @@ struct Args {
     /// Messages per second to produce at; 0 produces as fast as the bus takes them (a
     /// backlog, for throughput). Below capacity, latencies are those of a steady load.
     rate: u64,
+    /// Keep the keyspace, database and topics of the run.
+    keep: bool,
+}
+
+const USAGE: &str = "usage: sembang-loadtest [--messages N] [--contacts C] \
+[--profile local|embedded] [--rate R] [--keep]";
+
+fn usage_error(problem: &str) -> ! {
+    eprintln!("sembang-loadtest: {problem}\n{USAGE}");
+    std::process::exit(2)
+}
+
+fn number(flag: &str, value: Option<String>) -> u64 {
+    let value = value.unwrap_or_else(|| usage_error(&format!("{flag} needs a value")));
+    value
+        .parse()
+        .unwrap_or_else(|_| usage_error(&format!("{flag}: {value:?} is not a whole number")))
 }
 
 fn args() -> Args {
@@ -58,16 +81,24 @@ fn args() -> Args {
         contacts: 10_000,
         profile: "local".into(),
         rate: 0,
+        keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
-            "--messages" => args.messages = value.parse().expect("--messages N"),
-            "--contacts" => args.contacts = value.parse().expect("--contacts C"),
-            "--profile" => args.profile = value,
-            "--rate" => args.rate = value.parse().expect("--rate R"),
-            other => panic!("unknown flag {other}"),
+            "--messages" => args.messages = number(&flag, it.next()),
+            "--contacts" => args.contacts = number(&flag, it.next()).max(1),
+            "--rate" => args.rate = number(&flag, it.next()),
+            "--profile" => match it.next().as_deref() {
+                Some(profile @ ("local" | "embedded")) => args.profile = profile.to_string(),
+                _ => usage_error("--profile is local or embedded"),
+            },
+            "--keep" => args.keep = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            other => usage_error(&format!("unknown flag {other}")),
         }
     }
     args
@@ -120,6 +151,7 @@ async fn main() {
         .roles
         .retain(|r| *r != sembang::config::Role::Ocr);
     let kafka = env_or("SEMBANG_TEST_KAFKA", "127.0.0.1:9092");
+    let mut cql: Option<Arc<ScyllaStore>> = None;
     let backends = if args.profile == "local" {
         config.bus.backend = BusBackend::Kafka;
         config.bus.kafka_brokers = kafka.clone();
@@ -148,9 +180,11 @@ async fn main() {
         let sink = Arc::new(ClickHouseSink::new(clickhouse).unwrap());
         sink.migrate().await.unwrap();
         let sandbox = Arc::new(SandboxProvider::new());
+        let store = Arc::new(ScyllaStore::connect(scylla).await.unwrap());
+        cql = Some(store.clone());
         Backends {
             bus: Arc::new(KafkaBus::new(KafkaBusConfig::new(kafka.clone())).unwrap()),
-            store: Arc::new(ScyllaStore::connect(scylla).await.unwrap()),
+            store,
             sink: sink as Arc<dyn EventSink>,
             provider: sandbox.clone(),
             sandbox: Some(sandbox),
@@ -278,7 +312,7 @@ async fn main() {
     );
 
     // Analytics catch-up.
-    let reader: Option<Arc<dyn EventReader>> = if args.profile == "local" {
+    let clickhouse: Option<Arc<ClickHouseSink>> = if args.profile == "local" {
         let mut clickhouse = ClickHouseConfig::new(
             env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123"),
             run.clone(),
@@ -289,7 +323,7 @@ async fn main() {
         None
     };
     let _ = sink;
-    if let Some(reader) = reader {
+    if let Some(reader) = clickhouse.clone() {
         loop {
             let n = reader
                 .count_events(EventTable::InboundMessages)
@@ -337,5 +371,44 @@ async fn main() {
             raw.as_secs_f64()
         );
         println!("ratio engine / raw consume: {:.2}", engine_rate / raw_rate);
+    }
+
+    if !args.keep {
+        let kafka = (args.profile == "local").then_some(kafka.as_str());
+        drop_run(&run, kafka, &names, cql.as_deref(), clickhouse.as_deref()).await;
+    }
+}
+
+/// Drops the run's keyspace, ClickHouse database and topics (best effort: a failure is
+/// reported, not fatal, as the figures are already printed).
+async fn drop_run(
+    run: &str,
+    kafka: Option<&str>,
+    names: &TopicNames,
+    cql: Option<&ScyllaStore>,
+    clickhouse: Option<&ClickHouseSink>,
+) {
+    if let Some(store) = cql {
+        let statement = format!("DROP KEYSPACE IF EXISTS {run}");
+        if let Err(e) = store.session().query_unpaged(statement, ()).await {
+            eprintln!("loadtest: could not drop keyspace {run}: {e}");
+        }
+    }
+    if let Some(sink) = clickhouse {
+        let statement = format!("DROP DATABASE IF EXISTS {run}");
+        if let Err(e) = sink.execute("drop_database", &statement).await {
+            eprintln!("loadtest: could not drop ClickHouse database {run}: {e}");
+        }
+    }
+    if let Some(kafka) = kafka {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", kafka)
+            .create()
+            .expect("Kafka admin client");
+        let topics: Vec<String> = names.specs(1, 1).into_iter().map(|t| t.name).collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if let Err(e) = admin.delete_topics(&topics, &AdminOptions::new()).await {
+            eprintln!("loadtest: could not delete topics of {run}: {e}");
+        }
     }
 }

@@ -351,7 +351,7 @@ async fn keyed_records_follow_partition_for_in_order(h: &Harness) {
 
     let empty_key = producer.send(Record::new(&topic, Vec::new(), "x")).await;
     assert!(
-        matches!(empty_key, Err(BusError::Rejected { .. })),
+        matches!(empty_key, Err(BusError::RecordRefused { .. })),
         "empty key: {empty_key:?}"
     );
     let out_of_range = producer
@@ -1025,6 +1025,29 @@ async fn kafka_unreachable_broker_is_a_typed_error() {
         "subscribe: {:?}",
         subscribed.err()
     );
+}
+
+/// A record larger than the broker takes is refused for what it is (the engine then
+/// dead-letters it instead of retrying it forever), and the producer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_refuses_an_oversized_record_as_such() {
+    let Some(h) = Harness::kafka() else {
+        return;
+    };
+    let topic = h.topic("oversized", 1).await;
+    let producer = h.bus.producer();
+    // librdkafka's message.max.bytes and the broker's limit are about 1 MB.
+    let oversized = producer
+        .send(Record::new(&topic, "k", vec![b'x'; 2 << 20]))
+        .await;
+    assert!(
+        matches!(oversized, Err(BusError::RecordRefused { .. })),
+        "2 MiB record: {oversized:?}"
+    );
+    producer
+        .send(Record::new(&topic, "k", "small"))
+        .await
+        .expect("the next record goes through");
 }
 
 /// The embedded bus's "unreachable": a directory it cannot use, or one already in use.

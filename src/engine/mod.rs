@@ -20,6 +20,7 @@ pub mod inbound;
 pub mod lag;
 pub mod ocr_role;
 pub mod offsets;
+pub mod outputs;
 mod retry;
 pub mod runtime;
 pub mod sender;

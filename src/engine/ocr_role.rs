@@ -35,6 +35,7 @@ use crate::storage::store::{Claim, ContactStore, IcLink};
 use super::error::EngineError;
 use super::inbound::send_dead_letter;
 use super::offsets::OffsetTracker;
+use super::outputs::send_outputs;
 use super::retry::with_retries;
 use super::wire::{
     event_id, IcLinkOutcome, MyKadReading, OcrJob, OcrOutcome, OcrResult, ReceiptReading,
@@ -286,10 +287,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
         Record::new(config.results_topic.clone(), key.clone(), to_json(&result)?),
         Record::new(config.events_topic.clone(), key, to_json(&event)?),
     ];
-    with_retries("produce_ocr_result", || {
-        config.producer.send_all(records.clone())
-    })
-    .await?;
+    send_outputs(&*config.producer, records, &config.dead_letter_topic).await?;
     Ok(())
 }
 

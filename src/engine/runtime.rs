@@ -326,6 +326,7 @@ pub async fn start(
                     events: names.name(topics::EVENTS),
                     outbound: names.name(topics::OUTBOUND),
                     ocr_jobs: names.name(topics::OCR_JOBS),
+                    dead_letter: dead_letter_topic.clone(),
                 },
                 replies,
                 tiers: config.tiers.policy(),

@@ -23,6 +23,7 @@ use crate::storage::store::{Claim, ContactStore, Direction, MessageRecord};
 
 use super::error::EngineError;
 use super::inbound::send_dead_letter;
+use super::outputs::send_outputs;
 use super::retry::with_retries;
 use super::wire::{event_id, OutboundRequest};
 
@@ -214,7 +215,7 @@ async fn publish(
         request.to.as_str().as_bytes().to_vec(),
         payload,
     );
-    with_retries("produce_event", || config.producer.send(record.clone())).await?;
+    send_outputs(&*config.producer, vec![record], &config.dead_letter_topic).await?;
     Ok(())
 }
 

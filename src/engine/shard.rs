@@ -33,6 +33,7 @@ use super::apply::{apply, ApplyContext, Effects, Outcome, StatusUpdate};
 use super::apply_ocr::apply_ocr;
 use super::error::EngineError;
 use super::malaysia_today;
+use super::outputs::send_outputs;
 use super::retry::with_retries;
 use super::wire::OcrResult;
 
@@ -98,6 +99,8 @@ pub struct OutputTopics {
     pub events: String,
     pub outbound: String,
     pub ocr_jobs: String,
+    /// Where an output the bus refuses goes (see [`super::outputs`]).
+    pub dead_letter: String,
 }
 
 pub struct ShardDeps {
@@ -362,7 +365,7 @@ impl ShardState {
         let records = std::mem::take(&mut self.pending.records);
         if !records.is_empty() {
             let producer = deps.producer.clone();
-            with_retries("produce_outputs", || producer.send_all(records.clone())).await?;
+            send_outputs(&*producer, records, &deps.topics.dead_letter).await?;
         }
         let statuses = std::mem::take(&mut self.pending.statuses);
         stream::iter(statuses)

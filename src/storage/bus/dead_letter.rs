@@ -8,6 +8,10 @@ pub const HEADER_ERROR_KIND: &str = "x-error-kind";
 pub const HEADER_ORIGINAL_TOPIC: &str = "x-original-topic";
 pub const HEADER_ORIGINAL_PARTITION: &str = "x-original-partition";
 pub const HEADER_ORIGINAL_OFFSET: &str = "x-original-offset";
+/// Set when the payload was left out (its size in bytes).
+pub const HEADER_PAYLOAD_OMITTED: &str = "x-payload-omitted-bytes";
+/// The error kind of an output record the bus refused.
+pub const KIND_OUTPUT_REFUSED: &str = "output_refused";
 
 /// A dead-letter record for `message`: same key and payload, its headers, and the reason.
 /// `kind` is a stable machine-readable reason (for metrics labels); `error` the full text.
@@ -28,9 +32,77 @@ pub fn dead_letter(dlq_topic: &str, message: &Message, kind: &str, error: &str) 
         )
 }
 
+/// A dead-letter record for an output the bus refused (`record` was never written, so it
+/// has no partition or offset). Keyed like the output, or by its topic when it had no key
+/// (the dead-letter topic needs one). `keep_payload` false leaves the payload out, for an
+/// output too large for any topic; its size is in a header.
+pub fn refused_output(dlq_topic: &str, record: &Record, error: &str, keep_payload: bool) -> Record {
+    let key = if record.key.is_empty() {
+        record.topic.as_bytes().to_vec()
+    } else {
+        record.key.clone()
+    };
+    let payload = if keep_payload {
+        record.payload.clone()
+    } else {
+        Vec::new()
+    };
+    let mut dead = Record::new(dlq_topic, key, payload);
+    dead.headers = record.headers.clone();
+    let dead = dead
+        .with_header(HEADER_ERROR, error.as_bytes().to_vec())
+        .with_header(HEADER_ERROR_KIND, KIND_OUTPUT_REFUSED.as_bytes().to_vec())
+        .with_header(HEADER_ORIGINAL_TOPIC, record.topic.as_bytes().to_vec());
+    if keep_payload {
+        dead
+    } else {
+        dead.with_header(
+            HEADER_PAYLOAD_OMITTED,
+            record.payload.len().to_string().into_bytes(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_output_keeps_its_bytes_or_says_how_many_were_left_out() {
+        let mut output = Record::new("crm.events", Vec::new(), b"{\"big\":1}".to_vec());
+        output.headers = vec![("trace".into(), b"t1".to_vec())];
+        let dead = refused_output("crm.dlq", &output, "needs a key", true);
+        assert_eq!(dead.topic, "crm.dlq");
+        assert_eq!(
+            dead.key, b"crm.events",
+            "keyed by its topic when it had no key"
+        );
+        assert_eq!(dead.payload, output.payload);
+        let header = |record: &Record, name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        };
+        assert_eq!(
+            header(&dead, HEADER_ERROR_KIND).as_deref(),
+            Some(KIND_OUTPUT_REFUSED)
+        );
+        assert_eq!(
+            header(&dead, HEADER_ORIGINAL_TOPIC).as_deref(),
+            Some("crm.events")
+        );
+        assert_eq!(header(&dead, HEADER_ERROR).as_deref(), Some("needs a key"));
+        assert_eq!(header(&dead, "trace").as_deref(), Some("t1"));
+        assert_eq!(header(&dead, HEADER_PAYLOAD_OMITTED), None);
+
+        output.key = b"60123".to_vec();
+        let slim = refused_output("crm.dlq", &output, "too large", false);
+        assert_eq!(slim.key, b"60123");
+        assert!(slim.payload.is_empty());
+        assert_eq!(header(&slim, HEADER_PAYLOAD_OMITTED).as_deref(), Some("9"));
+    }
 
     #[test]
     fn keeps_original_bytes_and_says_why() {

@@ -24,6 +24,14 @@ pub enum BusError {
         expected: u32,
         actual: u32,
     },
+    /// This record can never be written as it is (no key, too large, malformed): no retry
+    /// or restart helps, unlike [`BusError::Rejected`] (a topic or client setting an
+    /// operator can fix).
+    #[error("record refused by {service}: {detail}")]
+    RecordRefused {
+        service: &'static str,
+        detail: String,
+    },
     #[error("record rejected by {service}: {detail}")]
     Rejected {
         service: &'static str,

@@ -86,7 +86,7 @@ pub(crate) fn encode_frame(
             .map(|(n, v)| 8 + n.len() + v.len())
             .sum::<usize>();
     if body_len > MAX_FRAME {
-        return Err(BusError::Rejected {
+        return Err(BusError::RecordRefused {
             service: "embedded bus",
             detail: format!("record of {body_len} bytes exceeds the {MAX_FRAME}-byte limit"),
         });

@@ -565,7 +565,7 @@ struct EmbeddedProducer {
 impl Producer for EmbeddedProducer {
     async fn send(&self, record: Record) -> Result<Delivery, BusError> {
         if record.key.is_empty() {
-            return Err(BusError::Rejected {
+            return Err(BusError::RecordRefused {
                 service: SERVICE,
                 detail:
                     "a keyed record needs a non-empty key (use send_to for an explicit partition)"

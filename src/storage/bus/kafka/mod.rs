@@ -215,10 +215,17 @@ pub(crate) fn map_error(
             BusError::UnknownTopic(topic.unwrap_or("?").to_string())
         }
         Some(
-            C::UnknownPartition
-            | C::MessageSizeTooLarge
+            C::MessageSizeTooLarge
             | C::InvalidMessage
             | C::InvalidMessageSize
+            | C::InvalidTimestamp
+            | C::BadMessage,
+        ) => BusError::RecordRefused {
+            service: SERVICE,
+            detail: format!("{operation}: {error}"),
+        },
+        Some(
+            C::UnknownPartition
             | C::MessageBatchTooLarge
             | C::InvalidTopic
             | C::InvalidPartitions
@@ -229,9 +236,7 @@ pub(crate) fn map_error(
             | C::PolicyViolation
             | C::TopicAuthorizationFailed
             | C::ClusterAuthorizationFailed
-            | C::InvalidArgument
-            | C::InvalidTimestamp
-            | C::BadMessage,
+            | C::InvalidArgument,
         ) => BusError::Rejected {
             service: SERVICE,
             detail: format!("{operation}: {error}"),
@@ -643,7 +648,7 @@ impl KafkaProducer {
 impl Producer for KafkaProducer {
     async fn send(&self, record: Record) -> Result<Delivery, BusError> {
         if record.key.is_empty() {
-            return Err(BusError::Rejected {
+            return Err(BusError::RecordRefused {
                 service: SERVICE,
                 detail:
                     "a keyed record needs a non-empty key (use send_to for an explicit partition)"

@@ -31,19 +31,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 
-use sembang::config::{BusBackend, Config, EventSinkBackend, Secrets, StoreBackend};
+use sembang::config::{BusBackend, Config, EventSinkBackend, Secrets, StoreBackend, StoreConfig};
 use sembang::engine::runtime::{start, Backends};
 use sembang::ingress::{parse_webhook, InboundEvent};
-use sembang::provider::SandboxProvider;
 use sembang::storage::bus::topics::{self, TopicNames};
-use sembang::storage::bus::{EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig, Record};
-use sembang::storage::migrate::migrate;
-use sembang::storage::sink::{
-    ClickHouseConfig, ClickHouseSink, EventReader, EventSink, EventTable, FileSink,
-};
-use sembang::storage::store::{
-    ContactStore, CqlMigrationTarget, EmbeddedStore, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,
-};
+use sembang::storage::bus::Record;
+use sembang::storage::schemas;
+use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable};
+use sembang::storage::store::CqlMigrationTarget;
 
 /// The same allocator as the `sembang` binary, so the engine is measured as it runs.
 #[global_allocator]
@@ -151,57 +146,27 @@ async fn main() {
         .roles
         .retain(|r| *r != sembang::config::Role::Ocr);
     let kafka = env_or("SEMBANG_TEST_KAFKA", "127.0.0.1:9092");
-    let mut cql: Option<Arc<ScyllaStore>> = None;
-    let backends = if args.profile == "local" {
+    if args.profile == "local" {
         config.bus.backend = BusBackend::Kafka;
         config.bus.kafka_brokers = kafka.clone();
         config.store.backend = StoreBackend::Scylla;
+        config.store.scylla_nodes = vec![env_or("SEMBANG_TEST_CASSANDRA", "127.0.0.1:9042")];
+        config.store.scylla_keyspace = run.clone();
+        config.store.scylla_request_timeout_ms = 20_000;
         config.analytics.sink = EventSinkBackend::Clickhouse;
-        let scylla = ScyllaConfig {
-            nodes: vec![env_or("SEMBANG_TEST_CASSANDRA", "127.0.0.1:9042")],
-            keyspace: run.clone(),
-            request_timeout: Duration::from_secs(20),
-            connect_timeout: Duration::from_secs(5),
-        };
-        let target = CqlMigrationTarget::connect(
-            &scylla,
-            "{'class': 'SimpleStrategy', 'replication_factor': 1}",
-        )
+        config.analytics.clickhouse_url =
+            env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123");
+        config.analytics.clickhouse_database = run.clone();
+    }
+    schemas::migrate_store(&config.store)
         .await
-        .expect("Cassandra");
-        migrate(&target, CQL_MIGRATIONS, &target.vars())
-            .await
-            .unwrap();
-        let mut clickhouse = ClickHouseConfig::new(
-            env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123"),
-            run.clone(),
-        );
-        clickhouse.request_timeout = Duration::from_secs(60);
-        let sink = Arc::new(ClickHouseSink::new(clickhouse).unwrap());
-        sink.migrate().await.unwrap();
-        let sandbox = Arc::new(SandboxProvider::new());
-        let store = Arc::new(ScyllaStore::connect(scylla).await.unwrap());
-        cql = Some(store.clone());
-        Backends {
-            bus: Arc::new(KafkaBus::new(KafkaBusConfig::new(kafka.clone())).unwrap()),
-            store,
-            sink: sink as Arc<dyn EventSink>,
-            provider: sandbox.clone(),
-            sandbox: Some(sandbox),
-        }
-    } else {
-        let sandbox = Arc::new(SandboxProvider::new());
-        Backends {
-            bus: Arc::new(
-                EmbeddedBus::open(EmbeddedBusConfig::new(dir.path().join("bus"))).unwrap(),
-            ),
-            store: Arc::new(EmbeddedStore::open(dir.path().join("store.redb")).unwrap())
-                as Arc<dyn ContactStore>,
-            sink: Arc::new(FileSink::open(dir.path().join("events")).unwrap()),
-            provider: sandbox.clone(),
-            sandbox: Some(sandbox),
-        }
-    };
+        .expect("store schema");
+    schemas::migrate_sink(&config.analytics)
+        .await
+        .expect("analytics schema");
+    let backends = Backends::from_config(&config, &Secrets::default())
+        .await
+        .expect("backends");
     let bus = backends.bus.clone();
     let sink = backends.sink.clone();
     let names = TopicNames::new(&run);
@@ -312,18 +277,10 @@ async fn main() {
     );
 
     // Analytics catch-up.
-    let clickhouse: Option<Arc<ClickHouseSink>> = if args.profile == "local" {
-        let mut clickhouse = ClickHouseConfig::new(
-            env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123"),
-            run.clone(),
-        );
-        clickhouse.request_timeout = Duration::from_secs(60);
-        Some(Arc::new(ClickHouseSink::new(clickhouse).unwrap()))
-    } else {
-        None
-    };
+    let clickhouse: Option<ClickHouseSink> = (args.profile == "local")
+        .then(|| ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics)).unwrap());
     let _ = sink;
-    if let Some(reader) = clickhouse.clone() {
+    if let Some(reader) = &clickhouse {
         loop {
             let n = reader
                 .count_events(EventTable::InboundMessages)
@@ -374,8 +331,10 @@ async fn main() {
     }
 
     if !args.keep {
-        let kafka = (args.profile == "local").then_some(kafka.as_str());
-        drop_run(&run, kafka, &names, cql.as_deref(), clickhouse.as_deref()).await;
+        let local = args.profile == "local";
+        let kafka = local.then_some(kafka.as_str());
+        let store = local.then_some(&config.store);
+        drop_run(&run, kafka, &names, store, clickhouse.as_ref()).await;
     }
 }
 
@@ -385,12 +344,22 @@ async fn drop_run(
     run: &str,
     kafka: Option<&str>,
     names: &TopicNames,
-    cql: Option<&ScyllaStore>,
+    store: Option<&StoreConfig>,
     clickhouse: Option<&ClickHouseSink>,
 ) {
-    if let Some(store) = cql {
+    if let Some(store) = store {
         let statement = format!("DROP KEYSPACE IF EXISTS {run}");
-        if let Err(e) = store.session().query_unpaged(statement, ()).await {
+        let dropped =
+            match CqlMigrationTarget::connect(&store.into(), &store.scylla_replication).await {
+                Ok(target) => target
+                    .session()
+                    .query_unpaged(statement, ())
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+        if let Err(e) = dropped {
             eprintln!("loadtest: could not drop keyspace {run}: {e}");
         }
     }

@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use super::config_cmd::with_settings;
 use super::EXIT_FAILURE;
-use crate::config::{Config, EventSinkBackend, LoadRequest, StoreBackend};
-use crate::storage::migrate::{migrate, MigrateError, MigrationReport};
-use crate::storage::sink::clickhouse::{ClickHouseConfig, ClickHouseSink};
-use crate::storage::store::scylla::{CqlMigrationTarget, ScyllaConfig, CQL_MIGRATIONS};
+use crate::config::{Config, LoadRequest};
+use crate::storage::migrate::{MigrateError, MigrationReport};
+use crate::storage::schemas;
 
 pub fn run(request: &LoadRequest) -> ExitCode {
     with_settings(request, |settings| {
@@ -27,50 +26,36 @@ pub fn run(request: &LoadRequest) -> ExitCode {
 }
 
 async fn migrate_store(config: &Config) -> bool {
-    if config.store.backend == StoreBackend::Embedded {
-        println!("store: embedded database, no schema to migrate");
-        return true;
-    }
-    let scylla = ScyllaConfig::from(&config.store);
-    let target = match CqlMigrationTarget::connect(&scylla, &config.store.scylla_replication).await
-    {
-        Ok(target) => target,
-        Err(e) => {
-            eprintln!("sembang: store: {e}");
-            return false;
+    match schemas::migrate_store(&config.store).await {
+        Ok(None) => {
+            println!("store: embedded database, no schema to migrate");
+            true
         }
-    };
-    report(
-        "store",
-        migrate(&target, CQL_MIGRATIONS, &target.vars()).await,
-    )
+        result => report("store", result),
+    }
 }
 
 async fn migrate_sink(config: &Config) -> bool {
-    if config.analytics.sink == EventSinkBackend::Files {
-        println!("analytics: event files, no schema to migrate");
-        return true;
-    }
-    let sink = match ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics)) {
-        Ok(sink) => sink,
-        Err(e) => {
-            eprintln!("sembang: analytics: {e}");
-            return false;
+    match schemas::migrate_sink(&config.analytics).await {
+        Ok(None) => {
+            println!("analytics: event files, no schema to migrate");
+            true
         }
-    };
-    report("analytics", sink.migrate().await)
+        result => report("analytics", result),
+    }
 }
 
-fn report(what: &str, result: Result<MigrationReport, MigrateError>) -> bool {
+fn report(what: &str, result: Result<Option<MigrationReport>, MigrateError>) -> bool {
     match result {
-        Ok(report) if report.applied.is_empty() => {
+        Ok(None) => true,
+        Ok(Some(report)) if report.applied.is_empty() => {
             println!(
                 "{what}: {} schema already at version {}, nothing to apply",
                 report.target, report.to_version
             );
             true
         }
-        Ok(report) => {
+        Ok(Some(report)) => {
             let applied: Vec<String> = report.applied.iter().map(u32::to_string).collect();
             println!(
                 "{what}: {} schema migrated from version {} to {} (applied {})",

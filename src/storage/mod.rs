@@ -4,5 +4,6 @@
 
 pub mod bus;
 pub mod migrate;
+pub mod schemas;
 pub mod sink;
 pub mod store;

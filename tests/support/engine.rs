@@ -20,12 +20,10 @@ use sembang::ingress::sign;
 use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig};
 use sembang::provider::{CloudApiConfig, CloudApiProvider, WhatsappProvider};
 use sembang::storage::bus::topics::TopicNames;
-use sembang::storage::bus::{Bus, ConsumerEvent, KafkaBus, KafkaBusConfig, Message};
-use sembang::storage::migrate::migrate;
+use sembang::storage::bus::{Bus, ConsumerEvent, Message};
+use sembang::storage::schemas;
 use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable, FileSink};
-use sembang::storage::store::{
-    ContactStore, CqlMigrationTarget, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,
-};
+use sembang::storage::store::ContactStore;
 
 pub const APP_SECRET: &str = "e2e-app-secret";
 pub const SITI: &str = "60123456789";
@@ -167,43 +165,22 @@ impl Harness {
         config.media.s3_bucket = S3_BUCKET.into();
         config.media.s3_region = "us-east-1".into();
         config.media.s3_prefix = format!("{}/", unique_name("e2e"));
+        config.store.scylla_nodes = vec![cassandra];
+        config.store.scylla_keyspace = unique_name("sembang_e2e");
+        config.store.scylla_request_timeout_ms = 20_000;
+        config.analytics.clickhouse_url = clickhouse;
+        config.analytics.clickhouse_database = unique_name("e2e");
         tune(&mut config);
 
-        let keyspace = unique_name("sembang_e2e");
-        let scylla = ScyllaConfig {
-            nodes: vec![cassandra],
-            keyspace: keyspace.clone(),
-            request_timeout: Duration::from_secs(20),
-            connect_timeout: Duration::from_secs(5),
-        };
-        let target = CqlMigrationTarget::connect(
-            &scylla,
-            "{'class': 'SimpleStrategy', 'replication_factor': 1}",
-        )
-        .await
-        .unwrap();
-        migrate(&target, CQL_MIGRATIONS, &target.vars())
-            .await
-            .unwrap();
-        let store = Arc::new(ScyllaStore::connect(scylla).await.unwrap());
-
-        let mut clickhouse = ClickHouseConfig::new(clickhouse, unique_name("e2e"));
-        clickhouse.request_timeout = Duration::from_secs(20);
-        let sink = Arc::new(ClickHouseSink::new(clickhouse).unwrap());
-        sink.migrate().await.unwrap();
-
+        schemas::migrate_store(&config.store).await.unwrap();
+        schemas::migrate_sink(&config.analytics).await.unwrap();
         let fake = FakeCloudApi::start(FakeConfig::default()).await;
         use_fake_cloud_api(&mut config, &fake);
-        let provider = fake_provider_for(&fake);
-        let bus = Arc::new(KafkaBus::new(KafkaBusConfig::new(kafka)).unwrap());
-        let backends = Backends {
-            bus,
-            store,
-            sink: sink.clone(),
-            provider,
-            sandbox: None,
-        };
-        Some(Harness::start(config, backends, sink, Replies::Fake(fake), dir).await)
+        let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
+        backends.provider = fake_provider_for(&fake);
+        let reader = ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics));
+        let reader = Arc::new(reader.unwrap());
+        Some(Harness::start(config, backends, reader, Replies::Fake(fake), dir).await)
     }
 
     pub async fn start(

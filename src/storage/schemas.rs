@@ -1,0 +1,42 @@
+//! The schemas of the configured backends, applied idempotently: by `sembang migrate`, and
+//! by whatever sets up a real stack itself (the loadtest, the test harness). Embedded
+//! backends have none.
+
+use crate::config::{AnalyticsConfig, EventSinkBackend, StoreBackend, StoreConfig};
+use crate::storage::migrate::{migrate, MigrateError, MigrationReport};
+use crate::storage::sink::clickhouse::{ClickHouseConfig, ClickHouseSink};
+use crate::storage::store::scylla::{CqlMigrationTarget, ScyllaConfig, CQL_MIGRATIONS};
+
+/// Migrates the contact store's keyspace (created with its configured replication when
+/// missing); `None` for the embedded store.
+pub async fn migrate_store(config: &StoreConfig) -> Result<Option<MigrationReport>, MigrateError> {
+    if config.backend == StoreBackend::Embedded {
+        return Ok(None);
+    }
+    let target =
+        CqlMigrationTarget::connect(&ScyllaConfig::from(config), &config.scylla_replication)
+            .await
+            .map_err(|e| MigrateError::Target {
+                target: "scylla",
+                detail: e.to_string(),
+            })?;
+    migrate(&target, CQL_MIGRATIONS, &target.vars())
+        .await
+        .map(Some)
+}
+
+/// Migrates the analytics database; `None` for event files.
+pub async fn migrate_sink(
+    config: &AnalyticsConfig,
+) -> Result<Option<MigrationReport>, MigrateError> {
+    if config.sink == EventSinkBackend::Files {
+        return Ok(None);
+    }
+    let sink = ClickHouseSink::new(ClickHouseConfig::from_analytics(config)).map_err(|e| {
+        MigrateError::Target {
+            target: "clickhouse",
+            detail: e.to_string(),
+        }
+    })?;
+    sink.migrate().await.map(Some)
+}

@@ -15,7 +15,7 @@ mod errors;
 mod rows;
 mod schema;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,15 +36,16 @@ use crate::domain::message::DeliveryStatus;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{
-    CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
-    SegmentRecord, StoreError,
+    CampaignRecord, Claim, ContactStore, ContactWrite, Direction, IcLink, MessageRecord, Page,
+    PageToken, SegmentRecord, StoreError,
 };
 
 use batch::{BoxedRow, Chain, Packer, Write};
 use rows::{
-    Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, MessageRow, MessageValues,
-    PurchaseRow, PurchaseValues, SegmentRow, SegmentValues, CAMPAIGN_COLUMNS, CONTACT_COLUMNS,
-    MESSAGE_COLUMNS, PURCHASE_COLUMNS, SEGMENT_COLUMNS,
+    Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, InboundRow, InboundValues,
+    MessageRow, MessageValues, PurchaseRow, PurchaseValues, SegmentRow, SegmentValues,
+    CAMPAIGN_COLUMNS, CONTACT_COLUMNS, INBOUND_COLUMNS, MESSAGE_COLUMNS, PURCHASE_COLUMNS,
+    SEGMENT_COLUMNS,
 };
 pub use schema::{CqlMigrationTarget, CQL_MIGRATIONS, VERSION_TABLE};
 
@@ -197,6 +198,9 @@ struct Statements {
     message: PreparedStatement,
     message_index: PreparedStatement,
     messages_in: PreparedStatement,
+    put_inbound: PreparedStatement,
+    inbound_newest: PreparedStatement,
+    inbound_by_wamid: PreparedStatement,
     sent: PreparedStatement,
     delivered: PreparedStatement,
     read: PreparedStatement,
@@ -275,6 +279,7 @@ impl Statements {
             ),
             (delivered, read, failed, failed_with_code, claim_send, remember_inbound, seen_inbound),
             (put_segment, segment, segments, delete_segment, put_campaign, campaign, campaigns),
+            (put_inbound, inbound_newest, inbound_by_wamid),
         ) = futures::try_join!(
             async {
                 futures::try_join!(
@@ -352,6 +357,14 @@ impl Statements {
                     ),
                 )
             },
+            async {
+                futures::try_join!(
+                    prepare(s, format!("INSERT INTO {ks}.inbound_messages ({INBOUND_COLUMNS}) VALUES ({})", placeholders(INBOUND_COLUMNS)), I),
+                    prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? LIMIT ?"), I),
+                    // Filters within one partition: point look-ups are admin reads.
+                    prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? AND wamid = ? ALLOW FILTERING"), I),
+                )
+            },
         )?;
         Ok(Statements {
             load_contact,
@@ -367,6 +380,9 @@ impl Statements {
             message,
             message_index,
             messages_in,
+            put_inbound,
+            inbound_newest,
+            inbound_by_wamid,
             sent,
             delivered,
             read,
@@ -709,13 +725,23 @@ impl ContactStore for ScyllaStore {
         contact: &PhoneNumber,
         wamid: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
+        const OP: &str = "message";
         let rows: Vec<MessageRow> = self
-            .rows("message", &self.st.message, (contact.as_str(), wamid))
+            .rows(OP, &self.st.message, (contact.as_str(), wamid))
             .await?;
-        match rows.into_iter().next() {
-            Some(row) => row.into_message(),
-            None => Ok(None),
+        if let Some(message) = rows.into_iter().next() {
+            if let Some(message) = message.into_message()? {
+                return Ok(Some(message));
+            }
         }
+        let inbound: Vec<InboundRow> = self
+            .rows(OP, &self.st.inbound_by_wamid, (contact.as_str(), wamid))
+            .await?;
+        inbound
+            .into_iter()
+            .next()
+            .map(InboundRow::into_message)
+            .transpose()
     }
 
     async fn messages(
@@ -727,10 +753,14 @@ impl ContactStore for ScyllaStore {
         if limit == 0 {
             return Ok(vec![]);
         }
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
-        let index: Vec<(String,)> = self
-            .rows(OP, &self.st.message_index, (contact.as_str(), limit))
-            .await?;
+        // Inbound messages have their own table; outbound ones (and inbound ones stored
+        // before it) are in `messages`, found through the time index.
+        let (index, inbound) = futures::try_join!(
+            self.rows::<(String,)>(OP, &self.st.message_index, (contact.as_str(), limit)),
+            self.rows::<InboundRow>(OP, &self.st.inbound_newest, (contact.as_str(), limit)),
+        )?;
         // Newest first; a message replayed with another created_at has two index rows.
         let mut order: Vec<String> = Vec::with_capacity(index.len());
         for (wamid,) in index {
@@ -749,10 +779,23 @@ impl ContactStore for ScyllaStore {
                 }
             }
         }
-        Ok(order
+        let mut newest: Vec<MessageRecord> = order
             .into_iter()
             .filter_map(|wamid| by_wamid.remove(&wamid))
-            .collect())
+            .collect();
+        for row in inbound {
+            newest.push(row.into_message()?);
+        }
+        // Stable: on a tie the `messages` row (with its reports) comes first and stays.
+        newest.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.wamid.cmp(&b.wamid))
+        });
+        let mut seen = HashSet::new();
+        newest.retain(|m| seen.insert(m.wamid.clone()));
+        newest.truncate(wanted);
+        Ok(newest)
     }
 
     async fn record_status(
@@ -1033,6 +1076,11 @@ impl ScyllaStore {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();
             let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
+            if message.direction == Direction::Inbound && message.timeline == Default::default() {
+                let row = InboundValues::new(message, absent);
+                push(&self.st.put_inbound, Box::new(row), text + wamid.len());
+                continue;
+            }
             let row = MessageValues::new(message, absent);
             push(&self.st.put_message, Box::new(row), text + wamid.len());
             let index = (key, rows::ts(message.created_at), wamid);

@@ -465,6 +465,59 @@ impl<'a> MessageValues<'a> {
     }
 }
 
+/// An inbound message without delivery reports: its row in `inbound_messages`.
+#[derive(SerializeRow)]
+pub(crate) struct InboundValues<'a> {
+    contact: &'a str,
+    created_at: CqlTimestamp,
+    wamid: &'a str,
+    kind: &'a str,
+    body: Cell<&'a str>,
+    campaign_id: Cell<&'a str>,
+}
+
+impl<'a> InboundValues<'a> {
+    pub(crate) fn new(message: &'a MessageRecord, absent: Absent) -> Self {
+        InboundValues {
+            contact: message.contact.as_str(),
+            created_at: ts(message.created_at),
+            wamid: &message.wamid,
+            kind: &message.kind,
+            body: cell(message.body.as_deref(), absent),
+            campaign_id: cell(message.campaign_id.as_deref(), absent),
+        }
+    }
+}
+
+pub(crate) const INBOUND_COLUMNS: &str = "contact, created_at, wamid, kind, body, campaign_id";
+
+#[derive(DeserializeRow)]
+pub(crate) struct InboundRow {
+    contact: String,
+    created_at: CqlTimestamp,
+    wamid: String,
+    kind: Option<String>,
+    body: Option<String>,
+    campaign_id: Option<String>,
+}
+
+impl InboundRow {
+    pub(crate) fn into_message(self) -> Result<MessageRecord, StoreError> {
+        let what = format!("inbound message {} of {}", self.wamid, self.contact);
+        let what = what.as_str();
+        Ok(MessageRecord {
+            contact: phone(what, &self.contact)?,
+            direction: Direction::Inbound,
+            kind: required(what, "kind", self.kind)?,
+            body: self.body,
+            campaign_id: self.campaign_id,
+            created_at: from_ts(what, self.created_at)?,
+            timeline: DeliveryTimeline::default(),
+            wamid: self.wamid,
+        })
+    }
+}
+
 pub(crate) const MESSAGE_COLUMNS: &str = "contact, wamid, direction, kind, body, campaign_id, \
     created_at, sent_at, delivered_at, read_at, failed_at, error_code";
 

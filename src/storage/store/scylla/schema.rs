@@ -50,6 +50,11 @@ pub const CQL_MIGRATIONS: &[Migration] = &[
         name: "frozen_recent_events",
         text: include_str!("../../../../schemas/cql/0005_frozen_recent_events.cql"),
     },
+    Migration {
+        version: 6,
+        name: "inbound_messages",
+        text: include_str!("../../../../schemas/cql/0006_inbound_messages.cql"),
+    },
 ];
 
 /// The table holding applied versions, inside the keyspace.

@@ -136,14 +136,20 @@ where
     F: FnOnce(Arc<dyn ContactStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    on_shared_cluster(|shared| scenario(Arc::clone(&shared.store) as Arc<dyn ContactStore>));
+}
+
+/// Runs `test` on the shared keyspace (when the stack is configured).
+fn on_shared_cluster<F, Fut>(test: F)
+where
+    F: FnOnce(&'static SharedCluster) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let _leave = LeaveCluster;
     let Some(config) = cluster_config(&KEYSPACE) else {
         return;
     };
-    RUNTIME.block_on(async move {
-        let shared = shared_cluster(config).await;
-        scenario(Arc::clone(&shared.store) as Arc<dyn ContactStore>).await
-    });
+    RUNTIME.block_on(async move { test(shared_cluster(config).await).await });
 }
 
 macro_rules! conformance {
@@ -1152,12 +1158,7 @@ fn embedded_scan_token_is_checked() {
 
 #[test]
 fn scylla_migrations_apply_once() {
-    let _leave = LeaveCluster;
-    let Some(config) = cluster_config(&KEYSPACE) else {
-        return;
-    };
-    RUNTIME.block_on(async move {
-        let shared = shared_cluster(config.clone()).await;
+    on_shared_cluster(|shared| async move {
         let all: Vec<u32> = CQL_MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(shared.first.from_version, 0);
         assert_eq!(shared.first.applied, all);
@@ -1176,16 +1177,26 @@ fn scylla_migrations_apply_once() {
     });
 }
 
+/// The one row `cql` reads, with the contact's number as its only value.
+async fn one_row<R>(session: &::scylla::client::session::Session, cql: &str, who: &PhoneNumber) -> R
+where
+    R: for<'f, 'm> ::scylla::deserialize::row::DeserializeRow<'f, 'm>,
+{
+    session
+        .query_unpaged(cql.to_string(), (who.as_str(),))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row::<R>()
+        .unwrap()
+}
+
 /// The CQL store writes only the changed fields' cells: an unchanged column keeps its
 /// write time, and a value changed outside the flush (here, straight in the table) stays.
 #[test]
 fn scylla_write_behind_writes_only_changed_columns() {
-    let _leave = LeaveCluster;
-    let Some(config) = cluster_config(&KEYSPACE) else {
-        return;
-    };
-    RUNTIME.block_on(async move {
-        let shared = shared_cluster(config).await;
+    on_shared_cluster(|shared| async move {
         let store = &shared.store;
         let session = Arc::clone(store.session());
         let who = phone();
@@ -1203,19 +1214,7 @@ fn scylla_write_behind_writes_only_changed_columns() {
             Option<i64>,
             Option<String>,
         );
-        let read = || {
-            let (session, select, who) = (Arc::clone(&session), select.clone(), who.clone());
-            async move {
-                let result = session
-                    .query_unpaged(select, (who.as_str(),))
-                    .await
-                    .unwrap()
-                    .into_rows_result()
-                    .unwrap();
-                result.single_row::<Times>().unwrap()
-            }
-        };
-        let first = read().await;
+        let first: Times = one_row(&session, &select, &who).await;
         // Someone else moves the state; the flush below does not know of it.
         session
             .query_unpaged(
@@ -1238,7 +1237,7 @@ fn scylla_write_behind_writes_only_changed_columns() {
         };
         store.write_behind(&[write], &[], &[]).await.unwrap();
 
-        let second = read().await;
+        let second: Times = one_row(&session, &select, &who).await;
         assert_eq!(second.0, first.0, "name not rewritten");
         assert!(second.2 > first.2, "message_count written");
         assert!(second.3 > first.3, "updated_at written");
@@ -1258,12 +1257,7 @@ fn scylla_write_behind_writes_only_changed_columns() {
 /// the new ones.
 #[test]
 fn scylla_inbound_messages_take_one_row_and_old_ones_still_read() {
-    let _leave = LeaveCluster;
-    let Some(config) = cluster_config(&KEYSPACE) else {
-        return;
-    };
-    RUNTIME.block_on(async move {
-        let shared = shared_cluster(config).await;
+    on_shared_cluster(|shared| async move {
         let store = &shared.store;
         let session = Arc::clone(store.session());
         let who = phone();
@@ -1273,25 +1267,19 @@ fn scylla_inbound_messages_take_one_row_and_old_ones_still_read() {
         new.campaign_id = None;
         store.write_behind(&[], &[new.clone()], &[]).await.unwrap();
 
-        let count = |table: &'static str| {
-            let (session, who) = (Arc::clone(&session), who.clone());
-            async move {
-                let select = format!(
-                    "SELECT COUNT(*) FROM {}.{table} WHERE contact = ?",
-                    *KEYSPACE
-                );
-                let result = session
-                    .query_unpaged(select, (who.as_str(),))
-                    .await
-                    .unwrap()
-                    .into_rows_result()
-                    .unwrap();
-                result.single_row::<(i64,)>().unwrap().0
-            }
+        let count = |table: &str| {
+            format!(
+                "SELECT COUNT(*) FROM {}.{table} WHERE contact = ?",
+                *KEYSPACE
+            )
         };
-        assert_eq!(count("inbound_messages").await, 1);
-        assert_eq!(count("messages").await, 0);
-        assert_eq!(count("messages_by_time").await, 0);
+        let rows = |table: &'static str| {
+            let (session, cql, who) = (Arc::clone(&session), count(table), who.clone());
+            async move { one_row::<(i64,)>(&session, &cql, &who).await.0 }
+        };
+        assert_eq!(rows("inbound_messages").await, 1);
+        assert_eq!(rows("messages").await, 0);
+        assert_eq!(rows("messages_by_time").await, 0);
 
         // One stored before the migration: a `messages` row and its index row.
         let old_wamid = format!("wamid.{}", id("in_old"));

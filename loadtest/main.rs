@@ -31,14 +31,13 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 
-use sembang::config::{BusBackend, Config, EventSinkBackend, Secrets, StoreBackend, StoreConfig};
+use sembang::config::{BusBackend, Config, EventSinkBackend, Secrets, StoreBackend};
 use sembang::engine::runtime::{start, Backends};
 use sembang::ingress::{parse_webhook, InboundEvent};
 use sembang::storage::bus::topics::{self, TopicNames};
 use sembang::storage::bus::Record;
 use sembang::storage::schemas;
 use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable};
-use sembang::storage::store::CqlMigrationTarget;
 
 /// The same allocator as the `sembang` binary, so the engine is measured as it runs.
 #[global_allocator]
@@ -331,47 +330,22 @@ async fn main() {
     }
 
     if !args.keep {
-        let local = args.profile == "local";
-        let kafka = local.then_some(kafka.as_str());
-        let store = local.then_some(&config.store);
-        drop_run(&run, kafka, &names, store, clickhouse.as_ref()).await;
+        drop_run(&run, &config, &names).await;
     }
 }
 
 /// Drops the run's keyspace, ClickHouse database and topics (best effort: a failure is
 /// reported, not fatal, as the figures are already printed).
-async fn drop_run(
-    run: &str,
-    kafka: Option<&str>,
-    names: &TopicNames,
-    store: Option<&StoreConfig>,
-    clickhouse: Option<&ClickHouseSink>,
-) {
-    if let Some(store) = store {
-        let statement = format!("DROP KEYSPACE IF EXISTS {run}");
-        let dropped =
-            match CqlMigrationTarget::connect(&store.into(), &store.scylla_replication).await {
-                Ok(target) => target
-                    .session()
-                    .query_unpaged(statement, ())
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-        if let Err(e) = dropped {
-            eprintln!("loadtest: could not drop keyspace {run}: {e}");
-        }
+async fn drop_run(run: &str, config: &Config, names: &TopicNames) {
+    if let Err(e) = schemas::drop_store(&config.store).await {
+        eprintln!("loadtest: could not drop keyspace {run}: {e}");
     }
-    if let Some(sink) = clickhouse {
-        let statement = format!("DROP DATABASE IF EXISTS {run}");
-        if let Err(e) = sink.execute("drop_database", &statement).await {
-            eprintln!("loadtest: could not drop ClickHouse database {run}: {e}");
-        }
+    if let Err(e) = schemas::drop_sink(&config.analytics).await {
+        eprintln!("loadtest: could not drop ClickHouse database {run}: {e}");
     }
-    if let Some(kafka) = kafka {
+    if config.bus.backend == BusBackend::Kafka {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", kafka)
+            .set("bootstrap.servers", &config.bus.kafka_brokers)
             .create()
             .expect("Kafka admin client");
         let topics: Vec<String> = names.specs(1, 1).into_iter().map(|t| t.name).collect();

@@ -194,6 +194,7 @@ conformance!(
     put_messages_stores_each_like_put_message,
     write_behind_stores_contacts_and_many_messages,
     write_behind_of_the_changed_fields_gives_the_new_contact,
+    write_behind_of_many_large_contacts_in_one_flush,
     inbound_dedupe_remembers_until_expiry,
     segments_crud,
     campaigns_crud,
@@ -895,6 +896,32 @@ async fn write_behind_of_the_changed_fields_gives_the_new_contact(store: Arc<dyn
     };
     store.write_behind(&[unchanged], &[], &[]).await.unwrap();
     assert_eq!(store.load_contact(&who).await.unwrap(), Some(after));
+}
+
+/// A flush of many contacts whose rows are large (long custom attributes): however the
+/// backend groups them, each write stays within what the server takes.
+async fn write_behind_of_many_large_contacts_in_one_flush(store: Arc<dyn ContactStore>) {
+    let contacts: Vec<Contact> = (0..40)
+        .map(|i| {
+            let mut contact = full_contact(phone());
+            contact
+                .attributes
+                .insert("notes".into(), json!(format!("{i} {}", "n".repeat(10_000))));
+            contact
+        })
+        .collect();
+    let writes: Vec<ContactWrite<'_>> = contacts.iter().map(ContactWrite::whole).collect();
+    store.write_behind(&writes, &[], &[]).await.unwrap();
+    for contact in &contacts {
+        assert_eq!(
+            store
+                .load_contact(&contact.phone_number)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(contact)
+        );
+    }
 }
 
 async fn put_message_never_regresses_statuses(store: Arc<dyn ContactStore>) {

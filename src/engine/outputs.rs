@@ -1,56 +1,68 @@
 //! Sending what a flush or a role produced (events, replies, OCR jobs and results). A
-//! record the bus refuses for what it is (no key, too large, malformed) would be refused
-//! again on every retry and after every restart, stalling its partition for good: it goes
-//! to the dead-letter topic with the reason instead, and the others go on. Any other error
-//! is retried, then fails the actor, whose supervisor restarts it from the committed
-//! offsets.
+//! record the bus refuses for what it is (no key, too large) would be refused again on
+//! every retry and after every restart, stalling its partition for good: it goes to the
+//! dead-letter topic with the reason instead, and the others go on. Any other error is
+//! retried, then fails the actor, whose supervisor restarts it from the committed offsets.
 
 use crate::storage::bus::dead_letter::{refused_output, KIND_OUTPUT_REFUSED};
 use crate::storage::bus::{BusError, Producer, Record};
 
-use super::retry::with_retries_if;
+use super::retry::with_retries;
 
 /// Sends every record concurrently; resolves when each is durable in its topic or, if
-/// refused there, in the dead-letter topic.
+/// refused there, in the dead-letter topic. A failed attempt sends them all again, as
+/// `send_all` does, so the last copy of each record keeps the order they were given in.
 pub async fn send_outputs(
     producer: &dyn Producer,
     records: Vec<Record>,
     dead_letter_topic: &str,
 ) -> Result<(), BusError> {
-    let sends = records
-        .into_iter()
-        .map(|record| send_output(producer, record, dead_letter_topic));
-    futures::future::try_join_all(sends).await.map(drop)
+    with_retries("produce_outputs", || {
+        attempt(producer, &records, dead_letter_topic)
+    })
+    .await
 }
 
 fn refused(error: &BusError) -> bool {
     matches!(error, BusError::RecordRefused { .. })
 }
 
-async fn send_output(
+async fn attempt(
     producer: &dyn Producer,
-    record: Record,
+    records: &[Record],
     dead_letter_topic: &str,
 ) -> Result<(), BusError> {
-    let retriable = |e: &BusError| !refused(e);
-    let error = match with_retries_if("produce_outputs", retriable, || {
-        producer.send(record.clone())
-    })
-    .await
-    {
-        Ok(_) => return Ok(()),
-        Err(error) if refused(&error) => error,
-        Err(error) => return Err(error),
-    };
+    let sends = records.iter().map(|record| producer.send(record.clone()));
+    let results = futures::future::join_all(sends).await;
+    let mut dead = Vec::new();
+    for (record, result) in records.iter().zip(results) {
+        match result {
+            Ok(_) => {}
+            Err(error) if refused(&error) => dead.push((record, error)),
+            Err(error) => return Err(error),
+        }
+    }
+    for (record, error) in dead {
+        dead_letter(producer, record, &error, dead_letter_topic).await?;
+    }
+    Ok(())
+}
+
+async fn dead_letter(
+    producer: &dyn Producer,
+    record: &Record,
+    error: &BusError,
+    dead_letter_topic: &str,
+) -> Result<(), BusError> {
     tracing::warn!(topic = %record.topic, %error, "output refused by the bus, sent to the dead-letter topic");
     let reason = error.to_string();
-    let whole = refused_output(dead_letter_topic, &record, &reason, true);
-    match with_retries_if("dead_letter", retriable, || producer.send(whole.clone())).await {
+    let whole = refused_output(dead_letter_topic, record, &reason, true);
+    match producer.send(whole).await {
         Ok(_) => {}
         // Too large for the dead-letter topic too: the reason and the size, without it.
         Err(error) if refused(&error) => {
-            let slim = refused_output(dead_letter_topic, &record, &reason, false);
-            with_retries_if("dead_letter", retriable, || producer.send(slim.clone())).await?;
+            let slim = refused_output(dead_letter_topic, record, &reason, false);
+            producer.send(slim).await?;
         }
         Err(error) => return Err(error),
     }
@@ -115,27 +127,31 @@ mod tests {
             .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
     }
 
+    fn outputs() -> Vec<Record> {
+        vec![
+            Record::new("crm.events", "60123", "first"),
+            Record::new("wa.outbound", Vec::new(), "keyless"),
+            Record::new("crm.events", "60124", "x".repeat(101)),
+            Record::new("crm.events", "60123", "second"),
+        ]
+    }
+
     #[tokio::test(start_paused = true)]
     async fn refused_records_go_to_the_dead_letter_topic_and_the_rest_on() {
         let bus = FakeBus {
             max_payload: 100,
-            outages: AtomicU32::new(2),
             ..FakeBus::default()
         };
-        let records = vec![
-            Record::new("crm.events", "60123", "ok"),
-            Record::new("wa.outbound", Vec::new(), "keyless"),
-            Record::new("crm.events", "60124", "x".repeat(101)),
-            Record::new("crm.events", "60125", "also ok"),
-        ];
-        send_outputs(&bus, records, "crm.dlq").await.unwrap();
+        send_outputs(&bus, outputs(), "crm.dlq").await.unwrap();
 
         let accepted = bus.accepted.into_inner().unwrap();
-        let to = |topic: &str| -> Vec<&Record> {
-            accepted.iter().filter(|r| r.topic == topic).collect()
-        };
-        assert_eq!(to("crm.events").len(), 2, "the outage was retried");
-        let dead = to("crm.dlq");
+        let events: Vec<&[u8]> = accepted
+            .iter()
+            .filter(|r| r.topic == "crm.events")
+            .map(|r| r.payload.as_slice())
+            .collect();
+        assert_eq!(events, vec![&b"first"[..], &b"second"[..]]);
+        let dead: Vec<&Record> = accepted.iter().filter(|r| r.topic == "crm.dlq").collect();
         assert_eq!(dead.len(), 2);
         let keyless = dead.iter().find(|r| r.payload == b"keyless").unwrap();
         assert_eq!(keyless.key, b"wa.outbound");
@@ -150,6 +166,32 @@ mod tests {
             header(large, HEADER_PAYLOAD_OMITTED).as_deref(),
             Some("101")
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_an_outage_everything_is_sent_again_in_order() {
+        let bus = FakeBus {
+            max_payload: 100,
+            outages: AtomicU32::new(1),
+            ..FakeBus::default()
+        };
+        send_outputs(&bus, outputs(), "crm.dlq").await.unwrap();
+
+        let accepted = bus.accepted.into_inner().unwrap();
+        let last_copies: Vec<&[u8]> = accepted
+            .iter()
+            .filter(|r| r.topic == "crm.events")
+            .map(|r| r.payload.as_slice())
+            .rev()
+            .take(2)
+            .collect();
+        assert_eq!(
+            last_copies,
+            vec![&b"second"[..], &b"first"[..]],
+            "the retry sent both again, in order"
+        );
+        let dead = accepted.iter().filter(|r| r.topic == "crm.dlq").count();
+        assert_eq!(dead, 2, "dead letters only once the rest is sent");
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,21 +8,7 @@ use std::time::Duration;
 /// Delays between attempts: 50 ms doubling to 1.6 s, about 3 s in all.
 const DELAYS_MS: [u64; 6] = [50, 100, 200, 400, 800, 1_600];
 
-pub async fn with_retries<T, E, F, Fut>(what: &str, attempt: F) -> Result<T, E>
-where
-    E: std::fmt::Display,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    with_retries_if(what, |_| true, attempt).await
-}
-
-/// As [`with_retries`], but an error `retriable` says no to is returned at once.
-pub async fn with_retries_if<T, E, F, Fut>(
-    what: &str,
-    retriable: impl Fn(&E) -> bool,
-    mut attempt: F,
-) -> Result<T, E>
+pub async fn with_retries<T, E, F, Fut>(what: &str, mut attempt: F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: FnMut() -> Fut,
@@ -32,7 +18,6 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
-            Err(error) if !retriable(&error) => return Err(error),
             Err(error) => match delays.next() {
                 Some(ms) => {
                     tracing::warn!(%error, retry_in_ms = ms, "{what} failed; retrying");
@@ -72,21 +57,5 @@ mod tests {
         .await;
         assert_eq!(result, Err("down".into()));
         assert_eq!(calls.load(Ordering::SeqCst), DELAYS_MS.len() as u32 + 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_error_that_is_not_retriable_returns_at_once() {
-        let calls = AtomicU32::new(0);
-        let result: Result<(), String> = with_retries_if(
-            "op",
-            |e: &String| e != "permanent",
-            || async {
-                let n = calls.fetch_add(1, Ordering::SeqCst);
-                Err(if n == 0 { "transient" } else { "permanent" }.to_string())
-            },
-        )
-        .await;
-        assert_eq!(result, Err("permanent".into()));
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "one retry, then no more");
     }
 }

@@ -1,6 +1,6 @@
 //! The schemas of the configured backends, applied idempotently: by `sembang migrate`, and
-//! by whatever sets up a real stack itself (the loadtest, the test harness). Embedded
-//! backends have none.
+//! by whatever sets up a real stack itself (the loadtest, the test harness), which also
+//! drops them afterwards. Embedded backends have none.
 
 use crate::config::{AnalyticsConfig, EventSinkBackend, StoreBackend, StoreConfig};
 use crate::storage::migrate::{migrate, MigrateError, MigrationReport};
@@ -32,11 +32,45 @@ pub async fn migrate_sink(
     if config.sink == EventSinkBackend::Files {
         return Ok(None);
     }
-    let sink = ClickHouseSink::new(ClickHouseConfig::from_analytics(config)).map_err(|e| {
-        MigrateError::Target {
-            target: "clickhouse",
-            detail: e.to_string(),
-        }
-    })?;
+    let sink = ClickHouseSink::new(ClickHouseConfig::from_analytics(config))
+        .map_err(|e| target_error("clickhouse")(e.to_string()))?;
     sink.migrate().await.map(Some)
+}
+
+fn target_error(target: &'static str) -> impl Fn(String) -> MigrateError {
+    move |detail| MigrateError::Target { target, detail }
+}
+
+/// Drops the store's keyspace and everything in it. For throwaway runs only (the
+/// loadtest, tests): a node that keeps every run's tables spends its heap on them.
+pub async fn drop_store(config: &StoreConfig) -> Result<(), MigrateError> {
+    if config.backend == StoreBackend::Embedded {
+        return Ok(());
+    }
+    let error = target_error("scylla");
+    let target =
+        CqlMigrationTarget::connect(&ScyllaConfig::from(config), &config.scylla_replication)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+    let statement = format!("DROP KEYSPACE IF EXISTS {}", target.keyspace());
+    target
+        .session()
+        .query_unpaged(statement, ())
+        .await
+        .map(drop)
+        .map_err(|e| error(e.to_string()))
+}
+
+/// Drops the analytics database. For throwaway runs only, as [`drop_store`].
+pub async fn drop_sink(config: &AnalyticsConfig) -> Result<(), MigrateError> {
+    if config.sink == EventSinkBackend::Files {
+        return Ok(());
+    }
+    let error = target_error("clickhouse");
+    let sink = ClickHouseSink::new(ClickHouseConfig::from_analytics(config))
+        .map_err(|e| error(e.to_string()))?;
+    let statement = format!("DROP DATABASE IF EXISTS {}", sink.config().database);
+    sink.execute("drop_database", &statement)
+        .await
+        .map_err(|e| error(e.to_string()))
 }

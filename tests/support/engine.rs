@@ -12,8 +12,8 @@ use super::{
 };
 
 use sembang::config::{
-    BusBackend, Config, EventSinkBackend, MediaStoreBackend, ProviderKind, Role, Secret, Secrets,
-    StoreBackend,
+    AnalyticsConfig, BusBackend, Config, EventSinkBackend, MediaStoreBackend, ProviderKind, Role,
+    Secret, Secrets, StoreBackend, StoreConfig,
 };
 use sembang::engine::runtime::{start, Backends, Running};
 use sembang::ingress::sign;
@@ -38,6 +38,8 @@ pub struct Harness {
     pub bus: Arc<dyn Bus>,
     pub names: TopicNames,
     pub replies: Replies,
+    /// The real stack's keyspace and database of this harness, dropped by [`Self::stop`].
+    throwaway: Option<(StoreConfig, AnalyticsConfig)>,
     _dir: tempfile::TempDir,
 }
 
@@ -180,7 +182,10 @@ impl Harness {
         backends.provider = fake_provider_for(&fake);
         let reader = ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics));
         let reader = Arc::new(reader.unwrap());
-        Some(Harness::start(config, backends, reader, Replies::Fake(fake), dir).await)
+        let throwaway = (config.store.clone(), config.analytics.clone());
+        let mut harness = Harness::start(config, backends, reader, Replies::Fake(fake), dir).await;
+        harness.throwaway = Some(throwaway);
+        Some(harness)
     }
 
     pub async fn start(
@@ -213,6 +218,7 @@ impl Harness {
             bus,
             names: TopicNames::new(&config.bus.namespace),
             replies,
+            throwaway: None,
             _dir: dir,
         }
     }
@@ -389,6 +395,11 @@ impl Harness {
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
+        }
+        // A failed test skips this and leaves its data to look at.
+        if let Some((store, analytics)) = self.throwaway.take() {
+            schemas::drop_store(&store).await.unwrap();
+            schemas::drop_sink(&analytics).await.unwrap();
         }
     }
 }

@@ -79,6 +79,17 @@ impl KafkaBusConfig {
         }
     }
 
+    /// The largest record the producer takes: librdkafka's `message.max.bytes` (default
+    /// 1,000,000) when set in `properties`.
+    fn max_message_bytes(&self) -> usize {
+        self.properties
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "message.max.bytes")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(1_000_000)
+    }
+
     fn base(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
@@ -215,17 +226,11 @@ pub(crate) fn map_error(
             BusError::UnknownTopic(topic.unwrap_or("?").to_string())
         }
         Some(
-            C::MessageSizeTooLarge
-            | C::InvalidMessage
+            C::UnknownPartition
+            | C::MessageSizeTooLarge
             | C::InvalidMessageSize
             | C::InvalidTimestamp
-            | C::BadMessage,
-        ) => BusError::RecordRefused {
-            service: SERVICE,
-            detail: format!("{operation}: {error}"),
-        },
-        Some(
-            C::UnknownPartition
+            | C::BadMessage
             | C::MessageBatchTooLarge
             | C::InvalidTopic
             | C::InvalidPartitions
@@ -492,6 +497,7 @@ impl Bus for KafkaBus {
             producer: self.producer.clone(),
             context: self.context.clone(),
             message_timeout: self.config.message_timeout,
+            max_message_bytes: self.config.max_message_bytes(),
         })
     }
 
@@ -600,11 +606,29 @@ struct KafkaProducer {
     producer: Arc<FutureProducer<BusContext>>,
     context: BusContext,
     message_timeout: Duration,
+    max_message_bytes: usize,
 }
+
+/// What librdkafka adds to a record's key, payload and headers when it checks the size
+/// (record framing), rounded up.
+const RECORD_OVERHEAD_BYTES: usize = 512;
 
 impl KafkaProducer {
     async fn produce(&self, record: &Record, partition: Option<u32>) -> Result<Delivery, BusError> {
         const OP: &str = "produce";
+        // The record's own size is its fault, so it is refused here, as such. A size error
+        // from the broker (a topic's lower limit) is a setting and stays `Rejected`.
+        let headers: usize = record.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        let size = record.key.len() + record.payload.len() + headers + RECORD_OVERHEAD_BYTES;
+        if size > self.max_message_bytes {
+            return Err(BusError::RecordRefused {
+                service: SERVICE,
+                detail: format!(
+                    "a record of about {size} bytes exceeds message.max.bytes ({})",
+                    self.max_message_bytes
+                ),
+            });
+        }
         let mut future_record = FutureRecord::to(&record.topic)
             .key(&record.key)
             .payload(&record.payload);

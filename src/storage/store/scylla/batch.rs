@@ -2,13 +2,15 @@
 //! index and their status writes share the partition key (the phone number); the server
 //! applies the statements of one partition in a batch as a single mutation.
 //!
-//! A batch carries several whole partitions when they have the same replicas: its
-//! coordinator (the driver routes it to a replica of its first statement) then holds every
-//! row itself and sends the same replicas one mutation per partition, as separate requests
-//! would, but the per-request work (framing, parsing, dispatch) is paid once per batch. On
-//! a small cluster that work was as large as the writes themselves (BENCHMARKS.md).
-//! Grouping by replica set, not by "same flush", keeps this from becoming the multi-node
-//! fan-out anti-pattern of batches that span partitions.
+//! A batch carries several whole partitions when they have the same replicas (for every
+//! table they write): its coordinator (the driver routes it to a replica of its first
+//! statement) then sends the same replicas one mutation per partition, as separate
+//! requests would, but the per-request work (framing, parsing, dispatch) is paid once per
+//! batch. On a small cluster that work was as large as the writes themselves
+//! (BENCHMARKS.md). Grouping by replica set, not by "same flush", keeps this from becoming
+//! the multi-node fan-out anti-pattern of batches that span partitions. (With vnodes the
+//! coordinator holds every row itself; with ScyllaDB tablets, whose tables have replicas
+//! of their own, a batch reaches the union of its tables' replicas, no further.)
 //!
 //! A partition too large for one batch gets batches of its own, sent in order, its
 //! contact's row last.
@@ -17,8 +19,9 @@ use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
-/// Below the servers' failure thresholds for a batch (50 KiB in Cassandra, 1 MiB in
-/// ScyllaDB; the lower warning thresholds only log).
+/// Estimated bytes of a batch of several partitions, kept well below the servers' failure
+/// thresholds (50 KiB in Cassandra, 1 MiB in ScyllaDB; the lower warning thresholds only
+/// log). A batch of one partition is one mutation, which Cassandra does not check.
 const MAX_BATCH_BYTES: usize = 32 * 1024;
 /// Partitions in one batch: enough to amortise a request, few enough that one batch's
 /// latency stays small and several run concurrently.
@@ -53,8 +56,9 @@ impl BatchBytes for Write<'_> {
     }
 }
 
-/// Statements of one replica set packed into batches of whole partitions: each inner
-/// `Vec<Vec<T>>` is a chain of batches.
+/// Statements of one replica set packed into batches of whole partitions (a partition too
+/// large for one batch gets a chain of its own): each inner `Vec<Vec<T>>` is a chain of
+/// batches.
 pub(crate) struct Packer<T> {
     chains: Vec<Vec<Vec<T>>>,
     open: Vec<T>,

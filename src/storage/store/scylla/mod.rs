@@ -54,25 +54,52 @@ pub const SERVICE: &str = "scylla";
 
 /// How many requests one call keeps in flight (batch upserts, inbound dedupe).
 const CONCURRENCY: usize = 64;
-/// A contact row's variable-length values, roughly, for sizing batches.
-const CONTACT_ROW_BYTES: usize = 1024;
-/// A purchase row's (merchant, receipt number, image hash), roughly.
-const PURCHASE_ROW_BYTES: usize = 256;
 
-/// What one flush writes to one partition (one phone number).
-/// Who stores a partition: its replicas (host and shard), or, when the driver cannot tell
-/// (no metadata for the keyspace yet), the partition key itself, so it is batched alone.
+/// Who stores a partition: the replicas (host and shard, sorted) of every table it writes
+/// (the same for all tables with vnodes; with ScyllaDB tablets each table has its own),
+/// or, when the driver cannot tell (no metadata for the keyspace yet), the partition key
+/// itself, so it is batched alone.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum Owners<'a> {
     Replicas(Vec<(uuid::Uuid, scylla::routing::Shard)>),
     Unknown(&'a str),
 }
 
+/// What one flush writes to one partition (one phone number).
 #[derive(Default)]
 struct Partition<'a> {
     messages: Vec<&'a MessageRecord>,
     purchases: Vec<(&'a PhoneNumber, &'a Purchase)>,
     contact: Option<ContactWrite<'a>>,
+}
+
+impl Partition<'_> {
+    /// The tables its statements write.
+    fn tables(&self) -> Vec<&'static str> {
+        let mut tables = Vec::with_capacity(5);
+        if self.contact.is_some() {
+            tables.push("contacts");
+        }
+        if !self.purchases.is_empty() {
+            tables.push("purchases");
+        }
+        for message in &self.messages {
+            if inbound_only(message) {
+                tables.push("inbound_messages");
+            } else {
+                tables.extend(["messages", "messages_by_time"]);
+            }
+        }
+        tables.sort_unstable();
+        tables.dedup();
+        tables
+    }
+}
+
+/// An inbound message without delivery reports: one row in `inbound_messages`. Any other
+/// message is a `messages` row with its time index (and reports).
+fn inbound_only(message: &MessageRecord) -> bool {
+    message.direction == Direction::Inbound && message.timeline == Default::default()
 }
 
 /// Scylla's default `max_clustering_key_restrictions_per_query` is 100.
@@ -1026,13 +1053,19 @@ impl ScyllaStore {
         let keyspace = self.keyspace.to_ascii_lowercase();
         let mut by_owners: HashMap<Owners<'_>, Packer<Write<'_>>> = HashMap::new();
         for (key, partition) in partitions {
-            let owners = match cluster.get_endpoints(&keyspace, "contacts", &(key,)) {
-                Ok(replicas) => Owners::Replicas(
-                    replicas
-                        .iter()
-                        .map(|(node, shard)| (node.host_id, *shard))
-                        .collect(),
-                ),
+            // Every table is keyed by the phone number: one token for all.
+            let owners = match cluster.compute_token(&keyspace, "contacts", &(key,)) {
+                Ok(token) => {
+                    let mut replicas: Vec<_> = partition
+                        .tables()
+                        .into_iter()
+                        .flat_map(|table| cluster.get_token_endpoints(&keyspace, table, token))
+                        .map(|(node, shard)| (node.host_id, shard))
+                        .collect();
+                    replicas.sort_unstable();
+                    replicas.dedup();
+                    Owners::Replicas(replicas)
+                }
                 Err(_) => Owners::Unknown(key),
             };
             by_owners
@@ -1076,7 +1109,7 @@ impl ScyllaStore {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();
             let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
-            if message.direction == Direction::Inbound && message.timeline == Default::default() {
+            if inbound_only(message) {
                 let row = InboundValues::new(message, absent);
                 push(&self.st.put_inbound, Box::new(row), text + wamid.len());
                 continue;
@@ -1095,11 +1128,13 @@ impl ScyllaStore {
         }
         for (contact, purchase) in partition.purchases {
             let row = PurchaseValues::new(contact, purchase, absent);
-            push(&self.st.put_purchase, Box::new(row), PURCHASE_ROW_BYTES);
+            let bytes = row.text_bytes();
+            push(&self.st.put_purchase, Box::new(row), bytes);
         }
         if let Some(write) = partition.contact {
             let row = ContactValues::new(write, absent)?;
-            push(&self.st.upsert_contact, Box::new(row), CONTACT_ROW_BYTES);
+            let bytes = row.text_bytes();
+            push(&self.st.upsert_contact, Box::new(row), bytes);
         }
         Ok(writes)
     }

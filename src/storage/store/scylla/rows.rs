@@ -109,6 +109,14 @@ pub(crate) enum Absent {
 /// An optional column of a written row.
 type Cell<T> = MaybeUnset<Option<T>>;
 
+/// Bytes of a written variable-length value (0 when unset or NULL).
+fn written_len<T: AsRef<[u8]>>(cell: &Cell<T>) -> usize {
+    match cell {
+        MaybeUnset::Set(Some(value)) => value.as_ref().len(),
+        _ => 0,
+    }
+}
+
 fn cell<T>(value: Option<T>, absent: Absent) -> Cell<T> {
     match (value, absent) {
         (None, Absent::Keep) => MaybeUnset::Unset,
@@ -172,6 +180,27 @@ pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, st
     updated_at";
 
 impl<'a> ContactValues<'a> {
+    /// Bytes of its variable-length values, for sizing batches.
+    pub(crate) fn text_bytes(&self) -> usize {
+        let set = |value: &Column<String>| match value {
+            MaybeUnset::Set(value) => value.len(),
+            MaybeUnset::Unset => 0,
+        };
+        let events = match &self.recent_events {
+            MaybeUnset::Set(events) => events.len() * 8,
+            MaybeUnset::Unset => 0,
+        };
+        self.phone.len()
+            + written_len(&self.name)
+            + written_len(&self.state)
+            + written_len(&self.consent_source)
+            + written_len(&self.ic_masked)
+            + written_len(&self.ic_keyed_hash)
+            + written_len(&self.ic_ciphertext)
+            + set(&self.attributes)
+            + events
+    }
+
     /// The changed fields of the contact; the others are left unset.
     pub(crate) fn new(write: ContactWrite<'a>, absent: Absent) -> Result<Self, StoreError> {
         use ContactField as F;
@@ -356,6 +385,17 @@ pub(crate) struct PurchaseValues<'a> {
     ocr_confidence: Cell<f64>,
     status: &'static str,
     recorded_at: CqlTimestamp,
+}
+
+impl PurchaseValues<'_> {
+    /// Bytes of its variable-length values, for sizing batches.
+    pub(crate) fn text_bytes(&self) -> usize {
+        self.contact.len()
+            + self.purchase_id.len()
+            + written_len(&self.merchant)
+            + written_len(&self.receipt_no)
+            + written_len(&self.image_sha256)
+    }
 }
 
 pub(crate) const PURCHASE_COLUMNS: &str = "contact, purchase_id, amount_sen, purchased_on, \

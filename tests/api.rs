@@ -167,6 +167,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
     let webhook = Arc::new(WebhookState {
         producer: bus.producer(),
         inbound_topic: "wa.inbound".into(),
+        dead_letter_topic: "crm.dlq".into(),
         app_secret: Some(Secret::new(APP_SECRET)),
         verify_token: None,
         wabot_token: None,

@@ -13,7 +13,9 @@ use serde_json::Value;
 use sembang::domain::message::DeliveryStatus;
 use sembang::domain::phone::PhoneNumber;
 use sembang::ingress::sign;
-use sembang::storage::bus::dead_letter::HEADER_ERROR_KIND;
+use sembang::storage::bus::dead_letter::{
+    HEADER_ERROR, HEADER_ERROR_KIND, HEADER_ORIGINAL_TOPIC, HEADER_PAYLOAD_OMITTED,
+};
 use sembang::storage::bus::topics;
 use sembang::storage::bus::Record;
 use sembang::storage::sink::EventTable;
@@ -242,4 +244,40 @@ async fn real_stack_end_to_end() {
         return;
     };
     scenario(harness).await;
+}
+
+/// An event larger than Kafka takes (here a 1.2 MB text, under a raised body limit) would be
+/// refused on every retry: the webhook still answers 200, the event is in the dead-letter
+/// topic with the reason (its payload, too large there as well, replaced by its size), and
+/// the next message goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_stack_oversized_event_is_dead_lettered_not_retried() {
+    let Some(h) = Harness::real_stack_tuned(|config| {
+        config.http.max_body_bytes = 4 * 1024 * 1024;
+    })
+    .await
+    else {
+        return;
+    };
+    let body = "x".repeat(1_200_000);
+    h.post(&text(SITI, "wamid.HUGE-1", T0, &body)).await;
+    let dead = h
+        .find_record(topics::DEAD_LETTER, |m| {
+            m.key == SITI.as_bytes() && m.header(HEADER_ERROR_KIND) == Some(&b"output_refused"[..])
+        })
+        .await;
+    assert_eq!(
+        dead.header(HEADER_ORIGINAL_TOPIC),
+        Some(h.names.name(topics::INBOUND).as_bytes())
+    );
+    let omitted: usize = String::from_utf8_lossy(dead.header(HEADER_PAYLOAD_OMITTED).unwrap())
+        .parse()
+        .unwrap();
+    assert!(omitted > 1_200_000, "{omitted}");
+    let reason = String::from_utf8_lossy(dead.header(HEADER_ERROR).unwrap()).to_string();
+    assert!(reason.contains("message.max.bytes"), "{reason}");
+
+    h.post(&text(SITI, "wamid.HUGE-2", T0 + 10, "hello")).await;
+    h.message_count_reaches(SITI, 1).await;
+    h.stop().await;
 }

@@ -4,7 +4,7 @@
 //! dead-letter topic with the reason instead, and the others go on. Any other error is
 //! retried, then fails the actor, whose supervisor restarts it from the committed offsets.
 
-use crate::storage::bus::dead_letter::{refused_output, KIND_OUTPUT_REFUSED};
+use crate::storage::bus::refused::send_or_dead_letter;
 use crate::storage::bus::{BusError, Producer, Record};
 
 use super::retry::with_retries;
@@ -18,56 +18,10 @@ pub async fn send_outputs(
     dead_letter_topic: &str,
 ) -> Result<(), BusError> {
     with_retries("produce_outputs", || {
-        attempt(producer, &records, dead_letter_topic)
+        send_or_dead_letter(producer, &records, dead_letter_topic)
     })
     .await
-}
-
-fn refused(error: &BusError) -> bool {
-    matches!(error, BusError::RecordRefused { .. })
-}
-
-async fn attempt(
-    producer: &dyn Producer,
-    records: &[Record],
-    dead_letter_topic: &str,
-) -> Result<(), BusError> {
-    let sends = records.iter().map(|record| producer.send(record.clone()));
-    let results = futures::future::join_all(sends).await;
-    let mut dead = Vec::new();
-    for (record, result) in records.iter().zip(results) {
-        match result {
-            Ok(_) => {}
-            Err(error) if refused(&error) => dead.push((record, error)),
-            Err(error) => return Err(error),
-        }
-    }
-    for (record, error) in dead {
-        dead_letter(producer, record, &error, dead_letter_topic).await?;
-    }
-    Ok(())
-}
-
-async fn dead_letter(
-    producer: &dyn Producer,
-    record: &Record,
-    error: &BusError,
-    dead_letter_topic: &str,
-) -> Result<(), BusError> {
-    tracing::warn!(topic = %record.topic, %error, "output refused by the bus, sent to the dead-letter topic");
-    let reason = error.to_string();
-    let whole = refused_output(dead_letter_topic, record, &reason, true);
-    match producer.send(whole).await {
-        Ok(_) => {}
-        // Too large for the dead-letter topic too: the reason and the size, without it.
-        Err(error) if refused(&error) => {
-            let slim = refused_output(dead_letter_topic, record, &reason, false);
-            producer.send(slim).await?;
-        }
-        Err(error) => return Err(error),
-    }
-    metrics::counter!("sembang_dlq_total", "reason" => KIND_OUTPUT_REFUSED).increment(1);
-    Ok(())
+    .map(drop)
 }
 
 #[cfg(test)]
@@ -78,7 +32,9 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::storage::bus::dead_letter::{HEADER_ERROR_KIND, HEADER_PAYLOAD_OMITTED};
+    use crate::storage::bus::dead_letter::{
+        HEADER_ERROR_KIND, HEADER_PAYLOAD_OMITTED, KIND_OUTPUT_REFUSED,
+    };
     use crate::storage::bus::{Delivery, PartitionedRecord};
 
     /// A bus that refuses keyless records and records over `max_payload` bytes, fails the

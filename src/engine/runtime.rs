@@ -260,6 +260,7 @@ pub async fn start(
         Arc::new(WebhookState {
             producer: producer.clone(),
             inbound_topic: names.name(topics::INBOUND),
+            dead_letter_topic: names.name(topics::DEAD_LETTER),
             app_secret: secrets.whatsapp_app_secret.clone(),
             verify_token: secrets.whatsapp_verify_token.clone(),
             wabot_token: secrets.wabot_access_token.clone(),

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Secret;
+use crate::storage::bus::refused::send_or_dead_letter;
 use crate::storage::bus::{Producer, Record};
 
 use super::verification::tokens_equal;
@@ -30,6 +31,8 @@ pub struct WebhookState {
     pub producer: Arc<dyn Producer>,
     /// wa.inbound under the deployment's namespace.
     pub inbound_topic: String,
+    /// Where an event the bus refuses for what it is (too large) goes, with the reason.
+    pub dead_letter_topic: String,
     pub app_secret: Option<Secret>,
     pub verify_token: Option<Secret>,
     /// The wabot.my gateway's access token; `/webhook/wabot` answers 404 without one.
@@ -150,7 +153,9 @@ async fn receive_wabot(
 }
 
 /// Produces the events to wa.inbound and waits until the bus has them all; a bus that
-/// cannot take them gets the caller a 503, so the sender retries later.
+/// cannot take them gets the caller a 503, so the sender retries later. An event the bus
+/// refuses for what it is would be refused on every retry: it goes to the dead-letter
+/// topic with the reason, and counts as taken.
 async fn store(state: &WebhookState, events: &[InboundEvent]) -> Result<usize, Response> {
     let mut records = Vec::with_capacity(events.len());
     for event in events {
@@ -163,7 +168,8 @@ async fn store(state: &WebhookState, events: &[InboundEvent]) -> Result<usize, R
         ));
     }
     let count = records.len();
-    if let Err(error) = state.producer.send_all(records).await {
+    let sent = send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic).await;
+    if let Err(error) = sent {
         tracing::warn!(%error, "webhook events not stored; answering 503 so the sender retries");
         metrics::counter!("sembang_ingress_requests_total", "outcome" => "unavailable")
             .increment(1);

@@ -27,6 +27,7 @@ pub mod embedded;
 mod error;
 pub mod kafka;
 pub mod partitioner;
+pub mod refused;
 pub mod topics;
 
 use std::fmt;

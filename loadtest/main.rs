@@ -167,7 +167,6 @@ async fn main() {
         .await
         .expect("backends");
     let bus = backends.bus.clone();
-    let sink = backends.sink.clone();
     let names = TopicNames::new(&run);
     let inbound = names.name(topics::INBOUND);
     bus.ensure_topics(&names.specs(config.bus.partitions, 1))
@@ -278,7 +277,6 @@ async fn main() {
     // Analytics catch-up.
     let clickhouse: Option<ClickHouseSink> = (args.profile == "local")
         .then(|| ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics)).unwrap());
-    let _ = sink;
     if let Some(reader) = &clickhouse {
         loop {
             let n = reader

@@ -21,7 +21,6 @@ pub async fn send_outputs(
         send_or_dead_letter(producer, &records, dead_letter_topic)
     })
     .await
-    .map(drop)
 }
 
 #[cfg(test)]

@@ -168,8 +168,9 @@ async fn store(state: &WebhookState, events: &[InboundEvent]) -> Result<usize, R
         ));
     }
     let count = records.len();
-    let sent = send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic).await;
-    if let Err(error) = sent {
+    if let Err(error) =
+        send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic).await
+    {
         tracing::warn!(%error, "webhook events not stored; answering 503 so the sender retries");
         metrics::counter!("sembang_ingress_requests_total", "outcome" => "unavailable")
             .increment(1);

@@ -13,13 +13,7 @@ pub async fn migrate_store(config: &StoreConfig) -> Result<Option<MigrationRepor
     if config.backend == StoreBackend::Embedded {
         return Ok(None);
     }
-    let target =
-        CqlMigrationTarget::connect(&ScyllaConfig::from(config), &config.scylla_replication)
-            .await
-            .map_err(|e| MigrateError::Target {
-                target: "scylla",
-                detail: e.to_string(),
-            })?;
+    let target = cql_target(config).await?;
     migrate(&target, CQL_MIGRATIONS, &target.vars())
         .await
         .map(Some)
@@ -32,13 +26,7 @@ pub async fn migrate_sink(
     if config.sink == EventSinkBackend::Files {
         return Ok(None);
     }
-    let sink = ClickHouseSink::new(ClickHouseConfig::from_analytics(config))
-        .map_err(|e| target_error("clickhouse")(e.to_string()))?;
-    sink.migrate().await.map(Some)
-}
-
-fn target_error(target: &'static str) -> impl Fn(String) -> MigrateError {
-    move |detail| MigrateError::Target { target, detail }
+    clickhouse(config)?.migrate().await.map(Some)
 }
 
 /// Drops the store's keyspace and everything in it. For throwaway runs only (the
@@ -47,18 +35,14 @@ pub async fn drop_store(config: &StoreConfig) -> Result<(), MigrateError> {
     if config.backend == StoreBackend::Embedded {
         return Ok(());
     }
-    let error = target_error("scylla");
-    let target =
-        CqlMigrationTarget::connect(&ScyllaConfig::from(config), &config.scylla_replication)
-            .await
-            .map_err(|e| error(e.to_string()))?;
+    let target = cql_target(config).await?;
     let statement = format!("DROP KEYSPACE IF EXISTS {}", target.keyspace());
     target
         .session()
         .query_unpaged(statement, ())
         .await
         .map(drop)
-        .map_err(|e| error(e.to_string()))
+        .map_err(|e| failed("scylla", e))
 }
 
 /// Drops the analytics database. For throwaway runs only, as [`drop_store`].
@@ -66,11 +50,27 @@ pub async fn drop_sink(config: &AnalyticsConfig) -> Result<(), MigrateError> {
     if config.sink == EventSinkBackend::Files {
         return Ok(());
     }
-    let error = target_error("clickhouse");
-    let sink = ClickHouseSink::new(ClickHouseConfig::from_analytics(config))
-        .map_err(|e| error(e.to_string()))?;
+    let sink = clickhouse(config)?;
     let statement = format!("DROP DATABASE IF EXISTS {}", sink.config().database);
     sink.execute("drop_database", &statement)
         .await
-        .map_err(|e| error(e.to_string()))
+        .map_err(|e| failed("clickhouse", e))
+}
+
+fn failed(target: &'static str, error: impl std::fmt::Display) -> MigrateError {
+    MigrateError::Target {
+        target,
+        detail: error.to_string(),
+    }
+}
+
+async fn cql_target(config: &StoreConfig) -> Result<CqlMigrationTarget, MigrateError> {
+    CqlMigrationTarget::connect(&ScyllaConfig::from(config), &config.scylla_replication)
+        .await
+        .map_err(|e| failed("scylla", e))
+}
+
+fn clickhouse(config: &AnalyticsConfig) -> Result<ClickHouseSink, MigrateError> {
+    ClickHouseSink::new(ClickHouseConfig::from_analytics(config))
+        .map_err(|e| failed("clickhouse", e))
 }

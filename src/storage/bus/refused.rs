@@ -11,13 +11,13 @@ fn refused(error: &BusError) -> bool {
     matches!(error, BusError::RecordRefused { .. })
 }
 
-/// Sends every record concurrently, then dead-letters the refused ones; returns how many
-/// were. Any other error fails the whole call (the caller sends them all again).
+/// Sends every record concurrently, then dead-letters the refused ones. Any other error
+/// fails the whole call (the caller sends them all again).
 pub async fn send_or_dead_letter(
     producer: &dyn Producer,
     records: &[Record],
     dead_letter_topic: &str,
-) -> Result<usize, BusError> {
+) -> Result<(), BusError> {
     let sends = records.iter().map(|record| producer.send(record.clone()));
     let results = futures::future::join_all(sends).await;
     let mut dead = Vec::new();
@@ -31,7 +31,7 @@ pub async fn send_or_dead_letter(
     for (record, error) in &dead {
         dead_letter(producer, record, error, dead_letter_topic).await?;
     }
-    Ok(dead.len())
+    Ok(())
 }
 
 async fn dead_letter(

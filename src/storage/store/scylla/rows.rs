@@ -138,6 +138,15 @@ fn column<T>(write: bool, value: impl FnOnce() -> T) -> Column<T> {
     }
 }
 
+/// As [`column`], for a value whose conversion can fail.
+fn try_column<T, E>(write: bool, value: impl FnOnce() -> Result<T, E>) -> Result<Column<T>, E> {
+    Ok(if write {
+        MaybeUnset::Set(value()?)
+    } else {
+        MaybeUnset::Unset
+    })
+}
+
 fn optional<T>(write: bool, value: Option<T>, absent: Absent) -> Cell<T> {
     if write {
         cell(value, absent)
@@ -208,19 +217,12 @@ impl<'a> ContactValues<'a> {
         let contact = write.contact;
         let has = |field: ContactField| write.changed.contains(field);
         let stats = &contact.interactions;
-        let attributes = if has(F::Attributes) {
-            let json = serde_json::to_string(&contact.attributes)
-                .map_err(|e| super::errors::query(OP, format!("attributes: {e}")))?;
-            MaybeUnset::Set(json)
-        } else {
-            MaybeUnset::Unset
-        };
+        let attributes = try_column(has(F::Attributes), || {
+            serde_json::to_string(&contact.attributes)
+                .map_err(|e| super::errors::query(OP, format!("attributes: {e}")))
+        })?;
         let count = |field: ContactField, name: &str, value: u64| {
-            let write = has(field);
-            write
-                .then(|| counter(OP, name, value))
-                .transpose()
-                .map(|value| value.map_or(MaybeUnset::Unset, MaybeUnset::Set))
+            try_column(has(field), || counter(OP, name, value))
         };
         let consent = contact.consent_change.as_ref();
         let ic = contact.ic.as_ref();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use ractor::{Actor, ActorCell, ActorRef};
+use ractor::ActorCell;
 use tokio::sync::{mpsc, watch};
 
 use crate::ingress::{EventPayload, InboundEvent};
@@ -20,15 +20,14 @@ use crate::storage::bus::{
 use super::error::EngineError;
 use super::offsets::OffsetTracker;
 use super::retry::with_retries;
-use super::shard::{shard_for, Shard, ShardArgs, ShardDeps, ShardMsg, Token, Work, WorkEvent};
+use super::shard::{ShardDeps, ShardKey, Token, Work, WorkEvent};
+use super::shard_pool::ShardPool;
 use super::wire::OcrResult;
 
 /// Records taken from the consumer in one go before they are handed to the shards.
 const MAX_BATCH: usize = 1_000;
 /// How often finished offsets are committed.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
-/// How long shards get to store their pending work on a revoke or shutdown.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct InboundConfig {
     pub bus: Arc<dyn Bus>,
@@ -52,23 +51,7 @@ pub async fn run(
     supervisor: ActorCell,
 ) -> Result<(), EngineError> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Token>>();
-    let mut shards = Vec::with_capacity(config.shards);
-    for index in 0..config.shards {
-        let (shard, _) = Actor::spawn_linked(
-            None,
-            Shard,
-            ShardArgs {
-                index,
-                deps: config.deps.clone(),
-                done: done_tx.clone(),
-            },
-            supervisor.clone(),
-        )
-        .await
-        .map_err(|e| EngineError::actor("shard", e))?;
-        shards.push(shard);
-    }
-    let shards = ShardSet(shards);
+    let shards = ShardPool::start(config.shards, config.deps.clone(), done_tx, supervisor).await?;
     let mut consumer = config
         .bus
         .subscribe(
@@ -95,7 +78,7 @@ pub async fn run(
                             None => break,
                         }
                     }
-                    handle_batch(&config, &shards, &mut *consumer, &mut tracker, &mut done_rx, batch).await?;
+                    handle_batch(&config, &shards, &mut tracker, &mut done_rx, batch).await?;
                 }
             }
         }
@@ -113,42 +96,6 @@ pub async fn run(
         consumer.close().await?;
     }
     result
-}
-
-struct ShardSet(Vec<ActorRef<ShardMsg>>);
-
-impl ShardSet {
-    async fn flush_all(&self) -> Result<(), EngineError> {
-        for shard in &self.0 {
-            call(shard, ShardMsg::Flush).await?;
-        }
-        Ok(())
-    }
-
-    async fn release(&self, partitions: &[TopicPartition]) -> Result<(), EngineError> {
-        for shard in &self.0 {
-            let partitions = partitions.to_vec();
-            call(shard, move |reply| ShardMsg::Release(partitions, reply)).await?;
-        }
-        Ok(())
-    }
-
-    async fn stop(&self) {
-        for shard in &self.0 {
-            let _ = shard.stop_and_wait(None, Some(FLUSH_TIMEOUT)).await;
-        }
-    }
-}
-
-async fn call(
-    shard: &ActorRef<ShardMsg>,
-    message: impl FnOnce(ractor::RpcReplyPort<()>) -> ShardMsg,
-) -> Result<(), EngineError> {
-    match shard.call(message, Some(FLUSH_TIMEOUT)).await {
-        Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
-        Ok(other) => Err(EngineError::actor("shard", format!("flush: {other:?}"))),
-        Err(e) => Err(EngineError::actor("shard", e)),
-    }
 }
 
 fn finish(tracker: &mut OffsetTracker, tokens: Vec<Token>) {
@@ -171,13 +118,12 @@ async fn commit(
 
 async fn handle_batch(
     config: &InboundConfig,
-    shards: &ShardSet,
-    consumer: &mut dyn Consumer,
+    shards: &ShardPool,
     tracker: &mut OffsetTracker,
     done_rx: &mut mpsc::UnboundedReceiver<Vec<Token>>,
     batch: Vec<ConsumerEvent>,
 ) -> Result<(), EngineError> {
-    let mut work: HashMap<usize, Vec<Work>> = HashMap::new();
+    let mut work: HashMap<ShardKey, Vec<Work>> = HashMap::new();
     for event in batch {
         match event {
             ConsumerEvent::Message(message) => {
@@ -185,8 +131,7 @@ async fn handle_batch(
                 tracker.start(&tp, message.offset);
                 match route(&message, &config.ocr_results_topic) {
                     Routed::Contact(contact, event) => {
-                        let shard = shard_for(&contact, shards.0.len());
-                        work.entry(shard).or_default().push(Work {
+                        work.entry(shards.key_of(&contact)).or_default().push(Work {
                             contact,
                             token: (tp, message.offset),
                             event: *event,
@@ -220,7 +165,7 @@ async fn handle_batch(
             ConsumerEvent::Revoked { partitions, ack } => {
                 // Hand what was read so far to the shards first: it belongs to the revoked
                 // partitions' finished prefix once flushed.
-                dispatch(shards, std::mem::take(&mut work))?;
+                shards.dispatch(std::mem::take(&mut work))?;
                 shards.flush_all().await?;
                 while let Ok(tokens) = done_rx.try_recv() {
                     finish(tracker, tokens);
@@ -235,20 +180,10 @@ async fn handle_batch(
                 for tp in &partitions {
                     tracker.forget(tp);
                 }
-                let _ = &consumer;
             }
         }
     }
-    dispatch(shards, work)
-}
-
-fn dispatch(shards: &ShardSet, work: HashMap<usize, Vec<Work>>) -> Result<(), EngineError> {
-    for (shard, batch) in work {
-        shards.0[shard]
-            .cast(ShardMsg::Apply(batch))
-            .map_err(|e| EngineError::actor("shard", e))?;
-    }
-    Ok(())
+    shards.dispatch(work)
 }
 
 enum Routed {

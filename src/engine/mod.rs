@@ -1,6 +1,7 @@
 //! The stream engine: supervised ractor actors between the bus topics and the stores.
 //!
-//! - [`inbound`]: wa.inbound → contact [`shard`]s (write-behind, per-contact order) →
+//! - [`inbound`]: wa.inbound → contact [`shard`]s under a ractor factory
+//!   ([`shard_pool`]; write-behind, per-contact order) →
 //!   crm.events, wa.outbound, crm.ocr.jobs, the contact store; commits only the finished
 //!   prefix ([`offsets`]).
 //! - [`ocr_role`]: crm.ocr.jobs → photo → Tesseract → crm.ocr.results (the shards apply
@@ -25,6 +26,7 @@ mod retry;
 pub mod runtime;
 pub mod sender;
 pub mod shard;
+pub mod shard_pool;
 pub mod supervisor;
 pub mod wire;
 

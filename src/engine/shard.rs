@@ -1,5 +1,5 @@
-//! A contact shard: one actor owning many resident contacts (an actor per contact would
-//! cost ~10 KB each). Contacts are routed to shards by a hash of their number, so a
+//! A contact shard: one ractor factory worker owning many resident contacts (an actor per
+//! contact would cost ~10 KB each). Jobs are keyed by the contact's [`ShardKey`], so a
 //! contact's events are applied in order by one owner.
 //!
 //! Write-behind: applied changes stay in memory until a flush, which happens when the
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::{stream, StreamExt, TryStreamExt};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::factory::{FactoryMessage, Job, JobOptions, Worker, WorkerId};
+use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -113,10 +114,62 @@ pub struct ShardDeps {
 }
 
 pub struct ShardArgs {
-    pub index: usize,
     pub deps: Arc<ShardDeps>,
     /// Where finished tokens go (the partition consumer's offset tracker).
     pub done: mpsc::UnboundedSender<Vec<Token>>,
+    /// This worker would replace one that failed (see [`Shard`]'s `pre_start`).
+    pub replacing: bool,
+}
+
+/// A shard job's key: the slot of the contacts it concerns. A contact's slot is a hash of
+/// its number, stable for the life of the process, and slot `i` is worker `i`, so every
+/// job about a contact lands on the same worker. One job carries all of a poll's records
+/// for its worker's contacts, so the contacts it must load are loaded concurrently.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ShardKey {
+    slot: usize,
+}
+
+impl ShardKey {
+    /// The slot of a contact among `workers` (FNV-1a of the number).
+    pub fn of(contact: &PhoneNumber, workers: usize) -> ShardKey {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in contact.as_str().bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        ShardKey {
+            slot: (hash % workers.max(1) as u64) as usize,
+        }
+    }
+
+    /// Addresses one worker, for the messages every worker gets (flush, release, ticks).
+    pub fn worker(wid: WorkerId) -> ShardKey {
+        ShardKey { slot: wid }
+    }
+
+    pub fn slot(self) -> usize {
+        self.slot
+    }
+}
+
+/// A factory job with default options (no time-to-live: shard work is never discarded).
+pub fn job(key: ShardKey, msg: ShardMsg) -> Job<ShardKey, ShardMsg> {
+    Job {
+        key,
+        msg,
+        options: JobOptions::default(),
+        accepted: None,
+    }
+}
+
+/// The tick task; aborted when the worker goes, even when killed without `post_stop`.
+struct Ticker(JoinHandle<()>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct Resident {
@@ -149,36 +202,41 @@ pub struct ShardState {
     dirty: HashSet<PhoneNumber>,
     dirty_since: Option<Instant>,
     pending: Pending,
-    ticker: Option<JoinHandle<()>>,
+    ticker: Ticker,
 }
 
-/// Which shard owns a contact: stable for the life of the process (FNV-1a of the number).
-pub fn shard_for(contact: &PhoneNumber, shards: usize) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in contact.as_str().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % shards.max(1) as u64) as usize
-}
-
+/// The contact shard worker. Shards run under a ractor factory ([`super::shard_pool`]),
+/// which routes each job to the worker that owns its [`ShardKey`].
 pub struct Shard;
 
-impl Actor for Shard {
-    type Msg = ShardMsg;
-    type State = ShardState;
+impl Worker for Shard {
+    type Key = ShardKey;
+    type Message = ShardMsg;
     type Arguments = ShardArgs;
+    type State = ShardState;
 
     async fn pre_start(
         &self,
-        myself: ActorRef<ShardMsg>,
+        wid: WorkerId,
+        factory: &ActorRef<FactoryMessage<ShardKey, ShardMsg>>,
         args: ShardArgs,
     ) -> Result<ShardState, ActorProcessingErr> {
+        if args.replacing {
+            // The factory would start a fresh worker in place of a failed one, but the
+            // failed one took unflushed changes and unreported offsets with it: refusing
+            // fails the factory, and with it the role, which restarts from the commit.
+            return Err(format!(
+                "shard {wid} failed with unstored changes; its role restarts from the committed offsets"
+            )
+            .into());
+        }
         // Ticks drive the bounded flush delay and idle eviction.
         let period = (args.deps.limits.flush_max_delay / 4).max(Duration::from_millis(5));
-        let ticker = myself.send_interval(period, || ShardMsg::Tick);
+        let ticker = factory.send_interval(period, move || {
+            FactoryMessage::Dispatch(job(ShardKey::worker(wid), ShardMsg::Tick))
+        });
         Ok(ShardState {
-            index: args.index,
+            index: wid,
             deps: args.deps,
             done: args.done,
             residents: HashMap::new(),
@@ -187,18 +245,17 @@ impl Actor for Shard {
             dirty: HashSet::new(),
             dirty_since: None,
             pending: Pending::default(),
-            ticker: Some(ticker),
+            ticker: Ticker(ticker),
         })
     }
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<ShardMsg>,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<ShardKey, ShardMsg>>,
         state: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(ticker) = state.ticker.take() {
-            ticker.abort();
-        }
+        state.ticker.0.abort();
         // A clean stop stores what is pending, so the owner can commit it.
         state.flush().await?;
         state.publish_gauges(true);
@@ -207,11 +264,12 @@ impl Actor for Shard {
 
     async fn handle(
         &self,
-        _myself: ActorRef<ShardMsg>,
-        message: ShardMsg,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<ShardKey, ShardMsg>>,
+        Job { key, msg, .. }: Job<ShardKey, ShardMsg>,
         state: &mut ShardState,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {
+    ) -> Result<ShardKey, ActorProcessingErr> {
+        match msg {
             ShardMsg::Apply(batch) => {
                 state.apply_batch(batch).await?;
                 if state.dirty.len() >= state.deps.limits.flush_max_dirty {
@@ -238,7 +296,7 @@ impl Actor for Shard {
                 let _ = reply.send(());
             }
         }
-        Ok(())
+        Ok(key)
     }
 }
 

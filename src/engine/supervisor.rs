@@ -1,8 +1,8 @@
 //! The supervision tree. `Engine` supervises one `Role` actor per configured role; each
 //! role actor hosts its loop (a consumer loop, the HTTP server) as a task and links the
-//! actors the loop spawns (contact shards). A failed role, or a failed child of it, is
-//! restarted with backoff: the new incarnation resumes from the committed offsets, so
-//! nothing committed is lost and nothing uncommitted is skipped.
+//! actors the loop spawns (the contact shards' factory). A failed role, or a failed child
+//! of it, is restarted with backoff: the new incarnation resumes from the committed
+//! offsets, so nothing committed is lost and nothing uncommitted is skipped.
 //!
 //! Shutdown stops the roles in order (ingress first: no new intake; then the consumers,
 //! each draining, flushing and committing) and waits for each.

@@ -118,7 +118,7 @@ fn error_text(result: Result<sembang::config::Settings, ConfigError>) -> String 
 
 #[test]
 fn invalid_values_name_their_key() {
-    let cases: [(&'static str, &str); 9] = [
+    let cases: [(&'static str, &str); 10] = [
         ("[bus]\npartitions = 0\n", "bus.partitions"),
         ("[http]\nlisten = \"not an address\"\n", "http.listen"),
         ("[http]\nmax_body_bytes = \"big\"\n", "http.max_body_bytes"),
@@ -133,6 +133,10 @@ fn invalid_values_name_their_key() {
             "whatsapp.phone_number_id",
         ),
         ("[media]\nstore = \"s3\"\n", "media.s3_bucket"),
+        (
+            "[whatsapp]\nrequest_timeout_ms = 5\n",
+            "whatsapp.request_timeout_ms",
+        ),
         (
             "[media]\nstore = \"s3\"\ns3_bucket = \"b\"\ns3_endpoint = \"http://minio:9000\"\n",
             "media.s3_allow_http",

@@ -94,6 +94,47 @@ async fn provider_rate_limits_and_outages_are_retried_and_refusals_recorded() {
     h.stop().await;
 }
 
+/// A send that times out may have been taken by the provider: it is recorded as failed
+/// with an unknown outcome and not sent again, so the customer never gets it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_send_whose_answer_times_out_is_not_sent_again() {
+    let h = Harness::embedded_tuned(
+        true,
+        |store| store,
+        |config| config.whatsapp.request_timeout_ms = 300,
+    )
+    .await;
+    let siti = PhoneNumber::parse(SITI).unwrap();
+    // The fake takes the message, then answers after the client gave up.
+    fake(&h).fail_next(1, FakeFailure::Delay(Duration::from_secs(2)));
+    h.post(&text(SITI, "wamid.T-1", T0, "help")).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let failed = loop {
+        if let Some(m) = h.store.message(&siti, "reply:wamid.T-1").await.unwrap() {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unknown outcome was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed.timeline.current(), DeliveryStatus::Failed);
+    // Longer than the sender's first retry backoff and the fake's delay together.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(h.sent().await.len(), 1, "taken once, not sent again");
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("sembang_sender_sends_total{outcome=\"unknown\"} 1"),
+        "unknown outcome counted:\n{metrics}"
+    );
+
+    // The next reply goes through normally.
+    h.post(&text(SITI, "wamid.T-2", T0 + 10, "help")).await;
+    h.sent_reaches(2).await;
+    h.stop().await;
+}
+
 /// A store whose contact writes fail while `failures` is above zero, and which records the
 /// fields each write-behind flush marked as changed, per contact.
 struct FlakyStore {

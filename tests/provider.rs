@@ -181,7 +181,7 @@ async fn slow_answers_time_out_but_the_message_may_still_go() {
     let started = Instant::now();
     let err = client.send(SENDER, &text("lambat")).await.unwrap_err();
     assert_eq!(err, ProviderError::Timeout(Duration::from_millis(200)));
-    assert_eq!(err.class(), ErrorClass::Transient);
+    assert_eq!(err.class(), ErrorClass::OutcomeUnknown);
     assert!(started.elapsed() < Duration::from_secs(2));
     // The server had accepted it: why the sender must treat a timeout as "outcome unknown".
     assert_eq!(fake.sent().len(), 1);

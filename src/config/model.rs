@@ -216,6 +216,9 @@ pub struct WhatsappConfig {
     pub wabot_instance_id: String,
     /// Messages per second per business number (Cloud API default tier: 80).
     pub messages_per_second: u32,
+    /// A send with no answer within this long counts as "outcome unknown" and is not
+    /// retried (the provider may have taken it).
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,6 +342,7 @@ impl Default for WhatsappConfig {
             wabot_base_url: String::new(),
             wabot_instance_id: String::new(),
             messages_per_second: 80,
+            request_timeout_ms: 10_000,
         }
     }
 }
@@ -496,6 +500,12 @@ impl Config {
                     &self.whatsapp.wabot_instance_id,
                 )?;
             }
+        }
+        if !(100..=120_000).contains(&self.whatsapp.request_timeout_ms) {
+            return Err(invalid(
+                "whatsapp.request_timeout_ms",
+                "must be between 100 and 120000",
+            ));
         }
         if self.whatsapp.messages_per_second == 0 {
             return Err(invalid(

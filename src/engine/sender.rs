@@ -5,9 +5,11 @@
 //! Each request is claimed once in the store before it is sent (dedupe key
 //! `request_id`), so a replay never messages a customer twice; the price is that a crash
 //! between the claim and the provider's answer loses that one send (at most once: a
-//! duplicate WhatsApp message is worse for a retailer than a missing auto-reply). Rate
-//! limits and transient failures are retried with backoff; permanent refusals are recorded
-//! as failed deliveries; undecodable records go to the dead-letter topic.
+//! duplicate WhatsApp message is worse for a retailer than a missing auto-reply). For the
+//! same reason a send whose outcome is unknown (timeout, connection lost after the request
+//! went out) is not retried. Rate limits and transient failures (the provider did not take
+//! it) are retried with backoff; permanent refusals and unknown outcomes are recorded as
+//! failed deliveries; undecodable records go to the dead-letter topic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,7 +131,11 @@ async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineE
         }
         Err(error) => {
             let code = error.code();
-            metrics::counter!("sembang_sender_sends_total", "outcome" => "failed").increment(1);
+            let outcome = match error.class() {
+                ErrorClass::OutcomeUnknown => "unknown",
+                _ => "failed",
+            };
+            metrics::counter!("sembang_sender_sends_total", "outcome" => outcome).increment(1);
             if let Some(code) = code {
                 metrics::counter!("sembang_provider_errors_total", "code" => code.to_string())
                     .increment(1);
@@ -188,7 +194,7 @@ async fn send_with_retries(
         };
         attempt += 1;
         let backoff = match error.class() {
-            ErrorClass::Permanent => return Err(error),
+            ErrorClass::Permanent | ErrorClass::OutcomeUnknown => return Err(error),
             _ if attempt >= SEND_ATTEMPTS => return Err(error),
             // Over a throughput or pair limit: wait long enough for the window to pass.
             ErrorClass::RateLimited => Duration::from_millis(500 << attempt.min(5)),

@@ -35,7 +35,10 @@ impl CloudApiConfig {
     }
 
     pub fn from_whatsapp(config: &WhatsappConfig) -> Self {
-        Self::new(&config.api_base_url, &config.api_version)
+        CloudApiConfig {
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            ..Self::new(&config.api_base_url, &config.api_version)
+        }
     }
 }
 

@@ -10,8 +10,13 @@ use thiserror::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
     RateLimited,
+    /// The provider did not take the message (it said so, or the connection never opened):
+    /// sending again cannot duplicate it.
     Transient,
     Permanent,
+    /// The request went out but no answer came back (timeout, connection lost): the
+    /// provider may have taken it, so sending again could message the customer twice.
+    OutcomeUnknown,
 }
 
 /// Graph codes that mean "slow down", not "this message is bad": throughput (130429), pair
@@ -94,9 +99,8 @@ impl ProviderError {
             ProviderError::Api { status, .. }
             | ProviderError::Rejected { status, .. }
             | ProviderError::Http { status, .. } => class_of_status(*status),
-            ProviderError::Timeout(_)
-            | ProviderError::Unreachable(_)
-            | ProviderError::Network(_) => ErrorClass::Transient,
+            ProviderError::Unreachable(_) => ErrorClass::Transient,
+            ProviderError::Timeout(_) | ProviderError::Network(_) => ErrorClass::OutcomeUnknown,
             ProviderError::InvalidResponse(_)
             | ProviderError::Unsupported { .. }
             | ProviderError::InvalidMessage(_)
@@ -215,13 +219,16 @@ mod tests {
         };
         assert_eq!(rejected.class(), ErrorClass::Permanent);
         assert_eq!(rejected.code(), None);
-        for transient in [
+        let unreachable = ProviderError::Unreachable("refused".into());
+        assert_eq!(unreachable.class(), ErrorClass::Transient);
+        assert_eq!(unreachable.code(), None);
+        // The request went out: retrying could send it twice.
+        for unknown in [
             ProviderError::Timeout(Duration::from_secs(10)),
-            ProviderError::Unreachable("refused".into()),
             ProviderError::Network("reset".into()),
         ] {
-            assert_eq!(transient.class(), ErrorClass::Transient);
-            assert_eq!(transient.code(), None);
+            assert_eq!(unknown.class(), ErrorClass::OutcomeUnknown);
+            assert_eq!(unknown.code(), None);
         }
         for permanent in [
             ProviderError::InvalidResponse("x".into()),

@@ -32,7 +32,10 @@ impl WabotConfig {
     }
 
     pub fn from_whatsapp(config: &WhatsappConfig) -> Self {
-        Self::new(&config.wabot_base_url, &config.wabot_instance_id)
+        WabotConfig {
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            ..Self::new(&config.wabot_base_url, &config.wabot_instance_id)
+        }
     }
 }
 

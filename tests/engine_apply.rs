@@ -407,6 +407,29 @@ mod ocr {
     }
 
     #[test]
+    fn an_opted_out_contact_is_counted_but_not_answered() {
+        let mut w = World::new();
+        w.effects(&text("wamid.stop", 10, "BERHENTI"));
+        assert_eq!(w.contact.whatsapp_status, WhatsappStatus::Unsubscribed);
+        let sent_before = w.contact.interactions.outbound_count;
+        let effects = apply(&mut w, &result("wamid.r9", receipt("p9", 120, false, None)));
+        assert_eq!(effects.purchases[0].status, PurchaseStatus::Counted);
+        assert_eq!(w.contact.spending().total_spent, Money::from_ringgit(120));
+        assert!(
+            effects.replies.is_empty(),
+            "nothing more after the confirmation"
+        );
+        assert_eq!(w.contact.interactions.outbound_count, sent_before);
+        // After an opt-in the next photo is answered again.
+        w.effects(&text("wamid.start", 60, "MULA"));
+        let effects = apply(
+            &mut w,
+            &result("wamid.r10", receipt("p10", 30, false, None)),
+        );
+        assert!(reply_body(&effects).unwrap().contains("RM 30.00"));
+    }
+
+    #[test]
     fn uncertain_receipts_wait_for_review_and_rejections_ask_for_a_clearer_photo() {
         let mut w = World::new();
         let effects = apply(&mut w, &result("wamid.r5", receipt("p5", 80, true, None)));

@@ -2,9 +2,9 @@
 //! I/O: protecting and linking the IC, claiming the receipt's fingerprint). A MyKad fills
 //! the profile from the number (date of birth, gender, state) and the card (name); a
 //! receipt becomes a purchase that counts toward spending and tier unless it is a
-//! duplicate or needs review. Every outcome is answered.
+//! duplicate or needs review. Every outcome is answered, unless the contact opted out.
 
-use crate::domain::contact::Contact;
+use crate::domain::contact::{Contact, WhatsappStatus};
 use crate::domain::purchase::{Purchase, PurchaseStatus};
 use crate::domain::spending::Applied;
 use crate::provider::OutboundContent;
@@ -36,8 +36,12 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
             )
         }
     };
-    // Free-form text answers the customer's own message, inside the 24 h window; an
-    // opted-out contact still gets the answer to what they sent (it is not marketing).
+    // Free-form text answers the customer's own message, inside the 24 h window. A contact
+    // who opted out got one confirmation and nothing more: the photo still counts (profile,
+    // purchase, tier), but is not answered until they opt in again.
+    if contact.whatsapp_status == WhatsappStatus::Unsubscribed {
+        return Outcome::Applied(effects);
+    }
     contact.interactions.outbound_count += 1;
     contact.interactions.last_outbound = Some(
         contact

@@ -258,3 +258,36 @@ fn missing_config_file_is_an_error() {
     let err = load_with(&request, &env(&[]), real_files).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/sembang.toml"));
 }
+
+#[test]
+fn an_admin_api_without_keys_stays_on_loopback() {
+    let embedded_on = |listen: &str, keys: Option<&str>| {
+        let mut vars = vec![("SEMBANG_HTTP_LISTEN", listen)];
+        if let Some(keys) = keys {
+            vars.push(("SEMBANG_ADMIN_API_KEYS", keys));
+        }
+        load_with(&LoadRequest::default(), &env(&vars), real_files)
+    };
+    // The embedded default opens it on loopback (v4 and v6).
+    embedded_on("127.0.0.1:8080", None).unwrap();
+    embedded_on("[::1]:8080", None).unwrap();
+    // On every interface it would serve contacts to the network without a key.
+    let message = error_text(embedded_on("0.0.0.0:8080", None));
+    assert!(
+        message.contains("admin.require_api_key") && message.contains("0.0.0.0:8080"),
+        "{message}"
+    );
+    // With keys configured it is not open, wherever it listens.
+    embedded_on("0.0.0.0:8080", Some("admin:k-123")).unwrap();
+    // Any profile may listen anywhere when it requires a key.
+    let settings = load_with(
+        &LoadRequest::default(),
+        &env(&[
+            ("SEMBANG_HTTP_LISTEN", "0.0.0.0:8080"),
+            ("SEMBANG_ADMIN_REQUIRE_API_KEY", "true"),
+        ]),
+        real_files,
+    )
+    .unwrap();
+    assert!(settings.config.admin.require_api_key);
+}

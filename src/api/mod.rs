@@ -4,7 +4,8 @@
 //! Admin authentication: API keys (`SEMBANG_ADMIN_API_KEYS`, `role:key` pairs) sent as
 //! `Authorization: Bearer <key>` or `X-Api-Key: <key>`. With no key configured, the admin
 //! API is open only where the profile allows it (`admin.require_api_key = false`: the
-//! embedded default, on loopback); everywhere else it refuses every request.
+//! embedded default, and only on a loopback listener: the config refuses it elsewhere);
+//! everywhere else it refuses every request without a key.
 
 mod contacts;
 mod uploads;

@@ -113,12 +113,36 @@ pub fn load_with(
         })?;
     config.validate()?;
     let secrets = Secrets::from_env(vars, read_file)?;
+    refuse_open_admin_on_the_network(&config, &secrets)?;
     Ok(Settings {
         config,
         secrets,
         source,
         overridden,
     })
+}
+
+/// An admin API without keys (`admin.require_api_key = false`, no `SEMBANG_ADMIN_API_KEYS`)
+/// serves contacts' personal data to whoever connects: only a loopback listener may do so.
+fn refuse_open_admin_on_the_network(config: &Config, secrets: &Secrets) -> Result<(), ConfigError> {
+    let open = !config.admin.require_api_key && secrets.admin_api_keys.is_empty();
+    // validate() has parsed the address already.
+    let loopback = config
+        .http
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|addr| addr.ip().is_loopback());
+    if open && !loopback {
+        return Err(ConfigError::Invalid {
+            key: "admin.require_api_key".into(),
+            message: format!(
+                "false opens the admin API without a key, which is allowed only on a loopback \
+                 http.listen (not {}); set SEMBANG_ADMIN_API_KEYS or require a key",
+                config.http.listen
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn builtin_profile(name: &str) -> Option<&'static str> {

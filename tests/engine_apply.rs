@@ -233,6 +233,28 @@ fn opt_out_is_immediate_confirmed_once_and_silences_replies() {
 }
 
 #[test]
+fn consent_follows_the_time_the_customer_wrote_not_arrival_order() {
+    let mut w = World::new();
+    w.effects(&text("wamid.stop", 20, "STOP"));
+    // A START written before that STOP arrives late: the STOP stands, and nothing is sent.
+    let late = w.effects(&text("wamid.start-early", 10, "START"));
+    assert_eq!(w.contact.whatsapp_status, WhatsappStatus::Unsubscribed);
+    assert!(late.replies.is_empty());
+    assert_eq!(w.contact.consent_change.as_ref().unwrap().at, at(20));
+    // One written after it applies.
+    let later = w.effects(&text("wamid.start", 30, "MULA"));
+    assert_eq!(w.contact.whatsapp_status, WhatsappStatus::Active);
+    assert!(reply_body(&later).is_some(), "opt-in confirmed");
+    // The old STOP delivered again after the dedupe window forgot it changes nothing.
+    for i in 0..40 {
+        w.effects(&text(&format!("wamid.chat{i}"), 40 + i, "ok"));
+    }
+    let replayed = w.effects(&text("wamid.stop", 20, "STOP"));
+    assert_eq!(w.contact.whatsapp_status, WhatsappStatus::Active);
+    assert!(replayed.replies.is_empty());
+}
+
+#[test]
 fn images_and_documents_become_ocr_jobs() {
     let mut w = World::new();
     let image = message(

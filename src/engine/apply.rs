@@ -218,6 +218,16 @@ fn apply_message(
         return;
     };
     let reply = match rule.action {
+        ReplyAction::OptOut | ReplyAction::OptIn
+            if contact
+                .consent_change
+                .as_ref()
+                .is_some_and(|latest| message.timestamp < latest.at) =>
+        {
+            // Sent before the consent change on record (a late delivery, or a redelivery
+            // older than the dedupe window): the customer's newer choice stands.
+            return;
+        }
         ReplyAction::OptOut if contact.whatsapp_status == WhatsappStatus::Unsubscribed => {
             // One confirmation, and nothing more.
             return;

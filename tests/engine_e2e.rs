@@ -141,12 +141,44 @@ async fn scenario(h: Harness) {
         .post_raw(&huge, Some(sign(APP_SECRET.as_bytes(), &huge)))
         .await;
     assert_eq!(code, 413);
+    // An unreadable item in a readable envelope: the rest is taken (200), and the item goes
+    // to the dead-letter topic with its reason instead of failing the whole body forever.
+    let mut mixed = text(SITI, "wamid.E2E-MIXED", T0 + 310, "ok");
+    mixed["entry"][0]["changes"][0]["value"]["messages"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"from": SITI, "id": "wamid.E2E-NOBODY",
+            "timestamp": (T0 + 311).to_string(), "type": "text", "text": {}}));
+    let body = serde_json::to_vec(&mixed).unwrap();
+    let (code, answer) = h
+        .post_raw(&body, Some(sign(APP_SECRET.as_bytes(), &body)))
+        .await;
+    assert_eq!(
+        (
+            code,
+            answer["accepted"].as_u64(),
+            answer["dead_lettered"].as_u64()
+        ),
+        (200, Some(1), Some(1)),
+        "{answer}"
+    );
+    let dead = h
+        .find_record(topics::DEAD_LETTER, |m| {
+            String::from_utf8_lossy(&m.payload).contains("wamid.E2E-NOBODY")
+        })
+        .await;
+    assert_eq!(
+        dead.header(HEADER_ERROR_KIND),
+        Some(&b"malformed_webhook_item"[..])
+    );
+    assert!(String::from_utf8_lossy(dead.header(HEADER_ERROR).unwrap()).contains("text.body"));
+    assert_eq!(dead.key, SITI.as_bytes(), "keyed by the customer");
 
     // 8. Unknown message types are kept (three messages: reaction, order, unknown
     //    interactive), and a poison record goes to the dead-letter topic while the engine
     //    goes on.
     h.post(&fixture("unknown_types")).await;
-    h.message_count_reaches(SITI, 10).await;
+    h.message_count_reaches(SITI, 11).await;
     h.bus
         .producer()
         .send(Record::new(
@@ -163,7 +195,7 @@ async fn scenario(h: Harness) {
         "still there?",
     ))
     .await;
-    h.message_count_reaches(SITI, 11).await;
+    h.message_count_reaches(SITI, 12).await;
     let dead = h
         .find_record(topics::DEAD_LETTER, |m| m.payload == b"{not an event")
         .await;
@@ -178,7 +210,7 @@ async fn scenario(h: Harness) {
     let first = h.message_count_reaches("60167778888", 1).await;
     assert_eq!(first["whatsapp_status"], "unsubscribed");
     assert_eq!(h.sent_reaches(4).await[3].0, "60167778888");
-    h.message_count_reaches(SITI, 12).await;
+    h.message_count_reaches(SITI, 13).await;
     // 60112223333 is not a valid Malaysian number (011 numbers have 8 more digits): its
     // image and its status reports are kept in the dead-letter topic with the reason.
     let answer = h
@@ -204,9 +236,9 @@ async fn scenario(h: Harness) {
     );
 
     // 10. Analytics: every inbound message, reply and status once, however often replayed.
-    //     Inbound: Siti 12 + 60167778888; outbound: 4 replies; statuses: read + delivered
+    //     Inbound: Siti 13 + 60167778888; outbound: 4 replies; statuses: read + delivered
     //     of the reply, and the batch's delivered and read.
-    h.events_reach(EventTable::InboundMessages, 13).await;
+    h.events_reach(EventTable::InboundMessages, 14).await;
     h.events_reach(EventTable::OutboundMessages, 4).await;
     h.events_reach(EventTable::MessageStatuses, 4).await;
 

@@ -552,6 +552,49 @@ fn missing(location: &str) -> ParseError {
 
 const M2: &str = "entry[0].changes[1].value.messages[2]";
 
+/// The body's error, or else why its one unreadable item was set aside.
+fn item_error(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
+    let parsed = parse_webhook(body)?;
+    match &parsed.rejected[..] {
+        [] => Ok(parsed),
+        [item] => Err(item.error.clone()),
+        more => panic!("expected one item set aside, got {more:?}"),
+    }
+}
+
+#[test]
+fn an_unreadable_item_is_set_aside_and_the_others_are_read() {
+    let bad =
+        json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "text", "text": {}});
+    let parsed = parse_webhook(&envelope_with_message(bad.clone())).unwrap();
+    let wamids: Vec<_> = parsed
+        .events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::Message(m) => Some(m.wamid.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(wamids, ["wamid.A", "wamid.B"]);
+    match &parsed.rejected[..] {
+        [item] => {
+            assert_eq!(item.error, missing(&format!("{M2}.text.body")));
+            assert_eq!(item.raw, bad, "kept as received");
+            assert_eq!(item.wa_id(), Some(CUSTOMER));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A status without its recipient, and an entry without its id: each set aside alone.
+    let mut body: serde_json::Value = serde_json::from_slice(&fixture("batch")).unwrap();
+    let whole = parse_webhook(&serde_json::to_vec(&body).unwrap()).unwrap();
+    body["entry"][1].as_object_mut().unwrap().remove("id");
+    let parsed = parse_webhook(&serde_json::to_vec(&body).unwrap()).unwrap();
+    assert_eq!(parsed.rejected.len(), 1);
+    assert_eq!(parsed.rejected[0].raw, body["entry"][1]);
+    assert!(parsed.events.len() < whole.events.len() && !parsed.events.is_empty());
+}
+
 #[test]
 fn the_helper_envelope_is_valid() {
     let parsed = parse_webhook(&envelope_with_message(valid_message())).unwrap();
@@ -563,7 +606,7 @@ fn the_helper_envelope_is_valid() {
 fn missing_message_fields_name_their_location() {
     for field in ["id", "from", "timestamp", "type"] {
         assert_eq!(
-            parse_webhook(&envelope_with_message(without(valid_message(), field))),
+            item_error(&envelope_with_message(without(valid_message(), field))),
             Err(missing(&format!("{M2}.{field}"))),
             "{field}"
         );
@@ -571,12 +614,12 @@ fn missing_message_fields_name_their_location() {
     let no_body =
         json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "text", "text": {}});
     assert_eq!(
-        parse_webhook(&envelope_with_message(no_body)),
+        item_error(&envelope_with_message(no_body)),
         Err(missing(&format!("{M2}.text.body")))
     );
     let no_media_id = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "image", "image": {"mime_type": "image/jpeg"}});
     assert_eq!(
-        parse_webhook(&envelope_with_message(no_media_id)),
+        item_error(&envelope_with_message(no_media_id)),
         Err(missing(&format!("{M2}.image.id")))
     );
 }
@@ -590,7 +633,7 @@ fn missing_contact_wa_id_and_envelope_fields() {
         .unwrap()
         .remove("wa_id");
     assert_eq!(
-        parse_webhook(&serde_json::to_vec(&body).unwrap()),
+        item_error(&serde_json::to_vec(&body).unwrap()),
         Err(missing("entry[0].changes[1].value.contacts[0].wa_id"))
     );
 
@@ -600,7 +643,7 @@ fn missing_contact_wa_id_and_envelope_fields() {
         .unwrap()
         .remove("recipient_id");
     assert_eq!(
-        parse_webhook(&serde_json::to_vec(&body).unwrap()),
+        item_error(&serde_json::to_vec(&body).unwrap()),
         Err(missing(
             "entry[0].changes[0].value.statuses[1].recipient_id"
         ))
@@ -609,7 +652,7 @@ fn missing_contact_wa_id_and_envelope_fields() {
     let mut body: serde_json::Value = serde_json::from_slice(&fixture("batch")).unwrap();
     body["entry"][1].as_object_mut().unwrap().remove("id");
     assert_eq!(
-        parse_webhook(&serde_json::to_vec(&body).unwrap()),
+        item_error(&serde_json::to_vec(&body).unwrap()),
         Err(missing("entry[1].id"))
     );
 
@@ -619,7 +662,7 @@ fn missing_contact_wa_id_and_envelope_fields() {
         .unwrap()
         .remove("phone_number_id");
     assert_eq!(
-        parse_webhook(&serde_json::to_vec(&body).unwrap()),
+        item_error(&serde_json::to_vec(&body).unwrap()),
         Err(missing(
             "entry[0].changes[0].value.metadata.phone_number_id"
         ))
@@ -629,17 +672,17 @@ fn missing_contact_wa_id_and_envelope_fields() {
     let mut body: serde_json::Value = serde_json::from_slice(&fixture("text")).unwrap();
     body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(" ");
     assert_eq!(
-        parse_webhook(&serde_json::to_vec(&body).unwrap()),
+        item_error(&serde_json::to_vec(&body).unwrap()),
         Err(missing(
             "entry[0].changes[0].value.metadata.phone_number_id"
         ))
     );
 
     assert_eq!(
-        parse_webhook(br#"{"object":"whatsapp_business_account"}"#),
+        item_error(br#"{"object":"whatsapp_business_account"}"#),
         Err(missing("entry"))
     );
-    assert_eq!(parse_webhook(br#"{"entry":[]}"#), Err(missing("object")));
+    assert_eq!(item_error(br#"{"entry":[]}"#), Err(missing("object")));
 }
 
 #[test]
@@ -653,7 +696,7 @@ fn bad_timestamps() {
         json!("99999999999999999999"),
     ] {
         let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": bad, "type": "text", "text": {"body": "c"}});
-        match parse_webhook(&envelope_with_message(message)) {
+        match item_error(&envelope_with_message(message)) {
             Err(ParseError::BadTimestamp { location, .. }) => {
                 assert_eq!(location, format!("{M2}.timestamp"), "{bad}")
             }
@@ -662,7 +705,7 @@ fn bad_timestamps() {
     }
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "abc", "type": "text", "text": {"body": "c"}});
     assert_eq!(
-        parse_webhook(&envelope_with_message(message)),
+        item_error(&envelope_with_message(message)),
         Err(ParseError::BadTimestamp {
             location: format!("{M2}.timestamp"),
             value: "abc".into()
@@ -670,21 +713,21 @@ fn bad_timestamps() {
     );
     // A number instead of the documented string is accepted.
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": 1732510800, "type": "text", "text": {"body": "c"}});
-    let parsed = parse_webhook(&envelope_with_message(message)).unwrap();
+    let parsed = item_error(&envelope_with_message(message)).unwrap();
     assert_eq!(parsed.events[2].timestamp(), Some(at(1_732_510_800)));
 }
 
 #[test]
 fn wrong_shapes_name_their_location() {
     let message = json!({"from": CUSTOMER, "id": 42, "timestamp": "1", "type": "text", "text": {"body": "c"}});
-    match parse_webhook(&envelope_with_message(message)) {
+    match item_error(&envelope_with_message(message)) {
         Err(ParseError::InvalidField { location, reason }) => {
             assert_eq!(location, format!("{M2}.id"));
             assert!(reason.contains("invalid type"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
-    match parse_webhook(
+    match item_error(
         br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":"x"}]}"#,
     ) {
         Err(ParseError::InvalidField { location, .. }) => {
@@ -694,7 +737,7 @@ fn wrong_shapes_name_their_location() {
     }
     for body in [&b"[\"whatsapp_business_account\", []]"[..], b" 5", b"null"] {
         assert_eq!(
-            parse_webhook(body),
+            item_error(body),
             Err(ParseError::InvalidField {
                 location: "(root)".into(),
                 reason: "expected a JSON object".into()
@@ -702,7 +745,7 @@ fn wrong_shapes_name_their_location() {
         );
     }
     assert!(matches!(
-        parse_webhook(b"[1,"),
+        item_error(b"[1,"),
         Err(ParseError::NotJson { .. })
     ));
 }
@@ -921,7 +964,7 @@ fn unknown_types_never_fail_on_their_payload_shape() {
     // A field named like a known type but shaped otherwise does not matter for another type.
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "sticker",
         "sticker": {"id": 7}, "text": 5, "image": "x"});
-    let parsed = parse_webhook(&envelope_with_message(message.clone())).unwrap();
+    let parsed = item_error(&envelope_with_message(message.clone())).unwrap();
     assert_eq!(
         parsed.events[2].payload,
         EventPayload::Message(InboundMessage {
@@ -938,7 +981,7 @@ fn unknown_types_never_fail_on_their_payload_shape() {
     );
     // For a known type, its own payload's shape is checked, with the location.
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "text", "text": {"body": 5}});
-    match parse_webhook(&envelope_with_message(message)) {
+    match item_error(&envelope_with_message(message)) {
         Err(ParseError::InvalidField { location, .. }) => {
             assert_eq!(location, format!("{M2}.text.body"))
         }
@@ -946,7 +989,7 @@ fn unknown_types_never_fail_on_their_payload_shape() {
     }
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "image", "image": null});
     assert_eq!(
-        parse_webhook(&envelope_with_message(message)),
+        item_error(&envelope_with_message(message)),
         Err(missing(&format!("{M2}.image")))
     );
 }
@@ -956,19 +999,19 @@ fn interactive_reply_fields_are_located() {
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "interactive",
         "interactive": {"type": "list_reply", "list_reply": {"id": "a"}, "button_reply": 5}});
     assert_eq!(
-        parse_webhook(&envelope_with_message(message)),
+        item_error(&envelope_with_message(message)),
         Err(missing(&format!("{M2}.interactive.list_reply.title")))
     );
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "interactive",
         "interactive": {"type": "button_reply"}});
     assert_eq!(
-        parse_webhook(&envelope_with_message(message)),
+        item_error(&envelope_with_message(message)),
         Err(missing(&format!("{M2}.interactive.button_reply")))
     );
     let message = json!({"from": CUSTOMER, "id": "wamid.C", "timestamp": "1", "type": "interactive",
         "interactive": {"button_reply": {"id": "a", "title": "b"}}});
     assert_eq!(
-        parse_webhook(&envelope_with_message(message)),
+        item_error(&envelope_with_message(message)),
         Err(missing(&format!("{M2}.interactive.type")))
     );
 }

@@ -6,10 +6,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+/// Entries stay raw so that one unreadable entry is set aside without the others.
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
     pub object: Option<String>,
-    pub entry: Option<Vec<Entry>>,
+    pub entry: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,19 +28,20 @@ pub struct Change {
     pub value: Option<Value>,
 }
 
+/// The lists stay raw: each item is read on its own, so one unreadable item is set aside
+/// without the others, and a message of a type we do not know is kept whole.
 #[derive(Debug, Deserialize)]
 pub struct ChangeValue {
     pub messaging_product: Option<String>,
     pub metadata: Option<Metadata>,
     #[serde(default)]
-    pub contacts: Vec<Contact>,
-    /// Raw, so that a message of a type we do not know is kept whole.
+    pub contacts: Vec<Value>,
     #[serde(default)]
     pub messages: Vec<Value>,
     #[serde(default)]
-    pub statuses: Vec<Status>,
+    pub statuses: Vec<Value>,
     #[serde(default)]
-    pub errors: Vec<Error>,
+    pub errors: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]

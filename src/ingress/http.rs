@@ -2,9 +2,11 @@
 //! signed Cloud API envelope into events on wa.inbound. The POST answers 200 only after the
 //! bus has made every event durable, so WhatsApp retries whatever we could not take.
 //!
-//! Answers: 200 stored; 400 malformed (with the reason); 401 bad or missing signature when
-//! an app secret is configured; 413 body over the limit (axum's body limit); 503 the bus
-//! cannot take the events now (WhatsApp retries later).
+//! Answers: 200 stored; 400 not a webhook envelope (with the reason); 401 bad or missing
+//! signature when an app secret is configured; 413 body over the limit (axum's body limit);
+//! 503 the bus cannot take the events now (WhatsApp retries later). An unreadable item in a
+//! readable envelope (a message without its body, a bad timestamp) goes to the dead-letter
+//! topic with its reason and the rest is taken: 200, with the count in `dead_lettered`.
 
 use std::sync::Arc;
 
@@ -18,20 +20,26 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Secret;
+use crate::storage::bus::dead_letter::rejected_input;
 use crate::storage::bus::refused::send_or_dead_letter;
 use crate::storage::bus::{Producer, Record};
 
 use super::verification::tokens_equal;
 use super::wabot::parse_wabot;
-use super::{parse_webhook, verify_signature, verify_subscription, InboundEvent};
+use super::{parse_webhook, verify_signature, verify_subscription, InboundEvent, RejectedItem};
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// The dead-letter source of unreadable webhook items.
+pub const WEBHOOK_SOURCE: &str = "webhook:whatsapp";
+/// The dead-letter kind of an unreadable webhook item.
+pub const KIND_MALFORMED_ITEM: &str = "malformed_webhook_item";
 
 pub struct WebhookState {
     pub producer: Arc<dyn Producer>,
     /// wa.inbound under the deployment's namespace.
     pub inbound_topic: String,
-    /// Where an event the bus refuses for what it is (too large) goes, with the reason.
+    /// Where unreadable items, and events the bus refuses for what they are (too large),
+    /// go with the reason.
     pub dead_letter_topic: String,
     pub app_secret: Option<Secret>,
     pub verify_token: Option<Secret>,
@@ -94,10 +102,14 @@ async fn receive(
             return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
         }
     };
-    match store(&state, &parsed.events).await {
+    match store(&state, &parsed.events, &parsed.rejected).await {
         Ok(count) => (
             StatusCode::OK,
-            Json(json!({ "accepted": count, "skipped_changes": parsed.skipped.len() })),
+            Json(json!({
+                "accepted": count,
+                "dead_lettered": parsed.rejected.len(),
+                "skipped_changes": parsed.skipped.len(),
+            })),
         )
             .into_response(),
         Err(response) => response,
@@ -146,18 +158,23 @@ async fn receive_wabot(
             return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
         }
     };
-    match store(&state, std::slice::from_ref(&event)).await {
+    match store(&state, std::slice::from_ref(&event), &[]).await {
         Ok(count) => (StatusCode::OK, Json(json!({ "accepted": count }))).into_response(),
         Err(response) => response,
     }
 }
 
-/// Produces the events to wa.inbound and waits until the bus has them all; a bus that
-/// cannot take them gets the caller a 503, so the sender retries later. An event the bus
-/// refuses for what it is would be refused on every retry: it goes to the dead-letter
-/// topic with the reason, and counts as taken.
-async fn store(state: &WebhookState, events: &[InboundEvent]) -> Result<usize, Response> {
-    let mut records = Vec::with_capacity(events.len());
+/// Produces the events to wa.inbound, and the items that could not be read to the
+/// dead-letter topic, and waits until the bus has them all; a bus that cannot take them
+/// gets the caller a 503, so the sender retries later. An unreadable item would be
+/// unreadable on every retry, and so would an event the bus refuses for what it is: both
+/// go to the dead-letter topic with the reason, and the rest of the body is taken.
+async fn store(
+    state: &WebhookState,
+    events: &[InboundEvent],
+    rejected: &[RejectedItem],
+) -> Result<usize, Response> {
+    let mut records = Vec::with_capacity(events.len() + rejected.len());
     for event in events {
         let payload = serde_json::to_vec(event)
             .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "encode", &e.to_string()))?;
@@ -168,6 +185,17 @@ async fn store(state: &WebhookState, events: &[InboundEvent]) -> Result<usize, R
         ));
     }
     let count = records.len();
+    for item in rejected {
+        tracing::warn!(error = %item.error, "unreadable webhook item sent to the dead-letter topic");
+        records.push(rejected_input(
+            &state.dead_letter_topic,
+            WEBHOOK_SOURCE,
+            item.wa_id().unwrap_or(WEBHOOK_SOURCE).as_bytes(),
+            item.raw.to_string().into_bytes(),
+            KIND_MALFORMED_ITEM,
+            &item.error.to_string(),
+        ));
+    }
     if let Err(error) =
         send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic).await
     {
@@ -182,6 +210,10 @@ async fn store(state: &WebhookState, events: &[InboundEvent]) -> Result<usize, R
     }
     metrics::counter!("sembang_ingress_requests_total", "outcome" => "accepted").increment(1);
     metrics::counter!("sembang_ingress_events_total").increment(count as u64);
+    if !rejected.is_empty() {
+        metrics::counter!("sembang_dlq_total", "reason" => KIND_MALFORMED_ITEM)
+            .increment(rejected.len() as u64);
+    }
     Ok(count)
 }
 

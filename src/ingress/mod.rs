@@ -14,6 +14,6 @@ pub use events::{
     ApiError, Business, EventPayload, InboundEvent, InboundMessage, MessageKind, ReplyContext,
     ReportedStatus, StatusReport,
 };
-pub use parse::{parse_webhook, ParseError, ParsedWebhook, SkippedChange};
+pub use parse::{parse_webhook, ParseError, ParsedWebhook, RejectedItem, SkippedChange};
 pub use signature::{sign, verify_signature, MalformedSignature, SignatureError};
 pub use verification::{verify_subscription, Forbidden};

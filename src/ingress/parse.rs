@@ -3,8 +3,9 @@
 //! Order: entry order, then change order, then within one change all `messages[]` (in
 //! order), then all `statuses[]`, then all value-level `errors[]`.
 //! A change whose `field` is not `messages` is skipped and reported in
-//! [`ParsedWebhook::skipped`]. The parser never panics: every input gives events or a
-//! [`ParseError`].
+//! [`ParsedWebhook::skipped`]. An unreadable item of a readable envelope is set aside in
+//! [`ParsedWebhook::rejected`] with its reason. The parser never panics: every input gives
+//! events (and set-aside items) or a [`ParseError`].
 
 use std::collections::HashMap;
 
@@ -52,13 +53,35 @@ pub struct SkippedChange {
     pub field: Option<String>,
 }
 
+/// An item of a readable envelope that could not be read (an entry, a change, a contact, a
+/// message, a status or an error): set aside with its reason and its JSON as received, so
+/// the rest of the body is still taken and this item can go to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedItem {
+    pub error: ParseError,
+    pub raw: Value,
+}
+
+impl RejectedItem {
+    /// The customer the item concerns, when it says (a message's `from`, a status's
+    /// `recipient_id`, a contact's `wa_id`).
+    pub fn wa_id(&self) -> Option<&str> {
+        ["from", "recipient_id", "wa_id"]
+            .iter()
+            .find_map(|key| self.raw.get(key).and_then(Value::as_str))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParsedWebhook {
     pub events: Vec<InboundEvent>,
     pub skipped: Vec<SkippedChange>,
+    pub rejected: Vec<RejectedItem>,
 }
 
-/// Parses a raw POST body (verify its signature first).
+/// Parses a raw POST body (verify its signature first). A body that is not a webhook
+/// envelope is an error; an unreadable item inside one is set aside in
+/// [`ParsedWebhook::rejected`] and the others are still read.
 pub fn parse_webhook(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     let envelope: Envelope = deserialize_body(body)?;
     match envelope.object.as_deref() {
@@ -72,34 +95,51 @@ pub fn parse_webhook(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     }
     let entries = envelope.entry.ok_or_else(|| missing("entry"))?;
     let mut parsed = ParsedWebhook::default();
-    for (i, entry) in entries.into_iter().enumerate() {
-        let at = format!("entry[{i}]");
-        let waba_id = entry.id.ok_or_else(|| missing(format!("{at}.id")))?;
-        for (j, change) in entry.changes.into_iter().enumerate() {
-            let at = format!("{at}.changes[{j}]");
-            if change.field.as_deref() != Some(MESSAGES_FIELD) {
-                parsed.skipped.push(SkippedChange {
-                    location: at,
-                    waba_id: waba_id.clone(),
-                    field: change.field,
-                });
-                continue;
-            }
-            let at = format!("{at}.value");
-            let value = change.value.ok_or_else(|| missing(&at))?;
-            let value: ChangeValue = deserialize_value(&value, &at)?;
-            split_value(&waba_id, value, &at, &mut parsed.events)?;
+    for (i, raw) in entries.into_iter().enumerate() {
+        if let Err(error) = split_entry(&raw, &format!("entry[{i}]"), &mut parsed) {
+            parsed.rejected.push(RejectedItem { error, raw });
         }
     }
     Ok(parsed)
 }
 
+fn split_entry(raw: &Value, at: &str, parsed: &mut ParsedWebhook) -> Result<(), ParseError> {
+    let entry: envelope::Entry = deserialize_value(raw, at)?;
+    let waba_id = entry.id.ok_or_else(|| missing(format!("{at}.id")))?;
+    for (j, change) in entry.changes.into_iter().enumerate() {
+        let at = format!("{at}.changes[{j}]");
+        if change.field.as_deref() != Some(MESSAGES_FIELD) {
+            parsed.skipped.push(SkippedChange {
+                location: at,
+                waba_id: waba_id.clone(),
+                field: change.field,
+            });
+            continue;
+        }
+        let at = format!("{at}.value");
+        let Some(value) = change.value else {
+            parsed.rejected.push(RejectedItem {
+                error: missing(&at),
+                raw: serde_json::json!({ "field": MESSAGES_FIELD }),
+            });
+            continue;
+        };
+        if let Err(error) = split_value(&waba_id, &value, &at, parsed) {
+            parsed.rejected.push(RejectedItem { error, raw: value });
+        }
+    }
+    Ok(())
+}
+
+/// Reads one `messages` change. Without its business number nothing in it can be answered:
+/// that rejects the whole change; any other unreadable item is set aside on its own.
 fn split_value(
     waba_id: &str,
-    value: ChangeValue,
+    raw: &Value,
     at: &str,
-    out: &mut Vec<InboundEvent>,
+    parsed: &mut ParsedWebhook,
 ) -> Result<(), ParseError> {
+    let value: ChangeValue = deserialize_value(raw, at)?;
     let metadata = value
         .metadata
         .ok_or_else(|| missing(format!("{at}.metadata")))?;
@@ -114,42 +154,59 @@ fn split_value(
             .display_phone_number
             .ok_or_else(|| missing(format!("{at}.metadata.display_phone_number")))?,
     };
+    let mut set_aside = |error: ParseError, raw: &Value| {
+        parsed.rejected.push(RejectedItem {
+            error,
+            raw: raw.clone(),
+        })
+    };
 
     // wa_id → profile name; the first contact entry for a wa_id wins.
     let mut names: HashMap<String, Option<String>> = HashMap::with_capacity(value.contacts.len());
-    for (c, contact) in value.contacts.into_iter().enumerate() {
-        let wa_id = contact
-            .wa_id
-            .ok_or_else(|| missing(format!("{at}.contacts[{c}].wa_id")))?;
-        names
-            .entry(wa_id)
-            .or_insert_with(|| contact.profile.and_then(|p| p.name));
+    for (c, raw) in value.contacts.iter().enumerate() {
+        let at = format!("{at}.contacts[{c}]");
+        let contact = deserialize_value::<envelope::Contact>(raw, &at).and_then(|contact| {
+            let wa_id = contact
+                .wa_id
+                .ok_or_else(|| missing(format!("{at}.wa_id")))?;
+            Ok((wa_id, contact.profile.and_then(|p| p.name)))
+        });
+        match contact {
+            Ok((wa_id, name)) => {
+                names.entry(wa_id).or_insert(name);
+            }
+            Err(error) => set_aside(error, raw),
+        }
     }
     let profile_name = |wa_id: &str| names.get(wa_id).cloned().flatten();
 
+    let mut events = Vec::new();
     for (k, raw) in value.messages.iter().enumerate() {
-        let at = format!("{at}.messages[{k}]");
-        let message = parse_message(raw, &at, &profile_name)?;
-        out.push(InboundEvent {
-            business: business.clone(),
-            payload: EventPayload::Message(message),
-        });
+        match parse_message(raw, &format!("{at}.messages[{k}]"), &profile_name) {
+            Ok(message) => events.push(EventPayload::Message(message)),
+            Err(error) => set_aside(error, raw),
+        }
     }
-    for (k, status) in value.statuses.into_iter().enumerate() {
+    for (k, raw) in value.statuses.iter().enumerate() {
         let at = format!("{at}.statuses[{k}]");
-        let status = parse_status(status, &at)?;
-        out.push(InboundEvent {
-            business: business.clone(),
-            payload: EventPayload::Status(status),
-        });
+        match deserialize_value(raw, &at).and_then(|status| parse_status(status, &at)) {
+            Ok(status) => events.push(EventPayload::Status(status)),
+            Err(error) => set_aside(error, raw),
+        }
     }
-    for (k, error) in value.errors.into_iter().enumerate() {
-        let error = parse_error(error, &format!("{at}.errors[{k}]"))?;
-        out.push(InboundEvent {
-            business: business.clone(),
-            payload: EventPayload::Error(error),
-        });
+    for (k, raw) in value.errors.iter().enumerate() {
+        let at = format!("{at}.errors[{k}]");
+        match deserialize_value(raw, &at).and_then(|error| parse_error(error, &at)) {
+            Ok(error) => events.push(EventPayload::Error(error)),
+            Err(error) => set_aside(error, raw),
+        }
     }
+    parsed
+        .events
+        .extend(events.into_iter().map(|payload| InboundEvent {
+            business: business.clone(),
+            payload,
+        }));
     Ok(())
 }
 

@@ -10,6 +10,8 @@ pub const HEADER_ORIGINAL_PARTITION: &str = "x-original-partition";
 pub const HEADER_ORIGINAL_OFFSET: &str = "x-original-offset";
 /// Set when the payload was left out (its size in bytes).
 pub const HEADER_PAYLOAD_OMITTED: &str = "x-payload-omitted-bytes";
+/// Where an input that never reached a topic came from (e.g. `webhook:whatsapp`).
+pub const HEADER_SOURCE: &str = "x-source";
 /// The error kind of an output record the bus refused.
 pub const KIND_OUTPUT_REFUSED: &str = "output_refused";
 
@@ -30,6 +32,22 @@ pub fn dead_letter(dlq_topic: &str, message: &Message, kind: &str, error: &str) 
             HEADER_ORIGINAL_OFFSET,
             message.offset.to_string().into_bytes(),
         )
+}
+
+/// A dead-letter record for an input refused before it reached any topic (an unreadable
+/// item of a webhook body): its bytes as received, where it came from and why.
+pub fn rejected_input(
+    dlq_topic: &str,
+    source: &str,
+    key: &[u8],
+    payload: Vec<u8>,
+    kind: &str,
+    error: &str,
+) -> Record {
+    Record::new(dlq_topic, key.to_vec(), payload)
+        .with_header(HEADER_ERROR, error.as_bytes().to_vec())
+        .with_header(HEADER_ERROR_KIND, kind.as_bytes().to_vec())
+        .with_header(HEADER_SOURCE, source.as_bytes().to_vec())
 }
 
 /// A dead-letter record for an output the bus refused (`record` was never written, so it

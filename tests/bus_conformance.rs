@@ -547,6 +547,61 @@ async fn members_of_a_group_split_the_partitions(h: &Harness) {
     }
 }
 
+/// Topics subscribed together are co-partitioned: partition N of each goes to the same
+/// member, through joins and leaves (so a contact's messages and its OCR results have one
+/// owner). Four members on six partitions split unevenly, which a balancing assignor would
+/// do differently per topic. Topics of different partition counts are refused.
+async fn topics_subscribed_together_are_co_partitioned(h: &Harness) {
+    let inbound = h.topic("bus_co_a", 6).await;
+    let results = h.topic("bus_co_b", 6).await;
+    let group = support::unique_name("g_co");
+    let paired = |members: &[Member]| {
+        for m in members {
+            let of = |topic: &str| -> BTreeSet<u32> {
+                m.owned
+                    .iter()
+                    .filter(|tp| tp.topic == topic)
+                    .map(|tp| tp.partition)
+                    .collect()
+            };
+            assert_eq!(of(&inbound), of(&results), "owned: {:?}", m.owned);
+        }
+    };
+    let covered = |members: &[Member]| {
+        members.iter().all(|m| !m.owned.is_empty())
+            && members.iter().map(|m| m.owned.len()).sum::<usize>() == 12
+    };
+    let mut members = Vec::new();
+    for _ in 0..4 {
+        members.push(Member::new(
+            h.subscribe(&group, &[&inbound, &results]).await,
+        ));
+    }
+    drive(&mut members, PATIENCE, covered).await;
+    settle(&mut members, Duration::from_millis(500)).await;
+    paired(&members);
+    let leaving = members.remove(1);
+    leaving.close().await;
+    drive(&mut members, PATIENCE, covered).await;
+    settle(&mut members, Duration::from_millis(500)).await;
+    paired(&members);
+    for m in members {
+        m.close().await;
+    }
+
+    let fewer = h.topic("bus_co_c", 4).await;
+    let refused = h
+        .bus
+        .subscribe(&group, &[inbound.clone(), fewer.clone()])
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(&refused, BusError::Group { detail, .. } if detail.contains("same partition count")),
+        "{refused}"
+    );
+}
+
 /// A joining member triggers a revocation on the current owner; the offsets it acks are
 /// committed, and the newcomer starts exactly there (no loss, no redelivery of acked work).
 /// Partitions that do not move stay with their owner.
@@ -969,6 +1024,7 @@ conformance!(
     commit_then_resume_redelivers_uncommitted,
     two_groups_each_get_everything,
     members_of_a_group_split_the_partitions,
+    topics_subscribed_together_are_co_partitioned,
     joining_member_takes_over_at_acked_offsets,
     closing_member_hands_over_its_partitions,
     unacknowledged_revocation_moves_after_the_deadline,

@@ -214,6 +214,26 @@ pub trait Consumer: Send {
     async fn close(self: Box<Self>) -> Result<(), BusError>;
 }
 
+/// Topics subscribed together are co-partitioned, which needs one partition count.
+pub(crate) fn require_one_partition_count(
+    group: &str,
+    counts: &[(&String, u32)],
+) -> Result<(), BusError> {
+    match counts {
+        [(_, first), rest @ ..] if rest.iter().any(|(_, n)| n != first) => {
+            let listed: Vec<String> = counts.iter().map(|(t, n)| format!("{t}: {n}")).collect();
+            Err(BusError::Group {
+                group: group.to_string(),
+                detail: format!(
+                    "topics subscribed together are co-partitioned and need the same partition count ({})",
+                    listed.join(", ")
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Creates missing topics; an existing topic with another partition count is an error.
@@ -223,7 +243,9 @@ pub trait Bus: Send + Sync {
 
     fn producer(&self) -> Arc<dyn Producer>;
 
-    /// Joins consumer group `group` on `topics`. Assignments arrive as events.
+    /// Joins consumer group `group` on `topics`. Assignments arrive as events. Several
+    /// topics are co-partitioned: partition N of each goes to the same member, so records
+    /// keyed alike in them have one owner; they must have the same partition count.
     async fn subscribe(
         &self,
         group: &str,

@@ -285,6 +285,10 @@ pub(crate) async fn rebalance(inner: Arc<Inner>, group: Arc<Group>) {
 /// share, and the rest go to members below their share, lowest partition first. The extra
 /// partitions of an uneven split go to members already holding more of the topic, then to
 /// the least loaded, then to the oldest member, so a join or leave moves as little as possible.
+///
+/// Topics with the same partition count and the same subscribers are co-partitioned, as
+/// Kafka's range assignor does: partition N of each goes to the member that got partition N
+/// of the first of them, so records keyed alike in those topics have one owner.
 pub(crate) fn assign(
     members: &[(u64, Vec<String>)],
     counts: &BTreeMap<String, u32>,
@@ -296,6 +300,8 @@ pub(crate) fn assign(
         .collect();
     let mut load: HashMap<u64, usize> = members.iter().map(|(id, _)| (*id, 0)).collect();
     let empty = BTreeSet::new();
+    // (subscribers, partition count) → owner of each partition, for co-partitioning.
+    let mut owners_by_shape: HashMap<(Vec<u64>, u32), Vec<u64>> = HashMap::new();
     for (topic, &n) in counts {
         let mut eligible: Vec<u64> = members
             .iter()
@@ -304,6 +310,14 @@ pub(crate) fn assign(
             .collect();
         eligible.sort_unstable();
         if eligible.is_empty() {
+            continue;
+        }
+        if let Some(owners) = owners_by_shape.get(&(eligible.clone(), n)) {
+            for (p, id) in owners.iter().enumerate() {
+                *load.get_mut(id).expect("member") += 1;
+                let set = out.get_mut(id).expect("member");
+                set.insert(TopicPartition::new(topic.clone(), p as u32));
+            }
             continue;
         }
         let owned_here = |id: u64| -> Vec<u32> {
@@ -351,6 +365,13 @@ pub(crate) fn assign(
             let set = out.get_mut(&id).expect("member");
             set.extend(mine.iter().map(|&p| TopicPartition::new(topic.clone(), p)));
         }
+        let mut owners = vec![0; n as usize];
+        for (id, partitions) in &given {
+            for &p in partitions {
+                owners[p as usize] = *id;
+            }
+        }
+        owners_by_shape.insert((eligible, n), owners);
     }
     out
 }
@@ -388,6 +409,34 @@ mod tests {
         let all: BTreeSet<_> = after.values().flatten().cloned().collect();
         assert_eq!(all, tps("t", &[0, 1, 2, 3, 4, 5]));
         assert_eq!(after[&1].len() + after[&3].len(), 6);
+    }
+
+    #[test]
+    fn topics_alike_are_co_partitioned_through_joins_and_leaves() {
+        let counts = BTreeMap::from([("inbound".to_string(), 8), ("results".to_string(), 8)]);
+        let both = || vec!["inbound".to_string(), "results".to_string()];
+        let paired = |out: &HashMap<u64, BTreeSet<TopicPartition>>| {
+            for set in out.values() {
+                let of = |topic: &str| -> BTreeSet<u32> {
+                    set.iter()
+                        .filter(|tp| tp.topic == topic)
+                        .map(|tp| tp.partition)
+                        .collect()
+                };
+                assert_eq!(of("inbound"), of("results"), "{out:?}");
+            }
+        };
+        let mut current = HashMap::new();
+        // Three members at once: an uneven split, where load alone would put the extra
+        // partitions of the second topic elsewhere.
+        for ids in [&[1u64, 2, 3][..], &[1], &[1, 2], &[1, 2, 3], &[1, 3], &[3]] {
+            let members: Vec<(u64, Vec<String>)> = ids.iter().map(|&id| (id, both())).collect();
+            current.retain(|id, _| ids.contains(id));
+            current = assign(&members, &counts, &current);
+            paired(&current);
+            let all: usize = current.values().map(BTreeSet::len).sum();
+            assert_eq!(all, 16, "every partition once");
+        }
     }
 
     #[test]

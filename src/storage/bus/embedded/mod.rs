@@ -512,9 +512,12 @@ impl Bus for EmbeddedBus {
                 detail: "no topics to subscribe to".into(),
             });
         }
+        let mut counts = Vec::with_capacity(topics.len());
         for topic in topics {
             self.inner.topic(topic)?;
+            counts.push((topic, self.partition_count(topic).await?));
         }
+        super::require_one_partition_count(group, &counts)?;
         let mut topics = topics.to_vec();
         topics.sort();
         topics.dedup();

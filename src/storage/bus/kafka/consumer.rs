@@ -506,7 +506,16 @@ impl KafkaConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("partition.assignment.strategy", &config.assignment_strategy);
+            .set(
+                "partition.assignment.strategy",
+                // Range assigns partition N of every topic to one member (co-partitioning);
+                // the sticky assignors balance all partitions together and do not.
+                if topics.len() > 1 {
+                    "range"
+                } else {
+                    &config.assignment_strategy
+                },
+            );
         for (key, value) in [
             ("session.timeout.ms", config.session_timeout),
             ("heartbeat.interval.ms", config.heartbeat_interval),

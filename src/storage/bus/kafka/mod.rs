@@ -513,11 +513,14 @@ impl Bus for KafkaBus {
             });
         }
         let metadata = self.metadata("subscribe").await?;
+        let mut counts = Vec::with_capacity(topics.len());
         for topic in topics {
-            if Self::partitions_in(&metadata, topic).is_none() {
-                return Err(BusError::UnknownTopic(topic.clone()));
+            match Self::partitions_in(&metadata, topic) {
+                Some(count) => counts.push((topic, count)),
+                None => return Err(BusError::UnknownTopic(topic.clone())),
             }
         }
+        super::require_one_partition_count(group, &counts)?;
         let consumer =
             KafkaConsumer::start(&self.config, self.context.clone(), group, topics).await?;
         Ok(Box::new(consumer))

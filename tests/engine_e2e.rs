@@ -249,6 +249,12 @@ async fn scenario(h: Harness) {
         "sembang_ingress_requests_total{outcome=\"bad_signature\"}",
         "sembang_engine_events_total{type=\"message\",outcome=\"applied\"}",
         "sembang_engine_events_total{type=\"message\",outcome=\"duplicate\"}",
+        // Messages by their WhatsApp type (unknown types share "other").
+        "sembang_engine_messages_total{message_type=\"text\",outcome=\"applied\"}",
+        "sembang_engine_messages_total{message_type=\"text\",outcome=\"duplicate\"}",
+        "sembang_engine_messages_total{message_type=\"image\",outcome=\"applied\"}",
+        "sembang_engine_messages_total{message_type=\"other\",outcome=\"applied\"}",
+        "sembang_dlq_total{reason=\"malformed_webhook_item\"}",
         "sembang_consumer_lag_records{group=\"engine\"}",
         "sembang_dlq_total{reason=\"malformed_event\"}",
         "sembang_sender_sends_total{outcome=\"sent\"}",

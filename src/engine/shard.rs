@@ -26,7 +26,7 @@ use crate::domain::contact_fields::{without_ledger, ContactFields};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::domain::tier::TierPolicy;
-use crate::ingress::InboundEvent;
+use crate::ingress::{EventPayload, InboundEvent};
 use crate::storage::bus::{Producer, Record, TopicPartition};
 use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
 
@@ -363,12 +363,20 @@ impl ShardState {
                 WorkEvent::Ocr(result) => apply_ocr(&mut resident.contact, result, &ctx),
             };
             let kind = work.event.kind();
-            match outcome {
-                Outcome::Duplicate => {
-                    metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => "duplicate").increment(1);
+            let counted = |outcome: &'static str| {
+                metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => outcome).increment(1);
+                if let WorkEvent::Inbound(InboundEvent {
+                    payload: EventPayload::Message(message),
+                    ..
+                }) = &work.event
+                {
+                    metrics::counter!("sembang_engine_messages_total", "message_type" => message.kind.metric_label(), "outcome" => outcome).increment(1);
                 }
+            };
+            match outcome {
+                Outcome::Duplicate => counted("duplicate"),
                 Outcome::Applied(effects) => {
-                    metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => "applied").increment(1);
+                    counted("applied");
                     self.dirty.insert(work.contact.clone());
                     self.dirty_since.get_or_insert(now);
                     self.stage(&work.contact, effects)?;

@@ -103,6 +103,23 @@ pub enum MessageKind {
     },
 }
 
+impl MessageKind {
+    /// The message's type for metrics labels: one of a fixed set, whatever the sender
+    /// invents (an unknown type is `other`, so a label never grows without bound).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            MessageKind::Text { .. } => "text",
+            MessageKind::Image { .. } => "image",
+            MessageKind::Document { .. } => "document",
+            MessageKind::ButtonReply { .. } => "button_reply",
+            MessageKind::ListReply { .. } => "list_reply",
+            MessageKind::Button { .. } => "button",
+            MessageKind::System { .. } => "system",
+            MessageKind::Unknown { .. } => "other",
+        }
+    }
+}
+
 /// A status string as reported: the known ones map to [`DeliveryStatus`], anything else is
 /// kept verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

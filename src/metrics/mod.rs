@@ -4,7 +4,8 @@
 //! Names follow `sembang_<component>_<what>_<unit>` with low-cardinality labels only
 //! (never a phone number, wamid or IC):
 //! - `sembang_ingress_requests_total{outcome}`, `sembang_ingress_events_total`
-//! - `sembang_engine_events_total{type,outcome}`, `sembang_engine_in_flight_records`,
+//! - `sembang_engine_events_total{type,outcome}`,
+//!   `sembang_engine_messages_total{message_type,outcome}`, `sembang_engine_in_flight_records`,
 //!   `sembang_engine_replies_total{rule}`, `sembang_engine_retries_total{operation}`,
 //!   `sembang_consumer_lag_records{group}`
 //! - `sembang_shard_resident_contacts{shard}`, `sembang_shard_flush_seconds`,

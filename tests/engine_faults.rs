@@ -135,6 +135,38 @@ async fn a_send_whose_answer_times_out_is_not_sent_again() {
     h.stop().await;
 }
 
+/// WhatsApp may deliver a message again long after it was applied, when the contact's
+/// dedupe window (its latest 32 events) has forgotten it: its stored row still marks it as
+/// applied, so it counts nothing and is not answered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redelivery_older_than_the_dedupe_window_changes_nothing() {
+    let h = Harness::embedded().await;
+    h.post(&text(SITI, "wamid.OLD-1", T0, "help")).await;
+    h.message_count_reaches(SITI, 1).await;
+    for i in 1..=40 {
+        h.post(&text(SITI, &format!("wamid.OLD-N{i}"), T0 + i, "ok"))
+            .await;
+    }
+    h.message_count_reaches(SITI, 41).await;
+    let replies = h.sent_reaches(1).await.len();
+
+    h.post(&text(SITI, "wamid.OLD-1", T0, "help")).await;
+    // A message after it, on the same partition: once it counts, the redelivery was seen.
+    h.post(&text(SITI, "wamid.OLD-LAST", T0 + 100, "ok")).await;
+    let contact = h.message_count_reaches(SITI, 42).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let contact_now = h.contact(SITI).await.unwrap();
+    assert_eq!(contact_now["message_count"], 42, "{contact}");
+    assert_eq!(h.sent().await.len(), replies, "not answered again");
+    let metrics = h.metrics().await;
+    assert!(
+        metrics
+            .contains("sembang_engine_messages_total{message_type=\"text\",outcome=\"duplicate\"}"),
+        "{metrics}"
+    );
+    h.stop().await;
+}
+
 /// A store whose contact writes fail while `failures` is above zero, and which records the
 /// fields each write-behind flush marked as changed, per contact.
 struct FlakyStore {
@@ -251,12 +283,6 @@ impl ContactStore for FlakyStore {
         contact: &PhoneNumber,
     ) -> Result<Claim, StoreError> {
         self.inner.claim_send(campaign_id, contact).await
-    }
-    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError> {
-        self.inner.remember_inbound(wamids, ttl).await
-    }
-    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError> {
-        self.inner.seen_inbound(wamids).await
     }
     async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {
         self.inner.put_segment(segment).await

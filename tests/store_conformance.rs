@@ -195,7 +195,6 @@ conformance!(
     write_behind_stores_contacts_and_many_messages,
     write_behind_of_the_changed_fields_gives_the_new_contact,
     write_behind_of_many_large_contacts_in_one_flush,
-    inbound_dedupe_remembers_until_expiry,
     segments_crud,
     campaigns_crud,
     scan_pages_through_every_contact_once,
@@ -971,43 +970,6 @@ async fn put_message_never_regresses_statuses(store: Arc<dyn ContactStore>) {
         }
     );
     assert_eq!(store.messages(&who, 10).await.unwrap(), vec![stored]);
-}
-
-async fn inbound_dedupe_remembers_until_expiry(store: Arc<dyn ContactStore>) {
-    let short: Vec<String> = (0..3).map(|i| format!("wamid.{}.{i}", id("in"))).collect();
-    let long = vec![format!("wamid.{}", id("in_long"))];
-    let unknown = format!("wamid.{}", id("in_unknown"));
-    store
-        .remember_inbound(&short, Duration::from_secs(2))
-        .await
-        .unwrap();
-    store
-        .remember_inbound(&long, Duration::from_secs(3_600))
-        .await
-        .unwrap();
-    let query = vec![
-        short[0].clone(),
-        unknown.clone(),
-        long[0].clone(),
-        short[2].clone(),
-        short[1].clone(),
-    ];
-    assert_eq!(
-        store.seen_inbound(&query).await.unwrap(),
-        vec![true, false, true, true, true]
-    );
-    assert_eq!(store.seen_inbound(&[]).await.unwrap(), Vec::<bool>::new());
-    // Remembering again (a webhook retry) is harmless.
-    store
-        .remember_inbound(&long, Duration::from_secs(3_600))
-        .await
-        .unwrap();
-
-    tokio::time::sleep(Duration::from_millis(3_200)).await;
-    assert_eq!(
-        store.seen_inbound(&query).await.unwrap(),
-        vec![false, false, true, false, false]
-    );
 }
 
 fn segment(segment_id: &str, name: &str, created: DateTime<Utc>) -> SegmentRecord {

@@ -344,6 +344,7 @@ impl ShardState {
             self.insert_resident(phone, contact, snapshot, partition, now);
         }
 
+        let stored = self.redelivered(&batch).await?;
         let deps = self.deps.clone();
         let ctx = ApplyContext {
             replies: &deps.replies,
@@ -359,6 +360,9 @@ impl ShardState {
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
             let outcome = match &work.event {
+                WorkEvent::Inbound(event) if stored.contains(&event.dedupe_key()) => {
+                    Outcome::Duplicate
+                }
                 WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
                 WorkEvent::Ocr(result) => apply_ocr(&mut resident.contact, result, &ctx),
             };
@@ -386,6 +390,49 @@ impl ShardState {
             self.pending.tokens.push(work.token);
         }
         Ok(())
+    }
+
+    /// The dedupe keys of the batch's messages that were applied long ago. A contact's
+    /// dedupe window holds its latest events only; a message it no longer holds that is no
+    /// newer than the latest message seen may be a late redelivery, and its stored row
+    /// (written with the contact's row when it was applied) says whether it is. Only such
+    /// messages cost a look-up: in order, a new message is newer than the ones before it.
+    async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<String>, EngineError> {
+        let suspects: Vec<(PhoneNumber, String, String)> = batch
+            .iter()
+            .filter_map(|work| {
+                let WorkEvent::Inbound(event) = &work.event else {
+                    return None;
+                };
+                let EventPayload::Message(message) = &event.payload else {
+                    return None;
+                };
+                let contact = &self.residents.get(&work.contact)?.contact;
+                let key = event.dedupe_key();
+                let not_newer = contact
+                    .interactions
+                    .last_interaction
+                    .is_some_and(|latest| message.timestamp <= latest);
+                (not_newer && !contact.applied_events.contains(&key))
+                    .then(|| (work.contact.clone(), message.wamid.clone(), key))
+            })
+            .collect();
+        if suspects.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let store = self.deps.store.clone();
+        let found: Vec<Option<String>> = stream::iter(suspects)
+            .map(|(contact, wamid, key)| {
+                let store = store.clone();
+                async move {
+                    let row = with_retries("message", || store.message(&contact, &wamid)).await?;
+                    Ok::<_, EngineError>(row.map(|_| key))
+                }
+            })
+            .buffer_unordered(STORE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     fn stage(&mut self, contact: &PhoneNumber, effects: Effects) -> Result<(), EngineError> {

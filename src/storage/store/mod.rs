@@ -10,8 +10,6 @@ pub mod embedded;
 mod error;
 pub mod scylla;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -230,12 +228,6 @@ pub trait ContactStore: Send + Sync {
         campaign_id: &str,
         contact: &PhoneNumber,
     ) -> Result<Claim, StoreError>;
-
-    /// Remembers inbound message ids for `ttl` (WhatsApp retries for days).
-    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError>;
-
-    /// Which of `wamids` were remembered and have not expired, in the same order.
-    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError>;
 
     async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError>;
     async fn segment(&self, segment_id: &str) -> Result<Option<SegmentRecord>, StoreError>;

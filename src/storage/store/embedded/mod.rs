@@ -16,7 +16,6 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -54,17 +53,8 @@ const MESSAGES_BY_TIME: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("messages_by_time");
 /// (campaign, contact) → first claim time.
 const SEND_CLAIMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("send_claims");
-/// wamid → expiry (ms since the epoch).
-const INBOUND_SEEN: TableDefinition<&str, i64> = TableDefinition::new("inbound_seen");
-/// (expiry ms, wamid): for purging expired entries.
-const INBOUND_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("inbound_expiry");
 const SEGMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("segments");
 const CAMPAIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("campaigns");
-
-/// Expired inbound entries removed per write.
-const PURGE_BATCH: usize = 1_000;
-/// Same bound as a CQL TTL: 20 years.
-const MAX_TTL_SECONDS: u64 = 630_720_000;
 
 /// A message row: the message (once stored) and its delivery reports, which may arrive
 /// first. `error_code_at` is the time of the failure report whose code is kept.
@@ -119,11 +109,6 @@ fn ms(at: DateTime<Utc>) -> DateTime<Utc> {
 
 fn claim_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn ttl_millis(ttl: Duration) -> i64 {
-    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    seconds.clamp(1, MAX_TTL_SECONDS) as i64 * 1_000
 }
 
 fn err<E: Into<redb::Error>>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
@@ -224,8 +209,6 @@ impl EmbeddedStore {
             txn.open_table(MESSAGES).map_err(err(OP))?;
             txn.open_table(MESSAGES_BY_TIME).map_err(err(OP))?;
             txn.open_table(SEND_CLAIMS).map_err(err(OP))?;
-            txn.open_table(INBOUND_SEEN).map_err(err(OP))?;
-            txn.open_table(INBOUND_EXPIRY).map_err(err(OP))?;
             txn.open_table(SEGMENTS).map_err(err(OP))?;
             txn.open_table(CAMPAIGNS).map_err(err(OP))?;
         }
@@ -723,67 +706,6 @@ impl ContactStore for EmbeddedStore {
             };
             txn.commit().map_err(err(OP))?;
             Ok(outcome)
-        })
-        .await
-    }
-
-    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError> {
-        const OP: &str = "remember_inbound";
-        let wamids = wamids.to_vec();
-        let now = Utc::now().timestamp_millis();
-        let expires = now.saturating_add(ttl_millis(ttl));
-        self.blocking(OP, move |db| {
-            let txn = db.begin_write().map_err(err(OP))?;
-            {
-                let mut seen = txn.open_table(INBOUND_SEEN).map_err(err(OP))?;
-                let mut expiry = txn.open_table(INBOUND_EXPIRY).map_err(err(OP))?;
-                for wamid in &wamids {
-                    let previous = seen
-                        .insert(wamid.as_str(), expires)
-                        .map_err(err(OP))?
-                        .map(|v| v.value());
-                    if let Some(previous) = previous {
-                        expiry.remove((previous, wamid.as_str())).map_err(err(OP))?;
-                    }
-                    expiry
-                        .insert((expires, wamid.as_str()), ())
-                        .map_err(err(OP))?;
-                }
-                // Purge a batch of expired entries.
-                let mut expired = Vec::new();
-                for entry in expiry
-                    .range(..(now, ""))
-                    .map_err(err(OP))?
-                    .take(PURGE_BATCH)
-                {
-                    let (key, _) = entry.map_err(err(OP))?;
-                    let (at, wamid) = key.value();
-                    expired.push((at, wamid.to_string()));
-                }
-                for (at, wamid) in expired {
-                    expiry.remove((at, wamid.as_str())).map_err(err(OP))?;
-                    seen.remove(wamid.as_str()).map_err(err(OP))?;
-                }
-            }
-            txn.commit().map_err(err(OP))
-        })
-        .await
-    }
-
-    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError> {
-        const OP: &str = "seen_inbound";
-        let wamids = wamids.to_vec();
-        let now = Utc::now().timestamp_millis();
-        self.blocking(OP, move |db| {
-            let txn = db.begin_read().map_err(err(OP))?;
-            let seen = txn.open_table(INBOUND_SEEN).map_err(err(OP))?;
-            wamids
-                .iter()
-                .map(|wamid| {
-                    let found = seen.get(wamid.as_str()).map_err(err(OP))?;
-                    Ok(found.is_some_and(|expires| expires.value() > now))
-                })
-                .collect()
         })
         .await
     }

@@ -105,9 +105,6 @@ fn inbound_only(message: &MessageRecord) -> bool {
 /// Scylla's default `max_clustering_key_restrictions_per_query` is 100.
 const IN_CHUNK: usize = 100;
 
-/// Longest CQL TTL: 20 years.
-const MAX_TTL_SECONDS: u64 = 630_720_000;
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScyllaConfig {
     /// `host:port` of one or more nodes (the rest are discovered).
@@ -234,8 +231,6 @@ struct Statements {
     failed: PreparedStatement,
     failed_with_code: PreparedStatement,
     claim_send: PreparedStatement,
-    remember_inbound: PreparedStatement,
-    seen_inbound: PreparedStatement,
     put_segment: PreparedStatement,
     segment: PreparedStatement,
     segments: PreparedStatement,
@@ -304,7 +299,7 @@ impl Statements {
                 messages_in,
                 sent,
             ),
-            (delivered, read, failed, failed_with_code, claim_send, remember_inbound, seen_inbound),
+            (delivered, read, failed, failed_with_code, claim_send),
             (put_segment, segment, segments, delete_segment, put_campaign, campaign, campaigns),
             (put_inbound, inbound_newest, inbound_by_wamid),
         ) = futures::try_join!(
@@ -337,8 +332,6 @@ impl Statements {
                     prepare(s, status("failed_at"), I),
                     prepare(s, format!("UPDATE {ks}.messages USING TIMESTAMP ? SET failed_at = ?, error_code = ? WHERE contact = ? AND wamid = ?"), I),
                     prepare(s, format!("INSERT INTO {ks}.send_claims (campaign_id, contact, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS"), Lwt),
-                    prepare(s, format!("INSERT INTO {ks}.inbound_seen (wamid, seen_at) VALUES (?, ?) USING TTL ?"), I),
-                    prepare(s, format!("SELECT wamid FROM {ks}.inbound_seen WHERE wamid = ?"), I),
                 )
             },
             async {
@@ -416,8 +409,6 @@ impl Statements {
             failed,
             failed_with_code,
             claim_send,
-            remember_inbound,
-            seen_inbound,
             put_segment,
             segment,
             segments,
@@ -573,12 +564,6 @@ fn text_column(
 /// The value a send claim carries: when it was first claimed.
 fn claim_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn ttl_seconds(ttl: Duration) -> i32 {
-    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    // TTL 0 means "never expires" in CQL: at least one second.
-    seconds.clamp(1, MAX_TTL_SECONDS) as i32
 }
 
 #[async_trait]
@@ -870,42 +855,6 @@ impl ContactStore for ScyllaStore {
         )?)))
     }
 
-    async fn remember_inbound(&self, wamids: &[String], ttl: Duration) -> Result<(), StoreError> {
-        let ttl = ttl_seconds(ttl);
-        let now = rows::ts(Utc::now());
-        let writes: Vec<_> = wamids
-            .iter()
-            .map(|wamid| {
-                self.exec(
-                    "remember_inbound",
-                    &self.st.remember_inbound,
-                    (wamid.as_str(), now, ttl),
-                )
-            })
-            .collect();
-        futures::stream::iter(writes)
-            .buffer_unordered(CONCURRENCY)
-            .try_for_each(|_| async { Ok(()) })
-            .await
-    }
-
-    async fn seen_inbound(&self, wamids: &[String]) -> Result<Vec<bool>, StoreError> {
-        // Point reads (token-aware, one replica set each) rather than a multi-partition IN.
-        let reads: Vec<_> = wamids
-            .iter()
-            .map(|wamid| async move {
-                let rows: Vec<(String,)> = self
-                    .rows("seen_inbound", &self.st.seen_inbound, (wamid.as_str(),))
-                    .await?;
-                Ok::<bool, StoreError>(!rows.is_empty())
-            })
-            .collect();
-        futures::stream::iter(reads)
-            .buffered(CONCURRENCY)
-            .try_collect()
-            .await
-    }
-
     async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {
         self.exec(
             "put_segment",
@@ -1166,14 +1115,6 @@ mod tests {
         let since_2014 = Utc.with_ymd_and_hms(2014, 1, 1, 0, 0, 0).unwrap();
         assert!(status_timestamp(since_2014) <= now_micros);
         assert!(status_timestamp(Utc::now()) > 0);
-    }
-
-    #[test]
-    fn ttl_is_whole_seconds_and_never_zero() {
-        assert_eq!(ttl_seconds(Duration::from_millis(1)), 1);
-        assert_eq!(ttl_seconds(Duration::from_millis(1500)), 2);
-        assert_eq!(ttl_seconds(Duration::from_secs(7 * 86_400)), 604_800);
-        assert_eq!(ttl_seconds(Duration::from_secs(u64::MAX)), 630_720_000);
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub const CQL_MIGRATIONS: &[Migration] = &[
         name: "inbound_messages",
         text: include_str!("../../../../schemas/cql/0006_inbound_messages.cql"),
     },
+    Migration {
+        version: 7,
+        name: "drop_inbound_seen",
+        text: include_str!("../../../../schemas/cql/0007_drop_inbound_seen.cql"),
+    },
 ];
 
 /// The table holding applied versions, inside the keyspace.
@@ -236,10 +241,12 @@ mod tests {
             );
             for statement in statements {
                 assert!(!statement.contains("${"), "{statement}");
-                // CREATEs are idempotent; an ALTER (ScyllaDB has no IF [NOT] EXISTS for
-                // columns) runs once, under the version recorded after it.
+                // CREATEs and DROPs are idempotent; an ALTER (ScyllaDB has no IF [NOT]
+                // EXISTS for columns) runs once, under the version recorded after it.
                 assert!(
-                    statement.contains("IF NOT EXISTS") || statement.starts_with("ALTER TABLE"),
+                    statement.contains("IF NOT EXISTS")
+                        || statement.starts_with("DROP TABLE IF EXISTS")
+                        || statement.starts_with("ALTER TABLE"),
                     "{statement}"
                 );
                 assert!(!statement.contains(';'), "{statement}");

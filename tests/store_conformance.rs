@@ -36,7 +36,7 @@ use sembang::domain::tier::Tier;
 use sembang::storage::migrate::{migrate, MigrateError, MigrationReport};
 use sembang::storage::store::{
     CampaignRecord, Claim, ContactStore, ContactWrite, Direction, IcLink, MessageRecord, PageToken,
-    SegmentRecord, StoreError,
+    SegmentRecord, SendOutcome, SendResult, StoreError,
 };
 use sembang::storage::store::{
     CqlMigrationTarget, EmbeddedStore, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,
@@ -186,6 +186,7 @@ conformance!(
     link_ic_links_once_and_never_moves,
     claim_receipt_first_claim_wins,
     claim_send_first_claim_wins,
+    a_send_result_is_kept_per_claim,
     concurrent_claims_have_exactly_one_winner,
     messages_newest_first_with_limit,
     record_status_any_order_gives_the_same_timeline,
@@ -508,6 +509,52 @@ async fn claim_receipt_first_claim_wins(store: Arc<dyn ContactStore>) {
             .unwrap(),
         Claim::Claimed
     );
+}
+
+async fn a_send_result_is_kept_per_claim(store: Arc<dyn ContactStore>) {
+    let request = id("reply:wamid");
+    let who = phone();
+    assert_eq!(store.send_result(&request, &who).await.unwrap(), None);
+    let sent = SendResult {
+        at: at(7, 123),
+        outcome: SendOutcome::Sent {
+            wamid: format!("wamid.{}", id("out")),
+        },
+    };
+    store
+        .record_send_result(&request, &who, &sent)
+        .await
+        .unwrap();
+    // Recorded again (a replay): the same.
+    store
+        .record_send_result(&request, &who, &sent)
+        .await
+        .unwrap();
+    assert_eq!(store.send_result(&request, &who).await.unwrap(), Some(sent));
+    assert_eq!(store.send_result(&request, &phone()).await.unwrap(), None);
+    assert_eq!(
+        store.send_result(&id("reply:other"), &who).await.unwrap(),
+        None
+    );
+    // Failures, with and without a Graph code.
+    for (n, code) in [(1, Some(131_026)), (2, None)] {
+        let failed = SendResult {
+            at: at(8 + n, 0),
+            outcome: SendOutcome::Failed {
+                code,
+                reason: format!("refused {n}"),
+            },
+        };
+        let other = phone();
+        store
+            .record_send_result(&request, &other, &failed)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.send_result(&request, &other).await.unwrap(),
+            Some(failed)
+        );
+    }
 }
 
 async fn claim_send_first_claim_wins(store: Arc<dyn ContactStore>) {

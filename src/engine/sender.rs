@@ -5,7 +5,9 @@
 //! Each request is claimed once in the store before it is sent (dedupe key
 //! `request_id`), so a replay never messages a customer twice; the price is that a crash
 //! between the claim and the provider's answer loses that one send (at most once: a
-//! duplicate WhatsApp message is worse for a retailer than a missing auto-reply). For the
+//! duplicate WhatsApp message is worse for a retailer than a missing auto-reply). What the
+//! send came to is stored next, before the message row and its event, so a replay after a
+//! crash finishes that bookkeeping from it; a claim with no result is recorded as unknown. For the
 //! same reason a send whose outcome is unknown (timeout, connection lost after the request
 //! went out) is not retried. Rate limits and transient failures (the provider did not take
 //! it) are retried with backoff; permanent refusals and unknown outcomes are recorded as
@@ -21,7 +23,9 @@ use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::provider::{ErrorClass, OutboundMessage, ProviderError, RateLimiter, WhatsappProvider};
 use crate::storage::bus::{Bus, ConsumerEvent, Message, Producer, Record, TopicPartition};
 use crate::storage::sink::{AnalyticsEvent, MessageStatusEvent, OutboundMessageEvent};
-use crate::storage::store::{Claim, ContactStore, Direction, MessageRecord};
+use crate::storage::store::{
+    Claim, ContactStore, Direction, MessageRecord, SendOutcome, SendResult,
+};
 
 use super::error::EngineError;
 use super::inbound::send_dead_letter;
@@ -93,41 +97,65 @@ async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineE
         config.store.claim_send(&request.request_id, &request.to)
     })
     .await?;
-    if let Claim::AlreadyClaimed(_) = claim {
-        metrics::counter!("sembang_sender_sends_total", "outcome" => "duplicate").increment(1);
-        return Ok(());
-    }
+    let result = match claim {
+        Claim::Claimed => {
+            let result = send(config, &request).await;
+            // Before anything else: a replay finishes from it instead of sending again.
+            with_retries("record_send_result", || {
+                config
+                    .store
+                    .record_send_result(&request.request_id, &request.to, &result)
+            })
+            .await?;
+            result
+        }
+        Claim::AlreadyClaimed(_) => {
+            metrics::counter!("sembang_sender_sends_total", "outcome" => "duplicate").increment(1);
+            let recorded = with_retries("send_result", || {
+                config.store.send_result(&request.request_id, &request.to)
+            })
+            .await?;
+            match recorded {
+                Some(result) => result,
+                None => {
+                    // Claimed with no result: the process stopped during the send, which
+                    // the provider may have taken. Not sent again; recorded as unknown.
+                    metrics::counter!("sembang_sender_sends_total", "outcome" => "unknown")
+                        .increment(1);
+                    let result = SendResult {
+                        at: Utc::now(),
+                        outcome: SendOutcome::Failed {
+                            code: None,
+                            reason: "outcome unknown: the sender stopped during the send".into(),
+                        },
+                    };
+                    with_retries("record_send_result", || {
+                        config
+                            .store
+                            .record_send_result(&request.request_id, &request.to, &result)
+                    })
+                    .await?;
+                    result
+                }
+            }
+        }
+    };
+    record(config, &request, &result).await
+}
+
+/// Sends the request (retrying what may be retried) and says what came of it.
+async fn send(config: &SenderConfig, request: &OutboundRequest) -> SendResult {
     let outbound = OutboundMessage {
         to: request.to.clone(),
         content: request.content.clone(),
     };
-    match send_with_retries(config, &request, &outbound).await {
+    match send_with_retries(config, request, &outbound).await {
         Ok(wamid) => {
             metrics::counter!("sembang_sender_sends_total", "outcome" => "sent").increment(1);
-            let record = MessageRecord {
-                wamid: wamid.clone(),
-                contact: request.to.clone(),
-                direction: Direction::Outbound,
-                kind: request.content.kind().to_string(),
-                body: request.content.body_text().map(str::to_string),
-                campaign_id: request.campaign_id.clone(),
-                created_at: Utc::now(),
-                timeline: DeliveryTimeline::default(),
-            };
-            with_retries("put_message", || config.store.put_message(&record)).await?;
-            let event = AnalyticsEvent::OutboundMessage(OutboundMessageEvent {
-                event_id: event_id(&format!("outbound:{}", request.request_id)),
-                occurred_at: record.created_at,
-                contact_phone: request.to.clone(),
-                business_number: request.business_number.clone(),
-                wamid: Some(wamid),
-                message_type: request.content.kind().to_string(),
-                template_name: template_name(&request),
-                body: record.body.clone(),
-                campaign_id: request.campaign_id.clone(),
-                origin: request.origin.clone(),
-            });
-            publish(config, &request, &event).await
+            SendResult {
+                at: Utc::now(),
+                outcome: SendOutcome::Sent { wamid },
+            }
         }
         Err(error) => {
             let code = error.code();
@@ -141,11 +169,55 @@ async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineE
                     .increment(1);
             }
             tracing::warn!(request = %request.request_id, %error, "send failed");
-            // The failure is kept like a delivery report, under our own request id (the
-            // provider gave no wamid).
-            let now = Utc::now();
+            SendResult {
+                at: Utc::now(),
+                outcome: SendOutcome::Failed {
+                    code,
+                    reason: error.to_string(),
+                },
+            }
+        }
+    }
+}
+
+/// Stores the message row and publishes its event. Both follow from the result alone (ids
+/// and times included), so a replay writes the same row and an event ClickHouse collapses.
+async fn record(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+    result: &SendResult,
+) -> Result<(), EngineError> {
+    let (record, event) = match &result.outcome {
+        SendOutcome::Sent { wamid } => {
+            let record = MessageRecord {
+                wamid: wamid.clone(),
+                contact: request.to.clone(),
+                direction: Direction::Outbound,
+                kind: request.content.kind().to_string(),
+                body: request.content.body_text().map(str::to_string),
+                campaign_id: request.campaign_id.clone(),
+                created_at: result.at,
+                timeline: DeliveryTimeline::default(),
+            };
+            let event = AnalyticsEvent::OutboundMessage(OutboundMessageEvent {
+                event_id: event_id(&format!("outbound:{}", request.request_id)),
+                occurred_at: result.at,
+                contact_phone: request.to.clone(),
+                business_number: request.business_number.clone(),
+                wamid: Some(wamid.clone()),
+                message_type: request.content.kind().to_string(),
+                template_name: template_name(request),
+                body: record.body.clone(),
+                campaign_id: request.campaign_id.clone(),
+                origin: request.origin.clone(),
+            });
+            (record, event)
+        }
+        SendOutcome::Failed { code, reason } => {
+            // Kept like a delivery report, under our own request id (the provider gave no
+            // wamid).
             let mut timeline = DeliveryTimeline::default();
-            timeline.apply(DeliveryStatus::Failed, now, code);
+            timeline.apply(DeliveryStatus::Failed, result.at, *code);
             let record = MessageRecord {
                 wamid: request.request_id.clone(),
                 contact: request.to.clone(),
@@ -153,24 +225,25 @@ async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineE
                 kind: request.content.kind().to_string(),
                 body: request.content.body_text().map(str::to_string),
                 campaign_id: request.campaign_id.clone(),
-                created_at: now,
+                created_at: result.at,
                 timeline,
             };
-            with_retries("put_message", || config.store.put_message(&record)).await?;
             let event = AnalyticsEvent::MessageStatus(MessageStatusEvent {
                 event_id: event_id(&format!("send_failed:{}", request.request_id)),
-                occurred_at: now,
+                occurred_at: result.at,
                 contact_phone: request.to.clone(),
                 business_number: request.business_number.clone(),
                 wamid: request.request_id.clone(),
                 status: DeliveryStatus::Failed,
                 campaign_id: request.campaign_id.clone(),
-                error_code: code,
-                error_title: Some(error.to_string()),
+                error_code: *code,
+                error_title: Some(reason.clone()),
             });
-            publish(config, &request, &event).await
+            (record, event)
         }
-    }
+    };
+    with_retries("put_message", || config.store.put_message(&record)).await?;
+    publish(config, request, &event).await
 }
 
 async fn send_with_retries(

@@ -66,6 +66,23 @@ impl<'a> ContactWrite<'a> {
     }
 }
 
+/// What a claimed send came to, recorded as soon as the provider answered: a replay after
+/// a crash finishes the bookkeeping from it (message row, analytics event) instead of
+/// sending again or losing track of a message the customer got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResult {
+    pub at: DateTime<Utc>,
+    pub outcome: SendOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendOutcome {
+    /// The provider took it under this id.
+    Sent { wamid: String },
+    /// Refused, or no answer: the Graph error code when there was one, and why.
+    Failed { code: Option<i64>, reason: String },
+}
+
 /// A saved segment definition (the JSON of `domain::segment`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentRecord {
@@ -228,6 +245,21 @@ pub trait ContactStore: Send + Sync {
         campaign_id: &str,
         contact: &PhoneNumber,
     ) -> Result<Claim, StoreError>;
+
+    /// Records what the send claimed as (`campaign_id`, `contact`) came to.
+    async fn record_send_result(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+        result: &SendResult,
+    ) -> Result<(), StoreError>;
+
+    /// What [`ContactStore::record_send_result`] recorded for this claim, if anything.
+    async fn send_result(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Option<SendResult>, StoreError>;
 
     async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError>;
     async fn segment(&self, segment_id: &str) -> Result<Option<SegmentRecord>, StoreError>;

@@ -31,7 +31,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{
     CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
-    SegmentRecord, StoreError,
+    SegmentRecord, SendResult, StoreError,
 };
 
 /// The name errors use.
@@ -53,6 +53,8 @@ const MESSAGES_BY_TIME: TableDefinition<(&str, i64, &str), ()> =
     TableDefinition::new("messages_by_time");
 /// (campaign, contact) → first claim time.
 const SEND_CLAIMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("send_claims");
+/// [`send_result_key`] → [`SendResult`].
+const SEND_RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("send_results");
 const SEGMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("segments");
 const CAMPAIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("campaigns");
 
@@ -105,6 +107,11 @@ impl StoredMessage {
 /// Millisecond precision, as stored by CQL timestamps.
 fn ms(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+/// (campaign, contact) as one key; NUL appears in neither.
+fn send_result_key(campaign_id: &str, contact: &PhoneNumber) -> String {
+    format!("{campaign_id}\0{}", contact.as_str())
 }
 
 fn claim_time(at: DateTime<Utc>) -> String {
@@ -209,6 +216,7 @@ impl EmbeddedStore {
             txn.open_table(MESSAGES).map_err(err(OP))?;
             txn.open_table(MESSAGES_BY_TIME).map_err(err(OP))?;
             txn.open_table(SEND_CLAIMS).map_err(err(OP))?;
+            txn.open_table(SEND_RESULTS).map_err(err(OP))?;
             txn.open_table(SEGMENTS).map_err(err(OP))?;
             txn.open_table(CAMPAIGNS).map_err(err(OP))?;
         }
@@ -706,6 +714,39 @@ impl ContactStore for EmbeddedStore {
             };
             txn.commit().map_err(err(OP))?;
             Ok(outcome)
+        })
+        .await
+    }
+
+    async fn record_send_result(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+        result: &SendResult,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "record_send_result";
+        let key = send_result_key(campaign_id, contact);
+        let bytes = encode(
+            OP,
+            &SendResult {
+                at: ms(result.at),
+                outcome: result.outcome.clone(),
+            },
+        )?;
+        self.blocking(OP, move |db| {
+            Self::put_record(db, OP, SEND_RESULTS, &key, &bytes)
+        })
+        .await
+    }
+
+    async fn send_result(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Option<SendResult>, StoreError> {
+        let key = send_result_key(campaign_id, contact);
+        self.blocking("send_result", move |db| {
+            Self::get_record(db, "send_result", SEND_RESULTS, &key)
         })
         .await
     }

@@ -37,7 +37,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{
     CampaignRecord, Claim, ContactStore, ContactWrite, Direction, IcLink, MessageRecord, Page,
-    PageToken, SegmentRecord, StoreError,
+    PageToken, SegmentRecord, SendOutcome, SendResult, StoreError,
 };
 
 use batch::{BoxedRow, Chain, Packer, Write};
@@ -231,6 +231,8 @@ struct Statements {
     failed: PreparedStatement,
     failed_with_code: PreparedStatement,
     claim_send: PreparedStatement,
+    record_send_result: PreparedStatement,
+    send_result: PreparedStatement,
     put_segment: PreparedStatement,
     segment: PreparedStatement,
     segments: PreparedStatement,
@@ -299,7 +301,15 @@ impl Statements {
                 messages_in,
                 sent,
             ),
-            (delivered, read, failed, failed_with_code, claim_send),
+            (
+                delivered,
+                read,
+                failed,
+                failed_with_code,
+                claim_send,
+                record_send_result,
+                send_result,
+            ),
             (put_segment, segment, segments, delete_segment, put_campaign, campaign, campaigns),
             (put_inbound, inbound_newest, inbound_by_wamid),
         ) = futures::try_join!(
@@ -332,6 +342,8 @@ impl Statements {
                     prepare(s, status("failed_at"), I),
                     prepare(s, format!("UPDATE {ks}.messages USING TIMESTAMP ? SET failed_at = ?, error_code = ? WHERE contact = ? AND wamid = ?"), I),
                     prepare(s, format!("INSERT INTO {ks}.send_claims (campaign_id, contact, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS"), Lwt),
+                    prepare(s, format!("INSERT INTO {ks}.send_results (campaign_id, contact, at, wamid, error_code, reason) VALUES (?, ?, ?, ?, ?, ?)"), I),
+                    prepare(s, format!("SELECT at, wamid, error_code, reason FROM {ks}.send_results WHERE campaign_id = ? AND contact = ?"), I),
                 )
             },
             async {
@@ -409,6 +421,8 @@ impl Statements {
             failed,
             failed_with_code,
             claim_send,
+            record_send_result,
+            send_result,
             put_segment,
             segment,
             segments,
@@ -853,6 +867,63 @@ impl ContactStore for ScyllaStore {
             "send claim",
             at,
         )?)))
+    }
+
+    async fn record_send_result(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+        result: &SendResult,
+    ) -> Result<(), StoreError> {
+        let (wamid, code, reason) = match &result.outcome {
+            SendOutcome::Sent { wamid } => (Some(wamid.as_str()), None, None),
+            SendOutcome::Failed { code, reason } => (None, *code, Some(reason.as_str())),
+        };
+        self.exec(
+            "record_send_result",
+            &self.st.record_send_result,
+            (
+                campaign_id,
+                contact.as_str(),
+                rows::ts(result.at),
+                wamid,
+                code,
+                reason,
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn send_result(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Option<SendResult>, StoreError> {
+        const OP: &str = "send_result";
+        type Row = (
+            scylla::value::CqlTimestamp,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+        );
+        let found: Vec<Row> = self
+            .rows(OP, &self.st.send_result, (campaign_id, contact.as_str()))
+            .await?;
+        let Some((at, wamid, code, reason)) = found.into_iter().next() else {
+            return Ok(None);
+        };
+        let outcome = match wamid {
+            Some(wamid) => SendOutcome::Sent { wamid },
+            None => SendOutcome::Failed {
+                code,
+                reason: reason.unwrap_or_default(),
+            },
+        };
+        Ok(Some(SendResult {
+            at: rows::from_ts("send result", at)?,
+            outcome,
+        }))
     }
 
     async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {

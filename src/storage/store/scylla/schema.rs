@@ -60,6 +60,11 @@ pub const CQL_MIGRATIONS: &[Migration] = &[
         name: "drop_inbound_seen",
         text: include_str!("../../../../schemas/cql/0007_drop_inbound_seen.cql"),
     },
+    Migration {
+        version: 8,
+        name: "send_results",
+        text: include_str!("../../../../schemas/cql/0008_send_results.cql"),
+    },
 ];
 
 /// The table holding applied versions, inside the keyspace.

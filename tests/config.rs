@@ -118,7 +118,7 @@ fn error_text(result: Result<sembang::config::Settings, ConfigError>) -> String 
 
 #[test]
 fn invalid_values_name_their_key() {
-    let cases: [(&'static str, &str); 10] = [
+    let cases: [(&'static str, &str); 11] = [
         ("[bus]\npartitions = 0\n", "bus.partitions"),
         ("[http]\nlisten = \"not an address\"\n", "http.listen"),
         ("[http]\nmax_body_bytes = \"big\"\n", "http.max_body_bytes"),
@@ -136,6 +136,10 @@ fn invalid_values_name_their_key() {
         (
             "[whatsapp]\nrequest_timeout_ms = 5\n",
             "whatsapp.request_timeout_ms",
+        ),
+        (
+            "[whatsapp]\nsend_budget_ms = 10\n",
+            "whatsapp.send_budget_ms",
         ),
         (
             "[media]\nstore = \"s3\"\ns3_bucket = \"b\"\ns3_endpoint = \"http://minio:9000\"\n",

@@ -196,11 +196,20 @@ fn reply_request(request_id: &str, body: &str) -> Record {
 }
 
 /// A sender that stopped after claiming a request finishes it on the replay without sending
-/// it again: from the result it stored (the provider took it: message row and event), or,
-/// with none stored (it stopped during the send), as an unknown outcome.
+/// it again: from the result it stored (the provider took it: message row and event); from
+/// the result a claimant still at work stores while the replay waits; or, with none stored
+/// once any send would have ended, as an unknown outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
-    let h = Harness::embedded().await;
+    let h = Harness::embedded_tuned(
+        false,
+        |store| store,
+        |config| {
+            config.whatsapp.send_budget_ms = 1_000;
+            config.whatsapp.request_timeout_ms = 300;
+        },
+    )
+    .await;
     let siti = PhoneNumber::parse(SITI).unwrap();
     let outbound = h.names.name(topics::OUTBOUND);
     let taken_at = Utc::now() - chrono::Duration::seconds(30);
@@ -221,14 +230,46 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
         .unwrap();
     // "reply:wamid.S-2" was claimed, and the process stopped during the send.
     h.store.claim_send("reply:wamid.S-2", &siti).await.unwrap();
-    for (id, body) in [("reply:wamid.S-1", "one"), ("reply:wamid.S-2", "two")] {
+    // "reply:wamid.S-3" was claimed by a sender still at it: its result comes in a moment.
+    h.store.claim_send("reply:wamid.S-3", &siti).await.unwrap();
+    // S-3 first: the sender waits for its result before it reaches the others.
+    for (id, body) in [
+        ("reply:wamid.S-3", "three"),
+        ("reply:wamid.S-1", "one"),
+        ("reply:wamid.S-2", "two"),
+    ] {
         let mut record = reply_request(id, body);
         record.topic = outbound.clone();
         h.bus.producer().send(record).await.unwrap();
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let late = SendResult {
+        at: Utc::now(),
+        outcome: SendOutcome::Sent {
+            wamid: "wamid.PROVIDER-3".into(),
+        },
+    };
+    h.store
+        .record_send_result("reply:wamid.S-3", &siti, &late)
+        .await
+        .unwrap();
 
-    h.events_reach(EventTable::OutboundMessages, 1).await;
+    h.events_reach(EventTable::OutboundMessages, 2).await;
     h.events_reach(EventTable::MessageStatuses, 1).await;
+    assert!(
+        h.store
+            .message(&siti, "wamid.PROVIDER-3")
+            .await
+            .unwrap()
+            .is_some(),
+        "the claimant's result, not an unknown outcome"
+    );
+    assert!(h
+        .store
+        .message(&siti, "reply:wamid.S-3")
+        .await
+        .unwrap()
+        .is_none());
     let message = h
         .store
         .message(&siti, "wamid.PROVIDER-1")
@@ -377,6 +418,14 @@ impl ContactStore for FlakyStore {
         contact: &PhoneNumber,
     ) -> Result<Claim, StoreError> {
         self.inner.claim_send(campaign_id, contact).await
+    }
+    async fn inbound_stored(
+        &self,
+        contact: &PhoneNumber,
+        at: DateTime<Utc>,
+        wamid: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.inbound_stored(contact, at, wamid).await
     }
     async fn record_send_result(
         &self,

@@ -187,6 +187,7 @@ conformance!(
     claim_receipt_first_claim_wins,
     claim_send_first_claim_wins,
     a_send_result_is_kept_per_claim,
+    an_inbound_message_is_found_by_contact_time_and_wamid,
     concurrent_claims_have_exactly_one_winner,
     messages_newest_first_with_limit,
     record_status_any_order_gives_the_same_timeline,
@@ -509,6 +510,30 @@ async fn claim_receipt_first_claim_wins(store: Arc<dyn ContactStore>) {
             .unwrap(),
         Claim::Claimed
     );
+}
+
+async fn an_inbound_message_is_found_by_contact_time_and_wamid(store: Arc<dyn ContactStore>) {
+    let who = phone();
+    let mut inbound = message(&who, &format!("wamid.{}", id("in")), at(12, 0));
+    inbound.direction = Direction::Inbound;
+    inbound.kind = "text".into();
+    inbound.campaign_id = None;
+    store
+        .write_behind(&[], std::slice::from_ref(&inbound), &[])
+        .await
+        .unwrap();
+    let stored = |contact: PhoneNumber, wamid: String| {
+        let store = store.clone();
+        async move {
+            store
+                .inbound_stored(&contact, at(12, 0), &wamid)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(stored(who.clone(), inbound.wamid.clone()).await);
+    assert!(!stored(who.clone(), format!("wamid.{}", id("other"))).await);
+    assert!(!stored(phone(), inbound.wamid.clone()).await);
 }
 
 async fn a_send_result_is_kept_per_claim(store: Arc<dyn ContactStore>) {

@@ -219,6 +219,10 @@ pub struct WhatsappConfig {
     /// A send with no answer within this long counts as "outcome unknown" and is not
     /// retried (the provider may have taken it).
     pub request_timeout_ms: u64,
+    /// A send keeps retrying (rate limits, 5xx) for at most this long. A replay of a
+    /// request claimed by a sender that may still be at it waits this long (plus the
+    /// request timeout) for its result before taking it for lost.
+    pub send_budget_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,6 +347,7 @@ impl Default for WhatsappConfig {
             wabot_instance_id: String::new(),
             messages_per_second: 80,
             request_timeout_ms: 10_000,
+            send_budget_ms: 60_000,
         }
     }
 }
@@ -505,6 +510,12 @@ impl Config {
             return Err(invalid(
                 "whatsapp.request_timeout_ms",
                 "must be between 100 and 120000",
+            ));
+        }
+        if !(1_000..=600_000).contains(&self.whatsapp.send_budget_ms) {
+            return Err(invalid(
+                "whatsapp.send_budget_ms",
+                "must be between 1000 and 600000",
             ));
         }
         if self.whatsapp.messages_per_second == 0 {

@@ -78,15 +78,11 @@ pub fn apply(
         return Outcome::Duplicate;
     }
     contact.updated_at = ctx.now;
-    let cause = Cause {
-        key: &key,
-        at: event.timestamp().unwrap_or(ctx.now),
-    };
     let mut effects = Effects::default();
     if is_new {
         effects
             .events
-            .push(snapshot(contact, "created", &cause, ctx.today));
+            .push(snapshot(contact, "created", &key, ctx.today));
     }
     match &event.payload {
         EventPayload::Message(message) => {
@@ -123,7 +119,7 @@ pub fn apply(
                     contact.whatsapp_status = WhatsappStatus::Blocked;
                     effects
                         .events
-                        .push(snapshot(contact, "blocked", &cause, ctx.today));
+                        .push(snapshot(contact, "blocked", &key, ctx.today));
                 }
             }
         }
@@ -245,15 +241,9 @@ fn apply_message(
                 source: format!("keyword:{}", text.trim()),
             });
             let reason = if subscribed { "opt_in" } else { "opt_out" };
-            effects.events.push(snapshot(
-                contact,
-                reason,
-                &Cause {
-                    key: &message.wamid,
-                    at: message.timestamp,
-                },
-                ctx.today,
-            ));
+            effects
+                .events
+                .push(snapshot(contact, reason, &message.wamid, ctx.today));
             true
         }
         ReplyAction::Reply => contact.whatsapp_status != WhatsappStatus::Unsubscribed,
@@ -342,29 +332,20 @@ pub fn business_number(business: &Business) -> String {
         .collect()
 }
 
-/// The event a snapshot follows: its dedupe key and its own time. Both are the same when
-/// the event is applied again, so a replayed snapshot has the same id and time, and its
-/// copies merge in ClickHouse (whose sort key and partition include the time).
-pub struct Cause<'a> {
-    pub key: &'a str,
-    pub at: DateTime<Utc>,
-}
-
-/// The contact's profile after a change, for the demographics tables.
-pub fn snapshot(
-    contact: &Contact,
-    reason: &str,
-    cause: &Cause<'_>,
-    today: NaiveDate,
-) -> AnalyticsEvent {
+/// The contact's profile after a change, for the demographics tables. Stamped when the
+/// change is applied, not with the time of the event that caused it: a contact's snapshots
+/// then follow the order its state changed, even when an event arrives late, so the latest
+/// one (`argMax` by time) is its state. The price: a replay after a crash writes a copy
+/// with the same event id and content and a later time, which ClickHouse keeps as another
+/// row (`uniqExact(event_id)` and `argMax` are unaffected).
+pub fn snapshot(contact: &Contact, reason: &str, cause: &str, today: NaiveDate) -> AnalyticsEvent {
     let spending = contact.spending();
     AnalyticsEvent::ContactSnapshot(ContactSnapshotEvent {
         event_id: event_id(&format!(
-            "snapshot:{}:{reason}:{}",
-            contact.phone_number.as_str(),
-            cause.key
+            "snapshot:{}:{reason}:{cause}",
+            contact.phone_number.as_str()
         )),
-        occurred_at: cause.at,
+        occurred_at: contact.updated_at,
         contact_phone: contact.phone_number.clone(),
         gender: contact.gender,
         age: contact

@@ -10,7 +10,7 @@ use crate::domain::spending::Applied;
 use crate::provider::OutboundContent;
 use crate::storage::sink::{AnalyticsEvent, PurchaseEvent};
 
-use super::apply::{business_number, snapshot, ApplyContext, Cause, Effects, Outcome};
+use super::apply::{business_number, snapshot, ApplyContext, Effects, Outcome};
 use super::wire::{
     event_id, IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, OutboundRequest, ReceiptReading,
 };
@@ -21,16 +21,10 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
         return Outcome::Duplicate;
     }
     contact.updated_at = ctx.now;
-    let cause = Cause {
-        key: &key,
-        at: result.completed_at,
-    };
     let mut effects = Effects::default();
     let reply = match &result.outcome {
-        OcrOutcome::MyKad(reading) => register(contact, reading, &cause, ctx, &mut effects),
-        OcrOutcome::Receipt(reading) => {
-            purchase(contact, result, reading, &cause, ctx, &mut effects)
-        }
+        OcrOutcome::MyKad(reading) => register(contact, reading, &key, ctx, &mut effects),
+        OcrOutcome::Receipt(reading) => purchase(contact, result, reading, &key, ctx, &mut effects),
         OcrOutcome::Rejected { read_as, reason } => {
             let what = match read_as.as_str() {
                 "ic" => "your MyKad",
@@ -80,7 +74,7 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
 fn register(
     contact: &mut Contact,
     reading: &MyKadReading,
-    cause: &Cause<'_>,
+    key: &str,
     ctx: &ApplyContext<'_>,
     effects: &mut Effects,
 ) -> String {
@@ -93,7 +87,7 @@ fn register(
         );
         effects
             .events
-            .push(snapshot(contact, "ic_conflict", cause, ctx.today));
+            .push(snapshot(contact, "ic_conflict", key, ctx.today));
         return format!(
             "This MyKad ({masked}) is already registered to another WhatsApp number, so we did not register it here. Please contact us if this is a mistake."
         );
@@ -110,7 +104,7 @@ fn register(
     contact.attributes.remove("ic_conflict");
     effects
         .events
-        .push(snapshot(contact, "registered", cause, ctx.today));
+        .push(snapshot(contact, "registered", key, ctx.today));
     let name = reading
         .name
         .as_deref()
@@ -125,7 +119,7 @@ fn purchase(
     contact: &mut Contact,
     result: &OcrResult,
     reading: &ReceiptReading,
-    cause: &Cause<'_>,
+    key: &str,
     ctx: &ApplyContext<'_>,
     effects: &mut Effects,
 ) -> String {
@@ -184,7 +178,7 @@ fn purchase(
     let spent = contact.spending().total_spent;
     effects
         .events
-        .push(snapshot(contact, "purchase", cause, ctx.today));
+        .push(snapshot(contact, "purchase", key, ctx.today));
     let merchant = reading
         .merchant
         .as_deref()

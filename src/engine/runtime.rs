@@ -374,6 +374,8 @@ pub async fn start(
             topic: names.name(topics::OUTBOUND),
             events_topic: names.name(topics::EVENTS),
             dead_letter_topic: dead_letter_topic.clone(),
+            request_timeout: Duration::from_millis(config.whatsapp.request_timeout_ms),
+            send_budget: Duration::from_millis(config.whatsapp.send_budget_ms),
         });
         roles.push((
             "sender".into(),

@@ -35,6 +35,11 @@ use super::wire::{event_id, OutboundRequest};
 
 /// Attempts per request before a rate-limited or transient failure counts as failed.
 const SEND_ATTEMPTS: u32 = 6;
+/// Slack on top of the send budget and one request before a claim without a result is
+/// taken for a dead send (covers clock skew between processes).
+const SETTLE_MARGIN: Duration = Duration::from_secs(2);
+/// How often a replay waiting for another sender's result looks again.
+const RESULT_POLL: Duration = Duration::from_secs(1);
 
 pub struct SenderConfig {
     pub bus: Arc<dyn Bus>,
@@ -46,6 +51,11 @@ pub struct SenderConfig {
     pub topic: String,
     pub events_topic: String,
     pub dead_letter_topic: String,
+    /// The provider's request timeout: the longest one attempt can take.
+    pub request_timeout: Duration,
+    /// No attempt starts past this long into a send, so a send ends within it plus one
+    /// request (`whatsapp.send_budget_ms`).
+    pub send_budget: Duration,
 }
 
 pub async fn run(
@@ -64,7 +74,9 @@ pub async fn run(
         };
         match event {
             ConsumerEvent::Message(message) => {
-                process(&config, &message).await?;
+                if !process(&config, &message, &mut shutdown).await? {
+                    break; // stopping while waiting: the record is replayed later
+                }
                 // Records are handled one at a time, so this offset is the finished prefix.
                 let next: Vec<(TopicPartition, u64)> =
                     vec![(message.topic_partition(), message.offset + 1)];
@@ -79,7 +91,13 @@ pub async fn run(
     Ok(())
 }
 
-async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineError> {
+/// Sends one request, or finishes it if it was claimed before. False when it stopped
+/// unfinished (shutdown while waiting for another sender's result): not to be committed.
+async fn process(
+    config: &SenderConfig,
+    message: &Message,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<bool, EngineError> {
     let request: OutboundRequest = match serde_json::from_slice(&message.payload) {
         Ok(request) => request,
         Err(e) => {
@@ -91,6 +109,7 @@ async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineE
                 &e.to_string(),
             )
             .await
+            .map(|()| true)
         }
     };
     let claim = with_retries("claim_send", || {
@@ -109,12 +128,12 @@ async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineE
             .await?;
             result
         }
-        Claim::AlreadyClaimed(_) => {
+        Claim::AlreadyClaimed(claimed_at) => {
             metrics::counter!("sembang_sender_sends_total", "outcome" => "duplicate").increment(1);
-            let recorded = with_retries("send_result", || {
-                config.store.send_result(&request.request_id, &request.to)
-            })
-            .await?;
+            let Some(recorded) = claimed_result(config, &request, &claimed_at, shutdown).await?
+            else {
+                return Ok(false);
+            };
             match recorded {
                 Some(result) => result,
                 None => {
@@ -140,7 +159,41 @@ async fn process(config: &SenderConfig, message: &Message) -> Result<(), EngineE
             }
         }
     };
-    record(config, &request, &result).await
+    record(config, &request, &result).await?;
+    Ok(true)
+}
+
+/// The result of a request claimed before. The claimant may still be sending (a partition
+/// moved on after a revocation timed out), so a missing result counts only once the claim
+/// is older than any send can take; until then it is looked for again. `None` when
+/// stopped meanwhile.
+async fn claimed_result(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+    claimed_at: &str,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<Option<SendResult>>, EngineError> {
+    // A claim time that does not parse is treated as old: nothing to wait for.
+    let claimed_at = chrono::DateTime::parse_from_rfc3339(claimed_at)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+    let settled = claimed_at
+        + chrono::Duration::from_std(config.send_budget + config.request_timeout + SETTLE_MARGIN)
+            .unwrap_or(chrono::Duration::MAX);
+    loop {
+        let recorded = with_retries("send_result", || {
+            config.store.send_result(&request.request_id, &request.to)
+        })
+        .await?;
+        let left = (settled - Utc::now()).to_std().unwrap_or_default();
+        if recorded.is_some() || left.is_zero() {
+            return Ok(Some(recorded));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(left.min(RESULT_POLL)) => {}
+            _ = shutdown.changed() => return Ok(None),
+        }
+    }
 }
 
 /// Sends the request (retrying what may be retried) and says what came of it.
@@ -252,6 +305,7 @@ async fn send_with_retries(
     outbound: &OutboundMessage,
 ) -> Result<String, ProviderError> {
     let mut attempt = 0;
+    let started = std::time::Instant::now();
     loop {
         let waited = std::time::Instant::now();
         config.limiter.until_ready(&request.phone_number_id).await;
@@ -273,6 +327,10 @@ async fn send_with_retries(
             ErrorClass::RateLimited => Duration::from_millis(500 << attempt.min(5)),
             ErrorClass::Transient => Duration::from_millis(100 << attempt.min(5)),
         };
+        // No attempt starts past the budget (a replay waits that long for a result).
+        if started.elapsed() + backoff >= config.send_budget {
+            return Err(error);
+        }
         if let Some(code) = error.code() {
             metrics::counter!("sembang_provider_errors_total", "code" => code.to_string())
                 .increment(1);

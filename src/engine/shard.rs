@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 use ractor::factory::{FactoryMessage, Job, JobOptions, Worker, WorkerId};
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -396,9 +396,10 @@ impl ShardState {
     /// dedupe window holds its latest events only; a message it no longer holds that is no
     /// newer than the latest message seen may be a late redelivery, and its stored row
     /// (written with the contact's row when it was applied) says whether it is. Only such
-    /// messages cost a look-up: in order, a new message is newer than the ones before it.
+    /// messages cost a look-up, a point read: a message newer than the latest one costs
+    /// none (WhatsApp times are whole seconds, so a burst within one second does).
     async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<String>, EngineError> {
-        let suspects: Vec<(PhoneNumber, String, String)> = batch
+        let suspects: Vec<(PhoneNumber, DateTime<Utc>, String, String)> = batch
             .iter()
             .filter_map(|work| {
                 let WorkEvent::Inbound(event) = &work.event else {
@@ -413,8 +414,14 @@ impl ShardState {
                     .interactions
                     .last_interaction
                     .is_some_and(|latest| message.timestamp <= latest);
-                (not_newer && !contact.applied_events.contains(&key))
-                    .then(|| (work.contact.clone(), message.wamid.clone(), key))
+                (not_newer && !contact.applied_events.contains(&key)).then(|| {
+                    (
+                        work.contact.clone(),
+                        message.timestamp,
+                        message.wamid.clone(),
+                        key,
+                    )
+                })
             })
             .collect();
         if suspects.is_empty() {
@@ -422,11 +429,14 @@ impl ShardState {
         }
         let store = self.deps.store.clone();
         let found: Vec<Option<String>> = stream::iter(suspects)
-            .map(|(contact, wamid, key)| {
+            .map(|(contact, at, wamid, key)| {
                 let store = store.clone();
                 async move {
-                    let row = with_retries("message", || store.message(&contact, &wamid)).await?;
-                    Ok::<_, EngineError>(row.map(|_| key))
+                    let stored = with_retries("inbound_stored", || {
+                        store.inbound_stored(&contact, at, &wamid)
+                    })
+                    .await?;
+                    Ok::<_, EngineError>(stored.then_some(key))
                 }
             })
             .buffer_unordered(STORE_CONCURRENCY)

@@ -117,10 +117,13 @@ impl ProviderError {
     }
 }
 
-/// 429 is a rate limit whatever the body says; 5xx may pass; any other status will not.
+/// 429 is a rate limit whatever the body says. A gateway error (502, 504) comes from a
+/// proxy that may have passed the request on: unknown. Another 5xx is the server saying it
+/// did not take it: it may pass later. Any other status will not.
 fn class_of_status(status: u16) -> ErrorClass {
     match status {
         429 => ErrorClass::RateLimited,
+        502 | 504 => ErrorClass::OutcomeUnknown,
         500..=599 => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
     }
@@ -210,7 +213,10 @@ mod tests {
             status,
             body: String::new(),
         };
-        assert_eq!(http(502).class(), ErrorClass::Transient);
+        assert_eq!(http(503).class(), ErrorClass::Transient);
+        assert_eq!(http(500).class(), ErrorClass::Transient);
+        assert_eq!(http(502).class(), ErrorClass::OutcomeUnknown);
+        assert_eq!(http(504).class(), ErrorClass::OutcomeUnknown);
         assert_eq!(http(404).class(), ErrorClass::Permanent);
         assert_eq!(http(429).class(), ErrorClass::RateLimited);
         let rejected = ProviderError::Rejected {

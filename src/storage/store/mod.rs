@@ -246,6 +246,15 @@ pub trait ContactStore: Send + Sync {
         contact: &PhoneNumber,
     ) -> Result<Claim, StoreError>;
 
+    /// Whether the inbound message `wamid`, sent at `at`, is stored for `contact`: a point
+    /// read, for messages that may be late redeliveries.
+    async fn inbound_stored(
+        &self,
+        contact: &PhoneNumber,
+        at: DateTime<Utc>,
+        wamid: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Records what the send claimed as (`campaign_id`, `contact`) came to.
     async fn record_send_result(
         &self,

@@ -718,6 +718,16 @@ impl ContactStore for EmbeddedStore {
         .await
     }
 
+    async fn inbound_stored(
+        &self,
+        contact: &PhoneNumber,
+        _at: DateTime<Utc>,
+        wamid: &str,
+    ) -> Result<bool, StoreError> {
+        // Messages are keyed by (contact, wamid) here: the time is not needed.
+        Ok(self.message(contact, wamid).await?.is_some())
+    }
+
     async fn record_send_result(
         &self,
         campaign_id: &str,

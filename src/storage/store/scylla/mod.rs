@@ -225,6 +225,7 @@ struct Statements {
     put_inbound: PreparedStatement,
     inbound_newest: PreparedStatement,
     inbound_by_wamid: PreparedStatement,
+    inbound_exact: PreparedStatement,
     sent: PreparedStatement,
     delivered: PreparedStatement,
     read: PreparedStatement,
@@ -311,7 +312,7 @@ impl Statements {
                 send_result,
             ),
             (put_segment, segment, segments, delete_segment, put_campaign, campaign, campaigns),
-            (put_inbound, inbound_newest, inbound_by_wamid),
+            (put_inbound, inbound_newest, inbound_by_wamid, inbound_exact),
         ) = futures::try_join!(
             async {
                 futures::try_join!(
@@ -393,8 +394,9 @@ impl Statements {
                 futures::try_join!(
                     prepare(s, format!("INSERT INTO {ks}.inbound_messages ({INBOUND_COLUMNS}) VALUES ({})", placeholders(INBOUND_COLUMNS)), I),
                     prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? LIMIT ?"), I),
-                    // Filters within one partition: point look-ups are admin reads.
+                    // Filters within one partition: point look-ups by wamid alone are admin reads.
                     prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? AND wamid = ? ALLOW FILTERING"), I),
+                    prepare(s, format!("SELECT wamid FROM {ks}.inbound_messages WHERE contact = ? AND created_at = ? AND wamid = ?"), I),
                 )
             },
         )?;
@@ -415,6 +417,7 @@ impl Statements {
             put_inbound,
             inbound_newest,
             inbound_by_wamid,
+            inbound_exact,
             sent,
             delivered,
             read,
@@ -768,6 +771,30 @@ impl ContactStore for ScyllaStore {
             .next()
             .map(InboundRow::into_message)
             .transpose()
+    }
+
+    async fn inbound_stored(
+        &self,
+        contact: &PhoneNumber,
+        at: DateTime<Utc>,
+        wamid: &str,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "inbound_stored";
+        let exact: Vec<(String,)> = self
+            .rows(
+                OP,
+                &self.st.inbound_exact,
+                (contact.as_str(), rows::ts(at), wamid),
+            )
+            .await?;
+        if !exact.is_empty() {
+            return Ok(true);
+        }
+        // Stored before migration 6: in `messages`, by wamid.
+        let older: Vec<MessageRow> = self
+            .rows(OP, &self.st.message, (contact.as_str(), wamid))
+            .await?;
+        Ok(!older.is_empty())
     }
 
     async fn messages(

@@ -120,12 +120,7 @@ async fn process(
         Claim::Claimed => {
             let result = send(config, &request).await;
             // Before anything else: a replay finishes from it instead of sending again.
-            with_retries("record_send_result", || {
-                config
-                    .store
-                    .record_send_result(&request.request_id, &request.to, &result)
-            })
-            .await?;
+            keep_result(config, &request, &result).await?;
             result
         }
         Claim::AlreadyClaimed(claimed_at) => {
@@ -148,12 +143,7 @@ async fn process(
                             reason: "outcome unknown: the sender stopped during the send".into(),
                         },
                     };
-                    with_retries("record_send_result", || {
-                        config
-                            .store
-                            .record_send_result(&request.request_id, &request.to, &result)
-                    })
-                    .await?;
+                    keep_result(config, &request, &result).await?;
                     result
                 }
             }
@@ -161,6 +151,20 @@ async fn process(
     };
     record(config, &request, &result).await?;
     Ok(true)
+}
+
+async fn keep_result(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+    result: &SendResult,
+) -> Result<(), EngineError> {
+    with_retries("record_send_result", || {
+        config
+            .store
+            .record_send_result(&request.request_id, &request.to, result)
+    })
+    .await?;
+    Ok(())
 }
 
 /// The result of a request claimed before. The claimant may still be sending (a partition

@@ -181,9 +181,12 @@ async fn claimed_result(
     let claimed_at = chrono::DateTime::parse_from_rfc3339(claimed_at)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+    let longest_send =
+        chrono::Duration::from_std(config.send_budget + config.request_timeout + SETTLE_MARGIN)
+            .unwrap_or_default();
     let settled = claimed_at
-        + chrono::Duration::from_std(config.send_budget + config.request_timeout + SETTLE_MARGIN)
-            .unwrap_or(chrono::Duration::MAX);
+        .checked_add_signed(longest_send)
+        .unwrap_or(claimed_at);
     loop {
         let recorded = with_retries("send_result", || {
             config.store.send_result(&request.request_id, &request.to)

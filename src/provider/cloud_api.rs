@@ -35,8 +35,10 @@ impl CloudApiConfig {
     }
 
     pub fn from_whatsapp(config: &WhatsappConfig) -> Self {
+        let request_timeout = Duration::from_millis(config.request_timeout_ms);
         CloudApiConfig {
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            request_timeout,
+            connect_timeout: super::connect_timeout_within(request_timeout),
             ..Self::new(&config.api_base_url, &config.api_version)
         }
     }

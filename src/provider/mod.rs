@@ -20,6 +20,14 @@ pub use rate_limit::{RateLimiter, TokenBucket};
 pub use sandbox::{SandboxMessage, SandboxProvider};
 pub use wabot::{WabotConfig, WabotProvider};
 
+/// The connect timeout for a request timeout: a connection that cannot open must time out
+/// as a connect error (nothing sent: retried) before the whole request times out (outcome
+/// unknown: not retried).
+pub(crate) fn connect_timeout_within(request_timeout: std::time::Duration) -> std::time::Duration {
+    const USUAL: std::time::Duration = std::time::Duration::from_secs(3);
+    USUAL.min(request_timeout / 2)
+}
+
 /// The Cloud API's limit on a text body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
@@ -171,6 +179,20 @@ fn check_phone_number_id(id: &str) -> Result<(), ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_times_out_before_the_request_does() {
+        use std::time::Duration;
+        assert_eq!(
+            connect_timeout_within(Duration::from_secs(10)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            connect_timeout_within(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert!(connect_timeout_within(Duration::from_millis(100)) < Duration::from_millis(100));
+    }
     use serde_json::json;
 
     fn text(body: &str) -> OutboundContent {

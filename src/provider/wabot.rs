@@ -32,8 +32,10 @@ impl WabotConfig {
     }
 
     pub fn from_whatsapp(config: &WhatsappConfig) -> Self {
+        let request_timeout = Duration::from_millis(config.request_timeout_ms);
         WabotConfig {
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            request_timeout,
+            connect_timeout: super::connect_timeout_within(request_timeout),
             ..Self::new(&config.wabot_base_url, &config.wabot_instance_id)
         }
     }

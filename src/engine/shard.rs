@@ -344,7 +344,7 @@ impl ShardState {
             self.insert_resident(phone, contact, snapshot, partition, now);
         }
 
-        let stored = self.redelivered(&batch).await?;
+        let redelivered = self.redelivered(&batch).await?;
         let deps = self.deps.clone();
         let ctx = ApplyContext {
             replies: &deps.replies,
@@ -352,7 +352,7 @@ impl ShardState {
             now: Utc::now(),
             today: malaysia_today(),
         };
-        for work in batch {
+        for (position, work) in batch.into_iter().enumerate() {
             let resident = self
                 .residents
                 .get_mut(&work.contact)
@@ -360,9 +360,7 @@ impl ShardState {
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
             let outcome = match &work.event {
-                WorkEvent::Inbound(event) if stored.contains(&event.dedupe_key()) => {
-                    Outcome::Duplicate
-                }
+                WorkEvent::Inbound(_) if redelivered.contains(&position) => Outcome::Duplicate,
                 WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
                 WorkEvent::Ocr(result) => apply_ocr(&mut resident.contact, result, &ctx),
             };
@@ -392,16 +390,17 @@ impl ShardState {
         Ok(())
     }
 
-    /// The dedupe keys of the batch's messages that were applied long ago. A contact's
+    /// The positions in the batch of its messages that were applied long ago. A contact's
     /// dedupe window holds its latest events only; a message it no longer holds that is no
     /// newer than the latest message seen may be a late redelivery, and its stored row
     /// (written with the contact's row when it was applied) says whether it is. Only such
     /// messages cost a look-up, a point read: a message newer than the latest one costs
     /// none (WhatsApp times are whole seconds, so a burst within one second does).
-    async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<String>, EngineError> {
-        let suspects: Vec<(PhoneNumber, DateTime<Utc>, String, String)> = batch
+    async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<usize>, EngineError> {
+        let suspects: Vec<(usize, PhoneNumber, DateTime<Utc>, String)> = batch
             .iter()
-            .filter_map(|work| {
+            .enumerate()
+            .filter_map(|(position, work)| {
                 let WorkEvent::Inbound(event) = &work.event else {
                     return None;
                 };
@@ -409,17 +408,16 @@ impl ShardState {
                     return None;
                 };
                 let contact = &self.residents.get(&work.contact)?.contact;
-                let key = event.dedupe_key();
                 let not_newer = contact
                     .interactions
                     .last_interaction
                     .is_some_and(|latest| message.timestamp <= latest);
-                (not_newer && !contact.applied_events.contains(&key)).then(|| {
+                (not_newer && !contact.applied_events.contains(&event.dedupe_key())).then(|| {
                     (
+                        position,
                         work.contact.clone(),
                         message.timestamp,
                         message.wamid.clone(),
-                        key,
                     )
                 })
             })
@@ -428,15 +426,15 @@ impl ShardState {
             return Ok(HashSet::new());
         }
         let store = self.deps.store.clone();
-        let found: Vec<Option<String>> = stream::iter(suspects)
-            .map(|(contact, at, wamid, key)| {
+        let found: Vec<Option<usize>> = stream::iter(suspects)
+            .map(|(position, contact, at, wamid)| {
                 let store = store.clone();
                 async move {
                     let stored = with_retries("inbound_stored", || {
                         store.inbound_stored(&contact, at, &wamid)
                     })
                     .await?;
-                    Ok::<_, EngineError>(stored.then_some(key))
+                    Ok::<_, EngineError>(stored.then_some(position))
                 }
             })
             .buffer_unordered(STORE_CONCURRENCY)

@@ -5,13 +5,15 @@
 //! Each request is claimed once in the store before it is sent (dedupe key
 //! `request_id`), so a replay never messages a customer twice; the price is that a crash
 //! between the claim and the provider's answer loses that one send (at most once: a
-//! duplicate WhatsApp message is worse for a retailer than a missing auto-reply). What the
-//! send came to is stored next, before the message row and its event, so a replay after a
-//! crash finishes that bookkeeping from it; a claim with no result is recorded as unknown. For the
+//! duplicate WhatsApp message is worse for a retailer than a missing auto-reply). For the
 //! same reason a send whose outcome is unknown (timeout, connection lost after the request
 //! went out) is not retried. Rate limits and transient failures (the provider did not take
 //! it) are retried with backoff; permanent refusals and unknown outcomes are recorded as
 //! failed deliveries; undecodable records go to the dead-letter topic.
+//!
+//! What a send came to is stored next, before the message row and its event, so a replay
+//! after a crash finishes that bookkeeping from it; a claim with no result is recorded as
+//! unknown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,27 +127,9 @@ async fn process(
         }
         Claim::AlreadyClaimed(claimed_at) => {
             metrics::counter!("sembang_sender_sends_total", "outcome" => "duplicate").increment(1);
-            let Some(recorded) = claimed_result(config, &request, &claimed_at, shutdown).await?
-            else {
-                return Ok(false);
-            };
-            match recorded {
+            match claimed_result(config, &request, &claimed_at, shutdown).await? {
                 Some(result) => result,
-                None => {
-                    // Claimed with no result: the process stopped during the send, which
-                    // the provider may have taken. Not sent again; recorded as unknown.
-                    metrics::counter!("sembang_sender_sends_total", "outcome" => "unknown")
-                        .increment(1);
-                    let result = SendResult {
-                        at: Utc::now(),
-                        outcome: SendOutcome::Failed {
-                            code: None,
-                            reason: "outcome unknown: the sender stopped during the send".into(),
-                        },
-                    };
-                    keep_result(config, &request, &result).await?;
-                    result
-                }
+                None => return Ok(false),
             }
         }
     };
@@ -169,14 +153,15 @@ async fn keep_result(
 
 /// The result of a request claimed before. The claimant may still be sending (a partition
 /// moved on after a revocation timed out), so a missing result counts only once the claim
-/// is older than any send can take; until then it is looked for again. `None` when
-/// stopped meanwhile.
+/// is older than any send can take; until then it is looked for again. Then, still none:
+/// the claimant stopped during the send, which the provider may have taken, so it is not
+/// sent again but recorded as unknown. `None` when stopped meanwhile.
 async fn claimed_result(
     config: &SenderConfig,
     request: &OutboundRequest,
     claimed_at: &str,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<Option<Option<SendResult>>, EngineError> {
+) -> Result<Option<SendResult>, EngineError> {
     // A claim time that does not parse is treated as old: nothing to wait for.
     let claimed_at = chrono::DateTime::parse_from_rfc3339(claimed_at)
         .map(|t| t.with_timezone(&Utc))
@@ -192,9 +177,21 @@ async fn claimed_result(
             config.store.send_result(&request.request_id, &request.to)
         })
         .await?;
+        if recorded.is_some() {
+            return Ok(recorded);
+        }
         let left = (settled - Utc::now()).to_std().unwrap_or_default();
-        if recorded.is_some() || left.is_zero() {
-            return Ok(Some(recorded));
+        if left.is_zero() {
+            metrics::counter!("sembang_sender_sends_total", "outcome" => "unknown").increment(1);
+            let result = SendResult {
+                at: Utc::now(),
+                outcome: SendOutcome::Failed {
+                    code: None,
+                    reason: "outcome unknown: the sender stopped during the send".into(),
+                },
+            };
+            keep_result(config, request, &result).await?;
+            return Ok(Some(result));
         }
         tokio::select! {
             _ = tokio::time::sleep(left.min(RESULT_POLL)) => {}
@@ -247,18 +244,10 @@ async fn record(
     request: &OutboundRequest,
     result: &SendResult,
 ) -> Result<(), EngineError> {
-    let (record, event) = match &result.outcome {
+    // Sent: under the provider's wamid. Failed: kept like a delivery report, under our own
+    // request id (the provider gave no wamid).
+    let (wamid, timeline, event) = match &result.outcome {
         SendOutcome::Sent { wamid } => {
-            let record = MessageRecord {
-                wamid: wamid.clone(),
-                contact: request.to.clone(),
-                direction: Direction::Outbound,
-                kind: request.content.kind().to_string(),
-                body: request.content.body_text().map(str::to_string),
-                campaign_id: request.campaign_id.clone(),
-                created_at: result.at,
-                timeline: DeliveryTimeline::default(),
-            };
             let event = AnalyticsEvent::OutboundMessage(OutboundMessageEvent {
                 event_id: event_id(&format!("outbound:{}", request.request_id)),
                 occurred_at: result.at,
@@ -267,27 +256,15 @@ async fn record(
                 wamid: Some(wamid.clone()),
                 message_type: request.content.kind().to_string(),
                 template_name: template_name(request),
-                body: record.body.clone(),
+                body: request.content.body_text().map(str::to_string),
                 campaign_id: request.campaign_id.clone(),
                 origin: request.origin.clone(),
             });
-            (record, event)
+            (wamid.clone(), DeliveryTimeline::default(), event)
         }
         SendOutcome::Failed { code, reason } => {
-            // Kept like a delivery report, under our own request id (the provider gave no
-            // wamid).
             let mut timeline = DeliveryTimeline::default();
             timeline.apply(DeliveryStatus::Failed, result.at, *code);
-            let record = MessageRecord {
-                wamid: request.request_id.clone(),
-                contact: request.to.clone(),
-                direction: Direction::Outbound,
-                kind: request.content.kind().to_string(),
-                body: request.content.body_text().map(str::to_string),
-                campaign_id: request.campaign_id.clone(),
-                created_at: result.at,
-                timeline,
-            };
             let event = AnalyticsEvent::MessageStatus(MessageStatusEvent {
                 event_id: event_id(&format!("send_failed:{}", request.request_id)),
                 occurred_at: result.at,
@@ -299,8 +276,18 @@ async fn record(
                 error_code: *code,
                 error_title: Some(reason.clone()),
             });
-            (record, event)
+            (request.request_id.clone(), timeline, event)
         }
+    };
+    let record = MessageRecord {
+        wamid,
+        contact: request.to.clone(),
+        direction: Direction::Outbound,
+        kind: request.content.kind().to_string(),
+        body: request.content.body_text().map(str::to_string),
+        campaign_id: request.campaign_id.clone(),
+        created_at: result.at,
+        timeline,
     };
     with_retries("put_message", || config.store.put_message(&record)).await?;
     publish(config, request, &event).await

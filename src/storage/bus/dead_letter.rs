@@ -15,14 +15,20 @@ pub const HEADER_SOURCE: &str = "x-source";
 /// The error kind of an output record the bus refused.
 pub const KIND_OUTPUT_REFUSED: &str = "output_refused";
 
+/// Why a record is in the dead-letter topic: `kind` a stable machine-readable reason (for
+/// metrics labels), `error` the full text.
+fn with_reason(record: Record, kind: &str, error: &str) -> Record {
+    record
+        .with_header(HEADER_ERROR, error.as_bytes().to_vec())
+        .with_header(HEADER_ERROR_KIND, kind.as_bytes().to_vec())
+}
+
 /// A dead-letter record for `message`: same key and payload, its headers, and the reason.
 /// `kind` is a stable machine-readable reason (for metrics labels); `error` the full text.
 pub fn dead_letter(dlq_topic: &str, message: &Message, kind: &str, error: &str) -> Record {
     let mut record = Record::new(dlq_topic, message.key.clone(), message.payload.clone());
     record.headers = message.headers.clone();
-    record
-        .with_header(HEADER_ERROR, error.as_bytes().to_vec())
-        .with_header(HEADER_ERROR_KIND, kind.as_bytes().to_vec())
+    with_reason(record, kind, error)
         .with_header(HEADER_ORIGINAL_TOPIC, message.topic.as_bytes().to_vec())
         .with_header(
             HEADER_ORIGINAL_PARTITION,
@@ -44,9 +50,7 @@ pub fn rejected_input(
     kind: &str,
     error: &str,
 ) -> Record {
-    Record::new(dlq_topic, key.to_vec(), payload)
-        .with_header(HEADER_ERROR, error.as_bytes().to_vec())
-        .with_header(HEADER_ERROR_KIND, kind.as_bytes().to_vec())
+    with_reason(Record::new(dlq_topic, key.to_vec(), payload), kind, error)
         .with_header(HEADER_SOURCE, source.as_bytes().to_vec())
 }
 
@@ -67,9 +71,7 @@ pub fn refused_output(dlq_topic: &str, record: &Record, error: &str, keep_payloa
     };
     let mut dead = Record::new(dlq_topic, key, payload);
     dead.headers = record.headers.clone();
-    let dead = dead
-        .with_header(HEADER_ERROR, error.as_bytes().to_vec())
-        .with_header(HEADER_ERROR_KIND, KIND_OUTPUT_REFUSED.as_bytes().to_vec())
+    let dead = with_reason(dead, KIND_OUTPUT_REFUSED, error)
         .with_header(HEADER_ORIGINAL_TOPIC, record.topic.as_bytes().to_vec());
     if keep_payload {
         dead

@@ -52,7 +52,7 @@ pub use schema::{CqlMigrationTarget, CQL_MIGRATIONS, VERSION_TABLE};
 /// The name errors and migration reports use.
 pub const SERVICE: &str = "scylla";
 
-/// How many requests one call keeps in flight (batch upserts, inbound dedupe).
+/// How many requests one call keeps in flight (write-behind batches).
 const CONCURRENCY: usize = 64;
 
 /// Who stores a partition: the replicas (host and shard, sorted) of every table it writes
@@ -441,6 +441,8 @@ impl Statements {
 pub struct ScyllaStore {
     session: Arc<Session>,
     keyspace: String,
+    /// The keyspace as the driver's metadata names it (unquoted CQL names are lowercase).
+    metadata_keyspace: String,
     st: Statements,
 }
 
@@ -467,6 +469,7 @@ impl ScyllaStore {
         Ok(ScyllaStore {
             session,
             keyspace: keyspace.to_string(),
+            metadata_keyspace: keyspace.to_ascii_lowercase(),
             st,
         })
     }
@@ -1097,16 +1100,16 @@ impl ScyllaStore {
         }
         // Partitions with the same replicas share batches (see batch.rs).
         let cluster = self.session.get_cluster_state();
-        let keyspace = self.keyspace.to_ascii_lowercase();
+        let keyspace = self.metadata_keyspace.as_str();
         let mut by_owners: HashMap<Owners<'_>, Packer<Write<'_>>> = HashMap::new();
         for (key, partition) in partitions {
             // Every table is keyed by the phone number: one token for all.
-            let owners = match cluster.compute_token(&keyspace, "contacts", &(key,)) {
+            let owners = match cluster.compute_token(keyspace, "contacts", &(key,)) {
                 Ok(token) => {
                     let mut replicas: Vec<_> = partition
                         .tables()
                         .into_iter()
-                        .flat_map(|table| cluster.get_token_endpoints(&keyspace, table, token))
+                        .flat_map(|table| cluster.get_token_endpoints(keyspace, table, token))
                         .map(|(node, shard)| (node.host_id, shard))
                         .collect();
                     replicas.sort_unstable();

@@ -24,6 +24,9 @@ use support::engine::*;
 
 // ---- the scenario -------------------------------------------------------------------------
 
+/// A Singapore mobile, as its `wa_id`.
+const SINGAPOREAN: &str = "6591234567";
+
 async fn scenario(h: Harness) {
     let siti = PhoneNumber::parse(SITI).unwrap();
 
@@ -227,7 +230,7 @@ async fn scenario(h: Harness) {
     let dead = h
         .find_record(topics::DEAD_LETTER, |m| {
             m.key == b"60112223333"
-                && m.header(HEADER_ERROR_KIND) == Some(&b"unsupported_contact_number"[..])
+                && m.header(HEADER_ERROR_KIND) == Some(&b"invalid_contact_number"[..])
         })
         .await;
     assert!(
@@ -235,11 +238,20 @@ async fn scenario(h: Harness) {
             || String::from_utf8_lossy(&dead.payload).contains("\"status\"")
     );
 
+    // 9b. A customer from Singapore is served like any other: contact, reply, API.
+    h.post(&text(SINGAPOREAN, "wamid.E2E-SG", T0 + 500, "help"))
+        .await;
+    let visitor = h.message_count_reaches(SINGAPOREAN, 1).await;
+    assert_eq!(visitor["phone_number"], SINGAPOREAN);
+    assert_eq!(visitor["whatsapp_status"], "active");
+    let sent = h.sent_reaches(5).await;
+    assert_eq!(sent[4].0, SINGAPOREAN);
+
     // 10. Analytics: every inbound message, reply and status once, however often replayed.
-    //     Inbound: Siti 13 + 60167778888; outbound: 4 replies; statuses: read + delivered
-    //     of the reply, and the batch's delivered and read.
-    h.events_reach(EventTable::InboundMessages, 14).await;
-    h.events_reach(EventTable::OutboundMessages, 4).await;
+    //     Inbound: Siti 13 + 60167778888 + the Singaporean; outbound: 5 replies; statuses:
+    //     read + delivered of the reply, and the batch's delivered and read.
+    h.events_reach(EventTable::InboundMessages, 15).await;
+    h.events_reach(EventTable::OutboundMessages, 5).await;
     h.events_reach(EventTable::MessageStatuses, 4).await;
 
     // 11. What operators see on /metrics.

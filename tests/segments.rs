@@ -972,7 +972,7 @@ fn value_errors() {
         ),
         (
             cmp("phone_number", "eq", json!("12345")),
-            "value: invalid value for field \"phone_number\" with op \"eq\": \"12345\": phone number must start with 0 (national) or 60 / +60 (international)",
+            "value: invalid value for field \"phone_number\" with op \"eq\": \"12345\": North American (+1) numbers have 10 digits after the country code, got 4",
         ),
         (
             cmp("phone_number", "contains", json!("+60")),

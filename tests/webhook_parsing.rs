@@ -87,7 +87,9 @@ fn text_message() {
     assert_eq!(event.partition_key(), CUSTOMER);
     assert_eq!(event.profile_name(), Some("Siti Nurhaliza"));
     assert_eq!(
-        event.contact_phone().map(|p| p.as_str().to_owned()),
+        event
+            .contact_phone()
+            .map(|p| p.unwrap().as_str().to_owned()),
         Some(CUSTOMER.to_owned())
     );
     assert_eq!(
@@ -503,10 +505,10 @@ fn non_messages_changes_are_skipped_and_reported() {
         ]
     );
     assert_eq!(parsed.events.len(), 1);
-    // A foreign (Singapore) customer: not a Malaysian number, still parsed and keyed by wa_id.
+    // A foreign (Singapore) customer is a contact like any other, keyed by wa_id.
     let event = &parsed.events[0];
     assert_eq!(event.partition_key(), "6591234567");
-    assert_eq!(event.contact_phone(), None);
+    assert_eq!(event.contact_phone().unwrap().unwrap().country_code(), "65");
     assert_eq!(event.profile_name(), Some("Tan Wei Ming"));
 }
 

@@ -1,5 +1,10 @@
-//! Malaysian phone numbers normalized to E.164 digits (`60123456789`), the form WhatsApp
-//! uses for `wa_id` and the key contacts are stored under.
+//! Phone numbers normalized to E.164 digits without the `+` (`60123456789`), the form
+//! WhatsApp uses for `wa_id` and the key contacts are stored under.
+//!
+//! Most customers are Malaysian, and people write Malaysian numbers in national form
+//! (`012-345 6789`), so those get the strict length rules. Customers from elsewhere
+//! (Singapore, Brunei, tourists) write to the same business; their numbers are accepted
+//! in international form with a known country code and E.164's length limits.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,9 +12,15 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-const COUNTRY_CODE: &str = "60";
+const MALAYSIA: &str = "60";
 
-/// E.164 digits without the `+`, always starting with `60`.
+/// E.164 allows at most 15 digits, country code included.
+const MAX_E164_DIGITS: usize = 15;
+
+/// The shortest national numbers in use (Niue, Saint Helena) have 4 digits.
+const MIN_NATIONAL_DIGITS: usize = 4;
+
+/// E.164 digits without the `+`, with a country code assigned to a country.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PhoneNumber(String);
 
@@ -19,11 +30,9 @@ pub enum PhoneError {
     Empty,
     #[error("phone number contains {0:?}; only digits, spaces, dashes, dots, parentheses and a leading + are allowed")]
     InvalidCharacter(char),
-    #[error("country code +{0} is not Malaysia (+60)")]
-    NotMalaysian(String),
-    #[error("phone number must start with 0 (national) or 60 / +60 (international)")]
-    MissingPrefix,
-    #[error("Malaysian {kind} numbers have {expected} digits after the country code, got {got}")]
+    #[error("no country is assigned a calling code at the start of {0:?}")]
+    UnknownCountryCode(String),
+    #[error("{kind} numbers have {expected} digits after the country code, got {got}")]
     WrongLength {
         kind: &'static str,
         expected: &'static str,
@@ -32,7 +41,11 @@ pub enum PhoneError {
 }
 
 impl PhoneNumber {
-    /// Accepts `012-345 6789`, `+60 12-345 6789`, `60123456789`, `0060123456789`, `(03) 2161 1234`.
+    /// Accepts Malaysian numbers in national or international form (`012-345 6789`,
+    /// `+60 12-345 6789`, `60123456789`, `0060123456789`, `(03) 2161 1234`) and other
+    /// countries' numbers in international form (`+65 9123 4567`, `6591234567`,
+    /// `0065 9123 4567`). Digits without a `+` or trunk `0` are read as a `wa_id`: country
+    /// code first.
     pub fn parse(input: &str) -> Result<PhoneNumber, PhoneError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -53,9 +66,29 @@ impl PhoneNumber {
         if digits.is_empty() {
             return Err(PhoneError::Empty);
         }
-        let national = national_significant_number(&digits, explicit_international)?;
-        validate_length(national)?;
-        Ok(PhoneNumber(format!("{COUNTRY_CODE}{national}")))
+        let international = if explicit_international {
+            digits.as_str()
+        } else if let Some(rest) = digits.strip_prefix("00") {
+            rest
+        } else if let Some(national) = digits.strip_prefix('0') {
+            // A trunk 0 is Malaysia's national form.
+            validate_malaysian(national)?;
+            return Ok(PhoneNumber(format!("{MALAYSIA}{national}")));
+        } else {
+            digits.as_str()
+        };
+        let code = country_code(international).ok_or_else(|| {
+            PhoneError::UnknownCountryCode(international.chars().take(3).collect())
+        })?;
+        let national = &international[code.len()..];
+        // `+60 012…` is a common mistake: the trunk 0 is kept after the country code.
+        let national = if code == MALAYSIA {
+            national.strip_prefix('0').unwrap_or(national)
+        } else {
+            national
+        };
+        validate_national(code, national)?;
+        Ok(PhoneNumber(format!("{code}{national}")))
     }
 
     /// The E.164 digits, e.g. `60123456789`.
@@ -68,48 +101,92 @@ impl PhoneNumber {
         format!("+{}", self.0)
     }
 
+    /// The country calling code, e.g. `60` or `65`.
+    pub fn country_code(&self) -> &str {
+        country_code(&self.0).unwrap_or_default()
+    }
+
+    pub fn is_malaysian(&self) -> bool {
+        self.0.starts_with(MALAYSIA)
+    }
+
+    /// Malaysian mobile numbers (`01X`); a foreign number is never reported as one, since
+    /// telling mobiles apart needs each country's numbering plan.
     pub fn is_mobile(&self) -> bool {
-        self.0.as_bytes().get(2) == Some(&b'1')
+        self.is_malaysian() && self.0.as_bytes().get(2) == Some(&b'1')
     }
 }
 
-fn national_significant_number(
-    digits: &str,
-    explicit_international: bool,
-) -> Result<&str, PhoneError> {
-    let international = if explicit_international {
-        Some(digits)
-    } else {
-        digits.strip_prefix("00")
+/// Calling codes are prefix-free, so at most one of a number's first one, two or three
+/// digits is an assigned code. Non-geographic codes (freephone, satellite, networks) are
+/// left out: WhatsApp accounts are not registered on them.
+fn country_code(digits: &str) -> Option<&str> {
+    (1..=3)
+        .filter_map(|len| digits.get(..len))
+        .find(|prefix| ASSIGNED_CODES.binary_search(prefix).is_ok())
+}
+
+/// ITU-T E.164 country codes of countries and territories, sorted as strings.
+const ASSIGNED_CODES: &[&str] = &[
+    "1", "20", "211", "212", "213", "216", "218", "220", "221", "222", "223", "224", "225", "226",
+    "227", "228", "229", "230", "231", "232", "233", "234", "235", "236", "237", "238", "239",
+    "240", "241", "242", "243", "244", "245", "246", "247", "248", "249", "250", "251", "252",
+    "253", "254", "255", "256", "257", "258", "260", "261", "262", "263", "264", "265", "266",
+    "267", "268", "269", "27", "290", "291", "297", "298", "299", "30", "31", "32", "33", "34",
+    "350", "351", "352", "353", "354", "355", "356", "357", "358", "359", "36", "370", "371",
+    "372", "373", "374", "375", "376", "377", "378", "379", "380", "381", "382", "383", "385",
+    "386", "387", "389", "39", "40", "41", "420", "421", "423", "43", "44", "45", "46", "47", "48",
+    "49", "500", "501", "502", "503", "504", "505", "506", "507", "508", "509", "51", "52", "53",
+    "54", "55", "56", "57", "58", "590", "591", "592", "593", "594", "595", "596", "597", "598",
+    "599", "60", "61", "62", "63", "64", "65", "66", "670", "672", "673", "674", "675", "676",
+    "677", "678", "679", "680", "681", "682", "683", "685", "686", "687", "688", "689", "690",
+    "691", "692", "7", "81", "82", "84", "850", "852", "853", "855", "856", "86", "880", "886",
+    "90", "91", "92", "93", "94", "95", "960", "961", "962", "963", "964", "965", "966", "967",
+    "968", "970", "971", "972", "973", "974", "975", "976", "977", "98", "992", "993", "994",
+    "995", "996", "998",
+];
+
+fn validate_national(code: &str, national: &str) -> Result<(), PhoneError> {
+    if code == MALAYSIA {
+        return validate_malaysian(national);
+    }
+    let got = national.len();
+    // The neighbours whose customers are most common have fixed lengths; elsewhere only
+    // E.164's bounds are checked.
+    let (kind, expected, ok) = match code {
+        "1" => ("North American (+1)", "10", got == 10),
+        "65" => ("Singapore (+65)", "8", got == 8),
+        "673" => ("Brunei (+673)", "7", got == 7),
+        _ => (
+            "international",
+            "4 or more (15 with the country code at most)",
+            (MIN_NATIONAL_DIGITS..=MAX_E164_DIGITS - code.len()).contains(&got),
+        ),
     };
-    if let Some(rest) = international {
-        return match rest.strip_prefix(COUNTRY_CODE) {
-            // `+60 012…` is a common mistake: the trunk 0 is dropped after a country code.
-            Some(nsn) => Ok(nsn.strip_prefix('0').unwrap_or(nsn)),
-            None => Err(PhoneError::NotMalaysian(rest.chars().take(3).collect())),
-        };
+    if ok {
+        Ok(())
+    } else {
+        Err(PhoneError::WrongLength {
+            kind,
+            expected,
+            got,
+        })
     }
-    if let Some(nsn) = digits.strip_prefix('0') {
-        return Ok(nsn);
-    }
-    digits
-        .strip_prefix(COUNTRY_CODE)
-        .ok_or(PhoneError::MissingPrefix)
 }
 
 /// Mobile numbers are 1X plus 7 digits (011 and 015 plus 8); fixed lines are 03 plus 8
 /// digits and other area codes plus 7 (Sabah and Sarawak 08X plus 6, also 8 in all).
-fn validate_length(nsn: &str) -> Result<(), PhoneError> {
+fn validate_malaysian(nsn: &str) -> Result<(), PhoneError> {
     let got = nsn.len();
     let (kind, ok, expected) = match nsn.as_bytes().first() {
         Some(b'1') => {
             let long = nsn.starts_with("11") || nsn.starts_with("15");
             let ok = if long { got == 10 } else { got == 9 };
-            ("mobile", ok, if long { "10" } else { "9" })
+            ("Malaysian mobile", ok, if long { "10" } else { "9" })
         }
-        Some(b'3') => ("fixed-line", got == 9, "9"),
-        Some(b'4'..=b'9') => ("fixed-line", got == 8, "8"),
-        _ => ("fixed-line", false, "8 to 10"),
+        Some(b'3') => ("Malaysian fixed-line", got == 9, "9"),
+        Some(b'4'..=b'9') => ("Malaysian fixed-line", got == 8, "8"),
+        _ => ("Malaysian fixed-line", false, "8 to 10"),
     };
     if ok {
         Ok(())
@@ -184,18 +261,23 @@ mod tests {
             PhoneNumber::parse("012-345x6789"),
             Err(PhoneError::InvalidCharacter('x'))
         );
-        assert!(matches!(
-            PhoneNumber::parse("+65 9123 4567"),
-            Err(PhoneError::NotMalaysian(_))
-        ));
         assert_eq!(
-            PhoneNumber::parse("123456789"),
-            Err(PhoneError::MissingPrefix)
+            PhoneNumber::parse("+888 1234 5678"),
+            Err(PhoneError::UnknownCountryCode("888".into()))
         );
+        // 28x is unassigned, as is a number that starts with a 0 after `00`.
+        assert!(matches!(
+            PhoneNumber::parse("281234567"),
+            Err(PhoneError::UnknownCountryCode(_))
+        ));
+        assert!(matches!(
+            PhoneNumber::parse("000123456789"),
+            Err(PhoneError::UnknownCountryCode(_))
+        ));
         assert!(matches!(
             PhoneNumber::parse("012-345 678"),
             Err(PhoneError::WrongLength {
-                kind: "mobile",
+                kind: "Malaysian mobile",
                 got: 8,
                 ..
             })
@@ -203,7 +285,7 @@ mod tests {
         assert!(matches!(
             PhoneNumber::parse("011-2345 678"),
             Err(PhoneError::WrongLength {
-                kind: "mobile",
+                kind: "Malaysian mobile",
                 got: 9,
                 ..
             })
@@ -211,10 +293,91 @@ mod tests {
         assert!(matches!(
             PhoneNumber::parse("03-2161 123"),
             Err(PhoneError::WrongLength {
-                kind: "fixed-line",
+                kind: "Malaysian fixed-line",
                 ..
             })
         ));
+        // A Malaysian number typed without its 0 reads as +1 and is refused, not stored
+        // under a wrong key.
+        assert!(matches!(
+            PhoneNumber::parse("123456789"),
+            Err(PhoneError::WrongLength {
+                kind: "North American (+1)",
+                got: 8,
+                ..
+            })
+        ));
+        assert!(matches!(
+            PhoneNumber::parse("+65 9123 456"),
+            Err(PhoneError::WrongLength {
+                kind: "Singapore (+65)",
+                got: 7,
+                ..
+            })
+        ));
+        assert!(matches!(
+            PhoneNumber::parse("+44 123"),
+            Err(PhoneError::WrongLength {
+                kind: "international",
+                got: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            PhoneNumber::parse("+44 1234 5678 9012 34"),
+            Err(PhoneError::WrongLength {
+                kind: "international",
+                got: 14,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn foreign_numbers_in_international_form() {
+        for input in [
+            "+65 9123 4567",
+            "6591234567",
+            "0065 9123 4567",
+            "+65-9123-4567",
+        ] {
+            assert_eq!(normalized(input), "6591234567", "{input}");
+        }
+        let singapore = PhoneNumber::parse("6591234567").unwrap();
+        assert_eq!(singapore.country_code(), "65");
+        assert!(!singapore.is_malaysian());
+        assert!(!singapore.is_mobile());
+        assert_eq!(normalized("+673 712 3456"), "6737123456");
+        assert_eq!(normalized("+1 (415) 555-0100"), "14155550100");
+        assert_eq!(normalized("+62 812-3456-7890"), "6281234567890");
+        assert_eq!(normalized("+7 912 345 67 89"), "79123456789");
+        assert_eq!(
+            PhoneNumber::parse("+7 912 345 67 89")
+                .unwrap()
+                .country_code(),
+            "7"
+        );
+        assert_eq!(
+            PhoneNumber::parse("+852 9123 4567").unwrap().country_code(),
+            "852"
+        );
+        // Malaysia keeps its strict rules in every form.
+        let malaysian = PhoneNumber::parse("60123456789").unwrap();
+        assert_eq!(malaysian.country_code(), "60");
+        assert!(malaysian.is_malaysian());
+    }
+
+    #[test]
+    fn calling_codes_are_sorted_and_prefix_free() {
+        assert!(ASSIGNED_CODES.windows(2).all(|pair| pair[0] < pair[1]));
+        for code in ASSIGNED_CODES {
+            for other in ASSIGNED_CODES {
+                assert!(
+                    code == other || !other.starts_with(code),
+                    "{code} is a prefix of {other}"
+                );
+            }
+        }
     }
 
     #[test]

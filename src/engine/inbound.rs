@@ -211,15 +211,13 @@ fn route(message: &Message, ocr_results_topic: &str) -> Routed {
             }
         }
     };
-    if event.contact_wa_id().is_none() {
-        return Routed::NoContact(Box::new(event));
-    }
     match event.contact_phone() {
-        Some(phone) => Routed::Contact(phone, Box::new(WorkEvent::Inbound(event))),
-        None => Routed::Poison {
-            kind: "unsupported_contact_number",
+        None => Routed::NoContact(Box::new(event)),
+        Some(Ok(phone)) => Routed::Contact(phone, Box::new(WorkEvent::Inbound(event))),
+        Some(Err(e)) => Routed::Poison {
+            kind: "invalid_contact_number",
             error: format!(
-                "contact wa_id {:?} is not a Malaysian number",
+                "contact wa_id {:?} is not a phone number: {e}",
                 event.contact_wa_id().unwrap_or_default()
             ),
         },

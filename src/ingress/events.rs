@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::message::DeliveryStatus;
-use crate::domain::phone::PhoneNumber;
+use crate::domain::phone::{PhoneError, PhoneNumber};
 
 /// The business number the webhook was about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,11 +204,10 @@ impl InboundEvent {
             .unwrap_or(&self.business.phone_number_id)
     }
 
-    /// The contact as a Malaysian number, when it is one. Foreign numbers give `None`
-    /// (the raw `wa_id` stays the key).
-    pub fn contact_phone(&self) -> Option<PhoneNumber> {
-        self.contact_wa_id()
-            .and_then(|wa_id| PhoneNumber::parse(wa_id).ok())
+    /// The contact's number parsed from its `wa_id`; `None` for events that concern no
+    /// contact, an error for a `wa_id` that is no phone number.
+    pub fn contact_phone(&self) -> Option<Result<PhoneNumber, PhoneError>> {
+        self.contact_wa_id().map(PhoneNumber::parse)
     }
 
     pub fn profile_name(&self) -> Option<&str> {

@@ -302,26 +302,49 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
     h.stop().await;
 }
 
-/// A store whose contact writes fail while `failures` is above zero, and which records the
-/// fields each write-behind flush marked as changed, per contact.
+/// A store whose contact writes fail while `failures` is above zero, whose write-behind
+/// flushes are torn while `torn` is above zero (the message rows are stored, the contacts'
+/// rows are not, as when a flush's batches or tables are applied separately), and which
+/// records the fields each write-behind flush marked as changed, per contact.
 struct FlakyStore {
     inner: Arc<dyn ContactStore>,
     failures: Arc<AtomicU32>,
+    torn: Arc<AtomicU32>,
     flushed: Arc<Mutex<Vec<(String, ContactFields)>>>,
 }
 
 impl FlakyStore {
     fn fail(&self) -> Result<(), StoreError> {
-        let left = self.failures.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures.store(left - 1, Ordering::SeqCst);
-            Err(StoreError::Unavailable {
-                service: "flaky",
-                detail: "injected outage".into(),
-            })
+        if take_one(&self.failures) {
+            Err(outage())
         } else {
             Ok(())
         }
+    }
+
+    fn new(inner: Arc<dyn ContactStore>) -> Self {
+        FlakyStore {
+            inner,
+            failures: Arc::default(),
+            torn: Arc::default(),
+            flushed: Arc::default(),
+        }
+    }
+}
+
+/// Decrements `counter` if it is above zero; whether it was.
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+}
+
+fn outage() -> StoreError {
+    StoreError::Unavailable {
+        service: "flaky",
+        detail: "injected outage".into(),
     }
 }
 
@@ -345,6 +368,20 @@ impl ContactStore for FlakyStore {
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
         self.fail()?;
+        if take_one(&self.torn) {
+            // Everything is written, then the contacts' rows are put back as they were.
+            let mut before = Vec::new();
+            for write in contacts {
+                before.push(self.inner.load_contact(&write.contact.phone_number).await?);
+            }
+            self.inner
+                .write_behind(contacts, messages, purchases)
+                .await?;
+            for contact in before.iter().flatten() {
+                self.inner.upsert_contact(contact).await?;
+            }
+            return Err(outage());
+        }
         // Recorded before the write, so whoever sees its effect sees the record too.
         self.flushed.lock().unwrap().extend(
             contacts
@@ -424,7 +461,7 @@ impl ContactStore for FlakyStore {
         contact: &PhoneNumber,
         at: DateTime<Utc>,
         wamid: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
         self.inner.inbound_stored(contact, at, wamid).await
     }
     async fn record_send_result(
@@ -473,9 +510,8 @@ async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
     let flaky_failures = failures.clone();
     let h = Harness::embedded_with(false, move |inner| {
         Arc::new(FlakyStore {
-            inner,
             failures: flaky_failures,
-            flushed: Arc::default(),
+            ..FlakyStore::new(inner)
         })
     })
     .await;
@@ -511,6 +547,52 @@ async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
     h.stop().await;
 }
 
+/// A flush cut short after a late message's row and before its contact's row: the
+/// restarted shard finds the row, but numbered above the stored contact, so it applies the
+/// message instead of taking it for a redelivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_message_whose_flush_was_torn_is_applied_after_the_restart() {
+    let torn = Arc::new(AtomicU32::new(0));
+    let flaky_torn = torn.clone();
+    let h = Harness::embedded_with(false, move |inner| {
+        Arc::new(FlakyStore {
+            torn: flaky_torn,
+            ..FlakyStore::new(inner)
+        })
+    })
+    .await;
+    for i in 1..=40 {
+        h.post(&text(SITI, &format!("wamid.T-{i}"), T0 + 10 * i, "ok"))
+            .await;
+    }
+    h.message_count_reaches(SITI, 40).await;
+
+    // First delivered now, though written before the latest messages (older than the
+    // dedupe window holds): its flush is torn until the shard gives up (7 attempts) and
+    // twice more in the next incarnation.
+    torn.store(9, Ordering::SeqCst);
+    h.post(&text(SITI, "wamid.T-LATE", T0 + 55, "ok")).await;
+    h.message_count_reaches(SITI, 41).await;
+    assert_eq!(
+        torn.load(Ordering::SeqCst),
+        0,
+        "the torn flushes were used up"
+    );
+
+    // Once a later message counts, everything before it on the partition has been seen.
+    h.post(&text(SITI, "wamid.T-AFTER", T0 + 500, "ok")).await;
+    h.message_count_reaches(SITI, 42).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let contact = h.contact(SITI).await.unwrap();
+    assert_eq!(contact["message_count"], 42, "applied once: {contact}");
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("sembang_actor_restarts_total{role=\"engine\"}"),
+        "{metrics}"
+    );
+    h.stop().await;
+}
+
 /// A new contact's first flush writes every field; later flushes write only what their
 /// events changed (the CQL store then leaves the other cells alone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -520,9 +602,8 @@ async fn flushes_write_the_fields_their_events_changed() {
     let recorder = flushed.clone();
     let h = Harness::embedded_with(false, move |inner| {
         Arc::new(FlakyStore {
-            inner,
-            failures: Arc::default(),
             flushed: recorder,
+            ..FlakyStore::new(inner)
         })
     })
     .await;
@@ -545,16 +626,28 @@ async fn flushes_write_the_fields_their_events_changed() {
     h.post(&text(SITI, "wamid.W-2", T0 + 10, "hello again"))
         .await;
     h.message_count_reaches(SITI, 2).await;
-    let interaction: ContactFields = [MessageCount, LastInteraction, AppliedEvents, UpdatedAt]
-        .into_iter()
-        .collect();
+    let interaction: ContactFields = [
+        MessageCount,
+        LastInteraction,
+        AppliedEvents,
+        WriteGeneration,
+        UpdatedAt,
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(of_siti(), vec![ContactFields::ALL, interaction]);
 
     // Opting out moves the consent fields too.
     h.post(&text(SITI, "wamid.W-3", T0 + 20, "STOP")).await;
     h.message_count_reaches(SITI, 3).await;
     let stop = of_siti()[2];
-    for field in [WhatsappStatus, ConsentChange, MessageCount, AppliedEvents] {
+    for field in [
+        WhatsappStatus,
+        ConsentChange,
+        MessageCount,
+        AppliedEvents,
+        WriteGeneration,
+    ] {
         assert!(stop.contains(field), "{field:?} in {stop:?}");
     }
     for field in [Name, Gender, Ic, CreatedAt, Attributes] {

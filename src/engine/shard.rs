@@ -393,11 +393,12 @@ impl ShardState {
     /// The positions in the batch of its messages that were applied long ago. A contact's
     /// dedupe window holds its latest events only; a message it no longer holds that is no
     /// newer than the latest message seen may be a late redelivery, and its stored row
-    /// (written with the contact's row when it was applied) says whether it is. Only such
+    /// (written with the contact's row when it was applied, numbered with the contact's
+    /// write generation) says whether it is. Only such
     /// messages cost a look-up, a point read: a message newer than the latest one costs
     /// none (WhatsApp times are whole seconds, so a burst within one second does).
     async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<usize>, EngineError> {
-        let suspects: Vec<(usize, PhoneNumber, DateTime<Utc>, String)> = batch
+        let suspects: Vec<(usize, PhoneNumber, DateTime<Utc>, String, u64)> = batch
             .iter()
             .enumerate()
             .filter_map(|(position, work)| {
@@ -418,6 +419,7 @@ impl ShardState {
                         work.contact.clone(),
                         message.timestamp,
                         message.wamid.clone(),
+                        contact.write_generation,
                     )
                 })
             })
@@ -427,14 +429,17 @@ impl ShardState {
         }
         let store = self.deps.store.clone();
         let found: Vec<Option<usize>> = stream::iter(suspects)
-            .map(|(position, contact, at, wamid)| {
+            .map(|(position, contact, at, wamid, generation)| {
                 let store = store.clone();
                 async move {
                     let stored = with_retries("inbound_stored", || {
                         store.inbound_stored(&contact, at, &wamid)
                     })
                     .await?;
-                    Ok::<_, EngineError>(stored.then_some(position))
+                    // A row from a flush numbered above the stored contact was cut short
+                    // before the contact's row: its effects are not stored.
+                    let applied = stored.is_some_and(|stored_in| stored_in <= generation);
+                    Ok::<_, EngineError>(applied.then_some(position))
                 }
             })
             .buffer_unordered(STORE_CONCURRENCY)
@@ -504,6 +509,12 @@ impl ShardState {
             .await?;
         // Contacts last: their rows hold the fingerprints of the events applied, so a crash
         // before this write leaves those events to be applied again with all their rows.
+        // Each gets a new write generation, which its messages' rows record.
+        for phone in &self.dirty {
+            if let Some(resident) = self.residents.get_mut(phone) {
+                resident.contact.write_generation += 1;
+            }
+        }
         let contacts: Vec<ContactWrite<'_>> = self
             .dirty
             .iter()

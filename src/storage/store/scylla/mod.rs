@@ -44,8 +44,8 @@ use batch::{BoxedRow, Chain, Packer, Write};
 use rows::{
     Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, InboundRow, InboundValues,
     MessageRow, MessageValues, PurchaseRow, PurchaseValues, SegmentRow, SegmentValues,
-    CAMPAIGN_COLUMNS, CONTACT_COLUMNS, INBOUND_COLUMNS, MESSAGE_COLUMNS, PURCHASE_COLUMNS,
-    SEGMENT_COLUMNS,
+    CAMPAIGN_COLUMNS, CONTACT_COLUMNS, INBOUND_COLUMNS, INBOUND_WRITE_COLUMNS, MESSAGE_COLUMNS,
+    PURCHASE_COLUMNS, SEGMENT_COLUMNS,
 };
 pub use schema::{CqlMigrationTarget, CQL_MIGRATIONS, VERSION_TABLE};
 
@@ -392,11 +392,11 @@ impl Statements {
             },
             async {
                 futures::try_join!(
-                    prepare(s, format!("INSERT INTO {ks}.inbound_messages ({INBOUND_COLUMNS}) VALUES ({})", placeholders(INBOUND_COLUMNS)), I),
+                    prepare(s, format!("INSERT INTO {ks}.inbound_messages ({INBOUND_WRITE_COLUMNS}) VALUES ({})", placeholders(INBOUND_WRITE_COLUMNS)), I),
                     prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? LIMIT ?"), I),
                     // Filters within one partition: point look-ups by wamid alone are admin reads.
                     prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? AND wamid = ? ALLOW FILTERING"), I),
-                    prepare(s, format!("SELECT wamid FROM {ks}.inbound_messages WHERE contact = ? AND created_at = ? AND wamid = ?"), I),
+                    prepare(s, format!("SELECT write_generation FROM {ks}.inbound_messages WHERE contact = ? AND created_at = ? AND wamid = ?"), I),
                 )
             },
         )?;
@@ -781,23 +781,26 @@ impl ContactStore for ScyllaStore {
         contact: &PhoneNumber,
         at: DateTime<Utc>,
         wamid: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
         const OP: &str = "inbound_stored";
-        let exact: Vec<(String,)> = self
+        let exact: Vec<(Option<i64>,)> = self
             .rows(
                 OP,
                 &self.st.inbound_exact,
                 (contact.as_str(), rows::ts(at), wamid),
             )
             .await?;
-        if !exact.is_empty() {
-            return Ok(true);
+        if let Some((generation,)) = exact.into_iter().next() {
+            // Rows written before migration 9 have none: they were stored whole.
+            return Ok(Some(
+                generation.map_or(0, |g| u64::try_from(g).unwrap_or(0)),
+            ));
         }
         // Stored before migration 6: in `messages`, by wamid.
         let older: Vec<MessageRow> = self
             .rows(OP, &self.st.message, (contact.as_str(), wamid))
             .await?;
-        Ok(!older.is_empty())
+        Ok((!older.is_empty()).then_some(0))
     }
 
     async fn messages(
@@ -1155,12 +1158,14 @@ impl ScyllaStore {
                 text_bytes,
             })
         };
+        // Inbound rows carry the generation their contact's row gets in this flush.
+        let generation = partition.contact.map(|w| w.contact.write_generation);
         for message in partition.messages {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();
             let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
             if inbound_only(message) {
-                let row = InboundValues::new(message, absent);
+                let row = InboundValues::new(message, generation, absent)?;
                 push(&self.st.put_inbound, Box::new(row), text + wamid.len());
                 continue;
             }

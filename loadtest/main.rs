@@ -9,8 +9,9 @@
 //! 4. Watches the engine group's committed offsets: the engine commits an offset only once
 //!    that record's effects (contact, message row, events) are stored, so the commit time
 //!    of an offset bounds its end-to-end latency from above (commits happen every 200 ms).
-//! 5. Consumes the same topic with a plain rdkafka consumer in a fresh group, for the raw
-//!    rate; then waits for ClickHouse to hold every inbound event.
+//! 5. Waits for ClickHouse to hold every inbound event. Then consumes the same topic with
+//!    a plain rdkafka consumer in a fresh group, for the raw rate, and once more storing
+//!    each record in Cassandra, for the durable baseline (baseline.rs).
 //!
 //! 6. Drops what it created (keyspace, ClickHouse database, topics) unless `--keep`: a
 //!    node that collects the tables of every run spends its heap on their memtables and
@@ -20,6 +21,8 @@
 //!                         [--rate R (messages/s; default 0 = as fast as possible)] [--keep]
 //! Addresses come from SEMBANG_TEST_KAFKA, SEMBANG_TEST_CASSANDRA, SEMBANG_TEST_CLICKHOUSE
 //! (as scripts/test exports them), defaulting to the deploy/local ports.
+
+mod baseline;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -325,6 +328,27 @@ async fn main() {
             raw.as_secs_f64()
         );
         println!("ratio engine / raw consume: {:.2}", engine_rate / raw_rate);
+
+        let cassandra = env_or("SEMBANG_TEST_CASSANDRA", "127.0.0.1:9042");
+        let target = baseline::Target {
+            kafka: &kafka,
+            group: format!("{run}.baseline"),
+            topic: &inbound,
+            cassandra: &cassandra,
+            keyspace: &run,
+        };
+        let took = baseline::consume_and_store(target, args.messages).await;
+        let baseline_rate = args.messages as f64 / took.as_secs_f64();
+        println!(
+            "durable baseline (consume, one Cassandra insert per record): {:.0} messages/s ({} in {:.2} s)",
+            baseline_rate,
+            args.messages,
+            took.as_secs_f64()
+        );
+        println!(
+            "ratio engine / durable baseline: {:.2}",
+            engine_rate / baseline_rate
+        );
     }
 
     if !args.keep {

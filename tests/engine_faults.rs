@@ -302,14 +302,16 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
     h.stop().await;
 }
 
-/// A store whose contact writes fail while `failures` is above zero, whose write-behind
-/// flushes are torn while `torn` is above zero (the message rows are stored, the contacts'
-/// rows are not, as when a flush's batches or tables are applied separately), and which
-/// records the fields each write-behind flush marked as changed, per contact.
+/// A store whose contact writes fail while `failures` is above zero, and which records the
+/// fields each write-behind flush marked as changed, per contact. Its write-behind flushes
+/// fail part-way, as when a flush's batches or tables are applied separately: while
+/// `torn` is above zero the message rows are stored and the contacts' rows are not; while
+/// `rows_lost` is, the contacts' rows are stored and the message rows are not.
 struct FlakyStore {
     inner: Arc<dyn ContactStore>,
     failures: Arc<AtomicU32>,
     torn: Arc<AtomicU32>,
+    rows_lost: Arc<AtomicU32>,
     flushed: Arc<Mutex<Vec<(String, ContactFields)>>>,
 }
 
@@ -327,6 +329,7 @@ impl FlakyStore {
             inner,
             failures: Arc::default(),
             torn: Arc::default(),
+            rows_lost: Arc::default(),
             flushed: Arc::default(),
         }
     }
@@ -380,6 +383,10 @@ impl ContactStore for FlakyStore {
             for contact in before.iter().flatten() {
                 self.inner.upsert_contact(contact).await?;
             }
+            return Err(outage());
+        }
+        if take_one(&self.rows_lost) {
+            self.inner.write_behind(contacts, &[], purchases).await?;
             return Err(outage());
         }
         // Recorded before the write, so whoever sees its effect sees the record too.
@@ -590,6 +597,39 @@ async fn a_late_message_whose_flush_was_torn_is_applied_after_the_restart() {
         metrics.contains("sembang_actor_restarts_total{role=\"engine\"}"),
         "{metrics}"
     );
+    h.stop().await;
+}
+
+/// A flush cut short after the contact's row and before its message's row: the restarted
+/// shard finds the message in the contact's window, a duplicate, and writes its row again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_row_lost_beside_its_contact_is_written_again_on_replay() {
+    let rows_lost = Arc::new(AtomicU32::new(9));
+    let flaky_rows_lost = rows_lost.clone();
+    let h = Harness::embedded_with(false, move |inner| {
+        Arc::new(FlakyStore {
+            rows_lost: flaky_rows_lost,
+            ..FlakyStore::new(inner)
+        })
+    })
+    .await;
+    let siti = PhoneNumber::parse(SITI).unwrap();
+    h.post(&text(SITI, "wamid.L-1", T0, "ok")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.store.message(&siti, "wamid.L-1").await.unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message's row never came back ({} losses left)",
+            rows_lost.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows_lost.load(Ordering::SeqCst), 0);
+    h.post(&text(SITI, "wamid.L-2", T0 + 10, "ok")).await;
+    h.message_count_reaches(SITI, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let contact = h.contact(SITI).await.unwrap();
+    assert_eq!(contact["message_count"], 2, "applied once: {contact}");
     h.stop().await;
 }
 

@@ -162,16 +162,9 @@ fn apply_message(
     }
 
     let (type_name, text) = describe(&message.kind);
-    effects.messages.push(MessageRecord {
-        wamid: message.wamid.clone(),
-        contact: contact.phone_number.clone(),
-        direction: Direction::Inbound,
-        kind: type_name.clone(),
-        body: text.clone(),
-        campaign_id: None,
-        created_at: message.timestamp,
-        timeline: DeliveryTimeline::default(),
-    });
+    effects
+        .messages
+        .push(inbound_record(&contact.phone_number, message));
     effects
         .events
         .push(AnalyticsEvent::InboundMessage(InboundMessageEvent {
@@ -296,6 +289,22 @@ fn ocr_job(
 }
 
 /// The WhatsApp type name and the message's text (body, caption or button text).
+/// The history row of an inbound message: the same whenever it is built, so writing it
+/// again changes nothing.
+pub fn inbound_record(contact: &PhoneNumber, message: &InboundMessage) -> MessageRecord {
+    let (kind, body) = describe(&message.kind);
+    MessageRecord {
+        wamid: message.wamid.clone(),
+        contact: contact.clone(),
+        direction: Direction::Inbound,
+        kind,
+        body,
+        campaign_id: None,
+        created_at: message.timestamp,
+        timeline: DeliveryTimeline::default(),
+    }
+}
+
 pub fn describe(kind: &MessageKind) -> (String, Option<String>) {
     match kind {
         MessageKind::Text { body } => ("text".into(), Some(body.clone())),

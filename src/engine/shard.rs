@@ -26,11 +26,11 @@ use crate::domain::contact_fields::{without_ledger, ContactFields};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::domain::tier::TierPolicy;
-use crate::ingress::{EventPayload, InboundEvent};
+use crate::ingress::{EventPayload, InboundEvent, InboundMessage};
 use crate::storage::bus::{Producer, Record, TopicPartition};
 use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
 
-use super::apply::{apply, ApplyContext, Effects, Outcome, StatusUpdate};
+use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome, StatusUpdate};
 use super::apply_ocr::apply_ocr;
 use super::error::EngineError;
 use super::malaysia_today;
@@ -61,6 +61,17 @@ impl WorkEvent {
         match self {
             WorkEvent::Inbound(event) => event.timestamp(),
             WorkEvent::Ocr(result) => Some(result.completed_at),
+        }
+    }
+
+    /// The inbound WhatsApp message it carries, if it is one.
+    fn message(&self) -> Option<&InboundMessage> {
+        match self {
+            WorkEvent::Inbound(event) => match &event.payload {
+                EventPayload::Message(message) => Some(message),
+                _ => None,
+            },
+            WorkEvent::Ocr(_) => None,
         }
     }
 
@@ -359,24 +370,31 @@ impl ShardState {
                 .expect("activated above");
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
+            let found_stored = redelivered.contains(&position);
             let outcome = match &work.event {
-                WorkEvent::Inbound(_) if redelivered.contains(&position) => Outcome::Duplicate,
+                WorkEvent::Inbound(_) if found_stored => Outcome::Duplicate,
                 WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
                 WorkEvent::Ocr(result) => apply_ocr(&mut resident.contact, result, &ctx),
             };
             let kind = work.event.kind();
             let counted = |outcome: &'static str| {
                 metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => outcome).increment(1);
-                if let WorkEvent::Inbound(InboundEvent {
-                    payload: EventPayload::Message(message),
-                    ..
-                }) = &work.event
-                {
+                if let Some(message) = work.event.message() {
                     metrics::counter!("sembang_engine_messages_total", "message_type" => message.kind.metric_label(), "outcome" => outcome).increment(1);
                 }
             };
             match outcome {
-                Outcome::Duplicate => counted("duplicate"),
+                Outcome::Duplicate => {
+                    counted("duplicate");
+                    // Known by the contact's window, its row may still be missing: a flush
+                    // whose tables were not written all or nothing can store the contact's
+                    // row without it. Writing the same row again restores it.
+                    if let (false, Some(message)) = (found_stored, work.event.message()) {
+                        self.pending
+                            .messages
+                            .push(inbound_record(&work.contact, message));
+                    }
+                }
                 Outcome::Applied(effects) => {
                     counted("applied");
                     self.dirty.insert(work.contact.clone());
@@ -394,9 +412,9 @@ impl ShardState {
     /// dedupe window holds its latest events only; a message it no longer holds that is no
     /// newer than the latest message seen may be a late redelivery, and its stored row
     /// (written with the contact's row when it was applied, numbered with the contact's
-    /// write generation) says whether it is. Only such
-    /// messages cost a look-up, a point read: a message newer than the latest one costs
-    /// none (WhatsApp times are whole seconds, so a burst within one second does).
+    /// write generation) says whether it is. Only such messages cost a look-up, a point
+    /// read: a message newer than the latest one costs none (WhatsApp times are whole
+    /// seconds, so a burst within one second does).
     async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<usize>, EngineError> {
         let suspects: Vec<(usize, PhoneNumber, DateTime<Utc>, String, u64)> = batch
             .iter()
@@ -405,9 +423,7 @@ impl ShardState {
                 let WorkEvent::Inbound(event) = &work.event else {
                     return None;
                 };
-                let EventPayload::Message(message) = &event.payload else {
-                    return None;
-                };
+                let message = work.event.message()?;
                 let contact = &self.residents.get(&work.contact)?.contact;
                 let not_newer = contact
                     .interactions

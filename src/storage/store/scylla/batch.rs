@@ -1,6 +1,7 @@
 //! Write-behind flushes as unlogged batches. A contact's row, its message rows, their time
-//! index and their status writes share the partition key (the phone number); the server
-//! applies the statements of one partition in a batch as a single mutation.
+//! index and their status writes share the partition key (the phone number), so the
+//! statements of one partition reach one set of replicas. (Not all or nothing across
+//! tables: see `write_behind` for what the engine does about it.)
 //!
 //! A batch carries several whole partitions when they have the same replicas (for every
 //! table they write): its coordinator (the driver routes it to a replica of its first
@@ -12,8 +13,7 @@
 //! coordinator holds every row itself; with ScyllaDB tablets, whose tables have replicas
 //! of their own, a batch reaches the union of its tables' replicas, no further.)
 //!
-//! A partition too large for one batch gets batches of its own, sent in order, its
-//! contact's row last.
+//! A partition too large for one batch gets batches of its own, sent in order.
 
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};

@@ -71,6 +71,8 @@ struct Partition<'a> {
     messages: Vec<&'a MessageRecord>,
     purchases: Vec<(&'a PhoneNumber, &'a Purchase)>,
     contact: Option<ContactWrite<'a>>,
+    /// The contact's write generation in this flush, which its inbound rows record.
+    generation: Option<u64>,
 }
 
 impl Partition<'_> {
@@ -615,7 +617,7 @@ impl ContactStore for ScyllaStore {
 
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
         let writes: Vec<ContactWrite<'_>> = contacts.iter().map(ContactWrite::whole).collect();
-        self.write_partitions(&writes, &[], &[], Absent::Clear)
+        self.write_partitions(&writes, &[], &[], &HashMap::new(), Absent::Clear)
             .await
     }
 
@@ -696,8 +698,14 @@ impl ContactStore for ScyllaStore {
         purchase: &Purchase,
     ) -> Result<(), StoreError> {
         let purchase = (contact.clone(), purchase.clone());
-        self.write_partitions(&[], &[], std::slice::from_ref(&purchase), Absent::Clear)
-            .await
+        self.write_partitions(
+            &[],
+            &[],
+            std::slice::from_ref(&purchase),
+            &HashMap::new(),
+            Absent::Clear,
+        )
+        .await
     }
 
     async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
@@ -733,22 +741,43 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
-        self.write_partitions(&[], std::slice::from_ref(message), &[], Absent::Clear)
-            .await
+        self.write_partitions(
+            &[],
+            std::slice::from_ref(message),
+            &[],
+            &HashMap::new(),
+            Absent::Clear,
+        )
+        .await
     }
 
     async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
-        self.write_partitions(&[], messages, &[], Absent::Clear)
+        self.write_partitions(&[], messages, &[], &HashMap::new(), Absent::Clear)
             .await
     }
 
+    /// Purchases first, in a step of their own: an unlogged batch is not applied all or
+    /// nothing across tables (one mutation per table, and with tablets separate replicas),
+    /// and a contact's row marks its events as applied, so it must not be stored without
+    /// the purchases they produced. Flushes have purchases rarely (receipts), so this
+    /// costs a round trip only then. Message rows share the contact's batch: one stored
+    /// without its contact's row is numbered above it (see `inbound_stored`), and one
+    /// missing beside it is written again when its redelivery is found a duplicate.
     async fn write_behind(
         &self,
         contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
-        self.write_partitions(contacts, messages, purchases, Absent::Keep)
+        let generations: HashMap<&str, u64> = contacts
+            .iter()
+            .map(|w| (w.contact.phone_number.as_str(), w.contact.write_generation))
+            .collect();
+        if !purchases.is_empty() {
+            self.write_partitions(&[], &[], purchases, &generations, Absent::Keep)
+                .await?;
+        }
+        self.write_partitions(contacts, messages, &[], &generations, Absent::Keep)
             .await
     }
 
@@ -1075,17 +1104,21 @@ impl ScyllaStore {
     }
 
     /// Groups the rows by partition, and the partitions by replicas into batches.
+    /// `generations`: the write generation each contact's inbound rows record.
     async fn write_partitions(
         &self,
         contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
+        generations: &HashMap<&str, u64>,
         absent: Absent,
     ) -> Result<(), StoreError> {
         let mut partitions: HashMap<&str, Partition<'_>> = HashMap::new();
         for message in messages {
             let key = message.contact.as_str();
-            partitions.entry(key).or_default().messages.push(message);
+            let partition = partitions.entry(key).or_default();
+            partition.generation = generations.get(key).copied();
+            partition.messages.push(message);
         }
         for (contact, purchase) in purchases {
             let key = contact.as_str();
@@ -1138,13 +1171,10 @@ impl ScyllaStore {
             .await
     }
 
-    /// The statements of one partition, in the order they must apply: its messages (the
-    /// row with the normal write timestamp, the time index, and the reports with the
-    /// status-timestamp rule, so statuses already recorded never regress), its purchases,
-    /// then the contact's row, whose applied-event fingerprints make a replay skip these
-    /// events. In one batch (unless the partition is too large for one) the server
-    /// applies them together: a reader never sees the purchases without the tier they
-    /// moved.
+    /// The statements of one partition, in order: its messages (the row with the normal
+    /// write timestamp, the time index, and the reports with the status-timestamp rule,
+    /// so statuses already recorded never regress), its purchases, then the contact's row
+    /// (a write-behind flush sends purchases in a step of their own, see `write_behind`).
     fn partition_writes<'a>(
         &'a self,
         partition: Partition<'a>,
@@ -1158,8 +1188,7 @@ impl ScyllaStore {
                 text_bytes,
             })
         };
-        // Inbound rows carry the generation their contact's row gets in this flush.
-        let generation = partition.contact.map(|w| w.contact.write_generation);
+        let generation = partition.generation;
         for message in partition.messages {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();

@@ -972,7 +972,7 @@ fn value_errors() {
         ),
         (
             cmp("phone_number", "eq", json!("12345")),
-            "value: invalid value for field \"phone_number\" with op \"eq\": \"12345\": North American (+1) numbers have 10 digits after the country code, got 4",
+            "value: invalid value for field \"phone_number\" with op \"eq\": \"12345\": phone number must start with 0 (Malaysian national), 60, or + / 00 and a country code",
         ),
         (
             cmp("phone_number", "contains", json!("+60")),

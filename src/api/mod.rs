@@ -88,9 +88,10 @@ pub fn router(
     app.layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
-/// The phone number of a path, or the 400 that says why it is not one.
+/// The phone number of a path (as the API shows it, or as people write it), or the 400
+/// that says why it is not one.
 fn parse_phone(raw: &str) -> Result<PhoneNumber, Box<Response>> {
-    PhoneNumber::parse(raw).map_err(|e| {
+    PhoneNumber::from_stored_or_written(raw).map_err(|e| {
         Box::new(refuse(
             StatusCode::BAD_REQUEST,
             "invalid_phone_number",

@@ -130,12 +130,6 @@ pub struct Contact {
     /// [`RecentKeys`]): stored with the contact so replays change nothing.
     #[serde(default)]
     pub applied_events: RecentKeys,
-    /// How many write-behind flushes have stored this contact. Each flush's inbound message
-    /// rows carry the number it gives the contact, so a stored message row numbered above
-    /// its contact's marks a flush cut short after that row and before the contact's: the
-    /// message's effects are not stored, and a redelivery must apply it.
-    #[serde(default)]
-    pub write_generation: u64,
 }
 
 impl Contact {
@@ -158,7 +152,6 @@ impl Contact {
             updated_at: created_at,
             attributes: BTreeMap::new(),
             applied_events: RecentKeys::default(),
-            write_generation: 0,
         }
     }
 

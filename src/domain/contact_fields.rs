@@ -28,14 +28,13 @@ pub enum ContactField {
     RepliedCount,
     LastOutbound,
     AppliedEvents,
-    WriteGeneration,
     Attributes,
     CreatedAt,
     UpdatedAt,
 }
 
 impl ContactField {
-    pub const EVERY: [ContactField; 20] = [
+    pub const EVERY: [ContactField; 19] = [
         ContactField::Name,
         ContactField::Gender,
         ContactField::DateOfBirth,
@@ -52,7 +51,6 @@ impl ContactField {
         ContactField::RepliedCount,
         ContactField::LastOutbound,
         ContactField::AppliedEvents,
-        ContactField::WriteGeneration,
         ContactField::Attributes,
         ContactField::CreatedAt,
         ContactField::UpdatedAt,
@@ -83,7 +81,6 @@ impl ContactField {
             ContactField::RepliedCount => bi.replied_count != ai.replied_count,
             ContactField::LastOutbound => bi.last_outbound != ai.last_outbound,
             ContactField::AppliedEvents => b.applied_events != a.applied_events,
-            ContactField::WriteGeneration => b.write_generation != a.write_generation,
             ContactField::Attributes => b.attributes != a.attributes,
             ContactField::CreatedAt => b.created_at != a.created_at,
             ContactField::UpdatedAt => b.updated_at != a.updated_at,
@@ -114,7 +111,6 @@ pub fn without_ledger(contact: &Contact) -> Contact {
         updated_at: contact.updated_at,
         attributes: contact.attributes.clone(),
         applied_events: contact.applied_events.clone(),
-        write_generation: contact.write_generation,
     }
 }
 
@@ -316,10 +312,6 @@ mod tests {
                 Box::new(|c| {
                     c.applied_events.insert("wamid.7");
                 }),
-            ),
-            (
-                ContactField::WriteGeneration,
-                Box::new(|c| c.write_generation += 1),
             ),
             (
                 ContactField::Attributes,

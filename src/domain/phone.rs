@@ -32,6 +32,10 @@ pub enum PhoneError {
     InvalidCharacter(char),
     #[error("no country is assigned a calling code at the start of {0:?}")]
     UnknownCountryCode(String),
+    #[error(
+        "phone number must start with 0 (Malaysian national), 60, or + / 00 and a country code"
+    )]
+    MissingPrefix,
     #[error("{kind} numbers have {expected} digits after the country code, got {got}")]
     WrongLength {
         kind: &'static str,
@@ -41,11 +45,11 @@ pub enum PhoneError {
 }
 
 impl PhoneNumber {
-    /// Accepts Malaysian numbers in national or international form (`012-345 6789`,
-    /// `+60 12-345 6789`, `60123456789`, `0060123456789`, `(03) 2161 1234`) and other
-    /// countries' numbers in international form (`+65 9123 4567`, `6591234567`,
-    /// `0065 9123 4567`). Digits without a `+` or trunk `0` are read as a `wa_id`: country
-    /// code first.
+    /// A number as people write it. Accepts Malaysian numbers in national or international
+    /// form (`012-345 6789`, `+60 12-345 6789`, `60123456789`, `0060123456789`,
+    /// `(03) 2161 1234`) and other countries' numbers with `+` or `00` and their country
+    /// code (`+65 9123 4567`, `0065 9123 4567`). Bare digits are Malaysian or refused:
+    /// `3-2161 1234` is a landline missing its 0 far more often than a Belgian number.
     pub fn parse(input: &str) -> Result<PhoneNumber, PhoneError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -74,12 +78,12 @@ impl PhoneNumber {
             // A trunk 0 is Malaysia's national form.
             validate_malaysian(national)?;
             return Ok(PhoneNumber(format!("{MALAYSIA}{national}")));
-        } else {
+        } else if digits.starts_with(MALAYSIA) {
             digits.as_str()
+        } else {
+            return Err(PhoneError::MissingPrefix);
         };
-        let code = country_code(international).ok_or_else(|| {
-            PhoneError::UnknownCountryCode(international.chars().take(3).collect())
-        })?;
+        let code = known_code(international)?;
         let national = &international[code.len()..];
         // `+60 012…` is a common mistake: the trunk 0 is kept after the country code.
         let national = if code == MALAYSIA {
@@ -89,6 +93,33 @@ impl PhoneNumber {
         };
         validate_national(code, national)?;
         Ok(PhoneNumber(format!("{code}{national}")))
+    }
+
+    /// A number in the form WhatsApp's `wa_id` and the stores use: E.164 digits without
+    /// the `+`, country code first (`60123456789`, `6591234567`), nothing else.
+    pub fn from_e164_digits(digits: &str) -> Result<PhoneNumber, PhoneError> {
+        if digits.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        if let Some(other) = digits.chars().find(|c| !c.is_ascii_digit()) {
+            return Err(PhoneError::InvalidCharacter(other));
+        }
+        let code = known_code(digits)?;
+        validate_national(code, &digits[code.len()..])?;
+        Ok(PhoneNumber(digits.to_string()))
+    }
+
+    /// Where either form may come (serialized values, the API's paths, which show and
+    /// take back the stored form): bare digits not starting with 0 are the stored form,
+    /// anything else is read as people write it.
+    pub fn from_stored_or_written(input: &str) -> Result<PhoneNumber, PhoneError> {
+        let input = input.trim();
+        let stored_form = !input.starts_with('0') && input.bytes().all(|b| b.is_ascii_digit());
+        if stored_form {
+            PhoneNumber::from_e164_digits(input)
+        } else {
+            PhoneNumber::parse(input)
+        }
     }
 
     /// The E.164 digits, e.g. `60123456789`.
@@ -115,6 +146,11 @@ impl PhoneNumber {
     pub fn is_mobile(&self) -> bool {
         self.is_malaysian() && self.0.as_bytes().get(2) == Some(&b'1')
     }
+}
+
+fn known_code(digits: &str) -> Result<&str, PhoneError> {
+    country_code(digits)
+        .ok_or_else(|| PhoneError::UnknownCountryCode(digits.chars().take(3).collect()))
 }
 
 /// Calling codes are prefix-free, so at most one of a number's first one, two or three
@@ -221,7 +257,7 @@ impl Serialize for PhoneNumber {
 impl<'de> Deserialize<'de> for PhoneNumber {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        PhoneNumber::parse(&text).map_err(serde::de::Error::custom)
+        PhoneNumber::from_stored_or_written(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -267,7 +303,11 @@ mod tests {
         );
         // 28x is unassigned, as is a number that starts with a 0 after `00`.
         assert!(matches!(
-            PhoneNumber::parse("281234567"),
+            PhoneNumber::parse("+281234567"),
+            Err(PhoneError::UnknownCountryCode(_))
+        ));
+        assert!(matches!(
+            PhoneNumber::from_e164_digits("281234567"),
             Err(PhoneError::UnknownCountryCode(_))
         ));
         assert!(matches!(
@@ -297,16 +337,31 @@ mod tests {
                 ..
             })
         ));
-        // A Malaysian number typed without its 0 reads as +1 and is refused, not stored
-        // under a wrong key.
+        // Written numbers without a 0, 60, + or 00 are refused, not read as another
+        // country's: these are Malaysian numbers missing their 0 (a Kuala Lumpur
+        // landline would be +32, Belgium; a Kuching one +82, Korea).
+        for missing_zero in ["123456789", "3-2161 1234", "82-123456", "7-123 4567"] {
+            assert_eq!(
+                PhoneNumber::parse(missing_zero),
+                Err(PhoneError::MissingPrefix),
+                "{missing_zero}"
+            );
+        }
+        // A wa_id is country code first; a +1 number needs ten more digits.
         assert!(matches!(
-            PhoneNumber::parse("123456789"),
+            PhoneNumber::from_e164_digits("123456789"),
             Err(PhoneError::WrongLength {
                 kind: "North American (+1)",
                 got: 8,
                 ..
             })
         ));
+        assert_eq!(
+            PhoneNumber::from_e164_digits("+60123456789"),
+            Err(PhoneError::InvalidCharacter('+'))
+        );
+        // The stored form is taken as it is: no trunk 0 to drop, no punctuation.
+        assert!(PhoneNumber::from_e164_digits("600123456789").is_err());
         assert!(matches!(
             PhoneNumber::parse("+65 9123 456"),
             Err(PhoneError::WrongLength {
@@ -335,15 +390,11 @@ mod tests {
 
     #[test]
     fn foreign_numbers_in_international_form() {
-        for input in [
-            "+65 9123 4567",
-            "6591234567",
-            "0065 9123 4567",
-            "+65-9123-4567",
-        ] {
+        for input in ["+65 9123 4567", "0065 9123 4567", "+65-9123-4567"] {
             assert_eq!(normalized(input), "6591234567", "{input}");
         }
-        let singapore = PhoneNumber::parse("6591234567").unwrap();
+        let singapore = PhoneNumber::from_e164_digits("6591234567").unwrap();
+        assert_eq!(singapore, PhoneNumber::parse("+65 9123 4567").unwrap());
         assert_eq!(singapore.country_code(), "65");
         assert!(!singapore.is_malaysian());
         assert!(!singapore.is_mobile());
@@ -362,9 +413,25 @@ mod tests {
             "852"
         );
         // Malaysia keeps its strict rules in every form.
-        let malaysian = PhoneNumber::parse("60123456789").unwrap();
+        let malaysian = PhoneNumber::from_e164_digits("60123456789").unwrap();
+        assert_eq!(malaysian, PhoneNumber::parse("012-345 6789").unwrap());
         assert_eq!(malaysian.country_code(), "60");
         assert!(malaysian.is_malaysian());
+        assert!(PhoneNumber::from_e164_digits("6012345678").is_err());
+    }
+
+    #[test]
+    fn serde_reads_the_stored_form_and_written_forms() {
+        let read = |json: &str| serde_json::from_str::<PhoneNumber>(json).map(|p| p.0);
+        assert_eq!(read("\"6591234567\"").unwrap(), "6591234567");
+        assert_eq!(read("\"60123456789\"").unwrap(), "60123456789");
+        assert_eq!(read("\"012-345 6789\"").unwrap(), "60123456789");
+        assert_eq!(read("\"0123456789\"").unwrap(), "60123456789");
+        assert_eq!(read("\"+65 9123 4567\"").unwrap(), "6591234567");
+        assert!(read("\"659123456\"").is_err());
+        let number = PhoneNumber::from_e164_digits("6737123456").unwrap();
+        let json = serde_json::to_string(&number).unwrap();
+        assert_eq!(serde_json::from_str::<PhoneNumber>(&json).unwrap(), number);
     }
 
     #[test]

@@ -288,7 +288,6 @@ fn ocr_job(
     }
 }
 
-/// The WhatsApp type name and the message's text (body, caption or button text).
 /// The history row of an inbound message: the same whenever it is built, so writing it
 /// again changes nothing.
 pub fn inbound_record(contact: &PhoneNumber, message: &InboundMessage) -> MessageRecord {
@@ -305,6 +304,7 @@ pub fn inbound_record(contact: &PhoneNumber, message: &InboundMessage) -> Messag
     }
 }
 
+/// The WhatsApp type name and the message's text (body, caption or button text).
 pub fn describe(kind: &MessageKind) -> (String, Option<String>) {
     match kind {
         MessageKind::Text { body } => ("text".into(), Some(body.clone())),

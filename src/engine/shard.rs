@@ -198,6 +198,11 @@ struct Resident {
 struct Pending {
     records: Vec<Record>,
     messages: Vec<MessageRecord>,
+    /// Rows that a replay may look up (see [`ShardState::redelivered`]): of messages no
+    /// newer than their contact's latest, and of duplicates. Written only once the
+    /// contacts' rows are (a write of their own), so a row found means its message's
+    /// effects are stored.
+    messages_after_contacts: Vec<MessageRecord>,
     statuses: Vec<StatusUpdate>,
     purchases: Vec<(PhoneNumber, Purchase)>,
     tokens: Vec<Token>,
@@ -371,6 +376,15 @@ impl ShardState {
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
             let found_stored = redelivered.contains(&position);
+            // What `redelivered` would ask of a replay of this message: no newer than the
+            // latest message before it.
+            let late = work.event.message().is_some_and(|message| {
+                resident
+                    .contact
+                    .interactions
+                    .last_interaction
+                    .is_some_and(|latest| message.timestamp <= latest)
+            });
             let outcome = match &work.event {
                 WorkEvent::Inbound(_) if found_stored => Outcome::Duplicate,
                 WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
@@ -391,12 +405,17 @@ impl ShardState {
                     // row without it. Writing the same row again restores it.
                     if let (false, Some(message)) = (found_stored, work.event.message()) {
                         self.pending
-                            .messages
+                            .messages_after_contacts
                             .push(inbound_record(&work.contact, message));
                     }
                 }
-                Outcome::Applied(effects) => {
+                Outcome::Applied(mut effects) => {
                     counted("applied");
+                    if late {
+                        self.pending
+                            .messages_after_contacts
+                            .append(&mut effects.messages);
+                    }
                     self.dirty.insert(work.contact.clone());
                     self.dirty_since.get_or_insert(now);
                     self.stage(&work.contact, effects)?;
@@ -411,12 +430,12 @@ impl ShardState {
     /// The positions in the batch of its messages that were applied long ago. A contact's
     /// dedupe window holds its latest events only; a message it no longer holds that is no
     /// newer than the latest message seen may be a late redelivery, and its stored row
-    /// (written with the contact's row when it was applied, numbered with the contact's
-    /// write generation) says whether it is. Only such messages cost a look-up, a point
-    /// read: a message newer than the latest one costs none (WhatsApp times are whole
-    /// seconds, so a burst within one second does).
+    /// (written after the contact's row when it was applied, see [`Pending`]) says whether
+    /// it is. Only such messages cost a look-up, a point read: a message newer than the
+    /// latest one costs none (WhatsApp times are whole seconds, so a burst within one
+    /// second does).
     async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<usize>, EngineError> {
-        let suspects: Vec<(usize, PhoneNumber, DateTime<Utc>, String, u64)> = batch
+        let suspects: Vec<(usize, PhoneNumber, DateTime<Utc>, String)> = batch
             .iter()
             .enumerate()
             .filter_map(|(position, work)| {
@@ -435,7 +454,6 @@ impl ShardState {
                         work.contact.clone(),
                         message.timestamp,
                         message.wamid.clone(),
-                        contact.write_generation,
                     )
                 })
             })
@@ -445,17 +463,14 @@ impl ShardState {
         }
         let store = self.deps.store.clone();
         let found: Vec<Option<usize>> = stream::iter(suspects)
-            .map(|(position, contact, at, wamid, generation)| {
+            .map(|(position, contact, at, wamid)| {
                 let store = store.clone();
                 async move {
                     let stored = with_retries("inbound_stored", || {
                         store.inbound_stored(&contact, at, &wamid)
                     })
                     .await?;
-                    // A row from a flush numbered above the stored contact was cut short
-                    // before the contact's row: its effects are not stored.
-                    let applied = stored.is_some_and(|stored_in| stored_in <= generation);
-                    Ok::<_, EngineError>(applied.then_some(position))
+                    Ok::<_, EngineError>(stored.then_some(position))
                 }
             })
             .buffer_unordered(STORE_CONCURRENCY)
@@ -525,12 +540,6 @@ impl ShardState {
             .await?;
         // Contacts last: their rows hold the fingerprints of the events applied, so a crash
         // before this write leaves those events to be applied again with all their rows.
-        // Each gets a new write generation, which its messages' rows record.
-        for phone in &self.dirty {
-            if let Some(resident) = self.residents.get_mut(phone) {
-                resident.contact.write_generation += 1;
-            }
-        }
         let contacts: Vec<ContactWrite<'_>> = self
             .dirty
             .iter()
@@ -548,6 +557,7 @@ impl ShardState {
             .collect();
         let written = contacts.len();
         let messages = std::mem::take(&mut self.pending.messages);
+        let after_contacts = std::mem::take(&mut self.pending.messages_after_contacts);
         let purchases = std::mem::take(&mut self.pending.purchases);
         if !contacts.is_empty() || !messages.is_empty() || !purchases.is_empty() {
             with_retries("write_behind", || {
@@ -556,6 +566,12 @@ impl ShardState {
             .await?;
         }
         drop(contacts);
+        if !after_contacts.is_empty() {
+            with_retries("write_behind", || {
+                deps.store.write_behind(&[], &after_contacts, &[])
+            })
+            .await?;
+        }
         for phone in self.dirty.drain() {
             if let Some(resident) = self.residents.get_mut(&phone) {
                 resident.stored = Some(without_ledger(&resident.contact));

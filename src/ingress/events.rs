@@ -207,7 +207,7 @@ impl InboundEvent {
     /// The contact's number parsed from its `wa_id`; `None` for events that concern no
     /// contact, an error for a `wa_id` that is no phone number.
     pub fn contact_phone(&self) -> Option<Result<PhoneNumber, PhoneError>> {
-        self.contact_wa_id().map(PhoneNumber::parse)
+        self.contact_wa_id().map(PhoneNumber::from_e164_digits)
     }
 
     pub fn profile_name(&self) -> Option<&str> {

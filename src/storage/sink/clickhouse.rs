@@ -771,7 +771,7 @@ fn uuid(value: &str) -> Result<Uuid, String> {
 }
 
 fn phone(value: &str) -> Result<PhoneNumber, String> {
-    PhoneNumber::parse(value).map_err(|e| format!("phone {value:?}: {e}"))
+    PhoneNumber::from_e164_digits(value).map_err(|e| format!("phone {value:?}: {e}"))
 }
 
 fn parsed<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, String>

@@ -194,9 +194,6 @@ pub trait ContactStore: Send + Sync {
     /// Stores a write-behind flush: the messages and purchases first, then the contacts,
     /// whose rows carry the fingerprints of the events applied (a crash in between must
     /// leave those events to be applied again, not skipped with their rows missing).
-    /// An inbound message's row records the `write_generation` of its contact in
-    /// `contacts` (see [`ContactStore::inbound_stored`]): a backend whose writes are not
-    /// all or nothing must store it.
     /// Unlike the upserts, it need not clear an optional value that is absent now but was
     /// stored before (the engine never takes a value back to absent; writing the absence
     /// costs a tombstone per column and flush in CQL): a backend may leave it as stored.
@@ -250,16 +247,13 @@ pub trait ContactStore: Send + Sync {
     ) -> Result<Claim, StoreError>;
 
     /// Whether the inbound message `wamid`, sent at `at`, is stored for `contact`: a point
-    /// read, for messages that may be late redeliveries. `Some` gives the contact's
-    /// `write_generation` in the flush that stored it (0 when no flush numbered it): if the
-    /// stored contact's is lower, that flush stopped before the contact's row and the
-    /// message's effects are not stored.
+    /// read, for messages that may be late redeliveries.
     async fn inbound_stored(
         &self,
         contact: &PhoneNumber,
         at: DateTime<Utc>,
         wamid: &str,
-    ) -> Result<Option<u64>, StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Records what the send claimed as (`campaign_id`, `contact`) came to.
     async fn record_send_result(

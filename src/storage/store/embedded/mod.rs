@@ -13,7 +13,6 @@
 //!   a batch at a time by later writes.
 //! - Scans page by key: the page token is the last phone number returned.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -66,10 +65,6 @@ struct StoredMessage {
     message: Option<MessageRecord>,
     timeline: DeliveryTimeline,
     error_code_at: Option<DateTime<Utc>>,
-    /// The contact's write generation in the flush that stored the message (see
-    /// [`ContactStore::inbound_stored`]).
-    #[serde(default)]
-    write_generation: Option<u64>,
 }
 
 impl StoredMessage {
@@ -150,7 +145,7 @@ fn decode<T: DeserializeOwned>(
 }
 
 fn phone(what: &str, text: &str) -> Result<PhoneNumber, StoreError> {
-    PhoneNumber::parse(text).map_err(|e| StoreError::Corrupt {
+    PhoneNumber::from_e164_digits(text).map_err(|e| StoreError::Corrupt {
         what: what.to_string(),
         detail: format!("phone {text:?}: {e}"),
     })
@@ -364,28 +359,6 @@ impl EmbeddedStore {
     }
 
     /// Stores a message's base fields and merges its timeline (never regressed).
-    /// A message's row: the message, its reports and its write generation.
-    async fn stored_message(
-        &self,
-        operation: &'static str,
-        contact: &PhoneNumber,
-        wamid: &str,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        let contact = contact.as_str().to_string();
-        let wamid = wamid.to_string();
-        self.blocking(operation, move |db| {
-            let txn = db.begin_read().map_err(err(operation))?;
-            let table = txn.open_table(MESSAGES).map_err(err(operation))?;
-            let found = table
-                .get((contact.as_str(), wamid.as_str()))
-                .map_err(err(operation))?;
-            found
-                .map(|value| decode(|| format!("message {wamid} of {contact}"), value.value()))
-                .transpose()
-        })
-        .await
-    }
-
     fn merge_message(stored: &mut StoredMessage, message: &MessageRecord) {
         let mut base = message.clone();
         base.created_at = ms(base.created_at);
@@ -586,7 +559,6 @@ impl ContactStore for EmbeddedStore {
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
         const OP: &str = "write_behind";
-        let contacts_written = contacts;
         let contacts = contacts
             .iter()
             .map(|write| {
@@ -602,33 +574,16 @@ impl ContactStore for EmbeddedStore {
                 Ok((contact.as_str().to_string(), p.purchase_id.clone(), bytes))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        // One transaction makes the generations moot here; they are kept so this
-        // store answers `inbound_stored` as the CQL one does.
-        let generations: HashMap<String, u64> = contacts_written
-            .iter()
-            .map(|w| {
-                (
-                    w.contact.phone_number.as_str().to_string(),
-                    w.contact.write_generation,
-                )
-            })
-            .collect();
         let messages = messages.to_vec();
         self.blocking(OP, move |db| {
             let txn = db.begin_write().map_err(err(OP))?;
             for message in &messages {
-                let generation = generations.get(message.contact.as_str()).copied();
                 Self::update_message_in(
                     &txn,
                     OP,
                     message.contact.as_str(),
                     &message.wamid,
-                    |stored| {
-                        Self::merge_message(stored, message);
-                        if generation.is_some() {
-                            stored.write_generation = generation;
-                        }
-                    },
+                    |stored| Self::merge_message(stored, message),
                 )?;
             }
             {
@@ -655,8 +610,23 @@ impl ContactStore for EmbeddedStore {
         contact: &PhoneNumber,
         wamid: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let stored = self.stored_message("message", contact, wamid).await?;
-        Ok(stored.and_then(|stored| stored.record()))
+        const OP: &str = "message";
+        let contact = contact.as_str().to_string();
+        let wamid = wamid.to_string();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_read().map_err(err(OP))?;
+            let table = txn.open_table(MESSAGES).map_err(err(OP))?;
+            let found = table
+                .get((contact.as_str(), wamid.as_str()))
+                .map_err(err(OP))?;
+            let Some(value) = found else {
+                return Ok(None);
+            };
+            let stored: StoredMessage =
+                decode(|| format!("message {wamid} of {contact}"), value.value())?;
+            Ok(stored.record())
+        })
+        .await
     }
 
     async fn messages(
@@ -753,14 +723,9 @@ impl ContactStore for EmbeddedStore {
         contact: &PhoneNumber,
         _at: DateTime<Utc>,
         wamid: &str,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<bool, StoreError> {
         // Messages are keyed by (contact, wamid) here: the time is not needed.
-        let stored = self
-            .stored_message("inbound_stored", contact, wamid)
-            .await?;
-        Ok(stored
-            .filter(|stored| stored.message.is_some())
-            .map(|stored| stored.write_generation.unwrap_or(0)))
+        Ok(self.message(contact, wamid).await?.is_some())
     }
 
     async fn record_send_result(

@@ -44,8 +44,8 @@ use batch::{BoxedRow, Chain, Packer, Write};
 use rows::{
     Absent, CampaignRow, CampaignValues, ContactRow, ContactValues, InboundRow, InboundValues,
     MessageRow, MessageValues, PurchaseRow, PurchaseValues, SegmentRow, SegmentValues,
-    CAMPAIGN_COLUMNS, CONTACT_COLUMNS, INBOUND_COLUMNS, INBOUND_WRITE_COLUMNS, MESSAGE_COLUMNS,
-    PURCHASE_COLUMNS, SEGMENT_COLUMNS,
+    CAMPAIGN_COLUMNS, CONTACT_COLUMNS, INBOUND_COLUMNS, MESSAGE_COLUMNS, PURCHASE_COLUMNS,
+    SEGMENT_COLUMNS,
 };
 pub use schema::{CqlMigrationTarget, CQL_MIGRATIONS, VERSION_TABLE};
 
@@ -71,8 +71,6 @@ struct Partition<'a> {
     messages: Vec<&'a MessageRecord>,
     purchases: Vec<(&'a PhoneNumber, &'a Purchase)>,
     contact: Option<ContactWrite<'a>>,
-    /// The contact's write generation in this flush, which its inbound rows record.
-    generation: Option<u64>,
 }
 
 impl Partition<'_> {
@@ -394,11 +392,11 @@ impl Statements {
             },
             async {
                 futures::try_join!(
-                    prepare(s, format!("INSERT INTO {ks}.inbound_messages ({INBOUND_WRITE_COLUMNS}) VALUES ({})", placeholders(INBOUND_WRITE_COLUMNS)), I),
+                    prepare(s, format!("INSERT INTO {ks}.inbound_messages ({INBOUND_COLUMNS}) VALUES ({})", placeholders(INBOUND_COLUMNS)), I),
                     prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? LIMIT ?"), I),
                     // Filters within one partition: point look-ups by wamid alone are admin reads.
                     prepare(s, format!("SELECT {INBOUND_COLUMNS} FROM {ks}.inbound_messages WHERE contact = ? AND wamid = ? ALLOW FILTERING"), I),
-                    prepare(s, format!("SELECT write_generation FROM {ks}.inbound_messages WHERE contact = ? AND created_at = ? AND wamid = ?"), I),
+                    prepare(s, format!("SELECT wamid FROM {ks}.inbound_messages WHERE contact = ? AND created_at = ? AND wamid = ?"), I),
                 )
             },
         )?;
@@ -617,7 +615,7 @@ impl ContactStore for ScyllaStore {
 
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
         let writes: Vec<ContactWrite<'_>> = contacts.iter().map(ContactWrite::whole).collect();
-        self.write_partitions(&writes, &[], &[], &HashMap::new(), Absent::Clear)
+        self.write_partitions(&writes, &[], &[], Absent::Clear)
             .await
     }
 
@@ -698,14 +696,8 @@ impl ContactStore for ScyllaStore {
         purchase: &Purchase,
     ) -> Result<(), StoreError> {
         let purchase = (contact.clone(), purchase.clone());
-        self.write_partitions(
-            &[],
-            &[],
-            std::slice::from_ref(&purchase),
-            &HashMap::new(),
-            Absent::Clear,
-        )
-        .await
+        self.write_partitions(&[], &[], std::slice::from_ref(&purchase), Absent::Clear)
+            .await
     }
 
     async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
@@ -741,18 +733,12 @@ impl ContactStore for ScyllaStore {
     }
 
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
-        self.write_partitions(
-            &[],
-            std::slice::from_ref(message),
-            &[],
-            &HashMap::new(),
-            Absent::Clear,
-        )
-        .await
+        self.write_partitions(&[], std::slice::from_ref(message), &[], Absent::Clear)
+            .await
     }
 
     async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
-        self.write_partitions(&[], messages, &[], &HashMap::new(), Absent::Clear)
+        self.write_partitions(&[], messages, &[], Absent::Clear)
             .await
     }
 
@@ -760,24 +746,19 @@ impl ContactStore for ScyllaStore {
     /// nothing across tables (one mutation per table, and with tablets separate replicas),
     /// and a contact's row marks its events as applied, so it must not be stored without
     /// the purchases they produced. Flushes have purchases rarely (receipts), so this
-    /// costs a round trip only then. Message rows share the contact's batch: one stored
-    /// without its contact's row is numbered above it (see `inbound_stored`), and one
-    /// missing beside it is written again when its redelivery is found a duplicate.
+    /// costs a round trip only then. Message rows share their contact's batch (the engine
+    /// sends the rows a replay would look up in a write of their own, after it).
     async fn write_behind(
         &self,
         contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
-        let generations: HashMap<&str, u64> = contacts
-            .iter()
-            .map(|w| (w.contact.phone_number.as_str(), w.contact.write_generation))
-            .collect();
         if !purchases.is_empty() {
-            self.write_partitions(&[], &[], purchases, &generations, Absent::Keep)
+            self.write_partitions(&[], &[], purchases, Absent::Keep)
                 .await?;
         }
-        self.write_partitions(contacts, messages, &[], &generations, Absent::Keep)
+        self.write_partitions(contacts, messages, &[], Absent::Keep)
             .await
     }
 
@@ -810,26 +791,23 @@ impl ContactStore for ScyllaStore {
         contact: &PhoneNumber,
         at: DateTime<Utc>,
         wamid: &str,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<bool, StoreError> {
         const OP: &str = "inbound_stored";
-        let exact: Vec<(Option<i64>,)> = self
+        let exact: Vec<(String,)> = self
             .rows(
                 OP,
                 &self.st.inbound_exact,
                 (contact.as_str(), rows::ts(at), wamid),
             )
             .await?;
-        if let Some((generation,)) = exact.into_iter().next() {
-            // Rows written before migration 9 have none: they were stored whole.
-            return Ok(Some(
-                generation.map_or(0, |g| u64::try_from(g).unwrap_or(0)),
-            ));
+        if !exact.is_empty() {
+            return Ok(true);
         }
         // Stored before migration 6: in `messages`, by wamid.
         let older: Vec<MessageRow> = self
             .rows(OP, &self.st.message, (contact.as_str(), wamid))
             .await?;
-        Ok((!older.is_empty()).then_some(0))
+        Ok(!older.is_empty())
     }
 
     async fn messages(
@@ -1104,21 +1082,17 @@ impl ScyllaStore {
     }
 
     /// Groups the rows by partition, and the partitions by replicas into batches.
-    /// `generations`: the write generation each contact's inbound rows record.
     async fn write_partitions(
         &self,
         contacts: &[ContactWrite<'_>],
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
-        generations: &HashMap<&str, u64>,
         absent: Absent,
     ) -> Result<(), StoreError> {
         let mut partitions: HashMap<&str, Partition<'_>> = HashMap::new();
         for message in messages {
             let key = message.contact.as_str();
-            let partition = partitions.entry(key).or_default();
-            partition.generation = generations.get(key).copied();
-            partition.messages.push(message);
+            partitions.entry(key).or_default().messages.push(message);
         }
         for (contact, purchase) in purchases {
             let key = contact.as_str();
@@ -1188,13 +1162,12 @@ impl ScyllaStore {
                 text_bytes,
             })
         };
-        let generation = partition.generation;
         for message in partition.messages {
             let key = message.contact.as_str();
             let wamid = message.wamid.as_str();
             let text = message.body.as_ref().map_or(0, String::len) + message.kind.len();
             if inbound_only(message) {
-                let row = InboundValues::new(message, generation, absent)?;
+                let row = InboundValues::new(message, absent);
                 push(&self.st.put_inbound, Box::new(row), text + wamid.len());
                 continue;
             }

@@ -72,7 +72,7 @@ where
 }
 
 fn phone(what: &str, text: &str) -> Result<PhoneNumber, StoreError> {
-    PhoneNumber::parse(text).map_err(|e| corrupt(what, format!("phone {text:?}: {e}")))
+    PhoneNumber::from_e164_digits(text).map_err(|e| corrupt(what, format!("phone {text:?}: {e}")))
 }
 
 pub(crate) fn parse_phone(what: &str, text: &str) -> Result<PhoneNumber, StoreError> {
@@ -177,7 +177,6 @@ pub(crate) struct ContactValues<'a> {
     replied_count: Column<i64>,
     last_outbound: Cell<CqlTimestamp>,
     recent_events: Column<Vec<i64>>,
-    write_generation: Column<i64>,
     attributes: Column<String>,
     created_at: Column<CqlTimestamp>,
     updated_at: Column<CqlTimestamp>,
@@ -186,8 +185,8 @@ pub(crate) struct ContactValues<'a> {
 pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, state, \
     marital_status, whatsapp_status, marketing_opt_in, consent_changed_at, consent_source, \
     ic_masked, ic_keyed_hash, ic_ciphertext, customer_tier, message_count, last_interaction, \
-    outbound_count, replied_count, last_outbound, recent_events, write_generation, attributes, \
-    created_at, updated_at";
+    outbound_count, replied_count, last_outbound, recent_events, attributes, created_at, \
+    updated_at";
 
 impl<'a> ContactValues<'a> {
     /// Bytes of its variable-length values, for sizing batches.
@@ -262,11 +261,6 @@ impl<'a> ContactValues<'a> {
             recent_events: column(has(F::AppliedEvents), || {
                 contact.applied_events.fingerprints().collect()
             }),
-            write_generation: count(
-                F::WriteGeneration,
-                "write_generation",
-                contact.write_generation,
-            )?,
             attributes,
             created_at: column(has(F::CreatedAt), || ts(contact.created_at)),
             updated_at: column(has(F::UpdatedAt), || ts(contact.updated_at)),
@@ -296,7 +290,6 @@ pub(crate) struct ContactRow {
     replied_count: Option<i64>,
     last_outbound: Option<CqlTimestamp>,
     recent_events: Option<Vec<i64>>,
-    write_generation: Option<i64>,
     attributes: Option<String>,
     created_at: Option<CqlTimestamp>,
     updated_at: Option<CqlTimestamp>,
@@ -375,7 +368,6 @@ impl ContactRow {
             updated_at: opt_ts(what, self.updated_at)?.unwrap_or(created_at),
             attributes,
             applied_events: self.recent_events.unwrap_or_default().into_iter().collect(),
-            write_generation: from_counter(what, "write_generation", self.write_generation)?,
         })
     }
 }
@@ -524,36 +516,22 @@ pub(crate) struct InboundValues<'a> {
     kind: &'a str,
     body: Cell<&'a str>,
     campaign_id: Cell<&'a str>,
-    write_generation: Column<i64>,
 }
 
 impl<'a> InboundValues<'a> {
-    /// `write_generation`: the contact's, when the row is written with the contact's row.
-    pub(crate) fn new(
-        message: &'a MessageRecord,
-        write_generation: Option<u64>,
-        absent: Absent,
-    ) -> Result<Self, StoreError> {
-        Ok(InboundValues {
+    pub(crate) fn new(message: &'a MessageRecord, absent: Absent) -> Self {
+        InboundValues {
             contact: message.contact.as_str(),
             created_at: ts(message.created_at),
             wamid: &message.wamid,
             kind: &message.kind,
             body: cell(message.body.as_deref(), absent),
             campaign_id: cell(message.campaign_id.as_deref(), absent),
-            write_generation: write_generation
-                .map(|g| counter("write_behind", "write_generation", g))
-                .transpose()?
-                .map_or(MaybeUnset::Unset, MaybeUnset::Set),
-        })
+        }
     }
 }
 
-/// What the reads of `inbound_messages` return.
 pub(crate) const INBOUND_COLUMNS: &str = "contact, created_at, wamid, kind, body, campaign_id";
-/// What its writes set: the reads' columns and the contact's write generation.
-pub(crate) const INBOUND_WRITE_COLUMNS: &str =
-    "contact, created_at, wamid, kind, body, campaign_id, write_generation";
 
 #[derive(DeserializeRow)]
 pub(crate) struct InboundRow {

@@ -65,11 +65,6 @@ pub const CQL_MIGRATIONS: &[Migration] = &[
         name: "send_results",
         text: include_str!("../../../../schemas/cql/0008_send_results.cql"),
     },
-    Migration {
-        version: 9,
-        name: "write_generation",
-        text: include_str!("../../../../schemas/cql/0009_write_generation.cql"),
-    },
 ];
 
 /// The table holding applied versions, inside the keyspace.

@@ -428,6 +428,43 @@ mod ocr {
         assert_eq!(w.contact.spending().total_spent, Money::from_ringgit(550));
     }
 
+    /// Purchases are stored before the contact's row; if that row is then lost, the reloaded
+    /// contact counts the purchase (its ledger is read from the purchases) with the tier
+    /// it had before. The replayed result moves the tier there, once.
+    #[test]
+    fn a_replayed_receipt_moves_a_tier_its_contact_row_missed() {
+        let mut first = World::new();
+        let effects = apply(
+            &mut first,
+            &result("wamid.r1", receipt("p1", 600, false, None)),
+        );
+        assert_eq!(first.contact.customer_tier, Tier::Silver);
+        let counted = effects.purchases[0].counted_event().unwrap();
+
+        let mut reloaded = World::new();
+        reloaded.contact.purchases.apply(&counted);
+        assert_eq!(reloaded.contact.customer_tier, Tier::Bronze);
+        let effects = apply(
+            &mut reloaded,
+            &result("wamid.r1", receipt("p1", 600, false, None)),
+        );
+        assert!(effects.purchases.iter().all(|p| p.purchase_id == "p1"));
+        assert_eq!(reloaded.contact.customer_tier, Tier::Silver);
+        assert_eq!(
+            reloaded.contact.spending().total_spent,
+            Money::from_ringgit(600),
+            "counted once"
+        );
+        assert!(
+            effects.events.iter().any(|e| matches!(
+                e,
+                AnalyticsEvent::ContactSnapshot(s) if s.tier == Tier::Silver
+            )),
+            "the new tier reaches analytics: {:?}",
+            effects.events
+        );
+    }
+
     #[test]
     fn an_opted_out_contact_is_counted_but_not_answered() {
         let mut w = World::new();

@@ -241,8 +241,20 @@ async fn scenario(h: Harness) {
     // 9b. A customer from Singapore is served like any other: contact, reply, API.
     h.post(&text(SINGAPOREAN, "wamid.E2E-SG", T0 + 500, "help"))
         .await;
-    let visitor = h.message_count_reaches(SINGAPOREAN, 1).await;
+    // The API takes another country's number with its +.
+    let visitor = h.message_count_reaches(&format!("+{SINGAPOREAN}"), 1).await;
     assert_eq!(visitor["phone_number"], SINGAPOREAN);
+    let bare = h
+        .http
+        .get(format!("{}/api/contacts/{SINGAPOREAN}/", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bare.status().as_u16(),
+        400,
+        "bare digits are Malaysian or refused"
+    );
     assert_eq!(visitor["whatsapp_status"], "active");
     let sent = h.sent_reaches(5).await;
     assert_eq!(sent[4].0, SINGAPOREAN);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
 
 use sembang::domain::contact::Contact;
 use sembang::domain::contact_fields::{ContactField, ContactFields};
@@ -168,6 +169,41 @@ async fn a_redelivery_older_than_the_dedupe_window_changes_nothing() {
             .contains("sembang_engine_messages_total{message_type=\"text\",outcome=\"duplicate\"}"),
         "{metrics}"
     );
+    h.stop().await;
+}
+
+/// Repeats further back than the dedupe window reaches, within one webhook (one batch):
+/// one of an event applied earlier and still unflushed or just flushed, and one of an
+/// event of the same batch. Neither counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repeats_beyond_the_window_within_one_batch_change_nothing() {
+    let h = Harness::embedded().await;
+    h.post(&text(SITI, "wamid.W-0", T0, "ok")).await;
+    h.message_count_reaches(SITI, 1).await;
+
+    let message = |wamid: &str, at: i64| {
+        json!({ "from": SITI, "id": wamid, "timestamp": at.to_string(),
+                "type": "text", "text": { "body": "ok" } })
+    };
+    let mut messages: Vec<Value> = (1..=40)
+        .map(|i| message(&format!("wamid.W-{i}"), T0 + i))
+        .collect();
+    messages.push(message("wamid.W-0", T0));
+    messages.push(message("wamid.W-1", T0 + 1));
+    h.post(&envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "contacts": [{ "profile": { "name": "Pelanggan" }, "wa_id": SITI }],
+        "messages": messages,
+    })))
+    .await;
+    h.message_count_reaches(SITI, 41).await;
+    // A message after them, on the same partition: once it counts, the repeats were seen.
+    h.post(&text(SITI, "wamid.W-LAST", T0 + 100, "ok")).await;
+    h.message_count_reaches(SITI, 42).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let contact = h.contact(SITI).await.unwrap();
+    assert_eq!(contact["message_count"], 42, "{contact}");
     h.stop().await;
 }
 

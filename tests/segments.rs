@@ -1362,6 +1362,7 @@ fn definition_round_trips_through_canonical_json() {
             cmp("phone_number", "ne", json!("+60 12-345 6789")),
             cmp("date_of_birth", "lt", json!("2000-01-01")),
             {"field": "name", "op": "exists"},
+            cmp("phone_number", "ne", json!("0065 9123 4567")),
         ]},
     });
     let parsed = definition(original);
@@ -1378,6 +1379,8 @@ fn definition_round_trips_through_canonical_json() {
         json!("2025-02-28T16:00:00Z")
     );
     assert_eq!(canonical["custom"]["and"][5]["value"], json!("60123456789"));
+    // Another country's number keeps its +, which written forms need.
+    assert_eq!(canonical["custom"]["and"][8]["value"], json!("+6591234567"));
     assert_eq!(
         canonical["custom"]["and"][0],
         json!({"field": "spend_in_last_days", "days": 90, "op": "gte", "value": "100.00"})

@@ -88,10 +88,11 @@ pub fn router(
     app.layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
-/// The phone number of a path (as the API shows it, or as people write it), or the 400
-/// that says why it is not one.
+/// The phone number of a path, as people write it (another country's with `+`), or the
+/// 400 that says why it is not one. Bare digits are not taken for another country's:
+/// a Malaysian number missing its 0 must not reach a stranger's contact.
 fn parse_phone(raw: &str) -> Result<PhoneNumber, Box<Response>> {
-    PhoneNumber::from_stored_or_written(raw).map_err(|e| {
+    PhoneNumber::parse(raw).map_err(|e| {
         Box::new(refuse(
             StatusCode::BAD_REQUEST,
             "invalid_phone_number",

@@ -109,10 +109,9 @@ impl PhoneNumber {
         Ok(PhoneNumber(digits.to_string()))
     }
 
-    /// Where either form may come (serialized values, the API's paths, which show and
-    /// take back the stored form): bare digits not starting with 0 are the stored form,
-    /// anything else is read as people write it.
-    pub fn from_stored_or_written(input: &str) -> Result<PhoneNumber, PhoneError> {
+    /// Where either form may come (serialized values): bare digits not starting with 0
+    /// are the stored form, anything else is read as people write it.
+    fn from_stored_or_written(input: &str) -> Result<PhoneNumber, PhoneError> {
         let input = input.trim();
         let stored_form = !input.starts_with('0') && input.bytes().all(|b| b.is_ascii_digit());
         if stored_form {
@@ -125,6 +124,16 @@ impl PhoneNumber {
     /// The E.164 digits, e.g. `60123456789`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A form [`PhoneNumber::parse`] reads back: the stored digits for a Malaysian number
+    /// (`60123456789`), with a `+` for others (`+6591234567`).
+    pub fn written(&self) -> String {
+        if self.is_malaysian() {
+            self.0.clone()
+        } else {
+            self.to_e164_with_plus()
+        }
     }
 
     /// The E.164 form with its `+`, e.g. `+60123456789`.
@@ -395,6 +404,7 @@ mod tests {
         }
         let singapore = PhoneNumber::from_e164_digits("6591234567").unwrap();
         assert_eq!(singapore, PhoneNumber::parse("+65 9123 4567").unwrap());
+        assert_eq!(PhoneNumber::parse(&singapore.written()).unwrap(), singapore);
         assert_eq!(singapore.country_code(), "65");
         assert!(!singapore.is_malaysian());
         assert!(!singapore.is_mobile());
@@ -415,6 +425,7 @@ mod tests {
         // Malaysia keeps its strict rules in every form.
         let malaysian = PhoneNumber::from_e164_digits("60123456789").unwrap();
         assert_eq!(malaysian, PhoneNumber::parse("012-345 6789").unwrap());
+        assert_eq!(malaysian.written(), "60123456789");
         assert_eq!(malaysian.country_code(), "60");
         assert!(malaysian.is_malaysian());
         assert!(PhoneNumber::from_e164_digits("6012345678").is_err());

@@ -170,11 +170,20 @@ fn purchase(
             "We received your receipt ({total}) and will check it before it counts. Thank you!"
         );
     };
-    if contact.purchases.apply(&event) == Applied::AlreadyRecorded {
-        return format!("This receipt ({total}) was already recorded, so it is not counted again.");
-    }
+    let recorded = contact.purchases.apply(&event);
     let before = contact.customer_tier;
     contact.customer_tier = ctx.tiers.tier_for(&contact.purchases, ctx.today);
+    if recorded == Applied::AlreadyRecorded {
+        // Its purchase row may be stored without the contact's row that counted it (purchases
+        // are written first, and a replay reloads the ledger from them): the tier above is
+        // then the one that row missed.
+        if contact.customer_tier != before {
+            effects
+                .events
+                .push(snapshot(contact, "purchase", key, ctx.today));
+        }
+        return format!("This receipt ({total}) was already recorded, so it is not counted again.");
+    }
     let spent = contact.spending().total_spent;
     effects
         .events

@@ -25,6 +25,7 @@ use crate::domain::contact::Contact;
 use crate::domain::contact_fields::{without_ledger, ContactFields};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
+use crate::domain::recent::{fingerprint, RECENT_CAPACITY};
 use crate::domain::tier::TierPolicy;
 use crate::ingress::{EventPayload, InboundEvent, InboundMessage};
 use crate::storage::bus::{Producer, Record, TopicPartition};
@@ -192,6 +193,11 @@ struct Resident {
     /// Position in `by_recency`.
     recency: u64,
     last_used: Instant,
+    /// Events applied since the contact was last stored. Kept within the dedupe window
+    /// (a flush comes first), so the window holds every event whose rows are not stored
+    /// yet: a redelivery of one is known without a look-up, and a stored contact holds
+    /// the keys of every event its flush wrote rows for.
+    unflushed_events: usize,
 }
 
 #[derive(Default)]
@@ -361,6 +367,23 @@ impl ShardState {
         }
 
         let redelivered = self.redelivered(&batch).await?;
+        // Applying the batch may push events out of a contact's window, and one of them
+        // may then be repeated later in the batch: `redelivered` did not look it up (the
+        // window held it), and its row may not be stored (unflushed, or applied in this
+        // batch). For the batch, the window of a contact that can overflow keeps
+        // everything.
+        let mut events_per_contact: HashMap<&PhoneNumber, usize> = HashMap::new();
+        for work in &batch {
+            *events_per_contact.entry(&work.contact).or_default() += 1;
+        }
+        let mut batch_windows: HashMap<PhoneNumber, HashSet<i64>> = events_per_contact
+            .into_iter()
+            .filter_map(|(contact, events)| {
+                let window = &self.residents.get(contact)?.contact.applied_events;
+                (window.len() + events > RECENT_CAPACITY)
+                    .then(|| (contact.clone(), window.fingerprints().collect()))
+            })
+            .collect();
         let deps = self.deps.clone();
         let ctx = ApplyContext {
             replies: &deps.replies,
@@ -369,12 +392,25 @@ impl ShardState {
             today: malaysia_today(),
         };
         for (position, work) in batch.into_iter().enumerate() {
+            let unflushed = self
+                .residents
+                .get(&work.contact)
+                .map_or(0, |r| r.unflushed_events);
+            if unflushed >= RECENT_CAPACITY {
+                self.flush().await?;
+            }
             let resident = self
                 .residents
                 .get_mut(&work.contact)
                 .expect("activated above");
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
+            let repeated_in_batch = match (&work.event, batch_windows.get_mut(&work.contact)) {
+                (WorkEvent::Inbound(event), Some(window)) => {
+                    !window.insert(fingerprint(&event.dedupe_key()))
+                }
+                _ => false,
+            };
             let found_stored = redelivered.contains(&position);
             // What `redelivered` would ask of a replay of this message: no newer than the
             // latest message before it.
@@ -386,7 +422,7 @@ impl ShardState {
                     .is_some_and(|latest| message.timestamp <= latest)
             });
             let outcome = match &work.event {
-                WorkEvent::Inbound(_) if found_stored => Outcome::Duplicate,
+                WorkEvent::Inbound(_) if found_stored || repeated_in_batch => Outcome::Duplicate,
                 WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
                 WorkEvent::Ocr(result) => apply_ocr(&mut resident.contact, result, &ctx),
             };
@@ -411,6 +447,7 @@ impl ShardState {
                 }
                 Outcome::Applied(mut effects) => {
                     counted("applied");
+                    resident.unflushed_events += 1;
                     if late {
                         self.pending
                             .messages_after_contacts
@@ -575,6 +612,7 @@ impl ShardState {
         for phone in self.dirty.drain() {
             if let Some(resident) = self.residents.get_mut(&phone) {
                 resident.stored = Some(without_ledger(&resident.contact));
+                resident.unflushed_events = 0;
             }
         }
         self.dirty_since = None;
@@ -605,6 +643,7 @@ impl ShardState {
                 partition,
                 recency,
                 last_used: now,
+                unflushed_events: 0,
             },
         );
     }

@@ -283,7 +283,7 @@ impl Literal {
             Literal::Date(d) => Value::String(d.format("%Y-%m-%d").to_string()),
             Literal::DateTime(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
             Literal::Text(t) => Value::String(t.as_str().to_string()),
-            Literal::Phone(p) => Value::String(p.as_str().to_string()),
+            Literal::Phone(p) => Value::String(p.written()),
             Literal::Gender(g) => Value::String(g.as_str().to_string()),
             Literal::MaritalStatus(m) => Value::String(m.as_str().to_string()),
             Literal::State(s) => Value::String(s.name().to_string()),

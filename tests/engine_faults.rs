@@ -342,12 +342,15 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
 /// fields each write-behind flush marked as changed, per contact. Its write-behind flushes
 /// fail part-way, as when a flush's batches or tables are applied separately: while
 /// `torn` is above zero the message rows are stored and the contacts' rows are not; while
-/// `rows_lost` is, the contacts' rows are stored and the message rows are not.
+/// `rows_lost` is, the contacts' rows are stored and the message rows are not; while
+/// `second_writes_fail` is, the writes a flush sends after its contacts' rows (no
+/// contacts, only rows) fail.
 struct FlakyStore {
     inner: Arc<dyn ContactStore>,
     failures: Arc<AtomicU32>,
     torn: Arc<AtomicU32>,
     rows_lost: Arc<AtomicU32>,
+    second_writes_fail: Arc<AtomicU32>,
     flushed: Arc<Mutex<Vec<(String, ContactFields)>>>,
 }
 
@@ -366,6 +369,7 @@ impl FlakyStore {
             failures: Arc::default(),
             torn: Arc::default(),
             rows_lost: Arc::default(),
+            second_writes_fail: Arc::default(),
             flushed: Arc::default(),
         }
     }
@@ -419,6 +423,9 @@ impl ContactStore for FlakyStore {
             for contact in before.iter().flatten() {
                 self.inner.upsert_contact(contact).await?;
             }
+            return Err(outage());
+        }
+        if contacts.is_empty() && take_one(&self.second_writes_fail) {
             return Err(outage());
         }
         if take_one(&self.rows_lost) {
@@ -680,6 +687,67 @@ async fn a_message_row_lost_beside_its_contact_is_written_again_on_replay() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let contact = h.contact(SITI).await.unwrap();
     assert_eq!(contact["message_count"], 2, "applied once: {contact}");
+    h.stop().await;
+}
+
+/// A late message followed by more of its contact's events than the dedupe window holds,
+/// all in one webhook; the flush's second write (the late message's row, after the
+/// contact's) fails until the shard is restarted. The shard flushed before the window
+/// could lose the late message, so the stored contact knows it and the replay counts it
+/// once (and writes its row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_message_stays_known_until_its_row_is_stored() {
+    let failing = Arc::new(AtomicU32::new(0));
+    let flaky_failing = failing.clone();
+    let h = Harness::embedded_with(false, move |inner| {
+        Arc::new(FlakyStore {
+            second_writes_fail: flaky_failing,
+            ..FlakyStore::new(inner)
+        })
+    })
+    .await;
+    h.post(&text(SITI, "wamid.K-0", T0 + 100, "ok")).await;
+    h.message_count_reaches(SITI, 1).await;
+
+    failing.store(9, Ordering::SeqCst);
+    let message = |wamid: &str, at: i64| {
+        json!({ "from": SITI, "id": wamid, "timestamp": at.to_string(),
+                "type": "text", "text": { "body": "ok" } })
+    };
+    let mut messages = vec![message("wamid.K-LATE", T0 + 50)];
+    messages.extend((1..=40).map(|i| message(&format!("wamid.K-{i}"), T0 + 100 + i)));
+    h.post(&envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "contacts": [{ "profile": { "name": "Pelanggan" }, "wa_id": SITI }],
+        "messages": messages,
+    })))
+    .await;
+    let siti = PhoneNumber::parse(SITI).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h
+        .store
+        .message(&siti, "wamid.K-LATE")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the late message's row was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        failing.load(Ordering::SeqCst),
+        0,
+        "the failures were used up"
+    );
+    h.post(&text(SITI, "wamid.K-LAST", T0 + 500, "ok")).await;
+    h.message_count_reaches(SITI, 43).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let contact = h.contact(SITI).await.unwrap();
+    assert_eq!(contact["message_count"], 43, "applied once: {contact}");
     h.stop().await;
 }
 

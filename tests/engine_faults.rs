@@ -181,22 +181,11 @@ async fn repeats_beyond_the_window_within_one_batch_change_nothing() {
     h.post(&text(SITI, "wamid.W-0", T0, "ok")).await;
     h.message_count_reaches(SITI, 1).await;
 
-    let message = |wamid: &str, at: i64| {
-        json!({ "from": SITI, "id": wamid, "timestamp": at.to_string(),
-                "type": "text", "text": { "body": "ok" } })
-    };
-    let mut messages: Vec<Value> = (1..=40)
-        .map(|i| message(&format!("wamid.W-{i}"), T0 + i))
-        .collect();
-    messages.push(message("wamid.W-0", T0));
-    messages.push(message("wamid.W-1", T0 + 1));
-    h.post(&envelope(json!({
-        "messaging_product": "whatsapp",
-        "metadata": metadata(),
-        "contacts": [{ "profile": { "name": "Pelanggan" }, "wa_id": SITI }],
-        "messages": messages,
-    })))
-    .await;
+    let mut messages: Vec<(String, i64)> =
+        (1..=40).map(|i| (format!("wamid.W-{i}"), T0 + i)).collect();
+    messages.push(("wamid.W-0".into(), T0));
+    messages.push(("wamid.W-1".into(), T0 + 1));
+    h.post(&texts(SITI, &messages)).await;
     h.message_count_reaches(SITI, 41).await;
     // A message after them, on the same partition: once it counts, the repeats were seen.
     h.post(&text(SITI, "wamid.W-LAST", T0 + 100, "ok")).await;
@@ -205,6 +194,36 @@ async fn repeats_beyond_the_window_within_one_batch_change_nothing() {
     let contact = h.contact(SITI).await.unwrap();
     assert_eq!(contact["message_count"], 42, "{contact}");
     h.stop().await;
+}
+
+/// One webhook carrying several texts of `from`, in order: (wamid, time).
+fn texts(from: &str, messages: &[(String, i64)]) -> Value {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(wamid, at)| {
+            json!({ "from": from, "id": wamid, "timestamp": at.to_string(),
+                    "type": "text", "text": { "body": "ok" } })
+        })
+        .collect();
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "contacts": [{ "profile": { "name": "Pelanggan" }, "wa_id": from }],
+        "messages": messages,
+    }))
+}
+
+/// Waits until the row of inbound message `wamid` of `contact` is stored.
+async fn message_row_appears(h: &Harness, contact: &str, wamid: &str) {
+    let phone = PhoneNumber::parse(contact).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.store.message(&phone, wamid).await.unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the row of {wamid} was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A reply request on wa.outbound, as the shards produce it.
@@ -642,13 +661,7 @@ async fn a_late_message_whose_flush_was_torn_is_applied_after_the_restart() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let contact = h.contact(SITI).await.unwrap();
     assert_eq!(contact["message_count"], 43, "applied once: {contact}");
-    let siti = PhoneNumber::parse(SITI).unwrap();
-    assert!(h
-        .store
-        .message(&siti, "wamid.T-LATE")
-        .await
-        .unwrap()
-        .is_some());
+    message_row_appears(&h, SITI, "wamid.T-LATE").await;
     let metrics = h.metrics().await;
     assert!(
         metrics.contains("sembang_actor_restarts_total{role=\"engine\"}"),
@@ -670,17 +683,8 @@ async fn a_message_row_lost_beside_its_contact_is_written_again_on_replay() {
         })
     })
     .await;
-    let siti = PhoneNumber::parse(SITI).unwrap();
     h.post(&text(SITI, "wamid.L-1", T0, "ok")).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while h.store.message(&siti, "wamid.L-1").await.unwrap().is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the message's row never came back ({} losses left)",
-            rows_lost.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    message_row_appears(&h, SITI, "wamid.L-1").await;
     assert_eq!(rows_lost.load(Ordering::SeqCst), 0);
     h.post(&text(SITI, "wamid.L-2", T0 + 10, "ok")).await;
     h.message_count_reaches(SITI, 2).await;
@@ -710,34 +714,10 @@ async fn a_late_message_stays_known_until_its_row_is_stored() {
     h.message_count_reaches(SITI, 1).await;
 
     failing.store(9, Ordering::SeqCst);
-    let message = |wamid: &str, at: i64| {
-        json!({ "from": SITI, "id": wamid, "timestamp": at.to_string(),
-                "type": "text", "text": { "body": "ok" } })
-    };
-    let mut messages = vec![message("wamid.K-LATE", T0 + 50)];
-    messages.extend((1..=40).map(|i| message(&format!("wamid.K-{i}"), T0 + 100 + i)));
-    h.post(&envelope(json!({
-        "messaging_product": "whatsapp",
-        "metadata": metadata(),
-        "contacts": [{ "profile": { "name": "Pelanggan" }, "wa_id": SITI }],
-        "messages": messages,
-    })))
-    .await;
-    let siti = PhoneNumber::parse(SITI).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while h
-        .store
-        .message(&siti, "wamid.K-LATE")
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the late message's row was never written"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut messages = vec![("wamid.K-LATE".to_string(), T0 + 50)];
+    messages.extend((1..=40).map(|i| (format!("wamid.K-{i}"), T0 + 100 + i)));
+    h.post(&texts(SITI, &messages)).await;
+    message_row_appears(&h, SITI, "wamid.K-LATE").await;
     assert_eq!(
         failing.load(Ordering::SeqCst),
         0,

@@ -208,15 +208,7 @@ fn validate_national(code: &str, national: &str) -> Result<(), PhoneError> {
             (MIN_NATIONAL_DIGITS..=MAX_E164_DIGITS - code.len()).contains(&got),
         ),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(PhoneError::WrongLength {
-            kind,
-            expected,
-            got,
-        })
-    }
+    length_check(ok, kind, expected, got)
 }
 
 /// Mobile numbers are 1X plus 7 digits (011 and 015 plus 8); fixed lines are 03 plus 8
@@ -233,6 +225,15 @@ fn validate_malaysian(nsn: &str) -> Result<(), PhoneError> {
         Some(b'4'..=b'9') => ("Malaysian fixed-line", got == 8, "8"),
         _ => ("Malaysian fixed-line", false, "8 to 10"),
     };
+    length_check(ok, kind, expected, got)
+}
+
+fn length_check(
+    ok: bool,
+    kind: &'static str,
+    expected: &'static str,
+    got: usize,
+) -> Result<(), PhoneError> {
     if ok {
         Ok(())
     } else {

@@ -243,7 +243,7 @@ async fn scenario(h: Harness) {
         .await;
     // The API takes another country's number with its +.
     let visitor = h.message_count_reaches(&format!("+{SINGAPOREAN}"), 1).await;
-    assert_eq!(visitor["phone_number"], SINGAPOREAN);
+    assert_eq!(visitor["phone_number"], format!("+{SINGAPOREAN}"));
     let bare = h
         .http
         .get(format!("{}/api/contacts/{SINGAPOREAN}/", h.base))

@@ -210,8 +210,25 @@ async fn scenario(h: Harness) {
     assert_eq!(sent[6].0, walk_in);
     assert!(sent[6].1.contains("registered"), "{}", sent[6].1);
 
+    // Siti's receipt photo forwarded by another customer: the receipt is hers, so it does
+    // not count for them, and they are told.
+    let forwarder = "60167778888";
+    h.post(&image(
+        forwarder,
+        "wamid.OCR-E2E-8",
+        T0 + 60,
+        "MEDIA-RECEIPT",
+    ))
+    .await;
+    let sent = h.sent_reaches(8).await;
+    assert_eq!(sent[7].0, forwarder);
+    assert!(sent[7].1.contains("already recorded"), "{}", sent[7].1);
+    let contact = h.contact(forwarder).await.unwrap();
+    assert_eq!(contact["purchase_count"], 0, "{contact}");
+    assert_eq!(contact["total_spent"], "0.00");
+
     // Every attempt is an analytics event, with the IC masked in its fields.
-    h.events_reach(EventTable::OcrResults, 7).await;
+    h.events_reach(EventTable::OcrResults, 8).await;
     let events = h
         .reader
         .fetch_events(EventTable::OcrResults, 10)

@@ -40,7 +40,8 @@ pub fn view(contact: &Contact) -> serde_json::Value {
     let stats = &contact.interactions;
     json!({
         "name": contact.name,
-        "phone_number": contact.phone_number.as_str(),
+        // A form the API's paths take back: another country's number with its +.
+        "phone_number": contact.phone_number.written(),
         "ic_number": contact.ic.as_ref().map(|ic| ic.masked.clone()),
         "age": contact.age_on(malaysia_today()),
         "gender": contact.gender.map(|g| g.as_str()),

@@ -49,6 +49,15 @@ impl RecentKeys {
         true
     }
 
+    /// The fingerprint that recording a new key would push out: the oldest, when full.
+    pub fn next_to_forget(&self) -> Option<i64> {
+        if self.0.len() >= RECENT_CAPACITY {
+            self.0.front().copied()
+        } else {
+            None
+        }
+    }
+
     /// Fingerprints, oldest first.
     pub fn fingerprints(&self) -> impl Iterator<Item = i64> + '_ {
         self.0.iter().copied()
@@ -77,6 +86,19 @@ impl FromIterator<i64> for RecentKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_which_key_a_new_one_would_push_out() {
+        let mut keys = RecentKeys::default();
+        for i in 0..RECENT_CAPACITY {
+            assert_eq!(keys.next_to_forget(), None, "not full at {i}");
+            keys.insert(&format!("k{i}"));
+        }
+        assert_eq!(keys.next_to_forget(), Some(fingerprint("k0")));
+        keys.insert("new");
+        assert!(!keys.contains("k0"));
+        assert_eq!(keys.next_to_forget(), Some(fingerprint("k1")));
+    }
 
     #[test]
     fn remembers_each_key_once_and_forgets_the_oldest() {

@@ -15,8 +15,13 @@ use super::wire::{
     event_id, IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, OutboundRequest, ReceiptReading,
 };
 
+/// What a contact's dedupe window records an OCR result by.
+pub fn ocr_dedupe_key(result: &OcrResult) -> String {
+    format!("ocr:{}", result.job_id)
+}
+
 pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'_>) -> Outcome {
-    let key = format!("ocr:{}", result.job_id);
+    let key = ocr_dedupe_key(result);
     if !contact.applied_events.insert(&key) {
         return Outcome::Duplicate;
     }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -418,7 +419,11 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
         }
         Reading::Receipt(receipt) => {
             let details = receipt.details();
-            let purchase_id = format!("rcpt-{}", &sha256[..24]);
+            // The contact's own photo, sent again or replayed, keeps its id (its claims
+            // answer with it); the same image from another contact (a forwarded receipt)
+            // gets another id and finds the receipt claimed.
+            let scoped = Sha256::digest(format!("{}|{sha256}", job.contact.as_str()));
+            let purchase_id = format!("rcpt-{}", &hex::encode(scoped)[..24]);
             let mut duplicate_of = None;
             let mut fingerprints = vec![format!("img:{sha256}")];
             if let (Some(merchant), Some(number)) = (&details.merchant, &details.receipt_no) {

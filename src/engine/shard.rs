@@ -32,7 +32,7 @@ use crate::storage::bus::{Producer, Record, TopicPartition};
 use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
 
 use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome, StatusUpdate};
-use super::apply_ocr::apply_ocr;
+use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
 use super::error::EngineError;
 use super::malaysia_today;
 use super::outputs::send_outputs;
@@ -62,6 +62,14 @@ impl WorkEvent {
         match self {
             WorkEvent::Inbound(event) => event.timestamp(),
             WorkEvent::Ocr(result) => Some(result.completed_at),
+        }
+    }
+
+    /// What its contact's dedupe window records it by.
+    fn dedupe_key(&self) -> String {
+        match self {
+            WorkEvent::Inbound(event) => event.dedupe_key(),
+            WorkEvent::Ocr(result) => ocr_dedupe_key(result),
         }
     }
 
@@ -367,23 +375,11 @@ impl ShardState {
         }
 
         let redelivered = self.redelivered(&batch).await?;
-        // Applying the batch may push events out of a contact's window, and one of them
-        // may then be repeated later in the batch: `redelivered` did not look it up (the
-        // window held it), and its row may not be stored (unflushed, or applied in this
-        // batch). For the batch, the window of a contact that can overflow keeps
-        // everything.
-        let mut events_per_contact: HashMap<&PhoneNumber, usize> = HashMap::new();
-        for work in &batch {
-            *events_per_contact.entry(&work.contact).or_default() += 1;
-        }
-        let mut batch_windows: HashMap<PhoneNumber, HashSet<i64>> = events_per_contact
-            .into_iter()
-            .filter_map(|(contact, events)| {
-                let window = &self.residents.get(contact)?.contact.applied_events;
-                (window.len() + events > RECENT_CAPACITY)
-                    .then(|| (contact.clone(), window.fingerprints().collect()))
-            })
-            .collect();
+        // Applying the batch pushes old events out of full windows, and one of them may be
+        // repeated later in the batch: `redelivered` did not look it up (the window held
+        // it then). The fingerprints each contact's window lets go of during the batch are
+        // kept for it.
+        let mut forgotten: HashMap<PhoneNumber, HashSet<i64>> = HashMap::new();
         let deps = self.deps.clone();
         let ctx = ApplyContext {
             replies: &deps.replies,
@@ -405,12 +401,12 @@ impl ShardState {
                 .expect("activated above");
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
-            let repeated_in_batch = match (&work.event, batch_windows.get_mut(&work.contact)) {
-                (WorkEvent::Inbound(event), Some(window)) => {
-                    !window.insert(fingerprint(&event.dedupe_key()))
-                }
-                _ => false,
-            };
+            // Only a contact whose window has let go of something this batch pays for the
+            // extra fingerprint.
+            let repeated_in_batch = forgotten
+                .get(&work.contact)
+                .is_some_and(|gone| gone.contains(&fingerprint(&work.event.dedupe_key())));
+            let next_forgotten = resident.contact.applied_events.next_to_forget();
             let found_stored = redelivered.contains(&position);
             // What `redelivered` would ask of a replay of this message: no newer than the
             // latest message before it.
@@ -422,7 +418,7 @@ impl ShardState {
                     .is_some_and(|latest| message.timestamp <= latest)
             });
             let outcome = match &work.event {
-                WorkEvent::Inbound(_) if found_stored || repeated_in_batch => Outcome::Duplicate,
+                _ if found_stored || repeated_in_batch => Outcome::Duplicate,
                 WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
                 WorkEvent::Ocr(result) => apply_ocr(&mut resident.contact, result, &ctx),
             };
@@ -448,6 +444,13 @@ impl ShardState {
                 Outcome::Applied(mut effects) => {
                     counted("applied");
                     resident.unflushed_events += 1;
+                    // Applying recorded one new key, pushing out the oldest of a full window.
+                    if let Some(print) = next_forgotten {
+                        forgotten
+                            .entry(work.contact.clone())
+                            .or_default()
+                            .insert(print);
+                    }
                     if late {
                         self.pending
                             .messages_after_contacts

@@ -329,13 +329,12 @@ async fn main() {
         );
         println!("ratio engine / raw consume: {:.2}", engine_rate / raw_rate);
 
-        let cassandra = env_or("SEMBANG_TEST_CASSANDRA", "127.0.0.1:9042");
         let target = baseline::Target {
             kafka: &kafka,
             group: format!("{run}.baseline"),
             topic: &inbound,
-            cassandra: &cassandra,
-            keyspace: &run,
+            cassandra: &config.store.scylla_nodes[0],
+            keyspace: &config.store.scylla_keyspace,
         };
         let took = baseline::consume_and_store(target, args.messages).await;
         let baseline_rate = args.messages as f64 / took.as_secs_f64();

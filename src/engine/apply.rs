@@ -161,10 +161,9 @@ fn apply_message(
         contact.whatsapp_status = WhatsappStatus::Active;
     }
 
-    let (type_name, text) = describe(&message.kind);
-    effects
-        .messages
-        .push(inbound_record(&contact.phone_number, message));
+    let record = inbound_record(&contact.phone_number, message);
+    let (type_name, text) = (record.kind.clone(), record.body.clone());
+    effects.messages.push(record);
     effects
         .events
         .push(AnalyticsEvent::InboundMessage(InboundMessageEvent {
@@ -174,7 +173,7 @@ fn apply_message(
             business_number: business_number(business),
             wamid: message.wamid.clone(),
             message_type: type_name,
-            text: text.clone(),
+            text,
             context_wamid: message.context.as_ref().and_then(|c| c.id.clone()),
             campaign_id: None,
         }));

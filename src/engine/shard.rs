@@ -88,9 +88,9 @@ impl WorkEvent {
     fn kind(&self) -> &'static str {
         match self {
             WorkEvent::Inbound(event) => match &event.payload {
-                crate::ingress::EventPayload::Message(_) => "message",
-                crate::ingress::EventPayload::Status(_) => "status",
-                crate::ingress::EventPayload::Error(_) => "error",
+                EventPayload::Message(_) => "message",
+                EventPayload::Status(_) => "status",
+                EventPayload::Error(_) => "error",
             },
             WorkEvent::Ocr(_) => "ocr_result",
         }
@@ -220,6 +220,15 @@ struct Pending {
     statuses: Vec<StatusUpdate>,
     purchases: Vec<(PhoneNumber, Purchase)>,
     tokens: Vec<Token>,
+}
+
+/// Whether `message` is no newer than the latest message `contact` has had: a message a
+/// replay may have to look up, as its window may no longer hold it.
+fn no_newer_than_latest(contact: &Contact, message: &InboundMessage) -> bool {
+    contact
+        .interactions
+        .last_interaction
+        .is_some_and(|latest| message.timestamp <= latest)
 }
 
 pub struct ShardState {
@@ -408,15 +417,11 @@ impl ShardState {
                 .is_some_and(|gone| gone.contains(&fingerprint(&work.event.dedupe_key())));
             let next_forgotten = resident.contact.applied_events.next_to_forget();
             let found_stored = redelivered.contains(&position);
-            // What `redelivered` would ask of a replay of this message: no newer than the
-            // latest message before it.
-            let late = work.event.message().is_some_and(|message| {
-                resident
-                    .contact
-                    .interactions
-                    .last_interaction
-                    .is_some_and(|latest| message.timestamp <= latest)
-            });
+            // What `redelivered` would ask of a replay of this message.
+            let late = work
+                .event
+                .message()
+                .is_some_and(|message| no_newer_than_latest(&resident.contact, message));
             let outcome = match &work.event {
                 _ if found_stored || repeated_in_batch => Outcome::Duplicate,
                 WorkEvent::Inbound(event) => apply(&mut resident.contact, is_new, event, &ctx),
@@ -479,16 +484,11 @@ impl ShardState {
             .iter()
             .enumerate()
             .filter_map(|(position, work)| {
-                let WorkEvent::Inbound(event) = &work.event else {
-                    return None;
-                };
                 let message = work.event.message()?;
                 let contact = &self.residents.get(&work.contact)?.contact;
-                let not_newer = contact
-                    .interactions
-                    .last_interaction
-                    .is_some_and(|latest| message.timestamp <= latest);
-                (not_newer && !contact.applied_events.contains(&event.dedupe_key())).then(|| {
+                let suspect = no_newer_than_latest(contact, message)
+                    && !contact.applied_events.contains(&work.event.dedupe_key());
+                suspect.then(|| {
                     (
                         position,
                         work.contact.clone(),

@@ -259,10 +259,30 @@ async fn scenario(h: Harness) {
     let sent = h.sent_reaches(5).await;
     assert_eq!(sent[4].0, SINGAPOREAN);
 
+    // 9c. A contact last written by an engine whose clock ran an hour ahead (a previous
+    //     owner of its partition): this engine's change still takes effect. Contacts are
+    //     versioned by updated_at, and the shard writes a version past the stored one.
+    let ahead = PhoneNumber::parse("60135550123").unwrap();
+    let mut stored = sembang::domain::contact::Contact::new(ahead.clone(), chrono::Utc::now());
+    stored.updated_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    stored.interactions.message_count = 5;
+    h.store.upsert_contact(&stored).await.unwrap();
+    h.post(&text(
+        ahead.as_str(),
+        "wamid.E2E-AHEAD",
+        T0 + 600,
+        "ok noted",
+    ))
+    .await;
+    h.message_count_reaches(ahead.as_str(), 6).await;
+    let written = h.store.load_contact(&ahead).await.unwrap().unwrap();
+    assert!(written.updated_at > stored.updated_at);
+
     // 10. Analytics: every inbound message, reply and status once, however often replayed.
-    //     Inbound: Siti 13 + 60167778888 + the Singaporean; outbound: 5 replies; statuses:
-    //     read + delivered of the reply, and the batch's delivered and read.
-    h.events_reach(EventTable::InboundMessages, 15).await;
+    //     Inbound: Siti 13 + 60167778888 + the Singaporean + 60135550123; outbound: 5
+    //     replies; statuses: read + delivered of the reply, and the batch's delivered and
+    //     read.
+    h.events_reach(EventTable::InboundMessages, 16).await;
     h.events_reach(EventTable::OutboundMessages, 5).await;
     h.events_reach(EventTable::MessageStatuses, 4).await;
 

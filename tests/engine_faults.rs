@@ -1,28 +1,31 @@
 //! Faults the engine must absorb: provider rate limits, server errors and permanent
 //! refusals (through the fake Cloud API), and a store that fails long enough for a contact
 //! shard to give up, so its role is restarted by the supervisor and the message is applied
-//! exactly once by the new incarnation.
+//! exactly once by the new incarnation; and an engine deposed by a rebalance whose flush
+//! lands after its successor's.
 
 mod support;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 
 use sembang::domain::contact::Contact;
 use sembang::domain::contact_fields::{ContactField, ContactFields};
 use sembang::domain::message::DeliveryStatus;
 use sembang::domain::phone::PhoneNumber;
 use sembang::domain::purchase::Purchase;
+use sembang::engine::runtime::{self, Backends};
 use sembang::engine::wire::OutboundRequest;
 use sembang::provider::fake_cloud_api::FakeFailure;
 use sembang::provider::OutboundContent;
-use sembang::storage::bus::{topics, Record};
-use sembang::storage::sink::{AnalyticsEvent, EventTable};
+use sembang::storage::bus::{topics, EmbeddedBus, EmbeddedBusConfig, Record};
+use sembang::storage::sink::{AnalyticsEvent, EventTable, FileSink};
 use sembang::storage::store::{
     CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
     SegmentRecord, SendOutcome, SendResult, StoreError,
@@ -357,6 +360,144 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
     h.stop().await;
 }
 
+/// Split brain: an engine loses its partitions while a flush hangs (the rebalance stops
+/// waiting for it after the revoke timeout), and that flush lands after the successor
+/// has applied the same messages and newer ones. Contacts are versioned by updated_at,
+/// so the late flush does not put the successor's contacts back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config(&dir);
+    config.engine.shards = 1;
+    let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
+    let mut bus = EmbeddedBusConfig::new(dir.path().join("rebalancing-bus"));
+    bus.revoke_timeout = Duration::from_secs(1);
+    backends.bus = Arc::new(EmbeddedBus::open(bus).unwrap());
+    let store = backends.store.clone();
+    let gate = Arc::new(Gate::default());
+    backends.store = Arc::new(FlakyStore {
+        gate: Some(gate.clone()),
+        ..FlakyStore::new(store.clone())
+    });
+    let successor = Backends {
+        bus: backends.bus.clone(),
+        store: store.clone(),
+        sink: backends.sink.clone(),
+        provider: backends.provider.clone(),
+        sandbox: backends.sandbox.clone(),
+    };
+    let files = FileSink::open(std::path::Path::new(&config.data_dir).join("events")).unwrap();
+    let successor_dir = tempfile::tempdir().unwrap();
+    let mut successor_config = config.clone();
+    successor_config.data_dir = successor_dir.path().display().to_string();
+    let h = Harness::start(config, backends, Arc::new(files), Replies::Sandbox, dir).await;
+
+    let phones: Vec<PhoneNumber> = (0..12)
+        .map(|i| PhoneNumber::parse(&format!("6013{:07}", 4_000_000 + i)).unwrap())
+        .collect();
+    let post_round = |round: i64, to: Vec<PhoneNumber>| {
+        let h = &h;
+        async move {
+            for phone in to {
+                let wamid = format!("wamid.SPLIT-{}-{round}", phone.as_str());
+                h.post(&text(phone.as_str(), &wamid, T0 + round, "ok"))
+                    .await;
+            }
+        }
+    };
+    // Round 1, stored and committed by the only engine.
+    post_round(1, phones.clone()).await;
+    message_counts_until(&*store, &phones, "round 1", |c| c.iter().all(|&n| n == 1)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Round 2: its flush hangs.
+    gate.armed.store(true, Ordering::SeqCst);
+    post_round(2, phones.clone()).await;
+    tokio::time::timeout(WAIT, gate.held.notified())
+        .await
+        .expect("a flush is held");
+
+    // A second engine joins; the first cannot hand over in time, so the successor takes
+    // its partitions from the last commit and applies round 2 again, then round 3.
+    let running = runtime::start(&successor_config, &secrets(), successor)
+        .await
+        .unwrap();
+    message_counts_until(&*store, &phones, "successor", |c| c.contains(&2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let moved: Vec<PhoneNumber> = message_counts(&*store, &phones)
+        .await
+        .iter()
+        .zip(&phones)
+        .filter(|(&n, _)| n == 2)
+        .map(|(_, phone)| phone.clone())
+        .collect();
+    assert!(
+        !moved.is_empty() && moved.len() < phones.len(),
+        "the successor took some partitions, not all: {} of {}",
+        moved.len(),
+        phones.len()
+    );
+    post_round(3, moved.clone()).await;
+    let moved_counts = |c: &[u64]| -> Vec<u64> {
+        c.iter()
+            .zip(&phones)
+            .filter(|(_, p)| moved.contains(p))
+            .map(|(&n, _)| n)
+            .collect()
+    };
+    message_counts_until(&*store, &phones, "round 3 at the successor", |c| {
+        moved_counts(c).iter().all(|&n| n == 3)
+    })
+    .await;
+
+    // The deposed engine's round-2 flush lands now.
+    gate.open.notify_one();
+    tokio::time::timeout(WAIT, gate.landed.notified())
+        .await
+        .expect("the held flush lands");
+    let after = message_counts(&*store, &phones).await;
+    assert_eq!(
+        moved_counts(&after),
+        vec![3; moved.len()],
+        "the late flush put back round 2 over round 3: {after:?}"
+    );
+    let settled = message_counts_until(&*store, &phones, "every contact", |c| {
+        c.iter().all(|&n| n >= 2)
+    })
+    .await;
+    assert_eq!(moved_counts(&settled), vec![3; moved.len()]);
+    running.shutdown().await;
+    h.stop().await;
+}
+
+/// The stored message count of each of `phones` (0 when unknown).
+async fn message_counts(store: &dyn ContactStore, phones: &[PhoneNumber]) -> Vec<u64> {
+    let mut counts = Vec::with_capacity(phones.len());
+    for phone in phones {
+        let contact = store.load_contact(phone).await.unwrap();
+        counts.push(contact.map_or(0, |c| c.interactions.message_count));
+    }
+    counts
+}
+
+/// Waits until the stored message counts of `phones` satisfy `done`; returns them.
+async fn message_counts_until(
+    store: &dyn ContactStore,
+    phones: &[PhoneNumber],
+    what: &str,
+    done: impl Fn(&[u64]) -> bool,
+) -> Vec<u64> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let counts = message_counts(store, phones).await;
+        if done(&counts) {
+            return counts;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A store whose contact writes fail while `failures` is above zero, and which records the
 /// fields each write-behind flush marked as changed, per contact. Its write-behind flushes
 /// fail part-way, as when a flush's batches or tables are applied separately: while
@@ -364,8 +505,11 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
 /// `rows_lost` is, the contacts' rows are stored and the message rows are not; while
 /// `second_writes_fail` is, the writes a flush sends after its contacts' rows (no
 /// contacts, only rows) fail.
+/// A gate holds the first write-behind flush with contacts after it is armed, until it
+/// is opened, then lets it through: a flush that hangs past a rebalance and lands late.
 struct FlakyStore {
     inner: Arc<dyn ContactStore>,
+    gate: Option<Arc<Gate>>,
     failures: Arc<AtomicU32>,
     torn: Arc<AtomicU32>,
     rows_lost: Arc<AtomicU32>,
@@ -385,6 +529,7 @@ impl FlakyStore {
     fn new(inner: Arc<dyn ContactStore>) -> Self {
         FlakyStore {
             inner,
+            gate: None,
             failures: Arc::default(),
             torn: Arc::default(),
             rows_lost: Arc::default(),
@@ -392,6 +537,16 @@ impl FlakyStore {
             flushed: Arc::default(),
         }
     }
+}
+
+#[derive(Default)]
+struct Gate {
+    armed: AtomicBool,
+    /// Notified when a flush is held.
+    held: Notify,
+    open: Notify,
+    /// Notified when the held flush has been written.
+    landed: Notify,
 }
 
 /// Decrements `counter` if it is above zero; whether it was.
@@ -429,19 +584,29 @@ impl ContactStore for FlakyStore {
         messages: &[MessageRecord],
         purchases: &[(PhoneNumber, Purchase)],
     ) -> Result<(), StoreError> {
+        if let Some(gate) = &self.gate {
+            if !contacts.is_empty() && gate.armed.swap(false, Ordering::SeqCst) {
+                gate.held.notify_one();
+                gate.open.notified().await;
+                let written = self.inner.write_behind(contacts, messages, purchases).await;
+                gate.landed.notify_one();
+                return written;
+            }
+        }
         self.fail()?;
         if take_one(&self.torn) {
-            // Everything is written, then the contacts' rows are put back as they were.
-            let mut before = Vec::new();
+            // Everything is written but the rows of contacts already stored, which keep
+            // their old version (new contacts' rows are written).
+            let mut new_contacts = Vec::new();
             for write in contacts {
-                before.push(self.inner.load_contact(&write.contact.phone_number).await?);
+                let phone = &write.contact.phone_number;
+                if self.inner.load_contact(phone).await?.is_none() {
+                    new_contacts.push(*write);
+                }
             }
             self.inner
-                .write_behind(contacts, messages, purchases)
+                .write_behind(&new_contacts, messages, purchases)
                 .await?;
-            for contact in before.iter().flatten() {
-                self.inner.upsert_contact(contact).await?;
-            }
             return Err(outage());
         }
         if contacts.is_empty() && take_one(&self.second_writes_fail) {

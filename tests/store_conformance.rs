@@ -197,6 +197,7 @@ conformance!(
     write_behind_stores_contacts_and_many_messages,
     write_behind_of_the_changed_fields_gives_the_new_contact,
     write_behind_of_many_large_contacts_in_one_flush,
+    an_older_contact_version_never_replaces_a_later_one,
     segments_crud,
     campaigns_crud,
     scan_pages_through_every_contact_once,
@@ -967,6 +968,62 @@ async fn write_behind_of_the_changed_fields_gives_the_new_contact(store: Arc<dyn
     };
     store.write_behind(&[unchanged], &[], &[]).await.unwrap();
     assert_eq!(store.load_contact(&who).await.unwrap(), Some(after));
+}
+
+/// Contacts are versioned by `updated_at`: a deposed engine's flush of an older version
+/// that lands after its successor's changes nothing, whole or field by field; a version a
+/// millisecond later takes effect.
+async fn an_older_contact_version_never_replaces_a_later_one(store: Arc<dyn ContactStore>) {
+    let who = phone();
+    let mut stored = full_contact(who.clone());
+    stored.updated_at = at(200, 0);
+    stored.interactions.message_count = 10;
+    store.upsert_contact(&stored).await.unwrap();
+
+    let mut older = stored.clone();
+    older.updated_at = at(199, 999);
+    older.name = Some("Older Name".into());
+    older.customer_tier = Tier::Silver;
+    older.interactions.message_count = 7;
+    let changed = ContactFields::changed(&stored, &older);
+    assert_eq!(changed.len(), 4);
+    store
+        .write_behind(
+            &[ContactWrite {
+                contact: &older,
+                changed,
+            }],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_contact(&who).await.unwrap(),
+        Some(stored.clone())
+    );
+    store.upsert_contact(&older).await.unwrap();
+    assert_eq!(
+        store.load_contact(&who).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    let mut later = stored.clone();
+    later.updated_at = at(200, 1);
+    later.interactions.message_count = 11;
+    let changed = ContactFields::changed(&stored, &later);
+    store
+        .write_behind(
+            &[ContactWrite {
+                contact: &later,
+                changed,
+            }],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.load_contact(&who).await.unwrap(), Some(later));
 }
 
 /// A flush of many contacts whose rows are large (long custom attributes): however the

@@ -162,11 +162,57 @@ impl Contact {
     pub fn spending(&self) -> SpendingStats {
         self.purchases.stats()
     }
+
+    /// Moves `updated_at` past `stored`'s, to the next millisecond if need be (stores keep
+    /// milliseconds). A contact's row is written as of its `updated_at`, and a store keeps
+    /// the later of two writes, so a new version must be later than the one it replaces
+    /// even when this process's clock is behind the one that wrote it. Returns whether it
+    /// moved.
+    pub fn supersede(&mut self, stored: &Contact) -> bool {
+        let stored_ms = stored.updated_at.timestamp_millis();
+        if self.updated_at.timestamp_millis() > stored_ms {
+            return false;
+        }
+        match DateTime::from_timestamp_millis(stored_ms + 1) {
+            Some(next) => {
+                self.updated_at = next;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supersede_moves_updated_at_past_the_stored_version_only_when_behind() {
+        let phone = PhoneNumber::parse("0123456789").unwrap();
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap();
+        let mut stored = Contact::new(phone.clone(), at(1_000));
+        stored.updated_at = at(5_000);
+
+        // A clock behind the stored version's: one millisecond past it.
+        let mut behind = stored.clone();
+        behind.updated_at = at(4_000);
+        assert!(behind.supersede(&stored));
+        assert_eq!(behind.updated_at, at(5_001));
+
+        // The same millisecond counts as behind (a finer part is not stored).
+        let mut same = stored.clone();
+        same.updated_at = at(5_000) + chrono::Duration::microseconds(700);
+        assert!(same.supersede(&stored));
+        assert_eq!(same.updated_at, at(5_001));
+
+        // Already later: unchanged, to the nanosecond.
+        let mut ahead = stored.clone();
+        let later = at(9_000) + chrono::Duration::microseconds(3);
+        ahead.updated_at = later;
+        assert!(!ahead.supersede(&stored));
+        assert_eq!(ahead.updated_at, later);
+    }
 
     #[test]
     fn response_rate_is_bounded_and_derived() {

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::auto_reply::AutoReplies;
 use crate::domain::contact::Contact;
-use crate::domain::contact_fields::{without_ledger, ContactFields};
+use crate::domain::contact_fields::{without_ledger, ContactField, ContactFields};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::domain::recent::{fingerprint, RECENT_CAPACITY};
@@ -580,20 +580,37 @@ impl ShardState {
             .await?;
         // Contacts last: their rows hold the fingerprints of the events applied, so a crash
         // before this write leaves those events to be applied again with all their rows.
-        let contacts: Vec<ContactWrite<'_>> = self
-            .dirty
-            .iter()
-            .filter_map(|phone| self.residents.get(phone))
-            .map(|resident| ContactWrite {
-                contact: &resident.contact,
-                changed: resident
-                    .stored
-                    .as_ref()
-                    .map_or(ContactFields::ALL, |stored| {
-                        ContactFields::changed(stored, &resident.contact)
-                    }),
+        let mut changes = Vec::with_capacity(self.dirty.len());
+        for phone in &self.dirty {
+            let Some(resident) = self.residents.get_mut(phone) else {
+                continue;
+            };
+            let changed = match &resident.stored {
+                None => ContactFields::ALL,
+                Some(stored) => {
+                    let mut changed = ContactFields::changed(stored, &resident.contact);
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    // Written as of updated_at: later than the stored version, or the
+                    // store keeps that one (see ContactStore::write_behind).
+                    if resident.contact.supersede(stored) {
+                        changed.insert(ContactField::UpdatedAt);
+                    }
+                    changed
+                }
+            };
+            changes.push((phone, changed));
+        }
+        let contacts: Vec<ContactWrite<'_>> = changes
+            .into_iter()
+            .filter_map(|(phone, changed)| {
+                let resident = self.residents.get(phone)?;
+                Some(ContactWrite {
+                    contact: &resident.contact,
+                    changed,
+                })
             })
-            .filter(|write| !write.changed.is_empty())
             .collect();
         let written = contacts.len();
         let messages = std::mem::take(&mut self.pending.messages);

@@ -138,6 +138,10 @@ pub trait ContactStore: Send + Sync {
     async fn load_contact(&self, phone: &PhoneNumber) -> Result<Option<Contact>, StoreError>;
 
     /// Writes the contact's own fields (not its purchases: see [`Self::put_purchase`]).
+    /// Contacts are versioned by `updated_at` (to the millisecond): each field keeps the
+    /// value of the latest version that wrote it, whatever order the writes land in, so an
+    /// engine deposed by a rebalance, whose flush lands late, cannot put back what its
+    /// successor has moved on from. Equal times are for the same version (a replay).
     async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError>;
 
     /// Writes many contacts (a write-behind flush); all or, on error, some of them.
@@ -198,6 +202,7 @@ pub trait ContactStore: Send + Sync {
     /// stored before (the engine never takes a value back to absent; writing the absence
     /// costs a tombstone per column and flush in CQL): a backend may leave it as stored.
     /// Likewise it may write only the fields each [`ContactWrite`] marks as changed.
+    /// Contacts are versioned by `updated_at` as in [`Self::upsert_contact`].
     async fn write_behind(
         &self,
         contacts: &[ContactWrite<'_>],

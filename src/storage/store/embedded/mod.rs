@@ -105,6 +105,12 @@ impl StoredMessage {
 }
 
 /// Millisecond precision, as stored by CQL timestamps.
+/// The version of a stored contact: its `updated_at` (see [`ContactStore::upsert_contact`]).
+#[derive(Deserialize)]
+struct Version {
+    updated_at: DateTime<Utc>,
+}
+
 fn ms(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
@@ -551,7 +557,7 @@ impl ContactStore for EmbeddedStore {
     }
 
     /// All in one write transaction: all or nothing. A contact is one value here, so it
-    /// is written whole whatever changed.
+    /// is written whole whatever changed, unless a later version is stored.
     async fn write_behind(
         &self,
         contacts: &[ContactWrite<'_>],
@@ -564,7 +570,8 @@ impl ContactStore for EmbeddedStore {
             .map(|write| {
                 let c = write.contact;
                 let bytes = encode(OP, &normalized_contact(c))?;
-                Ok((c.phone_number.as_str().to_string(), bytes))
+                let version = c.updated_at.timestamp_millis();
+                Ok((c.phone_number.as_str().to_string(), version, bytes))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let purchases = purchases
@@ -594,7 +601,15 @@ impl ContactStore for EmbeddedStore {
                         .map_err(err(OP))?;
                 }
                 let mut table = txn.open_table(CONTACTS).map_err(err(OP))?;
-                for (key, bytes) in &contacts {
+                for (key, version, bytes) in &contacts {
+                    let stored: Option<Version> = match table.get(key.as_str()) {
+                        Ok(Some(row)) => Some(decode(|| format!("contact {key}"), row.value())?),
+                        Ok(None) => None,
+                        Err(e) => return Err(err(OP)(e)),
+                    };
+                    if stored.is_some_and(|s| s.updated_at.timestamp_millis() > *version) {
+                        continue; // a later version is stored
+                    }
                     table
                         .insert(key.as_str(), bytes.as_slice())
                         .map_err(err(OP))?;

@@ -9,6 +9,9 @@
 //! - Times are stored as CQL timestamps, i.e. at millisecond precision; finer parts of a
 //!   `DateTime` are dropped (the embedded store does the same, so both backends agree).
 //! - Delivery reports are blind writes ordered by write timestamp (see [`status_timestamp`]).
+//! - A contact's row is written with its `updated_at` as write timestamp, so of two
+//!   versions the later one stays whichever lands last: an owner deposed by a rebalance
+//!   whose flush lands after its successor's cannot put older state back.
 
 mod batch;
 mod errors;
@@ -317,7 +320,7 @@ impl Statements {
             async {
                 futures::try_join!(
                     prepare(s, format!("SELECT {CONTACT_COLUMNS} FROM {ks}.contacts WHERE phone = ?"), I),
-                    prepare(s, format!("INSERT INTO {ks}.contacts ({CONTACT_COLUMNS}) VALUES ({})", placeholders(CONTACT_COLUMNS)), I),
+                    prepare(s, format!("INSERT INTO {ks}.contacts ({CONTACT_COLUMNS}) VALUES ({}) USING TIMESTAMP ?", placeholders(CONTACT_COLUMNS)), I),
                     prepare(s, format!("SELECT phone FROM {ks}.contacts"), I),
                     prepare(s, format!("INSERT INTO {ks}.contact_by_ic (ic_keyed_hash, phone, linked_at) VALUES (?, ?, ?) IF NOT EXISTS"), Lwt),
                     prepare(s, format!("SELECT phone FROM {ks}.contact_by_ic WHERE ic_keyed_hash = ?"), I),

@@ -180,6 +180,10 @@ pub(crate) struct ContactValues<'a> {
     attributes: Column<String>,
     created_at: Column<CqlTimestamp>,
     updated_at: Column<CqlTimestamp>,
+    /// The write timestamp: `updated_at` in microseconds, truncated to the millisecond
+    /// like the column, so a reader of `updated_at` knows what a later write must exceed.
+    #[scylla(rename = "[timestamp]")]
+    written_at: i64,
 }
 
 pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, state, \
@@ -264,6 +268,7 @@ impl<'a> ContactValues<'a> {
             attributes,
             created_at: column(has(F::CreatedAt), || ts(contact.created_at)),
             updated_at: column(has(F::UpdatedAt), || ts(contact.updated_at)),
+            written_at: contact.updated_at.timestamp_millis() * 1_000,
         })
     }
 }

@@ -232,6 +232,12 @@ impl Member {
             }
             ConsumerEvent::Assigned(partitions) => self.owned.extend(partitions),
             ConsumerEvent::Revoked { partitions, ack } => {
+                // The bus waits for this ack until its deadline, at most the revoke
+                // timeout from now (the engine abandons work past it).
+                let left = ack
+                    .deadline()
+                    .saturating_duration_since(std::time::Instant::now());
+                assert!(left <= REVOKE_TIMEOUT, "deadline {left:?} away");
                 let offsets = partitions
                     .iter()
                     .filter_map(|tp| match self.ack {

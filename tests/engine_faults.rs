@@ -24,7 +24,9 @@ use sembang::engine::runtime::{self, Backends};
 use sembang::engine::wire::OutboundRequest;
 use sembang::provider::fake_cloud_api::FakeFailure;
 use sembang::provider::OutboundContent;
-use sembang::storage::bus::{topics, EmbeddedBus, EmbeddedBusConfig, Record};
+use sembang::storage::bus::{
+    topics, EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig, Record,
+};
 use sembang::storage::sink::{AnalyticsEvent, EventTable, FileSink};
 use sembang::storage::store::{
     CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
@@ -363,7 +365,8 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
 /// Split brain: an engine loses its partitions while a flush hangs (the rebalance stops
 /// waiting for it after the revoke timeout), and that flush lands after the successor
 /// has applied the same messages and newer ones. Contacts are versioned by updated_at,
-/// so the late flush does not put the successor's contacts back.
+/// so the late flush does not put the successor's contacts back. On the embedded bus and
+/// store here, on Kafka and Cassandra in the next test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -371,27 +374,82 @@ async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
     config.engine.shards = 1;
     let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
     let mut bus = EmbeddedBusConfig::new(dir.path().join("rebalancing-bus"));
-    bus.revoke_timeout = Duration::from_secs(1);
+    bus.revoke_timeout = REVOKE_TIMEOUT;
     backends.bus = Arc::new(EmbeddedBus::open(bus).unwrap());
-    let store = backends.store.clone();
-    let gate = Arc::new(Gate::default());
-    backends.store = Arc::new(FlakyStore {
-        gate: Some(gate.clone()),
-        ..FlakyStore::new(store.clone())
-    });
-    let successor = Backends {
-        bus: backends.bus.clone(),
-        store: store.clone(),
-        sink: backends.sink.clone(),
-        provider: backends.provider.clone(),
-        sandbox: backends.sandbox.clone(),
-    };
+    let split = SplitBrain::gate(&config, &mut backends);
     let files = FileSink::open(std::path::Path::new(&config.data_dir).join("events")).unwrap();
-    let successor_dir = tempfile::tempdir().unwrap();
-    let mut successor_config = config.clone();
-    successor_config.data_dir = successor_dir.path().display().to_string();
     let h = Harness::start(config, backends, Arc::new(files), Replies::Sandbox, dir).await;
+    deposed_engine_scenario(h, split).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work_on_the_real_stack() {
+    let mut split = None;
+    let Some(h) = Harness::real_stack_built(
+        |config| config.engine.shards = 1,
+        |config, backends| {
+            let mut bus = KafkaBusConfig::new(config.bus.kafka_brokers.clone());
+            bus.revoke_timeout = REVOKE_TIMEOUT;
+            backends.bus = Arc::new(KafkaBus::new(bus).unwrap());
+            split = Some(SplitBrain::gate(config, backends));
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    deposed_engine_scenario(h, split.unwrap()).await;
+}
+
+/// How long a rebalance waits for a revoked engine in the split-brain tests.
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The parts of a split-brain test: the store behind the gate, the gate, and what the
+/// successor engine starts with (the same bus, store and sink, no gate).
+struct SplitBrain {
+    store: Arc<dyn ContactStore>,
+    gate: Arc<Gate>,
+    successor_config: sembang::config::Config,
+    successor: Backends,
+    _successor_dir: tempfile::TempDir,
+}
+
+impl SplitBrain {
+    /// Puts a gate in front of `backends`' store and keeps what the successor needs.
+    fn gate(config: &sembang::config::Config, backends: &mut Backends) -> SplitBrain {
+        let store = backends.store.clone();
+        let gate = Arc::new(Gate::default());
+        backends.store = Arc::new(FlakyStore {
+            gate: Some(gate.clone()),
+            ..FlakyStore::new(store.clone())
+        });
+        let successor_dir = tempfile::tempdir().unwrap();
+        let mut successor_config = config.clone();
+        successor_config.data_dir = successor_dir.path().display().to_string();
+        SplitBrain {
+            successor: Backends {
+                bus: backends.bus.clone(),
+                store: store.clone(),
+                sink: backends.sink.clone(),
+                provider: backends.provider.clone(),
+                sandbox: backends.sandbox.clone(),
+            },
+            store,
+            gate,
+            successor_config,
+            _successor_dir: successor_dir,
+        }
+    }
+}
+
+async fn deposed_engine_scenario(h: Harness, split: SplitBrain) {
+    let SplitBrain {
+        store,
+        gate,
+        successor_config,
+        successor,
+        _successor_dir,
+    } = split;
     let phones: Vec<PhoneNumber> = (0..12)
         .map(|i| PhoneNumber::parse(&format!("6013{:07}", 4_000_000 + i)).unwrap())
         .collect();
@@ -410,25 +468,27 @@ async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
     message_counts_until(&*store, &phones, "round 1", |c| c.iter().all(|&n| n == 1)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Round 2: its flush hangs.
+    // Round 2's flush hangs; round 3 waits behind it in the shard.
     gate.armed.store(true, Ordering::SeqCst);
     post_round(2, phones.clone()).await;
     tokio::time::timeout(WAIT, gate.held.notified())
         .await
         .expect("a flush is held");
+    post_round(3, phones.clone()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A second engine joins; the first cannot hand over in time, so the successor takes
-    // its partitions from the last commit and applies round 2 again, then round 3.
+    // some partitions from the last commit and applies rounds 2 and 3 again, then 4.
     let running = runtime::start(&successor_config, &secrets(), successor)
         .await
         .unwrap();
-    message_counts_until(&*store, &phones, "successor", |c| c.contains(&2)).await;
+    message_counts_until(&*store, &phones, "successor", |c| c.contains(&3)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let moved: Vec<PhoneNumber> = message_counts(&*store, &phones)
         .await
         .iter()
         .zip(&phones)
-        .filter(|(&n, _)| n == 2)
+        .filter(|(&n, _)| n == 3)
         .map(|(_, phone)| phone.clone())
         .collect();
     assert!(
@@ -437,7 +497,7 @@ async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
         moved.len(),
         phones.len()
     );
-    post_round(3, moved.clone()).await;
+    post_round(4, moved.clone()).await;
     let moved_counts = |c: &[u64]| -> Vec<u64> {
         c.iter()
             .zip(&phones)
@@ -445,12 +505,13 @@ async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
             .map(|(&n, _)| n)
             .collect()
     };
-    message_counts_until(&*store, &phones, "round 3 at the successor", |c| {
-        moved_counts(c).iter().all(|&n| n == 3)
+    message_counts_until(&*store, &phones, "round 4 at the successor", |c| {
+        moved_counts(c).iter().all(|&n| n == 4)
     })
     .await;
 
-    // The deposed engine's round-2 flush lands now.
+    // The deposed engine's round-2 flush lands now, then it goes on with round 3: its
+    // own contacts' and, past its lease, not the moved ones'.
     gate.open.notify_one();
     tokio::time::timeout(WAIT, gate.landed.notified())
         .await
@@ -458,14 +519,20 @@ async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
     let after = message_counts(&*store, &phones).await;
     assert_eq!(
         moved_counts(&after),
-        vec![3; moved.len()],
-        "the late flush put back round 2 over round 3: {after:?}"
+        vec![4; moved.len()],
+        "a late write of the deposed engine went over round 4: {after:?}"
     );
-    let settled = message_counts_until(&*store, &phones, "every contact", |c| {
-        c.iter().all(|&n| n >= 2)
+    message_counts_until(&*store, &phones, "every contact", |c| {
+        c.iter().all(|&n| n >= 3)
     })
     .await;
-    assert_eq!(moved_counts(&settled), vec![3; moved.len()]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = message_counts(&*store, &phones).await;
+    assert_eq!(
+        moved_counts(&settled),
+        vec![4; moved.len()],
+        "the deposed engine applied round 3 over round 4: {settled:?}"
+    );
     running.shutdown().await;
     h.stop().await;
 }

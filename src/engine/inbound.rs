@@ -18,6 +18,7 @@ use crate::storage::bus::{
 };
 
 use super::error::EngineError;
+use super::leases::Leases;
 use super::offsets::OffsetTracker;
 use super::retry::with_retries;
 use super::shard::{ShardDeps, ShardKey, Token, Work, WorkEvent};
@@ -51,7 +52,15 @@ pub async fn run(
     supervisor: ActorCell,
 ) -> Result<(), EngineError> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Token>>();
-    let shards = ShardPool::start(config.shards, config.deps.clone(), done_tx, supervisor).await?;
+    let leases = Arc::new(Leases::default());
+    let shards = ShardPool::start(
+        config.shards,
+        config.deps.clone(),
+        leases.clone(),
+        done_tx,
+        supervisor,
+    )
+    .await?;
     let mut consumer = config
         .bus
         .subscribe(
@@ -78,7 +87,8 @@ pub async fn run(
                             None => break,
                         }
                     }
-                    handle_batch(&config, &shards, &mut tracker, &mut done_rx, batch).await?;
+                    handle_batch(&config, &shards, &leases, &mut tracker, &mut done_rx, batch)
+                        .await?;
                 }
             }
         }
@@ -119,6 +129,7 @@ async fn commit(
 async fn handle_batch(
     config: &InboundConfig,
     shards: &ShardPool,
+    leases: &Leases,
     tracker: &mut OffsetTracker,
     done_rx: &mut mpsc::UnboundedReceiver<Vec<Token>>,
     batch: Vec<ConsumerEvent>,
@@ -161,8 +172,12 @@ async fn handle_batch(
             }
             ConsumerEvent::Assigned(partitions) => {
                 tracing::info!(?partitions, "partitions assigned");
+                leases.settled(&partitions);
             }
             ConsumerEvent::Revoked { partitions, ack } => {
+                // Past the deadline the partitions may have a new owner: the shards then
+                // abandon their work instead of writing it over the new owner's.
+                leases.ending(&partitions, ack.deadline());
                 // Hand what was read so far to the shards first: it belongs to the revoked
                 // partitions' finished prefix once flushed.
                 shards.dispatch(std::mem::take(&mut work))?;
@@ -180,6 +195,7 @@ async fn handle_batch(
                 for tp in &partitions {
                     tracker.forget(tp);
                 }
+                leases.settled(&partitions);
             }
         }
     }

@@ -34,6 +34,7 @@ use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
 use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome, StatusUpdate};
 use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
 use super::error::EngineError;
+use super::leases::Leases;
 use super::malaysia_today;
 use super::outputs::send_outputs;
 use super::retry::with_retries;
@@ -135,6 +136,8 @@ pub struct ShardDeps {
 
 pub struct ShardArgs {
     pub deps: Arc<ShardDeps>,
+    /// Revocations under way: the work of partitions whose lease has ended is abandoned.
+    pub leases: Arc<Leases>,
     /// Where finished tokens go (the partition consumer's offset tracker).
     pub done: mpsc::UnboundedSender<Vec<Token>>,
     /// This worker would replace one that failed (see [`Shard`]'s `pre_start`).
@@ -234,6 +237,7 @@ fn no_newer_than_latest(contact: &Contact, message: &InboundMessage) -> bool {
 pub struct ShardState {
     index: usize,
     deps: Arc<ShardDeps>,
+    leases: Arc<Leases>,
     done: mpsc::UnboundedSender<Vec<Token>>,
     residents: HashMap<PhoneNumber, Resident>,
     by_recency: BTreeMap<u64, PhoneNumber>,
@@ -277,6 +281,7 @@ impl Worker for Shard {
         Ok(ShardState {
             index: wid,
             deps: args.deps,
+            leases: args.leases,
             done: args.done,
             residents: HashMap::new(),
             by_recency: BTreeMap::new(),
@@ -340,7 +345,14 @@ impl Worker for Shard {
 }
 
 impl ShardState {
-    async fn apply_batch(&mut self, batch: Vec<Work>) -> Result<(), EngineError> {
+    async fn apply_batch(&mut self, mut batch: Vec<Work>) -> Result<(), EngineError> {
+        let ended = self.leases.ended(Instant::now());
+        if !ended.is_empty() {
+            let before = batch.len();
+            batch.retain(|work| !ended.contains(&work.token.0));
+            let abandoned = (before - batch.len()) as u64;
+            metrics::counter!("sembang_shard_abandoned_records_total").increment(abandoned);
+        }
         // Activate the contacts this batch needs, loading them concurrently.
         let mut missing: Vec<PhoneNumber> = batch
             .iter()
@@ -554,6 +566,10 @@ impl ShardState {
 
     /// Stores everything pending, then reports its tokens as done.
     async fn flush(&mut self) -> Result<(), EngineError> {
+        let ended = self.leases.ended(Instant::now());
+        if !ended.is_empty() {
+            self.abandon(&ended);
+        }
         if self.pending.tokens.is_empty() && self.dirty.is_empty() {
             return Ok(());
         }
@@ -712,6 +728,37 @@ impl ShardState {
             metrics::counter!("sembang_shard_evicted_contacts_total").increment(evicted);
         }
         Ok(())
+    }
+
+    /// Drops, unstored, the contacts of partitions this process no longer owns, with
+    /// their pending rows and tokens: the partitions' new owner replays their records from
+    /// the last commit, and a write from here could land on top of its own. Outputs
+    /// already staged still go (they are at least once anyway: consumers dedupe).
+    fn abandon(&mut self, ended: &HashSet<TopicPartition>) {
+        let gone: HashSet<PhoneNumber> = self
+            .residents
+            .iter()
+            .filter(|(_, resident)| ended.contains(&resident.partition))
+            .map(|(phone, _)| phone.clone())
+            .collect();
+        for phone in &gone {
+            self.dirty.remove(phone);
+            self.remove_resident(phone);
+        }
+        if self.dirty.is_empty() {
+            self.dirty_since = None;
+        }
+        let pending = &mut self.pending;
+        pending.messages.retain(|m| !gone.contains(&m.contact));
+        pending
+            .messages_after_contacts
+            .retain(|m| !gone.contains(&m.contact));
+        pending.statuses.retain(|s| !gone.contains(&s.contact));
+        pending
+            .purchases
+            .retain(|(contact, _)| !gone.contains(contact));
+        pending.tokens.retain(|(tp, _)| !ended.contains(tp));
+        metrics::counter!("sembang_shard_abandoned_contacts_total").increment(gone.len() as u64);
     }
 
     fn release(&mut self, partitions: &[TopicPartition]) {

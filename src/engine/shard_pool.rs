@@ -19,6 +19,7 @@ use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 
 use super::error::EngineError;
+use super::leases::Leases;
 use super::shard::{job, Shard, ShardArgs, ShardDeps, ShardKey, ShardMsg, Token, Work};
 use crate::storage::bus::TopicPartition;
 
@@ -40,6 +41,7 @@ impl CustomHashFunction<ShardKey> for BySlot {
 
 struct ShardBuilder {
     deps: Arc<ShardDeps>,
+    leases: Arc<Leases>,
     done: mpsc::UnboundedSender<Vec<Token>>,
     started: HashSet<WorkerId>,
 }
@@ -48,6 +50,7 @@ impl WorkerBuilder<Shard, ShardArgs> for ShardBuilder {
     fn build(&mut self, wid: WorkerId) -> (Shard, ShardArgs) {
         let args = ShardArgs {
             deps: self.deps.clone(),
+            leases: self.leases.clone(),
             done: self.done.clone(),
             replacing: !self.started.insert(wid),
         };
@@ -63,10 +66,11 @@ pub struct ShardPool {
 
 impl ShardPool {
     /// Starts `workers` shards under a factory linked to `supervisor`; finished tokens go to
-    /// `done`.
+    /// `done`. The shards abandon the work of partitions whose lease has ended.
     pub async fn start(
         workers: usize,
         deps: Arc<ShardDeps>,
+        leases: Arc<Leases>,
         done: mpsc::UnboundedSender<Vec<Token>>,
         supervisor: ActorCell,
     ) -> Result<ShardPool, EngineError> {
@@ -74,6 +78,7 @@ impl ShardPool {
         let arguments = FactoryArguments::builder()
             .worker_builder(Box::new(ShardBuilder {
                 deps,
+                leases,
                 done,
                 started: HashSet::new(),
             }))

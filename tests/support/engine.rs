@@ -149,6 +149,15 @@ impl Harness {
 
     /// As [`Harness::real_stack`], with `tune` changing the configuration first.
     pub async fn real_stack_tuned(tune: impl FnOnce(&mut Config)) -> Option<Harness> {
+        Harness::real_stack_built(tune, |_, _| {}).await
+    }
+
+    /// As [`Harness::real_stack_tuned`], with `build` changing the backends (after the
+    /// provider is set to the fake Cloud API) before the engine starts.
+    pub async fn real_stack_built(
+        tune: impl FnOnce(&mut Config),
+        build: impl FnOnce(&Config, &mut Backends),
+    ) -> Option<Harness> {
         let kafka = service(KAFKA)?;
         let cassandra = service(CASSANDRA)?;
         let clickhouse = service(CLICKHOUSE)?;
@@ -180,6 +189,7 @@ impl Harness {
         use_fake_cloud_api(&mut config, &fake);
         let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
         backends.provider = fake_provider_for(&fake);
+        build(&config, &mut backends);
         let reader = ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics));
         let reader = Arc::new(reader.unwrap());
         let throwaway = (config.store.clone(), config.analytics.clone());

@@ -32,6 +32,7 @@ pub mod topics;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -152,17 +153,28 @@ pub struct TopicSpec {
 /// The answer to a revocation: offsets (next offset to read) to commit before the
 /// partitions move. Dropping it commits nothing more.
 #[derive(Debug)]
-pub struct RevokeAck(oneshot::Sender<Vec<(TopicPartition, u64)>>);
+pub struct RevokeAck {
+    answer: oneshot::Sender<Vec<(TopicPartition, u64)>>,
+    deadline: Instant,
+}
 
 impl RevokeAck {
-    pub fn new() -> (RevokeAck, oneshot::Receiver<Vec<(TopicPartition, u64)>>) {
-        let (tx, rx) = oneshot::channel();
-        (RevokeAck(tx), rx)
+    /// An ack the bus waits for until `deadline`, when it lets the partitions go anyway.
+    pub fn new(deadline: Instant) -> (RevokeAck, oneshot::Receiver<Vec<(TopicPartition, u64)>>) {
+        let (answer, rx) = oneshot::channel();
+        (RevokeAck { answer, deadline }, rx)
+    }
+
+    /// When the bus stops waiting and another consumer may take the partitions: work on
+    /// them after this may conflict with the next owner's (already now for partitions
+    /// lost to a session timeout).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     pub fn commit(self, offsets: Vec<(TopicPartition, u64)>) {
         // The bus may have stopped waiting (deadline passed); nothing to do then.
-        let _ = self.0.send(offsets);
+        let _ = self.answer.send(offsets);
     }
 }
 

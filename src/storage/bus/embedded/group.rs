@@ -200,6 +200,7 @@ pub(crate) async fn rebalance(inner: Arc<Inner>, group: Arc<Group>) {
     let target = assign(&subscriptions, &counts, &current);
 
     // Revoke what moves, and wait for the acks.
+    let deadline = tokio::time::Instant::now() + inner.config.revoke_timeout;
     let mut waits = Vec::new();
     for member in &members {
         let revoked: Vec<TopicPartition> = current[&member.id]
@@ -209,14 +210,13 @@ pub(crate) async fn rebalance(inner: Arc<Inner>, group: Arc<Group>) {
         if revoked.is_empty() {
             continue;
         }
-        let (ack, answer) = RevokeAck::new();
+        let (ack, answer) = RevokeAck::new(deadline.into_std());
         member.push(ConsumerEvent::Revoked {
             partitions: revoked.clone(),
             ack,
         });
         waits.push((member.clone(), revoked, answer));
     }
-    let deadline = tokio::time::Instant::now() + inner.config.revoke_timeout;
     let acks = futures::future::join_all(waits.into_iter().map(
         |(member, revoked, answer)| async move {
             let answer = tokio::time::timeout_at(deadline, answer).await;

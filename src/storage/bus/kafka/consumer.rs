@@ -160,19 +160,26 @@ impl PollContext {
             }
         }
         lock(&self.shared.revoking).extend(partitions.iter().cloned());
-        let (ack, mut answer) = RevokeAck::new();
+        // Lost partitions may have a new owner already: their deadline has passed.
+        let lost = consumer.assignment_lost();
+        let deadline = Instant::now()
+            + if lost {
+                Duration::ZERO
+            } else {
+                self.revoke_timeout
+            };
+        let (ack, mut answer) = RevokeAck::new(deadline);
         if !self.emit(Item::Event(ConsumerEvent::Revoked {
             partitions: partitions.clone(),
             ack,
         })) {
             return;
         }
-        if consumer.assignment_lost() {
+        if lost {
             tracing::warn!(group = %self.group, ?partitions,
                 "partitions lost (session timed out); their offsets can no longer be committed");
             return;
         }
-        let deadline = Instant::now() + self.revoke_timeout;
         loop {
             match answer.try_recv() {
                 Ok(offsets) => {

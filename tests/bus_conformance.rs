@@ -711,7 +711,8 @@ async fn closing_member_hands_over_its_partitions(h: &Harness) {
 }
 
 /// A revocation nobody acknowledges still completes after the deadline: the partitions move
-/// without a commit, so the newcomer redelivers them from the last committed offset.
+/// without a commit, so the newcomer redelivers them from the last committed offset, and
+/// the old member's lease on them has ended.
 async fn unacknowledged_revocation_moves_after_the_deadline(h: &Harness) {
     let topic = h.topic("bus_deadline", 2).await;
     h.fill(&topic, &[(0, 5), (1, 5)]).await;
@@ -738,6 +739,15 @@ async fn unacknowledged_revocation_moves_after_the_deadline(h: &Harness) {
         vec![0, 1, 2, 3, 4],
         "{tp} redelivered from the start"
     );
+    // The silent member's lease on the partition has ended, though it never read the
+    // revocation: its engine would abandon that work rather than write it.
+    let leases = silent.leases();
+    assert!(
+        leases.ended(std::time::Instant::now()).contains(&tp),
+        "{tp}'s lease ended"
+    );
+    leases.settled(std::slice::from_ref(&tp));
+    assert!(leases.ended(std::time::Instant::now()).is_empty());
     silent.close().await.expect("close");
     for m in members {
         m.close().await;

@@ -371,7 +371,7 @@ async fn a_replayed_send_is_finished_from_what_was_recorded_not_sent_again() {
 async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = base_config(&dir);
-    config.engine.shards = 1;
+    split_brain_config(&mut config);
     let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
     let mut bus = EmbeddedBusConfig::new(dir.path().join("rebalancing-bus"));
     bus.revoke_timeout = REVOKE_TIMEOUT;
@@ -385,20 +385,24 @@ async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deposed_engines_late_flush_does_not_undo_its_successors_work_on_the_real_stack() {
     let mut split = None;
-    let Some(h) = Harness::real_stack_built(
-        |config| config.engine.shards = 1,
-        |config, backends| {
-            let mut bus = KafkaBusConfig::new(config.bus.kafka_brokers.clone());
-            bus.revoke_timeout = REVOKE_TIMEOUT;
-            backends.bus = Arc::new(KafkaBus::new(bus).unwrap());
-            split = Some(SplitBrain::gate(config, backends));
-        },
-    )
+    let Some(h) = Harness::real_stack_built(split_brain_config, |config, backends| {
+        let mut bus = KafkaBusConfig::new(config.bus.kafka_brokers.clone());
+        bus.revoke_timeout = REVOKE_TIMEOUT;
+        backends.bus = Arc::new(KafkaBus::new(bus).unwrap());
+        split = Some(SplitBrain::gate(config, backends));
+    })
     .await
     else {
         return;
     };
     deposed_engine_scenario(h, split.unwrap()).await;
+}
+
+/// One shard, whose flushes wait long enough for a round of messages to all contacts to
+/// be in one.
+fn split_brain_config(config: &mut sembang::config::Config) {
+    config.engine.shards = 1;
+    config.engine.flush_max_delay_ms = 500;
 }
 
 /// How long a rebalance waits for a revoked engine in the split-brain tests.
@@ -496,6 +500,11 @@ async fn deposed_engine_scenario(h: Harness, split: SplitBrain) {
         "the successor took some partitions, not all: {} of {}",
         moved.len(),
         phones.len()
+    );
+    let held = gate.held_contacts.lock().unwrap().clone();
+    assert!(
+        moved.iter().all(|phone| held.contains(phone)),
+        "the held flush has round 2 of every moved contact: {held:?}"
     );
     post_round(4, moved.clone()).await;
     let moved_counts = |c: &[u64]| -> Vec<u64> {
@@ -611,6 +620,8 @@ struct Gate {
     armed: AtomicBool,
     /// Notified when a flush is held.
     held: Notify,
+    /// The contacts of the held flush.
+    held_contacts: Mutex<Vec<PhoneNumber>>,
     open: Notify,
     /// Notified when the held flush has been written.
     landed: Notify,
@@ -653,6 +664,8 @@ impl ContactStore for FlakyStore {
     ) -> Result<(), StoreError> {
         if let Some(gate) = &self.gate {
             if !contacts.is_empty() && gate.armed.swap(false, Ordering::SeqCst) {
+                let phones = contacts.iter().map(|w| w.contact.phone_number.clone());
+                gate.held_contacts.lock().unwrap().extend(phones);
                 gate.held.notify_one();
                 gate.open.notified().await;
                 let written = self.inner.write_behind(contacts, messages, purchases).await;

@@ -102,8 +102,11 @@ async fn scenario(h: Harness) {
     let second = result("wamid.OCR-R2", receipt("p-2", 250));
     produce(&h, &second).await;
     produce(&h, &second).await;
+    // Purchases are stored a step before the contact's row (CQL): wait for both.
     let contact = h
-        .contact_where(SITI, "two purchases", |c| c["purchase_count"] == 2)
+        .contact_where(SITI, "two purchases and the tier", |c| {
+            c["purchase_count"] == 2 && c["customer_tier"] != "Bronze"
+        })
         .await;
     assert_eq!(contact["total_spent"], "550.00");
     assert_eq!(contact["average_spend"], "275.00");

@@ -14,11 +14,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::ingress::{EventPayload, InboundEvent};
 use crate::storage::bus::{
-    dead_letter::dead_letter, Bus, Consumer, ConsumerEvent, Message, Producer, TopicPartition,
+    dead_letter::dead_letter, Bus, Consumer, ConsumerEvent, Leases, Message, Producer,
+    TopicPartition,
 };
 
 use super::error::EngineError;
-use super::leases::Leases;
 use super::offsets::OffsetTracker;
 use super::retry::with_retries;
 use super::shard::{ShardDeps, ShardKey, Token, Work, WorkEvent};
@@ -52,7 +52,14 @@ pub async fn run(
     supervisor: ActorCell,
 ) -> Result<(), EngineError> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Token>>();
-    let leases = Arc::new(Leases::default());
+    let mut consumer = config
+        .bus
+        .subscribe(
+            &config.group,
+            &[config.topic.clone(), config.ocr_results_topic.clone()],
+        )
+        .await?;
+    let leases = consumer.leases();
     let shards = ShardPool::start(
         config.shards,
         config.deps.clone(),
@@ -61,13 +68,6 @@ pub async fn run(
         supervisor,
     )
     .await?;
-    let mut consumer = config
-        .bus
-        .subscribe(
-            &config.group,
-            &[config.topic.clone(), config.ocr_results_topic.clone()],
-        )
-        .await?;
     let mut tracker = OffsetTracker::new();
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
     let result: Result<(), EngineError> = async {
@@ -175,10 +175,8 @@ async fn handle_batch(
                 leases.settled(&partitions);
             }
             ConsumerEvent::Revoked { partitions, ack } => {
-                // Past the deadline the partitions may have a new owner: the shards then
-                // abandon their work instead of writing it over the new owner's.
-                leases.ending(&partitions, ack.deadline());
-                // Hand what was read so far to the shards first: it belongs to the revoked
+                // Past the ack's deadline the partitions may have a new owner: the shards
+                // then abandon their work (the bus marked it in `leases`). Hand what was read so far to the shards first: it belongs to the revoked
                 // partitions' finished prefix once flushed.
                 shards.dispatch(std::mem::take(&mut work))?;
                 shards.flush_all().await?;

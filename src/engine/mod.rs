@@ -4,7 +4,7 @@
 //!   ([`shard_pool`]; write-behind, per-contact order) →
 //!   crm.events, wa.outbound, crm.ocr.jobs, the contact store; commits only the finished
 //!   prefix ([`offsets`]); abandons the work of partitions revoked past their deadline
-//!   ([`leases`]).
+//!   ([`Leases`](crate::storage::bus::Leases)).
 //! - [`ocr_role`]: crm.ocr.jobs → photo → Tesseract → crm.ocr.results (the shards apply
 //!   them) and crm.events.
 //! - [`sender`]: wa.outbound → the WhatsApp provider, rate-limited, claimed once.
@@ -20,7 +20,6 @@ pub mod apply_ocr;
 mod error;
 pub mod inbound;
 pub mod lag;
-pub mod leases;
 pub mod ocr_role;
 pub mod offsets;
 pub mod outputs;

@@ -28,13 +28,12 @@ use crate::domain::purchase::Purchase;
 use crate::domain::recent::{fingerprint, RECENT_CAPACITY};
 use crate::domain::tier::TierPolicy;
 use crate::ingress::{EventPayload, InboundEvent, InboundMessage};
-use crate::storage::bus::{Producer, Record, TopicPartition};
+use crate::storage::bus::{Leases, Producer, Record, TopicPartition};
 use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
 
 use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome, StatusUpdate};
 use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
 use super::error::EngineError;
-use super::leases::Leases;
 use super::malaysia_today;
 use super::outputs::send_outputs;
 use super::retry::with_retries;
@@ -346,12 +345,11 @@ impl Worker for Shard {
 
 impl ShardState {
     async fn apply_batch(&mut self, mut batch: Vec<Work>) -> Result<(), EngineError> {
-        let ended = self.leases.ended(Instant::now());
+        let mut ended = self.leases.ended(Instant::now());
         if !ended.is_empty() {
             let before = batch.len();
             batch.retain(|work| !ended.contains(&work.token.0));
-            let abandoned = (before - batch.len()) as u64;
-            metrics::counter!("sembang_shard_abandoned_records_total").increment(abandoned);
+            abandoned_records(before - batch.len());
         }
         // Activate the contacts this batch needs, loading them concurrently.
         let mut missing: Vec<PhoneNumber> = batch
@@ -415,11 +413,18 @@ impl ShardState {
                 .map_or(0, |r| r.unflushed_events);
             if unflushed >= RECENT_CAPACITY {
                 self.flush().await?;
+                // The flush abandons the contacts of partitions whose lease ended since
+                // the batch began: their remaining work goes too.
+                ended.extend(self.leases.ended(Instant::now()));
+            }
+            if ended.contains(&work.token.0) {
+                abandoned_records(1);
+                continue;
             }
             let resident = self
                 .residents
                 .get_mut(&work.contact)
-                .expect("activated above");
+                .expect("activated above, and its partition's lease holds");
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
             // Only a contact whose window has let go of something this batch pays for the
@@ -779,6 +784,10 @@ impl ShardState {
         let resident = if stopped { 0 } else { self.residents.len() };
         metrics::gauge!("sembang_shard_resident_contacts", "shard" => shard).set(resident as f64);
     }
+}
+
+fn abandoned_records(count: usize) {
+    metrics::counter!("sembang_shard_abandoned_records_total").increment(count as u64);
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EngineError> {

@@ -19,7 +19,8 @@ use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 
 use super::error::EngineError;
-use super::leases::Leases;
+use crate::storage::bus::Leases;
+
 use super::shard::{job, Shard, ShardArgs, ShardDeps, ShardKey, ShardMsg, Token, Work};
 use crate::storage::bus::TopicPartition;
 

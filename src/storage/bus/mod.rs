@@ -26,6 +26,7 @@ pub mod dead_letter;
 pub mod embedded;
 mod error;
 pub mod kafka;
+pub mod leases;
 pub mod partitioner;
 pub mod refused;
 pub mod topics;
@@ -33,6 +34,8 @@ pub mod topics;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
+
+pub use leases::Leases;
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -224,6 +227,10 @@ pub trait Consumer: Send {
     /// Leaves the group; its partitions go to the other members. Uncommitted work is
     /// redelivered to them.
     async fn close(self: Box<Self>) -> Result<(), BusError>;
+
+    /// The revocations under way and their deadlines, recorded when the bus revokes; the
+    /// owner of the consumer settles them once it has released the partitions.
+    fn leases(&self) -> Arc<Leases>;
 }
 
 /// Topics subscribed together are co-partitioned, which needs one partition count.

@@ -141,7 +141,9 @@ pub trait ContactStore: Send + Sync {
     /// Contacts are versioned by `updated_at` (to the millisecond): each field keeps the
     /// value of the latest version that wrote it, whatever order the writes land in, so an
     /// engine deposed by a rebalance, whose flush lands late, cannot put back what its
-    /// successor has moved on from. Equal times are for the same version (a replay).
+    /// successor has moved on from. A writer gives each new version a later time than the
+    /// stored one (see `Contact::supersede`); two writes of one time are taken to be the
+    /// same version, and which one a backend keeps is unspecified.
     async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError>;
 
     /// Writes many contacts (a write-behind flush); all or, on error, some of them.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::group::{rebalance, Group, Member};
 use super::log::PartitionLog;
 use super::Inner;
-use crate::storage::bus::{BusError, Consumer, ConsumerEvent, Message, TopicPartition};
+use crate::storage::bus::{BusError, Consumer, ConsumerEvent, Leases, Message, TopicPartition};
 
 struct PartitionCursor {
     tp: TopicPartition,
@@ -229,6 +229,10 @@ impl Consumer for EmbeddedConsumer {
         // Hand the partitions to the remaining members before returning.
         rebalance(self.inner.clone(), self.group.clone()).await;
         Ok(())
+    }
+
+    fn leases(&self) -> Arc<Leases> {
+        self.member.leases.clone()
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::log::log_error;
 use super::{atomic_write, Inner};
-use crate::storage::bus::{BusError, ConsumerEvent, RevokeAck, TopicPartition};
+use crate::storage::bus::{BusError, ConsumerEvent, Leases, RevokeAck, TopicPartition};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -83,6 +83,7 @@ impl GroupOffsets {
 pub(crate) struct Member {
     pub id: u64,
     pub topics: Vec<String>,
+    pub leases: Arc<Leases>,
     pub state: Mutex<MemberState>,
     /// Woken when an event is queued for the member.
     pub wake: Notify,
@@ -103,6 +104,7 @@ impl Member {
         Member {
             id,
             topics,
+            leases: Arc::default(),
             state: Mutex::new(MemberState::default()),
             wake: Notify::new(),
         }
@@ -210,6 +212,7 @@ pub(crate) async fn rebalance(inner: Arc<Inner>, group: Arc<Group>) {
         if revoked.is_empty() {
             continue;
         }
+        member.leases.ending(&revoked, deadline.into_std());
         let (ack, answer) = RevokeAck::new(deadline.into_std());
         member.push(ConsumerEvent::Revoked {
             partitions: revoked.clone(),

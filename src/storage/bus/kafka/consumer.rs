@@ -31,7 +31,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
 use super::{millis, BusContext, KafkaBusConfig, SERVICE};
-use crate::storage::bus::{BusError, Consumer, ConsumerEvent, Message, RevokeAck, TopicPartition};
+use crate::storage::bus::{
+    BusError, Consumer, ConsumerEvent, Leases, Message, RevokeAck, TopicPartition,
+};
 
 /// How long one poll waits for a record; also the latency of commands when idle.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -62,6 +64,7 @@ struct Shared {
     /// Partitions revoked whose `Revoked` event the async side has not taken yet: their
     /// queued records are dropped.
     revoking: Mutex<HashSet<TopicPartition>>,
+    leases: Arc<Leases>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -168,6 +171,7 @@ impl PollContext {
             } else {
                 self.revoke_timeout
             };
+        self.shared.leases.ending(&partitions, deadline);
         let (ack, mut answer) = RevokeAck::new(deadline);
         if !self.emit(Item::Event(ConsumerEvent::Revoked {
             partitions: partitions.clone(),
@@ -735,5 +739,9 @@ impl Consumer for KafkaConsumer {
                 })?;
         }
         Ok(())
+    }
+
+    fn leases(&self) -> Arc<Leases> {
+        self.shared.leases.clone()
     }
 }

@@ -104,13 +104,13 @@ impl StoredMessage {
     }
 }
 
-/// Millisecond precision, as stored by CQL timestamps.
 /// The version of a stored contact: its `updated_at` (see [`ContactStore::upsert_contact`]).
 #[derive(Deserialize)]
 struct Version {
     updated_at: DateTime<Utc>,
 }
 
+/// Millisecond precision, as stored by CQL timestamps.
 fn ms(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
@@ -607,8 +607,8 @@ impl ContactStore for EmbeddedStore {
                         Ok(None) => None,
                         Err(e) => return Err(err(OP)(e)),
                     };
-                    if stored.is_some_and(|s| s.updated_at.timestamp_millis() > *version) {
-                        continue; // a later version is stored
+                    if stored.is_some_and(|s| s.updated_at.timestamp_millis() >= *version) {
+                        continue; // this version or a later one is stored
                     }
                     table
                         .insert(key.as_str(), bytes.as_slice())

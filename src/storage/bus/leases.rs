@@ -1,8 +1,10 @@
-//! Partitions on their way out, and when this process stops owning them. A revocation
-//! gives the engine until a deadline to store and commit its work; past it the bus lets
-//! the partitions go and another process replays them from the last commit. Whatever
-//! this process would apply or write for them after that could land on top of the new
-//! owner's writes, so the shards abandon it instead (the new owner redoes it).
+//! Partitions on their way out of a consumer, and when it stops owning them. A
+//! revocation gives the engine until a deadline to store and commit its work; past it
+//! the bus lets the partitions go and another process replays them from the last commit.
+//! Whatever this process would apply or write for them after that could land on top of
+//! the new owner's writes, so the shards abandon it instead (the new owner redoes it).
+//! The bus records the deadline the moment it revokes, so it holds even while the
+//! engine, busy, has not read the `Revoked` event yet.
 //!
 //! Writes already under way at the deadline are left to the store's versioning:
 //! contacts are versioned by `updated_at`, and everything such a write holds was applied
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::storage::bus::TopicPartition;
+use super::TopicPartition;
 
 #[derive(Debug, Default)]
 pub struct Leases {

@@ -741,10 +741,8 @@ impl ShardState {
     /// already staged still go (they are at least once anyway: consumers dedupe).
     fn abandon(&mut self, ended: &HashSet<TopicPartition>) {
         let gone: HashSet<PhoneNumber> = self
-            .residents
-            .iter()
-            .filter(|(_, resident)| ended.contains(&resident.partition))
-            .map(|(phone, _)| phone.clone())
+            .residents_in(|tp| ended.contains(tp))
+            .into_iter()
             .collect();
         for phone in &gone {
             self.dirty.remove(phone);
@@ -767,16 +765,19 @@ impl ShardState {
     }
 
     fn release(&mut self, partitions: &[TopicPartition]) {
-        let leaving: Vec<PhoneNumber> = self
-            .residents
-            .iter()
-            .filter(|(_, r)| partitions.contains(&r.partition))
-            .map(|(phone, _)| phone.clone())
-            .collect();
-        for phone in leaving {
+        for phone in self.residents_in(|tp| partitions.contains(tp)) {
             self.remove_resident(&phone);
         }
         self.publish_gauges(false);
+    }
+
+    /// The contacts held for the partitions `of` selects.
+    fn residents_in(&self, of: impl Fn(&TopicPartition) -> bool) -> Vec<PhoneNumber> {
+        self.residents
+            .iter()
+            .filter(|(_, resident)| of(&resident.partition))
+            .map(|(phone, _)| phone.clone())
+            .collect()
     }
 
     fn publish_gauges(&self, stopped: bool) {

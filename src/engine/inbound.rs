@@ -72,7 +72,10 @@ pub async fn run(
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
     let result: Result<(), EngineError> = async {
         loop {
-            let reading = tracker.in_flight() < config.max_in_flight;
+            // While a revocation is under way, read on regardless: its event must be
+            // handled (flush, commit, release) before the deadline, and past it the
+            // revoked records' tokens are abandoned and count in flight until then.
+            let reading = tracker.in_flight() < config.max_in_flight || leases.any_ending();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -172,11 +175,12 @@ async fn handle_batch(
             }
             ConsumerEvent::Assigned(partitions) => {
                 tracing::info!(?partitions, "partitions assigned");
-                leases.settled(&partitions);
             }
             ConsumerEvent::Revoked { partitions, ack } => {
                 // Past the ack's deadline the partitions may have a new owner: the shards
-                // then abandon their work (the bus marked it in `leases`). Hand what was read so far to the shards first: it belongs to the revoked
+                // then abandon their work (the bus marked it in `leases`).
+                let revocation = ack.revocation();
+                // Hand what was read so far to the shards first: it belongs to the revoked
                 // partitions' finished prefix once flushed.
                 shards.dispatch(std::mem::take(&mut work))?;
                 shards.flush_all().await?;
@@ -193,7 +197,7 @@ async fn handle_batch(
                 for tp in &partitions {
                     tracker.forget(tp);
                 }
-                leases.settled(&partitions);
+                leases.settled(&partitions, revocation);
             }
         }
     }

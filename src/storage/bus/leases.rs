@@ -18,49 +18,71 @@ use std::time::Instant;
 
 use super::TopicPartition;
 
+/// Which revocation a lease entry belongs to: a later revocation of the same partition
+/// replaces the entry, and settling the earlier one must not remove it.
+pub type RevocationId = u64;
+
 #[derive(Debug, Default)]
 pub struct Leases {
-    /// Partitions being revoked, with the time this process's lease on them ends.
-    ending: Mutex<HashMap<TopicPartition, Instant>>,
-    /// Whether `ending` has any entry: the shards ask on every batch and flush.
+    state: Mutex<State>,
+    /// Whether any lease is ending: the shards ask on every batch and flush.
     any: AtomicBool,
 }
 
+#[derive(Debug, Default)]
+struct State {
+    /// Partitions being revoked: the revocation, and when this process's lease ends.
+    ending: HashMap<TopicPartition, (RevocationId, Instant)>,
+    last_revocation: RevocationId,
+}
+
 impl Leases {
-    /// `partitions` are being revoked; this process owns them until `deadline`.
-    pub fn ending(&self, partitions: &[TopicPartition], deadline: Instant) {
-        let mut ending = self.lock();
+    /// `partitions` are being revoked; this process owns them until `deadline`. The id
+    /// goes with the revocation (see [`RevokeAck`](super::RevokeAck)) to settle it.
+    pub fn ending(&self, partitions: &[TopicPartition], deadline: Instant) -> RevocationId {
+        let mut state = self.lock();
+        state.last_revocation += 1;
+        let id = state.last_revocation;
         for tp in partitions {
-            ending.insert(tp.clone(), deadline);
+            state.ending.insert(tp.clone(), (id, deadline));
         }
-        self.any.store(!ending.is_empty(), Ordering::Release);
+        self.any.store(!state.ending.is_empty(), Ordering::Release);
+        id
     }
 
-    /// `partitions`' revocation is over (their contacts released): nothing of them is
-    /// left here, and if they come back, they are owned afresh.
-    pub fn settled(&self, partitions: &[TopicPartition]) {
-        let mut ending = self.lock();
+    /// Revocation `id` of `partitions` is over (their contacts released): nothing of them
+    /// is left here. Entries of a later revocation stay.
+    pub fn settled(&self, partitions: &[TopicPartition], id: RevocationId) {
+        let mut state = self.lock();
         for tp in partitions {
-            ending.remove(tp);
+            if state.ending.get(tp).is_some_and(|(entry, _)| *entry == id) {
+                state.ending.remove(tp);
+            }
         }
-        self.any.store(!ending.is_empty(), Ordering::Release);
+        self.any.store(!state.ending.is_empty(), Ordering::Release);
     }
 
     /// The partitions whose lease has ended by `now`: empty, without locking, unless a
     /// revocation is under way.
     pub fn ended(&self, now: Instant) -> HashSet<TopicPartition> {
-        if !self.any.load(Ordering::Acquire) {
+        if !self.any_ending() {
             return HashSet::new();
         }
         self.lock()
+            .ending
             .iter()
-            .filter(|(_, deadline)| **deadline <= now)
+            .filter(|(_, (_, deadline))| *deadline <= now)
             .map(|(tp, _)| tp.clone())
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, Instant>> {
-        self.ending.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether any revocation is under way (cheap).
+    pub fn any_ending(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -74,23 +96,44 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_ends_at_its_deadline_until_the_revocation_settles() {
+    fn a_lease_ends_at_its_deadline_until_its_revocation_settles() {
         let leases = Leases::default();
         let start = Instant::now();
         assert!(leases.ended(start).is_empty());
+        assert!(!leases.any_ending());
 
-        leases.ending(&[tp(0), tp(1)], start + Duration::from_secs(30));
-        leases.ending(&[tp(2)], start);
+        let first = leases.ending(&[tp(0), tp(1)], start + Duration::from_secs(30));
+        let second = leases.ending(&[tp(2)], start);
+        assert_ne!(first, second);
+        assert!(leases.any_ending());
         assert_eq!(leases.ended(start), HashSet::from([tp(2)]));
         assert_eq!(
             leases.ended(start + Duration::from_secs(30)),
             HashSet::from([tp(0), tp(1), tp(2)])
         );
 
-        leases.settled(&[tp(1), tp(2)]);
+        leases.settled(&[tp(1)], first);
+        leases.settled(&[tp(2)], second);
         let later = start + Duration::from_secs(60);
         assert_eq!(leases.ended(later), HashSet::from([tp(0)]));
-        leases.settled(&[tp(0)]);
+        leases.settled(&[tp(0)], first);
         assert!(leases.ended(later).is_empty());
+        assert!(!leases.any_ending());
+    }
+
+    #[test]
+    fn settling_a_revocation_leaves_a_later_one_of_the_same_partition() {
+        let leases = Leases::default();
+        let start = Instant::now();
+        let first = leases.ending(&[tp(0)], start);
+        let second = leases.ending(&[tp(0)], start + Duration::from_secs(30));
+        leases.settled(&[tp(0)], first);
+        assert!(leases.ended(start).is_empty(), "the later deadline holds");
+        assert_eq!(
+            leases.ended(start + Duration::from_secs(30)),
+            HashSet::from([tp(0)])
+        );
+        leases.settled(&[tp(0)], second);
+        assert!(!leases.any_ending());
     }
 }

@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use leases::Leases;
+pub use leases::{Leases, RevocationId};
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -159,13 +159,29 @@ pub struct TopicSpec {
 pub struct RevokeAck {
     answer: oneshot::Sender<Vec<(TopicPartition, u64)>>,
     deadline: Instant,
+    revocation: RevocationId,
 }
 
 impl RevokeAck {
-    /// An ack the bus waits for until `deadline`, when it lets the partitions go anyway.
-    pub fn new(deadline: Instant) -> (RevokeAck, oneshot::Receiver<Vec<(TopicPartition, u64)>>) {
+    /// An ack the bus waits for until `deadline`, when it lets the partitions go anyway;
+    /// `revocation` is the lease entry the bus recorded for it.
+    pub fn new(
+        deadline: Instant,
+        revocation: RevocationId,
+    ) -> (RevokeAck, oneshot::Receiver<Vec<(TopicPartition, u64)>>) {
         let (answer, rx) = oneshot::channel();
-        (RevokeAck { answer, deadline }, rx)
+        let ack = RevokeAck {
+            answer,
+            deadline,
+            revocation,
+        };
+        (ack, rx)
+    }
+
+    /// The revocation to settle in the consumer's [`Leases`] once the partitions are
+    /// released.
+    pub fn revocation(&self) -> RevocationId {
+        self.revocation
     }
 
     /// When the bus stops waiting and another consumer may take the partitions: work on

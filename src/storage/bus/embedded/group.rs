@@ -212,8 +212,8 @@ pub(crate) async fn rebalance(inner: Arc<Inner>, group: Arc<Group>) {
         if revoked.is_empty() {
             continue;
         }
-        member.leases.ending(&revoked, deadline.into_std());
-        let (ack, answer) = RevokeAck::new(deadline.into_std());
+        let revocation = member.leases.ending(&revoked, deadline.into_std());
+        let (ack, answer) = RevokeAck::new(deadline.into_std(), revocation);
         member.push(ConsumerEvent::Revoked {
             partitions: revoked.clone(),
             ack,

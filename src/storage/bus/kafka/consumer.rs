@@ -171,8 +171,8 @@ impl PollContext {
             } else {
                 self.revoke_timeout
             };
-        self.shared.leases.ending(&partitions, deadline);
-        let (ack, mut answer) = RevokeAck::new(deadline);
+        let revocation = self.shared.leases.ending(&partitions, deadline);
+        let (ack, mut answer) = RevokeAck::new(deadline, revocation);
         if !self.emit(Item::Event(ConsumerEvent::Revoked {
             partitions: partitions.clone(),
             ack,

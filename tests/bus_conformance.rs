@@ -232,12 +232,14 @@ impl Member {
             }
             ConsumerEvent::Assigned(partitions) => self.owned.extend(partitions),
             ConsumerEvent::Revoked { partitions, ack } => {
-                // The bus waits for this ack until its deadline, at most the revoke
-                // timeout from now (the engine abandons work past it).
-                let left = ack
-                    .deadline()
-                    .saturating_duration_since(std::time::Instant::now());
-                assert!(left <= REVOKE_TIMEOUT, "deadline {left:?} away");
+                // The bus waits for this ack until the lease it recorded ends, at most
+                // the revoke timeout from now (the engine abandons work past it).
+                let by = std::time::Instant::now() + REVOKE_TIMEOUT;
+                let ended = self.consumer.leases().ended(by);
+                assert!(
+                    partitions.iter().all(|tp| ended.contains(tp)),
+                    "leases of {partitions:?} end within the revoke timeout"
+                );
                 let offsets = partitions
                     .iter()
                     .filter_map(|tp| match self.ack {

@@ -33,7 +33,6 @@ pub mod topics;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub use leases::{Leases, RevocationId};
 
@@ -158,37 +157,23 @@ pub struct TopicSpec {
 #[derive(Debug)]
 pub struct RevokeAck {
     answer: oneshot::Sender<Vec<(TopicPartition, u64)>>,
-    deadline: Instant,
     revocation: RevocationId,
 }
 
 impl RevokeAck {
-    /// An ack the bus waits for until `deadline`, when it lets the partitions go anyway;
-    /// `revocation` is the lease entry the bus recorded for it.
+    /// An ack for `revocation`, the entry the bus recorded in the consumer's [`Leases`]
+    /// with the deadline until which it waits for the ack.
     pub fn new(
-        deadline: Instant,
         revocation: RevocationId,
     ) -> (RevokeAck, oneshot::Receiver<Vec<(TopicPartition, u64)>>) {
         let (answer, rx) = oneshot::channel();
-        let ack = RevokeAck {
-            answer,
-            deadline,
-            revocation,
-        };
-        (ack, rx)
+        (RevokeAck { answer, revocation }, rx)
     }
 
     /// The revocation to settle in the consumer's [`Leases`] once the partitions are
     /// released.
     pub fn revocation(&self) -> RevocationId {
         self.revocation
-    }
-
-    /// When the bus stops waiting and another consumer may take the partitions: work on
-    /// them after this may conflict with the next owner's (already now for partitions
-    /// lost to a session timeout).
-    pub fn deadline(&self) -> Instant {
-        self.deadline
     }
 
     pub fn commit(self, offsets: Vec<(TopicPartition, u64)>) {

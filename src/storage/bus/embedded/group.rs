@@ -213,7 +213,7 @@ pub(crate) async fn rebalance(inner: Arc<Inner>, group: Arc<Group>) {
             continue;
         }
         let revocation = member.leases.ending(&revoked, deadline.into_std());
-        let (ack, answer) = RevokeAck::new(deadline.into_std(), revocation);
+        let (ack, answer) = RevokeAck::new(revocation);
         member.push(ConsumerEvent::Revoked {
             partitions: revoked.clone(),
             ack,

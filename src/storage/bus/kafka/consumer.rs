@@ -172,7 +172,7 @@ impl PollContext {
                 self.revoke_timeout
             };
         let revocation = self.shared.leases.ending(&partitions, deadline);
-        let (ack, mut answer) = RevokeAck::new(deadline, revocation);
+        let (ack, mut answer) = RevokeAck::new(revocation);
         if !self.emit(Item::Event(ConsumerEvent::Revoked {
             partitions: partitions.clone(),
             ack,

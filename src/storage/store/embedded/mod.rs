@@ -602,11 +602,11 @@ impl ContactStore for EmbeddedStore {
                 }
                 let mut table = txn.open_table(CONTACTS).map_err(err(OP))?;
                 for (key, version, bytes) in &contacts {
-                    let stored: Option<Version> = match table.get(key.as_str()) {
-                        Ok(Some(row)) => Some(decode(|| format!("contact {key}"), row.value())?),
-                        Ok(None) => None,
-                        Err(e) => return Err(err(OP)(e)),
-                    };
+                    let stored: Option<Version> = table
+                        .get(key.as_str())
+                        .map_err(err(OP))?
+                        .map(|row| decode(|| format!("contact {key}"), row.value()))
+                        .transpose()?;
                     if stored.is_some_and(|s| s.updated_at.timestamp_millis() >= *version) {
                         continue; // this version or a later one is stored
                     }

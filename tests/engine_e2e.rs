@@ -216,12 +216,7 @@ async fn scenario(h: Harness) {
     h.message_count_reaches(SITI, 13).await;
     // 60112223333 is not a valid Malaysian number (011 numbers have 8 more digits): its
     // image and its status reports are kept in the dead-letter topic with the reason.
-    let answer = h
-        .http
-        .get(format!("{}/api/contacts/60112223333/", h.base))
-        .send()
-        .await
-        .unwrap();
+    let answer = h.get_contact("60112223333").await;
     assert_eq!(
         answer.status().as_u16(),
         400,
@@ -244,12 +239,7 @@ async fn scenario(h: Harness) {
     // The API takes another country's number with its +.
     let visitor = h.message_count_reaches(&format!("+{SINGAPOREAN}"), 1).await;
     assert_eq!(visitor["phone_number"], format!("+{SINGAPOREAN}"));
-    let bare = h
-        .http
-        .get(format!("{}/api/contacts/{SINGAPOREAN}/", h.base))
-        .send()
-        .await
-        .unwrap();
+    let bare = h.get_contact(SINGAPOREAN).await;
     assert_eq!(
         bare.status().as_u16(),
         400,

@@ -425,7 +425,7 @@ impl SplitBrain {
         let gate = Arc::new(Gate::default());
         backends.store = Arc::new(FlakyStore {
             gate: Some(gate.clone()),
-            ..FlakyStore::new(store.clone())
+            ..FlakyStore::new(store.clone(), Arc::default())
         });
         let successor_dir = tempfile::tempdir().unwrap();
         let mut successor_config = config.clone();
@@ -585,45 +585,53 @@ async fn message_counts_until(
     }
 }
 
-/// A store whose contact writes fail while `failures` is above zero, and which records the
-/// fields each write-behind flush marked as changed, per contact. Its write-behind flushes
-/// fail part-way, as when a flush's batches or tables are applied separately: while
-/// `torn` is above zero the message rows are stored and the contacts' rows are not; while
-/// `rows_lost` is, the contacts' rows are stored and the message rows are not; while
-/// `second_writes_fail` is, the writes a flush sends after its contacts' rows (no
-/// contacts, only rows) fail.
-/// A gate holds the first write-behind flush with contacts after it is armed, until it
-/// is opened, then lets it through: a flush that hangs past a rebalance and lands late.
+/// A store in front of another that injects the [`Faults`] its test sets. A gate, if
+/// any, holds the first write-behind flush with contacts after it is armed, until it is
+/// opened, then lets it through: a flush that hangs past a rebalance and lands late.
 struct FlakyStore {
     inner: Arc<dyn ContactStore>,
+    faults: Arc<Faults>,
     gate: Option<Arc<Gate>>,
-    failures: Arc<AtomicU32>,
-    torn: Arc<AtomicU32>,
-    rows_lost: Arc<AtomicU32>,
-    second_writes_fail: Arc<AtomicU32>,
-    flushed: Arc<Mutex<Vec<(String, ContactFields)>>>,
+}
+
+/// What a [`FlakyStore`] does, shared with the test that drives it. Contact writes fail
+/// while `failures` is above zero. Write-behind flushes fail part-way, as when a flush's
+/// batches or tables are applied separately: while `torn` is above zero the message rows
+/// are stored and the rows of contacts already stored are not; while `rows_lost` is, the
+/// contacts' rows are stored and the message rows are not; while `second_writes_fail`
+/// is, the writes a flush sends after its contacts' rows (no contacts, only rows) fail.
+/// `flushed` records the fields each flush marked as changed, per contact.
+#[derive(Default)]
+struct Faults {
+    failures: AtomicU32,
+    torn: AtomicU32,
+    rows_lost: AtomicU32,
+    second_writes_fail: AtomicU32,
+    flushed: Mutex<Vec<(String, ContactFields)>>,
 }
 
 impl FlakyStore {
+    fn new(inner: Arc<dyn ContactStore>, faults: Arc<Faults>) -> Self {
+        FlakyStore {
+            inner,
+            faults,
+            gate: None,
+        }
+    }
+
     fn fail(&self) -> Result<(), StoreError> {
-        if take_one(&self.failures) {
+        if take_one(&self.faults.failures) {
             Err(outage())
         } else {
             Ok(())
         }
     }
+}
 
-    fn new(inner: Arc<dyn ContactStore>) -> Self {
-        FlakyStore {
-            inner,
-            gate: None,
-            failures: Arc::default(),
-            torn: Arc::default(),
-            rows_lost: Arc::default(),
-            second_writes_fail: Arc::default(),
-            flushed: Arc::default(),
-        }
-    }
+/// The embedded engine, its store behind a [`FlakyStore`] with `faults`.
+async fn on_flaky_store(faults: &Arc<Faults>) -> Harness {
+    let faults = faults.clone();
+    Harness::embedded_with(false, move |inner| Arc::new(FlakyStore::new(inner, faults))).await
 }
 
 #[derive(Default)]
@@ -685,7 +693,7 @@ impl ContactStore for FlakyStore {
             }
         }
         self.fail()?;
-        if take_one(&self.torn) {
+        if take_one(&self.faults.torn) {
             // Everything is written but the rows of contacts already stored, which keep
             // their old version (new contacts' rows are written).
             let mut new_contacts = Vec::new();
@@ -700,15 +708,15 @@ impl ContactStore for FlakyStore {
                 .await?;
             return Err(outage());
         }
-        if contacts.is_empty() && take_one(&self.second_writes_fail) {
+        if contacts.is_empty() && take_one(&self.faults.second_writes_fail) {
             return Err(outage());
         }
-        if take_one(&self.rows_lost) {
+        if take_one(&self.faults.rows_lost) {
             self.inner.write_behind(contacts, &[], purchases).await?;
             return Err(outage());
         }
         // Recorded before the write, so whoever sees its effect sees the record too.
-        self.flushed.lock().unwrap().extend(
+        self.faults.flushed.lock().unwrap().extend(
             contacts
                 .iter()
                 .map(|w| (w.contact.phone_number.as_str().to_string(), w.changed)),
@@ -831,25 +839,22 @@ impl ContactStore for FlakyStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
-    let failures = Arc::new(AtomicU32::new(0));
-    let flaky_failures = failures.clone();
-    let h = Harness::embedded_with(false, move |inner| {
-        Arc::new(FlakyStore {
-            failures: flaky_failures,
-            ..FlakyStore::new(inner)
-        })
-    })
-    .await;
+    let faults = Arc::new(Faults::default());
+    let h = on_flaky_store(&faults).await;
     h.post(&text(SITI, "wamid.R-1", T0, "hello")).await;
     h.message_count_reaches(SITI, 1).await;
 
     // More consecutive failures than one flush retries (7 attempts): the shard fails, its
     // role is restarted, and the new incarnation re-reads the uncommitted records.
-    failures.store(9, Ordering::SeqCst);
+    faults.failures.store(9, Ordering::SeqCst);
     h.post(&text(SITI, "wamid.R-2", T0 + 10, "help")).await;
     h.post(&text(SITI, "wamid.R-3", T0 + 20, "ok")).await;
     let contact = h.message_count_reaches(SITI, 3).await;
-    assert_eq!(failures.load(Ordering::SeqCst), 0, "the outage was used up");
+    assert_eq!(
+        faults.failures.load(Ordering::SeqCst),
+        0,
+        "the outage was used up"
+    );
     assert_eq!(contact["response_rate"], 1.0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let contact = h.contact(SITI).await.unwrap();
@@ -878,15 +883,8 @@ async fn a_failed_shard_is_restarted_and_its_records_applied_once() {
 /// the row been written with the others, it would take the message for a redelivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_message_whose_flush_was_torn_is_applied_after_the_restart() {
-    let torn = Arc::new(AtomicU32::new(0));
-    let flaky_torn = torn.clone();
-    let h = Harness::embedded_with(false, move |inner| {
-        Arc::new(FlakyStore {
-            torn: flaky_torn,
-            ..FlakyStore::new(inner)
-        })
-    })
-    .await;
+    let faults = Arc::new(Faults::default());
+    let h = on_flaky_store(&faults).await;
     for i in 1..=40 {
         h.post(&text(SITI, &format!("wamid.T-{i}"), T0 + 10 * i, "ok"))
             .await;
@@ -896,13 +894,13 @@ async fn a_late_message_whose_flush_was_torn_is_applied_after_the_restart() {
     // A new message, then one first delivered now though written before the latest ones
     // (older than the dedupe window holds): their flush is torn until the shard gives up
     // (7 attempts) and twice more in the next incarnation.
-    torn.store(9, Ordering::SeqCst);
+    faults.torn.store(9, Ordering::SeqCst);
     h.post(&text(SITI, "wamid.T-NEW", T0 + 420, "ok")).await;
     h.post(&text(SITI, "wamid.T-LATE", T0 + 55, "ok")).await;
-    // (A torn write shows its contact for a moment before putting the old one back: wait
-    // for the outage to end before reading.)
+    // (The torn flushes are used up first, across the shard's restart; only then is the
+    // count read.)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while torn.load(Ordering::SeqCst) > 0 {
+    while faults.torn.load(Ordering::SeqCst) > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the torn flushes were not used up"
@@ -930,18 +928,12 @@ async fn a_late_message_whose_flush_was_torn_is_applied_after_the_restart() {
 /// shard finds the message in the contact's window, a duplicate, and writes its row again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_row_lost_beside_its_contact_is_written_again_on_replay() {
-    let rows_lost = Arc::new(AtomicU32::new(9));
-    let flaky_rows_lost = rows_lost.clone();
-    let h = Harness::embedded_with(false, move |inner| {
-        Arc::new(FlakyStore {
-            rows_lost: flaky_rows_lost,
-            ..FlakyStore::new(inner)
-        })
-    })
-    .await;
+    let faults = Arc::new(Faults::default());
+    faults.rows_lost.store(9, Ordering::SeqCst);
+    let h = on_flaky_store(&faults).await;
     h.post(&text(SITI, "wamid.L-1", T0, "ok")).await;
     message_row_appears(&h, SITI, "wamid.L-1").await;
-    assert_eq!(rows_lost.load(Ordering::SeqCst), 0);
+    assert_eq!(faults.rows_lost.load(Ordering::SeqCst), 0);
     h.post(&text(SITI, "wamid.L-2", T0 + 10, "ok")).await;
     h.message_count_reaches(SITI, 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -957,25 +949,18 @@ async fn a_message_row_lost_beside_its_contact_is_written_again_on_replay() {
 /// once (and writes its row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_message_stays_known_until_its_row_is_stored() {
-    let failing = Arc::new(AtomicU32::new(0));
-    let flaky_failing = failing.clone();
-    let h = Harness::embedded_with(false, move |inner| {
-        Arc::new(FlakyStore {
-            second_writes_fail: flaky_failing,
-            ..FlakyStore::new(inner)
-        })
-    })
-    .await;
+    let faults = Arc::new(Faults::default());
+    let h = on_flaky_store(&faults).await;
     h.post(&text(SITI, "wamid.K-0", T0 + 100, "ok")).await;
     h.message_count_reaches(SITI, 1).await;
 
-    failing.store(9, Ordering::SeqCst);
+    faults.second_writes_fail.store(9, Ordering::SeqCst);
     let mut messages = vec![("wamid.K-LATE".to_string(), T0 + 50)];
     messages.extend((1..=40).map(|i| (format!("wamid.K-{i}"), T0 + 100 + i)));
     h.post(&texts(SITI, &messages)).await;
     message_row_appears(&h, SITI, "wamid.K-LATE").await;
     assert_eq!(
-        failing.load(Ordering::SeqCst),
+        faults.second_writes_fail.load(Ordering::SeqCst),
         0,
         "the failures were used up"
     );
@@ -992,17 +977,10 @@ async fn a_late_message_stays_known_until_its_row_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flushes_write_the_fields_their_events_changed() {
     use ContactField::*;
-    let flushed: Arc<Mutex<Vec<(String, ContactFields)>>> = Arc::default();
-    let recorder = flushed.clone();
-    let h = Harness::embedded_with(false, move |inner| {
-        Arc::new(FlakyStore {
-            flushed: recorder,
-            ..FlakyStore::new(inner)
-        })
-    })
-    .await;
+    let faults = Arc::new(Faults::default());
+    let h = on_flaky_store(&faults).await;
     let of_siti = || -> Vec<ContactFields> {
-        let flushed = flushed.lock().unwrap();
+        let flushed = faults.flushed.lock().unwrap();
         flushed
             .iter()
             .filter(|(phone, _)| phone == SITI)

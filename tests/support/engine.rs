@@ -257,13 +257,17 @@ impl Harness {
         assert_eq!(status, 200, "webhook answer: {answer}");
     }
 
-    pub async fn contact(&self, phone: &str) -> Option<Value> {
-        let response = self
-            .http
+    /// `GET /api/contacts/<phone>/`, as sent.
+    pub async fn get_contact(&self, phone: &str) -> reqwest::Response {
+        self.http
             .get(format!("{}/api/contacts/{phone}/", self.base))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    pub async fn contact(&self, phone: &str) -> Option<Value> {
+        let response = self.get_contact(phone).await;
         match response.status().as_u16() {
             200 => Some(response.json().await.unwrap()),
             404 => None,

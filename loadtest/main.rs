@@ -34,13 +34,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 
+use sembang::app::{clickhouse_config, schemas};
+use sembang::app::{start, Backends};
 use sembang::config::{BusBackend, Config, EventSinkBackend, Secrets, StoreBackend};
-use sembang::engine::runtime::{start, Backends};
-use sembang::ingress::{parse_webhook, InboundEvent};
-use sembang::storage::bus::topics::{self, TopicNames};
-use sembang::storage::bus::Record;
-use sembang::storage::schemas;
-use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable};
+use sembang::ingress::parse_webhook;
+use sembang::storage::bus::{Record, TopicSpec};
+use sembang::storage::sink::{ClickHouseSink, EventReader, EventTable};
+use sembang::topics::inbound::InboundEvent;
+use sembang::topics::{self, TopicNames};
 
 /// The same allocator as the `sembang` binary, so the engine is measured as it runs.
 #[global_allocator]
@@ -160,19 +161,14 @@ async fn main() {
             env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123");
         config.analytics.clickhouse_database = run.clone();
     }
-    schemas::migrate_store(&config.store)
-        .await
-        .expect("store schema");
-    schemas::migrate_sink(&config.analytics)
-        .await
-        .expect("analytics schema");
+    schemas::migrate_all(&config).await.expect("schemas");
     let backends = Backends::from_config(&config, &Secrets::default())
         .await
         .expect("backends");
     let bus = backends.bus.clone();
     let names = TopicNames::new(&run);
     let inbound = names.name(topics::INBOUND);
-    bus.ensure_topics(&names.specs(config.bus.partitions, 1))
+    bus.ensure_topics(&TopicSpec::all(&names, config.bus.partitions, 1))
         .await
         .unwrap();
 
@@ -279,7 +275,7 @@ async fn main() {
 
     // Analytics catch-up.
     let clickhouse: Option<ClickHouseSink> = (args.profile == "local")
-        .then(|| ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics)).unwrap());
+        .then(|| ClickHouseSink::new(clickhouse_config(&config.analytics)).unwrap());
     if let Some(reader) = &clickhouse {
         loop {
             let n = reader
@@ -369,7 +365,10 @@ async fn drop_run(run: &str, config: &Config, names: &TopicNames) {
             .set("bootstrap.servers", &config.bus.kafka_brokers)
             .create()
             .expect("Kafka admin client");
-        let topics: Vec<String> = names.specs(1, 1).into_iter().map(|t| t.name).collect();
+        let topics: Vec<String> = TopicSpec::all(names, 1, 1)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         if let Err(e) = admin.delete_topics(&topics, &AdminOptions::new()).await {
             eprintln!("loadtest: could not delete topics of {run}: {e}");

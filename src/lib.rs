@@ -1,6 +1,7 @@
 //! Sembang: a stream-processing engine behind a WhatsApp CRM for Malaysian retailers.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -12,3 +13,4 @@ pub mod ocr;
 pub mod pii;
 pub mod provider;
 pub mod storage;
+pub mod topics;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use sembang::app::Backends;
 use sembang::config::Secret;
-use sembang::engine::runtime::Backends;
 use sembang::storage::sink::FileSink;
 
 use support::engine::*;
@@ -65,7 +65,7 @@ async fn subscription_handshake_echoes_the_challenge_only_for_the_right_token() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_needs_a_key_where_the_profile_says_so() {
-    let h = harness(true, &["analyst:k-123"]).await;
+    let h = harness(true, &["admin:k-123"]).await;
     let url = format!("{}/api/sandbox/messages/", h.base);
     assert_eq!(status_of(h.http.get(&url)).await, 401);
     assert_eq!(status_of(h.http.get(&url).bearer_auth("wrong")).await, 401);
@@ -150,7 +150,7 @@ async fn wabot_webhook_takes_gateway_messages_with_its_token() {
 /// keeps the message and retries it later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
-    use sembang::api::{router, AdminState};
+    use sembang::api::{router, AdminState, ApiKeys};
     use sembang::ingress::http::WebhookState;
     use sembang::ingress::sign;
     use sembang::storage::bus::{Bus, KafkaBus, KafkaBusConfig};
@@ -175,7 +175,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
     let admin = Arc::new(AdminState {
         store: Arc::new(EmbeddedStore::open(dir.path().join("store.redb")).unwrap()),
         sandbox: None,
-        keys: Vec::new(),
+        keys: ApiKeys::default(),
         require_key: false,
         uploads: None,
     });
@@ -208,8 +208,8 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
 /// everything else is refused with a typed reason and queues nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_checked_stored_and_queued_for_ocr() {
-    use sembang::engine::wire::OcrJob;
-    use sembang::storage::bus::topics;
+    use sembang::topics;
+    use sembang::topics::ocr::OcrJob;
 
     let h = harness(false, &[]).await;
     let photo_path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -311,5 +311,183 @@ async fn uploads_are_checked_stored_and_queued_for_ocr() {
         let error: serde_json::Value = answer.json().await.unwrap();
         assert_eq!(error["error"]["kind"], kind);
     }
+    h.stop().await;
+}
+
+/// Each admin route admits only its roles: 401 without a known key, 403 with a key whose
+/// role may not, and past the guard with one that may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_enforce_roles() {
+    let h = harness(
+        true,
+        &[
+            "admin:k-admin",
+            "marketer:k-market",
+            "analyst:k-analyst",
+            "viewer:k-view",
+        ],
+    )
+    .await;
+    let contact = format!("{}/api/contacts/60123456789/", h.base);
+    let contact_bare = format!("{}/api/contacts/60123456789", h.base);
+    let sandbox = format!("{}/api/sandbox/messages/", h.base);
+    let media = format!("{}/api/contacts/60123456789/media", h.base);
+    // (request, key, expected status): 404 = past the guard, no such contact; 415 = past
+    // the guard, the body is not a photo.
+    let cases: Vec<(reqwest::RequestBuilder, Option<&str>, u16)> = vec![
+        (h.http.get(&contact), None, 401),
+        (h.http.get(&contact), Some("k-admin"), 404),
+        (h.http.get(&contact), Some("k-market"), 404),
+        (h.http.get(&contact), Some("k-view"), 404),
+        (h.http.get(&contact), Some("k-analyst"), 403),
+        (h.http.get(&contact_bare), Some("k-analyst"), 403),
+        (h.http.get(&contact_bare), Some("k-view"), 404),
+        (h.http.get(&sandbox), None, 401),
+        (h.http.get(&sandbox), Some("k-view"), 200),
+        (h.http.get(&sandbox), Some("k-analyst"), 403),
+        (h.http.post(&media).body("x"), None, 401),
+        (h.http.post(&media).body("x"), Some("k-admin"), 415),
+        (h.http.post(&media).body("x"), Some("k-market"), 415),
+        (h.http.post(&media).body("x"), Some("k-view"), 403),
+        (h.http.post(&media).body("x"), Some("k-analyst"), 403),
+    ];
+    for (i, (request, key, expected)) in cases.into_iter().enumerate() {
+        let request = match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, expected, "case {i} ({key:?}): {body}");
+        if status == 403 {
+            assert_eq!(body["error"]["kind"], "forbidden", "case {i}");
+        }
+    }
+    h.stop().await;
+}
+
+/// A malformed key entry or an unknown role stops the process from starting, rather than
+/// leaving the API open or a key silently unused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_api_keys_are_a_start_up_error() {
+    for entry in ["k-without-role", "root:k-1", "admin:"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = base_config(&dir);
+        let mut secrets = secrets();
+        secrets.admin_api_keys = vec![Secret::new(entry)];
+        let backends = Backends::from_config(&config, &secrets).await.unwrap();
+        let error = match sembang::app::start(&config, &secrets, backends).await {
+            Ok(_) => panic!("{entry:?} started"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("SEMBANG_ADMIN_API_KEYS entry 1"), "{error}");
+        assert!(
+            !error.contains("k-1") && !error.contains("k-without"),
+            "{error}"
+        );
+    }
+}
+
+/// docs/openapi.json is what the code generates (run `sembang openapi --out
+/// docs/openapi.json` after changing a route), and the running process serves the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_is_committed_served_and_complete() {
+    let generated = sembang::api::openapi();
+    let mut text = serde_json::to_string_pretty(&generated).unwrap();
+    text.push('\n');
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .expect("docs/openapi.json exists");
+    assert!(
+        committed == text,
+        "docs/openapi.json is stale: run `cargo run -- openapi --out docs/openapi.json`"
+    );
+
+    let h = harness(true, &["viewer:k-view"]).await;
+    let served: serde_json::Value = h
+        .http
+        .get(format!("{}/api/openapi.json", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    assert_eq!(served, doc);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+
+    // Every route of the process is documented, with its methods.
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/webhook/whatsapp", "get"),
+        ("/webhook/whatsapp", "post"),
+        ("/webhook/wabot", "post"),
+        ("/api/contacts/{phone}/", "get"),
+        ("/api/contacts/{phone}/media", "post"),
+        ("/api/sandbox/messages/", "get"),
+        ("/api/openapi.json", "get"),
+        ("/metrics", "get"),
+        ("/healthz", "get"),
+    ] {
+        let operation = &paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is not documented"))[method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        assert!(
+            operation["responses"]
+                .as_object()
+                .is_some_and(|r| !r.is_empty()),
+            "{method} {path} documents no response"
+        );
+    }
+    // ... and every documented operation is routed: none answers axum's bare 404 or 405.
+    let mut routed = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let url = format!("{}{}", h.base, path.replace("{phone}", "60123456789"));
+            let request = match method.as_str() {
+                "get" => h.http.get(&url),
+                "post" => h.http.post(&url).body("{}"),
+                other => panic!("unexpected method {other}"),
+            };
+            let response = request.bearer_auth("k-view").send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            assert!(
+                status != 405 && !(status == 404 && body.is_empty()),
+                "{method} {path} is documented but not routed ({status})"
+            );
+            routed += 1;
+        }
+    }
+    assert!(routed >= 9);
+
+    // Every reference resolves.
+    fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(!found.is_empty());
+    for reference in found {
+        let pointer = reference.strip_prefix('#').expect("local reference");
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert!(schemes["api_key"].is_object() && schemes["bearer"].is_object());
     h.stop().await;
 }

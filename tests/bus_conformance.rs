@@ -111,6 +111,7 @@ fn spec(name: &str, partitions: u32) -> TopicSpec {
         name: name.to_string(),
         partitions,
         replication_factor: 1,
+        compacted: false,
     }
 }
 

@@ -10,9 +10,10 @@ use sembang::domain::message::DeliveryStatus;
 use sembang::domain::phone::PhoneNumber;
 use sembang::domain::tier::TierPolicy;
 use sembang::engine::apply::{apply, ApplyContext, Effects, Outcome};
-use sembang::ingress::{parse_webhook, InboundEvent};
+use sembang::ingress::parse_webhook;
 use sembang::provider::OutboundContent;
 use sembang::storage::sink::AnalyticsEvent;
+use sembang::topics::inbound::InboundEvent;
 
 const SITI: &str = "60123456789";
 const T0: i64 = 1_732_510_800;
@@ -292,11 +293,11 @@ mod ocr {
     use sembang::domain::purchase::PurchaseStatus;
     use sembang::domain::tier::Tier;
     use sembang::engine::apply_ocr::apply_ocr;
-    use sembang::engine::wire::{
+    use sembang::pii::IcVault;
+    use sembang::topics::inbound::Business;
+    use sembang::topics::ocr::{
         IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, ReceiptReading,
     };
-    use sembang::ingress::Business;
-    use sembang::pii::IcVault;
 
     fn result(job: &str, outcome: OcrOutcome) -> OcrResult {
         OcrResult {

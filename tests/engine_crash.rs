@@ -15,10 +15,10 @@ use serde_json::json;
 use sembang::domain::phone::PhoneNumber;
 use sembang::ingress::parse_webhook;
 use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig};
-use sembang::storage::bus::topics::{self, TopicNames};
-use sembang::storage::bus::{Bus, KafkaBus, KafkaBusConfig, Record};
+use sembang::storage::bus::{Bus, KafkaBus, KafkaBusConfig, Record, TopicSpec};
 use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable};
 use sembang::storage::store::{ContactStore, ScyllaConfig, ScyllaStore};
+use sembang::topics::{self, TopicNames};
 
 const CONTACTS: u32 = 300;
 const PER_CONTACT: u32 = 10;
@@ -155,7 +155,9 @@ impl Setup {
         );
         let bus = Arc::new(KafkaBus::new(KafkaBusConfig::new(kafka)).unwrap());
         let names = TopicNames::new(&namespace);
-        bus.ensure_topics(&names.specs(8, 1)).await.unwrap();
+        bus.ensure_topics(&TopicSpec::all(&names, 8, 1))
+            .await
+            .unwrap();
         Some(Setup {
             engine,
             bus,

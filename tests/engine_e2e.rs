@@ -16,9 +16,9 @@ use sembang::ingress::sign;
 use sembang::storage::bus::dead_letter::{
     HEADER_ERROR, HEADER_ERROR_KIND, HEADER_ORIGINAL_TOPIC, HEADER_PAYLOAD_OMITTED,
 };
-use sembang::storage::bus::topics;
 use sembang::storage::bus::Record;
 use sembang::storage::sink::EventTable;
+use sembang::topics;
 
 use support::engine::*;
 
@@ -301,6 +301,7 @@ async fn scenario(h: Harness) {
         );
     }
     assert!(!metrics.contains(SITI), "no phone number in metric labels");
+    assert_metrics_match_catalogue(&metrics);
 
     h.stop().await;
 }
@@ -352,4 +353,57 @@ async fn real_stack_oversized_event_is_dead_lettered_not_retried() {
     h.post(&text(SITI, "wamid.HUGE-2", T0 + 10, "hello")).await;
     h.message_count_reaches(SITI, 1).await;
     h.stop().await;
+}
+
+/// What /metrics exposes after the scenario is exactly the catalogue (src/metrics/catalog.rs),
+/// kind included, less the metrics only faults, OCR or uploads record, none of which this
+/// scenario has.
+fn assert_metrics_match_catalogue(exposition: &str) {
+    use sembang::metrics::catalog::{Kind, ALL};
+    const NOT_IN_THIS_SCENARIO: [&str; 15] = [
+        "sembang_media_uploads_total",
+        "sembang_engine_retries_total",
+        "sembang_shard_evicted_contacts_total",
+        "sembang_shard_abandoned_contacts_total",
+        "sembang_shard_abandoned_records_total",
+        "sembang_actor_restarts_total",
+        "sembang_sink_write_errors_total",
+        "sembang_provider_errors_total",
+        "sembang_ocr_seconds",
+        "sembang_ocr_confidence",
+        "sembang_ocr_outcomes_total",
+        "sembang_ocr_jobs_in_flight",
+        "sembang_ocr_queue_depth",
+        "sembang_ocr_pauses_total",
+        "sembang_ocr_partitions_paused",
+    ];
+    let exposed: std::collections::BTreeMap<&str, &str> = exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .collect();
+    for (name, kind) in &exposed {
+        let metric = ALL
+            .iter()
+            .find(|m| m.name == *name)
+            .unwrap_or_else(|| panic!("{name} is exposed but not in the catalogue"));
+        let expected = match metric.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            // Durations get buckets; counts are summaries (src/metrics/mod.rs).
+            Kind::Histogram if name.ends_with("_seconds") => "histogram",
+            Kind::Histogram => "summary",
+        };
+        assert_eq!(*kind, expected, "{name}");
+    }
+    let mut missing: Vec<&str> = ALL
+        .iter()
+        .map(|m| m.name)
+        .filter(|name| !exposed.contains_key(name) && !NOT_IN_THIS_SCENARIO.contains(name))
+        .collect();
+    missing.sort_unstable();
+    assert!(
+        missing.is_empty(),
+        "catalogued but not exposed: {missing:?}"
+    );
 }

@@ -15,23 +15,22 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use sembang::app::{self as runtime, Backends};
 use sembang::domain::contact::Contact;
 use sembang::domain::contact_fields::{ContactField, ContactFields};
 use sembang::domain::message::DeliveryStatus;
 use sembang::domain::phone::PhoneNumber;
 use sembang::domain::purchase::Purchase;
-use sembang::engine::runtime::{self, Backends};
-use sembang::engine::wire::OutboundRequest;
 use sembang::provider::fake_cloud_api::FakeFailure;
 use sembang::provider::OutboundContent;
-use sembang::storage::bus::{
-    topics, EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig, Record,
-};
+use sembang::storage::bus::{EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig, Record};
 use sembang::storage::sink::{AnalyticsEvent, EventTable, FileSink};
 use sembang::storage::store::{
     CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
     SegmentRecord, SendOutcome, SendResult, StoreError,
 };
+use sembang::topics;
+use sembang::topics::outbound::{Origin, OutboundRequest};
 
 use support::engine::*;
 
@@ -242,7 +241,7 @@ fn reply_request(request_id: &str, body: &str) -> Record {
             body: body.into(),
             preview_url: false,
         },
-        origin: "auto_reply".into(),
+        origin: Origin::AutoReply,
         rule: Some("help".into()),
         campaign_id: None,
         in_reply_to: None,

@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 
 use sembang::config::Role;
 use sembang::domain::phone::PhoneNumber;
-use sembang::storage::bus::{dead_letter, topics};
+use sembang::storage::bus::dead_letter;
 use sembang::storage::sink::EventTable;
+use sembang::topics;
 
 use support::engine::*;
 

@@ -11,12 +11,12 @@ use sembang::domain::money::Money;
 use sembang::domain::mykad::MyKad;
 use sembang::domain::phone::PhoneNumber;
 use sembang::domain::purchase::PurchaseStatus;
-use sembang::engine::wire::{IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, ReceiptReading};
-use sembang::ingress::Business;
 use sembang::pii::IcVault;
-use sembang::storage::bus::topics;
 use sembang::storage::bus::Record;
 use sembang::storage::sink::EventTable;
+use sembang::topics;
+use sembang::topics::inbound::Business;
+use sembang::topics::ocr::{IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, ReceiptReading};
 
 use support::engine::*;
 

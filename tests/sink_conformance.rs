@@ -23,6 +23,7 @@ use sembang::storage::sink::{
     InboundMessageEvent, MessageStatusEvent, OcrResultEvent, OutboundMessageEvent, PurchaseEvent,
     RevenueRow, SendOutcome, SinkError, CLICKHOUSE_MIGRATIONS,
 };
+use sembang::topics::outbound::Origin;
 use uuid::Uuid;
 
 /// Hang guard only: every awaited operation is bounded by the sink's own timeouts.
@@ -215,7 +216,7 @@ fn full_rows() -> Vec<AnalyticsEvent> {
             template_name: Some("raya_promo".into()),
             body: Some(UNICODE.into()),
             campaign_id: Some("raya-2024".into()),
-            origin: "campaign".into(),
+            origin: Origin::Campaign,
         }
         .into(),
         MessageStatusEvent {
@@ -319,7 +320,7 @@ fn sparse_rows() -> Vec<AnalyticsEvent> {
             template_name: None,
             body: None,
             campaign_id: None,
-            origin: "auto_reply".into(),
+            origin: Origin::AutoReply,
         }
         .into(),
         MessageStatusEvent {

@@ -6,9 +6,11 @@ use serde_json::json;
 
 use sembang::domain::message::DeliveryStatus;
 use sembang::ingress::{
-    parse_webhook, sign, verify_signature, ApiError, Business, EventPayload, InboundEvent,
-    InboundMessage, MessageKind, ParseError, ParsedWebhook, ReplyContext, ReportedStatus,
-    SignatureError, StatusReport,
+    parse_webhook, sign, verify_signature, ParseError, ParsedWebhook, SignatureError,
+};
+use sembang::topics::inbound::{
+    ApiError, Business, EventPayload, InboundEvent, InboundMessage, MessageKind, ReplyContext,
+    ReportedStatus, StatusReport,
 };
 
 const WABA: &str = "102290129340398";

@@ -4,62 +4,109 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use crate::domain::clock::malaysia_today;
 use crate::domain::contact::Contact;
-use crate::engine::malaysia_today;
-use crate::ingress::http::refuse;
 
+use super::error::{ApiError, ErrorBody};
 use super::{parse_phone, AdminState};
 
-pub async fn show(State(state): State<Arc<AdminState>>, Path(phone): Path<String>) -> Response {
-    let phone = match parse_phone(&phone) {
-        Ok(phone) => phone,
-        Err(refusal) => return *refusal,
-    };
-    match state.store.load_contact(&phone).await {
-        Ok(Some(contact)) => Json(view(&contact)).into_response(),
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "not_found", "no such contact"),
-        Err(e) => {
-            tracing::warn!(error = %e, "contact look-up failed");
-            refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                &e.to_string(),
-            )
+/// A contact as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContactView {
+    pub name: Option<String>,
+    /// A form the API's paths take back: another country's number with its +.
+    #[schema(example = "60123456789")]
+    pub phone_number: String,
+    /// Masked: the last four digits are never shown.
+    #[schema(example = "900101-14-****")]
+    pub ic_number: Option<String>,
+    pub age: Option<u32>,
+    /// male or female
+    pub gender: Option<String>,
+    pub state: Option<String>,
+    /// single, married, divorced or widowed
+    pub marital_status: Option<String>,
+    pub date_of_birth: Option<String>,
+    /// Ringgit, a decimal string.
+    #[schema(example = "1250.00")]
+    pub total_spent: String,
+    pub average_spend: String,
+    pub purchase_count: u64,
+    /// bronze, silver, gold or platinum
+    pub customer_tier: String,
+    /// active, blocked or unsubscribed
+    pub whatsapp_status: String,
+    pub marketing_opt_in: bool,
+    pub consent_changed_at: Option<String>,
+    pub consent_source: Option<String>,
+    pub last_whatsapp_interaction: Option<String>,
+    pub message_count: u64,
+    pub response_rate: f64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Contact> for ContactView {
+    fn from(contact: &Contact) -> Self {
+        let spending = contact.spending();
+        let stats = &contact.interactions;
+        ContactView {
+            name: contact.name.clone(),
+            phone_number: contact.phone_number.written(),
+            ic_number: contact.ic.as_ref().map(|ic| ic.masked.clone()),
+            age: contact.age_on(malaysia_today()),
+            gender: contact.gender.map(|g| g.as_str().to_string()),
+            state: contact.state.clone(),
+            marital_status: contact.marital_status.map(|m| m.as_str().to_string()),
+            date_of_birth: contact.date_of_birth.map(|d| d.to_string()),
+            total_spent: spending.total_spent.to_string(),
+            average_spend: spending.average_spend.to_string(),
+            purchase_count: spending.purchase_count,
+            customer_tier: contact.customer_tier.as_str().to_string(),
+            whatsapp_status: contact.whatsapp_status.as_str().to_string(),
+            marketing_opt_in: contact.marketing_opt_in,
+            consent_changed_at: contact.consent_change.as_ref().map(|c| c.at.to_rfc3339()),
+            consent_source: contact.consent_change.as_ref().map(|c| c.source.clone()),
+            last_whatsapp_interaction: stats.last_interaction.map(|t| t.to_rfc3339()),
+            message_count: stats.message_count,
+            response_rate: stats.response_rate(),
+            created_at: contact.created_at.to_rfc3339(),
+            updated_at: contact.updated_at.to_rfc3339(),
         }
     }
 }
 
-/// The admin view of a contact.
-pub fn view(contact: &Contact) -> serde_json::Value {
-    let spending = contact.spending();
-    let stats = &contact.interactions;
-    json!({
-        "name": contact.name,
-        // A form the API's paths take back: another country's number with its +.
-        "phone_number": contact.phone_number.written(),
-        "ic_number": contact.ic.as_ref().map(|ic| ic.masked.clone()),
-        "age": contact.age_on(malaysia_today()),
-        "gender": contact.gender.map(|g| g.as_str()),
-        "state": contact.state,
-        "marital_status": contact.marital_status.map(|m| m.as_str()),
-        "date_of_birth": contact.date_of_birth.map(|d| d.to_string()),
-        "total_spent": spending.total_spent.to_string(),
-        "average_spend": spending.average_spend.to_string(),
-        "purchase_count": spending.purchase_count,
-        "customer_tier": contact.customer_tier.as_str(),
-        "whatsapp_status": contact.whatsapp_status.as_str(),
-        "marketing_opt_in": contact.marketing_opt_in,
-        "consent_changed_at": contact.consent_change.as_ref().map(|c| c.at.to_rfc3339()),
-        "consent_source": contact.consent_change.as_ref().map(|c| c.source.clone()),
-        "last_whatsapp_interaction": stats.last_interaction.map(|t| t.to_rfc3339()),
-        "message_count": stats.message_count,
-        "response_rate": stats.response_rate(),
-        "created_at": contact.created_at.to_rfc3339(),
-        "updated_at": contact.updated_at.to_rfc3339(),
-    })
+/// A contact by phone number.
+#[utoipa::path(
+    get,
+    path = "/api/contacts/{phone}/",
+    tag = "contacts",
+    params(("phone" = String, Path, description = "Malaysian form (012-345 6789, 60123456789) or + and a country code", example = "60123456789")),
+    responses(
+        (status = 200, description = "The contact", body = ContactView),
+        (status = 400, description = "Not a phone number", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "The key's role may not read contacts", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub async fn show(
+    State(state): State<Arc<AdminState>>,
+    Path(phone): Path<String>,
+) -> Result<Json<ContactView>, ApiError> {
+    let phone = parse_phone(&phone)?;
+    match state.store.load_contact(&phone).await {
+        Ok(Some(contact)) => Ok(Json(ContactView::from(&contact))),
+        Ok(None) => Err(ApiError::not_found("not_found", "no such contact")),
+        Err(e) => {
+            tracing::warn!(error = %e, "contact look-up failed");
+            Err(ApiError::unavailable("store_unavailable", e.to_string()))
+        }
+    }
 }

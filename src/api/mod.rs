@@ -1,58 +1,100 @@
-//! The HTTP surface of a process: the webhook, the admin API and `/metrics`, on one
-//! listener. The admin API is thin: it reads the store and the sandbox provider.
+//! The HTTP surface of a process: the webhook, the admin API, `/metrics` and `/healthz`, on
+//! one listener. The admin API is typed: every route is registered through utoipa-axum, so
+//! the OpenAPI document ([`openapi`], served at `GET /api/openapi.json`, committed as
+//! docs/openapi.json) is generated from the handlers themselves.
 //!
-//! Admin authentication: API keys (`SEMBANG_ADMIN_API_KEYS`, `role:key` pairs) sent as
-//! `Authorization: Bearer <key>` or `X-Api-Key: <key>`. With no key configured, the admin
-//! API is open only where the profile allows it (`admin.require_api_key = false`: the
-//! embedded default, and only on a loopback listener: the config refuses it elsewhere);
-//! everywhere else it refuses every request without a key.
+//! Admin authentication and roles: [`auth`]. With no key configured, the admin API is open
+//! only where the profile allows it (`admin.require_api_key = false`: the embedded default,
+//! and only on a loopback listener: the config refuses it elsewhere).
 
-mod contacts;
-mod uploads;
+pub mod auth;
+pub mod contacts;
+pub mod error;
+pub mod sandbox;
+pub mod uploads;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::config::Secret;
 use crate::domain::phone::PhoneNumber;
-use crate::ingress::http::{refuse, routes as webhook_routes, WebhookState};
-use crate::ingress::verification::tokens_equal;
+use crate::ingress::http::{routes as webhook_routes, WebhookState};
 use crate::provider::SandboxProvider;
 use crate::storage::store::ContactStore;
 
+pub use auth::{ApiKeyError, ApiKeys, Role};
+pub use error::ApiError;
 pub use uploads::UploadState;
 
 pub struct AdminState {
     pub store: Arc<dyn ContactStore>,
     /// Present when this process sends through the sandbox provider.
     pub sandbox: Option<Arc<SandboxProvider>>,
-    pub keys: Vec<ApiKey>,
+    pub keys: ApiKeys,
     pub require_key: bool,
     /// Present when this process takes photo uploads for the OCR role.
     pub uploads: Option<UploadState>,
 }
 
-#[derive(Clone)]
-pub struct ApiKey {
-    pub role: String,
-    key: Secret,
+/// The admin routes, each group behind the roles it admits. Every path is also served
+/// without its trailing slash (undocumented), as clients write both. Uploads take bodies
+/// up to `upload_limit` bytes (checked again, typed, in the handler).
+fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
+    let guarded = |router: OpenApiRouter<Arc<AdminState>>, roles: auth::Admits| {
+        router.route_layer(middleware::from_fn(move |request, next| {
+            auth::admit(roles, request, next)
+        }))
+    };
+    let read_contacts = OpenApiRouter::new()
+        .routes(routes!(contacts::show))
+        .route("/api/contacts/{phone}", get(contacts::show))
+        .routes(routes!(sandbox::messages))
+        .route("/api/sandbox/messages", get(sandbox::messages));
+    let write_contacts = OpenApiRouter::new()
+        .routes(routes!(uploads::upload))
+        .layer(DefaultBodyLimit::max(upload_limit));
+    guarded(read_contacts, auth::READ_CONTACTS).merge(guarded(write_contacts, auth::WRITE_CONTACTS))
 }
 
-impl ApiKey {
-    /// Parses `role:key`.
-    pub fn parse(pair: &Secret) -> Option<ApiKey> {
-        let (role, key) = pair.expose().split_once(':')?;
-        (!role.trim().is_empty() && !key.trim().is_empty()).then(|| ApiKey {
-            role: role.trim().to_string(),
-            key: Secret::new(key.trim()),
-        })
-    }
+/// The OpenAPI 3 document of the whole HTTP surface, webhook included.
+pub fn openapi() -> OpenApi {
+    let mut doc = admin_routes(0).into_openapi();
+    doc.merge(webhook_routes().into_openapi());
+    doc.merge(service_routes().into_openapi());
+    doc.info = InfoBuilder::new()
+        .title("Sembang")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "WhatsApp CRM engine: the WhatsApp webhook, the admin API (API keys with roles admin, marketer, analyst, viewer) and the operator endpoints.",
+        ))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+    );
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    doc
+}
+
+/// Routes for operators and tools, outside the admin keys.
+fn service_routes() -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(openapi_json))
 }
 
 /// The whole HTTP surface. `webhook` is absent when this process runs no ingress role.
@@ -67,23 +109,18 @@ pub fn router(
         .uploads
         .as_ref()
         .map_or(max_body_bytes, |u| u.limits.max_bytes as usize);
-    let uploads = Router::new()
-        .route("/api/contacts/{phone}/media", post(uploads::upload))
-        .layer(DefaultBodyLimit::max(upload_limit));
-    let api = Router::new()
-        .route("/api/contacts/{phone}", get(contacts::show))
-        .route("/api/contacts/{phone}/", get(contacts::show))
-        .route("/api/sandbox/messages", get(sandbox_messages))
-        .route("/api/sandbox/messages/", get(sandbox_messages))
-        .merge(uploads)
-        .route_layer(middleware::from_fn_with_state(admin.clone(), authenticate))
-        .with_state(admin);
-    let mut app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .merge(api);
+    let (api, _) = admin_routes(upload_limit)
+        .route_layer(middleware::from_fn_with_state(
+            admin.clone(),
+            auth::authenticate,
+        ))
+        .with_state(admin)
+        .split_for_parts();
+    let (service, _) = service_routes().split_for_parts();
+    let mut app = service.merge(api);
     if let Some(webhook) = webhook {
-        app = app.merge(webhook_routes(webhook));
+        let (webhook, _) = webhook_routes().with_state(webhook).split_for_parts();
+        app = app.merge(webhook);
     }
     app.layer(DefaultBodyLimit::max(max_body_bytes))
 }
@@ -91,16 +128,18 @@ pub fn router(
 /// The phone number of a path, as people write it (another country's with `+`), or the
 /// 400 that says why it is not one. Bare digits are not taken for another country's:
 /// a Malaysian number missing its 0 must not reach a stranger's contact.
-fn parse_phone(raw: &str) -> Result<PhoneNumber, Box<Response>> {
-    PhoneNumber::parse(raw).map_err(|e| {
-        Box::new(refuse(
-            StatusCode::BAD_REQUEST,
-            "invalid_phone_number",
-            &e.to_string(),
-        ))
-    })
+fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_phone_number", e.to_string()))
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"))
+)]
 async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -109,45 +148,24 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-async fn sandbox_messages(State(state): State<Arc<AdminState>>) -> Response {
-    match &state.sandbox {
-        Some(sandbox) => Json(sandbox.messages()).into_response(),
-        None => refuse(
-            StatusCode::NOT_FOUND,
-            "no_sandbox",
-            "this process does not send through the sandbox provider",
-        ),
-    }
+/// Liveness.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process serves HTTP", body = String, content_type = "text/plain", example = "ok"))
+)]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
-async fn authenticate(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    if state.keys.is_empty() && !state.require_key {
-        return next.run(request).await;
-    }
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    let Some(presented) = presented else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "an API key is required",
-        );
-    };
-    if state
-        .keys
-        .iter()
-        .any(|k| tokens_equal(presented.trim(), k.key.expose()))
-    {
-        next.run(request).await
-    } else {
-        refuse(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key")
-    }
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3 document of this HTTP surface", content_type = "application/json"))
+)]
+async fn openapi_json() -> Json<OpenApi> {
+    Json(openapi())
 }

@@ -13,20 +13,21 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::phone::PhoneNumber;
-use crate::engine::wire::{event_id, OcrJob, STORED_MEDIA_PREFIX};
-use crate::ingress::http::refuse;
-use crate::ingress::Business;
 use crate::media::{self, MediaError, MediaFormat, MediaLimits, ObjectStore};
 use crate::storage::bus::{Producer, Record};
+use crate::topics::event_id;
+use crate::topics::inbound::Business;
+use crate::topics::ocr::{OcrJob, STORED_MEDIA_PREFIX};
 
+use super::error::{ApiError, ErrorBody};
 use super::{parse_phone, AdminState};
+use crate::metrics::catalog;
 
 /// What the upload endpoint needs: where photos go and where jobs go.
 pub struct UploadState {
@@ -39,67 +40,96 @@ pub struct UploadState {
     pub phone_number_id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// Sent with the photo, as a WhatsApp caption would be.
     caption: Option<String>,
+    /// The business number that answers the customer (default: whatsapp.phone_number_id).
     phone_number_id: Option<String>,
 }
 
+/// A photo queued for OCR.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UploadAccepted {
+    /// The OCR job: the same photo uploaded again for the same contact is the same job.
+    pub job_id: String,
+    pub sha256: String,
+    /// jpg, png or webp
+    pub format: String,
+    pub width: Option<u64>,
+    pub height: Option<u64>,
+    pub bytes: usize,
+    /// Where the original is kept in the object store.
+    pub object: String,
+}
+
+/// A photo of a MyKad or receipt for a contact, read by the OCR role like one sent on WhatsApp.
+#[utoipa::path(
+    post,
+    path = "/api/contacts/{phone}/media",
+    tag = "contacts",
+    params(("phone" = String, Path, description = "The contact's phone number", example = "60123456789"), UploadQuery),
+    request_body(content = Vec<u8>, description = "The photo's bytes (JPEG, PNG or WebP)", content_type = "application/octet-stream"),
+    responses(
+        (status = 202, description = "Stored and queued for OCR", body = UploadAccepted),
+        (status = 400, description = "Not a phone number", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "The key's role may not change contacts", body = ErrorBody),
+        (status = 404, description = "This process takes no uploads", body = ErrorBody),
+        (status = 413, description = "Too large", body = ErrorBody),
+        (status = 415, description = "Not JPEG, PNG or WebP", body = ErrorBody),
+        (status = 422, description = "Corrupt, a decompression bomb, or no business number to answer from", body = ErrorBody),
+        (status = 503, description = "The object store or the bus is unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 pub async fn upload(
     State(state): State<Arc<AdminState>>,
     Path(phone): Path<String>,
     Query(query): Query<UploadQuery>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
     let Some(uploads) = &state.uploads else {
-        return refuse(
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::not_found(
             "no_uploads",
             "this process does not take uploads",
-        );
+        ));
     };
-    let phone = match parse_phone(&phone) {
-        Ok(phone) => phone,
-        Err(refusal) => return *refusal,
-    };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let kind = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "unreadable_body"
-            };
-            return refuse(rejection.status(), kind, &rejection.body_text());
-        }
-    };
-    let checked = match media::check(&body, &uploads.limits) {
-        Ok(checked) => checked,
-        Err(error) => return refuse_media(&error),
-    };
+    let phone = parse_phone(&phone)?;
+    let body = body.map_err(|rejection| {
+        let kind = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "unreadable_body"
+        };
+        ApiError::new(rejection.status(), kind, rejection.body_text())
+    })?;
+    let checked = media::check(&body, &uploads.limits).map_err(|e| media_error(&e))?;
     if checked.format == MediaFormat::Pdf {
         // The pipeline reads photos; it does not render documents.
-        return refuse(
+        return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_format",
             "PDF uploads are not read: send a photo (JPEG, PNG or WebP)",
-        );
+        ));
     }
     let phone_number_id = query
         .phone_number_id
         .unwrap_or_else(|| uploads.phone_number_id.clone());
     if phone_number_id.trim().is_empty() {
-        return refuse(
+        return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_business_number",
             "no business number to answer from: pass ?phone_number_id= or set whatsapp.phone_number_id",
-        );
+        ));
     }
     let key = checked.key();
-    let object = match uploads.objects.put(&key, &body).await {
-        Ok(object) => object,
-        Err(error) => return refuse_media(&error),
-    };
+    let object = uploads
+        .objects
+        .put(&key, &body)
+        .await
+        .map_err(|e| media_error(&e))?;
     let job = OcrJob {
         job_id: upload_job_id(&phone, &checked.sha256),
         contact: phone.clone(),
@@ -116,10 +146,8 @@ pub async fn upload(
         caption: query.caption,
         received_at: Utc::now(),
     };
-    let payload = match serde_json::to_vec(&job) {
-        Ok(payload) => payload,
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "encode", &e.to_string()),
-    };
+    let payload = serde_json::to_vec(&job)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string()))?;
     let record = Record::new(
         uploads.ocr_jobs_topic.clone(),
         phone.as_str().as_bytes().to_vec(),
@@ -127,26 +155,24 @@ pub async fn upload(
     );
     if let Err(error) = uploads.producer.send(record).await {
         tracing::warn!(%error, "upload not queued");
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(ApiError::unavailable(
             "bus_unavailable",
             "the upload could not be queued; try again",
-        );
+        ));
     }
-    metrics::counter!("sembang_media_uploads_total").increment(1);
-    (
+    catalog::MEDIA_UPLOADS.counter(&[]).increment(1);
+    Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "job_id": job.job_id,
-            "sha256": checked.sha256,
-            "format": checked.format.extension(),
-            "width": checked.width,
-            "height": checked.height,
-            "bytes": checked.bytes,
-            "object": object,
-        })),
-    )
-        .into_response()
+        Json(UploadAccepted {
+            job_id: job.job_id,
+            sha256: checked.sha256,
+            format: checked.format.extension().to_string(),
+            width: checked.width,
+            height: checked.height,
+            bytes: checked.bytes,
+            object,
+        }),
+    ))
 }
 
 /// One job per contact and photo.
@@ -155,7 +181,7 @@ fn upload_job_id(phone: &PhoneNumber, sha256: &str) -> String {
     format!("upload.{}", id.simple())
 }
 
-fn refuse_media(error: &MediaError) -> Response {
+fn media_error(error: &MediaError) -> ApiError {
     let status = match error {
         MediaError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         MediaError::UnsupportedFormat { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -164,5 +190,5 @@ fn refuse_media(error: &MediaError) -> Response {
         }
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    refuse(status, error.kind(), &error.to_string())
+    ApiError::new(status, error.kind(), error.to_string())
 }

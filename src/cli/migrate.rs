@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use super::config_cmd::with_settings;
 use super::EXIT_FAILURE;
+use crate::app::schemas;
 use crate::config::{Config, LoadRequest};
 use crate::storage::migrate::{MigrateError, MigrationReport};
-use crate::storage::schemas;
 
 pub fn run(request: &LoadRequest) -> ExitCode {
     with_settings(request, |settings| {

@@ -5,6 +5,7 @@ mod config_cmd;
 mod ic;
 mod migrate;
 mod ocr;
+mod openapi;
 mod receipt;
 mod run;
 
@@ -54,6 +55,12 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Print the OpenAPI 3 document of the HTTP surface (docs/openapi.json is its output).
+    Openapi {
+        /// Write it to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Show or check the effective configuration (secrets are never printed).
     Config {
@@ -143,7 +150,7 @@ pub fn main() -> ExitCode {
             command: IcCommand::Parse { number, on, json },
         } => ic::parse(
             &number,
-            on.unwrap_or_else(crate::engine::malaysia_today),
+            on.unwrap_or_else(crate::domain::clock::malaysia_today),
             json,
         ),
         Command::Receipt {
@@ -151,9 +158,10 @@ pub fn main() -> ExitCode {
         } => receipt::parse(&file, json),
         Command::Ocr { image, on, json } => ocr::run(
             &image,
-            on.unwrap_or_else(crate::engine::malaysia_today),
+            on.unwrap_or_else(crate::domain::clock::malaysia_today),
             json,
         ),
+        Command::Openapi { out } => openapi::run(out.as_deref()),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => config_cmd::show(&args.request()),

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use super::config_cmd::{describe_source, with_settings};
 use super::EXIT_FAILURE;
+use crate::app::{start, Backends};
 use crate::config::{LoadRequest, Settings};
-use crate::engine::runtime::{start, Backends};
 
 pub fn run(request: &LoadRequest) -> ExitCode {
     with_settings(request, |settings| {

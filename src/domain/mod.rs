@@ -1,7 +1,9 @@
 //! Pure domain code: no I/O, no async, no transport types. Everything here is deterministic
-//! given its inputs (reference dates are parameters, never read from the clock).
+//! given its inputs (reference dates are parameters; [`clock::malaysia_today`] is the one
+//! place that reads the clock, for callers to pass on).
 
 pub mod auto_reply;
+pub mod clock;
 pub mod contact;
 pub mod contact_fields;
 pub mod message;

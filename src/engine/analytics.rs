@@ -14,6 +14,7 @@ use crate::storage::sink::{AnalyticsEvent, Batcher, BatcherConfig, EventSink, Fl
 
 use super::error::EngineError;
 use super::inbound::send_dead_letter;
+use crate::metrics::catalog;
 
 /// Attempts at writing one batch before the role fails (and is restarted).
 const WRITE_ATTEMPTS: u32 = 8;
@@ -109,7 +110,7 @@ async fn write(
                 attempt += 1;
                 let delay = Duration::from_millis(100 << attempt.min(6));
                 tracing::warn!(%error, attempt, ?delay, "analytics sink write failed; retrying");
-                metrics::counter!("sembang_sink_write_errors_total").increment(1);
+                catalog::SINK_WRITE_ERRORS.counter(&[]).increment(1);
                 tokio::time::sleep(delay).await;
             }
             Err(error) => return Err(error.into()),
@@ -128,7 +129,13 @@ fn commit_points(report: &FlushReport<Token>) -> Vec<(TopicPartition, u64)> {
 }
 
 fn record_metrics(report: &FlushReport<Token>) {
-    metrics::histogram!("sembang_sink_batch_events").record(report.events as f64);
-    metrics::histogram!("sembang_sink_batch_seconds").record(report.write_time.as_secs_f64());
-    metrics::counter!("sembang_sink_events_total").increment(report.events as u64);
+    catalog::SINK_BATCH_EVENTS
+        .histogram(&[])
+        .record(report.events as f64);
+    catalog::SINK_BATCH_SECONDS
+        .histogram(&[])
+        .record(report.write_time.as_secs_f64());
+    catalog::SINK_EVENTS
+        .counter(&[])
+        .increment(report.events as u64);
 }

@@ -16,14 +16,16 @@ use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::domain::tier::TierPolicy;
-use crate::ingress::{Business, EventPayload, InboundEvent, InboundMessage, MessageKind};
 use crate::provider::OutboundContent;
 use crate::storage::sink::{
     AnalyticsEvent, ContactSnapshotEvent, InboundMessageEvent, MessageStatusEvent,
 };
 use crate::storage::store::{Direction, MessageRecord};
+use crate::topics::inbound::{Business, EventPayload, InboundEvent, InboundMessage, MessageKind};
 
-use super::wire::{event_id, OcrJob, OutboundRequest};
+use crate::topics::event_id;
+use crate::topics::ocr::OcrJob;
+use crate::topics::outbound::{Origin, OutboundRequest};
 
 /// Provider error code: the number cannot receive WhatsApp messages.
 pub const UNDELIVERABLE: i64 = 131_026;
@@ -252,7 +254,7 @@ fn apply_message(
                 body: rule.reply.clone(),
                 preview_url: false,
             },
-            origin: "auto_reply".into(),
+            origin: Origin::AutoReply,
             rule: Some(rule.name.clone()),
             campaign_id: None,
             in_reply_to: Some(message.wamid.clone()),

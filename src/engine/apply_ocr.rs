@@ -11,9 +11,9 @@ use crate::provider::OutboundContent;
 use crate::storage::sink::{AnalyticsEvent, PurchaseEvent};
 
 use super::apply::{business_number, snapshot, ApplyContext, Effects, Outcome};
-use super::wire::{
-    event_id, IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, OutboundRequest, ReceiptReading,
-};
+use crate::topics::event_id;
+use crate::topics::ocr::{IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, ReceiptReading};
+use crate::topics::outbound::{Origin, OutboundRequest};
 
 /// What a contact's dedupe window records an OCR result by.
 pub fn ocr_dedupe_key(result: &OcrResult) -> String {
@@ -63,7 +63,7 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
             body: reply,
             preview_url: false,
         },
-        origin: "ocr".into(),
+        origin: Origin::Ocr,
         rule: Some(match &result.outcome {
             OcrOutcome::MyKad(_) => "mykad".into(),
             OcrOutcome::Receipt(_) => "receipt".into(),

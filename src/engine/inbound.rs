@@ -12,18 +12,19 @@ use futures::FutureExt;
 use ractor::ActorCell;
 use tokio::sync::{mpsc, watch};
 
-use crate::ingress::{EventPayload, InboundEvent};
 use crate::storage::bus::{
     dead_letter::dead_letter, Bus, Consumer, ConsumerEvent, Leases, Message, Producer,
     TopicPartition,
 };
+use crate::topics::inbound::{EventPayload, InboundEvent};
 
 use super::error::EngineError;
 use super::offsets::OffsetTracker;
 use super::retry::with_retries;
 use super::shard::{ShardDeps, ShardKey, Token, Work, WorkEvent};
 use super::shard_pool::ShardPool;
-use super::wire::OcrResult;
+use crate::metrics::catalog;
+use crate::topics::ocr::OcrResult;
 
 /// Records taken from the consumer in one go before they are handed to the shards.
 const MAX_BATCH: usize = 1_000;
@@ -125,7 +126,9 @@ async fn commit(
     if !offsets.is_empty() {
         consumer.commit(&offsets).await?;
     }
-    metrics::gauge!("sembang_engine_in_flight_records").set(tracker.in_flight() as f64);
+    catalog::ENGINE_IN_FLIGHT
+        .gauge(&[])
+        .set(tracker.in_flight() as f64);
     Ok(())
 }
 
@@ -156,7 +159,9 @@ async fn handle_batch(
                         // they stay in wa.inbound for replay and are counted.
                         if let EventPayload::Error(error) = &event.payload {
                             tracing::warn!(code = error.code, title = ?error.title, "WhatsApp reported an error");
-                            metrics::counter!("sembang_engine_events_total", "type" => "error", "outcome" => "logged").increment(1);
+                            catalog::ENGINE_EVENTS
+                                .counter(&["error".into(), "logged".into()])
+                                .increment(1);
                         }
                         tracker.finish(&tp, message.offset);
                     }
@@ -252,6 +257,6 @@ pub async fn send_dead_letter(
     tracing::warn!(kind, error, topic = %message.topic, partition = message.partition, offset = message.offset, "dead-lettering a record");
     let record = dead_letter(topic, message, kind, error);
     with_retries("dead_letter", || producer.send(record.clone())).await?;
-    metrics::counter!("sembang_dlq_total", "reason" => kind).increment(1);
+    catalog::DLQ.counter(&[kind.into()]).increment(1);
     Ok(())
 }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::storage::bus::Bus;
 
 use super::error::EngineError;
+use crate::metrics::catalog;
 
 const INTERVAL: Duration = Duration::from_secs(5);
 
@@ -29,10 +30,9 @@ pub async fn run(
         }
         for (label, group, topic) in watched.iter() {
             match lag(&*bus, group, topic).await {
-                Ok(lag) => {
-                    metrics::gauge!("sembang_consumer_lag_records", "group" => label.clone())
-                        .set(lag as f64)
-                }
+                Ok(lag) => catalog::CONSUMER_LAG
+                    .gauge(&[label.clone().into()])
+                    .set(lag as f64),
                 // Lag is best effort: a bus hiccup must not restart anything.
                 Err(error) => tracing::debug!(%error, group, "consumer lag not available"),
             }

@@ -13,6 +13,8 @@
 //! - [`lag`]: consumer lag per group, for the dashboards.
 //! - [`apply`], [`apply_ocr`]: the pure effect of one inbound event or OCR result on its
 //!   contact.
+//!
+//! Process assembly (backends, HTTP, which roles run) is [`crate::app`]'s.
 
 pub mod analytics;
 pub mod apply;
@@ -24,20 +26,9 @@ pub mod ocr_role;
 pub mod offsets;
 pub mod outputs;
 mod retry;
-pub mod runtime;
 pub mod sender;
 pub mod shard;
 pub mod shard_pool;
 pub mod supervisor;
-pub mod wire;
-
-use chrono::{FixedOffset, NaiveDate, Utc};
 
 pub use error::EngineError;
-
-/// Today in Malaysia, for ages. Malaysia keeps UTC+8 all year (no daylight saving), so a
-/// fixed offset is exact.
-pub fn malaysia_today() -> NaiveDate {
-    let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    Utc::now().with_timezone(&offset).date_naive()
-}

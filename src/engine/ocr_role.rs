@@ -38,9 +38,10 @@ use super::inbound::send_dead_letter;
 use super::offsets::OffsetTracker;
 use super::outputs::send_outputs;
 use super::retry::with_retries;
-use super::wire::{
-    event_id, IcLinkOutcome, MyKadReading, OcrJob, OcrOutcome, OcrResult, ReceiptReading,
-    STORED_MEDIA_PREFIX,
+use crate::metrics::catalog;
+use crate::topics::event_id;
+use crate::topics::ocr::{
+    IcLinkOutcome, MyKadReading, OcrJob, OcrOutcome, OcrResult, ReceiptReading, STORED_MEDIA_PREFIX,
 };
 
 const FETCH_ATTEMPTS: u32 = 3;
@@ -102,7 +103,7 @@ pub async fn run(
                 if !offsets.is_empty() {
                     consumer.commit(&offsets).await?;
                 }
-                metrics::gauge!("sembang_ocr_jobs_in_flight").set(running.len() as f64);
+                catalog::OCR_JOBS_IN_FLIGHT.gauge(&[]).set(running.len() as f64);
             }
             // Always polled, paused or not: rebalances are answered while the pool is full.
             event = consumer.next() => match event? {
@@ -171,7 +172,8 @@ impl Flow {
         let partitions: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
         if full {
             consumer.pause(&partitions).await?;
-            metrics::counter!("sembang_ocr_pauses_total", "group" => self.group.clone())
+            catalog::OCR_PAUSES
+                .counter(&[self.group.clone().into()])
                 .increment(1);
         } else {
             consumer.resume(&partitions).await?;
@@ -203,7 +205,8 @@ impl Flow {
 
     fn report(&self) {
         let paused = if self.paused { self.assigned.len() } else { 0 };
-        metrics::gauge!("sembang_ocr_partitions_paused", "group" => self.group.clone())
+        catalog::OCR_PARTITIONS_PAUSED
+            .gauge(&[self.group.clone().into()])
             .set(paused as f64);
     }
 }
@@ -260,7 +263,8 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
         OcrOutcome::Receipt(_) => "receipt".to_string(),
         OcrOutcome::Rejected { read_as, .. } => read_as.clone(),
     };
-    metrics::counter!("sembang_ocr_outcomes_total", "kind" => kind.clone(), "status" => status)
+    catalog::OCR_OUTCOMES
+        .counter(&[kind.clone().into(), status.into()])
         .increment(1);
     let result = OcrResult {
         job_id: job.job_id.clone(),
@@ -352,7 +356,7 @@ type Read = (
 );
 
 async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Read, EngineError> {
-    let today = super::malaysia_today();
+    let today = crate::domain::clock::malaysia_today();
     let output = match process(&config.pool, bytes.clone(), &config.limits, today).await {
         Ok(output) => output,
         Err(error) => {

@@ -2,6 +2,7 @@
 //! than not (a broker election, a Cassandra timeout); a write that still fails after the
 //! last attempt fails the actor, whose supervisor restarts it from the committed offsets.
 
+use crate::metrics::catalog;
 use std::future::Future;
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ where
             Err(error) => match delays.next() {
                 Some(ms) => {
                     tracing::warn!(%error, retry_in_ms = ms, "{what} failed; retrying");
-                    metrics::counter!("sembang_engine_retries_total", "operation" => what.to_string())
+                    catalog::ENGINE_RETRIES
+                        .counter(&[what.to_string().into()])
                         .increment(1);
                     tokio::time::sleep(Duration::from_millis(*ms)).await;
                 }

@@ -33,7 +33,9 @@ use super::error::EngineError;
 use super::inbound::send_dead_letter;
 use super::outputs::send_outputs;
 use super::retry::with_retries;
-use super::wire::{event_id, OutboundRequest};
+use crate::metrics::catalog;
+use crate::topics::event_id;
+use crate::topics::outbound::OutboundRequest;
 
 /// Attempts per request before a rate-limited or transient failure counts as failed.
 const SEND_ATTEMPTS: u32 = 6;
@@ -126,7 +128,9 @@ async fn process(
             result
         }
         Claim::AlreadyClaimed(claimed_at) => {
-            metrics::counter!("sembang_sender_sends_total", "outcome" => "duplicate").increment(1);
+            catalog::SENDER_SENDS
+                .counter(&["duplicate".into()])
+                .increment(1);
             match claimed_result(config, &request, &claimed_at, shutdown).await? {
                 Some(result) => result,
                 None => return Ok(false),
@@ -182,7 +186,9 @@ async fn claimed_result(
         }
         let left = (settled - Utc::now()).to_std().unwrap_or_default();
         if left.is_zero() {
-            metrics::counter!("sembang_sender_sends_total", "outcome" => "unknown").increment(1);
+            catalog::SENDER_SENDS
+                .counter(&["unknown".into()])
+                .increment(1);
             let result = SendResult {
                 at: Utc::now(),
                 outcome: SendOutcome::Failed {
@@ -208,7 +214,7 @@ async fn send(config: &SenderConfig, request: &OutboundRequest) -> SendResult {
     };
     match send_with_retries(config, request, &outbound).await {
         Ok(wamid) => {
-            metrics::counter!("sembang_sender_sends_total", "outcome" => "sent").increment(1);
+            catalog::SENDER_SENDS.counter(&["sent".into()]).increment(1);
             SendResult {
                 at: Utc::now(),
                 outcome: SendOutcome::Sent { wamid },
@@ -220,9 +226,12 @@ async fn send(config: &SenderConfig, request: &OutboundRequest) -> SendResult {
                 ErrorClass::OutcomeUnknown => "unknown",
                 _ => "failed",
             };
-            metrics::counter!("sembang_sender_sends_total", "outcome" => outcome).increment(1);
+            catalog::SENDER_SENDS
+                .counter(&[outcome.into()])
+                .increment(1);
             if let Some(code) = code {
-                metrics::counter!("sembang_provider_errors_total", "code" => code.to_string())
+                catalog::PROVIDER_ERRORS
+                    .counter(&[code.to_string().into()])
                     .increment(1);
             }
             tracing::warn!(request = %request.request_id, %error, "send failed");
@@ -258,7 +267,7 @@ async fn record(
                 template_name: template_name(request),
                 body: request.content.body_text().map(str::to_string),
                 campaign_id: request.campaign_id.clone(),
-                origin: request.origin.clone(),
+                origin: request.origin,
             });
             (wamid.clone(), DeliveryTimeline::default(), event)
         }
@@ -303,7 +312,8 @@ async fn send_with_retries(
     loop {
         let waited = std::time::Instant::now();
         config.limiter.until_ready(&request.phone_number_id).await;
-        metrics::histogram!("sembang_sender_rate_limit_wait_seconds")
+        catalog::SENDER_RATE_LIMIT_WAIT
+            .histogram(&[])
             .record(waited.elapsed().as_secs_f64());
         let result = config
             .provider
@@ -326,7 +336,8 @@ async fn send_with_retries(
             return Err(error);
         }
         if let Some(code) = error.code() {
-            metrics::counter!("sembang_provider_errors_total", "code" => code.to_string())
+            catalog::PROVIDER_ERRORS
+                .counter(&[code.to_string().into()])
                 .increment(1);
         }
         tracing::warn!(request = %request.request_id, %error, ?backoff, "send failed; retrying");

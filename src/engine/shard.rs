@@ -27,17 +27,18 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::domain::recent::{fingerprint, RECENT_CAPACITY};
 use crate::domain::tier::TierPolicy;
-use crate::ingress::{EventPayload, InboundEvent, InboundMessage};
 use crate::storage::bus::{Leases, Producer, Record, TopicPartition};
 use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
+use crate::topics::inbound::{EventPayload, InboundEvent, InboundMessage};
 
 use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome, StatusUpdate};
 use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
 use super::error::EngineError;
-use super::malaysia_today;
 use super::outputs::send_outputs;
 use super::retry::with_retries;
-use super::wire::OcrResult;
+use crate::domain::clock::malaysia_today;
+use crate::metrics::catalog;
+use crate::topics::ocr::OcrResult;
 
 /// A consumed record's position: reported back once its effects are stored.
 pub type Token = (TopicPartition, u64);
@@ -446,9 +447,13 @@ impl ShardState {
             };
             let kind = work.event.kind();
             let counted = |outcome: &'static str| {
-                metrics::counter!("sembang_engine_events_total", "type" => kind, "outcome" => outcome).increment(1);
+                catalog::ENGINE_EVENTS
+                    .counter(&[kind.into(), outcome.into()])
+                    .increment(1);
                 if let Some(message) = work.event.message() {
-                    metrics::counter!("sembang_engine_messages_total", "message_type" => message.kind.metric_label(), "outcome" => outcome).increment(1);
+                    catalog::ENGINE_MESSAGES
+                        .counter(&[message.kind.metric_label().into(), outcome.into()])
+                        .increment(1);
                 }
             };
             match outcome {
@@ -554,7 +559,9 @@ impl ShardState {
             ));
         }
         for reply in effects.replies {
-            metrics::counter!("sembang_engine_replies_total", "rule" => reply.rule.clone().unwrap_or_default()).increment(1);
+            catalog::ENGINE_REPLIES
+                .counter(&[reply.rule.clone().unwrap_or_default().into()])
+                .increment(1);
             self.pending.records.push(Record::new(
                 topics.outbound.clone(),
                 reply.phone_number_id.as_bytes().to_vec(),
@@ -658,8 +665,12 @@ impl ShardState {
         }
         self.dirty_since = None;
         let tokens = std::mem::take(&mut self.pending.tokens);
-        metrics::histogram!("sembang_shard_flush_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("sembang_shard_flush_contacts").record(written as f64);
+        catalog::SHARD_FLUSH_SECONDS
+            .histogram(&[])
+            .record(started.elapsed().as_secs_f64());
+        catalog::SHARD_FLUSH_CONTACTS
+            .histogram(&[])
+            .record(written as f64);
         // The owner may be gone (shutting down); its successor replays from the commit.
         let _ = self.done.send(tokens);
         Ok(())
@@ -730,7 +741,7 @@ impl ShardState {
             evicted += 1;
         }
         if evicted > 0 {
-            metrics::counter!("sembang_shard_evicted_contacts_total").increment(evicted);
+            catalog::SHARD_EVICTED.counter(&[]).increment(evicted);
         }
         Ok(())
     }
@@ -761,7 +772,9 @@ impl ShardState {
             .purchases
             .retain(|(contact, _)| !gone.contains(contact));
         pending.tokens.retain(|(tp, _)| !ended.contains(tp));
-        metrics::counter!("sembang_shard_abandoned_contacts_total").increment(gone.len() as u64);
+        catalog::SHARD_ABANDONED_CONTACTS
+            .counter(&[])
+            .increment(gone.len() as u64);
     }
 
     fn release(&mut self, partitions: &[TopicPartition]) {
@@ -783,12 +796,16 @@ impl ShardState {
     fn publish_gauges(&self, stopped: bool) {
         let shard = self.index.to_string();
         let resident = if stopped { 0 } else { self.residents.len() };
-        metrics::gauge!("sembang_shard_resident_contacts", "shard" => shard).set(resident as f64);
+        catalog::SHARD_RESIDENT
+            .gauge(&[shard.into()])
+            .set(resident as f64);
     }
 }
 
 fn abandoned_records(count: usize) {
-    metrics::counter!("sembang_shard_abandoned_records_total").increment(count as u64);
+    catalog::SHARD_ABANDONED_RECORDS
+        .counter(&[])
+        .increment(count as u64);
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EngineError> {

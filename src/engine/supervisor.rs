@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::error::EngineError;
+use crate::metrics::catalog;
 
 /// Starts one incarnation of a role: runs until the receiver turns true (then drains and
 /// returns Ok) or fails. The cell is the role actor, to link child actors to.
@@ -284,7 +285,9 @@ impl Actor for Engine {
         *failures += 1;
         let backoff = Duration::from_millis(200u64 << (*failures).min(7));
         tracing::error!(role = %name, %detail, ?backoff, "role exited; restarting");
-        metrics::counter!("sembang_actor_restarts_total", "role" => name.clone()).increment(1);
+        catalog::ACTOR_RESTARTS
+            .counter(&[name.clone().into()])
+            .increment(1);
         myself.send_after(backoff, move || EngineMsg::Restart(name));
         Ok(())
     }

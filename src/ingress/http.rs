@@ -14,11 +14,13 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api::error::{ApiError, ErrorBody};
 use crate::config::Secret;
 use crate::storage::bus::dead_letter::rejected_input;
 use crate::storage::bus::refused::send_or_dead_letter;
@@ -26,7 +28,9 @@ use crate::storage::bus::{Producer, Record};
 
 use super::verification::tokens_equal;
 use super::wabot::parse_wabot;
-use super::{parse_webhook, verify_signature, verify_subscription, InboundEvent, RejectedItem};
+use super::{parse_webhook, verify_signature, verify_subscription, RejectedItem};
+use crate::metrics::catalog;
+use crate::topics::inbound::InboundEvent;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// The dead-letter source of unreadable webhook items.
@@ -47,15 +51,33 @@ pub struct WebhookState {
     pub wabot_token: Option<Secret>,
 }
 
-pub fn routes(state: Arc<WebhookState>) -> Router {
-    Router::new()
-        .route("/webhook/whatsapp", get(handshake).post(receive))
-        .route("/webhook/wabot", post(receive_wabot))
-        .with_state(state)
+/// The webhook routes, documented (state is given by the caller).
+pub fn routes() -> OpenApiRouter<Arc<WebhookState>> {
+    OpenApiRouter::new()
+        .routes(routes!(handshake, receive))
+        .routes(routes!(receive_wabot))
 }
 
-#[derive(Deserialize)]
-struct Handshake {
+/// What the webhook took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAccepted {
+    /// Events now durable on wa.inbound.
+    pub accepted: usize,
+    /// Unreadable items sent to crm.dlq with their reason.
+    pub dead_lettered: usize,
+    /// Changes of fields other than `messages`, ignored.
+    pub skipped_changes: usize,
+}
+
+/// What the wabot.my webhook took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WabotAccepted {
+    pub accepted: usize,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Handshake {
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
     #[serde(rename = "hub.verify_token")]
@@ -64,7 +86,21 @@ struct Handshake {
     challenge: Option<String>,
 }
 
-async fn handshake(State(state): State<Arc<WebhookState>>, Query(q): Query<Handshake>) -> Response {
+/// The Cloud API's subscription handshake: echoes `hub.challenge` for the right token.
+#[utoipa::path(
+    get,
+    path = "/webhook/whatsapp",
+    tag = "webhook",
+    params(Handshake),
+    responses(
+        (status = 200, description = "The challenge, as plain text", body = String, content_type = "text/plain"),
+        (status = 403, description = "Wrong mode or token", body = ErrorBody),
+    )
+)]
+pub async fn handshake(
+    State(state): State<Arc<WebhookState>>,
+    Query(q): Query<Handshake>,
+) -> Response {
     let configured = state.verify_token.as_ref().map_or("", |t| t.expose());
     match verify_subscription(
         q.mode.as_deref(),
@@ -77,7 +113,22 @@ async fn handshake(State(state): State<Arc<WebhookState>>, Query(q): Query<Hands
     }
 }
 
-async fn receive(
+/// A Cloud API webhook POST: a signed envelope of messages, statuses and errors.
+#[utoipa::path(
+    post,
+    path = "/webhook/whatsapp",
+    tag = "webhook",
+    params(("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=<HMAC-SHA256 of the body with the app secret>; required when an app secret is configured")),
+    request_body(content = Object, description = "The Cloud API's webhook envelope (`object`: whatsapp_business_account, `entry[].changes[].value`)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every event is durable on wa.inbound", body = WebhookAccepted),
+        (status = 400, description = "Not a webhook envelope", body = ErrorBody),
+        (status = 401, description = "Bad or missing signature", body = ErrorBody),
+        (status = 413, description = "Body over http.max_body_bytes"),
+        (status = 503, description = "The bus cannot take the events now; WhatsApp retries", body = ErrorBody),
+    )
+)]
+pub async fn receive(
     State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,
     body: Bytes,
@@ -85,7 +136,8 @@ async fn receive(
     if let Some(secret) = &state.app_secret {
         let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         if let Err(reason) = verify_signature(secret.expose().as_bytes(), header, &body) {
-            metrics::counter!("sembang_ingress_requests_total", "outcome" => "bad_signature")
+            catalog::INGRESS_REQUESTS
+                .counter(&["bad_signature".into()])
                 .increment(1);
             return refuse(
                 StatusCode::UNAUTHORIZED,
@@ -97,7 +149,8 @@ async fn receive(
     let parsed = match parse_webhook(&body) {
         Ok(parsed) => parsed,
         Err(reason) => {
-            metrics::counter!("sembang_ingress_requests_total", "outcome" => "malformed")
+            catalog::INGRESS_REQUESTS
+                .counter(&["malformed".into()])
                 .increment(1);
             return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
         }
@@ -105,25 +158,41 @@ async fn receive(
     match store(&state, &parsed.events, &parsed.rejected).await {
         Ok(count) => (
             StatusCode::OK,
-            Json(json!({
-                "accepted": count,
-                "dead_lettered": parsed.rejected.len(),
-                "skipped_changes": parsed.skipped.len(),
-            })),
+            Json(WebhookAccepted {
+                accepted: count,
+                dead_lettered: parsed.rejected.len(),
+                skipped_changes: parsed.skipped.len(),
+            }),
         )
             .into_response(),
         Err(response) => response,
     }
 }
 
-#[derive(Deserialize)]
-struct WabotAuth {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WabotAuth {
+    /// The gateway's access token (or send it as `X-Wabot-Token`).
     token: Option<String>,
 }
 
 /// The wabot.my gateway's webhook: one message per POST, authenticated by the gateway's
 /// access token (`?token=` or `X-Wabot-Token`), since the gateway signs nothing.
-async fn receive_wabot(
+#[utoipa::path(
+    post,
+    path = "/webhook/wabot",
+    tag = "webhook",
+    params(WabotAuth, ("X-Wabot-Token" = Option<String>, Header, description = "The gateway's access token")),
+    request_body(content = Object, description = "One wabot.my message (see src/ingress/wabot.rs)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The event is durable on wa.inbound", body = WabotAccepted),
+        (status = 400, description = "Not a wabot.my message", body = ErrorBody),
+        (status = 401, description = "Missing or wrong gateway token", body = ErrorBody),
+        (status = 404, description = "No wabot.my gateway is configured", body = ErrorBody),
+        (status = 503, description = "The bus cannot take the event now", body = ErrorBody),
+    )
+)]
+pub async fn receive_wabot(
     State(state): State<Arc<WebhookState>>,
     Query(auth): Query<WabotAuth>,
     headers: HeaderMap,
@@ -143,7 +212,9 @@ async fn receive_wabot(
             .map(str::to_string)
     });
     if !presented.is_some_and(|p| tokens_equal(&p, expected.expose())) {
-        metrics::counter!("sembang_ingress_requests_total", "outcome" => "bad_token").increment(1);
+        catalog::INGRESS_REQUESTS
+            .counter(&["bad_token".into()])
+            .increment(1);
         return refuse(
             StatusCode::UNAUTHORIZED,
             "bad_token",
@@ -153,13 +224,14 @@ async fn receive_wabot(
     let event = match parse_wabot(&body) {
         Ok(event) => event,
         Err(reason) => {
-            metrics::counter!("sembang_ingress_requests_total", "outcome" => "malformed")
+            catalog::INGRESS_REQUESTS
+                .counter(&["malformed".into()])
                 .increment(1);
             return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
         }
     };
     match store(&state, std::slice::from_ref(&event), &[]).await {
-        Ok(count) => (StatusCode::OK, Json(json!({ "accepted": count }))).into_response(),
+        Ok(count) => (StatusCode::OK, Json(WabotAccepted { accepted: count })).into_response(),
         Err(response) => response,
     }
 }
@@ -200,7 +272,8 @@ async fn store(
         send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic).await
     {
         tracing::warn!(%error, "webhook events not stored; answering 503 so the sender retries");
-        metrics::counter!("sembang_ingress_requests_total", "outcome" => "unavailable")
+        catalog::INGRESS_REQUESTS
+            .counter(&["unavailable".into()])
             .increment(1);
         return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -208,20 +281,18 @@ async fn store(
             &error.to_string(),
         ));
     }
-    metrics::counter!("sembang_ingress_requests_total", "outcome" => "accepted").increment(1);
-    metrics::counter!("sembang_ingress_events_total").increment(count as u64);
+    catalog::INGRESS_REQUESTS
+        .counter(&["accepted".into()])
+        .increment(1);
+    catalog::INGRESS_EVENTS.counter(&[]).increment(count as u64);
     if !rejected.is_empty() {
-        metrics::counter!("sembang_dlq_total", "reason" => KIND_MALFORMED_ITEM)
+        catalog::DLQ
+            .counter(&[KIND_MALFORMED_ITEM.into()])
             .increment(rejected.len() as u64);
     }
     Ok(count)
 }
 
-/// A JSON error body: `{"error": {"kind", "message"}}`.
-pub fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "kind": kind, "message": message } })),
-    )
-        .into_response()
+fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
+    ApiError::new(status, kind, message).into_response()
 }

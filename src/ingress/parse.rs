@@ -15,7 +15,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::envelope::{self, ChangeValue, Envelope, Timestamp};
-use super::events::{
+use crate::topics::inbound::{
     ApiError, Business, EventPayload, InboundEvent, InboundMessage, MessageKind, ReplyContext,
     ReportedStatus, StatusReport,
 };

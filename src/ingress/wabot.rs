@@ -16,8 +16,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::events::{Business, EventPayload, InboundEvent, InboundMessage, MessageKind};
 use super::ParseError;
+use crate::topics::inbound::{Business, EventPayload, InboundEvent, InboundMessage, MessageKind};
 
 #[derive(Deserialize)]
 struct WabotMessage {

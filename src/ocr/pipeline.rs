@@ -12,6 +12,7 @@ use crate::media::{check, CheckedMedia, MediaError, MediaLimits};
 
 use super::preprocess::{self, Binarization, Turn};
 use super::{read_text, OcrError, OcrPool, Reading, Recognized};
+use crate::metrics::catalog;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -101,9 +102,12 @@ pub async fn process(
         ..
     } = kept;
     let total_time = started.elapsed();
-    metrics::histogram!("sembang_ocr_seconds", "kind" => reading.kind())
+    catalog::OCR_SECONDS
+        .histogram(&[reading.kind().into()])
         .record(total_time.as_secs_f64());
-    metrics::histogram!("sembang_ocr_confidence").record(f64::from(recognized.confidence));
+    catalog::OCR_CONFIDENCE
+        .histogram(&[])
+        .record(f64::from(recognized.confidence));
     Ok(OcrOutput {
         media,
         recognized,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::OcrError;
+use crate::metrics::catalog;
 
 /// Tesseract page segmentation mode 6 ("a single uniform block of text"): mode 3 drops
 /// receipt lines; 6 reads cards and receipts alike.
@@ -78,7 +79,7 @@ impl OcrPool {
                         }
                     };
                     let depth = waiting.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-                    metrics::gauge!("sembang_ocr_queue_depth").set(depth as f64);
+                    catalog::OCR_QUEUE_DEPTH.gauge(&[]).set(depth as f64);
                     let started = Instant::now();
                     let result =
                         recognize(&mut engine, &job.image).map(|(text, confidence)| Recognized {
@@ -122,7 +123,7 @@ impl OcrPool {
         let depth = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
         match queue.try_send(job) {
             Ok(()) => {
-                metrics::gauge!("sembang_ocr_queue_depth").set(depth as f64);
+                catalog::OCR_QUEUE_DEPTH.gauge(&[]).set(depth as f64);
                 Ok(())
             }
             Err(e) => {

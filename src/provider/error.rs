@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::topics::outbound::ValidationError;
+
 /// What the sender does next: wait and retry slower, retry with backoff, or give up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -26,26 +28,6 @@ const RATE_LIMIT_CODES: [i64; 7] = [130429, 131056, 131048, 131049, 131057, 8000
 
 /// How much of an unexpected response body an error keeps.
 const EXCERPT_CHARS: usize = 200;
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ValidationError {
-    #[error("text body is empty")]
-    EmptyText,
-    #[error("text body has {chars} characters; at most {max} are allowed")]
-    TextTooLong { chars: usize, max: usize },
-    #[error("{kind} needs a link or a media id")]
-    MissingMedia { kind: &'static str },
-    #[error("{kind} has both a link and a media id; give one")]
-    LinkAndMediaId { kind: &'static str },
-    #[error("template name is empty")]
-    EmptyTemplateName,
-    #[error("template language is empty")]
-    EmptyTemplateLanguage,
-    #[error("template components must be a JSON array")]
-    ComponentsNotArray,
-    #[error("phone number id must be non-empty letters and digits")]
-    BadPhoneNumberId,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProviderError {

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::phone::PhoneNumber;
 
+pub use crate::topics::outbound::{OutboundContent, ValidationError, MAX_TEXT_CHARS};
 pub use cloud_api::{CloudApiConfig, CloudApiProvider};
-pub use error::{ErrorClass, ProviderError, ValidationError};
+pub use error::{ErrorClass, ProviderError};
 pub use rate_limit::{RateLimiter, TokenBucket};
 pub use sandbox::{SandboxMessage, SandboxProvider};
 pub use wabot::{WabotConfig, WabotProvider};
@@ -26,113 +27,6 @@ pub use wabot::{WabotConfig, WabotProvider};
 pub(crate) fn connect_timeout_within(request_timeout: std::time::Duration) -> std::time::Duration {
     const USUAL: std::time::Duration = std::time::Duration::from_secs(3);
     USUAL.min(request_timeout / 2)
-}
-
-/// The Cloud API's limit on a text body, in characters.
-pub const MAX_TEXT_CHARS: usize = 4096;
-
-/// What a message says. Media is either a public `link` or an uploaded `media_id`, not both.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum OutboundContent {
-    Text {
-        body: String,
-        #[serde(default)]
-        preview_url: bool,
-    },
-    Image {
-        #[serde(default)]
-        link: Option<String>,
-        #[serde(default)]
-        media_id: Option<String>,
-        #[serde(default)]
-        caption: Option<String>,
-    },
-    Video {
-        #[serde(default)]
-        link: Option<String>,
-        #[serde(default)]
-        media_id: Option<String>,
-        #[serde(default)]
-        caption: Option<String>,
-    },
-    /// An approved template; `components` is passed through as the Cloud API's JSON array
-    /// (`null` for a template without parameters).
-    Template {
-        name: String,
-        language: String,
-        #[serde(default)]
-        components: serde_json::Value,
-    },
-}
-
-impl OutboundContent {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            OutboundContent::Text { .. } => "text",
-            OutboundContent::Image { .. } => "image",
-            OutboundContent::Video { .. } => "video",
-            OutboundContent::Template { .. } => "template",
-        }
-    }
-
-    /// The human-readable part, for logs and the sandbox: the text body, the media caption,
-    /// or the template's name.
-    pub fn body_text(&self) -> Option<&str> {
-        match self {
-            OutboundContent::Text { body, .. } => Some(body),
-            OutboundContent::Image { caption, .. } | OutboundContent::Video { caption, .. } => {
-                caption.as_deref()
-            }
-            OutboundContent::Template { name, .. } => Some(name),
-        }
-    }
-
-    /// Checks what the Cloud API would refuse anyway, so a bad message fails before any HTTP
-    /// call (and is never retried).
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        match self {
-            OutboundContent::Text { body, .. } => {
-                if body.trim().is_empty() {
-                    return Err(ValidationError::EmptyText);
-                }
-                let chars = body.chars().count();
-                if chars > MAX_TEXT_CHARS {
-                    return Err(ValidationError::TextTooLong {
-                        chars,
-                        max: MAX_TEXT_CHARS,
-                    });
-                }
-                Ok(())
-            }
-            OutboundContent::Image { link, media_id, .. }
-            | OutboundContent::Video { link, media_id, .. } => {
-                let present =
-                    |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-                match (present(link), present(media_id)) {
-                    (true, false) | (false, true) => Ok(()),
-                    (false, false) => Err(ValidationError::MissingMedia { kind: self.kind() }),
-                    (true, true) => Err(ValidationError::LinkAndMediaId { kind: self.kind() }),
-                }
-            }
-            OutboundContent::Template {
-                name,
-                language,
-                components,
-            } => {
-                if name.trim().is_empty() {
-                    return Err(ValidationError::EmptyTemplateName);
-                }
-                if language.trim().is_empty() {
-                    return Err(ValidationError::EmptyTemplateLanguage);
-                }
-                if !(components.is_array() || components.is_null()) {
-                    return Err(ValidationError::ComponentsNotArray);
-                }
-                Ok(())
-            }
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -14,8 +14,9 @@ use crate::domain::phone::PhoneNumber;
 /// Enough to look back over a campaign without growing without bound.
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SandboxMessage {
+    #[schema(value_type = String, example = "60123456789")]
     pub to: PhoneNumber,
     #[serde(rename = "type")]
     pub kind: &'static str,

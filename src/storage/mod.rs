@@ -4,6 +4,5 @@
 
 pub mod bus;
 pub mod migrate;
-pub mod schemas;
 pub mod sink;
 pub mod store;

@@ -11,19 +11,19 @@ use super::{
     service, unique_name, CASSANDRA, CLICKHOUSE, KAFKA, S3, S3_BUCKET, S3_CREDENTIAL, S3_IDENTITY,
 };
 
+use sembang::app::{clickhouse_config, schemas};
+use sembang::app::{start, Backends, Running};
 use sembang::config::{
     AnalyticsConfig, BusBackend, Config, EventSinkBackend, MediaStoreBackend, ProviderKind, Role,
     Secret, Secrets, StoreBackend, StoreConfig,
 };
-use sembang::engine::runtime::{start, Backends, Running};
 use sembang::ingress::sign;
 use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig};
 use sembang::provider::{CloudApiConfig, CloudApiProvider, WhatsappProvider};
-use sembang::storage::bus::topics::TopicNames;
 use sembang::storage::bus::{Bus, ConsumerEvent, Message};
-use sembang::storage::schemas;
-use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable, FileSink};
+use sembang::storage::sink::{ClickHouseSink, EventReader, EventTable, FileSink};
 use sembang::storage::store::ContactStore;
+use sembang::topics::TopicNames;
 
 pub const APP_SECRET: &str = "e2e-app-secret";
 pub const SITI: &str = "60123456789";
@@ -183,14 +183,13 @@ impl Harness {
         config.analytics.clickhouse_database = unique_name("e2e");
         tune(&mut config);
 
-        schemas::migrate_store(&config.store).await.unwrap();
-        schemas::migrate_sink(&config.analytics).await.unwrap();
+        schemas::migrate_all(&config).await.unwrap();
         let fake = FakeCloudApi::start(FakeConfig::default()).await;
         use_fake_cloud_api(&mut config, &fake);
         let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
         backends.provider = fake_provider_for(&fake);
         build(&config, &mut backends);
-        let reader = ClickHouseSink::new(ClickHouseConfig::from_analytics(&config.analytics));
+        let reader = ClickHouseSink::new(clickhouse_config(&config.analytics));
         let reader = Arc::new(reader.unwrap());
         let throwaway = (config.store.clone(), config.analytics.clone());
         let mut harness = Harness::start(config, backends, reader, Replies::Fake(fake), dir).await;
@@ -382,7 +381,11 @@ impl Harness {
     }
 
     /// Reads `topic` from the start in a group of its own until `found` holds for a record.
-    pub async fn find_record(&self, topic: &str, found: impl Fn(&Message) -> bool) -> Message {
+    pub async fn find_record(
+        &self,
+        topic: sembang::topics::Topic,
+        found: impl Fn(&Message) -> bool,
+    ) -> Message {
         let group = unique_name("probe");
         let mut consumer = self
             .bus
@@ -393,7 +396,7 @@ impl Harness {
         loop {
             let event = tokio::time::timeout_at(deadline, consumer.next())
                 .await
-                .unwrap_or_else(|_| panic!("no matching record on {topic}"))
+                .unwrap_or_else(|_| panic!("no matching record on {}", topic.name))
                 .unwrap();
             match event {
                 ConsumerEvent::Message(m) if found(&m) => {

@@ -3,17 +3,7 @@
 
 use super::{Message, Record};
 
-pub const HEADER_ERROR: &str = "x-error";
-pub const HEADER_ERROR_KIND: &str = "x-error-kind";
-pub const HEADER_ORIGINAL_TOPIC: &str = "x-original-topic";
-pub const HEADER_ORIGINAL_PARTITION: &str = "x-original-partition";
-pub const HEADER_ORIGINAL_OFFSET: &str = "x-original-offset";
-/// Set when the payload was left out (its size in bytes).
-pub const HEADER_PAYLOAD_OMITTED: &str = "x-payload-omitted-bytes";
-/// Where an input that never reached a topic came from (e.g. `webhook:whatsapp`).
-pub const HEADER_SOURCE: &str = "x-source";
-/// The error kind of an output record the bus refused.
-pub const KIND_OUTPUT_REFUSED: &str = "output_refused";
+pub use crate::topics::dead_letter::*;
 
 /// Why a record is in the dead-letter topic: `kind` a stable machine-readable reason (for
 /// metrics labels), `error` the full text.

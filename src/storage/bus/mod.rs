@@ -29,7 +29,6 @@ pub mod kafka;
 pub mod leases;
 pub mod partitioner;
 pub mod refused;
-pub mod topics;
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +37,8 @@ pub use leases::{Leases, RevocationId};
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
+
+use crate::topics::{self, TopicNames};
 
 pub use embedded::{EmbeddedBus, EmbeddedBusConfig, SyncPolicy};
 pub use error::BusError;
@@ -150,6 +151,23 @@ pub struct TopicSpec {
     pub name: String,
     pub partitions: u32,
     pub replication_factor: u32,
+    /// Kept as the latest record per key (a changelog) rather than deleted by age.
+    pub compacted: bool,
+}
+
+impl TopicSpec {
+    /// Every topic of [`crate::topics::ALL`] under `names`, with `partitions` each.
+    pub fn all(names: &TopicNames, partitions: u32, replication_factor: u32) -> Vec<TopicSpec> {
+        topics::ALL
+            .iter()
+            .map(|&topic| TopicSpec {
+                name: names.name(topic),
+                partitions,
+                replication_factor,
+                compacted: topic.compacted,
+            })
+            .collect()
+    }
 }
 
 /// The answer to a revocation: offsets (next offset to read) to commit before the

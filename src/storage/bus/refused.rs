@@ -6,6 +6,7 @@
 
 use super::dead_letter::{refused_output, KIND_OUTPUT_REFUSED};
 use super::{BusError, Producer, Record};
+use crate::metrics::catalog;
 
 fn refused(error: &BusError) -> bool {
     matches!(error, BusError::RecordRefused { .. })
@@ -52,6 +53,8 @@ async fn dead_letter(
         }
         Err(error) => return Err(error),
     }
-    metrics::counter!("sembang_dlq_total", "reason" => KIND_OUTPUT_REFUSED).increment(1);
+    catalog::DLQ
+        .counter(&[KIND_OUTPUT_REFUSED.into()])
+        .increment(1);
     Ok(())
 }

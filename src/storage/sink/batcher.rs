@@ -31,10 +31,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::AnalyticsConfig;
-
-use super::events::AnalyticsEvent;
 use super::{EventSink, SinkError};
+use crate::topics::events::AnalyticsEvent;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatcherConfig {
@@ -42,15 +40,6 @@ pub struct BatcherConfig {
     pub max_rows: usize,
     /// Flush when the first buffered record has waited this long.
     pub max_delay: Duration,
-}
-
-impl BatcherConfig {
-    pub fn from_analytics(config: &AnalyticsConfig) -> Self {
-        BatcherConfig {
-            max_rows: config.batch_max_rows.max(1) as usize,
-            max_delay: Duration::from_millis(config.batch_max_delay_ms),
-        }
-    }
 }
 
 /// Why a batch was written.
@@ -188,8 +177,8 @@ impl<T> Batcher<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::sink::events::CampaignSendEvent;
     use crate::storage::sink::SendOutcome;
+    use crate::topics::events::CampaignSendEvent;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;

@@ -18,7 +18,6 @@ use clickhouse::{Client, Compression, Row, RowOwned, RowRead, RowWrite};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::AnalyticsConfig;
 use crate::domain::contact::WhatsappStatus;
 use crate::domain::message::DeliveryStatus;
 use crate::domain::money::Money;
@@ -26,8 +25,8 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::PurchaseStatus;
 use crate::storage::migrate::{migrate, MigrateError, Migration, MigrationReport, MigrationTarget};
 
-use super::events::*;
 use super::{DemographicRow, EventReader, EventSink, EventTable, FunnelRow, RevenueRow, SinkError};
+use crate::topics::events::*;
 
 const SERVICE: &str = "clickhouse";
 
@@ -73,10 +72,6 @@ impl ClickHouseConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
         }
-    }
-
-    pub fn from_analytics(config: &AnalyticsConfig) -> Self {
-        ClickHouseConfig::new(&config.clickhouse_url, &config.clickhouse_database)
     }
 }
 
@@ -644,7 +639,7 @@ impl Rows {
                 template_name: text(&e.template_name),
                 body: text(&e.body),
                 campaign_id: text(&e.campaign_id),
-                origin: e.origin.clone(),
+                origin: e.origin.as_str().to_string(),
             }),
             AnalyticsEvent::MessageStatus(e) => self.statuses.push(StatusRow {
                 event_id: e.event_id.to_string(),
@@ -849,7 +844,10 @@ impl TryFrom<OutboundRow> for AnalyticsEvent {
             template_name: optional(r.template_name),
             body: optional(r.body),
             campaign_id: optional(r.campaign_id),
-            origin: r.origin,
+            origin: r
+                .origin
+                .parse()
+                .map_err(|_| format!("unknown origin {:?}", r.origin))?,
         }))
     }
 }

@@ -21,9 +21,9 @@ use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use super::events::AnalyticsEvent;
 use super::SinkError;
 use super::{views, DemographicRow, EventReader, EventSink, EventTable, FunnelRow, RevenueRow};
+use crate::topics::events::AnalyticsEvent;
 
 #[derive(Clone, Debug)]
 pub struct FileSink {
@@ -180,7 +180,7 @@ fn parse_row(table: EventTable, line: &str) -> Result<AnalyticsEvent, serde_json
     ) -> Result<AnalyticsEvent, serde_json::Error> {
         serde_json::from_str::<T>(line).map(Into::into)
     }
-    use super::events::*;
+    use crate::topics::events::*;
     match table {
         EventTable::InboundMessages => row::<InboundMessageEvent>(line),
         EventTable::OutboundMessages => row::<OutboundMessageEvent>(line),

@@ -13,7 +13,6 @@
 pub mod batcher;
 pub mod clickhouse;
 mod error;
-pub mod events;
 pub mod files;
 pub mod views;
 
@@ -28,8 +27,9 @@ pub use clickhouse::{
     ClickHouseConfig, ClickHouseMigrations, ClickHouseSink, CLICKHOUSE_MIGRATIONS,
 };
 pub use error::SinkError;
-pub use events::{
-    AnalyticsEvent, CampaignSendEvent, ContactSnapshotEvent, InboundMessageEvent,
+// The sink writes crm.events' payloads: its API speaks them.
+pub use crate::topics::events::{
+    AnalyticsEvent, CampaignSendEvent, ContactSnapshotEvent, EventTable, InboundMessageEvent,
     MessageStatusEvent, OcrResultEvent, OutboundMessageEvent, PurchaseEvent, SendOutcome,
 };
 pub use files::FileSink;
@@ -120,41 +120,4 @@ pub struct DemographicRow {
     pub state: String,
     pub tier: String,
     pub contacts: u64,
-}
-
-/// The event tables of schemas/clickhouse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventTable {
-    InboundMessages,
-    OutboundMessages,
-    MessageStatuses,
-    Purchases,
-    OcrResults,
-    ContactSnapshots,
-    CampaignSends,
-}
-
-impl EventTable {
-    pub const ALL: [EventTable; 7] = [
-        EventTable::InboundMessages,
-        EventTable::OutboundMessages,
-        EventTable::MessageStatuses,
-        EventTable::Purchases,
-        EventTable::OcrResults,
-        EventTable::ContactSnapshots,
-        EventTable::CampaignSends,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            EventTable::InboundMessages => "inbound_messages",
-            EventTable::OutboundMessages => "outbound_messages",
-            EventTable::MessageStatuses => "message_statuses",
-            EventTable::Purchases => "purchases",
-            EventTable::OcrResults => "ocr_results",
-            EventTable::ContactSnapshots => "contact_snapshots",
-            EventTable::CampaignSends => "campaign_sends",
-        }
-    }
 }

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::domain::money::Money;
 use crate::domain::purchase::PurchaseStatus;
 
-use super::events::{age_band, malaysian_day, AnalyticsEvent};
 use super::{DemographicRow, FunnelRow, RevenueRow};
+use crate::topics::events::{age_band, malaysian_day, AnalyticsEvent};
 
 /// `events` must hold each event id once.
 pub fn campaign_funnel(
@@ -60,7 +60,7 @@ pub fn campaign_funnel(
 /// latest event says (by occurred_at; on a tie the one written last, as ReplacingMergeTree
 /// keeps), on that event's receipt date.
 pub fn daily_revenue(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) -> Vec<RevenueRow> {
-    let mut latest: HashMap<&str, &super::events::PurchaseEvent> = HashMap::new();
+    let mut latest: HashMap<&str, &crate::topics::events::PurchaseEvent> = HashMap::new();
     for event in events {
         if let AnalyticsEvent::Purchase(p) = event {
             let key = p.purchase_id.as_str();

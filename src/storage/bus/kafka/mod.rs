@@ -435,11 +435,16 @@ impl Bus for KafkaBus {
         let new_topics: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|s| {
-                NewTopic::new(
+                let topic = NewTopic::new(
                     &s.name,
                     s.partitions as i32,
                     TopicReplication::Fixed(s.replication_factor.max(1) as i32),
-                )
+                );
+                if s.compacted {
+                    topic.set("cleanup.policy", "compact")
+                } else {
+                    topic
+                }
             })
             .collect();
         let options = AdminOptions::new()

@@ -131,17 +131,6 @@ impl Default for ScyllaConfig {
     }
 }
 
-impl From<&crate::config::StoreConfig> for ScyllaConfig {
-    fn from(config: &crate::config::StoreConfig) -> Self {
-        ScyllaConfig {
-            nodes: config.scylla_nodes.clone(),
-            keyspace: config.scylla_keyspace.clone(),
-            request_timeout: Duration::from_millis(config.scylla_request_timeout_ms),
-            ..ScyllaConfig::default()
-        }
-    }
-}
-
 pub(crate) fn valid_keyspace(keyspace: &str) -> Result<(), StoreError> {
     let ok = !keyspace.is_empty()
         && keyspace.len() <= 48

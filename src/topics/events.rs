@@ -1,5 +1,5 @@
-//! The analytics event rows, one struct per event table. Every row carries an `event_id`
-//! (a UUID, the dedupe key: the same id written twice is one event) and `occurred_at`
+//! crm.events: the analytics event rows, one struct per event table, keyed by event id.
+//! Every row carries an `event_id` (a UUID, the dedupe key: the same id written twice is one event) and `occurred_at`
 //! (UTC, whole seconds: ClickHouse `DateTime`).
 //!
 //! Conventions shared by both backends:
@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::domain::clock::malaysian_day;
 use crate::domain::contact::WhatsappStatus;
 use crate::domain::message::DeliveryStatus;
 use crate::domain::money::Money;
@@ -23,7 +24,45 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::PurchaseStatus;
 use crate::domain::tier::Tier;
 
-use super::EventTable;
+/// Analytics events for ClickHouse (or the embedded default's files).
+pub const TOPIC: &str = "crm.events";
+
+/// The event tables of schemas/clickhouse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTable {
+    InboundMessages,
+    OutboundMessages,
+    MessageStatuses,
+    Purchases,
+    OcrResults,
+    ContactSnapshots,
+    CampaignSends,
+}
+
+impl EventTable {
+    pub const ALL: [EventTable; 7] = [
+        EventTable::InboundMessages,
+        EventTable::OutboundMessages,
+        EventTable::MessageStatuses,
+        EventTable::Purchases,
+        EventTable::OcrResults,
+        EventTable::ContactSnapshots,
+        EventTable::CampaignSends,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventTable::InboundMessages => "inbound_messages",
+            EventTable::OutboundMessages => "outbound_messages",
+            EventTable::MessageStatuses => "message_statuses",
+            EventTable::Purchases => "purchases",
+            EventTable::OcrResults => "ocr_results",
+            EventTable::ContactSnapshots => "contact_snapshots",
+            EventTable::CampaignSends => "campaign_sends",
+        }
+    }
+}
 
 /// A message a contact sent to a business number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,7 +98,7 @@ pub struct OutboundMessageEvent {
     pub body: Option<String>,
     pub campaign_id: Option<String>,
     /// Why it was sent: auto_reply, campaign, operator, ...
-    pub origin: String,
+    pub origin: crate::topics::outbound::Origin,
 }
 
 /// A delivery status report for an outbound message.
@@ -373,11 +412,6 @@ fn match_ic(bytes: &[u8], start: usize) -> Option<(usize, String)> {
     let month: u32 = digits[2..4].parse().ok()?;
     let day: u32 = digits[4..6].parse().ok()?;
     ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some((i, digits))
-}
-
-/// Malaysia has one time zone (UTC+8, no daylight saving): analysts' "days" are MYT days.
-pub fn malaysian_day(at: DateTime<Utc>) -> NaiveDate {
-    (at + chrono::Duration::hours(8)).date_naive()
 }
 
 /// The age bands of the demographics view; the same buckets as the ClickHouse `multiIf`

@@ -1,4 +1,4 @@
-//! Typed inbound events: one per message, per status report and per value-level error of a
+//! wa.inbound. Typed inbound events: one per message, per status report and per value-level error of a
 //! webhook POST. They are the payload of the `wa.inbound` topic, so serde round trips are
 //! lossless (unknown message types and status strings are kept as given).
 
@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::domain::message::DeliveryStatus;
 use crate::domain::phone::{PhoneError, PhoneNumber};
+
+/// Webhook events, keyed by [`InboundEvent::partition_key`] (the contact's wa_id).
+pub const TOPIC: &str = "wa.inbound";
 
 /// The business number the webhook was about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

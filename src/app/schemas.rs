@@ -2,10 +2,27 @@
 //! by whatever sets up a real stack itself (the loadtest, the test harness), which also
 //! drops them afterwards. Embedded backends have none.
 
-use crate::config::{AnalyticsConfig, EventSinkBackend, StoreBackend, StoreConfig};
+use crate::config::{AnalyticsConfig, Config, EventSinkBackend, StoreBackend, StoreConfig};
 use crate::storage::migrate::{migrate, MigrateError, MigrationReport};
-use crate::storage::sink::clickhouse::{ClickHouseConfig, ClickHouseSink};
-use crate::storage::store::scylla::{CqlMigrationTarget, ScyllaConfig, CQL_MIGRATIONS};
+use crate::storage::sink::clickhouse::ClickHouseSink;
+use crate::storage::store::scylla::{CqlMigrationTarget, CQL_MIGRATIONS};
+
+use super::backends::{clickhouse_config, scylla_config};
+
+/// What [`migrate_all`] did to each backend (`None`: embedded, no schema).
+#[derive(Debug)]
+pub struct Migrated {
+    pub store: Option<MigrationReport>,
+    pub sink: Option<MigrationReport>,
+}
+
+/// Migrates the store and the analytics sink of a profile.
+pub async fn migrate_all(config: &Config) -> Result<Migrated, MigrateError> {
+    Ok(Migrated {
+        store: migrate_store(&config.store).await?,
+        sink: migrate_sink(&config.analytics).await?,
+    })
+}
 
 /// Migrates the contact store's keyspace (created with its configured replication when
 /// missing); `None` for the embedded store.
@@ -65,12 +82,11 @@ fn failed(target: &'static str, error: impl std::fmt::Display) -> MigrateError {
 }
 
 async fn cql_target(config: &StoreConfig) -> Result<CqlMigrationTarget, MigrateError> {
-    CqlMigrationTarget::connect(&ScyllaConfig::from(config), &config.scylla_replication)
+    CqlMigrationTarget::connect(&scylla_config(config), &config.scylla_replication)
         .await
         .map_err(|e| failed("scylla", e))
 }
 
 fn clickhouse(config: &AnalyticsConfig) -> Result<ClickHouseSink, MigrateError> {
-    ClickHouseSink::new(ClickHouseConfig::from_analytics(config))
-        .map_err(|e| failed("clickhouse", e))
+    ClickHouseSink::new(clickhouse_config(config)).map_err(|e| failed("clickhouse", e))
 }

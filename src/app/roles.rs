@@ -1,0 +1,233 @@
+//! The consuming roles a process runs, each built from the profile and the backends:
+//! engine (contact shards), OCR, sender, analytics, and the consumer-lag watcher.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ProviderKind, Role, Secrets, StoreBackend};
+use crate::domain::auto_reply::AutoReplies;
+use crate::engine::analytics::{self, AnalyticsRoleConfig};
+use crate::engine::inbound::{self, InboundConfig};
+use crate::engine::lag;
+use crate::engine::ocr_role::{self, MediaSource, OcrRoleConfig};
+use crate::engine::sender::{self, SenderConfig};
+use crate::engine::shard::{OutputTopics, ShardDeps, ShardLimits};
+use crate::engine::supervisor::RoleStart;
+use crate::media::{MediaClient, ObjectStore};
+use crate::ocr::OcrPool;
+use crate::pii::IcVault;
+use crate::provider::RateLimiter;
+use crate::storage::bus::Producer;
+use crate::topics::{self, TopicNames};
+
+use super::backends::{batcher_config, media_limits, Backends};
+use super::error::{failed, StartError};
+
+/// What every role is built from.
+pub(super) struct Assembly<'a> {
+    pub config: &'a Config,
+    pub secrets: &'a Secrets,
+    pub backends: &'a Backends,
+    pub objects: Arc<dyn ObjectStore>,
+    /// One producer shared by every role and the HTTP surface.
+    pub producer: Arc<dyn Producer>,
+    pub names: TopicNames,
+}
+
+impl Assembly<'_> {
+    fn runs(&self, role: Role) -> bool {
+        self.config.engine.roles.contains(&role)
+    }
+
+    /// The consuming roles of the profile, in start order.
+    pub fn roles(&self) -> Result<Vec<(String, RoleStart)>, StartError> {
+        let mut roles: Vec<(String, RoleStart)> = Vec::new();
+        if self.runs(Role::Engine) {
+            let config = Arc::new(self.inbound()?);
+            roles.push((
+                "engine".into(),
+                Arc::new(move |shutdown, cell| {
+                    Box::pin(inbound::run(config.clone(), shutdown, cell))
+                }),
+            ));
+        }
+        if self.runs(Role::Ocr) {
+            let config = Arc::new(self.ocr()?);
+            roles.push((
+                "ocr".into(),
+                Arc::new(move |shutdown, _cell| Box::pin(ocr_role::run(config.clone(), shutdown))),
+            ));
+        }
+        if self.runs(Role::Sender) {
+            let config = Arc::new(self.sender());
+            roles.push((
+                "sender".into(),
+                Arc::new(move |shutdown, _cell| Box::pin(sender::run(config.clone(), shutdown))),
+            ));
+        }
+        if self.runs(Role::Analytics) {
+            let config = Arc::new(self.analytics());
+            roles.push((
+                "analytics".into(),
+                Arc::new(move |shutdown, _cell| Box::pin(analytics::run(config.clone(), shutdown))),
+            ));
+        }
+        let watched = self.watched_groups();
+        if !watched.is_empty() {
+            let bus = self.backends.bus.clone();
+            let watched = Arc::new(watched);
+            roles.push((
+                "lag".into(),
+                Arc::new(move |shutdown, _cell| {
+                    Box::pin(lag::run(bus.clone(), watched.clone(), shutdown))
+                }),
+            ));
+        }
+        Ok(roles)
+    }
+
+    fn dead_letter_topic(&self) -> String {
+        self.names.name(topics::DEAD_LETTER)
+    }
+
+    fn inbound(&self) -> Result<InboundConfig, StartError> {
+        let (config, backends, names) = (self.config, self.backends, &self.names);
+        let producer = self.producer.clone();
+        let replies = AutoReplies::new(config.engine.auto_replies.clone())
+            .map_err(failed("the auto-replies"))?;
+        let shards = config.engine.shards as usize;
+        Ok(InboundConfig {
+            bus: backends.bus.clone(),
+            producer: producer.clone(),
+            group: names.group("engine"),
+            topic: names.name(topics::INBOUND),
+            ocr_results_topic: names.name(topics::OCR_RESULTS),
+            dead_letter_topic: self.dead_letter_topic(),
+            shards,
+            max_in_flight: config.engine.max_in_flight as usize,
+            deps: Arc::new(ShardDeps {
+                store: backends.store.clone(),
+                producer,
+                topics: OutputTopics {
+                    events: names.name(topics::EVENTS),
+                    outbound: names.name(topics::OUTBOUND),
+                    ocr_jobs: names.name(topics::OCR_JOBS),
+                    dead_letter: self.dead_letter_topic(),
+                },
+                replies,
+                tiers: config.tiers.policy(),
+                limits: ShardLimits {
+                    max_resident: (config.engine.max_resident_contacts as usize / shards).max(1),
+                    idle_timeout: Duration::from_secs(config.engine.idle_timeout_secs),
+                    flush_max_delay: Duration::from_millis(config.engine.flush_max_delay_ms),
+                    flush_max_dirty: config.engine.flush_max_dirty as usize,
+                },
+            }),
+        })
+    }
+
+    /// The OCR role's pool, media source and IC vault.
+    fn ocr(&self) -> Result<OcrRoleConfig, StartError> {
+        let (config, secrets, backends, names) =
+            (self.config, self.secrets, self.backends, &self.names);
+        let data = Path::new(&config.data_dir);
+        let vault = match IcVault::from_secrets(secrets).map_err(failed("the IC vault"))? {
+            Some(vault) => vault,
+            // The embedded default runs with no setup; elsewhere the keys are secrets.
+            None if config.store.backend == StoreBackend::Embedded => {
+                IcVault::local(&data.join("ic-keys")).map_err(failed("the local IC keys"))?
+            }
+            None => {
+                return Err(StartError::Settings(
+                    "the ocr role needs SEMBANG_IC_ENCRYPTION_KEY and SEMBANG_IC_HASH_KEY (64 hex digits each)".into(),
+                ))
+            }
+        };
+        let workers = match config.ocr.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n as usize,
+        };
+        let pool = OcrPool::start(workers, workers * 2, None, &config.ocr.languages)
+            .map_err(failed("the OCR pool"))?;
+        let source = match (config.whatsapp.provider, &secrets.whatsapp_access_token) {
+            (ProviderKind::CloudApi, Some(token)) => MediaSource::CloudApi {
+                base_url: config.whatsapp.api_base_url.clone(),
+                version: config.whatsapp.api_version.clone(),
+                token: token.clone(),
+            },
+            _ => MediaSource::UrlsOnly,
+        };
+        let limits = media_limits(config);
+        Ok(OcrRoleConfig {
+            bus: backends.bus.clone(),
+            producer: self.producer.clone(),
+            store: backends.store.clone(),
+            pool: Arc::new(pool),
+            objects: self.objects.clone(),
+            vault: Arc::new(vault),
+            source,
+            client: MediaClient::new(limits.max_bytes, Duration::from_secs(30))
+                .map_err(failed("the media client"))?,
+            limits,
+            concurrency: workers * 2,
+            group: names.group("ocr"),
+            topic: names.name(topics::OCR_JOBS),
+            results_topic: names.name(topics::OCR_RESULTS),
+            events_topic: names.name(topics::EVENTS),
+            dead_letter_topic: self.dead_letter_topic(),
+        })
+    }
+
+    fn sender(&self) -> SenderConfig {
+        let (config, backends, names) = (self.config, self.backends, &self.names);
+        SenderConfig {
+            bus: backends.bus.clone(),
+            producer: self.producer.clone(),
+            store: backends.store.clone(),
+            provider: backends.provider.clone(),
+            limiter: Arc::new(RateLimiter::new(
+                f64::from(config.whatsapp.messages_per_second),
+                config.whatsapp.messages_per_second,
+            )),
+            group: names.group("sender"),
+            topic: names.name(topics::OUTBOUND),
+            events_topic: names.name(topics::EVENTS),
+            dead_letter_topic: self.dead_letter_topic(),
+            request_timeout: Duration::from_millis(config.whatsapp.request_timeout_ms),
+            send_budget: Duration::from_millis(config.whatsapp.send_budget_ms),
+        }
+    }
+
+    fn analytics(&self) -> AnalyticsRoleConfig {
+        AnalyticsRoleConfig {
+            bus: self.backends.bus.clone(),
+            producer: self.producer.clone(),
+            sink: self.backends.sink.clone(),
+            batcher: batcher_config(&self.config.analytics),
+            group: self.names.group("analytics"),
+            topic: self.names.name(topics::EVENTS),
+            dead_letter_topic: self.dead_letter_topic(),
+        }
+    }
+
+    /// (label, group, topic) of each consumer group this process runs, for the lag watcher.
+    fn watched_groups(&self) -> Vec<(String, String, String)> {
+        [
+            (Role::Engine, "engine", topics::INBOUND),
+            (Role::Sender, "sender", topics::OUTBOUND),
+            (Role::Analytics, "analytics", topics::EVENTS),
+            (Role::Ocr, "ocr", topics::OCR_JOBS),
+        ]
+        .into_iter()
+        .filter(|(role, _, _)| self.runs(*role))
+        .map(|(_, group, topic)| {
+            (
+                group.to_string(),
+                self.names.group(group),
+                self.names.name(topic),
+            )
+        })
+        .collect()
+    }
+}

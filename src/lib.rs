@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod ocr;
 pub mod pii;
 pub mod provider;
+pub mod retry;
 pub mod storage;
 pub mod topics;

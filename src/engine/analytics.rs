@@ -3,21 +3,18 @@
 //! their events is durable; a replay writes the same event ids again, which the sink
 //! collapses. Records that are not analytics events go to the dead-letter topic.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::storage::bus::{Bus, ConsumerEvent, Producer, TopicPartition};
+use crate::metrics::catalog;
+use crate::storage::bus::{Bus, Message, Producer};
 use crate::storage::sink::{AnalyticsEvent, Batcher, BatcherConfig, EventSink, FlushReport};
 
+use super::consumer::{send_dead_letter, Backpressure, Skeleton, Strategy, Token};
 use super::error::EngineError;
-use super::inbound::send_dead_letter;
-use crate::metrics::catalog;
-
-/// Attempts at writing one batch before the role fails (and is restarted).
-const WRITE_ATTEMPTS: u32 = 8;
 
 pub struct AnalyticsRoleConfig {
     pub bus: Arc<dyn Bus>,
@@ -29,103 +26,93 @@ pub struct AnalyticsRoleConfig {
     pub dead_letter_topic: String,
 }
 
-type Token = (TopicPartition, u64);
-
 pub async fn run(
     config: Arc<AnalyticsRoleConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
-    let mut consumer = config
+    let consumer = config
         .bus
         .subscribe(&config.group, std::slice::from_ref(&config.topic))
         .await?;
-    let mut batcher: Batcher<Token> = Batcher::new(config.sink.clone(), config.batcher);
-    loop {
-        let report = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            () = batcher.wait_due() => write(&mut batcher, Write::Due).await?,
-            event = consumer.next() => match event? {
-                ConsumerEvent::Message(message) => {
-                    let token = (message.topic_partition(), message.offset);
-                    match serde_json::from_slice::<AnalyticsEvent>(&message.payload) {
-                        Ok(event) => match batcher.push(event, token).await {
-                            Ok(report) => report,
-                            // The batch stays buffered: write it again with retries.
-                            Err(error) => {
-                                tracing::warn!(%error, "analytics batch write failed; retrying");
-                                write(&mut batcher, Write::Now).await?
-                            }
-                        },
-                        Err(e) => {
-                            send_dead_letter(&*config.producer, &config.dead_letter_topic, &message, "malformed_analytics_event", &e.to_string()).await?;
-                            batcher.push_all(std::iter::empty(), token).await?
-                        }
-                    }
-                }
-                ConsumerEvent::Assigned(_) => None,
-                ConsumerEvent::Revoked { partitions, ack } => {
-                    // Everything buffered is written, so every consumed offset is committable.
-                    let report = write(&mut batcher, Write::Now).await?;
-                    let offsets = report.as_ref().map(commit_points).unwrap_or_default();
-                    ack.commit(offsets.into_iter().filter(|(tp, _)| partitions.contains(tp)).collect());
-                    report
-                }
-            },
-        };
-        if let Some(report) = report {
-            record_metrics(&report);
-            let offsets = commit_points(&report);
-            if !offsets.is_empty() {
-                consumer.commit(&offsets).await?;
-            }
-        }
-    }
-    if let Some(report) = write(&mut batcher, Write::Now).await? {
-        record_metrics(&report);
-        consumer.commit(&commit_points(&report)).await?;
-    }
-    consumer.close().await?;
-    Ok(())
+    let skeleton = Skeleton {
+        role: "analytics",
+        group: config.group.clone(),
+        max_batch: 1_000,
+        // Records wait in the batcher until it is due or full: no limit beyond its own.
+        max_in_flight: usize::MAX,
+        backpressure: Backpressure::StopReading,
+        commit_interval: Duration::from_millis(200),
+        in_flight_gauge: None,
+    };
+    let mut strategy = Batches {
+        batcher: Batcher::new(config.sink.clone(), config.batcher),
+        config,
+    };
+    skeleton.run(consumer, &mut strategy, shutdown).await
 }
 
-enum Write {
-    Due,
-    Now,
+/// Events go into the batcher; a record is finished when the batch holding it is durable.
+/// The sink retries its own transient failures (ClickHouse: `ClickHouseConfig::max_retries`);
+/// a write that still fails fails the role, whose supervisor restarts it from the committed
+/// offsets (the batch is written again, and the sink collapses its event ids).
+struct Batches {
+    config: Arc<AnalyticsRoleConfig>,
+    batcher: Batcher<Token>,
 }
 
-async fn write(
-    batcher: &mut Batcher<Token>,
-    when: Write,
-) -> Result<Option<FlushReport<Token>>, EngineError> {
-    let mut attempt = 0;
-    loop {
-        let result = match when {
-            Write::Due => batcher.flush_due().await,
-            Write::Now => batcher.flush().await,
-        };
+impl Batches {
+    fn finished(
+        result: Result<Option<FlushReport<Token>>, crate::storage::sink::SinkError>,
+    ) -> Result<Vec<Token>, EngineError> {
         match result {
-            Ok(report) => return Ok(report),
-            Err(error) if attempt + 1 < WRITE_ATTEMPTS => {
-                attempt += 1;
-                let delay = Duration::from_millis(100 << attempt.min(6));
-                tracing::warn!(%error, attempt, ?delay, "analytics sink write failed; retrying");
-                catalog::SINK_WRITE_ERRORS.counter(&[]).increment(1);
-                tokio::time::sleep(delay).await;
+            Ok(Some(report)) => {
+                record_metrics(&report);
+                Ok(report.tokens)
             }
-            Err(error) => return Err(error.into()),
+            Ok(None) => Ok(Vec::new()),
+            Err(error) => {
+                catalog::SINK_WRITE_ERRORS.counter(&[]).increment(1);
+                Err(error.into())
+            }
         }
     }
 }
 
-/// The next offset to read per partition: one past the last record in the batch.
-fn commit_points(report: &FlushReport<Token>) -> Vec<(TopicPartition, u64)> {
-    let mut points: BTreeMap<TopicPartition, u64> = BTreeMap::new();
-    for (tp, offset) in &report.tokens {
-        let point = points.entry(tp.clone()).or_insert(0);
-        *point = (*point).max(offset + 1);
+#[async_trait]
+impl Strategy for Batches {
+    async fn submit(&mut self, records: Vec<Message>) -> Result<Vec<Token>, EngineError> {
+        let mut finished = Vec::new();
+        for message in records {
+            let token = (message.topic_partition(), message.offset);
+            let pushed = match serde_json::from_slice::<AnalyticsEvent>(&message.payload) {
+                Ok(event) => self.batcher.push(event, token).await,
+                Err(e) => {
+                    let config = &self.config;
+                    send_dead_letter(
+                        &*config.producer,
+                        &config.dead_letter_topic,
+                        &message,
+                        "malformed_analytics_event",
+                        &e.to_string(),
+                    )
+                    .await?;
+                    // Finished with the batch it falls in, so tokens finish in order.
+                    self.batcher.push_all(std::iter::empty(), token).await
+                }
+            };
+            finished.extend(Self::finished(pushed)?);
+        }
+        Ok(finished)
     }
-    points.into_iter().collect()
+
+    async fn poll(&mut self) -> Result<Vec<Token>, EngineError> {
+        self.batcher.wait_due().await;
+        Self::finished(self.batcher.flush_due().await)
+    }
+
+    async fn join(&mut self) -> Result<Vec<Token>, EngineError> {
+        Self::finished(self.batcher.flush().await)
+    }
 }
 
 fn record_metrics(report: &FlushReport<Token>) {

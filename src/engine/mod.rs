@@ -1,4 +1,7 @@
 //! The stream engine: supervised ractor actors between the bus topics and the stores.
+//! Every consuming role runs on one skeleton ([`consumer`]: poll, submit, join; commits
+//! of the finished prefix; revocation, leases, backpressure and dead letters) with a
+//! strategy of its own:
 //!
 //! - [`inbound`]: wa.inbound → contact [`shard`]s under a ractor factory
 //!   ([`shard_pool`]; write-behind, per-contact order) →
@@ -19,13 +22,13 @@
 pub mod analytics;
 pub mod apply;
 pub mod apply_ocr;
+pub mod consumer;
 mod error;
 pub mod inbound;
 pub mod lag;
 pub mod ocr_role;
 pub mod offsets;
 pub mod outputs;
-mod retry;
 pub mod sender;
 pub mod shard;
 pub mod shard_pool;

@@ -13,10 +13,10 @@
 //! is asked for a clearer photo) and the job is also kept in the dead-letter topic for an
 //! operator.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -27,24 +27,20 @@ use crate::domain::money::Money;
 use crate::media::{MediaClient, MediaError, MediaLimits, ObjectStore};
 use crate::ocr::{process, OcrPool, PipelineError, Reading};
 use crate::pii::IcVault;
-use crate::storage::bus::{
-    Bus, Consumer, ConsumerEvent, Message, Producer, Record, TopicPartition,
-};
+use crate::storage::bus::{Bus, Message, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, OcrResultEvent};
 use crate::storage::store::{Claim, ContactStore, IcLink};
 
+use super::consumer::{send_dead_letter, Backpressure, Skeleton, Strategy, Token};
 use super::error::EngineError;
-use super::inbound::send_dead_letter;
-use super::offsets::OffsetTracker;
 use super::outputs::send_outputs;
-use super::retry::with_retries;
 use crate::metrics::catalog;
+use crate::retry::with_retries;
+use crate::retry::RetryPolicy;
 use crate::topics::event_id;
 use crate::topics::ocr::{
     IcLinkOutcome, MyKadReading, OcrJob, OcrOutcome, OcrResult, ReceiptReading, STORED_MEDIA_PREFIX,
 };
-
-const FETCH_ATTEMPTS: u32 = 3;
 
 /// Where photos come from.
 pub enum MediaSource {
@@ -78,136 +74,68 @@ pub struct OcrRoleConfig {
 
 pub async fn run(
     config: Arc<OcrRoleConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
-    let mut consumer = config
+    let consumer = config
         .bus
         .subscribe(&config.group, std::slice::from_ref(&config.topic))
         .await?;
-    let mut tracker = OffsetTracker::new();
-    let mut running: JoinSet<Result<(TopicPartition, u64), EngineError>> = JoinSet::new();
-    let mut commit_tick = tokio::time::interval(Duration::from_millis(200));
-    let mut flow = Flow::new(&config.group);
-    loop {
-        flow.follow(&mut *consumer, running.len() >= config.concurrency)
-            .await?;
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            Some(done) = running.join_next() => {
-                let (tp, offset) = done.map_err(|e| EngineError::actor("ocr", e))??;
-                tracker.finish(&tp, offset);
-            }
-            _ = commit_tick.tick() => {
-                let offsets = tracker.take_committable();
-                if !offsets.is_empty() {
-                    consumer.commit(&offsets).await?;
-                }
-                catalog::OCR_JOBS_IN_FLIGHT.gauge(&[]).set(running.len() as f64);
-            }
-            // Always polled, paused or not: rebalances are answered while the pool is full.
-            event = consumer.next() => match event? {
-                // Possibly fetched just before a pause: taken, never dropped.
-                ConsumerEvent::Message(message) => {
-                    let tp = message.topic_partition();
-                    tracker.start(&tp, message.offset);
-                    let config = config.clone();
-                    running.spawn(async move {
-                        handle(&config, &message).await?;
-                        Ok((message.topic_partition(), message.offset))
-                    });
-                }
-                ConsumerEvent::Assigned(partitions) => flow.assigned(&mut *consumer, partitions).await?,
-                ConsumerEvent::Revoked { partitions, ack } => {
-                    // Finish what is running, then hand over the finished prefix.
-                    while let Some(done) = running.join_next().await {
-                        let (tp, offset) = done.map_err(|e| EngineError::actor("ocr", e))??;
-                        tracker.finish(&tp, offset);
-                    }
-                    let offsets = partitions
-                        .iter()
-                        .filter_map(|tp| tracker.committable(tp).map(|o| (tp.clone(), o)))
-                        .collect();
-                    ack.commit(offsets);
-                    for tp in &partitions {
-                        tracker.forget(tp);
-                    }
-                    flow.revoked(&partitions);
-                }
-            },
-        }
-    }
-    while let Some(done) = running.join_next().await {
-        let (tp, offset) = done.map_err(|e| EngineError::actor("ocr", e))??;
-        tracker.finish(&tp, offset);
-    }
-    let offsets = tracker.take_committable();
-    if !offsets.is_empty() {
-        consumer.commit(&offsets).await?;
-    }
-    consumer.close().await?;
-    Ok(())
+    // One job per record; at the pool's limit the partitions are paused (and polled, so
+    // rebalances are answered while the pool is full).
+    let skeleton = Skeleton {
+        role: "ocr",
+        group: config.group.clone(),
+        max_batch: 1,
+        max_in_flight: config.concurrency,
+        backpressure: Backpressure::PausePartitions,
+        commit_interval: Duration::from_millis(200),
+        in_flight_gauge: Some(&catalog::OCR_JOBS_IN_FLIGHT),
+    };
+    let mut strategy = Jobs {
+        config,
+        running: JoinSet::new(),
+    };
+    skeleton.run(consumer, &mut strategy, shutdown).await
 }
 
-/// Pauses the role's partitions while it is full and resumes them when it is not.
-struct Flow {
-    group: String,
-    assigned: BTreeSet<TopicPartition>,
-    paused: bool,
+/// Each record is a job run concurrently with the others.
+struct Jobs {
+    config: Arc<OcrRoleConfig>,
+    running: JoinSet<Result<Token, EngineError>>,
 }
 
-impl Flow {
-    fn new(group: &str) -> Flow {
-        Flow {
-            group: group.to_string(),
-            assigned: BTreeSet::new(),
-            paused: false,
+fn joined(
+    done: Result<Result<Token, EngineError>, tokio::task::JoinError>,
+) -> Result<Token, EngineError> {
+    done.map_err(|e| EngineError::actor("ocr", e))?
+}
+
+#[async_trait]
+impl Strategy for Jobs {
+    async fn submit(&mut self, records: Vec<Message>) -> Result<Vec<Token>, EngineError> {
+        for message in records {
+            let config = self.config.clone();
+            self.running.spawn(async move {
+                handle(&config, &message).await?;
+                Ok((message.topic_partition(), message.offset))
+            });
+        }
+        Ok(Vec::new())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<Token>, EngineError> {
+        match self.running.join_next().await {
+            Some(done) => Ok(vec![joined(done)?]),
+            None => std::future::pending().await,
         }
     }
 
-    async fn follow(&mut self, consumer: &mut dyn Consumer, full: bool) -> Result<(), EngineError> {
-        if full == self.paused {
-            return Ok(());
+    async fn join(&mut self) -> Result<Vec<Token>, EngineError> {
+        let mut tokens = Vec::new();
+        while let Some(done) = self.running.join_next().await {
+            tokens.push(joined(done)?);
         }
-        let partitions: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
-        if full {
-            consumer.pause(&partitions).await?;
-            catalog::OCR_PAUSES
-                .counter(&[self.group.clone().into()])
-                .increment(1);
-        } else {
-            consumer.resume(&partitions).await?;
-        }
-        self.paused = full;
-        self.report();
-        Ok(())
-    }
-
-    async fn assigned(
-        &mut self,
-        consumer: &mut dyn Consumer,
-        partitions: Vec<TopicPartition>,
-    ) -> Result<(), EngineError> {
-        if self.paused {
-            consumer.pause(&partitions).await?;
-        }
-        self.assigned.extend(partitions);
-        self.report();
-        Ok(())
-    }
-
-    fn revoked(&mut self, partitions: &[TopicPartition]) {
-        for tp in partitions {
-            self.assigned.remove(tp);
-        }
-        self.report();
-    }
-
-    fn report(&self) {
-        let paused = if self.paused { self.assigned.len() } else { 0 };
-        catalog::OCR_PARTITIONS_PAUSED
-            .gauge(&[self.group.clone().into()])
-            .set(paused as f64);
+        Ok(tokens)
     }
 }
 
@@ -307,11 +235,19 @@ fn unfetched_reason(error: &MediaError) -> String {
     }
 }
 
+/// Fetches the job's photo, retrying transient failures. A fresh URL on every attempt:
+/// Cloud API media URLs expire after ~5 minutes.
 async fn fetch(config: &OcrRoleConfig, job: &OcrJob) -> Result<Vec<u8>, MediaError> {
-    let mut attempt = 0;
-    loop {
-        // A fresh URL on every attempt: Cloud API media URLs expire after ~5 minutes.
-        let result = if let Some(key) = job.media_id.strip_prefix(STORED_MEDIA_PREFIX) {
+    RetryPolicy::MEDIA_FETCH
+        .run("media_fetch", MediaError::is_transient, || {
+            fetch_once(config, job)
+        })
+        .await
+}
+
+async fn fetch_once(config: &OcrRoleConfig, job: &OcrJob) -> Result<Vec<u8>, MediaError> {
+    {
+        if let Some(key) = job.media_id.strip_prefix(STORED_MEDIA_PREFIX) {
             match config.objects.get(key).await {
                 Ok(Some(bytes)) => Ok(bytes),
                 Ok(None) => Err(MediaError::NotStored { key: key.into() }),
@@ -336,13 +272,6 @@ async fn fetch(config: &OcrRoleConfig, job: &OcrJob) -> Result<Vec<u8>, MediaErr
                         .into(),
                 )),
             }
-        };
-        match result {
-            Err(e) if e.is_transient() && attempt + 1 < FETCH_ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            other => return other,
         }
     }
 }

@@ -7,7 +7,7 @@
 use crate::storage::bus::refused::send_or_dead_letter;
 use crate::storage::bus::{BusError, Producer, Record};
 
-use super::retry::with_retries;
+use crate::retry::with_retries;
 
 /// Sends every record concurrently; resolves when each is durable in its topic or, if
 /// refused there, in the dead-letter topic. A failed attempt sends them all again, as

@@ -18,27 +18,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::provider::{ErrorClass, OutboundMessage, ProviderError, RateLimiter, WhatsappProvider};
-use crate::storage::bus::{Bus, ConsumerEvent, Message, Producer, Record, TopicPartition};
+use crate::storage::bus::{Bus, Message, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, MessageStatusEvent, OutboundMessageEvent};
 use crate::storage::store::{
     Claim, ContactStore, Direction, MessageRecord, SendOutcome, SendResult,
 };
 
+use super::consumer::{send_dead_letter, Backpressure, Skeleton, Strategy, Token};
 use super::error::EngineError;
-use super::inbound::send_dead_letter;
 use super::outputs::send_outputs;
-use super::retry::with_retries;
 use crate::metrics::catalog;
+use crate::retry::with_retries;
+use crate::retry::RetryPolicy;
 use crate::topics::event_id;
 use crate::topics::outbound::OutboundRequest;
 
-/// Attempts per request before a rate-limited or transient failure counts as failed.
-const SEND_ATTEMPTS: u32 = 6;
 /// Slack on top of the send budget and one request before a claim without a result is
 /// taken for a dead send (covers clock skew between processes).
 const SETTLE_MARGIN: Duration = Duration::from_secs(2);
@@ -64,35 +64,57 @@ pub struct SenderConfig {
 
 pub async fn run(
     config: Arc<SenderConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
-    let mut consumer = config
+    let consumer = config
         .bus
         .subscribe(&config.group, std::slice::from_ref(&config.topic))
         .await?;
-    loop {
-        let event = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            event = consumer.next() => event?,
-        };
-        match event {
-            ConsumerEvent::Message(message) => {
-                if !process(&config, &message, &mut shutdown).await? {
-                    break; // stopping while waiting: the record is replayed later
-                }
-                // Records are handled one at a time, so this offset is the finished prefix.
-                let next: Vec<(TopicPartition, u64)> =
-                    vec![(message.topic_partition(), message.offset + 1)];
-                consumer.commit(&next).await?;
+    // One record at a time, in order: a number's sends keep their order and its limiter
+    // paces them.
+    let skeleton = Skeleton {
+        role: "sender",
+        group: config.group.clone(),
+        max_batch: 1,
+        max_in_flight: 1,
+        backpressure: Backpressure::StopReading,
+        commit_interval: Duration::from_millis(200),
+        in_flight_gauge: None,
+    };
+    let mut strategy = Sends {
+        shutdown: shutdown.clone(),
+        config,
+    };
+    skeleton.run(consumer, &mut strategy, shutdown).await
+}
+
+struct Sends {
+    config: Arc<SenderConfig>,
+    /// Seen by a replay waiting for another sender's result.
+    shutdown: watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl Strategy for Sends {
+    async fn submit(&mut self, records: Vec<Message>) -> Result<Vec<Token>, EngineError> {
+        let mut finished = Vec::with_capacity(records.len());
+        for message in records {
+            if !process(&self.config, &message, &mut self.shutdown).await? {
+                break; // stopping while waiting: the record is replayed later
             }
-            ConsumerEvent::Assigned(_) => {}
-            // Every record handed out is finished and committed: nothing more to commit.
-            ConsumerEvent::Revoked { ack, .. } => ack.commit(Vec::new()),
+            finished.push((message.topic_partition(), message.offset));
         }
+        Ok(finished)
     }
-    consumer.close().await?;
-    Ok(())
+
+    async fn poll(&mut self) -> Result<Vec<Token>, EngineError> {
+        // Every record is finished within `submit`.
+        std::future::pending().await
+    }
+
+    async fn join(&mut self) -> Result<Vec<Token>, EngineError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Sends one request, or finishes it if it was claimed before. False when it stopped
@@ -307,42 +329,45 @@ async fn send_with_retries(
     request: &OutboundRequest,
     outbound: &OutboundMessage,
 ) -> Result<String, ProviderError> {
-    let mut attempt = 0;
     let started = std::time::Instant::now();
-    loop {
-        let waited = std::time::Instant::now();
-        config.limiter.until_ready(&request.phone_number_id).await;
-        catalog::SENDER_RATE_LIMIT_WAIT
-            .histogram(&[])
-            .record(waited.elapsed().as_secs_f64());
-        let result = config
-            .provider
-            .send(&request.phone_number_id, outbound)
-            .await;
-        let error = match result {
-            Ok(accepted) => return Ok(accepted.wamid),
-            Err(error) => error,
-        };
-        attempt += 1;
-        let backoff = match error.class() {
-            ErrorClass::Permanent | ErrorClass::OutcomeUnknown => return Err(error),
-            _ if attempt >= SEND_ATTEMPTS => return Err(error),
-            // Over a throughput or pair limit: wait long enough for the window to pass.
-            ErrorClass::RateLimited => Duration::from_millis(500 << attempt.min(5)),
-            ErrorClass::Transient => Duration::from_millis(100 << attempt.min(5)),
+    let retryable = |error: &ProviderError| {
+        matches!(
+            error.class(),
+            ErrorClass::RateLimited | ErrorClass::Transient
+        )
+    };
+    let adjust = |error: &ProviderError, delay: Option<Duration>| {
+        // Over a throughput or pair limit: wait long enough for the window to pass.
+        let delay = match error.class() {
+            ErrorClass::RateLimited => delay? * 5,
+            _ => delay?,
         };
         // No attempt starts past the budget (a replay waits that long for a result).
-        if started.elapsed() + backoff >= config.send_budget {
-            return Err(error);
+        if started.elapsed() + delay >= config.send_budget {
+            return None;
         }
         if let Some(code) = error.code() {
             catalog::PROVIDER_ERRORS
                 .counter(&[code.to_string().into()])
                 .increment(1);
         }
-        tracing::warn!(request = %request.request_id, %error, ?backoff, "send failed; retrying");
-        tokio::time::sleep(backoff).await;
-    }
+        tracing::debug!(request = %request.request_id, "send to retry");
+        Some(delay)
+    };
+    RetryPolicy::SENDS
+        .run_adjusted("provider_send", retryable, adjust, || async {
+            let waited = std::time::Instant::now();
+            config.limiter.until_ready(&request.phone_number_id).await;
+            catalog::SENDER_RATE_LIMIT_WAIT
+                .histogram(&[])
+                .record(waited.elapsed().as_secs_f64());
+            config
+                .provider
+                .send(&request.phone_number_id, outbound)
+                .await
+                .map(|accepted| accepted.wamid)
+        })
+        .await
 }
 
 async fn publish(

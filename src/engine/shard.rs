@@ -35,9 +35,9 @@ use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome, Status
 use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
 use super::error::EngineError;
 use super::outputs::send_outputs;
-use super::retry::with_retries;
 use crate::domain::clock::malaysia_today;
 use crate::metrics::catalog;
+use crate::retry::with_retries;
 use crate::topics::ocr::OcrResult;
 
 /// A consumed record's position: reported back once its effects are stored.

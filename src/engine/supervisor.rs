@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::error::EngineError;
 use crate::metrics::catalog;
+use crate::retry::RetryPolicy;
 
 /// Starts one incarnation of a role: runs until the receiver turns true (then drains and
 /// returns Ok) or fails. The cell is the role actor, to link child actors to.
@@ -283,7 +284,8 @@ impl Actor for Engine {
             *failures = 0;
         }
         *failures += 1;
-        let backoff = Duration::from_millis(200u64 << (*failures).min(7));
+        // The n-th restart in a row waits the n-th delay of the restart policy.
+        let backoff = RetryPolicy::RESTARTS.delay(*failures);
         tracing::error!(role = %name, %detail, ?backoff, "role exited; restarting");
         catalog::ACTOR_RESTARTS
             .counter(&[name.clone().into()])

@@ -26,6 +26,7 @@ use crate::domain::purchase::PurchaseStatus;
 use crate::storage::migrate::{migrate, MigrateError, Migration, MigrationReport, MigrationTarget};
 
 use super::{DemographicRow, EventReader, EventSink, EventTable, FunnelRow, RevenueRow, SinkError};
+use crate::retry::RetryPolicy;
 use crate::topics::events::*;
 
 const SERVICE: &str = "clickhouse";
@@ -209,36 +210,33 @@ impl ClickHouseSink {
         Fut: Future<Output = clickhouse::error::Result<T>>,
     {
         let timeout = self.config.request_timeout;
-        let mut backoff = self.config.initial_backoff;
-        let mut retries = 0;
-        loop {
-            let error = match tokio::time::timeout(timeout, attempt()).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(error)) => classify(operation, error, timeout),
-                Err(_) => SinkError::Timeout {
-                    service: SERVICE,
-                    operation,
-                    after: timeout,
-                },
-            };
-            let transient = matches!(
+        let policy = RetryPolicy {
+            first_delay: self.config.initial_backoff,
+            max_delay: self.config.max_backoff,
+            retries: self.config.max_retries as usize,
+        };
+        let transient = |error: &SinkError| {
+            matches!(
                 error,
                 SinkError::Unavailable { .. } | SinkError::Timeout { .. }
-            );
-            if !transient || retries >= self.config.max_retries {
-                return Err(error);
-            }
-            retries += 1;
-            tracing::warn!(
-                operation,
-                retry = retries,
-                backoff_ms = backoff.as_millis() as u64,
-                error = %error,
-                "clickhouse request failed; retrying"
-            );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.config.max_backoff);
-        }
+            )
+        };
+        policy
+            .run(operation, transient, || {
+                let attempt = attempt();
+                async move {
+                    match tokio::time::timeout(timeout, attempt).await {
+                        Ok(Ok(value)) => Ok(value),
+                        Ok(Err(error)) => Err(classify(operation, error, timeout)),
+                        Err(_) => Err(SinkError::Timeout {
+                            service: SERVICE,
+                            operation,
+                            after: timeout,
+                        }),
+                    }
+                }
+            })
+            .await
     }
 
     fn day_filter(from: NaiveDate, to: NaiveDate) -> String {

@@ -1,0 +1,307 @@
+//! The one consume → process → commit loop every consuming role runs, in the spirit of
+//! Sentry's rust-arroyo: the skeleton polls the consumer and submits records to the role's
+//! [`Strategy`], which finishes them now or later; the skeleton commits, per partition, only
+//! the finished prefix ([`OffsetTracker`]). Revocation, leases, backpressure and the final
+//! drain are handled here once, so a role's file holds only what is particular to it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use tokio::sync::watch;
+
+use crate::metrics::catalog::{self, Metric};
+use crate::storage::bus::dead_letter::dead_letter;
+use crate::storage::bus::{Consumer, ConsumerEvent, Message, Producer, TopicPartition};
+
+use super::error::EngineError;
+use super::offsets::OffsetTracker;
+use crate::retry::RetryPolicy;
+
+/// A record's place: done when its effects are stored.
+pub type Token = (TopicPartition, u64);
+
+/// What a role does with the records it is given.
+#[async_trait]
+pub trait Strategy: Send {
+    /// Takes records read from the consumer, in order. Returns the tokens of those already
+    /// finished (dead-lettered, nothing to do); the others finish through [`Strategy::poll`]
+    /// or [`Strategy::join`].
+    async fn submit(&mut self, records: Vec<Message>) -> Result<Vec<Token>, EngineError>;
+
+    /// Waits until some submitted work finishes and returns its tokens. The skeleton races
+    /// it against the consumer, so it must be cancel-safe; it never resolves while nothing
+    /// can finish.
+    async fn poll(&mut self) -> Result<Vec<Token>, EngineError>;
+
+    /// Finishes every submitted record and returns their tokens (revocation, shutdown).
+    async fn join(&mut self) -> Result<Vec<Token>, EngineError>;
+
+    /// Revoked partitions, after their finished prefix was handed over: forget their state.
+    async fn release(&mut self, _partitions: &[TopicPartition]) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// The loop ended (cleanly or not): stop what the strategy started.
+    async fn stop(&mut self) {}
+}
+
+/// What the skeleton does when `max_in_flight` records are unfinished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backpressure {
+    /// Stop reading until some finish; read on while a revocation is under way, whose event
+    /// must be handled before its deadline.
+    StopReading,
+    /// Pause the assigned partitions and keep reading, so rebalances are answered while the
+    /// role is full (what was fetched before the pause is taken, never dropped).
+    PausePartitions,
+}
+
+/// How a role's loop runs.
+pub struct Skeleton {
+    /// The role, for logs.
+    pub role: &'static str,
+    /// The consumer group, for the pause metrics.
+    pub group: String,
+    /// Records taken from the consumer in one go before they are submitted.
+    pub max_batch: usize,
+    pub max_in_flight: usize,
+    pub backpressure: Backpressure,
+    /// How often finished offsets are committed.
+    pub commit_interval: Duration,
+    /// The gauge of unfinished records, if the role reports one.
+    pub in_flight_gauge: Option<&'static Metric>,
+}
+
+impl Skeleton {
+    /// Runs until `shutdown` turns true (Ok after a clean drain: everything submitted is
+    /// finished and committed, and the consumer leaves its group) or a fatal error.
+    pub async fn run(
+        &self,
+        mut consumer: Box<dyn Consumer>,
+        strategy: &mut dyn Strategy,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        let mut state = LoopState {
+            tracker: OffsetTracker::new(),
+            pause: Pause::default(),
+        };
+        let result = self
+            .consume(&mut *consumer, strategy, &mut state, &mut shutdown)
+            .await;
+        strategy.stop().await;
+        if result.is_ok() {
+            consumer.close().await?;
+        }
+        result
+    }
+
+    async fn consume(
+        &self,
+        consumer: &mut dyn Consumer,
+        strategy: &mut dyn Strategy,
+        state: &mut LoopState,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        let leases = consumer.leases();
+        let mut commit_tick = tokio::time::interval(self.commit_interval);
+        loop {
+            let full = state.tracker.in_flight() >= self.max_in_flight;
+            let reading = match self.backpressure {
+                // Past a revocation's deadline the revoked records' tokens are abandoned,
+                // and count in flight until its event is handled: read on to handle it.
+                Backpressure::StopReading => !full || leases.any_ending(),
+                Backpressure::PausePartitions => {
+                    state.pause.follow(consumer, full, &self.group).await?;
+                    true
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                tokens = strategy.poll() => finish(&mut state.tracker, tokens?),
+                _ = commit_tick.tick() => self.commit(consumer, &mut state.tracker).await?,
+                event = consumer.next(), if reading => {
+                    let mut batch = vec![event?];
+                    // Take what is already there, so strategies get batches, not single records.
+                    while batch.len() < self.max_batch {
+                        match consumer.next().now_or_never() {
+                            Some(event) => batch.push(event?),
+                            None => break,
+                        }
+                    }
+                    self.handle(consumer, strategy, state, batch).await?;
+                }
+            }
+        }
+        // Clean shutdown: finish everything, commit it.
+        let tokens = strategy.join().await?;
+        finish(&mut state.tracker, tokens);
+        self.commit(consumer, &mut state.tracker).await
+    }
+
+    async fn handle(
+        &self,
+        consumer: &mut dyn Consumer,
+        strategy: &mut dyn Strategy,
+        state: &mut LoopState,
+        batch: Vec<ConsumerEvent>,
+    ) -> Result<(), EngineError> {
+        let mut records = Vec::new();
+        for event in batch {
+            match event {
+                ConsumerEvent::Message(message) => {
+                    state
+                        .tracker
+                        .start(&message.topic_partition(), message.offset);
+                    records.push(message);
+                }
+                ConsumerEvent::Assigned(partitions) => {
+                    tracing::info!(role = self.role, ?partitions, "partitions assigned");
+                    state
+                        .pause
+                        .assigned(consumer, partitions, &self.group)
+                        .await?;
+                }
+                ConsumerEvent::Revoked { partitions, ack } => {
+                    // Past the ack's deadline the partitions may have a new owner: the
+                    // strategy then abandons their work (the bus marked it in the leases).
+                    let revocation = ack.revocation();
+                    // What was read so far belongs to the revoked partitions' finished
+                    // prefix once joined.
+                    let done = strategy.submit(std::mem::take(&mut records)).await?;
+                    finish(&mut state.tracker, done);
+                    let done = strategy.join().await?;
+                    finish(&mut state.tracker, done);
+                    let offsets: Vec<Token> = partitions
+                        .iter()
+                        .filter_map(|tp| state.tracker.committable(tp).map(|o| (tp.clone(), o)))
+                        .collect();
+                    tracing::info!(
+                        role = self.role,
+                        ?partitions,
+                        ?offsets,
+                        "partitions revoked"
+                    );
+                    ack.commit(offsets);
+                    strategy.release(&partitions).await?;
+                    for tp in &partitions {
+                        state.tracker.forget(tp);
+                    }
+                    state.pause.revoked(&partitions, &self.group);
+                    consumer.leases().settled(&partitions, revocation);
+                }
+            }
+        }
+        if !records.is_empty() {
+            let done = strategy.submit(records).await?;
+            finish(&mut state.tracker, done);
+        }
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        consumer: &mut dyn Consumer,
+        tracker: &mut OffsetTracker,
+    ) -> Result<(), EngineError> {
+        let offsets = tracker.take_committable();
+        if !offsets.is_empty() {
+            consumer.commit(&offsets).await?;
+        }
+        if let Some(gauge) = self.in_flight_gauge {
+            gauge.gauge(&[]).set(tracker.in_flight() as f64);
+        }
+        Ok(())
+    }
+}
+
+struct LoopState {
+    tracker: OffsetTracker,
+    pause: Pause,
+}
+
+fn finish(tracker: &mut OffsetTracker, tokens: Vec<Token>) {
+    for (tp, offset) in tokens {
+        tracker.finish(&tp, offset);
+    }
+}
+
+/// The assigned partitions, and whether they are paused ([`Backpressure::PausePartitions`]).
+#[derive(Default)]
+struct Pause {
+    assigned: BTreeSet<TopicPartition>,
+    paused: bool,
+}
+
+impl Pause {
+    async fn follow(
+        &mut self,
+        consumer: &mut dyn Consumer,
+        full: bool,
+        group: &str,
+    ) -> Result<(), EngineError> {
+        if full == self.paused {
+            return Ok(());
+        }
+        let partitions: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
+        if full {
+            consumer.pause(&partitions).await?;
+            catalog::OCR_PAUSES
+                .counter(&[group.to_string().into()])
+                .increment(1);
+        } else {
+            consumer.resume(&partitions).await?;
+        }
+        self.paused = full;
+        self.report(group);
+        Ok(())
+    }
+
+    async fn assigned(
+        &mut self,
+        consumer: &mut dyn Consumer,
+        partitions: Vec<TopicPartition>,
+        group: &str,
+    ) -> Result<(), EngineError> {
+        if self.paused {
+            consumer.pause(&partitions).await?;
+        }
+        self.assigned.extend(partitions);
+        self.report(group);
+        Ok(())
+    }
+
+    fn revoked(&mut self, partitions: &[TopicPartition], group: &str) {
+        for tp in partitions {
+            self.assigned.remove(tp);
+        }
+        self.report(group);
+    }
+
+    fn report(&self, group: &str) {
+        let paused = if self.paused { self.assigned.len() } else { 0 };
+        catalog::OCR_PARTITIONS_PAUSED
+            .gauge(&[group.to_string().into()])
+            .set(paused as f64);
+    }
+}
+
+/// Sends a record that cannot be processed to the dead-letter topic with its reason (the
+/// one dead-letter path of every role), retried as any write.
+pub async fn send_dead_letter(
+    producer: &dyn Producer,
+    topic: &str,
+    message: &Message,
+    kind: &'static str,
+    error: &str,
+) -> Result<(), EngineError> {
+    tracing::warn!(kind, error, topic = %message.topic, partition = message.partition, offset = message.offset, "dead-lettering a record");
+    let record = dead_letter(topic, message, kind, error);
+    RetryPolicy::WRITES
+        .run("dead_letter", |_| true, || producer.send(record.clone()))
+        .await?;
+    catalog::DLQ.counter(&[kind.into()]).increment(1);
+    Ok(())
+}

@@ -17,7 +17,7 @@ use sembang::ingress::parse_webhook;
 use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig};
 use sembang::storage::bus::{Bus, KafkaBus, KafkaBusConfig, Record, TopicSpec};
 use sembang::storage::sink::{ClickHouseConfig, ClickHouseSink, EventReader, EventTable};
-use sembang::storage::store::{ContactStore, ScyllaConfig, ScyllaStore};
+use sembang::storage::store::{Contacts, ScyllaConfig, ScyllaStore};
 use sembang::topics::{self, TopicNames};
 
 const CONTACTS: u32 = 300;

@@ -26,8 +26,8 @@ use sembang::provider::OutboundContent;
 use sembang::storage::bus::{EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig, Record};
 use sembang::storage::sink::{AnalyticsEvent, EventTable, FileSink};
 use sembang::storage::store::{
-    CampaignRecord, Claim, ContactStore, ContactWrite, IcLink, MessageRecord, Page, PageToken,
-    SegmentRecord, SendOutcome, SendResult, StoreError,
+    CampaignRecord, Catalog, Claim, ContactStore, ContactWrite, Contacts, IcLink, MessageLog,
+    MessageRecord, Page, PageToken, SegmentRecord, SendLedger, SendOutcome, SendResult, StoreError,
 };
 use sembang::topics;
 use sembang::topics::outbound::{Origin, OutboundRequest};
@@ -660,9 +660,8 @@ fn outage() -> StoreError {
         detail: "injected outage".into(),
     }
 }
-
 #[async_trait]
-impl ContactStore for FlakyStore {
+impl Contacts for FlakyStore {
     async fn load_contact(&self, phone: &PhoneNumber) -> Result<Option<Contact>, StoreError> {
         self.inner.load_contact(phone).await
     }
@@ -752,6 +751,10 @@ impl ContactStore for FlakyStore {
     ) -> Result<Claim, StoreError> {
         self.inner.claim_receipt(fingerprint, purchase_id).await
     }
+}
+
+#[async_trait]
+impl MessageLog for FlakyStore {
     async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError> {
         self.inner.put_message(message).await
     }
@@ -781,13 +784,6 @@ impl ContactStore for FlakyStore {
             .record_status(contact, wamid, status, at, error_code)
             .await
     }
-    async fn claim_send(
-        &self,
-        campaign_id: &str,
-        contact: &PhoneNumber,
-    ) -> Result<Claim, StoreError> {
-        self.inner.claim_send(campaign_id, contact).await
-    }
     async fn inbound_stored(
         &self,
         contact: &PhoneNumber,
@@ -795,6 +791,17 @@ impl ContactStore for FlakyStore {
         wamid: &str,
     ) -> Result<bool, StoreError> {
         self.inner.inbound_stored(contact, at, wamid).await
+    }
+}
+
+#[async_trait]
+impl SendLedger for FlakyStore {
+    async fn claim_send(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim_send(campaign_id, contact).await
     }
     async fn record_send_result(
         &self,
@@ -813,6 +820,10 @@ impl ContactStore for FlakyStore {
     ) -> Result<Option<SendResult>, StoreError> {
         self.inner.send_result(campaign_id, contact).await
     }
+}
+
+#[async_trait]
+impl Catalog for FlakyStore {
     async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {
         self.inner.put_segment(segment).await
     }

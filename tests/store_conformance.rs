@@ -35,8 +35,8 @@ use sembang::domain::purchase::{Purchase, PurchaseStatus};
 use sembang::domain::tier::Tier;
 use sembang::storage::migrate::{migrate, MigrateError, MigrationReport};
 use sembang::storage::store::{
-    CampaignRecord, Claim, ContactStore, ContactWrite, Direction, IcLink, MessageRecord, PageToken,
-    SegmentRecord, SendOutcome, SendResult, StoreError,
+    CampaignRecord, Claim, ContactStore, ContactWrite, Contacts, Direction, IcLink, MessageLog,
+    MessageRecord, PageToken, SegmentRecord, SendOutcome, SendResult, StoreError,
 };
 use sembang::storage::store::{
     CqlMigrationTarget, EmbeddedStore, ScyllaConfig, ScyllaStore, CQL_MIGRATIONS,

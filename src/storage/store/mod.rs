@@ -1,7 +1,12 @@
-//! The contact store: contacts, IC look-ups, purchases, messages with delivery status,
-//! segments, campaigns and deduplication records. ScyllaDB in production (tested against
-//! Apache Cassandra), an embedded on-disk database for the default profile; both pass the
-//! same conformance suite (tests/store_conformance.rs).
+//! The contact store, one trait per aggregate: [`Contacts`] (contacts, IC look-ups,
+//! purchases, receipt claims, the write-behind flush), [`MessageLog`] (messages with
+//! delivery status), [`SendLedger`] (send claims and results) and [`Catalog`] (segments
+//! and campaigns); [`ContactStore`] is all four. Each backend keeps one file per aggregate
+//! with its prepared statements beside the code that uses them.
+//!
+//! ScyllaDB in production (tested against Apache Cassandra), an embedded on-disk database
+//! for the default profile; both pass the same conformance suite
+//! (tests/store_conformance.rs).
 //!
 //! Every write is an idempotent upsert or a compare-and-set, so replaying a stream after a
 //! crash changes nothing: the engine may apply the same effect any number of times.
@@ -132,11 +137,19 @@ pub struct Page<T> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageToken(pub Vec<u8>);
 
+/// The contact store: every aggregate the engine keeps. Split by aggregate, so a wrapper or a new backend implements what it needs to;
+/// everything that implements all four is a `ContactStore`.
+pub trait ContactStore: Contacts + MessageLog + SendLedger + Catalog {}
+
+impl<T: Contacts + MessageLog + SendLedger + Catalog + ?Sized> ContactStore for T {}
+
+/// The contact aggregate: contacts, their IC links, purchases and receipt claims, and the
+/// write-behind flush that stores a shard's changes (which writes message rows too, so
+/// it sits on the message log).
 #[async_trait]
-pub trait ContactStore: Send + Sync {
+pub trait Contacts: MessageLog {
     /// The contact with its counted purchases in its ledger; `None` when unknown.
     async fn load_contact(&self, phone: &PhoneNumber) -> Result<Option<Contact>, StoreError>;
-
     /// Writes the contact's own fields (not its purchases: see [`Self::put_purchase`]).
     /// Contacts are versioned by `updated_at` (to the millisecond): each field keeps the
     /// value of the latest version that wrote it, whatever order the writes land in, so an
@@ -145,7 +158,6 @@ pub trait ContactStore: Send + Sync {
     /// stored one (see `Contact::supersede`); two writes of one time are taken to be the
     /// same version, and which one a backend keeps is unspecified.
     async fn upsert_contact(&self, contact: &Contact) -> Result<(), StoreError>;
-
     /// Writes many contacts (a write-behind flush); all or, on error, some of them.
     async fn upsert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
         for contact in contacts {
@@ -153,29 +165,23 @@ pub trait ContactStore: Send + Sync {
         }
         Ok(())
     }
-
     /// Phone numbers of all contacts, a page at a time, in an unspecified but stable order.
     async fn scan_contacts(
         &self,
         from: Option<PageToken>,
         limit: u32,
     ) -> Result<Page<PhoneNumber>, StoreError>;
-
     /// Links an IC (by keyed hash) to a phone number unless it is linked already.
     async fn link_ic(&self, keyed_hash: &[u8], phone: &PhoneNumber) -> Result<IcLink, StoreError>;
-
     async fn find_by_ic(&self, keyed_hash: &[u8]) -> Result<Option<PhoneNumber>, StoreError>;
-
     /// Upserts a purchase by its id (any status).
     async fn put_purchase(
         &self,
         contact: &PhoneNumber,
         purchase: &Purchase,
     ) -> Result<(), StoreError>;
-
     /// All purchases of a contact, any status, oldest first.
     async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError>;
-
     /// Claims a receipt fingerprint (image hash, or merchant + receipt number + total) for a
     /// purchase id; a second claim returns the first purchase id.
     async fn claim_receipt(
@@ -183,20 +189,6 @@ pub trait ContactStore: Send + Sync {
         fingerprint: &str,
         purchase_id: &str,
     ) -> Result<Claim, StoreError>;
-
-    /// Upserts a message. The timeline is merged, never regressed: statuses already stored
-    /// stay (see [`Self::record_status`]).
-    async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError>;
-
-    /// Upserts many messages (a write-behind flush), as [`Self::put_message`] each; all or,
-    /// on error, some of them.
-    async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
-        for message in messages {
-            self.put_message(message).await?;
-        }
-        Ok(())
-    }
-
     /// Stores a write-behind flush: the messages and purchases first, then the contacts,
     /// whose rows carry the fingerprints of the events applied (a crash in between must
     /// leave those events to be applied again, not skipped with their rows missing).
@@ -220,20 +212,33 @@ pub trait ContactStore: Send + Sync {
         }
         Ok(())
     }
+}
 
+/// The message log: messages by contact with their delivery status.
+#[async_trait]
+pub trait MessageLog: Send + Sync {
+    /// Upserts a message. The timeline is merged, never regressed: statuses already stored
+    /// stay (see [`Self::record_status`]).
+    async fn put_message(&self, message: &MessageRecord) -> Result<(), StoreError>;
+    /// Upserts many messages (a write-behind flush), as [`Self::put_message`] each; all or,
+    /// on error, some of them.
+    async fn put_messages(&self, messages: &[MessageRecord]) -> Result<(), StoreError> {
+        for message in messages {
+            self.put_message(message).await?;
+        }
+        Ok(())
+    }
     async fn message(
         &self,
         contact: &PhoneNumber,
         wamid: &str,
     ) -> Result<Option<MessageRecord>, StoreError>;
-
     /// The contact's most recent messages, newest first.
     async fn messages(
         &self,
         contact: &PhoneNumber,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError>;
-
     /// Records a delivery report. The earliest time reported for a status wins, so reports
     /// applied in any order and any number of times give the same timeline.
     async fn record_status(
@@ -244,15 +249,6 @@ pub trait ContactStore: Send + Sync {
         at: DateTime<Utc>,
         error_code: Option<i64>,
     ) -> Result<(), StoreError>;
-
-    /// Claims the right to send campaign `campaign_id` to `contact`, once. A repeated claim
-    /// returns the first claim's time (RFC 3339, milliseconds).
-    async fn claim_send(
-        &self,
-        campaign_id: &str,
-        contact: &PhoneNumber,
-    ) -> Result<Claim, StoreError>;
-
     /// Whether the inbound message `wamid`, sent at `at`, is stored for `contact`: a point
     /// read, for messages that may be late redeliveries.
     async fn inbound_stored(
@@ -261,27 +257,43 @@ pub trait ContactStore: Send + Sync {
         at: DateTime<Utc>,
         wamid: &str,
     ) -> Result<bool, StoreError>;
+}
 
-    /// Records what the send claimed as (`campaign_id`, `contact`) came to.
+/// Send claims and results: each outbound request (`request_id`, e.g. `reply:<wamid>`)
+/// is claimed once before it is sent, and what came of it is kept for replays.
+#[async_trait]
+pub trait SendLedger: Send + Sync {
+    /// Claims the right to send request `request_id` to `contact`, once. A repeated claim
+    /// returns the first claim's time (RFC 3339, milliseconds).
+    async fn claim_send(
+        &self,
+        request_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Claim, StoreError>;
+
+    /// Records what the send claimed as (`request_id`, `contact`) came to.
     async fn record_send_result(
         &self,
-        campaign_id: &str,
+        request_id: &str,
         contact: &PhoneNumber,
         result: &SendResult,
     ) -> Result<(), StoreError>;
 
-    /// What [`ContactStore::record_send_result`] recorded for this claim, if anything.
+    /// What [`Self::record_send_result`] recorded for this claim, if anything.
     async fn send_result(
         &self,
-        campaign_id: &str,
+        request_id: &str,
         contact: &PhoneNumber,
     ) -> Result<Option<SendResult>, StoreError>;
+}
 
+/// The catalog: segment and campaign definitions.
+#[async_trait]
+pub trait Catalog: Send + Sync {
     async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError>;
     async fn segment(&self, segment_id: &str) -> Result<Option<SegmentRecord>, StoreError>;
     async fn segments(&self) -> Result<Vec<SegmentRecord>, StoreError>;
     async fn delete_segment(&self, segment_id: &str) -> Result<(), StoreError>;
-
     async fn put_campaign(&self, campaign: &CampaignRecord) -> Result<(), StoreError>;
     async fn campaign(&self, campaign_id: &str) -> Result<Option<CampaignRecord>, StoreError>;
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError>;

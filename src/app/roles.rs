@@ -123,6 +123,7 @@ impl Assembly<'_> {
                     flush_max_delay: Duration::from_millis(config.engine.flush_max_delay_ms),
                     flush_max_dirty: config.engine.flush_max_dirty as usize,
                 },
+                changes: None,
             }),
         })
     }

@@ -305,3 +305,163 @@ pub async fn send_dead_letter(
     catalog::DLQ.counter(&[kind.into()]).increment(1);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use crate::storage::bus::{Bus, EmbeddedBus, EmbeddedBusConfig, Record, TopicSpec};
+
+    const TOPIC: &str = "t";
+    const GROUP: &str = "g";
+
+    /// Finishes every record at once except those at `held` offsets, which finish only at
+    /// the join.
+    struct HoldSome {
+        held_offsets: BTreeSet<u64>,
+        held: Vec<Token>,
+        submitted: usize,
+    }
+
+    #[async_trait]
+    impl Strategy for HoldSome {
+        async fn submit(&mut self, records: Vec<Message>) -> Result<Vec<Token>, EngineError> {
+            self.submitted += records.len();
+            let mut done = Vec::new();
+            for m in records {
+                let token = (m.topic_partition(), m.offset);
+                if self.held_offsets.contains(&m.offset) {
+                    self.held.push(token);
+                } else {
+                    done.push(token);
+                }
+            }
+            Ok(done)
+        }
+
+        async fn poll(&mut self) -> Result<Vec<Token>, EngineError> {
+            std::future::pending().await
+        }
+
+        async fn join(&mut self) -> Result<Vec<Token>, EngineError> {
+            Ok(std::mem::take(&mut self.held))
+        }
+    }
+
+    async fn committed(bus: &EmbeddedBus) -> Option<u64> {
+        bus.committed_offsets(GROUP, TOPIC).await.unwrap()[0]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_finished_prefix_is_committed_and_a_clean_stop_finishes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Arc::new(EmbeddedBus::open(EmbeddedBusConfig::new(dir.path())).unwrap());
+        bus.ensure_topics(&[TopicSpec {
+            name: TOPIC.into(),
+            partitions: 1,
+            replication_factor: 1,
+            compacted: false,
+        }])
+        .await
+        .unwrap();
+        let producer = bus.producer();
+        for i in 0..5u8 {
+            producer
+                .send(Record::new(TOPIC, vec![b'k'], vec![i]))
+                .await
+                .unwrap();
+        }
+        let consumer = bus.subscribe(GROUP, &[TOPIC.to_string()]).await.unwrap();
+        let skeleton = Skeleton {
+            role: "test",
+            group: GROUP.into(),
+            max_batch: 2,
+            max_in_flight: 100,
+            backpressure: Backpressure::StopReading,
+            commit_interval: Duration::from_millis(20),
+            in_flight_gauge: None,
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let run = tokio::spawn(async move {
+            let mut strategy = HoldSome {
+                held_offsets: BTreeSet::from([2]),
+                held: Vec::new(),
+                submitted: 0,
+            };
+            skeleton
+                .run(consumer, &mut strategy, shutdown)
+                .await
+                .map(|()| strategy.submitted)
+        });
+        // Records 0, 1, 3 and 4 are finished, 2 is not: the commit stops before it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while committed(&bus).await != Some(2) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "committed {:?}",
+                committed(&bus).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            committed(&bus).await,
+            Some(2),
+            "never past the unfinished record"
+        );
+        stop.send(true).unwrap();
+        assert_eq!(run.await.unwrap().unwrap(), 5);
+        assert_eq!(committed(&bus).await, Some(5), "the join finished it");
+    }
+
+    /// At its in-flight limit a StopReading role reads nothing more until records finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_role_stops_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Arc::new(EmbeddedBus::open(EmbeddedBusConfig::new(dir.path())).unwrap());
+        bus.ensure_topics(&[TopicSpec {
+            name: TOPIC.into(),
+            partitions: 1,
+            replication_factor: 1,
+            compacted: false,
+        }])
+        .await
+        .unwrap();
+        let producer = bus.producer();
+        for i in 0..6u8 {
+            producer
+                .send(Record::new(TOPIC, vec![b'k'], vec![i]))
+                .await
+                .unwrap();
+        }
+        let consumer = bus.subscribe(GROUP, &[TOPIC.to_string()]).await.unwrap();
+        let skeleton = Skeleton {
+            role: "test",
+            group: GROUP.into(),
+            max_batch: 1,
+            max_in_flight: 3,
+            backpressure: Backpressure::StopReading,
+            commit_interval: Duration::from_millis(20),
+            in_flight_gauge: None,
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let run = tokio::spawn(async move {
+            // Nothing finishes before the join.
+            let mut strategy = HoldSome {
+                held_offsets: (0..6).collect(),
+                held: Vec::new(),
+                submitted: 0,
+            };
+            skeleton
+                .run(consumer, &mut strategy, shutdown)
+                .await
+                .map(|()| strategy.submitted)
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.send(true).unwrap();
+        assert_eq!(run.await.unwrap().unwrap(), 3, "read up to the limit only");
+        assert_eq!(committed(&bus).await, Some(3));
+    }
+}

@@ -4,16 +4,23 @@
 //!
 //! Write-behind: applied changes stay in memory until a flush, which happens when the
 //! oldest unflushed change is `flush_max_delay` old, when `flush_max_dirty` contacts are
-//! dirty, or on request (revocation, shutdown). A flush produces the outputs (events,
-//! replies, OCR jobs) first, then writes contacts, messages and statuses, and only then
-//! reports the records' offsets as done: nothing is committed before its effects are
-//! stored, and a crash in between replays into the same ids and the contact's dedupe keys.
+//! dirty, or on request (revocation, shutdown); [`flush`] says what it writes in which
+//! order, and only then are the records' offsets reported done: nothing is committed
+//! before its effects are stored, and a crash in between replays into the same ids and
+//! the contact's dedupe keys.
+//!
+//! Parts: [`residents`] (the contacts held, LRU), [`dedupe`] (what is a redelivery),
+//! [`flush`] (the write order, and the [`ContactChanges`] seam); this file is the worker.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod dedupe;
+mod flush;
+mod residents;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::{stream, StreamExt, TryStreamExt};
 use ractor::factory::{FactoryMessage, Job, JobOptions, Worker, WorkerId};
 use ractor::{ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -24,17 +31,20 @@ use crate::domain::auto_reply::AutoReplies;
 use crate::domain::contact::Contact;
 use crate::domain::contact_fields::{without_ledger, ContactField, ContactFields};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::purchase::Purchase;
-use crate::domain::recent::{fingerprint, RECENT_CAPACITY};
+use crate::domain::recent::RECENT_CAPACITY;
 use crate::domain::tier::TierPolicy;
 use crate::storage::bus::{Leases, Producer, Record, TopicPartition};
-use crate::storage::store::{ContactStore, ContactWrite, MessageRecord};
+use crate::storage::store::{ContactStore, ContactWrite};
 use crate::topics::inbound::{EventPayload, InboundEvent, InboundMessage};
 
-use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome, StatusUpdate};
+use dedupe::{no_newer_than_latest, redelivered, Forgotten};
+pub use flush::ContactChanges;
+use flush::Pending;
+use residents::{Resident, Residents};
+
+use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome};
 use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
 use super::error::EngineError;
-use super::outputs::send_outputs;
 use crate::domain::clock::malaysia_today;
 use crate::metrics::catalog;
 use crate::retry::with_retries;
@@ -132,6 +142,8 @@ pub struct ShardDeps {
     pub replies: AutoReplies,
     pub tiers: TierPolicy,
     pub limits: ShardLimits,
+    /// Who follows the changed contacts of each flush (none yet: the segment index will).
+    pub changes: Option<Arc<dyn ContactChanges>>,
 }
 
 pub struct ShardArgs {
@@ -195,53 +207,12 @@ impl Drop for Ticker {
     }
 }
 
-struct Resident {
-    contact: Contact,
-    /// The contact as last stored (loaded or flushed), without its purchase ledger; `None`
-    /// while it may have no row. A flush writes only the fields that differ from it.
-    stored: Option<Contact>,
-    partition: TopicPartition,
-    /// Position in `by_recency`.
-    recency: u64,
-    last_used: Instant,
-    /// Events applied since the contact was last stored. Kept within the dedupe window
-    /// (a flush comes first), so the window holds every event whose rows are not stored
-    /// yet: a redelivery of one is known without a look-up, and a stored contact holds
-    /// the keys of every event its flush wrote rows for.
-    unflushed_events: usize,
-}
-
-#[derive(Default)]
-struct Pending {
-    records: Vec<Record>,
-    messages: Vec<MessageRecord>,
-    /// Rows that a replay may look up (see [`ShardState::redelivered`]): of messages no
-    /// newer than their contact's latest, and of duplicates. Written only once the
-    /// contacts' rows are (a write of their own), so a row found means its message's
-    /// effects are stored.
-    messages_after_contacts: Vec<MessageRecord>,
-    statuses: Vec<StatusUpdate>,
-    purchases: Vec<(PhoneNumber, Purchase)>,
-    tokens: Vec<Token>,
-}
-
-/// Whether `message` is no newer than the latest message `contact` has had: a message a
-/// replay may have to look up, as its window may no longer hold it.
-fn no_newer_than_latest(contact: &Contact, message: &InboundMessage) -> bool {
-    contact
-        .interactions
-        .last_interaction
-        .is_some_and(|latest| message.timestamp <= latest)
-}
-
 pub struct ShardState {
     index: usize,
     deps: Arc<ShardDeps>,
     leases: Arc<Leases>,
     done: mpsc::UnboundedSender<Vec<Token>>,
-    residents: HashMap<PhoneNumber, Resident>,
-    by_recency: BTreeMap<u64, PhoneNumber>,
-    next_recency: u64,
+    residents: Residents,
     dirty: HashSet<PhoneNumber>,
     dirty_since: Option<Instant>,
     pending: Pending,
@@ -283,9 +254,7 @@ impl Worker for Shard {
             deps: args.deps,
             leases: args.leases,
             done: args.done,
-            residents: HashMap::new(),
-            by_recency: BTreeMap::new(),
-            next_recency: 0,
+            residents: Residents::new(),
             dirty: HashSet::new(),
             dirty_since: None,
             pending: Pending::default(),
@@ -356,7 +325,7 @@ impl ShardState {
         let mut missing: Vec<PhoneNumber> = batch
             .iter()
             .map(|w| w.contact.clone())
-            .filter(|c| !self.residents.contains_key(c))
+            .filter(|c| !self.residents.contains(c))
             .collect();
         missing.sort();
         missing.dedup();
@@ -391,15 +360,12 @@ impl ShardState {
                     .unwrap_or_else(Utc::now);
                 Contact::new(phone.clone(), first_seen)
             });
-            self.insert_resident(phone, contact, snapshot, partition, now);
+            self.residents
+                .insert(phone, Resident::new(contact, snapshot, partition, now));
         }
 
-        let redelivered = self.redelivered(&batch).await?;
-        // Applying the batch pushes old events out of full windows, and one of them may be
-        // repeated later in the batch: `redelivered` did not look it up (the window held
-        // it then). The fingerprints each contact's window lets go of during the batch are
-        // kept for it.
-        let mut forgotten: HashMap<PhoneNumber, HashSet<i64>> = HashMap::new();
+        let redelivered = redelivered(&self.deps.store, &self.residents, &batch).await?;
+        let mut forgotten = Forgotten::default();
         let deps = self.deps.clone();
         let ctx = ApplyContext {
             replies: &deps.replies,
@@ -428,11 +394,7 @@ impl ShardState {
                 .expect("activated above, and its partition's lease holds");
             resident.last_used = now;
             let is_new = new_contacts.remove(&work.contact);
-            // Only a contact whose window has let go of something this batch pays for the
-            // extra fingerprint.
-            let repeated_in_batch = forgotten
-                .get(&work.contact)
-                .is_some_and(|gone| gone.contains(&fingerprint(&work.event.dedupe_key())));
+            let repeated_in_batch = forgotten.repeated(&work.contact, &work.event.dedupe_key());
             let next_forgotten = resident.contact.applied_events.next_to_forget();
             let found_stored = redelivered.contains(&position);
             // What `redelivered` would ask of a replay of this message.
@@ -473,10 +435,7 @@ impl ShardState {
                     resident.unflushed_events += 1;
                     // Applying recorded one new key, pushing out the oldest of a full window.
                     if let Some(print) = next_forgotten {
-                        forgotten
-                            .entry(work.contact.clone())
-                            .or_default()
-                            .insert(print);
+                        forgotten.forgot(&work.contact, print);
                     }
                     if late {
                         self.pending
@@ -488,57 +447,10 @@ impl ShardState {
                     self.stage(&work.contact, effects)?;
                 }
             }
-            self.touch(&work.contact);
+            self.residents.touch(&work.contact);
             self.pending.tokens.push(work.token);
         }
         Ok(())
-    }
-
-    /// The positions in the batch of its messages that were applied long ago. A contact's
-    /// dedupe window holds its latest events only; a message it no longer holds that is no
-    /// newer than the latest message seen may be a late redelivery, and its stored row
-    /// (written after the contact's row when it was applied, see [`Pending`]) says whether
-    /// it is. Only such messages cost a look-up, a point read: a message newer than the
-    /// latest one costs none (WhatsApp times are whole seconds, so a burst within one
-    /// second does).
-    async fn redelivered(&self, batch: &[Work]) -> Result<HashSet<usize>, EngineError> {
-        let suspects: Vec<(usize, PhoneNumber, DateTime<Utc>, String)> = batch
-            .iter()
-            .enumerate()
-            .filter_map(|(position, work)| {
-                let message = work.event.message()?;
-                let contact = &self.residents.get(&work.contact)?.contact;
-                let suspect = no_newer_than_latest(contact, message)
-                    && !contact.applied_events.contains(&work.event.dedupe_key());
-                suspect.then(|| {
-                    (
-                        position,
-                        work.contact.clone(),
-                        message.timestamp,
-                        message.wamid.clone(),
-                    )
-                })
-            })
-            .collect();
-        if suspects.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let store = self.deps.store.clone();
-        let found: Vec<Option<usize>> = stream::iter(suspects)
-            .map(|(position, contact, at, wamid)| {
-                let store = store.clone();
-                async move {
-                    let stored = with_retries("inbound_stored", || {
-                        store.inbound_stored(&contact, at, &wamid)
-                    })
-                    .await?;
-                    Ok::<_, EngineError>(stored.then_some(position))
-                }
-            })
-            .buffer_unordered(STORE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
     }
 
     fn stage(&mut self, contact: &PhoneNumber, effects: Effects) -> Result<(), EngineError> {
@@ -587,27 +499,8 @@ impl ShardState {
         }
         let started = Instant::now();
         let deps = self.deps.clone();
-        let records = std::mem::take(&mut self.pending.records);
-        if !records.is_empty() {
-            let producer = deps.producer.clone();
-            send_outputs(&*producer, records, &deps.topics.dead_letter).await?;
-        }
-        let statuses = std::mem::take(&mut self.pending.statuses);
-        stream::iter(statuses)
-            .map(|s| {
-                let store = deps.store.clone();
-                async move {
-                    with_retries("record_status", || {
-                        store.record_status(&s.contact, &s.wamid, s.status, s.at, s.error_code)
-                    })
-                    .await
-                }
-            })
-            .buffer_unordered(STORE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        // Contacts last: their rows hold the fingerprints of the events applied, so a crash
-        // before this write leaves those events to be applied again with all their rows.
+        // Which fields of each dirty contact changed: its row is written in the flush's
+        // third step (see `flush`).
         let mut changes = Vec::with_capacity(self.dirty.len());
         for phone in &self.dirty {
             let Some(resident) = self.residents.get_mut(phone) else {
@@ -621,7 +514,7 @@ impl ShardState {
                         continue;
                     }
                     // Written as of updated_at: later than the stored version, or the
-                    // store keeps that one (see ContactStore::write_behind).
+                    // store keeps that one (see Contacts::write_behind).
                     if resident.contact.supersede(stored) {
                         changed.insert(ContactField::UpdatedAt);
                     }
@@ -641,22 +534,9 @@ impl ShardState {
             })
             .collect();
         let written = contacts.len();
-        let messages = std::mem::take(&mut self.pending.messages);
-        let after_contacts = std::mem::take(&mut self.pending.messages_after_contacts);
-        let purchases = std::mem::take(&mut self.pending.purchases);
-        if !contacts.is_empty() || !messages.is_empty() || !purchases.is_empty() {
-            with_retries("write_behind", || {
-                deps.store.write_behind(&contacts, &messages, &purchases)
-            })
-            .await?;
-        }
+        let rows = std::mem::take(&mut self.pending);
+        let tokens = flush::write(&deps, rows, &contacts).await?;
         drop(contacts);
-        if !after_contacts.is_empty() {
-            with_retries("write_behind", || {
-                deps.store.write_behind(&[], &after_contacts, &[])
-            })
-            .await?;
-        }
         for phone in self.dirty.drain() {
             if let Some(resident) = self.residents.get_mut(&phone) {
                 resident.stored = Some(without_ledger(&resident.contact));
@@ -664,7 +544,6 @@ impl ShardState {
             }
         }
         self.dirty_since = None;
-        let tokens = std::mem::take(&mut self.pending.tokens);
         catalog::SHARD_FLUSH_SECONDS
             .histogram(&[])
             .record(started.elapsed().as_secs_f64());
@@ -676,69 +555,22 @@ impl ShardState {
         Ok(())
     }
 
-    fn insert_resident(
-        &mut self,
-        phone: PhoneNumber,
-        contact: Contact,
-        stored: Option<Contact>,
-        partition: TopicPartition,
-        now: Instant,
-    ) {
-        let recency = self.next_recency;
-        self.next_recency += 1;
-        self.by_recency.insert(recency, phone.clone());
-        self.residents.insert(
-            phone,
-            Resident {
-                contact,
-                stored,
-                partition,
-                recency,
-                last_used: now,
-                unflushed_events: 0,
-            },
-        );
-    }
-
-    fn touch(&mut self, phone: &PhoneNumber) {
-        if let Some(resident) = self.residents.get_mut(phone) {
-            self.by_recency.remove(&resident.recency);
-            resident.recency = self.next_recency;
-            self.next_recency += 1;
-            self.by_recency.insert(resident.recency, phone.clone());
-        }
-    }
-
-    fn remove_resident(&mut self, phone: &PhoneNumber) {
-        if let Some(resident) = self.residents.remove(phone) {
-            self.by_recency.remove(&resident.recency);
-        }
-    }
-
     /// Drops idle contacts and, over the memory budget, the least recently used ones. Only
     /// clean contacts are dropped; dirty ones are flushed first when over budget.
     async fn evict(&mut self) -> Result<(), EngineError> {
         let limits = self.deps.limits.clone();
-        let over = self.residents.len().saturating_sub(limits.max_resident);
-        if over > 0 && !self.dirty.is_empty() {
+        if self.residents.len() > limits.max_resident && !self.dirty.is_empty() {
             self.flush().await?;
         }
-        let mut evicted = 0u64;
-        let mut to_drop = Vec::new();
-        for phone in self.by_recency.values() {
-            let resident = &self.residents[phone];
-            let idle = resident.last_used.elapsed() >= limits.idle_timeout;
-            if to_drop.len() >= over && !idle {
-                // Oldest first: nothing younger is idle either.
-                break;
-            }
-            if !self.dirty.contains(phone) {
-                to_drop.push(phone.clone());
-            }
-        }
+        let to_drop = self.residents.evictable(
+            limits.max_resident,
+            limits.idle_timeout,
+            Instant::now(),
+            |phone| self.dirty.contains(phone),
+        );
+        let evicted = to_drop.len() as u64;
         for phone in to_drop {
-            self.remove_resident(&phone);
-            evicted += 1;
+            self.residents.remove(&phone);
         }
         if evicted > 0 {
             catalog::SHARD_EVICTED.counter(&[]).increment(evicted);
@@ -752,45 +584,28 @@ impl ShardState {
     /// already staged still go (they are at least once anyway: consumers dedupe).
     fn abandon(&mut self, ended: &HashSet<TopicPartition>) {
         let gone: HashSet<PhoneNumber> = self
-            .residents_in(|tp| ended.contains(tp))
+            .residents
+            .in_partitions(|tp| ended.contains(tp))
             .into_iter()
             .collect();
         for phone in &gone {
             self.dirty.remove(phone);
-            self.remove_resident(phone);
+            self.residents.remove(phone);
         }
         if self.dirty.is_empty() {
             self.dirty_since = None;
         }
-        let pending = &mut self.pending;
-        pending.messages.retain(|m| !gone.contains(&m.contact));
-        pending
-            .messages_after_contacts
-            .retain(|m| !gone.contains(&m.contact));
-        pending.statuses.retain(|s| !gone.contains(&s.contact));
-        pending
-            .purchases
-            .retain(|(contact, _)| !gone.contains(contact));
-        pending.tokens.retain(|(tp, _)| !ended.contains(tp));
+        self.pending.abandon(&gone, ended);
         catalog::SHARD_ABANDONED_CONTACTS
             .counter(&[])
             .increment(gone.len() as u64);
     }
 
     fn release(&mut self, partitions: &[TopicPartition]) {
-        for phone in self.residents_in(|tp| partitions.contains(tp)) {
-            self.remove_resident(&phone);
+        for phone in self.residents.in_partitions(|tp| partitions.contains(tp)) {
+            self.residents.remove(&phone);
         }
         self.publish_gauges(false);
-    }
-
-    /// The contacts held for the partitions `of` selects.
-    fn residents_in(&self, of: impl Fn(&TopicPartition) -> bool) -> Vec<PhoneNumber> {
-        self.residents
-            .iter()
-            .filter(|(_, resident)| of(&resident.partition))
-            .map(|(phone, _)| phone.clone())
-            .collect()
     }
 
     fn publish_gauges(&self, stopped: bool) {

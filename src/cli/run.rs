@@ -45,6 +45,7 @@ async fn serve(settings: &Settings) -> ExitCode {
     );
     println!("sembang: webhook    {base}/webhook/whatsapp");
     println!("sembang: admin API  {base}/api/  (contacts: {base}/api/contacts/<phone>/, sandbox: {base}/api/sandbox/messages/)");
+    println!("sembang: OpenAPI    {base}/api/openapi.json");
     println!("sembang: metrics    {base}/metrics");
     println!("sembang: press Ctrl-C to stop");
     wait_for_signal().await;

@@ -129,15 +129,7 @@ pub fn check(bytes: &[u8], limits: &MediaLimits) -> Result<CheckedMedia, MediaEr
 mod tests {
     use super::*;
 
-    fn png(width: u32, height: u32) -> Vec<u8> {
-        let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        bytes.extend_from_slice(&13u32.to_be_bytes());
-        bytes.extend_from_slice(b"IHDR");
-        bytes.extend_from_slice(&width.to_be_bytes());
-        bytes.extend_from_slice(&height.to_be_bytes());
-        bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-        bytes
-    }
+    use super::sniff::png_header as png;
 
     #[test]
     fn checks_size_format_and_pixels_and_hashes() {

@@ -7,11 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{
-    ObjectStore as _, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, RetryConfig,
-};
+use object_store::RetryConfig;
 
-use super::store::valid_key;
+use super::store::{get_bytes, put_once, valid_key};
 use super::{MediaError, ObjectStore};
 
 /// How to reach the bucket.
@@ -79,33 +77,11 @@ impl S3Store {
 impl ObjectStore for S3Store {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<String, MediaError> {
         let path = self.path(key)?;
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&path, PutPayload::from(bytes.to_vec()), options)
-            .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {
-                Ok(format!("s3://{}/{path}", self.bucket))
-            }
-            Err(e) => Err(MediaError::Store(e.to_string())),
-        }
+        put_once(&self.store, &path, bytes).await?;
+        Ok(format!("s3://{}/{path}", self.bucket))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, MediaError> {
-        let path = self.path(key)?;
-        let found = match self.store.get(&path).await {
-            Ok(found) => found,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(MediaError::Store(e.to_string())),
-        };
-        let bytes = found
-            .bytes()
-            .await
-            .map_err(|e| MediaError::Store(e.to_string()))?;
-        Ok(Some(bytes.to_vec()))
+        get_bytes(&self.store, &self.path(key)?).await
     }
 }

@@ -83,21 +83,23 @@ pub fn check_pixels(width: u64, height: u64, max_pixels: u64) -> Result<(), Medi
     Ok(())
 }
 
+/// The first bytes of a PNG (signature + IHDR) claiming `width` x `height` pixels: what the
+/// format and pixel-count checks read, never decoded. For tests and tools that need a
+/// picture's header without its pixels (decompression bombs included).
+pub fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    bytes.extend_from_slice(&13u32.to_be_bytes());
+    bytes.extend_from_slice(b"IHDR");
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&[8, 2, 0, 0, 0]);
+    bytes.extend_from_slice(&[0, 0, 0, 0]); // CRC (not checked by header readers)
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A PNG header (signature + IHDR) claiming `width` x `height`.
-    pub fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        bytes.extend_from_slice(&13u32.to_be_bytes());
-        bytes.extend_from_slice(b"IHDR");
-        bytes.extend_from_slice(&width.to_be_bytes());
-        bytes.extend_from_slice(&height.to_be_bytes());
-        bytes.extend_from_slice(&[8, 2, 0, 0, 0]);
-        bytes.extend_from_slice(&[0, 0, 0, 0]); // CRC (not checked by header readers)
-        bytes
-    }
 
     #[test]
     fn formats_come_from_magic_bytes() {

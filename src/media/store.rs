@@ -2,9 +2,12 @@
 //! the same photo sent twice is stored once and a receipt image has a stable reference.
 //! A local directory by default; S3 or an S3-compatible store in production (`s3.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 
 use super::MediaError;
 
@@ -26,57 +29,83 @@ pub(super) fn valid_key(key: &str) -> bool {
         && !key.contains("..")
 }
 
-/// Objects as files under a directory, fanned out by the first two hex digits.
+/// Objects as files under a directory, fanned out by the first two hex digits, through
+/// `object_store`'s local file system (staged writes, create-only puts), as S3 is.
 pub struct LocalDirStore {
+    fs: LocalFileSystem,
     root: PathBuf,
 }
 
 impl LocalDirStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalDirStore { root: root.into() }
+        let root = root.into();
+        // Object paths are absolute; a relative root is the process's working directory's.
+        let root = std::path::absolute(&root).unwrap_or(root);
+        LocalDirStore {
+            fs: LocalFileSystem::new(),
+            root,
+        }
     }
 
-    fn path(&self, key: &str) -> Result<PathBuf, MediaError> {
+    fn path(&self, key: &str) -> Result<(PathBuf, ObjectPath), MediaError> {
         if !valid_key(key) {
             return Err(MediaError::Store(format!("invalid object key {key:?}")));
         }
-        Ok(self.root.join(&key[..2]).join(key))
+        let file = self.root.join(&key[..2]).join(key);
+        let path = ObjectPath::from_absolute_path(&file)
+            .map_err(|e| MediaError::Store(format!("{}: {e}", file.display())))?;
+        Ok((file, path))
     }
 }
 
 #[async_trait]
 impl ObjectStore for LocalDirStore {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<String, MediaError> {
-        let path = self.path(key)?;
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return Ok(reference(&path));
-        }
-        let dir = path.parent().expect("object paths have a parent");
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| MediaError::Store(format!("{}: {e}", dir.display())))?;
-        // Write then rename: a crash never leaves a half-written object under its key.
-        let partial = dir.join(format!(".{key}.{}.partial", uuid::Uuid::new_v4()));
-        tokio::fs::write(&partial, bytes)
-            .await
-            .map_err(|e| MediaError::Store(format!("{}: {e}", partial.display())))?;
-        tokio::fs::rename(&partial, &path)
-            .await
-            .map_err(|e| MediaError::Store(format!("{}: {e}", path.display())))?;
-        Ok(reference(&path))
+        let (file, path) = self.path(key)?;
+        put_once(&self.fs, &path, bytes).await?;
+        Ok(format!("file://{}", file.display()))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, MediaError> {
-        match tokio::fs::read(self.path(key)?).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(MediaError::Store(e.to_string())),
-        }
+        get_bytes(&self.fs, &self.path(key)?.1).await
     }
 }
 
-fn reference(path: &Path) -> String {
-    format!("file://{}", path.display())
+/// Stores `bytes` at `path` unless an object is there already (a create-only put: the
+/// first copy stays, and a crash never leaves a half-written object under its key).
+pub(super) async fn put_once(
+    store: &dyn object_store::ObjectStore,
+    path: &ObjectPath,
+    bytes: &[u8],
+) -> Result<(), MediaError> {
+    let options = PutOptions {
+        mode: PutMode::Create,
+        ..PutOptions::default()
+    };
+    match store
+        .put_opts(path, PutPayload::from(bytes.to_vec()), options)
+        .await
+    {
+        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(MediaError::Store(e.to_string())),
+    }
+}
+
+/// The object at `path`, `None` when there is none.
+pub(super) async fn get_bytes(
+    store: &dyn object_store::ObjectStore,
+    path: &ObjectPath,
+) -> Result<Option<Vec<u8>>, MediaError> {
+    let found = match store.get(path).await {
+        Ok(found) => found,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(MediaError::Store(e.to_string())),
+    };
+    let bytes = found
+        .bytes()
+        .await
+        .map_err(|e| MediaError::Store(e.to_string()))?;
+    Ok(Some(bytes.to_vec()))
 }
 
 #[cfg(test)]

@@ -37,12 +37,7 @@ pub fn service(var: &str) -> Option<String> {
 /// The first bytes of a PNG whose header says `width` x `height` pixels, then `padding`
 /// zero bytes: enough for the format and pixel-count checks, which never decode it.
 pub fn png_header(width: u32, height: u32, padding: usize) -> Vec<u8> {
-    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    bytes.extend_from_slice(&13u32.to_be_bytes());
-    bytes.extend_from_slice(b"IHDR");
-    bytes.extend_from_slice(&width.to_be_bytes());
-    bytes.extend_from_slice(&height.to_be_bytes());
-    bytes.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let mut bytes = sembang::media::sniff::png_header(width, height);
     bytes.extend(std::iter::repeat_n(0u8, padding));
     bytes
 }

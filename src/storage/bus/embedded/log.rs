@@ -27,32 +27,10 @@ pub(crate) const MAX_FRAME: usize = 64 << 20;
 /// A sparse index entry every this many records, to seek to a committed offset.
 const INDEX_INTERVAL: u64 = 256;
 
-/// CRC-32 (IEEE 802.3, the zlib/PNG polynomial), table driven.
+/// CRC-32 (IEEE 802.3, the zlib/PNG polynomial): the same checksum the hand-written table
+/// computed, so logs written before still open.
 pub(crate) fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
-    let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32fast::hash(data)
 }
 
 pub(crate) fn log_error(path: &Path, detail: impl std::fmt::Display) -> BusError {

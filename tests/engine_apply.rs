@@ -497,7 +497,7 @@ mod ocr {
         assert_eq!(w.contact.spending().purchase_count, 0, "not counted");
         assert!(reply_body(&effects).unwrap().contains("check it"));
         let rejected = OcrOutcome::Rejected {
-            read_as: "ic".into(),
+            read_as: sembang::topics::ocr::OcrKind::Ic,
             reason: "the IC number has an impossible date of birth".into(),
         };
         let effects = apply(&mut w, &result("wamid.bad", rejected));

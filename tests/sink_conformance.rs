@@ -18,11 +18,13 @@ use sembang::domain::tier::Tier;
 use sembang::storage::migrate::{migrate, MigrateError};
 use sembang::storage::sink::batcher::FlushReason;
 use sembang::storage::sink::{
-    AnalyticsEvent, Batcher, BatcherConfig, CampaignSendEvent, ClickHouseConfig, ClickHouseSink,
-    ContactSnapshotEvent, DemographicRow, EventReader, EventSink, EventTable, FileSink, FunnelRow,
-    InboundMessageEvent, MessageStatusEvent, OcrResultEvent, OutboundMessageEvent, PurchaseEvent,
-    RevenueRow, SendOutcome, SinkError, CLICKHOUSE_MIGRATIONS,
+    AnalyticsEvent, AnalyticsReader, Batcher, BatcherConfig, CampaignSendEvent, ClickHouseConfig,
+    ClickHouseSink, ContactSnapshotEvent, DemographicRow, EventReader, EventSink, EventTable,
+    FileSink, FunnelRow, InboundMessageEvent, MessageStatusEvent, OcrResultEvent,
+    OutboundMessageEvent, PurchaseEvent, RevenueRow, SendOutcome, SinkError, CLICKHOUSE_MIGRATIONS,
 };
+use sembang::topics::events::OcrStatus;
+use sembang::topics::ocr::OcrKind;
 use sembang::topics::outbound::Origin;
 use uuid::Uuid;
 
@@ -252,8 +254,8 @@ fn full_rows() -> Vec<AnalyticsEvent> {
             occurred_at: at("2024-03-01T00:00:03Z"),
             contact_phone: phone(1),
             media_id: "media-5".into(),
-            kind: "ic".into(),
-            status: "parsed".into(),
+            kind: OcrKind::Ic,
+            status: OcrStatus::Parsed,
             confidence: 87.75,
             duration_ms: 1234,
             fields_json:
@@ -356,8 +358,8 @@ fn sparse_rows() -> Vec<AnalyticsEvent> {
             occurred_at: t,
             contact_phone: phone(2),
             media_id: "media-15".into(),
-            kind: "unknown".into(),
-            status: "failed".into(),
+            kind: OcrKind::Unknown,
+            status: OcrStatus::Failed,
             confidence: 0.0,
             duration_ms: 0,
             fields_json: "{}".into(),
@@ -631,7 +633,7 @@ async fn replays_leave_one_event_per_id<S: EventSink + EventReader>(
     batch
 }
 
-async fn assert_views<S: EventReader>(sink: &S, when: &str) {
+async fn assert_views<S: AnalyticsReader>(sink: &S, when: &str) {
     let (from, to) = (date(2024, 1, 1), date(2024, 12, 31));
     assert_eq!(
         sink.campaign_funnel(from, to).await.unwrap(),
@@ -669,7 +671,7 @@ async fn assert_views<S: EventReader>(sink: &S, when: &str) {
 }
 
 /// The analyst views match hand-computed answers, before and after replays.
-async fn views_are_exact_under_replay<S: EventSink + EventReader>(sink: &S) {
+async fn views_are_exact_under_replay<S: EventSink + EventReader + AnalyticsReader>(sink: &S) {
     let batch = view_fixture();
     let (first, second) = batch.split_at(batch.len() / 2);
     guarded("write", sink.write(first)).await.unwrap();

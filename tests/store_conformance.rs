@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio::runtime::Runtime;
 use tokio::sync::OnceCell;
 
+use sembang::domain::campaign::CampaignStatus;
 use sembang::domain::contact::{
     ConsentChange, Contact, InteractionStats, ProtectedIc, WhatsappStatus,
 };
@@ -1149,7 +1150,7 @@ async fn campaigns_crud(store: Arc<dyn ContactStore>) {
     let a = CampaignRecord {
         campaign_id: id("camp_a"),
         name: "Hari Raya".into(),
-        status: "draft".into(),
+        status: CampaignStatus::Draft,
         definition_json: r#"{"segments":["gold"],"template":"raya_promo"}"#.into(),
         created_at: at(0, 10),
         updated_at: at(0, 10),
@@ -1157,7 +1158,7 @@ async fn campaigns_crud(store: Arc<dyn ContactStore>) {
     let b = CampaignRecord {
         campaign_id: id("camp_b"),
         name: "Merdeka".into(),
-        status: "scheduled".into(),
+        status: CampaignStatus::Scheduled,
         definition_json: "{}".into(),
         created_at: at(5, 0),
         updated_at: at(6, 0),
@@ -1169,7 +1170,7 @@ async fn campaigns_crud(store: Arc<dyn ContactStore>) {
         Some(a.clone())
     );
     let mut launched = a.clone();
-    launched.status = "running".into();
+    launched.status = CampaignStatus::Running;
     launched.updated_at = at(50, 0);
     store.put_campaign(&launched).await.unwrap();
     assert_eq!(

@@ -53,7 +53,7 @@ pub fn run(path: &str, reference: NaiveDate, as_json: bool) -> ExitCode {
         Reading::Rejected { reason, .. } => json!({ "rejected": reason }),
     };
     let mut report = json!({
-        "kind": output.reading.kind(),
+        "kind": output.reading.kind().as_str(),
         "accepted": !matches!(output.reading, Reading::Rejected { .. }),
         "confidence": output.recognized.confidence,
         "text": output.recognized.text,

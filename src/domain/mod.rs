@@ -3,6 +3,7 @@
 //! place that reads the clock, for callers to pass on).
 
 pub mod auto_reply;
+pub mod campaign;
 pub mod clock;
 pub mod contact;
 pub mod contact_fields;

@@ -12,7 +12,9 @@ use crate::storage::sink::{AnalyticsEvent, PurchaseEvent};
 
 use super::apply::{business_number, snapshot, ApplyContext, Effects, Outcome};
 use crate::topics::event_id;
-use crate::topics::ocr::{IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, ReceiptReading};
+use crate::topics::ocr::{
+    IcLinkOutcome, MyKadReading, OcrKind, OcrOutcome, OcrResult, ReceiptReading,
+};
 use crate::topics::outbound::{Origin, OutboundRequest};
 
 /// What a contact's dedupe window records an OCR result by.
@@ -31,10 +33,10 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
         OcrOutcome::MyKad(reading) => register(contact, reading, &key, ctx, &mut effects),
         OcrOutcome::Receipt(reading) => purchase(contact, result, reading, &key, ctx, &mut effects),
         OcrOutcome::Rejected { read_as, reason } => {
-            let what = match read_as.as_str() {
-                "ic" => "your MyKad",
-                "receipt" => "your receipt",
-                _ => "a MyKad or a receipt in this photo",
+            let what = match read_as {
+                OcrKind::Ic => "your MyKad",
+                OcrKind::Receipt => "your receipt",
+                OcrKind::Unknown => "a MyKad or a receipt in this photo",
             };
             format!(
                 "Sorry, we could not read {what} ({reason}). Please send a clearer photo: flat, in good light, the whole card or receipt in view.\nMaaf, gambar kurang jelas. Sila hantar gambar yang lebih jelas."

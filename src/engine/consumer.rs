@@ -350,12 +350,14 @@ mod tests {
         }
     }
 
-    async fn committed(bus: &EmbeddedBus) -> Option<u64> {
-        bus.committed_offsets(GROUP, TOPIC).await.unwrap()[0]
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn only_the_finished_prefix_is_committed_and_a_clean_stop_finishes_the_rest() {
+    /// An embedded bus whose one-partition topic holds `count` records, and a consumer of it.
+    async fn with_records(
+        count: u8,
+    ) -> (
+        tempfile::TempDir,
+        Arc<EmbeddedBus>,
+        Box<dyn crate::storage::bus::Consumer>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let bus = Arc::new(EmbeddedBus::open(EmbeddedBusConfig::new(dir.path())).unwrap());
         bus.ensure_topics(&[TopicSpec {
@@ -367,13 +369,23 @@ mod tests {
         .await
         .unwrap();
         let producer = bus.producer();
-        for i in 0..5u8 {
+        for i in 0..count {
             producer
                 .send(Record::new(TOPIC, vec![b'k'], vec![i]))
                 .await
                 .unwrap();
         }
         let consumer = bus.subscribe(GROUP, &[TOPIC.to_string()]).await.unwrap();
+        (dir, bus, consumer)
+    }
+
+    async fn committed(bus: &EmbeddedBus) -> Option<u64> {
+        bus.committed_offsets(GROUP, TOPIC).await.unwrap()[0]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_finished_prefix_is_committed_and_a_clean_stop_finishes_the_rest() {
+        let (_dir, bus, consumer) = with_records(5).await;
         let skeleton = Skeleton {
             role: "test",
             group: GROUP.into(),
@@ -419,24 +431,7 @@ mod tests {
     /// At its in-flight limit a StopReading role reads nothing more until records finish.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_role_stops_reading() {
-        let dir = tempfile::tempdir().unwrap();
-        let bus = Arc::new(EmbeddedBus::open(EmbeddedBusConfig::new(dir.path())).unwrap());
-        bus.ensure_topics(&[TopicSpec {
-            name: TOPIC.into(),
-            partitions: 1,
-            replication_factor: 1,
-            compacted: false,
-        }])
-        .await
-        .unwrap();
-        let producer = bus.producer();
-        for i in 0..6u8 {
-            producer
-                .send(Record::new(TOPIC, vec![b'k'], vec![i]))
-                .await
-                .unwrap();
-        }
-        let consumer = bus.subscribe(GROUP, &[TOPIC.to_string()]).await.unwrap();
+        let (_dir, bus, consumer) = with_records(6).await;
         let skeleton = Skeleton {
             role: "test",
             group: GROUP.into(),

@@ -30,6 +30,7 @@ use crate::pii::IcVault;
 use crate::storage::bus::{Bus, Message, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, OcrResultEvent};
 use crate::storage::store::{Claim, ContactStore, IcLink};
+use crate::topics::events::OcrStatus;
 
 use super::consumer::{send_dead_letter, Backpressure, Skeleton, Strategy, Token};
 use super::error::EngineError;
@@ -39,7 +40,8 @@ use crate::retry::with_retries;
 use crate::retry::RetryPolicy;
 use crate::topics::event_id;
 use crate::topics::ocr::{
-    IcLinkOutcome, MyKadReading, OcrJob, OcrOutcome, OcrResult, ReceiptReading, STORED_MEDIA_PREFIX,
+    IcLinkOutcome, MyKadReading, OcrJob, OcrKind, OcrOutcome, OcrResult, ReceiptReading,
+    STORED_MEDIA_PREFIX,
 };
 
 /// Where photos come from.
@@ -171,7 +173,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
     let (outcome, confidence, sha256, fields, error) = match bytes {
         Err(error) => (
             OcrOutcome::Rejected {
-                read_as: "unknown".into(),
+                read_as: OcrKind::Unknown,
                 reason: unfetched_reason(&error),
             },
             0.0,
@@ -182,17 +184,17 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
         Ok(bytes) => read(config, &job, bytes).await?,
     };
     let status = match &outcome {
-        OcrOutcome::Rejected { .. } if error.is_some() => "failed",
-        OcrOutcome::Rejected { .. } => "rejected",
-        _ => "parsed",
+        OcrOutcome::Rejected { .. } if error.is_some() => OcrStatus::Failed,
+        OcrOutcome::Rejected { .. } => OcrStatus::Rejected,
+        _ => OcrStatus::Parsed,
     };
     let kind = match &outcome {
-        OcrOutcome::MyKad(_) => "ic".to_string(),
-        OcrOutcome::Receipt(_) => "receipt".to_string(),
-        OcrOutcome::Rejected { read_as, .. } => read_as.clone(),
+        OcrOutcome::MyKad(_) => OcrKind::Ic,
+        OcrOutcome::Receipt(_) => OcrKind::Receipt,
+        OcrOutcome::Rejected { read_as, .. } => *read_as,
     };
     catalog::OCR_OUTCOMES
-        .counter(&[kind.clone().into(), status.into()])
+        .counter(&[kind.as_str().into(), status.as_str().into()])
         .increment(1);
     let result = OcrResult {
         job_id: job.job_id.clone(),
@@ -209,7 +211,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
         contact_phone: job.contact.clone(),
         media_id: job.media_id.clone(),
         kind,
-        status: status.into(),
+        status,
         confidence,
         duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
         fields_json: fields.to_string(),
@@ -295,7 +297,7 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
             };
             return Ok((
                 OcrOutcome::Rejected {
-                    read_as: "unknown".into(),
+                    read_as: OcrKind::Unknown,
                     reason,
                 },
                 0.0,
@@ -393,10 +395,7 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
             (OcrOutcome::Receipt(reading), fields)
         }
         Reading::Rejected { read_as, reason } => (
-            OcrOutcome::Rejected {
-                read_as: read_as.into(),
-                reason,
-            },
+            OcrOutcome::Rejected { read_as, reason },
             serde_json::json!({}),
         ),
     };

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use thiserror::Error;
 
 use crate::media::{check, CheckedMedia, MediaError, MediaLimits};
+use crate::topics::ocr::OcrKind;
 
 use super::preprocess::{self, Binarization, Turn};
 use super::{read_text, OcrError, OcrPool, Reading, Recognized};
@@ -103,7 +104,7 @@ pub async fn process(
     } = kept;
     let total_time = started.elapsed();
     catalog::OCR_SECONDS
-        .histogram(&[reading.kind().into()])
+        .histogram(&[reading.kind().as_str().into()])
         .record(total_time.as_secs_f64());
     catalog::OCR_CONFIDENCE
         .histogram(&[])
@@ -154,7 +155,7 @@ fn is_unrecognized(reading: &Reading) -> bool {
     matches!(
         reading,
         Reading::Rejected {
-            read_as: "unknown",
+            read_as: OcrKind::Unknown,
             ..
         }
     )

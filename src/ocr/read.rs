@@ -4,14 +4,15 @@ use chrono::NaiveDate;
 
 use crate::domain::mykad::card::{card_cues, read_card, CardError, CardReading};
 use crate::domain::receipt::{parse_receipt, Receipt, ReceiptError};
+use crate::topics::ocr::OcrKind;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reading {
     MyKad(Box<CardReading>),
     Receipt(Box<Receipt>),
-    /// `read_as`: ic, receipt or unknown; `reason` says what failed, for the reply.
+    /// `reason` says what failed, for the reply.
     Rejected {
-        read_as: &'static str,
+        read_as: OcrKind,
         reason: String,
     },
 }
@@ -33,11 +34,11 @@ impl Reading {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> OcrKind {
         match self {
-            Reading::MyKad(_) => "ic",
-            Reading::Receipt(_) => "receipt",
-            Reading::Rejected { read_as, .. } => read_as,
+            Reading::MyKad(_) => OcrKind::Ic,
+            Reading::Receipt(_) => OcrKind::Receipt,
+            Reading::Rejected { read_as, .. } => *read_as,
         }
     }
 }
@@ -54,21 +55,21 @@ pub fn read_text(text: &str, reference: NaiveDate) -> Reading {
         (Ok(card), Ok(_)) if cues >= 2 => Reading::MyKad(Box::new(card)),
         (_, Ok(receipt)) => Reading::Receipt(Box::new(receipt)),
         (Err(CardError::InvalidNumber(e)), Err(_)) if cues >= 1 => Reading::Rejected {
-            read_as: "ic",
+            read_as: OcrKind::Ic,
             reason: e.to_string(),
         },
         (Err(_), Err(_)) if cues >= 2 => Reading::Rejected {
-            read_as: "ic",
+            read_as: OcrKind::Ic,
             reason: "the IC number could not be read".into(),
         },
         (Err(_), Err(ReceiptError::NoTotal { .. })) if looks_like_receipt(text) => {
             Reading::Rejected {
-                read_as: "receipt",
+                read_as: OcrKind::Receipt,
                 reason: "the total could not be read".into(),
             }
         }
         (Err(_), Err(_)) => Reading::Rejected {
-            read_as: "unknown",
+            read_as: OcrKind::Unknown,
             reason: "it does not look like a MyKad or a receipt".into(),
         },
     }
@@ -97,13 +98,13 @@ mod tests {
     fn tells_cards_receipts_and_the_rest_apart() {
         let card =
             "KAD PENGENALAN MyKad\nMALAYSIA\nIDENTITY CARD\n900101-14-5678\nSITI BINTI ALI\n";
-        assert_eq!(read_text(card, day()).kind(), "ic");
+        assert_eq!(read_text(card, day()).kind(), OcrKind::Ic);
         let receipt = "AEON BIG\nRECEIPT NO: 1234\nDATE: 10/01/2025\nSUBTOTAL 10.00\nSST 6% 0.60\nTOTAL 10.60\nCASH 20.00\nCHANGE 9.40\n";
-        assert_eq!(read_text(receipt, day()).kind(), "receipt");
+        assert_eq!(read_text(receipt, day()).kind(), OcrKind::Receipt);
         let blurry_card = "KAD PENGENALAN\nMALAYSIA\n9OO23O-l4-5678\n";
         match read_text(blurry_card, day()) {
             Reading::Rejected {
-                read_as: "ic",
+                read_as: OcrKind::Ic,
                 reason,
             } => assert!(reason.contains("date"), "{reason}"),
             other => panic!("{other:?}"),
@@ -112,14 +113,14 @@ mod tests {
         assert!(matches!(
             read_text(cropped, day()),
             Reading::Rejected {
-                read_as: "receipt",
+                read_as: OcrKind::Receipt,
                 ..
             }
         ));
         assert!(matches!(
             read_text("a cat on a sofa", day()),
             Reading::Rejected {
-                read_as: "unknown",
+                read_as: OcrKind::Unknown,
                 ..
             }
         ));

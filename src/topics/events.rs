@@ -23,6 +23,7 @@ use crate::domain::person::{Gender, MaritalStatus};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::PurchaseStatus;
 use crate::domain::tier::Tier;
+use crate::topics::ocr::OcrKind;
 
 /// Analytics events for ClickHouse (or the embedded default's files).
 pub const TOPIC: &str = "crm.events";
@@ -144,16 +145,44 @@ pub struct OcrResultEvent {
     pub occurred_at: DateTime<Utc>,
     pub contact_phone: PhoneNumber,
     pub media_id: String,
-    /// ic, receipt, unknown
-    pub kind: String,
-    /// parsed, rejected, failed
-    pub status: String,
+    pub kind: OcrKind,
+    pub status: OcrStatus,
     /// Mean Tesseract confidence, 0 to 100.
     pub confidence: f32,
     pub duration_ms: u32,
     /// The parsed fields as a JSON object (IC numbers masked).
     pub fields_json: String,
     pub error: Option<String>,
+}
+
+/// What came of an OCR job.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum OcrStatus {
+    /// Read as a valid MyKad or receipt.
+    Parsed,
+    /// Read, but not as a valid MyKad or receipt: the customer is asked for a clearer photo.
+    Rejected,
+    /// Never read: the photo could not be fetched, stored or decoded.
+    Failed,
+}
+
+impl OcrStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// A contact's profile after a change (registration, purchase, tier change, opt-out, ...).

@@ -11,6 +11,35 @@ use crate::domain::money::Money;
 use crate::domain::person::Gender;
 use crate::domain::phone::PhoneNumber;
 
+/// What an image was read as.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum OcrKind {
+    /// A MyKad.
+    Ic,
+    Receipt,
+    /// Neither, or never read (the photo could not be fetched or decoded).
+    Unknown,
+}
+
+impl OcrKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// Images and documents to read, keyed by contact.
 pub const JOBS_TOPIC: &str = "crm.ocr.jobs";
 /// What was read, keyed by contact (co-partitioned with wa.inbound).
@@ -60,9 +89,9 @@ pub enum OcrOutcome {
     MyKad(MyKadReading),
     Receipt(ReceiptReading),
     /// Unreadable, not a MyKad or receipt, or invalid: the customer is asked for a clearer
-    /// photo with the reason. `read_as`: ic, receipt or unknown.
+    /// photo with the reason.
     Rejected {
-        read_as: String,
+        read_as: OcrKind,
         reason: String,
     },
 }

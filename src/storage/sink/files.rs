@@ -22,7 +22,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use super::SinkError;
-use super::{views, DemographicRow, EventReader, EventSink, EventTable, FunnelRow, RevenueRow};
+use super::{
+    views, AnalyticsReader, DemographicRow, EventReader, EventSink, EventTable, FunnelRow,
+    RevenueRow,
+};
 use crate::topics::events::AnalyticsEvent;
 
 #[derive(Clone, Debug)]
@@ -114,7 +117,6 @@ impl EventReader for FileSink {
     async fn count_events(&self, table: EventTable) -> Result<u64, SinkError> {
         Ok(self.read_table(table).await?.len() as u64)
     }
-
     async fn fetch_events(
         &self,
         table: EventTable,
@@ -125,7 +127,10 @@ impl EventReader for FileSink {
         events.truncate(limit);
         Ok(events)
     }
+}
 
+#[async_trait]
+impl AnalyticsReader for FileSink {
     async fn campaign_funnel(
         &self,
         from: NaiveDate,
@@ -141,7 +146,6 @@ impl EventReader for FileSink {
             .await?;
         Ok(views::campaign_funnel(&events, from, to))
     }
-
     async fn daily_revenue(
         &self,
         from: NaiveDate,
@@ -150,7 +154,6 @@ impl EventReader for FileSink {
         let events = self.read_table(EventTable::Purchases).await?;
         Ok(views::daily_revenue(&events, from, to))
     }
-
     async fn demographics(
         &self,
         from: NaiveDate,

@@ -60,7 +60,12 @@ pub trait EventReader: Send + Sync {
         table: EventTable,
         limit: usize,
     ) -> Result<Vec<AnalyticsEvent>, SinkError>;
+}
 
+/// The analysts' aggregates over the views (the analytics API grows here). Every answer
+/// counts each event id once; days are Malaysian days (UTC+8).
+#[async_trait]
+pub trait AnalyticsReader: Send + Sync {
     /// The daily campaign funnel for days in `from..=to`, ordered by (day, campaign, stage).
     async fn campaign_funnel(
         &self,

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::campaign::CampaignStatus;
 use crate::domain::contact::Contact;
 use crate::domain::contact_fields::ContactFields;
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
@@ -102,7 +103,7 @@ pub struct SegmentRecord {
 pub struct CampaignRecord {
     pub campaign_id: String,
     pub name: String,
-    pub status: String,
+    pub status: CampaignStatus,
     pub definition_json: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

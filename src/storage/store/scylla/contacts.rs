@@ -75,7 +75,7 @@ impl Contacts for ScyllaStore {
             .lwt(
                 OP,
                 &self.st.contacts.link_ic,
-                (keyed_hash, phone.as_str(), rows::ts(Utc::now())),
+                (keyed_hash, phone.as_str(), Utc::now()),
             )
             .await?;
         let Some(existing) = existing else {
@@ -135,7 +135,7 @@ impl Contacts for ScyllaStore {
             .lwt(
                 OP,
                 &self.st.contacts.claim_receipt,
-                (fingerprint, purchase_id, rows::ts(Utc::now())),
+                (fingerprint, purchase_id, Utc::now()),
             )
             .await?;
         match existing {

@@ -50,7 +50,7 @@ impl MessageLog for ScyllaStore {
             .rows(
                 OP,
                 &self.st.messages.inbound_exact,
-                (contact.as_str(), rows::ts(at), wamid),
+                (contact.as_str(), at, wamid),
             )
             .await?;
         if !exact.is_empty() {
@@ -178,7 +178,6 @@ impl ScyllaStore {
         error_code: Option<i64>,
     ) -> Option<(&'a PreparedStatement, BoxedRow<'a>)> {
         let timestamp = status_timestamp(at);
-        let at = rows::ts(at);
         let statement = match status {
             DeliveryStatus::Accepted => return None,
             DeliveryStatus::Sent => &self.st.messages.sent,

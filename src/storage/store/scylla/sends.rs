@@ -14,7 +14,7 @@ impl SendLedger for ScyllaStore {
             .lwt(
                 OP,
                 &self.st.sends.claim_send,
-                (request_id, contact.as_str(), rows::ts(Utc::now())),
+                (request_id, contact.as_str(), Utc::now()),
             )
             .await?;
         let Some(row) = existing else {
@@ -42,14 +42,7 @@ impl SendLedger for ScyllaStore {
         self.exec(
             "record_send_result",
             &self.st.sends.record_send_result,
-            (
-                request_id,
-                contact.as_str(),
-                rows::ts(result.at),
-                wamid,
-                code,
-                reason,
-            ),
+            (request_id, contact.as_str(), result.at, wamid, code, reason),
         )
         .await?;
         Ok(())
@@ -60,12 +53,7 @@ impl SendLedger for ScyllaStore {
         contact: &PhoneNumber,
     ) -> Result<Option<SendResult>, StoreError> {
         const OP: &str = "send_result";
-        type Row = (
-            scylla::value::CqlTimestamp,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-        );
+        type Row = (DateTime<Utc>, Option<String>, Option<i64>, Option<String>);
         let found: Vec<Row> = self
             .rows(
                 OP,
@@ -83,10 +71,7 @@ impl SendLedger for ScyllaStore {
                 reason: reason.unwrap_or_default(),
             },
         };
-        Ok(Some(SendResult {
-            at: rows::from_ts("send result", at)?,
-            outcome,
-        }))
+        Ok(Some(SendResult { at, outcome }))
     }
 }
 

@@ -104,7 +104,7 @@ impl ScyllaStore {
                 Box::new(row),
                 text + wamid.len(),
             );
-            let index = (key, rows::ts(message.created_at), wamid);
+            let index = (key, message.created_at, wamid);
             push(
                 &self.st.messages.put_message_index,
                 Box::new(index),

@@ -1,0 +1,154 @@
+//! Reading back: the events themselves, and the analysts' aggregates over the views.
+
+use super::rows::*;
+use super::*;
+
+#[async_trait]
+impl EventReader for ClickHouseSink {
+    async fn count_events(&self, table: EventTable) -> Result<u64, SinkError> {
+        let sql = format!(
+            "SELECT uniqExact(event_id) FROM {}",
+            self.qualified(table.name())
+        );
+        let counts: Vec<u64> = self.fetch(sql).await?;
+        Ok(counts.first().copied().unwrap_or(0))
+    }
+    async fn fetch_events(
+        &self,
+        table: EventTable,
+        limit: usize,
+    ) -> Result<Vec<AnalyticsEvent>, SinkError> {
+        let from = self.qualified(table.name());
+        let select = |columns: &[&str]| {
+            format!(
+                "SELECT {} FROM {from} FINAL ORDER BY occurred_at, event_id LIMIT {limit}",
+                columns.join(", ")
+            )
+        };
+        fn decode<R: TryInto<AnalyticsEvent, Error = String>>(
+            rows: Vec<R>,
+        ) -> Result<Vec<AnalyticsEvent>, SinkError> {
+            rows.into_iter()
+                .map(|row| {
+                    row.try_into().map_err(|detail| SinkError::Rejected {
+                        service: SERVICE,
+                        operation: "fetch",
+                        detail,
+                    })
+                })
+                .collect()
+        }
+        match table {
+            EventTable::InboundMessages => decode(
+                self.fetch::<InboundRow>(select(InboundRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::OutboundMessages => decode(
+                self.fetch::<OutboundRow>(select(OutboundRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::MessageStatuses => decode(
+                self.fetch::<StatusRow>(select(StatusRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::Purchases => decode(
+                self.fetch::<PurchaseRow>(select(PurchaseRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::OcrResults => {
+                decode(self.fetch::<OcrRow>(select(OcrRow::COLUMN_NAMES)).await?)
+            }
+            EventTable::ContactSnapshots => decode(
+                self.fetch::<SnapshotRow>(select(SnapshotRow::COLUMN_NAMES))
+                    .await?,
+            ),
+            EventTable::CampaignSends => {
+                decode(self.fetch::<SendRow>(select(SendRow::COLUMN_NAMES)).await?)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl AnalyticsReader for ClickHouseSink {
+    async fn campaign_funnel(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<FunnelRow>, SinkError> {
+        let sql = format!(
+            "SELECT day, campaign_id, stage, contacts, events FROM {} WHERE {} \
+             ORDER BY day, campaign_id, stage",
+            self.qualified("campaign_funnel"),
+            Self::day_filter(from, to)
+        );
+        let rows: Vec<(u16, String, String, u64, u64)> = self.fetch(sql).await?;
+        rows.into_iter()
+            .map(|(day, campaign_id, stage, contacts, events)| {
+                Ok(FunnelRow {
+                    day: date_from_days(day).map_err(query_error)?,
+                    campaign_id,
+                    stage,
+                    contacts,
+                    events,
+                })
+            })
+            .collect()
+    }
+    async fn daily_revenue(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RevenueRow>, SinkError> {
+        let sql = format!(
+            "SELECT day, purchases, buyers, toDecimal64(revenue, 2) AS revenue_sen FROM {} \
+             WHERE {} ORDER BY day",
+            self.qualified("daily_revenue"),
+            Self::day_filter(from, to)
+        );
+        let rows: Vec<(u16, u64, u64, i64)> = self.fetch(sql).await?;
+        rows.into_iter()
+            .map(|(day, purchases, buyers, sen)| {
+                Ok(RevenueRow {
+                    day: date_from_days(day).map_err(query_error)?,
+                    purchases,
+                    buyers,
+                    revenue: Money::from_sen(sen),
+                })
+            })
+            .collect()
+    }
+    async fn demographics(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DemographicRow>, SinkError> {
+        let sql = format!(
+            "SELECT day, gender, age_band, state, tier, contacts FROM {} WHERE {} \
+             ORDER BY day, gender, age_band, state, tier",
+            self.qualified("daily_demographics"),
+            Self::day_filter(from, to)
+        );
+        let rows: Vec<(u16, String, String, String, String, u64)> = self.fetch(sql).await?;
+        rows.into_iter()
+            .map(|(day, gender, age_band, state, tier, contacts)| {
+                Ok(DemographicRow {
+                    day: date_from_days(day).map_err(query_error)?,
+                    gender,
+                    age_band,
+                    state,
+                    tier,
+                    contacts,
+                })
+            })
+            .collect()
+    }
+}
+
+fn query_error(detail: String) -> SinkError {
+    SinkError::Rejected {
+        service: SERVICE,
+        operation: "query",
+        detail,
+    }
+}

@@ -19,6 +19,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Retries after the first attempt.
     pub retries: usize,
+    /// Random extra delay, up to the delay again, so processes that failed together do not
+    /// retry together.
+    pub jitter: bool,
 }
 
 impl RetryPolicy {
@@ -27,6 +30,7 @@ impl RetryPolicy {
         first_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(1_600),
         retries: 6,
+        jitter: true,
     };
 
     /// Fetching a photo: three attempts, 400 ms then 800 ms apart.
@@ -34,6 +38,7 @@ impl RetryPolicy {
         first_delay: Duration::from_millis(400),
         max_delay: Duration::from_millis(800),
         retries: 2,
+        jitter: true,
     };
 
     /// A failed role's restarts: 400 ms doubling to 25.6 s, without end (a role is
@@ -42,6 +47,7 @@ impl RetryPolicy {
         first_delay: Duration::from_millis(400),
         max_delay: Duration::from_millis(25_600),
         retries: usize::MAX,
+        jitter: false,
     };
 
     /// The delay before the `n`-th retry (from 1), without jitter: for schedules that are
@@ -54,20 +60,26 @@ impl RetryPolicy {
     }
 
     pub fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::new()
+        let builder = ExponentialBuilder::new()
             .with_min_delay(self.first_delay)
             .with_max_delay(self.max_delay)
             .with_factor(2.0)
-            .with_max_times(self.retries)
-            .with_jitter()
+            .with_max_times(self.retries);
+        if self.jitter {
+            builder.with_jitter()
+        } else {
+            builder
+        }
     }
 
     /// Sends to the WhatsApp provider: 200 ms doubling to 3.2 s, five retries (a rate
-    /// limit waits five times longer: see the sender).
+    /// limit waits five times longer: see the sender). No jitter: the delays of a rate
+    /// limit add up to 31 s, which must stay within the send budget (60 s by default).
     pub const SENDS: RetryPolicy = RetryPolicy {
         first_delay: Duration::from_millis(200),
         max_delay: Duration::from_millis(3_200),
         retries: 5,
+        jitter: false,
     };
 
     /// Runs `attempt` until it succeeds, fails with an error `transient` refuses, or has

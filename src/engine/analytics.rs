@@ -106,7 +106,12 @@ impl Strategy for Batches {
     }
 
     async fn poll(&mut self) -> Result<Vec<Token>, EngineError> {
+        // Only waits: the write itself is `work`, which the skeleton does not cancel.
         self.batcher.wait_due().await;
+        Ok(Vec::new())
+    }
+
+    async fn work(&mut self) -> Result<Vec<Token>, EngineError> {
         Self::finished(self.batcher.flush_due().await)
     }
 
@@ -125,4 +130,107 @@ fn record_metrics(report: &FlushReport<Token>) {
     catalog::SINK_EVENTS
         .counter(&[])
         .increment(report.events as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    use crate::domain::phone::PhoneNumber;
+    use crate::storage::bus::{EmbeddedBus, EmbeddedBusConfig, Record, TopicSpec};
+    use crate::storage::sink::{EventReader, EventTable, FileSink, InboundMessageEvent, SinkError};
+
+    /// A sink whose every write takes longer than the skeleton's commit interval.
+    struct SlowSink(FileSink);
+
+    #[async_trait]
+    impl EventSink for SlowSink {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+
+        async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError> {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.0.write(events).await
+        }
+    }
+
+    /// A timed flush runs to its end even when it takes longer than a commit tick: the
+    /// skeleton does not race it (it did, and every tick restarted it, so a batch under
+    /// `max_rows` was never written).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_timed_flush_is_not_cancelled_by_the_commit_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus =
+            Arc::new(EmbeddedBus::open(EmbeddedBusConfig::new(dir.path().join("bus"))).unwrap());
+        bus.ensure_topics(&[TopicSpec {
+            name: "crm.events".into(),
+            partitions: 1,
+            replication_factor: 1,
+            compacted: false,
+        }])
+        .await
+        .unwrap();
+        let event = AnalyticsEvent::InboundMessage(InboundMessageEvent {
+            event_id: crate::topics::event_id("inbound:wamid.slow"),
+            occurred_at: Utc::now(),
+            contact_phone: PhoneNumber::parse("0123456789").unwrap(),
+            business_number: "60321611234".into(),
+            wamid: "wamid.slow".into(),
+            message_type: "text".into(),
+            text: Some("hi".into()),
+            context_wamid: None,
+            campaign_id: None,
+        });
+        bus.producer()
+            .send(Record::new(
+                "crm.events",
+                b"k".to_vec(),
+                serde_json::to_vec(&event).unwrap(),
+            ))
+            .await
+            .unwrap();
+        let files = dir.path().join("events");
+        let config = Arc::new(AnalyticsRoleConfig {
+            bus: bus.clone(),
+            producer: bus.producer(),
+            sink: Arc::new(SlowSink(FileSink::open(&files).unwrap())),
+            batcher: BatcherConfig {
+                max_rows: 1_000,
+                max_delay: Duration::from_millis(50),
+            },
+            group: "analytics".into(),
+            topic: "crm.events".into(),
+            dead_letter_topic: "crm.dlq".into(),
+        });
+        let (stop, shutdown) = watch::channel(false);
+        let role = tokio::spawn(run(config, shutdown));
+        let reader = FileSink::open(&files).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while reader
+            .count_events(EventTable::InboundMessages)
+            .await
+            .unwrap()
+            == 0
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the timed flush never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // ... and its offset is committed.
+        while bus
+            .committed_offsets("analytics", "crm.events")
+            .await
+            .unwrap()[0]
+            != Some(1)
+        {
+            assert!(tokio::time::Instant::now() < deadline, "not committed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(true).unwrap();
+        role.await.unwrap().unwrap();
+    }
 }

@@ -30,10 +30,17 @@ pub trait Strategy: Send {
     /// or [`Strategy::join`].
     async fn submit(&mut self, records: Vec<Message>) -> Result<Vec<Token>, EngineError>;
 
-    /// Waits until some submitted work finishes and returns its tokens. The skeleton races
-    /// it against the consumer, so it must be cancel-safe; it never resolves while nothing
-    /// can finish.
+    /// Waits until some submitted work finishes and returns its tokens, or until work is
+    /// due (an empty list: [`Strategy::work`] follows). The skeleton races it against the
+    /// consumer, so it must be cancel-safe: it may only wait, never write; it never resolves
+    /// while nothing can finish.
     async fn poll(&mut self) -> Result<Vec<Token>, EngineError>;
+
+    /// The work `poll` found due (a timed flush), run to completion (not raced), and the
+    /// tokens it finished.
+    async fn work(&mut self) -> Result<Vec<Token>, EngineError> {
+        Ok(Vec::new())
+    }
 
     /// Finishes every submitted record and returns their tokens (revocation, shutdown).
     async fn join(&mut self) -> Result<Vec<Token>, EngineError>;
@@ -106,6 +113,8 @@ impl Skeleton {
     ) -> Result<(), EngineError> {
         let leases = consumer.leases();
         let mut commit_tick = tokio::time::interval(self.commit_interval);
+        // After a long step (a revocation's join, a sender waiting), one commit, not a burst.
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let full = state.tracker.in_flight() >= self.max_in_flight;
             let reading = match self.backpressure {
@@ -120,7 +129,11 @@ impl Skeleton {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                tokens = strategy.poll() => finish(&mut state.tracker, tokens?),
+                tokens = strategy.poll() => {
+                    finish(&mut state.tracker, tokens?);
+                    let done = strategy.work().await?;
+                    finish(&mut state.tracker, done);
+                }
                 _ = commit_tick.tick() => self.commit(consumer, &mut state.tracker).await?,
                 event = consumer.next(), if reading => {
                     let mut batch = vec![event?];
@@ -159,10 +172,12 @@ impl Skeleton {
                 }
                 ConsumerEvent::Assigned(partitions) => {
                     tracing::info!(role = self.role, ?partitions, "partitions assigned");
-                    state
-                        .pause
-                        .assigned(consumer, partitions, &self.group)
-                        .await?;
+                    if self.backpressure == Backpressure::PausePartitions {
+                        state
+                            .pause
+                            .assigned(consumer, partitions, &self.group)
+                            .await?;
+                    }
                 }
                 ConsumerEvent::Revoked { partitions, ack } => {
                     // Past the ack's deadline the partitions may have a new owner: the
@@ -189,7 +204,9 @@ impl Skeleton {
                     for tp in &partitions {
                         state.tracker.forget(tp);
                     }
-                    state.pause.revoked(&partitions, &self.group);
+                    if self.backpressure == Backpressure::PausePartitions {
+                        state.pause.revoked(&partitions, &self.group);
+                    }
                     consumer.leases().settled(&partitions, revocation);
                 }
             }

@@ -202,7 +202,7 @@ pub static SINK_WRITE_ERRORS: Metric = metric(
     "sembang_sink_write_errors_total",
     C,
     &[],
-    "Failed analytics batch writes (retried).",
+    "Analytics batch writes that failed after the sink's own retries (the role restarts from its committed offsets).",
 );
 // Sender and provider.
 pub static SENDER_SENDS: Metric = metric(

@@ -214,6 +214,7 @@ impl ClickHouseSink {
             first_delay: self.config.initial_backoff,
             max_delay: self.config.max_backoff,
             retries: self.config.max_retries as usize,
+            jitter: true,
         };
         let transient = |error: &SinkError| {
             matches!(

@@ -19,6 +19,7 @@ use sembang::storage::bus::dead_letter::{
 use sembang::storage::bus::Record;
 use sembang::storage::sink::EventTable;
 use sembang::topics;
+use sembang::topics::contacts::ContactState;
 
 use support::engine::*;
 
@@ -38,6 +39,14 @@ async fn scenario(h: Harness) {
     assert_eq!(contact["ic_number"], Value::Null);
     let sent = h.sent_reaches(1).await;
     assert_eq!(sent[0].0, SITI);
+    // The flush that stored the new contact wrote its state to the contact changelog.
+    let change = h
+        .find_record(topics::CONTACTS, |m| m.key == SITI.as_bytes())
+        .await;
+    let state = ContactState::decode(&change.payload).unwrap().unwrap();
+    assert_eq!(state.phone_number, siti);
+    assert_eq!(state.name.as_deref(), Some("Siti Nurhaliza"));
+    assert_eq!(state.interactions.message_count, 1);
     assert!(sent[0].1.contains("MyKad"), "register reply: {}", sent[0].1);
 
     // 2. The same webhook again (WhatsApp retries): nothing changes. A later message from
@@ -304,6 +313,42 @@ async fn scenario(h: Harness) {
     assert_metrics_match_catalogue(&metrics);
 
     h.stop().await;
+}
+
+/// Contacts stored before the changelog existed are backfilled by `sembang contacts
+/// reindex`: every stored contact's state is written to crm.contacts.
+async fn reindex_backfills_the_changelog(h: Harness) {
+    let old = PhoneNumber::parse("0199990000").unwrap();
+    let mut contact = sembang::domain::contact::Contact::new(old.clone(), chrono::Utc::now());
+    contact.name = Some("Aminah".into());
+    h.store.upsert_contact(&contact).await.unwrap();
+    let written = sembang::app::reindex_into(&*h.bus, &*h.store, &h.names.name(topics::CONTACTS))
+        .await
+        .unwrap();
+    assert!(written >= 1);
+    let change = h
+        .find_record(topics::CONTACTS, |m| m.key == old.as_str().as_bytes())
+        .await;
+    let state = ContactState::decode(&change.payload).unwrap().unwrap();
+    assert_eq!(state.name.as_deref(), Some("Aminah"));
+    assert_eq!(
+        state.updated_at.timestamp_millis(),
+        contact.updated_at.timestamp_millis()
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_reindex_backfills_the_changelog() {
+    reindex_backfills_the_changelog(Harness::embedded().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_stack_reindex_backfills_the_changelog() {
+    let Some(harness) = Harness::real_stack().await else {
+        return;
+    };
+    reindex_backfills_the_changelog(harness).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

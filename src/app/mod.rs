@@ -6,6 +6,7 @@
 mod backends;
 mod error;
 mod http;
+mod reindex;
 mod roles;
 pub mod schemas;
 
@@ -23,6 +24,7 @@ pub use backends::{
     batcher_config, clickhouse_config, media_limits, object_store, scylla_config, Backends,
 };
 pub use error::StartError;
+pub use reindex::{reindex, reindex_into};
 
 /// A started process.
 pub struct Running {

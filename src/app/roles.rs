@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{Config, ProviderKind, Role, Secrets, StoreBackend};
 use crate::domain::auto_reply::AutoReplies;
 use crate::engine::analytics::{self, AnalyticsRoleConfig};
+use crate::engine::changelog::ChangelogWriter;
 use crate::engine::inbound::{self, InboundConfig};
 use crate::engine::lag;
 use crate::engine::ocr_role::{self, MediaSource, OcrRoleConfig};
@@ -123,7 +124,11 @@ impl Assembly<'_> {
                     flush_max_delay: Duration::from_millis(config.engine.flush_max_delay_ms),
                     flush_max_dirty: config.engine.flush_max_dirty as usize,
                 },
-                changes: None,
+                changes: Some(Arc::new(ChangelogWriter {
+                    producer: self.producer.clone(),
+                    topic: names.name(topics::CONTACTS),
+                    dead_letter_topic: self.dead_letter_topic(),
+                })),
             }),
         })
     }

@@ -2,6 +2,7 @@
 //! arguments and dispatches.
 
 mod config_cmd;
+mod contacts;
 mod ic;
 mod migrate;
 mod ocr;
@@ -56,6 +57,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Contacts in the store.
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
     /// Print the OpenAPI 3 document of the HTTP surface (docs/openapi.json is its output).
     Openapi {
         /// Write it to this file instead of standard output.
@@ -82,6 +88,13 @@ enum IcCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactsCommand {
+    /// Write every stored contact's indexable state to the contact changelog (crm.contacts),
+    /// for contacts stored before it existed. Safe to run again.
+    Reindex(ConfigArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +175,9 @@ pub fn main() -> ExitCode {
             json,
         ),
         Command::Openapi { out } => openapi::run(out.as_deref()),
+        Command::Contacts {
+            command: ContactsCommand::Reindex(args),
+        } => contacts::reindex_all(&args.request()),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => config_cmd::show(&args.request()),

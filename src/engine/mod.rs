@@ -22,6 +22,7 @@
 pub mod analytics;
 pub mod apply;
 pub mod apply_ocr;
+pub mod changelog;
 pub mod consumer;
 mod error;
 pub mod inbound;

@@ -142,7 +142,7 @@ pub struct ShardDeps {
     pub replies: AutoReplies,
     pub tiers: TierPolicy,
     pub limits: ShardLimits,
-    /// Who follows the changed contacts of each flush (none yet: the segment index will).
+    /// Who follows the changed contacts of each flush: the contact changelog.
     pub changes: Option<Arc<dyn ContactChanges>>,
 }
 

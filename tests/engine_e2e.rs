@@ -322,7 +322,7 @@ async fn reindex_backfills_the_changelog(h: Harness) {
     let mut contact = sembang::domain::contact::Contact::new(old.clone(), chrono::Utc::now());
     contact.name = Some("Aminah".into());
     h.store.upsert_contact(&contact).await.unwrap();
-    let written = sembang::app::reindex_into(&*h.bus, &*h.store, &h.names.name(topics::CONTACTS))
+    let written = sembang::app::reindex_into(&*h.bus, &*h.store, &h.names)
         .await
         .unwrap();
     assert!(written >= 1);

@@ -13,6 +13,9 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("analytics sink: {0}")]
     Sink(#[from] SinkError),
+    /// A role's work outside a running engine (`sembang contacts reindex`).
+    #[error("{0}")]
+    Engine(#[from] crate::engine::EngineError),
     /// A setting or secret the configured roles need is missing or inconsistent.
     #[error("cannot start: {0}")]
     Settings(String),

@@ -5,10 +5,12 @@
 //! contact that changes meanwhile keeps its newer state.
 
 use crate::config::Config;
+use crate::engine::changelog::ChangelogWriter;
+use crate::engine::shard::ContactChanges;
 use crate::retry::with_retries;
-use crate::storage::bus::{Bus, Record, TopicSpec};
+use crate::storage::bus::{Bus, TopicSpec};
 use crate::storage::store::ContactStore;
-use crate::topics::contacts::{self, ContactState};
+use crate::topics::contacts::ContactState;
 use crate::topics::{self as topic, TopicNames};
 
 use super::error::StartError;
@@ -30,37 +32,38 @@ pub async fn reindex(
         config.bus.kafka_replication_factor,
     ))
     .await?;
-    reindex_into(bus, store, &names.name(topic::CONTACTS)).await
+    reindex_into(bus, store, &names).await
 }
 
-/// Writes the state of every contact in `store` to `topic`; returns how many.
+/// Writes the state of every contact in `store` to the changelog under `names`, through
+/// the same writer as the shards' flushes; returns how many.
 pub async fn reindex_into(
     bus: &dyn Bus,
     store: &dyn ContactStore,
-    topic: &str,
+    names: &TopicNames,
 ) -> Result<u64, StartError> {
-    let producer = bus.producer();
+    let writer = ChangelogWriter {
+        producer: bus.producer(),
+        topic: names.name(topic::CONTACTS),
+        dead_letter_topic: names.name(topic::DEAD_LETTER),
+    };
     let mut written = 0u64;
     let mut from = None;
     loop {
         let page =
             with_retries("scan_contacts", || store.scan_contacts(from.clone(), PAGE)).await?;
-        let mut records = Vec::with_capacity(page.items.len());
+        let mut states = Vec::with_capacity(page.items.len());
         for phone in &page.items {
             // Gone meanwhile (erased): nothing to index.
             if let Some(contact) =
                 with_retries("load_contact", || store.load_contact(phone)).await?
             {
-                records.push(Record::new(
-                    topic,
-                    contacts::key(phone),
-                    ContactState::from(&contact).encode(),
-                ));
+                states.push(ContactState::from(&contact));
             }
         }
-        written += records.len() as u64;
-        if !records.is_empty() {
-            with_retries("produce_changelog", || producer.send_all(records.clone())).await?;
+        written += states.len() as u64;
+        if !states.is_empty() {
+            writer.changed(states).await?;
         }
         match page.next {
             Some(next) => from = Some(next),

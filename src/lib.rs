@@ -13,5 +13,6 @@ pub mod ocr;
 pub mod pii;
 pub mod provider;
 pub mod retry;
+pub mod segments;
 pub mod storage;
 pub mod topics;

@@ -1,5 +1,5 @@
 //! Segment definitions: parsing, validation errors with paths, evaluation semantics, and
-//! properties the segment index will be tested against.
+//! the segment index against the reference evaluator (property tests).
 
 use std::collections::BTreeMap;
 
@@ -1818,5 +1818,286 @@ fn catalog_optional_flags_match_evaluation() {
             "{} on bare",
             info.name
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The segment index agrees with the reference evaluator
+// ---------------------------------------------------------------------------------------
+
+mod index {
+    use super::*;
+    use sembang::segments::{Applied, PartitionIndex};
+    use sembang::topics::contacts::ContactState;
+
+    fn numbered(mut contact: Contact, i: usize) -> Contact {
+        contact.phone_number = PhoneNumber::parse(&format!("+6011{:08}", i)).unwrap();
+        contact
+    }
+
+    fn arb_definition() -> impl Strategy<Value = SegmentDefinition> {
+        (
+            prop::option::of(0i64..3_000),
+            prop::option::of(0i64..3_000),
+            prop::option::of(0u32..70),
+            prop::option::of(0u32..70),
+            prop::sample::subsequence(vec![Gender::Male, Gender::Female], 0..=2),
+            prop::sample::subsequence(
+                vec![
+                    MalaysianState::Selangor,
+                    MalaysianState::PulauPinang,
+                    MalaysianState::Johor,
+                ],
+                0..=3,
+            ),
+            prop::sample::subsequence(vec![MaritalStatus::Single, MaritalStatus::Married], 0..=2),
+            prop::sample::subsequence(Tier::ALL.to_vec(), 0..=4),
+            prop::option::of(arb_tree()),
+        )
+            .prop_map(
+                |(min_s, max_s, min_a, max_a, gender, state, marital, tier, custom)| {
+                    let (min_s, max_s) = match (min_s, max_s) {
+                        (Some(a), Some(b)) => (Some(a.min(b)), Some(a.max(b))),
+                        other => other,
+                    };
+                    let (min_a, max_a) = match (min_a, max_a) {
+                        (Some(a), Some(b)) => (Some(a.min(b)), Some(a.max(b))),
+                        other => other,
+                    };
+                    let seed = SeedFilters {
+                        // Sen that are not whole ringgit put the bound inside a money bucket.
+                        min_spending: min_s.map(|r| Money::from_sen(r * 100 + r % 7 * 11)),
+                        max_spending: max_s.map(|r| Money::from_sen(r * 100 + r % 5 * 19)),
+                        min_age: min_a,
+                        max_age: max_a,
+                        gender,
+                        marital_status: marital,
+                        state,
+                        tier,
+                    };
+                    SegmentDefinition::new("p", seed, custom.map(pred)).unwrap()
+                },
+            )
+    }
+
+    fn reference(
+        contacts: &BTreeMap<String, Contact>,
+        d: &SegmentDefinition,
+        ctx: &EvalContext,
+    ) -> Vec<String> {
+        contacts
+            .iter()
+            .filter(|(_, c)| d.matches(c, ctx))
+            .map(|(phone, _)| phone.clone())
+            .collect()
+    }
+
+    fn indexed(index: &PartitionIndex, d: &SegmentDefinition, ctx: &EvalContext) -> Vec<String> {
+        let mut phones: Vec<String> = index
+            .members(d, ctx)
+            .iter()
+            .map(|id| index.row(id).unwrap().phone_number.as_str().to_string())
+            .collect();
+        phones.sort();
+        phones
+    }
+
+    /// Comparisons that put a contact's own values on the boundary: each ordered field
+    /// against the value, one unit below and one above, with every ordering operator, so
+    /// bucket edges, birthdays and window ends are hit, not just sampled.
+    fn edge_leaves(c: &Contact, ctx: &EvalContext) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut around = |field: &str, days: Option<i64>, values: Vec<Value>| {
+            for v in &values {
+                for op in ORDERED_OPS {
+                    let mut leaf = cmp(field, op, v.clone());
+                    if let Some(d) = days {
+                        leaf["days"] = json!(d);
+                    }
+                    out.push(leaf);
+                }
+            }
+            let mut between = cmp(
+                field,
+                "between",
+                json!([values[0], values[values.len() - 1]]),
+            );
+            if let Some(d) = days {
+                between["days"] = json!(d);
+            }
+            out.push(between);
+        };
+        let ints = |v: i64| vec![json!(v - 1), json!(v), json!(v + 1)];
+        let money = |sen: i64| {
+            (sen - 1..=sen + 1)
+                .map(|s| json!(Money::from_sen(s).to_string()))
+                .collect::<Vec<_>>()
+        };
+        let dates = |d: NaiveDate| {
+            vec![
+                json!((d - Duration::days(1)).to_string()),
+                json!(d.to_string()),
+                json!((d + Duration::days(1)).to_string()),
+            ]
+        };
+        let instants = |t: DateTime<Utc>| {
+            [-86_400i64, -1, 0, 1, 86_400]
+                .iter()
+                .map(|s| json!((t + Duration::seconds(*s)).to_rfc3339()))
+                .collect::<Vec<_>>()
+        };
+        let stats = c.spending();
+        around("total_spent", None, money(stats.total_spent.sen()));
+        if stats.purchase_count > 0 {
+            around("average_spend", None, money(stats.average_spend.sen()));
+        }
+        around("purchase_count", None, ints(stats.purchase_count as i64));
+        around(
+            "message_count",
+            None,
+            ints(c.interactions.message_count as i64),
+        );
+        around("created_at", None, instants(c.created_at));
+        if let Some(age) = c.age_on(ctx.today) {
+            around("age", None, ints(i64::from(age)));
+        }
+        if let Some(dob) = c.date_of_birth {
+            around("date_of_birth", None, dates(dob));
+        }
+        if let Some(last) = stats.last_purchase_on {
+            let since = (ctx.today - last).num_days();
+            around("last_purchase_date", None, dates(last));
+            around("days_since_last_purchase", None, ints(since));
+            for days in [since, since + 1, since + 2]
+                .into_iter()
+                .filter(|d| (1..=36_500).contains(d))
+            {
+                let window = c
+                    .purchases
+                    .stats_since(ctx.today - Duration::days(days - 1));
+                around(
+                    "purchase_count_in_last_days",
+                    Some(days),
+                    ints(window.purchase_count as i64),
+                );
+                around(
+                    "spend_in_last_days",
+                    Some(days),
+                    money(window.total_spent.sen()),
+                );
+            }
+        }
+        if let Some(t) = c.interactions.last_interaction {
+            around("last_interaction", None, instants(t));
+            let days = (ctx.now - t).num_seconds().div_euclid(86_400);
+            around("days_since_last_interaction", None, ints(days));
+        }
+        out
+    }
+
+    fn edge_definitions(c: &Contact, ctx: &EvalContext) -> Vec<SegmentDefinition> {
+        let mut out = Vec::new();
+        for leaf in edge_leaves(c, ctx) {
+            // A window past the limit is a validation error, not a query.
+            let both = json!({"or": [leaf.clone(), {"not": leaf.clone()}]});
+            for custom in [leaf, both] {
+                if let Ok(d) =
+                    SegmentDefinition::from_json(&json!({"name": "edge", "custom": custom}))
+                {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(192))]
+
+        /// Random contacts (missing values, purchase histories, attributes of every JSON
+        /// kind), changed and erased after indexing, and random definitions (seed filters and
+        /// custom trees of every operator) on a random day and time: the index selects
+        /// exactly the reference's members.
+        #[test]
+        fn the_index_selects_exactly_the_reference_members(
+            first in prop::collection::vec(arb_contact(), 0..40),
+            changes in prop::collection::vec((0usize..40, prop::option::of(arb_contact())), 0..12),
+            definitions in prop::collection::vec(arb_definition(), 1..4),
+            shift_days in -2i64..3,
+            shift_seconds in 0i64..86_400,
+            edges in prop::bool::weighted(0.25),
+        ) {
+            let mut index = PartitionIndex::default();
+            let mut contacts = BTreeMap::new();
+            for (i, c) in first.into_iter().enumerate() {
+                let c = numbered(c, i);
+                prop_assert_eq!(index.apply(&c.phone_number, Some(&ContactState::from(&c))), Applied::Inserted);
+                contacts.insert(c.phone_number.as_str().to_string(), c);
+            }
+            for (step, (i, change)) in changes.into_iter().enumerate() {
+                let phone = numbered(bare(), i).phone_number;
+                match change {
+                    Some(c) => {
+                        let mut c = numbered(c, i);
+                        c.updated_at += Duration::seconds(step as i64 + 1);
+                        index.apply(&phone, Some(&ContactState::from(&c)));
+                        contacts.insert(phone.as_str().to_string(), c);
+                    }
+                    None => {
+                        index.apply(&phone, None);
+                        contacts.remove(phone.as_str());
+                    }
+                }
+            }
+            prop_assert_eq!(index.len() as usize, contacts.len());
+            let base = ctx();
+            let ctx = EvalContext::new(
+                base.now + Duration::days(shift_days) + Duration::seconds(shift_seconds),
+                base.today + Duration::days(shift_days),
+            );
+            let mut definitions = definitions;
+            if edges {
+                // On a quarter of the cases: every boundary of two contacts' own values.
+                for c in contacts.values().take(2) {
+                    definitions.extend(edge_definitions(c, &ctx));
+                }
+            }
+            for d in &definitions {
+                prop_assert_eq!(indexed(&index, d, &ctx), reference(&contacts, d, &ctx), "{}", d.to_json());
+            }
+        }
+    }
+
+    #[test]
+    fn an_older_version_is_ignored_and_a_tombstone_erases() {
+        let mut index = PartitionIndex::default();
+        let mut c = numbered(siti(), 1);
+        let all =
+            SegmentDefinition::from_json(&json!({"name": "women", "gender": "female"})).unwrap();
+        assert_eq!(
+            index.apply(&c.phone_number, Some(&ContactState::from(&c))),
+            Applied::Inserted
+        );
+        let older = {
+            let mut o = c.clone();
+            o.gender = Some(Gender::Male);
+            o.updated_at = c.updated_at - Duration::seconds(1);
+            o
+        };
+        assert_eq!(
+            index.apply(&c.phone_number, Some(&ContactState::from(&older))),
+            Applied::Stale
+        );
+        assert_eq!(index.members(&all, &ctx()).len(), 1);
+        c.gender = Some(Gender::Male);
+        c.updated_at += Duration::seconds(1);
+        assert_eq!(
+            index.apply(&c.phone_number, Some(&ContactState::from(&c))),
+            Applied::Updated
+        );
+        assert_eq!(index.members(&all, &ctx()).len(), 0);
+        assert_eq!(index.apply(&c.phone_number, None), Applied::Removed);
+        assert_eq!(index.apply(&c.phone_number, None), Applied::Absent);
+        assert!(index.is_empty());
     }
 }

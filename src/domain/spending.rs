@@ -89,17 +89,23 @@ impl PurchaseLedger {
 }
 
 fn stats_of<'a>(entries: impl Iterator<Item = &'a PurchaseEntry>) -> SpendingStats {
+    summarize(entries.map(|e| (e.purchased_on, e.amount)))
+}
+
+/// Stats over (date, amount) purchases: the one definition of total, count, average and
+/// first/last date (the segment index's compact ledger uses it too).
+pub fn summarize(purchases: impl Iterator<Item = (NaiveDate, Money)>) -> SpendingStats {
     let mut stats = SpendingStats::default();
-    for entry in entries {
-        stats.total_spent = stats.total_spent.saturating_add(entry.amount);
+    for (purchased_on, amount) in purchases {
+        stats.total_spent = stats.total_spent.saturating_add(amount);
         stats.purchase_count += 1;
         stats.first_purchase_on = Some(match stats.first_purchase_on {
-            Some(d) => d.min(entry.purchased_on),
-            None => entry.purchased_on,
+            Some(d) => d.min(purchased_on),
+            None => purchased_on,
         });
         stats.last_purchase_on = Some(match stats.last_purchase_on {
-            Some(d) => d.max(entry.purchased_on),
-            None => entry.purchased_on,
+            Some(d) => d.max(purchased_on),
+            None => purchased_on,
         });
     }
     stats.average_spend = stats

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ErrorKind, Path, SegmentError};
 use super::eval::{eval_predicate, EvalContext};
-use super::field::{Actual, Field, FieldReader};
+use super::field::{Actual, ContactFacts, Field, FieldReader};
 use super::parse::{enum_from_json, json_type, money_from_json, parse_json_text, parse_predicate};
 use super::predicate::{Comparison, Op, Operand, Predicate, MAX_LIST_LEN};
 use super::value::Literal;
@@ -138,6 +138,11 @@ impl SegmentDefinition {
 
     /// Whether `contact` is a member on `ctx`.
     pub fn matches(&self, contact: &Contact, ctx: &EvalContext) -> bool {
+        self.matches_facts(contact, ctx)
+    }
+
+    /// [`SegmentDefinition::matches`] over anything that has a contact's facts.
+    pub fn matches_facts(&self, contact: &dyn ContactFacts, ctx: &EvalContext) -> bool {
         let reader = FieldReader::new(contact, ctx);
         self.seed_matches(&reader)
             && self
@@ -167,13 +172,13 @@ impl SegmentDefinition {
         } else {
             true
         };
-        let state = contact.state.as_deref().map(MalaysianState::from_name);
+        let state = contact.state();
         spending_ok
             && age_ok
-            && one_of(&seed.gender, contact.gender)
-            && one_of(&seed.marital_status, contact.marital_status)
+            && one_of(&seed.gender, contact.gender())
+            && one_of(&seed.marital_status, contact.marital_status())
             && (seed.state.is_empty() || matches!(state, Some(Some(s)) if seed.state.contains(&s)))
-            && one_of(&seed.tier, Some(contact.customer_tier))
+            && one_of(&seed.tier, Some(contact.customer_tier()))
     }
 
     /// The definition as predicates to AND, in key order: spending, age, gender, marital

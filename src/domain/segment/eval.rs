@@ -83,7 +83,12 @@ pub fn eval_predicate(predicate: &Predicate, reader: &FieldReader<'_>) -> bool {
 }
 
 pub fn eval_comparison(comparison: &Comparison, reader: &FieldReader<'_>) -> bool {
-    let actual = reader.read(comparison.field());
+    holds(comparison, reader.read(comparison.field()))
+}
+
+/// Whether a comparison holds for a field's value (`None`: missing). The segment index asks
+/// this once per distinct indexed value instead of once per contact.
+pub fn holds(comparison: &Comparison, actual: Option<Actual<'_>>) -> bool {
     let op = comparison.op();
     let Some(actual) = actual else {
         // Missing never matches; `exists` asks for presence, so it is false too.

@@ -25,9 +25,9 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use super::error::ErrorKind;
 use super::eval::EvalContext;
 use super::value::ValueType;
-use crate::domain::contact::{Contact, WhatsappStatus};
+use crate::domain::contact::{Contact, InteractionStats, WhatsappStatus};
 use crate::domain::money::Money;
-use crate::domain::person::{Gender, MaritalStatus};
+use crate::domain::person::{age_on, Gender, MaritalStatus};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::spending::SpendingStats;
 use crate::domain::state::MalaysianState;
@@ -424,16 +424,84 @@ pub enum Actual<'c> {
     Json(&'c serde_json::Value),
 }
 
+/// What the reference evaluator reads of a contact. [`Contact`] has it; so does the segment
+/// index's compact row, so the index decides its edge cases with this very evaluator instead
+/// of a second copy of the rules.
+pub trait ContactFacts {
+    fn phone_number(&self) -> &PhoneNumber;
+    fn name(&self) -> Option<&str>;
+    fn gender(&self) -> Option<Gender>;
+    fn marital_status(&self) -> Option<MaritalStatus>;
+    /// `None`: no state; `Some(None)`: a state text that names no Malaysian state.
+    fn state(&self) -> Option<Option<MalaysianState>>;
+    fn date_of_birth(&self) -> Option<NaiveDate>;
+    fn customer_tier(&self) -> Tier;
+    fn whatsapp_status(&self) -> WhatsappStatus;
+    fn marketing_opt_in(&self) -> bool;
+    fn interactions(&self) -> &InteractionStats;
+    fn created_at(&self) -> DateTime<Utc>;
+    fn attribute(&self, key: &str) -> Option<&serde_json::Value>;
+    /// Lifetime spending.
+    fn spending(&self) -> SpendingStats;
+    /// Spending over purchases dated on or after `since`.
+    fn spending_since(&self, since: NaiveDate) -> SpendingStats;
+}
+
+impl ContactFacts for Contact {
+    fn phone_number(&self) -> &PhoneNumber {
+        &self.phone_number
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn gender(&self) -> Option<Gender> {
+        self.gender
+    }
+    fn marital_status(&self) -> Option<MaritalStatus> {
+        self.marital_status
+    }
+    fn state(&self) -> Option<Option<MalaysianState>> {
+        self.state.as_deref().map(MalaysianState::from_name)
+    }
+    fn date_of_birth(&self) -> Option<NaiveDate> {
+        self.date_of_birth
+    }
+    fn customer_tier(&self) -> Tier {
+        self.customer_tier
+    }
+    fn whatsapp_status(&self) -> WhatsappStatus {
+        self.whatsapp_status
+    }
+    fn marketing_opt_in(&self) -> bool {
+        self.marketing_opt_in
+    }
+    fn interactions(&self) -> &InteractionStats {
+        &self.interactions
+    }
+    fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    fn attribute(&self, key: &str) -> Option<&serde_json::Value> {
+        self.attributes.get(key)
+    }
+    fn spending(&self) -> SpendingStats {
+        self.purchases.stats()
+    }
+    fn spending_since(&self, since: NaiveDate) -> SpendingStats {
+        self.purchases.stats_since(since)
+    }
+}
+
 /// Reads fields of one contact at one reference time. Lifetime spending stats are computed
 /// once, on first use, so a tree with many spending comparisons costs one ledger pass.
 pub struct FieldReader<'c> {
-    contact: &'c Contact,
+    contact: &'c dyn ContactFacts,
     ctx: &'c EvalContext,
     stats: OnceCell<SpendingStats>,
 }
 
 impl<'c> FieldReader<'c> {
-    pub fn new(contact: &'c Contact, ctx: &'c EvalContext) -> Self {
+    pub fn new(contact: &'c dyn ContactFacts, ctx: &'c EvalContext) -> Self {
         FieldReader {
             contact,
             ctx,
@@ -441,7 +509,7 @@ impl<'c> FieldReader<'c> {
         }
     }
 
-    pub fn contact(&self) -> &'c Contact {
+    pub fn contact(&self) -> &'c dyn ContactFacts {
         self.contact
     }
 
@@ -455,11 +523,11 @@ impl<'c> FieldReader<'c> {
         let contact = self.contact;
         let ctx = self.ctx;
         let value = match field {
-            Field::Age => Actual::Integer(contact.age_on(ctx.today)?.into()),
-            Field::Gender => Actual::Gender(contact.gender?),
-            Field::MaritalStatus => Actual::MaritalStatus(contact.marital_status?),
-            Field::State => Actual::State(MalaysianState::from_name(contact.state.as_deref()?)),
-            Field::CustomerTier => Actual::Tier(contact.customer_tier),
+            Field::Age => Actual::Integer(age_on(contact.date_of_birth()?, ctx.today)?.into()),
+            Field::Gender => Actual::Gender(contact.gender()?),
+            Field::MaritalStatus => Actual::MaritalStatus(contact.marital_status()?),
+            Field::State => Actual::State(contact.state()?),
+            Field::CustomerTier => Actual::Tier(contact.customer_tier()),
             Field::TotalSpent => Actual::Money(self.stats().total_spent),
             Field::AverageSpend => {
                 let stats = self.stats();
@@ -477,19 +545,19 @@ impl<'c> FieldReader<'c> {
             }
             Field::PurchaseCountInLastDays { days } => {
                 let since = window_start(ctx.today, *days);
-                Actual::Integer(contact.purchases.stats_since(since).purchase_count.into())
+                Actual::Integer(contact.spending_since(since).purchase_count.into())
             }
             Field::SpendInLastDays { days } => {
                 let since = window_start(ctx.today, *days);
-                Actual::Money(contact.purchases.stats_since(since).total_spent)
+                Actual::Money(contact.spending_since(since).total_spent)
             }
-            Field::WhatsappStatus => Actual::WhatsappStatus(contact.whatsapp_status),
-            Field::MarketingOptIn => Actual::Bool(contact.marketing_opt_in),
-            Field::MessageCount => Actual::Integer(contact.interactions.message_count.into()),
-            Field::OutboundCount => Actual::Integer(contact.interactions.outbound_count.into()),
-            Field::RepliedCount => Actual::Integer(contact.interactions.replied_count.into()),
+            Field::WhatsappStatus => Actual::WhatsappStatus(contact.whatsapp_status()),
+            Field::MarketingOptIn => Actual::Bool(contact.marketing_opt_in()),
+            Field::MessageCount => Actual::Integer(contact.interactions().message_count.into()),
+            Field::OutboundCount => Actual::Integer(contact.interactions().outbound_count.into()),
+            Field::RepliedCount => Actual::Integer(contact.interactions().replied_count.into()),
             Field::ResponseRate => {
-                let stats = &contact.interactions;
+                let stats = contact.interactions();
                 if stats.outbound_count == 0 {
                     return None;
                 }
@@ -499,17 +567,17 @@ impl<'c> FieldReader<'c> {
                     denominator: stats.outbound_count,
                 }
             }
-            Field::LastInteraction => Actual::DateTime(contact.interactions.last_interaction?),
+            Field::LastInteraction => Actual::DateTime(contact.interactions().last_interaction?),
             Field::DaysSinceLastInteraction => {
-                let last = contact.interactions.last_interaction?;
+                let last = contact.interactions().last_interaction?;
                 let seconds = ctx.now.signed_duration_since(last).num_seconds();
                 Actual::Integer(seconds.div_euclid(86_400).into())
             }
-            Field::DateOfBirth => Actual::Date(contact.date_of_birth?),
-            Field::CreatedAt => Actual::DateTime(contact.created_at),
-            Field::Name => Actual::Text(contact.name.as_deref()?),
-            Field::PhoneNumber => Actual::Phone(&contact.phone_number),
-            Field::Attribute(key) => match contact.attributes.get(key)? {
+            Field::DateOfBirth => Actual::Date(contact.date_of_birth()?),
+            Field::CreatedAt => Actual::DateTime(contact.created_at()),
+            Field::Name => Actual::Text(contact.name()?),
+            Field::PhoneNumber => Actual::Phone(contact.phone_number()),
+            Field::Attribute(key) => match contact.attribute(key)? {
                 serde_json::Value::Null => return None,
                 value => Actual::Json(value),
             },

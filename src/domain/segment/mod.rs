@@ -28,7 +28,9 @@ pub mod value;
 pub use crate::domain::state::MalaysianState;
 pub use definition::{SeedFilters, SegmentDefinition, MAX_AGE, MAX_NAME_CHARS};
 pub use error::{ErrorKind, Path, PathSegment, SegmentError};
-pub use eval::EvalContext;
-pub use field::{Actual, Field, FieldInfo, FieldReader, CATALOG, MAX_WINDOW_DAYS};
+pub use eval::{eval_predicate, holds, EvalContext};
+pub use field::{
+    window_start, Actual, ContactFacts, Field, FieldInfo, FieldReader, CATALOG, MAX_WINDOW_DAYS,
+};
 pub use predicate::{Comparison, Node, Op, Operand, Predicate, MAX_DEPTH, MAX_LIST_LEN, MAX_NODES};
-pub use value::{Literal, Ratio, Text, ValueType};
+pub use value::{fold_case, Literal, Ratio, Text, ValueType};

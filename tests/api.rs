@@ -89,6 +89,10 @@ async fn admin_api_needs_a_key_where_the_profile_says_so() {
         400
     );
     let media = format!("{}/api/contacts/60123456789/media", h.base);
+    let segments = format!("{}/api/segments/", h.base);
+    let segment = format!("{}/api/segments/no-such-id/", h.base);
+    let export = format!("{}/api/segments/no-such-id/export.csv", h.base);
+    let new_segment = json!({"name": "", "gender": "male"});
     assert_eq!(status_of(h.http.post(&media).body("x")).await, 401);
     assert_eq!(
         status_of(h.http.post(&media).bearer_auth("k-123").body("x")).await,
@@ -178,6 +182,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         keys: ApiKeys::default(),
         require_key: false,
         uploads: None,
+        segments: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -332,6 +337,10 @@ async fn admin_routes_enforce_roles() {
     let contact_bare = format!("{}/api/contacts/60123456789", h.base);
     let sandbox = format!("{}/api/sandbox/messages/", h.base);
     let media = format!("{}/api/contacts/60123456789/media", h.base);
+    let segments = format!("{}/api/segments/", h.base);
+    let segment = format!("{}/api/segments/no-such-id/", h.base);
+    let export = format!("{}/api/segments/no-such-id/export.csv", h.base);
+    let new_segment = json!({"name": "", "gender": "male"});
     // (request, key, expected status): 404 = past the guard, no such contact; 415 = past
     // the guard, the body is not a photo.
     let cases: Vec<(reqwest::RequestBuilder, Option<&str>, u16)> = vec![
@@ -350,6 +359,36 @@ async fn admin_routes_enforce_roles() {
         (h.http.post(&media).body("x"), Some("k-market"), 415),
         (h.http.post(&media).body("x"), Some("k-view"), 403),
         (h.http.post(&media).body("x"), Some("k-analyst"), 403),
+        // Segments: every role reads aggregates; marketers and admins change them; member
+        // exports need a role that may read contacts. 400 = past the guard, blank name.
+        (h.http.get(&segments), None, 401),
+        (h.http.get(&segments), Some("k-analyst"), 200),
+        (h.http.get(&segments), Some("k-view"), 200),
+        (h.http.get(&segment), Some("k-analyst"), 404),
+        (
+            h.http.post(&segments).json(&new_segment),
+            Some("k-market"),
+            400,
+        ),
+        (
+            h.http.post(&segments).json(&new_segment),
+            Some("k-admin"),
+            400,
+        ),
+        (
+            h.http.post(&segments).json(&new_segment),
+            Some("k-view"),
+            403,
+        ),
+        (
+            h.http.post(&segments).json(&new_segment),
+            Some("k-analyst"),
+            403,
+        ),
+        (h.http.delete(&segment), Some("k-analyst"), 403),
+        (h.http.delete(&segment), Some("k-market"), 404),
+        (h.http.get(&export), Some("k-analyst"), 403),
+        (h.http.get(&export), Some("k-view"), 404),
     ];
     for (i, (request, key, expected)) in cases.into_iter().enumerate() {
         let request = match key {
@@ -427,6 +466,16 @@ async fn openapi_document_is_committed_served_and_complete() {
         ("/api/contacts/{phone}/", "get"),
         ("/api/contacts/{phone}/media", "post"),
         ("/api/sandbox/messages/", "get"),
+        ("/api/segments/", "get"),
+        ("/api/segments/", "post"),
+        ("/api/segments/create/", "post"),
+        ("/api/segments/{id}/", "get"),
+        ("/api/segments/{id}/", "put"),
+        ("/api/segments/{id}/", "patch"),
+        ("/api/segments/{id}/", "delete"),
+        ("/api/segments/preview", "post"),
+        ("/api/segments/{id}/breakdown", "get"),
+        ("/api/segments/{id}/export.csv", "get"),
         ("/api/openapi.json", "get"),
         ("/metrics", "get"),
         ("/healthz", "get"),
@@ -446,10 +495,18 @@ async fn openapi_document_is_committed_served_and_complete() {
     let mut routed = 0;
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
-            let url = format!("{}{}", h.base, path.replace("{phone}", "60123456789"));
+            let url = format!(
+                "{}{}",
+                h.base,
+                path.replace("{phone}", "60123456789")
+                    .replace("{id}", "no-such-id")
+            );
             let request = match method.as_str() {
                 "get" => h.http.get(&url),
                 "post" => h.http.post(&url).body("{}"),
+                "put" => h.http.put(&url).body("{}"),
+                "patch" => h.http.patch(&url).body("{}"),
+                "delete" => h.http.delete(&url),
                 other => panic!("unexpected method {other}"),
             };
             let response = request.bearer_auth("k-view").send().await.unwrap();

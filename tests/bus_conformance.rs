@@ -900,6 +900,61 @@ async fn end_and_committed_offsets(h: &Harness) {
     consumer.close().await.expect("close");
 }
 
+/// A group-less reader of some partitions gets every record of those partitions from the
+/// first, in offset order, nothing of the others, then what is written later; it commits
+/// nothing, so a group subscribed afterwards still starts from the beginning.
+async fn a_reader_reads_chosen_partitions_from_the_start(h: &Harness) {
+    const WAIT: Duration = Duration::from_secs(30);
+    let topic = h.topic("bus_reader", 3).await;
+    h.fill(&topic, &[(0, 2), (1, 3), (2, 4)]).await;
+    let mut reader = h
+        .bus
+        .read_from_start(&topic, &[1, 2])
+        .await
+        .expect("reader");
+    let mut got: BTreeMap<u32, Vec<(u64, Vec<u8>)>> = BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    let take = |got: &BTreeMap<u32, Vec<(u64, Vec<u8>)>>| got.values().map(Vec::len).sum::<usize>();
+    while take(&got) < 7 {
+        assert!(Instant::now() < deadline, "read only {got:?}");
+        let batch = tokio::time::timeout(WAIT, reader.next_batch())
+            .await
+            .expect("records")
+            .expect("read");
+        assert!(!batch.is_empty());
+        for m in batch {
+            got.entry(m.partition)
+                .or_default()
+                .push((m.offset, m.payload));
+        }
+    }
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    for (p, records) in &got {
+        let expected: Vec<(u64, Vec<u8>)> = (0..records.len())
+            .map(|i| (i as u64, format!("{p}:{i}").into_bytes()))
+            .collect();
+        assert_eq!(records, &expected, "partition {p}");
+    }
+    // Later writes arrive; writes to another partition do not.
+    h.fill(&topic, &[(0, 1), (2, 1)]).await;
+    let batch = tokio::time::timeout(WAIT, reader.next_batch())
+        .await
+        .expect("the new record")
+        .expect("read");
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert_eq!((batch[0].partition, batch[0].offset), (2, 4));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), reader.next_batch())
+            .await
+            .is_err(),
+        "nothing more"
+    );
+    assert!(
+        h.bus.read_from_start(&topic, &[3]).await.is_err(),
+        "no partition 3"
+    );
+}
+
 /// A dead letter keeps the original key, payload and headers and adds why and where from.
 async fn dead_letters_round_trip(h: &Harness) {
     let topic = h.topic("bus_dl_src", 2).await;
@@ -1050,6 +1105,7 @@ conformance!(
     pause_stops_delivery_and_resume_restarts_it,
     ensure_topics_is_idempotent_and_detects_mismatch,
     end_and_committed_offsets,
+    a_reader_reads_chosen_partitions_from_the_start,
     dead_letters_round_trip,
     a_stalled_engine_loses_nothing,
     hundred_thousand_records,

@@ -54,6 +54,11 @@ pub type Admits = &'static [Role];
 pub const READ_CONTACTS: Admits = &[Role::Admin, Role::Marketer, Role::Viewer];
 /// Changing contacts or sending on their behalf.
 pub const WRITE_CONTACTS: Admits = &[Role::Admin, Role::Marketer];
+/// Segment definitions, counts and breakdowns (aggregates; member lists only for roles
+/// that may read contacts).
+pub const READ_SEGMENTS: Admits = &[Role::Admin, Role::Marketer, Role::Analyst, Role::Viewer];
+/// Creating, changing and deleting segments.
+pub const WRITE_SEGMENTS: Admits = &[Role::Admin, Role::Marketer];
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ApiKeyError {

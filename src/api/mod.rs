@@ -11,6 +11,7 @@ pub mod auth;
 pub mod contacts;
 pub mod error;
 pub mod sandbox;
+pub mod segments;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
@@ -33,6 +34,7 @@ use crate::storage::store::ContactStore;
 
 pub use auth::{ApiKeyError, ApiKeys, Role};
 pub use error::ApiError;
+pub use segments::SegmentsState;
 pub use uploads::UploadState;
 
 pub struct AdminState {
@@ -43,6 +45,8 @@ pub struct AdminState {
     pub require_key: bool,
     /// Present when this process takes photo uploads for the OCR role.
     pub uploads: Option<UploadState>,
+    /// Present when this process indexes every crm.contacts partition (the api role).
+    pub segments: Option<SegmentsState>,
 }
 
 /// The admin routes, each group behind the roles it admits. Every path is also served
@@ -62,7 +66,37 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
     let write_contacts = OpenApiRouter::new()
         .routes(routes!(uploads::upload))
         .layer(DefaultBodyLimit::max(upload_limit));
-    guarded(read_contacts, auth::READ_CONTACTS).merge(guarded(write_contacts, auth::WRITE_CONTACTS))
+    let read_segments = OpenApiRouter::new()
+        .routes(routes!(segments::list))
+        .route("/api/segments", get(segments::list))
+        .routes(routes!(segments::show))
+        .route("/api/segments/{id}", get(segments::show))
+        .routes(routes!(segments::preview))
+        .route("/api/segments/preview/", post(segments::preview))
+        .routes(routes!(segments::breakdown))
+        .route("/api/segments/{id}/breakdown/", get(segments::breakdown));
+    let write_segments = OpenApiRouter::new()
+        .routes(routes!(segments::create))
+        .route("/api/segments", post(segments::create))
+        .routes(routes!(segments::create_seed))
+        .route("/api/segments/create", post(segments::create_seed))
+        .routes(routes!(
+            segments::replace,
+            segments::patch,
+            segments::delete
+        ))
+        .route(
+            "/api/segments/{id}",
+            put(segments::replace)
+                .patch(segments::patch)
+                .delete(segments::delete),
+        );
+    let export_segments = OpenApiRouter::new().routes(routes!(segments::export));
+    guarded(read_contacts, auth::READ_CONTACTS)
+        .merge(guarded(write_contacts, auth::WRITE_CONTACTS))
+        .merge(guarded(read_segments, auth::READ_SEGMENTS))
+        .merge(guarded(write_segments, auth::WRITE_SEGMENTS))
+        .merge(guarded(export_segments, auth::READ_CONTACTS))
 }
 
 /// The OpenAPI 3 document of the whole HTTP surface, webhook included.

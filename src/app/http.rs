@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use crate::api::{self, AdminState, ApiKeys, UploadState};
+use crate::api::{self, AdminState, ApiKeys, SegmentsState, UploadState};
 use crate::config::{ProviderKind, Role};
 use crate::engine::supervisor::RoleStart;
 use crate::engine::EngineError;
@@ -13,7 +13,7 @@ use crate::topics;
 
 use super::backends::media_limits;
 use super::error::{failed, StartError};
-use super::roles::Assembly;
+use super::roles::{Assembly, SegmentScope};
 
 /// Binds `http.listen` (port 0 picks a free one).
 pub(super) fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -61,6 +61,16 @@ impl Assembly<'_> {
                 ocr_jobs_topic: names.name(topics::OCR_JOBS),
                 phone_number_id: config.whatsapp.phone_number_id.clone(),
             }),
+            segments: self
+                .segments
+                .as_ref()
+                .filter(|(_, scope)| *scope == SegmentScope::AllPartitions)
+                .map(|(follower, _)| SegmentsState {
+                    index: follower.index().clone(),
+                    producer: self.producer.clone(),
+                    commands_topic: names.name(topics::COMMANDS),
+                    command_partitions: config.bus.partitions,
+                }),
         });
         let router = api::router(webhook, admin, config.http.max_body_bytes as usize);
         let listener = Arc::new(listener);

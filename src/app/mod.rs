@@ -15,16 +15,20 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 
-use crate::config::{Config, Secrets};
+use std::sync::Arc;
+
+use crate::config::{Config, Role, Secrets};
 use crate::engine::supervisor::{Engine, EngineArgs, EngineMsg, RoleStart};
+use crate::segments::{Follower, SegmentIndex};
 use crate::storage::bus::TopicSpec;
-use crate::topics::TopicNames;
+use crate::topics::{self, TopicNames};
 
 pub use backends::{
     batcher_config, clickhouse_config, media_limits, object_store, scylla_config, Backends,
 };
 pub use error::StartError;
 pub use reindex::{reindex, reindex_into};
+pub use roles::SegmentScope;
 
 /// A started process.
 pub struct Running {
@@ -32,6 +36,10 @@ pub struct Running {
     /// Where the webhook, the admin API and /metrics listen.
     pub http_addr: SocketAddr,
     pub roles: Vec<String>,
+    /// The process's segment index: every partition with the api role, the owned ones
+    /// in an engine-only process, none otherwise.
+    pub segments: Option<(Arc<SegmentIndex>, SegmentScope)>,
+    follower: Option<Arc<Follower>>,
 }
 
 impl Running {
@@ -41,7 +49,35 @@ impl Running {
             .engine
             .call(EngineMsg::Shutdown, Some(Duration::from_secs(180)))
             .await;
+        if let Some(follower) = self.follower {
+            follower.stop();
+        }
     }
+}
+
+/// The process's segment index, rebuilding from crm.contacts (see [`SegmentScope`]).
+async fn segment_index(
+    config: &Config,
+    backends: &Backends,
+    names: &TopicNames,
+) -> Result<Option<(Arc<Follower>, SegmentScope)>, StartError> {
+    let runs = |role| config.engine.roles.contains(&role);
+    let scope = if runs(Role::Api) {
+        SegmentScope::AllPartitions
+    } else if runs(Role::Engine) {
+        SegmentScope::OwnedPartitions
+    } else {
+        return Ok(None);
+    };
+    let follower = Arc::new(Follower::new(
+        Arc::new(SegmentIndex::default()),
+        backends.bus.clone(),
+        names.name(topics::CONTACTS),
+    ));
+    if scope == SegmentScope::AllPartitions {
+        follower.assign_all().await?;
+    }
+    Ok(Some((follower, scope)))
 }
 
 /// Starts the configured roles on `backends`. The HTTP listener is bound before this
@@ -61,6 +97,7 @@ pub async fn start(
             config.bus.kafka_replication_factor,
         ))
         .await?;
+    let segments = segment_index(config, &backends, &names).await?;
     let assembly = roles::Assembly {
         config,
         secrets,
@@ -68,6 +105,7 @@ pub async fn start(
         objects: object_store(config, secrets)?,
         producer: backends.bus.producer(),
         names,
+        segments: segments.clone(),
     };
     let (listener, http_addr) = http::bind(&config.http.listen)?;
     let mut roles: Vec<(String, RoleStart)> = vec![("http".into(), assembly.http_role(listener)?)];
@@ -80,5 +118,9 @@ pub async fn start(
         engine,
         http_addr,
         roles: role_names,
+        segments: segments
+            .as_ref()
+            .map(|(follower, scope)| (follower.index().clone(), *scope)),
+        follower: segments.map(|(follower, _)| follower),
     })
 }

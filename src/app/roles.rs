@@ -19,6 +19,7 @@ use crate::media::{MediaClient, ObjectStore};
 use crate::ocr::OcrPool;
 use crate::pii::IcVault;
 use crate::provider::RateLimiter;
+use crate::segments::Follower;
 use crate::storage::bus::Producer;
 use crate::topics::{self, TopicNames};
 
@@ -34,6 +35,17 @@ pub(super) struct Assembly<'a> {
     /// One producer shared by every role and the HTTP surface.
     pub producer: Arc<dyn Producer>,
     pub names: TopicNames,
+    /// The process's segment index and its follower; see [`SegmentScope`].
+    pub segments: Option<(Arc<Follower>, SegmentScope)>,
+}
+
+/// Which crm.contacts partitions a process indexes. One index per process: an API process
+/// indexes every partition, and its engine role (if any) plans from that same index; an
+/// engine-only process indexes the partitions it owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentScope {
+    AllPartitions,
+    OwnedPartitions,
 }
 
 impl Assembly<'_> {
@@ -130,6 +142,11 @@ impl Assembly<'_> {
                     dead_letter_topic: self.dead_letter_topic(),
                 })),
             }),
+            owned_segments: self
+                .segments
+                .as_ref()
+                .filter(|(_, scope)| *scope == SegmentScope::OwnedPartitions)
+                .map(|(follower, _)| follower.clone()),
         })
     }
 

@@ -102,6 +102,9 @@ pub enum Role {
     Ocr,
     Sender,
     Analytics,
+    /// Serves segment counts, previews and member lists from an index of every crm.contacts
+    /// partition (read without joining the engine's group).
+    Api,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,6 +274,7 @@ impl Default for EngineConfig {
                 Role::Ocr,
                 Role::Sender,
                 Role::Analytics,
+                Role::Api,
             ],
             shards: 4,
             max_resident_contacts: 1_000_000,

@@ -126,6 +126,21 @@ impl PhoneNumber {
         &self.0
     }
 
+    /// The number as lists show it to people who need not see it whole: the first four
+    /// and the last three digits, e.g. `6012****789`.
+    pub fn masked(&self) -> String {
+        let digits = &self.0;
+        let keep_tail = 3.min(digits.len());
+        let keep_head = 4.min(digits.len() - keep_tail);
+        let hidden = digits.len() - keep_head - keep_tail;
+        format!(
+            "{}{}{}",
+            &digits[..keep_head],
+            "*".repeat(hidden),
+            &digits[digits.len() - keep_tail..]
+        )
+    }
+
     /// A form [`PhoneNumber::parse`] reads back: the stored digits for a Malaysian number
     /// (`60123456789`), with a `+` for others (`+6591234567`).
     pub fn written(&self) -> String {

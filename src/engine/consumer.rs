@@ -45,6 +45,11 @@ pub trait Strategy: Send {
     /// Finishes every submitted record and returns their tokens (revocation, shutdown).
     async fn join(&mut self) -> Result<Vec<Token>, EngineError>;
 
+    /// Partitions newly assigned to this consumer.
+    async fn assigned(&mut self, _partitions: &[TopicPartition]) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// Revoked partitions, after their finished prefix was handed over: forget their state.
     async fn release(&mut self, _partitions: &[TopicPartition]) -> Result<(), EngineError> {
         Ok(())
@@ -172,6 +177,7 @@ impl Skeleton {
                 }
                 ConsumerEvent::Assigned(partitions) => {
                     tracing::info!(role = self.role, ?partitions, "partitions assigned");
+                    strategy.assigned(&partitions).await?;
                     if self.backpressure == Backpressure::PausePartitions {
                         state
                             .pause

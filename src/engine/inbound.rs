@@ -13,6 +13,7 @@ use ractor::ActorCell;
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::catalog;
+use crate::segments::Follower;
 use crate::storage::bus::{Bus, Message, Producer, TopicPartition};
 use crate::topics::inbound::{EventPayload, InboundEvent};
 use crate::topics::ocr::OcrResult;
@@ -40,6 +41,10 @@ pub struct InboundConfig {
     pub shards: usize,
     pub max_in_flight: usize,
     pub deps: Arc<ShardDeps>,
+    /// The segment index of the partitions this engine owns (when the process does not
+    /// index every partition for the API anyway): rebuilt on assignment, dropped on
+    /// revocation.
+    pub owned_segments: Option<Arc<Follower>>,
 }
 
 /// Runs until `shutdown` turns true (Ok after a clean drain) or a fatal error.
@@ -87,6 +92,17 @@ struct Shards {
     config: Arc<InboundConfig>,
     shards: ShardPool,
     done_rx: mpsc::UnboundedReceiver<Vec<Token>>,
+}
+
+impl Shards {
+    /// The wa.inbound partitions among `partitions` (crm.ocr.results is co-assigned).
+    fn inbound_partitions(&self, partitions: &[TopicPartition]) -> Vec<u32> {
+        partitions
+            .iter()
+            .filter(|tp| tp.topic == self.config.topic)
+            .map(|tp| tp.partition)
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -151,7 +167,19 @@ impl Strategy for Shards {
         Ok(tokens)
     }
 
+    async fn assigned(&mut self, partitions: &[TopicPartition]) -> Result<(), EngineError> {
+        if let Some(follower) = &self.config.owned_segments {
+            follower
+                .assign(&self.inbound_partitions(partitions))
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), EngineError> {
+        if let Some(follower) = &self.config.owned_segments {
+            follower.revoke(&self.inbound_partitions(partitions));
+        }
         self.shards.release(partitions).await
     }
 

@@ -267,6 +267,31 @@ pub static OCR_PAUSES: Metric = metric(
     "Times the OCR role paused its partitions.",
 );
 
+pub static SEGMENT_INDEX_CONTACTS: Metric = metric(
+    "sembang_segment_index_contacts",
+    G,
+    &[],
+    "Contacts in this process's segment index.",
+);
+pub static SEGMENT_INDEX_PARTITIONS: Metric = metric(
+    "sembang_segment_index_partitions",
+    G,
+    &["state"],
+    "crm.contacts partitions this process indexes, rebuilding or live.",
+);
+pub static SEGMENT_INDEX_RECORDS: Metric = metric(
+    "sembang_segment_index_records_total",
+    C,
+    &["outcome"],
+    "Changelog records applied to the segment index, by outcome.",
+);
+pub static SEGMENT_QUERY_SECONDS: Metric = metric(
+    "sembang_segment_query_seconds",
+    H,
+    &[],
+    "Time to answer a segment count or member page from the index.",
+);
+
 /// The whole catalogue.
 pub static ALL: &[&Metric] = &[
     &INGRESS_REQUESTS,
@@ -300,6 +325,10 @@ pub static ALL: &[&Metric] = &[
     &OCR_QUEUE_DEPTH,
     &OCR_PARTITIONS_PAUSED,
     &OCR_PAUSES,
+    &SEGMENT_INDEX_CONTACTS,
+    &SEGMENT_INDEX_PARTITIONS,
+    &SEGMENT_INDEX_RECORDS,
+    &SEGMENT_QUERY_SECONDS,
 ];
 
 #[cfg(test)]

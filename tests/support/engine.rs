@@ -232,6 +232,14 @@ impl Harness {
         }
     }
 
+    /// The process's segment index, when it has one.
+    pub fn segment_index(&self) -> Option<Arc<sembang::segments::SegmentIndex>> {
+        self.running
+            .as_ref()
+            .and_then(|r| r.segments.as_ref())
+            .map(|(index, _)| index.clone())
+    }
+
     pub async fn post_raw(&self, body: &[u8], signature: Option<String>) -> (u16, Value) {
         let mut request = self
             .http

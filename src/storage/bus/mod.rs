@@ -299,4 +299,20 @@ pub trait Bus: Send + Sync {
         group: &str,
         topic: &str,
     ) -> Result<Vec<Option<u64>>, BusError>;
+
+    /// Reads `partitions` of `topic` from their first record on, without joining a group
+    /// (state rebuilt from a changelog: nothing is committed, nobody else is affected).
+    async fn read_from_start(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+    ) -> Result<Box<dyn PartitionReader>, BusError>;
+}
+
+/// A group-less reader of some partitions of one topic.
+#[async_trait]
+pub trait PartitionReader: Send {
+    /// The next records, at least one, each partition's in offset order; waits for new
+    /// records when it has read everything. Cancel-safe.
+    async fn next_batch(&mut self) -> Result<Vec<Message>, BusError>;
 }

@@ -23,6 +23,7 @@
 mod consumer;
 mod group;
 mod log;
+mod reader;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,8 +46,8 @@ use writer::AppendRequest;
 
 use super::partitioner::partition_for;
 use super::{
-    Bus, BusError, Consumer, Delivery, PartitionedRecord, Producer, Record, TopicPartition,
-    TopicSpec,
+    Bus, BusError, Consumer, Delivery, PartitionReader, PartitionedRecord, Producer, Record,
+    TopicPartition, TopicSpec,
 };
 
 const SERVICE: &str = "embedded bus";
@@ -543,6 +544,28 @@ impl Bus for EmbeddedBus {
             .iter()
             .map(|log| log.end_offset())
             .collect())
+    }
+
+    async fn read_from_start(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+    ) -> Result<Box<dyn PartitionReader>, BusError> {
+        let logs = self.inner.topic(topic)?;
+        let mut chosen = Vec::with_capacity(partitions.len());
+        for &p in partitions {
+            let log = logs
+                .partitions
+                .get(p as usize)
+                .cloned()
+                .ok_or_else(|| BusError::UnknownTopic(format!("{topic} partition {p}")))?;
+            chosen.push(log);
+        }
+        Ok(Box::new(reader::EmbeddedReader::new(
+            chosen,
+            self.inner.data_written.clone(),
+            self.inner.config.fetch_bytes,
+        )))
     }
 
     async fn committed_offsets(

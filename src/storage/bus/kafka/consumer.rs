@@ -397,7 +397,7 @@ impl AsTopicPartition for (TopicPartition, u64) {
     }
 }
 
-fn to_message(m: &BorrowedMessage<'_>) -> Message {
+pub(super) fn to_message(m: &BorrowedMessage<'_>) -> Message {
     Message {
         topic: m.topic().to_string(),
         partition: m.partition() as u32,

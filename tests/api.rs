@@ -89,10 +89,6 @@ async fn admin_api_needs_a_key_where_the_profile_says_so() {
         400
     );
     let media = format!("{}/api/contacts/60123456789/media", h.base);
-    let segments = format!("{}/api/segments/", h.base);
-    let segment = format!("{}/api/segments/no-such-id/", h.base);
-    let export = format!("{}/api/segments/no-such-id/export.csv", h.base);
-    let new_segment = json!({"name": "", "gender": "male"});
     assert_eq!(status_of(h.http.post(&media).body("x")).await, 401);
     assert_eq!(
         status_of(h.http.post(&media).bearer_auth("k-123").body("x")).await,
@@ -183,6 +179,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         require_key: false,
         uploads: None,
         segments: None,
+        edits: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -464,6 +461,7 @@ async fn openapi_document_is_committed_served_and_complete() {
         ("/webhook/whatsapp", "post"),
         ("/webhook/wabot", "post"),
         ("/api/contacts/{phone}/", "get"),
+        ("/api/contacts/{phone}/", "patch"),
         ("/api/contacts/{phone}/media", "post"),
         ("/api/sandbox/messages/", "get"),
         ("/api/segments/", "get"),

@@ -214,6 +214,67 @@ async fn round_trip(h: &Harness) {
         }
     }
 
+    // A profile edit through the API reaches the count within a second, through the shard.
+    let married = create(
+        h,
+        json!({"name": "Married", "marital_status_filter": ["married"]}),
+    )
+    .await;
+    let married_id = married["id"].as_str().unwrap().to_string();
+    count_reaches(h, &married_id, 0).await;
+    let (status, accepted) = call(
+        h,
+        reqwest::Method::PATCH,
+        &format!("/api/contacts/{AMIN}/"),
+        Some(json!({"marital_status": "married", "attributes": {"outlet": "KLCC", "visits": 3}, "tags": ["vip"]})),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let took = count_reaches(h, &married_id, 1).await;
+    println!("a profile edit reached the count in {took:?}");
+    assert!(took <= LIVE, "the count moved {took:?} after the edit");
+    let (_, tagged) = call(
+        h,
+        reqwest::Method::POST,
+        "/api/segments/preview",
+        Some(json!({"custom": {"and": [
+            {"field": "attributes.tags", "op": "contains", "value": "VIP"},
+            {"field": "attributes.visits", "op": "gte", "value": 3},
+            {"field": "attributes.outlet", "op": "eq", "value": "klcc"}
+        ]}})),
+    )
+    .await;
+    assert_eq!(tagged["count"], 1, "{tagged}");
+    for (body, message) in [
+        (json!({"nickname": "x"}), "unknown field `nickname`"),
+        (
+            json!({"attributes": {"tags": ["x"]}}),
+            "attributes.tags: set tags with",
+        ),
+        (
+            json!({"marital_status": "complicated"}),
+            "unknown variant `complicated`",
+        ),
+        (json!({}), "the edit changes nothing"),
+    ] {
+        let (status, error) = call(
+            h,
+            reqwest::Method::PATCH,
+            &format!("/api/contacts/{AMIN}/"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["error"]["kind"], "invalid_profile");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{body}: {error}"
+        );
+    }
+
     // Delete; then it is gone.
     let (status, _) = call(
         h,

@@ -841,6 +841,7 @@ fn every_event_round_trips_through_json() {
                 EventPayload::Status(s) if s.status.known().is_none() => "unknown_status",
                 EventPayload::Status(_) => "status",
                 EventPayload::Error(_) => "error",
+                EventPayload::ProfileEdit(_) => unreachable!("webhooks carry no profile edits"),
             });
         }
     }

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::clock::malaysia_today;
 use crate::domain::contact::Contact;
+use crate::domain::profile::ProfilePatch;
+use crate::storage::bus::{Producer, Record};
+use crate::topics::inbound::{Business, EditSource, EventPayload, InboundEvent, ProfileEdit};
 
 use super::error::{ApiError, ErrorBody};
 use super::{parse_phone, AdminState};
@@ -109,4 +113,87 @@ pub async fn show(
             Err(ApiError::unavailable("store_unavailable", e.to_string()))
         }
     }
+}
+
+/// Where profile edits go: wa.inbound, keyed by the contact, so its shard applies them in
+/// order with its messages (never a write to the store behind the shard's back).
+pub struct ProfileEdits {
+    pub producer: Arc<dyn Producer>,
+    pub inbound_topic: String,
+    pub business: Business,
+}
+
+impl ProfileEdits {
+    /// Queues an edit of `phone`'s profile; resolves once the bus has it.
+    pub async fn submit(
+        &self,
+        phone: &crate::domain::phone::PhoneNumber,
+        edit_id: String,
+        source: EditSource,
+        patch: ProfilePatch,
+    ) -> Result<(), crate::storage::bus::BusError> {
+        let event = InboundEvent {
+            business: self.business.clone(),
+            payload: EventPayload::ProfileEdit(ProfileEdit {
+                edit_id,
+                wa_id: phone.as_str().to_string(),
+                at: chrono::Utc::now(),
+                source,
+                patch,
+            }),
+        };
+        let payload = serde_json::to_vec(&event).expect("an inbound event serializes");
+        self.producer
+            .send(Record::new(&self.inbound_topic, phone.as_str(), payload))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// An accepted edit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EditAccepted {
+    pub edit_id: String,
+}
+
+/// Changes a contact's name, marital status, attributes or tags. Applied by the contact's
+/// shard in order with its messages; a contact not yet known is created.
+#[utoipa::path(
+    patch,
+    path = "/api/contacts/{phone}/",
+    tag = "contacts",
+    params(("phone" = String, Path, description = "Malaysian form (012-345 6789, 60123456789) or + and a country code", example = "60123456789")),
+    request_body = ProfilePatch,
+    responses(
+        (status = 202, description = "Queued for the contact's shard", body = EditAccepted),
+        (status = 400, description = "Not a phone number, or an invalid edit", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "The key's role may not change contacts", body = ErrorBody),
+        (status = 503, description = "The bus is unavailable, or this process takes no edits", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub async fn edit(
+    State(state): State<Arc<AdminState>>,
+    Path(phone): Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<(StatusCode, Json<EditAccepted>), ApiError> {
+    let phone = parse_phone(&phone)?;
+    let patch: ProfilePatch = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request("invalid_profile", e.to_string()))?;
+    patch
+        .validate()
+        .map_err(|e| ApiError::bad_request("invalid_profile", e.to_string()))?;
+    let edits = state.edits.as_ref().ok_or_else(|| {
+        ApiError::unavailable("no_edits", "this process has no bus to queue edits on")
+    })?;
+    let edit_id = uuid::Uuid::now_v7().to_string();
+    edits
+        .submit(&phone, edit_id.clone(), EditSource::AdminApi, patch)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "queueing a profile edit failed");
+            ApiError::unavailable("bus_unavailable", e.to_string())
+        })?;
+    Ok((StatusCode::ACCEPTED, Json(EditAccepted { edit_id })))
 }

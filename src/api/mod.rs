@@ -47,6 +47,8 @@ pub struct AdminState {
     pub uploads: Option<UploadState>,
     /// Present when this process indexes every crm.contacts partition (the api role).
     pub segments: Option<SegmentsState>,
+    /// Where profile edits are queued.
+    pub edits: Option<contacts::ProfileEdits>,
 }
 
 /// The admin routes, each group behind the roles it admits. Every path is also served
@@ -64,6 +66,11 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .routes(routes!(sandbox::messages))
         .route("/api/sandbox/messages", get(sandbox::messages));
     let write_contacts = OpenApiRouter::new()
+        .routes(routes!(contacts::edit))
+        .route(
+            "/api/contacts/{phone}",
+            axum::routing::patch(contacts::edit),
+        )
         .routes(routes!(uploads::upload))
         .layer(DefaultBodyLimit::max(upload_limit));
     let read_segments = OpenApiRouter::new()

@@ -4,12 +4,14 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use crate::api::contacts::ProfileEdits;
 use crate::api::{self, AdminState, ApiKeys, SegmentsState, UploadState};
 use crate::config::{ProviderKind, Role};
 use crate::engine::supervisor::RoleStart;
 use crate::engine::EngineError;
 use crate::ingress::http::WebhookState;
 use crate::topics;
+use crate::topics::inbound::Business;
 
 use super::backends::media_limits;
 use super::error::{failed, StartError};
@@ -71,6 +73,15 @@ impl Assembly<'_> {
                     commands_topic: names.name(topics::COMMANDS),
                     command_partitions: config.bus.partitions,
                 }),
+            edits: Some(ProfileEdits {
+                producer: self.producer.clone(),
+                inbound_topic: names.name(topics::INBOUND),
+                business: Business {
+                    waba_id: String::new(),
+                    phone_number_id: config.whatsapp.phone_number_id.clone(),
+                    display_phone_number: String::new(),
+                },
+            }),
         });
         let router = api::router(webhook, admin, config.http.max_body_bytes as usize);
         let listener = Arc::new(listener);

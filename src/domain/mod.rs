@@ -12,6 +12,7 @@ pub mod money;
 pub mod mykad;
 pub mod person;
 pub mod phone;
+pub mod profile;
 pub mod purchase;
 pub mod receipt;
 pub mod recent;

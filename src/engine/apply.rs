@@ -125,6 +125,14 @@ pub fn apply(
                 }
             }
         }
+        EventPayload::ProfileEdit(edit) => {
+            // Checked where it was made; a bad one that got here anyway changes nothing.
+            if edit.patch.validate().is_ok() && edit.patch.apply_to(contact) {
+                effects
+                    .events
+                    .push(snapshot(contact, "edited", &key, ctx.today));
+            }
+        }
         // Not routed to contacts; nothing to do if one arrives here.
         EventPayload::Error(_) => {}
     }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::domain::message::DeliveryStatus;
 use crate::domain::phone::{PhoneError, PhoneNumber};
+use crate::domain::profile::ProfilePatch;
 
 /// Webhook events, keyed by [`InboundEvent::partition_key`] (the contact's wa_id).
 pub const TOPIC: &str = "wa.inbound";
@@ -34,6 +35,27 @@ pub enum EventPayload {
     Status(StatusReport),
     /// A value-level `errors[]` entry (not tied to one message).
     Error(ApiError),
+    /// A change to a contact's profile from the admin API or a CSV import: keyed by the
+    /// contact like its messages, so its shard applies it in order with them.
+    ProfileEdit(ProfileEdit),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileEdit {
+    /// Unique per edit; a CSV row's is derived from its content, so a rerun is recognised.
+    pub edit_id: String,
+    /// The contact's E.164 digits.
+    pub wa_id: String,
+    pub at: DateTime<Utc>,
+    pub source: EditSource,
+    pub patch: ProfilePatch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditSource {
+    AdminApi,
+    CsvImport,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +218,7 @@ impl InboundEvent {
         match &self.payload {
             EventPayload::Message(m) => Some(&m.from),
             EventPayload::Status(s) => Some(&s.recipient_id),
+            EventPayload::ProfileEdit(e) => Some(&e.wa_id),
             EventPayload::Error(_) => None,
         }
     }
@@ -225,6 +248,7 @@ impl InboundEvent {
         match &self.payload {
             EventPayload::Message(m) => Some(m.timestamp),
             EventPayload::Status(s) => Some(s.timestamp),
+            EventPayload::ProfileEdit(e) => Some(e.at),
             EventPayload::Error(_) => None,
         }
     }
@@ -236,6 +260,7 @@ impl InboundEvent {
         match &self.payload {
             EventPayload::Message(m) => m.wamid.clone(),
             EventPayload::Status(s) => format!("{}:{}", s.wamid, s.status.as_str()),
+            EventPayload::ProfileEdit(e) => format!("edit:{}", e.edit_id),
             EventPayload::Error(e) => format!(
                 "error:{}:{}:{}:{}",
                 self.business.phone_number_id,

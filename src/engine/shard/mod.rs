@@ -102,6 +102,7 @@ impl WorkEvent {
                 EventPayload::Message(_) => "message",
                 EventPayload::Status(_) => "status",
                 EventPayload::Error(_) => "error",
+                EventPayload::ProfileEdit(_) => "profile_edit",
             },
             WorkEvent::Ocr(_) => "ocr_result",
         }

@@ -1,0 +1,219 @@
+//! Profile edits: what a retailer (admin API, CSV import) or the customer (the marital
+//! status question) may set on a contact, with the limits that keep a profile small enough
+//! to index. An edit sets absolute values, so applying it twice changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use super::contact::Contact;
+use super::person::MaritalStatus;
+
+/// The attribute that holds a contact's tags (a list of texts).
+pub const TAGS: &str = "tags";
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_ATTRIBUTES: usize = 50;
+pub const MAX_KEY_CHARS: usize = 64;
+/// Serialized bytes of one attribute value.
+pub const MAX_VALUE_BYTES: usize = 1_024;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_CHARS: usize = 64;
+
+/// What an edit changes; absent fields are left as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Siti Aminah", "marital_status": "married", "attributes": {"preferred_outlet": "Mid Valley", "visits": 7}, "tags": ["vip", "kids"]}))]
+pub struct ProfilePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// single, married, divorced or widowed
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub marital_status: Option<MaritalStatus>,
+    /// Retailer attributes to set; `null` removes one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, Value>,
+    /// Replaces the contact's tags (`attributes.tags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum PatchError {
+    #[error("name: blank, or longer than {MAX_NAME_CHARS} characters")]
+    Name,
+    #[error("attributes: more than {MAX_ATTRIBUTES} keys")]
+    TooManyAttributes,
+    #[error("attributes.{0}: a key is 1 to {MAX_KEY_CHARS} letters, digits, '_' or '-'")]
+    Key(String),
+    #[error("attributes.{0}: set tags with \"tags\", not as an attribute")]
+    TagsAsAttribute(String),
+    #[error("attributes.{0}: the value is over {MAX_VALUE_BYTES} bytes")]
+    ValueTooLarge(String),
+    #[error("tags: at most {MAX_TAGS} tags of 1 to {MAX_TAG_CHARS} characters")]
+    Tags,
+    #[error("the edit changes nothing")]
+    Empty,
+}
+
+impl ProfilePatch {
+    /// Checks the limits. The API and the CSV import reject an edit that fails; the shard
+    /// checks again and ignores one (nothing should get there unchecked).
+    pub fn validate(&self) -> Result<(), PatchError> {
+        if self.name.is_none()
+            && self.marital_status.is_none()
+            && self.attributes.is_empty()
+            && self.tags.is_none()
+        {
+            return Err(PatchError::Empty);
+        }
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+                return Err(PatchError::Name);
+            }
+        }
+        if self.attributes.len() > MAX_ATTRIBUTES {
+            return Err(PatchError::TooManyAttributes);
+        }
+        for (key, value) in &self.attributes {
+            let valid_key = !key.is_empty()
+                && key.chars().count() <= MAX_KEY_CHARS
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            if !valid_key {
+                return Err(PatchError::Key(key.clone()));
+            }
+            if key == TAGS {
+                return Err(PatchError::TagsAsAttribute(key.clone()));
+            }
+            if value.to_string().len() > MAX_VALUE_BYTES {
+                return Err(PatchError::ValueTooLarge(key.clone()));
+            }
+        }
+        if let Some(tags) = &self.tags {
+            let bad = |t: &String| t.trim().is_empty() || t.chars().count() > MAX_TAG_CHARS;
+            if tags.len() > MAX_TAGS || tags.iter().any(bad) {
+                return Err(PatchError::Tags);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the patched fields on `contact`. Returns whether anything changed.
+    pub fn apply_to(&self, contact: &mut Contact) -> bool {
+        let before = (
+            contact.name.clone(),
+            contact.marital_status,
+            contact.attributes.clone(),
+        );
+        if let Some(name) = &self.name {
+            contact.name = Some(name.trim().to_string());
+        }
+        if let Some(status) = self.marital_status {
+            contact.marital_status = Some(status);
+        }
+        for (key, value) in &self.attributes {
+            if value.is_null() {
+                contact.attributes.remove(key);
+            } else {
+                contact.attributes.insert(key.clone(), value.clone());
+            }
+        }
+        if let Some(tags) = &self.tags {
+            let mut tags: Vec<String> = tags.iter().map(|t| t.trim().to_string()).collect();
+            tags.dedup();
+            if tags.is_empty() {
+                contact.attributes.remove(TAGS);
+            } else {
+                contact
+                    .attributes
+                    .insert(TAGS.to_string(), Value::from(tags));
+            }
+        }
+        before
+            != (
+                contact.name.clone(),
+                contact.marital_status,
+                contact.attributes.clone(),
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::PhoneNumber;
+    use chrono::Utc;
+    use serde_json::json;
+
+    #[test]
+    fn a_patch_sets_absolute_values_so_twice_is_once() {
+        let mut c = Contact::new(PhoneNumber::parse("0123456789").unwrap(), Utc::now());
+        c.attributes.insert("outlet".into(), json!("KLCC"));
+        let patch = ProfilePatch {
+            name: Some(" Siti ".into()),
+            marital_status: Some(MaritalStatus::Married),
+            attributes: BTreeMap::from([
+                ("outlet".into(), Value::Null),
+                ("visits".into(), json!(3)),
+            ]),
+            tags: Some(vec!["vip".into(), "kids".into()]),
+        };
+        patch.validate().unwrap();
+        assert!(patch.apply_to(&mut c));
+        assert_eq!(c.name.as_deref(), Some("Siti"));
+        assert_eq!(c.marital_status, Some(MaritalStatus::Married));
+        assert_eq!(c.attributes.get("outlet"), None);
+        assert_eq!(c.attributes["visits"], json!(3));
+        assert_eq!(c.attributes[TAGS], json!(["vip", "kids"]));
+        assert!(!patch.apply_to(&mut c), "applying again changes nothing");
+    }
+
+    #[test]
+    fn limits_are_typed_errors() {
+        let with = |f: fn(&mut ProfilePatch)| {
+            let mut p = ProfilePatch {
+                name: Some("A".into()),
+                ..Default::default()
+            };
+            f(&mut p);
+            p.validate()
+        };
+        assert_eq!(ProfilePatch::default().validate(), Err(PatchError::Empty));
+        assert_eq!(with(|p| p.name = Some(" ".into())), Err(PatchError::Name));
+        assert_eq!(
+            with(|p| {
+                p.attributes.insert("a b".into(), json!(1));
+            }),
+            Err(PatchError::Key("a b".into()))
+        );
+        assert_eq!(
+            with(|p| {
+                p.attributes.insert("tags".into(), json!(["x"]));
+            }),
+            Err(PatchError::TagsAsAttribute("tags".into()))
+        );
+        assert_eq!(
+            with(|p| {
+                p.attributes.insert("blob".into(), json!("x".repeat(2_000)));
+            }),
+            Err(PatchError::ValueTooLarge("blob".into()))
+        );
+        assert_eq!(
+            with(|p| p.tags = Some(vec!["".into()])),
+            Err(PatchError::Tags)
+        );
+        assert_eq!(
+            with(|p| {
+                for i in 0..=MAX_ATTRIBUTES {
+                    p.attributes.insert(format!("k{i}"), json!(i));
+                }
+            }),
+            Err(PatchError::TooManyAttributes)
+        );
+    }
+}

@@ -462,6 +462,7 @@ async fn openapi_document_is_committed_served_and_complete() {
         ("/webhook/wabot", "post"),
         ("/api/contacts/{phone}/", "get"),
         ("/api/contacts/{phone}/", "patch"),
+        ("/api/contacts/import", "post"),
         ("/api/contacts/{phone}/media", "post"),
         ("/api/sandbox/messages/", "get"),
         ("/api/segments/", "get"),

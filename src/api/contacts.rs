@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::domain::clock::malaysia_today;
 use crate::domain::contact::Contact;
+use crate::domain::contact_import::{parse_contacts_csv, ImportRow, RowError};
 use crate::domain::profile::ProfilePatch;
 use crate::storage::bus::{Producer, Record};
 use crate::topics::inbound::{Business, EditSource, EventPayload, InboundEvent, ProfileEdit};
@@ -148,6 +149,74 @@ impl ProfileEdits {
             .await
             .map(|_| ())
     }
+}
+
+/// What an import took and what it left out.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct ImportReport {
+    /// Rows queued as profile edits.
+    pub accepted: u64,
+    /// Rows left out, with their line and why.
+    pub rejected: Vec<RowError>,
+}
+
+impl ProfileEdits {
+    /// Queues every row of an import (a few at a time); returns how many the bus took.
+    pub async fn submit_rows(
+        &self,
+        rows: Vec<ImportRow>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, crate::storage::bus::BusError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut sent = futures::stream::iter(rows)
+            .map(|row| async move {
+                self.submit(&row.phone, row.edit_id, EditSource::CsvImport, row.patch)
+                    .await
+            })
+            .buffered(64);
+        let mut count = 0;
+        while let Some(()) = sent.try_next().await? {
+            count += 1;
+            progress(count);
+        }
+        Ok(count)
+    }
+}
+
+/// Imports contacts and their attributes from CSV (see docs/segments.md, *Importing
+/// contacts*): each row a profile edit through the contact's shard, so importing the same
+/// file again changes nothing. Bad rows are reported with their line; the others are taken.
+#[utoipa::path(
+    post,
+    path = "/api/contacts/import",
+    tag = "contacts",
+    request_body(content = String, content_type = "text/csv", description = "A header row with phone_number, then name, marital_status, tags (';'-separated) and any attribute columns"),
+    responses(
+        (status = 200, description = "Rows queued and rows left out", body = ImportReport),
+        (status = 400, description = "The file is unusable (no header, no phone_number column)", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "The key's role may not change contacts", body = ErrorBody),
+        (status = 503, description = "The bus is unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub async fn import(
+    State(state): State<Arc<AdminState>>,
+    body: axum::body::Bytes,
+) -> Result<Json<ImportReport>, ApiError> {
+    let parsed = parse_contacts_csv(&body[..])
+        .map_err(|e| ApiError::bad_request("invalid_csv", e.to_string()))?;
+    let edits = state.edits.as_ref().ok_or_else(|| {
+        ApiError::unavailable("no_edits", "this process has no bus to queue edits on")
+    })?;
+    let accepted = edits
+        .submit_rows(parsed.rows, |_| {})
+        .await
+        .map_err(|e| ApiError::unavailable("bus_unavailable", e.to_string()))?;
+    Ok(Json(ImportReport {
+        accepted,
+        rejected: parsed.errors,
+    }))
 }
 
 /// An accepted edit.

@@ -66,6 +66,8 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .routes(routes!(sandbox::messages))
         .route("/api/sandbox/messages", get(sandbox::messages));
     let write_contacts = OpenApiRouter::new()
+        .routes(routes!(contacts::import))
+        .route("/api/contacts/import/", post(contacts::import))
         .routes(routes!(contacts::edit))
         .route(
             "/api/contacts/{phone}",

@@ -9,6 +9,7 @@ mod ocr;
 mod openapi;
 mod receipt;
 mod run;
+mod segments;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,11 @@ enum Command {
     /// Apply the CQL and ClickHouse schemas of the profile (idempotent; refuses a newer
     /// schema than this binary knows).
     Migrate(ConfigArgs),
+    /// Saved segments.
+    Segments {
+        #[command(subcommand)]
+        command: SegmentsCommand,
+    },
     /// Malaysian identity card (MyKad) numbers.
     Ic {
         #[command(subcommand)]
@@ -95,6 +101,30 @@ enum ContactsCommand {
     /// Write every stored contact's indexable state to the contact changelog (crm.contacts),
     /// for contacts stored before it existed. Safe to run again.
     Reindex(ConfigArgs),
+    /// Import contacts and their attributes from a CSV file: each row a profile edit
+    /// through the contact's shard (a rerun changes nothing). Bad rows are reported with
+    /// their line; the others are taken.
+    Import {
+        /// The CSV file (header: phone_number, name, marital_status, tags, attributes...).
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SegmentsCommand {
+    /// Write a saved segment's members as CSV (masked phone, name, tier, total spent),
+    /// from an index rebuilt from the contact changelog.
+    Export {
+        /// The segment id.
+        id: String,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +208,12 @@ pub fn main() -> ExitCode {
         Command::Contacts {
             command: ContactsCommand::Reindex(args),
         } => contacts::reindex_all(&args.request()),
+        Command::Contacts {
+            command: ContactsCommand::Import { file, config },
+        } => contacts::import(&file, &config.request()),
+        Command::Segments {
+            command: SegmentsCommand::Export { id, out, config },
+        } => segments::export(&id, out.as_deref(), &config.request()),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => config_cmd::show(&args.request()),

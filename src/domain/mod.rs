@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod clock;
 pub mod contact;
 pub mod contact_fields;
+pub mod contact_import;
 pub mod message;
 pub mod money;
 pub mod mykad;

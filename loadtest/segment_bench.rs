@@ -232,7 +232,8 @@ fn definitions() -> Vec<(&'static str, Value)> {
 fn sql(table: &str) -> Vec<String> {
     let years_back = |y: u32| today().checked_sub_months(Months::new(12 * y)).unwrap();
     let born = format!(
-        "dob > toDate('{}') AND dob <= toDate('{}')",
+        // Birth dates as ISO text: ClickHouse 18.16's Date starts in 1970.
+        "dob > '{}' AND dob <= '{}'",
         years_back(46),
         years_back(25)
     );
@@ -276,7 +277,7 @@ fn tsv_row(c: &Contact) -> String {
         text(c.marital_status.map(|m| m.to_string())),
         text(c.state.clone()),
         c.customer_tier,
-        c.date_of_birth.map_or("\\N".to_string(), |d| d.to_string()),
+        c.date_of_birth.map_or(String::new(), |d| d.to_string()),
         c.spending().total_spent.sen(),
         c.whatsapp_status.as_str(),
         tags,
@@ -359,7 +360,7 @@ fn main() {
         ch.run("CREATE DATABASE IF NOT EXISTS segbench", None);
         ch.run("DROP TABLE IF EXISTS segbench.contacts", None);
         ch.run(
-            "CREATE TABLE segbench.contacts (phone String, gender String, marital String, state String, tier String, dob Nullable(Date), total_spent_sen Int64, whatsapp_status String, tags Array(String), purchase_dates Array(Date)) ENGINE = MergeTree ORDER BY phone",
+            "CREATE TABLE segbench.contacts (phone String, gender String, marital String, state String, tier String, dob String, total_spent_sen Int64, whatsapp_status String, tags Array(String), purchase_dates Array(Date)) ENGINE = MergeTree ORDER BY phone",
             None,
         );
         ch

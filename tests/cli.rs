@@ -527,6 +527,11 @@ fn contacts_import_and_segment_export_on_the_embedded_default() {
             })
             .await;
             assert_eq!(siti["updated_at"], updated_at, "a rerun changed Siti");
+            // The restarted process rebuilt its index from the changelog: the same count.
+            json_until(&http, &format!("{base}/api/segments/{segment_id}/"), |s| {
+                s["count"] == 1 && s["live"] == true
+            })
+            .await;
         });
     });
 }

@@ -38,6 +38,8 @@ pub struct Harness {
     pub bus: Arc<dyn Bus>,
     pub names: TopicNames,
     pub replies: Replies,
+    /// The configuration the process runs with (for starting more processes beside it).
+    pub config: Config,
     /// The real stack's keyspace and database of this harness, dropped by [`Self::stop`].
     throwaway: Option<(StoreConfig, AnalyticsConfig)>,
     _dir: tempfile::TempDir,
@@ -218,6 +220,7 @@ impl Harness {
         let store = backends.store.clone();
         let bus = backends.bus.clone();
         let running = start(&config, &secrets, backends).await.unwrap();
+        let started_config = config.clone();
         Harness {
             base: format!("http://{}", running.http_addr),
             running: Some(running),
@@ -228,6 +231,7 @@ impl Harness {
             names: TopicNames::new(&config.bus.namespace),
             replies,
             throwaway: None,
+            config: started_config,
             _dir: dir,
         }
     }

@@ -89,6 +89,7 @@ impl World {
             tiers: &self.tiers,
             now: at(100_000),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+            ask_marital_status: false,
         };
         apply(&mut self.contact, false, event, &ctx)
     }
@@ -289,7 +290,7 @@ mod ocr {
     use super::*;
     use sembang::domain::money::Money;
     use sembang::domain::mykad::MyKad;
-    use sembang::domain::person::Gender;
+    use sembang::domain::person::{Gender, MaritalStatus};
     use sembang::domain::purchase::PurchaseStatus;
     use sembang::domain::tier::Tier;
     use sembang::engine::apply_ocr::apply_ocr;
@@ -352,6 +353,7 @@ mod ocr {
             tiers: &w.tiers,
             now: at(100_000),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+            ask_marital_status: false,
         };
         match apply_ocr(&mut w.contact, r, &ctx) {
             Outcome::Applied(effects) => effects,
@@ -381,9 +383,64 @@ mod ocr {
             tiers: &w.tiers,
             now: at(100_001),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+            ask_marital_status: false,
         };
         let r = result("wamid.ic", mykad(IcLinkOutcome::Linked));
         assert_eq!(apply_ocr(&mut w.contact, &r, &ctx), Outcome::Duplicate);
+    }
+
+    /// With the question on, a registration is followed by the marital-status list; the
+    /// customer's pick sets it (and is thanked), "prefer not to say" leaves it unknown.
+    #[test]
+    fn a_registration_asks_the_marital_status_when_configured_and_the_answer_sets_it() {
+        let mut w = World::new();
+        let (replies, tiers) = (AutoReplies::new(Vec::new()).unwrap(), TierPolicy::default());
+        let ctx = ApplyContext {
+            replies: &replies,
+            tiers: &tiers,
+            now: at(100_000),
+            today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+            ask_marital_status: true,
+        };
+        let replies = match apply_ocr(
+            &mut w.contact,
+            &result("wamid.icq", mykad(IcLinkOutcome::Linked)),
+            &ctx,
+        ) {
+            Outcome::Applied(effects) => effects.replies,
+            Outcome::Duplicate => panic!("unexpected duplicate"),
+        };
+        assert_eq!(replies.len(), 2, "{replies:?}");
+        let OutboundContent::List { rows, .. } = &replies[1].content else {
+            panic!("the question is a list: {:?}", replies[1].content)
+        };
+        assert_eq!(rows.len(), 5);
+        assert!(replies[1].content.validate().is_ok());
+        let pick = |id: &str, wamid: &str| {
+            message(
+                wamid,
+                200,
+                serde_json::json!({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": id, "title": "x"}}}),
+            )
+        };
+        let effects = w.effects(&pick("marital:none", "wamid.q1"));
+        assert_eq!(w.contact.marital_status, None);
+        assert_eq!(
+            reply_body(&effects).as_deref(),
+            Some("Thank you! / Terima kasih!")
+        );
+        w.effects(&pick("marital:married", "wamid.q2"));
+        assert_eq!(w.contact.marital_status, Some(MaritalStatus::Married));
+        // Asked only while it is unknown.
+        let again = match apply_ocr(
+            &mut w.contact,
+            &result("wamid.icq2", mykad(IcLinkOutcome::Linked)),
+            &ctx,
+        ) {
+            Outcome::Applied(effects) => effects.replies,
+            Outcome::Duplicate => panic!("unexpected duplicate"),
+        };
+        assert_eq!(again.len(), 1);
     }
 
     #[test]

@@ -78,6 +78,7 @@ async fn sends_every_content_type() {
             language: "ms".into(),
             components: json!([{"type": "body", "parameters": [{"type": "text", "text": "Gold"}]}]),
         },
+        sembang::engine::apply::marital_question_content(),
     ];
     let mut wamids = Vec::new();
     for content in &contents {
@@ -103,6 +104,11 @@ async fn sends_every_content_type() {
         assert_eq!(record.body, expected);
     }
     assert_eq!(sent[3].body["template"]["language"], json!({"code": "ms"}));
+    assert_eq!(sent[4].body["interactive"]["type"], "list");
+    assert_eq!(
+        sent[4].body["interactive"]["action"]["sections"][0]["rows"][1],
+        json!({"id": "marital:married", "title": "Married / Berkahwin"})
+    );
     assert_ne!(wamids[0], wamids[1]);
 }
 

@@ -141,6 +141,7 @@ impl Assembly<'_> {
                     topic: names.name(topics::CONTACTS),
                     dead_letter_topic: self.dead_letter_topic(),
                 })),
+                ask_marital_status: config.engine.ask_marital_status,
             }),
             owned_segments: self
                 .segments

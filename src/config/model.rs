@@ -115,6 +115,9 @@ pub struct EngineConfig {
     pub roles: Vec<Role>,
     /// Contact shard workers; a contact always lives on the same one.
     pub shards: u32,
+    /// After a MyKad registration, ask the customer's marital status with an interactive
+    /// list (Cloud API provider only; wabot.my cannot send lists). Off by default.
+    pub ask_marital_status: bool,
     /// Resident contacts across all shards before the least recently used are evicted.
     pub max_resident_contacts: u64,
     /// A contact untouched this long is written back (if dirty) and dropped from memory.
@@ -277,6 +280,7 @@ impl Default for EngineConfig {
                 Role::Api,
             ],
             shards: 4,
+            ask_marital_status: false,
             max_resident_contacts: 1_000_000,
             idle_timeout_secs: 600,
             flush_max_delay_ms: 200,

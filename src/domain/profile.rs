@@ -143,6 +143,37 @@ impl ProfilePatch {
     }
 }
 
+/// The marital-status question asked after a registration (when configured): an
+/// interactive list whose row ids carry the answer.
+pub mod marital_question {
+    use super::MaritalStatus;
+
+    pub const BODY: &str = "One more question, if you don't mind: what is your marital status?\nSatu soalan lagi: apakah status perkahwinan anda?";
+    pub const BUTTON: &str = "Pilih / Choose";
+    pub const THANKS: &str = "Thank you! / Terima kasih!";
+    const PREFIX: &str = "marital:";
+    const PREFER_NOT_TO_SAY: &str = "marital:none";
+
+    /// (row id, title) of each choice; titles fit the Cloud API's 24 characters.
+    pub const CHOICES: [(&str, &str); 5] = [
+        ("marital:single", "Single / Bujang"),
+        ("marital:married", "Married / Berkahwin"),
+        ("marital:divorced", "Divorced / Bercerai"),
+        ("marital:widowed", "Widowed / Balu / Duda"),
+        (PREFER_NOT_TO_SAY, "Prefer not to say"),
+    ];
+
+    /// The answer a list reply gives: `None` when the row is not one of the question's,
+    /// `Some(None)` for "prefer not to say".
+    pub fn answer(row_id: &str) -> Option<Option<MaritalStatus>> {
+        if row_id == PREFER_NOT_TO_SAY {
+            return Some(None);
+        }
+        let status = row_id.strip_prefix(PREFIX)?.parse().ok()?;
+        Some(Some(status))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +202,25 @@ mod tests {
         assert_eq!(c.attributes["visits"], json!(3));
         assert_eq!(c.attributes[TAGS], json!(["vip", "kids"]));
         assert!(!patch.apply_to(&mut c), "applying again changes nothing");
+    }
+
+    #[test]
+    fn every_choice_of_the_marital_question_answers_it() {
+        use marital_question::{answer, CHOICES};
+        let answers: Vec<_> = CHOICES.iter().map(|(id, _)| answer(id)).collect();
+        assert_eq!(
+            answers,
+            vec![
+                Some(Some(MaritalStatus::Single)),
+                Some(Some(MaritalStatus::Married)),
+                Some(Some(MaritalStatus::Divorced)),
+                Some(Some(MaritalStatus::Widowed)),
+                Some(None),
+            ]
+        );
+        assert!(CHOICES.iter().all(|(_, title)| title.chars().count() <= 24));
+        assert_eq!(answer("menu:help"), None);
+        assert_eq!(answer("marital:complicated"), None);
     }
 
     #[test]

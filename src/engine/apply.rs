@@ -13,7 +13,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::auto_reply::{AutoReplies, ReplyAction};
 use crate::domain::contact::{ConsentChange, Contact, WhatsappStatus};
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
+use crate::domain::person::MaritalStatus;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::profile::marital_question;
 use crate::domain::purchase::Purchase;
 use crate::domain::tier::TierPolicy;
 use crate::provider::OutboundContent;
@@ -25,7 +27,7 @@ use crate::topics::inbound::{Business, EventPayload, InboundEvent, InboundMessag
 
 use crate::topics::event_id;
 use crate::topics::ocr::OcrJob;
-use crate::topics::outbound::{Origin, OutboundRequest};
+use crate::topics::outbound::{ListRow, Origin, OutboundRequest};
 
 /// Provider error code: the number cannot receive WhatsApp messages.
 pub const UNDELIVERABLE: i64 = 131_026;
@@ -36,6 +38,8 @@ pub struct ApplyContext<'a> {
     pub now: DateTime<Utc>,
     /// Today in Malaysia, for ages.
     pub today: NaiveDate,
+    /// Ask the marital status after a registration.
+    pub ask_marital_status: bool,
 }
 
 /// A delivery report to store against an outbound message.
@@ -209,6 +213,13 @@ fn apply_message(
         _ => {}
     }
 
+    if let MessageKind::ListReply { id, .. } = &message.kind {
+        if let Some(answer) = marital_question::answer(id) {
+            answer_marital_question(contact, business, message, answer, ctx, effects);
+            return;
+        }
+    }
+
     let Some(text) = keyword_text(&message.kind) else {
         return;
     };
@@ -268,6 +279,61 @@ fn apply_message(
             in_reply_to: Some(message.wamid.clone()),
             created_at: ctx.now,
         });
+    }
+}
+
+/// The customer's pick from the marital-status list: set it (unless "prefer not to say")
+/// and thank them.
+fn answer_marital_question(
+    contact: &mut Contact,
+    business: &Business,
+    message: &InboundMessage,
+    answer: Option<MaritalStatus>,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) {
+    if let Some(status) = answer {
+        if contact.marital_status != Some(status) {
+            contact.marital_status = Some(status);
+            effects
+                .events
+                .push(snapshot(contact, "edited", &message.wamid, ctx.today));
+        }
+    }
+    if contact.whatsapp_status == WhatsappStatus::Unsubscribed {
+        return;
+    }
+    contact.interactions.outbound_count += 1;
+    contact.interactions.last_outbound = Some(message.timestamp);
+    effects.replies.push(OutboundRequest {
+        request_id: format!("reply:{}", message.wamid),
+        phone_number_id: business.phone_number_id.clone(),
+        business_number: business_number(business),
+        to: contact.phone_number.clone(),
+        content: OutboundContent::Text {
+            body: marital_question::THANKS.into(),
+            preview_url: false,
+        },
+        origin: Origin::AutoReply,
+        rule: Some("marital_status".into()),
+        campaign_id: None,
+        in_reply_to: Some(message.wamid.clone()),
+        created_at: ctx.now,
+    });
+}
+
+/// The marital-status question as a list message.
+pub fn marital_question_content() -> OutboundContent {
+    OutboundContent::List {
+        body: marital_question::BODY.into(),
+        button: marital_question::BUTTON.into(),
+        rows: marital_question::CHOICES
+            .iter()
+            .map(|(id, title)| ListRow {
+                id: (*id).into(),
+                title: (*title).into(),
+            })
+            .collect(),
     }
 }
 

@@ -75,6 +75,25 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
         in_reply_to: Some(result.job_id.clone()),
         created_at: ctx.now,
     });
+    let registered = effects
+        .events
+        .iter()
+        .any(|e| matches!(e, AnalyticsEvent::ContactSnapshot(s) if s.reason == "registered"));
+    if registered && ctx.ask_marital_status && contact.marital_status.is_none() {
+        contact.interactions.outbound_count += 1;
+        effects.replies.push(OutboundRequest {
+            request_id: format!("ocr:{}:marital", result.job_id),
+            phone_number_id: result.business.phone_number_id.clone(),
+            business_number: business_number(&result.business),
+            to: contact.phone_number.clone(),
+            content: super::apply::marital_question_content(),
+            origin: Origin::Ocr,
+            rule: Some("marital_question".into()),
+            campaign_id: None,
+            in_reply_to: Some(result.job_id.clone()),
+            created_at: ctx.now,
+        });
+    }
     Outcome::Applied(effects)
 }
 

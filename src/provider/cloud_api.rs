@@ -157,6 +157,14 @@ pub fn request_body(message: &OutboundMessage) -> Value {
             }
             template
         }
+        OutboundContent::List { body, button, rows } => json!({
+            "type": "list",
+            "body": {"text": body},
+            "action": {
+                "button": button,
+                "sections": [{"rows": rows.iter().map(|r| json!({"id": r.id, "title": r.title})).collect::<Vec<_>>()}],
+            },
+        }),
     };
     let kind = content.kind();
     json!({

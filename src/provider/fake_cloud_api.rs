@@ -418,6 +418,42 @@ fn check_request(request: &Value) -> Result<(String, String), String> {
         {
             return Err(format!("{kind} needs exactly one of link or id"));
         }
+        "interactive" => {
+            // As the Cloud API: a list has a body, a button and 1 to 10 rows of id + title.
+            let rows = object
+                .pointer("/action/sections")
+                .and_then(Value::as_array)
+                .map(|sections| {
+                    sections
+                        .iter()
+                        .filter_map(|s| s.get("rows").and_then(Value::as_array))
+                        .flatten()
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            let titled = |r: &&Value| {
+                r.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| !id.is_empty())
+                    && r.get("title")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| !t.is_empty() && t.chars().count() <= 24)
+            };
+            let list = object.get("type").and_then(Value::as_str) == Some("list")
+                && object
+                    .pointer("/body/text")
+                    .and_then(Value::as_str)
+                    .is_some()
+                && object
+                    .pointer("/action/button")
+                    .and_then(Value::as_str)
+                    .is_some()
+                && (1..=10).contains(&rows.len())
+                && rows.iter().all(titled);
+            if !list {
+                return Err("interactive list needs body.text, action.button and 1 to 10 rows with id and a title of at most 24 characters".into());
+            }
+        }
         "template" => {
             let named = object.get("name").and_then(Value::as_str).is_some();
             let language = object.pointer("/language/code").and_then(Value::as_str);

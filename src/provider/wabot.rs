@@ -99,6 +99,7 @@ pub fn request_body<'a>(
     let (kind, text, media_url, filename) = match &message.content {
         OutboundContent::Text { body, .. } => ("text", body.as_str(), None, None),
         OutboundContent::Template { .. } => return Err(unsupported("templates")),
+        OutboundContent::List { .. } => return Err(unsupported("interactive lists")),
         OutboundContent::Image { link, caption, .. }
         | OutboundContent::Video { link, caption, .. } => {
             let Some(link) = link.as_deref() else {

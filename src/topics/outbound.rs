@@ -97,7 +97,30 @@ pub enum OutboundContent {
         #[serde(default)]
         components: serde_json::Value,
     },
+    /// An interactive list message: a body, a button that opens the list, and rows the
+    /// customer picks one of (the answer comes back as a `list_reply` with the row's id).
+    List {
+        body: String,
+        button: String,
+        rows: Vec<ListRow>,
+    },
 }
+
+/// One choice of a list message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ListRow {
+    /// Returned in the customer's answer; at most 200 characters.
+    pub id: String,
+    /// At most 24 characters.
+    pub title: String,
+}
+
+/// The Cloud API's limits on list messages.
+pub const MAX_LIST_ROWS: usize = 10;
+pub const MAX_LIST_BODY_CHARS: usize = 1_024;
+pub const MAX_LIST_BUTTON_CHARS: usize = 20;
+pub const MAX_ROW_TITLE_CHARS: usize = 24;
+pub const MAX_ROW_ID_CHARS: usize = 200;
 
 impl OutboundContent {
     pub fn kind(&self) -> &'static str {
@@ -106,6 +129,7 @@ impl OutboundContent {
             OutboundContent::Image { .. } => "image",
             OutboundContent::Video { .. } => "video",
             OutboundContent::Template { .. } => "template",
+            OutboundContent::List { .. } => "interactive",
         }
     }
 
@@ -118,6 +142,7 @@ impl OutboundContent {
                 caption.as_deref()
             }
             OutboundContent::Template { name, .. } => Some(name),
+            OutboundContent::List { body, .. } => Some(body),
         }
     }
 
@@ -164,6 +189,26 @@ impl OutboundContent {
                 }
                 Ok(())
             }
+            OutboundContent::List { body, button, rows } => {
+                let chars = |s: &str| s.chars().count();
+                let bad_row = |r: &ListRow| {
+                    r.id.is_empty()
+                        || chars(&r.id) > MAX_ROW_ID_CHARS
+                        || r.title.trim().is_empty()
+                        || chars(&r.title) > MAX_ROW_TITLE_CHARS
+                };
+                if body.trim().is_empty()
+                    || chars(body) > MAX_LIST_BODY_CHARS
+                    || button.trim().is_empty()
+                    || chars(button) > MAX_LIST_BUTTON_CHARS
+                    || rows.is_empty()
+                    || rows.len() > MAX_LIST_ROWS
+                    || rows.iter().any(bad_row)
+                {
+                    return Err(ValidationError::BadList);
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -186,4 +231,6 @@ pub enum ValidationError {
     ComponentsNotArray,
     #[error("phone number id must be non-empty letters and digits")]
     BadPhoneNumberId,
+    #[error("a list needs a body (at most 1,024 characters), a button (20) and 1 to 10 rows with an id (200) and a title (24)")]
+    BadList,
 }

@@ -183,6 +183,7 @@ mod tests {
                 flush_max_dirty: 10,
             },
             changes: Some(recorded.clone()),
+            ask_marital_status: false,
         };
         let siti = PhoneNumber::parse("0123456789").unwrap();
         let ali = PhoneNumber::parse("0129876543").unwrap();

@@ -145,6 +145,8 @@ pub struct ShardDeps {
     pub limits: ShardLimits,
     /// Who follows the changed contacts of each flush: the contact changelog.
     pub changes: Option<Arc<dyn ContactChanges>>,
+    /// Ask the marital status after a registration.
+    pub ask_marital_status: bool,
 }
 
 pub struct ShardArgs {
@@ -373,6 +375,7 @@ impl ShardState {
             tiers: &deps.tiers,
             now: Utc::now(),
             today: malaysia_today(),
+            ask_marital_status: deps.ask_marital_status,
         };
         for (position, work) in batch.into_iter().enumerate() {
             let unflushed = self

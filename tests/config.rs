@@ -42,7 +42,8 @@ fn embedded_is_the_default_profile() {
     assert_eq!(config.store.backend, StoreBackend::Embedded);
     assert_eq!(config.whatsapp.provider, ProviderKind::Sandbox);
     assert!(!config.admin.require_api_key);
-    assert_eq!(config.engine.roles.len(), 5);
+    assert_eq!(config.engine.roles.len(), 6);
+    assert!(config.engine.roles.contains(&sembang::config::Role::Api));
     assert_eq!(config.tiers.gold_from, Money::from_ringgit(2000));
 }
 

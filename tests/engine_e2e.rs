@@ -285,7 +285,29 @@ async fn scenario(h: Harness) {
     h.events_reach(EventTable::OutboundMessages, 5).await;
     h.events_reach(EventTable::MessageStatuses, 4).await;
 
-    // 11. What operators see on /metrics.
+    // 11. A segment count from the live index: every contact of the scenario is in it.
+    let started = std::time::Instant::now();
+    loop {
+        let preview: Value = h
+            .http
+            .post(format!("{}/api/segments/preview", h.base))
+            .json(
+                &serde_json::json!({"custom": {"field": "message_count", "op": "gte", "value": 1}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if preview["count"] == 4 {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "segment count: {preview}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // 12. What operators see on /metrics.
     let metrics = h.metrics().await;
     for name in [
         "sembang_ingress_requests_total{outcome=\"accepted\"}",

@@ -313,3 +313,58 @@ async fn segments_round_trip_on_the_real_stack() {
     round_trip(&h).await;
     h.stop().await;
 }
+
+/// A receipt photo reaches a spend segment's count within a second of the purchase being
+/// stored (the OCR before it takes what it takes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receipt_moves_a_spend_count_within_a_second() {
+    let h = Harness::embedded_tuned(
+        false,
+        |store| store,
+        |config| {
+            config.engine.roles.push(sembang::config::Role::Ocr);
+            config.ocr.max_media_bytes = 4 * 1024 * 1024;
+            config.whatsapp.phone_number_id = "106540352242922".into();
+        },
+    )
+    .await;
+    h.post(&text(SITI, "wamid.RECEIPT-0", T0, "hello")).await;
+    let spenders = create(&h, json!({"name": "Spenders", "min_spending": "0.01"})).await;
+    let id = spenders["id"].as_str().unwrap().to_string();
+    count_reaches(&h, &id, 0).await;
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ocr/receipt-0002.jpg"
+    ))
+    .unwrap();
+    let answer = h
+        .http
+        .post(format!("{}/api/contacts/{SITI}/media", h.base))
+        .body(photo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    // Poll the store's view and the count together: when did each show the purchase?
+    let started = Instant::now();
+    let (mut stored, mut counted) = (None, None);
+    while stored.is_none() || counted.is_none() {
+        assert!(started.elapsed() < WAIT, "the receipt never counted");
+        let contact = h.contact(SITI).await;
+        if stored.is_none() && contact.is_some_and(|c| c["total_spent"] != "0.00") {
+            stored = Some(Instant::now());
+        }
+        let (_, segment) = get(&h, &format!("/api/segments/{id}/")).await;
+        if counted.is_none() && segment["count"] == 1 {
+            counted = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lag = counted.unwrap().saturating_duration_since(stored.unwrap());
+    println!("a receipt reached the count {lag:?} after the store showed it");
+    assert!(
+        lag <= LIVE,
+        "the count moved {lag:?} after the purchase was stored"
+    );
+    h.stop().await;
+}

@@ -262,24 +262,45 @@ fn apply_message(
         ReplyAction::Reply => contact.whatsapp_status != WhatsappStatus::Unsubscribed,
     };
     if reply {
-        contact.interactions.outbound_count += 1;
-        contact.interactions.last_outbound = Some(message.timestamp);
-        effects.replies.push(OutboundRequest {
-            request_id: format!("reply:{}", message.wamid),
-            phone_number_id: business.phone_number_id.clone(),
-            business_number: business_number(business),
-            to: contact.phone_number.clone(),
-            content: OutboundContent::Text {
-                body: rule.reply.clone(),
-                preview_url: false,
-            },
-            origin: Origin::AutoReply,
-            rule: Some(rule.name.clone()),
-            campaign_id: None,
-            in_reply_to: Some(message.wamid.clone()),
-            created_at: ctx.now,
-        });
+        answer_with_text(
+            contact,
+            business,
+            message,
+            &rule.reply,
+            &rule.name,
+            ctx,
+            effects,
+        );
     }
+}
+
+/// Answers `message` with a text (counted as sent, stamped with the message's time).
+fn answer_with_text(
+    contact: &mut Contact,
+    business: &Business,
+    message: &InboundMessage,
+    body: &str,
+    rule: &str,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) {
+    contact.interactions.outbound_count += 1;
+    contact.interactions.last_outbound = Some(message.timestamp);
+    effects.replies.push(OutboundRequest {
+        request_id: format!("reply:{}", message.wamid),
+        phone_number_id: business.phone_number_id.clone(),
+        business_number: business_number(business),
+        to: contact.phone_number.clone(),
+        content: OutboundContent::Text {
+            body: body.to_string(),
+            preview_url: false,
+        },
+        origin: Origin::AutoReply,
+        rule: Some(rule.to_string()),
+        campaign_id: None,
+        in_reply_to: Some(message.wamid.clone()),
+        created_at: ctx.now,
+    });
 }
 
 /// The customer's pick from the marital-status list: set it (unless "prefer not to say")
@@ -300,26 +321,18 @@ fn answer_marital_question(
                 .push(snapshot(contact, "edited", &message.wamid, ctx.today));
         }
     }
-    if contact.whatsapp_status == WhatsappStatus::Unsubscribed {
-        return;
+    if contact.whatsapp_status != WhatsappStatus::Unsubscribed {
+        let thanks = marital_question::THANKS;
+        answer_with_text(
+            contact,
+            business,
+            message,
+            thanks,
+            "marital_status",
+            ctx,
+            effects,
+        );
     }
-    contact.interactions.outbound_count += 1;
-    contact.interactions.last_outbound = Some(message.timestamp);
-    effects.replies.push(OutboundRequest {
-        request_id: format!("reply:{}", message.wamid),
-        phone_number_id: business.phone_number_id.clone(),
-        business_number: business_number(business),
-        to: contact.phone_number.clone(),
-        content: OutboundContent::Text {
-            body: marital_question::THANKS.into(),
-            preview_url: false,
-        },
-        origin: Origin::AutoReply,
-        rule: Some("marital_status".into()),
-        campaign_id: None,
-        in_reply_to: Some(message.wamid.clone()),
-        created_at: ctx.now,
-    });
 }
 
 /// The marital-status question as a list message.

@@ -103,8 +103,6 @@ impl PartitionIndex {
             return Bounds::unknown(all);
         };
         let today = day_number(ctx.today);
-        // Only births up to today have an age.
-        let born = self.date_of_birth.range(i64::MIN, today);
         let years_back = |years: i64| -> i64 {
             let years = years.clamp(0, MAX_AGE_YEARS);
             ctx.today
@@ -136,16 +134,18 @@ impl PartitionIndex {
             sure: MultiOps::union(sure),
             maybe: MultiOps::union(maybe),
         };
-        within(hit, set.negated, &born)
+        // Only births up to today have an age.
+        within(hit, set.negated, || {
+            self.date_of_birth.range(i64::MIN, today)
+        })
     }
 
     /// Days since the last message, in whole 24 h periods: days in [l, h] ⇔ the message was
     /// in (now − (h + 1) days, now − l days]. Contacts within a day of either end (and the
     /// UTC days those ends fall in) are undecided.
     fn days_since_interaction(&self, c: &Comparison, ctx: &EvalContext) -> Bounds {
-        let present = self.last_interaction.all();
         let (Some(set), Some(now)) = (IntervalSet::of(c, integer), instant_nanos(ctx.now)) else {
-            return Bounds::unknown(&present);
+            return Bounds::unknown(&self.last_interaction.all());
         };
         let instants = |slack: i64| -> Vec<(i64, i64)> {
             set.ranges
@@ -172,7 +172,7 @@ impl PartitionIndex {
             )
             .maybe,
         };
-        within(hit, set.negated, &present)
+        within(hit, set.negated, || self.last_interaction.all())
     }
 
     /// Counts and sums over purchases dated on or after `since`: contacts without such a
@@ -308,23 +308,11 @@ fn bucketed(
     all: &RoaringBitmap,
 ) -> Bounds {
     match IntervalSet::of(c, encode) {
-        Some(set) => bucket_bounds(ranged, &set, width, &ranged.all()),
+        Some(set) => within(bucket_hits(ranged, &set.ranges, width), set.negated, || {
+            ranged.all()
+        }),
         None => Bounds::unknown(all),
     }
-}
-
-/// Bounds of an interval set over a bucketed field (has a value, and is or is not in it).
-fn bucket_bounds(
-    ranged: &Ranged,
-    set: &IntervalSet,
-    width: i64,
-    present: &RoaringBitmap,
-) -> Bounds {
-    within(
-        bucket_hits(ranged, &set.ranges, width),
-        set.negated,
-        present,
-    )
 }
 
 /// Buckets wholly inside an interval are sure; buckets it touches are maybe.
@@ -348,18 +336,18 @@ fn bucket_hits(ranged: &Ranged, ranges: &[(i64, i64)], width: i64) -> Bounds {
     }
 }
 
-/// The bounds of "has a value and is (not, when `negated`) in the hit set".
-fn within(hit: Bounds, negated: bool, present: &RoaringBitmap) -> Bounds {
+/// The bounds of "has a value and is (not, when `negated`) in the hit set". The hit set
+/// comes from the postings of contacts that have a value, so only the complement needs the
+/// (costly to build) set of contacts with one.
+fn within(hit: Bounds, negated: bool, present: impl FnOnce() -> RoaringBitmap) -> Bounds {
     if negated {
+        let present = present();
         Bounds {
-            sure: present - &hit.maybe,
-            maybe: present - &hit.sure,
+            sure: &present - &hit.maybe,
+            maybe: &present - &hit.sure,
         }
     } else {
-        Bounds {
-            sure: &hit.sure & present,
-            maybe: &hit.maybe & present,
-        }
+        hit
     }
 }
 

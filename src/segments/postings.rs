@@ -24,9 +24,7 @@ impl<K> Default for Postings<K> {
 impl<K: PartialEq + Clone> Postings<K> {
     pub fn insert(&mut self, key: K, id: u32) {
         match self.lists.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, set)) => {
-                set.insert(id);
-            }
+            Some((_, set)) => add(set, id),
             None => self.lists.push((key, std::iter::once(id).collect())),
         }
     }
@@ -59,6 +57,14 @@ impl<K: PartialEq + Clone> Postings<K> {
 
     pub fn bytes(&self) -> usize {
         self.lists.iter().map(|(_, s)| s.serialized_size()).sum()
+    }
+}
+
+/// Adds `id`. New contacts get the highest id yet, so appending (`push`) is the common case
+/// and much cheaper than a sorted insert.
+pub fn add(set: &mut RoaringBitmap, id: u32) {
+    if set.try_push(id).is_err() {
+        set.insert(id);
     }
 }
 

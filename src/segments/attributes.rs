@@ -141,18 +141,14 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    pub fn post(
-        &mut self,
-        attributes: &std::collections::BTreeMap<String, Value>,
-        id: u32,
-        add: bool,
-    ) {
+    pub fn post(&mut self, attributes: &[(Box<str>, Value)], id: u32, add: bool) {
         for (key, value) in attributes {
+            let key: &str = key;
             if !self.keys.contains_key(key) {
                 if !add || self.keys.len() >= MAX_KEYS {
                     continue;
                 }
-                self.keys.insert(key.clone(), AttributeKey::new());
+                self.keys.insert(key.to_string(), AttributeKey::new());
             }
             if let Some(postings) = self.keys.get_mut(key) {
                 postings.post(value, id, add);

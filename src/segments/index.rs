@@ -38,7 +38,8 @@ pub fn day_number(date: NaiveDate) -> i64 {
 
 #[derive(Default)]
 pub struct PartitionIndex {
-    ids: HashMap<PhoneNumber, u32>,
+    /// Dense id by phone number (its E.164 digits as an integer: at most 15 digits).
+    ids: HashMap<u64, u32>,
     pub(super) rows: Vec<Option<IndexedContact>>,
     /// Ids of the contacts held (ids of removed contacts are not reused).
     pub(super) universe: RoaringBitmap,
@@ -64,6 +65,11 @@ pub struct PartitionIndex {
     pub(super) outbound_count: Ranged,
     pub(super) replied_count: Ranged,
     pub(super) attributes: Attributes,
+}
+
+/// The id map's key of a phone number: its digits as an integer (E.164 has at most 15).
+fn id_key(phone: &PhoneNumber) -> u64 {
+    phone.as_str().parse().unwrap_or(u64::MAX)
 }
 
 /// Whole ringgit of an amount in sen (rounded down): the key of money fields.
@@ -114,7 +120,7 @@ impl PartitionIndex {
         let Some(state) = state else {
             return self.remove(phone);
         };
-        match self.ids.get(phone).copied() {
+        match self.ids.get(&id_key(phone)).copied() {
             Some(id) => {
                 let Some(old) = self.rows[id as usize].take() else {
                     return Applied::Absent;
@@ -135,7 +141,7 @@ impl PartitionIndex {
                 let row = IndexedContact::from(state);
                 self.post(id, &row, true);
                 self.rows.push(Some(row));
-                self.ids.insert(phone.clone(), id);
+                self.ids.insert(id_key(phone), id);
                 self.universe.insert(id);
                 Applied::Inserted
             }
@@ -143,7 +149,7 @@ impl PartitionIndex {
     }
 
     fn remove(&mut self, phone: &PhoneNumber) -> Applied {
-        let Some(id) = self.ids.remove(phone) else {
+        let Some(id) = self.ids.remove(&id_key(phone)) else {
             return Applied::Absent;
         };
         if let Some(old) = self.rows[id as usize].take() {
@@ -309,8 +315,7 @@ impl PartitionIndex {
             .sum::<usize>()
             + (self.rows.capacity() - self.rows.len())
                 * std::mem::size_of::<Option<IndexedContact>>();
-        let ids = self.ids.capacity() * (std::mem::size_of::<(PhoneNumber, u32)>() + 16)
-            + self.ids.keys().map(|p| p.as_str().len()).sum::<usize>();
+        let ids = self.ids.capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
         postings + rows + ids
     }
 }

@@ -3,8 +3,6 @@
 //! keeps dates and amounts only (purchase ids matter for deduplication, which the shard has
 //! done), and the lifetime spending is computed once.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::contact::{InteractionStats, WhatsappStatus};
@@ -30,7 +28,9 @@ pub struct IndexedContact {
     pub interactions: InteractionStats,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Retailer attributes by key: a sorted slice, not a map (a B-tree node costs over
+    /// 600 bytes however few keys a contact has).
+    pub attributes: Box<[(Box<str>, serde_json::Value)]>,
     /// (date, amount) of every purchase, by date.
     purchases: Box<[(NaiveDate, Money)]>,
     lifetime: SpendingStats,
@@ -57,7 +57,13 @@ impl From<&ContactState> for IndexedContact {
             interactions: state.interactions,
             created_at: state.created_at,
             updated_at: state.updated_at,
-            attributes: state.attributes.clone(),
+            // BTreeMap iteration is in key order: the slice is sorted.
+            attributes: state
+                .attributes
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (Box::from(k.as_str()), v.clone()))
+                .collect(),
             lifetime: state.purchases.stats(),
             purchases: purchases.into_boxed_slice(),
         }
@@ -118,7 +124,10 @@ impl ContactFacts for IndexedContact {
         self.created_at
     }
     fn attribute(&self, key: &str) -> Option<&serde_json::Value> {
-        self.attributes.get(key)
+        self.attributes
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| &self.attributes[i].1)
     }
     fn spending(&self) -> SpendingStats {
         self.lifetime

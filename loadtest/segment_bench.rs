@@ -379,7 +379,7 @@ fn main() {
         let record = ContactState::from(&c).encode();
         if let Some(ch) = &clickhouse {
             tsv.push_str(&tsv_row(&c));
-            if tsv.len() > 4 << 20 || i + 1 == n {
+            if tsv.len() > 32 << 20 || i + 1 == n {
                 let started = Instant::now();
                 ch.run(
                     "INSERT INTO segbench.contacts FORMAT TabSeparated",

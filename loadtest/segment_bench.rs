@@ -354,7 +354,13 @@ fn main() {
     let clickhouse = args.clickhouse.as_ref().map(|url| {
         let ch = ClickHouse {
             runtime: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(600)).build().unwrap(),
+            // A fresh connection per request: ClickHouse closes idle keep-alive connections
+            // after 3 s, less than generating a batch can take.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(600))
+                .build()
+                .unwrap(),
             url: url.clone(),
         };
         ch.run("CREATE DATABASE IF NOT EXISTS segbench", None);

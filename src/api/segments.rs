@@ -167,20 +167,39 @@ pub fn parse_definition(body: &Value) -> Result<SegmentDefinition, ApiError> {
     })
 }
 
-fn view(
+/// Runs an index query off the async workers: at 10M contacts a count is tens of
+/// milliseconds of CPU, which must not stall the other requests of the runtime.
+async fn query<T: Send + 'static>(
+    index: &Arc<SegmentIndex>,
+    definition: &SegmentDefinition,
+    run: impl FnOnce(&SegmentIndex, &SegmentDefinition, &EvalContext) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let (index, definition) = (index.clone(), definition.clone());
+    tokio::task::spawn_blocking(move || run(&index, &definition, &now()))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "query_failed",
+                format!("the segment query failed: {e}"),
+            )
+        })
+}
+
+async fn view(
     record: &SegmentRecord,
     definition: &SegmentDefinition,
-    index: &SegmentIndex,
-) -> SegmentView {
-    SegmentView {
+    index: &Arc<SegmentIndex>,
+) -> Result<SegmentView, ApiError> {
+    Ok(SegmentView {
         id: record.segment_id.clone(),
         name: record.name.clone(),
         definition: definition.to_json(),
-        count: index.count(definition, &now()),
+        count: query(index, definition, |index, d, ctx| index.count(d, ctx)).await?,
         live: index.is_live(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
-    }
+    })
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {
@@ -266,7 +285,7 @@ pub async fn list(
         // A definition that no longer parses is listed without a count rather than hiding
         // the others.
         match SegmentDefinition::from_json_str(&record.definition_json) {
-            Ok(definition) => views.push(view(&record, &definition, index)),
+            Ok(definition) => views.push(view(&record, &definition, index).await?),
             Err(e) => {
                 tracing::warn!(segment = %record.segment_id, error = %e, "stored segment definition invalid")
             }
@@ -305,7 +324,10 @@ pub async fn create(
     };
     save(&state, &record).await?;
     let index = &segments(&state)?.index;
-    Ok((StatusCode::CREATED, Json(view(&record, &definition, index))))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&record, &definition, index).await?),
+    ))
 }
 
 /// Same as `POST /api/segments/` (the seed's path).
@@ -366,9 +388,12 @@ pub async fn show(
         ));
     }
     let (record, definition) = load(&state, &id).await?;
-    let segment = view(&record, &definition, index);
+    let segment = view(&record, &definition, index).await?;
     let (members, next_cursor) = if may_read_contacts(caller) {
-        let page = index.page(&definition, &now(), after, limit);
+        let page = query(index, &definition, move |index, d, ctx| {
+            index.page(d, ctx, after, limit)
+        })
+        .await?;
         (Some(page.members), page.next.map(|c| c.encode()))
     } else {
         (None, None)
@@ -467,7 +492,9 @@ async fn update(
         ..record
     };
     save(state, &record).await?;
-    Ok(Json(view(&record, &definition, &segments(state)?.index)))
+    Ok(Json(
+        view(&record, &definition, &segments(state)?.index).await?,
+    ))
 }
 
 /// Deletes a segment.
@@ -522,11 +549,14 @@ pub async fn preview(
             .or_insert_with(|| Value::from("preview"));
     }
     let definition = parse_definition(&body)?;
-    let ctx = now();
-    let sample = may_read_contacts(caller)
-        .then(|| index.page(&definition, &ctx, None, PREVIEW_SAMPLE).members);
+    let with_sample = may_read_contacts(caller);
+    let (count, sample) = query(index, &definition, move |index, d, ctx| {
+        let sample = with_sample.then(|| index.page(d, ctx, None, PREVIEW_SAMPLE).members);
+        (index.count(d, ctx), sample)
+    })
+    .await?;
     Ok(Json(Preview {
-        count: index.count(&definition, &ctx),
+        count,
         live: index.is_live(),
         sample,
     }))
@@ -552,7 +582,8 @@ pub async fn breakdown(
 ) -> Result<Json<Breakdown>, ApiError> {
     let index = &segments(&state)?.index;
     let (_, definition) = load(&state, &id).await?;
-    Ok(Json(index.breakdown(&definition, &now())))
+    let breakdown = query(index, &definition, |index, d, ctx| index.breakdown(d, ctx)).await?;
+    Ok(Json(breakdown))
 }
 
 /// The members as CSV: masked phone number, name, tier, total spent.
@@ -576,7 +607,10 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let index = &segments(&state)?.index;
     let (record, definition) = load(&state, &id).await?;
-    let csv = members_csv(index, &definition, &now());
+    let csv = query(index, &definition, |index, d, ctx| {
+        members_csv(index, d, ctx)
+    })
+    .await?;
     let disposition = format!("attachment; filename=\"segment-{}.csv\"", record.segment_id);
     Ok((
         [

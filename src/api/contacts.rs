@@ -125,6 +125,20 @@ pub struct ProfileEdits {
 }
 
 impl ProfileEdits {
+    /// Edits queued on `inbound_topic`, carried as events of the business number
+    /// `phone_number_id` (the admin API and the CSV import have no other business data).
+    pub fn new(producer: Arc<dyn Producer>, inbound_topic: String, phone_number_id: &str) -> Self {
+        ProfileEdits {
+            producer,
+            inbound_topic,
+            business: Business {
+                waba_id: String::new(),
+                phone_number_id: phone_number_id.to_string(),
+                display_phone_number: String::new(),
+            },
+        }
+    }
+
     /// Queues an edit of `phone`'s profile; resolves once the bus has it.
     pub async fn submit(
         &self,

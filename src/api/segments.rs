@@ -186,20 +186,32 @@ async fn query<T: Send + 'static>(
         })
 }
 
+/// A segment as the API shows it, with its count now.
 async fn view(
     record: &SegmentRecord,
     definition: &SegmentDefinition,
     index: &Arc<SegmentIndex>,
 ) -> Result<SegmentView, ApiError> {
-    Ok(SegmentView {
+    let count = query(index, definition, |index, d, ctx| index.count(d, ctx)).await?;
+    Ok(view_with_count(record, definition, count, index))
+}
+
+/// [`view`] with a count already taken (by a member page of the same evaluation).
+fn view_with_count(
+    record: &SegmentRecord,
+    definition: &SegmentDefinition,
+    count: u64,
+    index: &SegmentIndex,
+) -> SegmentView {
+    SegmentView {
         id: record.segment_id.clone(),
         name: record.name.clone(),
         definition: definition.to_json(),
-        count: query(index, definition, |index, d, ctx| index.count(d, ctx)).await?,
+        count,
         live: index.is_live(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
-    })
+    }
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {
@@ -388,15 +400,16 @@ pub async fn show(
         ));
     }
     let (record, definition) = load(&state, &id).await?;
-    let segment = view(&record, &definition, index).await?;
-    let (members, next_cursor) = if may_read_contacts(caller) {
+    // One evaluation gives both the count and the page.
+    let (segment, members, next_cursor) = if may_read_contacts(caller) {
         let page = query(index, &definition, move |index, d, ctx| {
             index.page(d, ctx, after, limit)
         })
         .await?;
-        (Some(page.members), page.next.map(|c| c.encode()))
+        let segment = view_with_count(&record, &definition, page.total, index);
+        (segment, Some(page.members), page.next.map(|c| c.encode()))
     } else {
-        (None, None)
+        (view(&record, &definition, index).await?, None, None)
     };
     Ok(Json(SegmentDetail {
         segment,
@@ -550,9 +563,14 @@ pub async fn preview(
     }
     let definition = parse_definition(&body)?;
     let with_sample = may_read_contacts(caller);
+    // One evaluation gives both the count and the sample.
     let (count, sample) = query(index, &definition, move |index, d, ctx| {
-        let sample = with_sample.then(|| index.page(d, ctx, None, PREVIEW_SAMPLE).members);
-        (index.count(d, ctx), sample)
+        if with_sample {
+            let page = index.page(d, ctx, None, PREVIEW_SAMPLE);
+            (page.total, Some(page.members))
+        } else {
+            (index.count(d, ctx), None)
+        }
     })
     .await?;
     Ok(Json(Preview {

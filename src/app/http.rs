@@ -11,7 +11,6 @@ use crate::engine::supervisor::RoleStart;
 use crate::engine::EngineError;
 use crate::ingress::http::WebhookState;
 use crate::topics;
-use crate::topics::inbound::Business;
 
 use super::backends::media_limits;
 use super::error::{failed, StartError};
@@ -73,15 +72,11 @@ impl Assembly<'_> {
                     commands_topic: names.name(topics::COMMANDS),
                     command_partitions: config.bus.partitions,
                 }),
-            edits: Some(ProfileEdits {
-                producer: self.producer.clone(),
-                inbound_topic: names.name(topics::INBOUND),
-                business: Business {
-                    waba_id: String::new(),
-                    phone_number_id: config.whatsapp.phone_number_id.clone(),
-                    display_phone_number: String::new(),
-                },
-            }),
+            edits: Some(ProfileEdits::new(
+                self.producer.clone(),
+                names.name(topics::INBOUND),
+                &config.whatsapp.phone_number_id,
+            )),
         });
         let router = api::router(webhook, admin, config.http.max_body_bytes as usize);
         let listener = Arc::new(listener);

@@ -96,15 +96,11 @@ pub fn import(file: &std::path::Path, request: &LoadRequest) -> ExitCode {
                 Err(code) => return code,
             };
             let names = crate::topics::TopicNames::new(&settings.config.bus.namespace);
-            let edits = crate::api::contacts::ProfileEdits {
-                producer: backends.bus.producer(),
-                inbound_topic: names.name(crate::topics::INBOUND),
-                business: crate::topics::inbound::Business {
-                    waba_id: String::new(),
-                    phone_number_id: settings.config.whatsapp.phone_number_id.clone(),
-                    display_phone_number: String::new(),
-                },
-            };
+            let edits = crate::api::contacts::ProfileEdits::new(
+                backends.bus.producer(),
+                names.name(crate::topics::INBOUND),
+                &settings.config.whatsapp.phone_number_id,
+            );
             // A bar on a terminal; nothing when output is redirected.
             let bar = indicatif::ProgressBar::new(parsed.rows.len() as u64);
             bar.set_style(

@@ -56,43 +56,44 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
             .last_interaction
             .unwrap_or(result.completed_at),
     );
-    effects.replies.push(OutboundRequest {
-        request_id: format!("ocr:{}", result.job_id),
-        phone_number_id: result.business.phone_number_id.clone(),
-        business_number: business_number(&result.business),
-        to: contact.phone_number.clone(),
-        content: OutboundContent::Text {
-            body: reply,
-            preview_url: false,
-        },
-        origin: Origin::Ocr,
-        rule: Some(match &result.outcome {
-            OcrOutcome::MyKad(_) => "mykad".into(),
-            OcrOutcome::Receipt(_) => "receipt".into(),
-            OcrOutcome::Rejected { .. } => "ocr_rejected".into(),
-        }),
-        campaign_id: None,
-        in_reply_to: Some(result.job_id.clone()),
-        created_at: ctx.now,
-    });
+    // Every message sent for this photo: its id, content and rule differ, nothing else.
+    let to = contact.phone_number.clone();
+    let reply_to_photo =
+        |request_id: String, content: OutboundContent, rule: &str| OutboundRequest {
+            request_id,
+            phone_number_id: result.business.phone_number_id.clone(),
+            business_number: business_number(&result.business),
+            to: to.clone(),
+            content,
+            origin: Origin::Ocr,
+            rule: Some(rule.into()),
+            campaign_id: None,
+            in_reply_to: Some(result.job_id.clone()),
+            created_at: ctx.now,
+        };
+    let rule = match &result.outcome {
+        OcrOutcome::MyKad(_) => "mykad",
+        OcrOutcome::Receipt(_) => "receipt",
+        OcrOutcome::Rejected { .. } => "ocr_rejected",
+    };
+    let text = OutboundContent::Text {
+        body: reply,
+        preview_url: false,
+    };
+    effects
+        .replies
+        .push(reply_to_photo(format!("ocr:{}", result.job_id), text, rule));
     let registered = effects
         .events
         .iter()
         .any(|e| matches!(e, AnalyticsEvent::ContactSnapshot(s) if s.reason == "registered"));
     if registered && ctx.ask_marital_status && contact.marital_status.is_none() {
         contact.interactions.outbound_count += 1;
-        effects.replies.push(OutboundRequest {
-            request_id: format!("ocr:{}:marital", result.job_id),
-            phone_number_id: result.business.phone_number_id.clone(),
-            business_number: business_number(&result.business),
-            to: contact.phone_number.clone(),
-            content: super::apply::marital_question_content(),
-            origin: Origin::Ocr,
-            rule: Some("marital_question".into()),
-            campaign_id: None,
-            in_reply_to: Some(result.job_id.clone()),
-            created_at: ctx.now,
-        });
+        effects.replies.push(reply_to_photo(
+            format!("ocr:{}:marital", result.job_id),
+            super::apply::marital_question_content(),
+            "marital_question",
+        ));
     }
     Outcome::Applied(effects)
 }

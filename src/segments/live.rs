@@ -37,9 +37,11 @@ pub struct MemberView {
     pub total_spent: Money,
 }
 
-/// A page of members and the cursor of the next page.
+/// A page of members, the cursor of the next page, and the segment's whole count (from
+/// the same evaluation).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemberPage {
+    pub total: u64,
     pub members: Vec<MemberView>,
     pub next: Option<Cursor>,
 }
@@ -198,7 +200,7 @@ impl SegmentIndex {
         total
     }
 
-    /// Up to `limit` members after `after`, in (partition, id) order.
+    /// Up to `limit` members after `after`, in (partition, id) order, with the count.
     pub fn page(
         &self,
         definition: &SegmentDefinition,
@@ -207,21 +209,22 @@ impl SegmentIndex {
         limit: usize,
     ) -> MemberPage {
         let started = Instant::now();
+        let per_partition = self.members(definition, ctx);
+        let total = per_partition.iter().map(|(_, _, set)| set.len()).sum();
         let mut members = Vec::new();
         let mut last = None;
         let mut more = false;
-        'partitions: for (partition, slot) in self.snapshot() {
+        'partitions: for (partition, slot, set) in per_partition {
             if after.is_some_and(|a| partition < a.partition) {
                 continue;
             }
             let index = read(&slot.index);
-            let set = index.members(definition, ctx);
             let mut ids = set.iter();
             if let Some(a) = after.filter(|a| a.partition == partition) {
-                ids.advance_to(a.id.saturating_add(1));
                 if a.id == u32::MAX {
                     continue;
                 }
+                ids.advance_to(a.id + 1);
             }
             for id in ids {
                 if members.len() == limit {
@@ -243,6 +246,7 @@ impl SegmentIndex {
             .histogram(&[])
             .record(started.elapsed());
         MemberPage {
+            total,
             members,
             next: if more { last } else { None },
         }

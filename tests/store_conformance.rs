@@ -23,7 +23,9 @@ use serde_json::json;
 use tokio::runtime::Runtime;
 use tokio::sync::OnceCell;
 
-use sembang::domain::campaign::CampaignStatus;
+use sembang::domain::campaign::{
+    CampaignStatus, Failure, RecipientStatus, RecipientSteps, RecipientUpdate, SkipReason,
+};
 use sembang::domain::contact::{
     ConsentChange, Contact, InteractionStats, ProtectedIc, WhatsappStatus,
 };
@@ -202,6 +204,7 @@ conformance!(
     segments_crud,
     campaigns_crud,
     scan_pages_through_every_contact_once,
+    recipient_steps_merge_in_any_order_and_page_through_every_recipient,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -266,6 +269,12 @@ fn full_contact(phone: PhoneNumber) -> Contact {
         ("tags".to_string(), json!(["baby", "halal"])),
         ("note".to_string(), json!(null)),
     ]);
+    contact
+        .campaign_touches
+        .record_send("campaign-1", "wamid.C1", at(40, 17), 7);
+    contact
+        .campaign_touches
+        .status("wamid.C1", DeliveryStatus::Delivered, at(41, 0));
     contact
 }
 
@@ -1226,6 +1235,109 @@ async fn scan_pages_through_every_contact_once(store: Arc<dyn ContactStore>) {
     }
     // Other tests share the CQL keyspace, so there may be more, but at least 3 pages.
     assert!(pages >= 3, "{pages} pages for {} contacts", seen.len());
+}
+
+async fn recipient_steps_merge_in_any_order_and_page_through_every_recipient(
+    store: Arc<dyn ContactStore>,
+) {
+    let campaign = id("campaign");
+    let who = phone();
+    let steps = vec![
+        RecipientUpdate::Planned { at: at(10, 1) },
+        RecipientUpdate::Failed(Failure {
+            at: at(11, 0),
+            code: Some(130429),
+            reason: "throughput".into(),
+            retryable: true,
+        }),
+        RecipientUpdate::Failed(Failure {
+            at: at(12, 0),
+            code: None,
+            reason: "timeout".into(),
+            retryable: false,
+        }),
+        RecipientUpdate::Sent {
+            at: at(13, 5),
+            wamid: "wamid.S".into(),
+        },
+        RecipientUpdate::Read { at: at(15, 0) },
+        RecipientUpdate::Delivered { at: at(14, 9) },
+        RecipientUpdate::Delivered { at: at(14, 500) },
+        RecipientUpdate::Clicked { at: at(16, 0) },
+        RecipientUpdate::Converted {
+            at: at(17, 0),
+            amount: Money::from_sen(4560),
+        },
+        RecipientUpdate::Converted {
+            at: at(18, 0),
+            amount: Money::from_sen(1),
+        },
+    ];
+    let mut expected = RecipientSteps::default();
+    for step in &steps {
+        expected.apply(step);
+    }
+    // Backwards, one write per step, then forwards all at once: the same row.
+    for step in steps.iter().rev() {
+        store
+            .record_recipients(&campaign, &[(who.clone(), step.clone())])
+            .await
+            .unwrap();
+    }
+    let both: Vec<_> = steps.iter().map(|s| (who.clone(), s.clone())).collect();
+    store.record_recipients(&campaign, &both).await.unwrap();
+    let stored = store.recipient(&campaign, &who).await.unwrap().unwrap();
+    assert_eq!(stored, expected);
+    assert_eq!(stored.status(), RecipientStatus::Converted);
+    assert_eq!(stored.failed.as_ref().unwrap().code, None, "latest attempt");
+    assert_eq!(store.recipient(&campaign, &phone()).await.unwrap(), None);
+    assert_eq!(store.recipient(&id("other"), &who).await.unwrap(), None);
+
+    // Many recipients, one skipped: each listed once, with its own steps.
+    let many: Vec<PhoneNumber> = (0..230).map(|_| phone()).collect();
+    let mut planned: Vec<_> = many
+        .iter()
+        .map(|p| (p.clone(), RecipientUpdate::Planned { at: at(20, 0) }))
+        .collect();
+    planned.push((
+        many[7].clone(),
+        RecipientUpdate::Skipped {
+            at: at(20, 0),
+            reason: SkipReason::FrequencyCap,
+        },
+    ));
+    store.record_recipients(&campaign, &planned).await.unwrap();
+    let mut seen = HashSet::new();
+    let mut token: Option<PageToken> = None;
+    let mut pages = 0;
+    loop {
+        let page = store.recipients(&campaign, token.take(), 50).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 50);
+        for row in page.items {
+            let skipped = row.contact == many[7];
+            assert_eq!(
+                row.steps.status(),
+                if row.contact == who {
+                    RecipientStatus::Converted
+                } else if skipped {
+                    RecipientStatus::Skipped
+                } else {
+                    RecipientStatus::Pending
+                },
+                "{}",
+                row.contact
+            );
+            assert!(seen.insert(row.contact), "listed twice");
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+        assert!(pages < 1_000, "the listing does not end");
+    }
+    assert_eq!(seen.len(), 231);
+    assert!(pages >= 5);
 }
 
 // ---------------------------------------------------------------------------------------

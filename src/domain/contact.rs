@@ -7,6 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::campaign::Touches;
 use super::person::{age_on, Gender, MaritalStatus, UnknownVariant};
 use super::phone::PhoneNumber;
 use super::recent::RecentKeys;
@@ -130,6 +131,10 @@ pub struct Contact {
     /// [`RecentKeys`]): stored with the contact so replays change nothing.
     #[serde(default)]
     pub applied_events: RecentKeys,
+    /// Campaign messages the contact received lately, with their funnel steps: the
+    /// frequency cap and conversions are read from here.
+    #[serde(default)]
+    pub campaign_touches: Touches,
 }
 
 impl Contact {
@@ -152,6 +157,7 @@ impl Contact {
             updated_at: created_at,
             attributes: BTreeMap::new(),
             applied_events: RecentKeys::default(),
+            campaign_touches: Touches::default(),
         }
     }
 

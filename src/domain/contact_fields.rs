@@ -29,12 +29,13 @@ pub enum ContactField {
     LastOutbound,
     AppliedEvents,
     Attributes,
+    CampaignTouches,
     CreatedAt,
     UpdatedAt,
 }
 
 impl ContactField {
-    pub const EVERY: [ContactField; 19] = [
+    pub const EVERY: [ContactField; 20] = [
         ContactField::Name,
         ContactField::Gender,
         ContactField::DateOfBirth,
@@ -52,6 +53,7 @@ impl ContactField {
         ContactField::LastOutbound,
         ContactField::AppliedEvents,
         ContactField::Attributes,
+        ContactField::CampaignTouches,
         ContactField::CreatedAt,
         ContactField::UpdatedAt,
     ];
@@ -82,6 +84,7 @@ impl ContactField {
             ContactField::LastOutbound => bi.last_outbound != ai.last_outbound,
             ContactField::AppliedEvents => b.applied_events != a.applied_events,
             ContactField::Attributes => b.attributes != a.attributes,
+            ContactField::CampaignTouches => b.campaign_touches != a.campaign_touches,
             ContactField::CreatedAt => b.created_at != a.created_at,
             ContactField::UpdatedAt => b.updated_at != a.updated_at,
         }
@@ -111,6 +114,7 @@ pub fn without_ledger(contact: &Contact) -> Contact {
         updated_at: contact.updated_at,
         attributes: contact.attributes.clone(),
         applied_events: contact.applied_events.clone(),
+        campaign_touches: contact.campaign_touches.clone(),
     }
 }
 

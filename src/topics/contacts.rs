@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::campaign::Touches;
 use crate::domain::contact::{ConsentChange, Contact, InteractionStats, WhatsappStatus};
 use crate::domain::person::{Gender, MaritalStatus};
 use crate::domain::phone::PhoneNumber;
@@ -47,6 +48,9 @@ pub struct ContactState {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Campaign messages received lately (for the frequency cap at planning).
+    #[serde(default, skip_serializing_if = "Touches::is_empty")]
+    pub campaign_touches: Touches,
 }
 
 impl From<&Contact> for ContactState {
@@ -67,6 +71,7 @@ impl From<&Contact> for ContactState {
             created_at: c.created_at,
             updated_at: c.updated_at,
             attributes: c.attributes.clone(),
+            campaign_touches: c.campaign_touches.clone(),
         }
     }
 }
@@ -93,6 +98,7 @@ impl ContactState {
             updated_at: self.updated_at,
             attributes: self.attributes.clone(),
             applied_events: RecentKeys::default(),
+            campaign_touches: self.campaign_touches.clone(),
         }
     }
 

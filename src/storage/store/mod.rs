@@ -1,7 +1,8 @@
 //! The contact store, one trait per aggregate: [`Contacts`] (contacts, IC look-ups,
 //! purchases, receipt claims, the write-behind flush), [`MessageLog`] (messages with
-//! delivery status), [`SendLedger`] (send claims and results) and [`Catalog`] (segments
-//! and campaigns); [`ContactStore`] is all four. Each backend keeps one file per aggregate
+//! delivery status), [`SendLedger`] (send claims and results), [`Catalog`] (segments
+//! and campaigns) and [`RecipientLedger`] (each campaign's intended recipients and their
+//! steps); [`ContactStore`] is all five. Each backend keeps one file per aggregate
 //! with its prepared statements beside the code that uses them.
 //!
 //! ScyllaDB in production (tested against Apache Cassandra), an embedded on-disk database
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::campaign::CampaignStatus;
+use crate::domain::campaign::{CampaignStatus, RecipientSteps, RecipientUpdate};
 use crate::domain::contact::Contact;
 use crate::domain::contact_fields::ContactFields;
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
@@ -140,9 +141,12 @@ pub struct PageToken(pub Vec<u8>);
 
 /// The contact store: every aggregate the engine keeps. Split by aggregate, so a wrapper or a new backend implements what it needs to;
 /// everything that implements all four is a `ContactStore`.
-pub trait ContactStore: Contacts + MessageLog + SendLedger + Catalog {}
+pub trait ContactStore: Contacts + MessageLog + SendLedger + Catalog + RecipientLedger {}
 
-impl<T: Contacts + MessageLog + SendLedger + Catalog + ?Sized> ContactStore for T {}
+impl<T: Contacts + MessageLog + SendLedger + Catalog + RecipientLedger + ?Sized> ContactStore
+    for T
+{
+}
 
 /// The contact aggregate: contacts, their IC links, purchases and receipt claims, and the
 /// write-behind flush that stores a shard's changes (which writes message rows too, so
@@ -298,4 +302,59 @@ pub trait Catalog: Send + Sync {
     async fn put_campaign(&self, campaign: &CampaignRecord) -> Result<(), StoreError>;
     async fn campaign(&self, campaign_id: &str) -> Result<Option<CampaignRecord>, StoreError>;
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError>;
+}
+
+/// One recipient's row in a campaign's ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientRow {
+    pub contact: PhoneNumber,
+    pub steps: RecipientSteps,
+}
+
+/// Each campaign's intended recipients, one row per (campaign, contact), with the steps
+/// the planner, the sender and the contact's shard record. Writes are blind and merge by
+/// [`RecipientSteps::apply`]'s rule (a step's earliest time wins, a failure's latest), so
+/// they commute and a replay changes nothing.
+#[async_trait]
+pub trait RecipientLedger: Send + Sync {
+    /// Records steps, each for (`campaign_id`, contact).
+    async fn record_recipients(
+        &self,
+        campaign_id: &str,
+        updates: &[(PhoneNumber, RecipientUpdate)],
+    ) -> Result<(), StoreError>;
+
+    /// One recipient's steps; `None` when the contact is not a recipient.
+    async fn recipient(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Option<RecipientSteps>, StoreError>;
+
+    /// The campaign's recipients, a page at a time, in an unspecified but stable order.
+    async fn recipients(
+        &self,
+        campaign_id: &str,
+        from: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Page<RecipientRow>, StoreError>;
+}
+
+/// `update` with its times at millisecond precision, as both backends store them.
+pub(crate) fn update_to_millis(update: &RecipientUpdate) -> RecipientUpdate {
+    use crate::domain::campaign::Failure;
+    let ms =
+        |at: DateTime<Utc>| DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
+    match update.clone() {
+        RecipientUpdate::Planned { at } => RecipientUpdate::Planned { at: ms(at) },
+        RecipientUpdate::Skipped { at, reason } => RecipientUpdate::Skipped { at: ms(at), reason },
+        RecipientUpdate::Sent { at, wamid } => RecipientUpdate::Sent { at: ms(at), wamid },
+        RecipientUpdate::Failed(f) => RecipientUpdate::Failed(Failure { at: ms(f.at), ..f }),
+        RecipientUpdate::Delivered { at } => RecipientUpdate::Delivered { at: ms(at) },
+        RecipientUpdate::Read { at } => RecipientUpdate::Read { at: ms(at) },
+        RecipientUpdate::Clicked { at } => RecipientUpdate::Clicked { at: ms(at) },
+        RecipientUpdate::Converted { at, amount } => {
+            RecipientUpdate::Converted { at: ms(at), amount }
+        }
+    }
 }

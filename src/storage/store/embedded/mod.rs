@@ -14,6 +14,7 @@
 mod catalog;
 mod contacts;
 mod messages;
+mod recipients;
 mod sends;
 
 use std::ops::Bound;
@@ -34,7 +35,8 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{
     CampaignRecord, Catalog, Claim, ContactWrite, Contacts, IcLink, MessageLog, MessageRecord,
-    Page, PageToken, SegmentRecord, SendLedger, SendResult, StoreError,
+    Page, PageToken, RecipientLedger, RecipientRow, SegmentRecord, SendLedger, SendResult,
+    StoreError,
 };
 
 /// The name errors use.
@@ -60,6 +62,9 @@ const SEND_CLAIMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("s
 const SEND_RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("send_results");
 const SEGMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("segments");
 const CAMPAIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("campaigns");
+/// (campaign id, contact) → the recipient's steps (JSON).
+const RECIPIENTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("campaign_recipients");
 
 /// A message row: the message (once stored) and its delivery reports, which may arrive
 /// first. `error_code_at` is the time of the failure report whose code is kept.
@@ -228,6 +233,7 @@ impl EmbeddedStore {
             txn.open_table(SEND_RESULTS).map_err(err(OP))?;
             txn.open_table(SEGMENTS).map_err(err(OP))?;
             txn.open_table(CAMPAIGNS).map_err(err(OP))?;
+            txn.open_table(RECIPIENTS).map_err(err(OP))?;
         }
         txn.commit().map_err(err(OP))?;
         Ok(EmbeddedStore { db: Arc::new(db) })

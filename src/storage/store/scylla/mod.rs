@@ -21,6 +21,7 @@ mod schema;
 mod catalog;
 mod contacts;
 mod messages;
+mod recipients;
 mod sends;
 mod write_behind;
 
@@ -212,6 +213,7 @@ struct Statements {
     messages: messages::MessageStatements,
     sends: sends::SendStatements,
     catalog: catalog::CatalogStatements,
+    recipients: recipients::RecipientStatements,
 }
 
 #[derive(Clone, Copy)]
@@ -247,17 +249,19 @@ fn placeholders(columns: &str) -> String {
 
 impl Statements {
     async fn prepare(session: &Session, ks: &str) -> Result<Self, StoreError> {
-        let (contacts, messages, sends, catalog) = futures::try_join!(
+        let (contacts, messages, sends, catalog, recipients) = futures::try_join!(
             contacts::ContactStatements::prepare(session, ks),
             messages::MessageStatements::prepare(session, ks),
             sends::SendStatements::prepare(session, ks),
             catalog::CatalogStatements::prepare(session, ks),
+            recipients::RecipientStatements::prepare(session, ks),
         )?;
         Ok(Statements {
             contacts,
             messages,
             sends,
             catalog,
+            recipients,
         })
     }
 }

@@ -151,6 +151,7 @@ pub(crate) struct ContactValues<'a> {
     last_outbound: Cell<DateTime<Utc>>,
     recent_events: Column<Vec<i64>>,
     attributes: Column<String>,
+    campaign_touches: Column<String>,
     created_at: Column<DateTime<Utc>>,
     updated_at: Column<DateTime<Utc>>,
     /// The write timestamp: `updated_at` in microseconds, truncated to the millisecond
@@ -162,8 +163,8 @@ pub(crate) struct ContactValues<'a> {
 pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, state, \
     marital_status, whatsapp_status, marketing_opt_in, consent_changed_at, consent_source, \
     ic_masked, ic_keyed_hash, ic_ciphertext, customer_tier, message_count, last_interaction, \
-    outbound_count, replied_count, last_outbound, recent_events, attributes, created_at, \
-    updated_at";
+    outbound_count, replied_count, last_outbound, recent_events, attributes, campaign_touches, \
+    created_at, updated_at";
 
 impl<'a> ContactValues<'a> {
     /// Bytes of its variable-length values, for sizing batches.
@@ -184,6 +185,7 @@ impl<'a> ContactValues<'a> {
             + written_len(&self.ic_keyed_hash)
             + written_len(&self.ic_ciphertext)
             + set(&self.attributes)
+            + set(&self.campaign_touches)
             + events
     }
 
@@ -197,6 +199,10 @@ impl<'a> ContactValues<'a> {
         let attributes = try_column(has(F::Attributes), || {
             serde_json::to_string(&contact.attributes)
                 .map_err(|e| super::errors::query(OP, format!("attributes: {e}")))
+        })?;
+        let campaign_touches = try_column(has(F::CampaignTouches), || {
+            serde_json::to_string(&contact.campaign_touches)
+                .map_err(|e| super::errors::query(OP, format!("campaign_touches: {e}")))
         })?;
         let count = |field: ContactField, name: &str, value: u64| {
             try_column(has(field), || counter(OP, name, value))
@@ -235,6 +241,7 @@ impl<'a> ContactValues<'a> {
                 contact.applied_events.fingerprints().collect()
             }),
             attributes,
+            campaign_touches,
             created_at: column(has(F::CreatedAt), || contact.created_at),
             updated_at: column(has(F::UpdatedAt), || contact.updated_at),
             written_at: contact.updated_at.timestamp_millis() * 1_000,
@@ -265,6 +272,7 @@ pub(crate) struct ContactRow {
     last_outbound: Option<DateTime<Utc>>,
     recent_events: Option<Vec<i64>>,
     attributes: Option<String>,
+    campaign_touches: Option<String>,
     created_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
 }
@@ -304,6 +312,11 @@ impl ContactRow {
                 serde_json::from_str(text).map_err(|e| corrupt(what, format!("attributes: {e}")))?
             }
         };
+        let campaign_touches = match self.campaign_touches.as_deref() {
+            None | Some("") => Default::default(),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| corrupt(what, format!("campaign_touches: {e}")))?,
+        };
         let created_at = required(what, "created_at", self.created_at)?;
         Ok(Contact {
             phone_number: phone(what, &self.phone)?,
@@ -339,6 +352,7 @@ impl ContactRow {
             updated_at: self.updated_at.unwrap_or(created_at),
             attributes,
             applied_events: self.recent_events.unwrap_or_default().into_iter().collect(),
+            campaign_touches,
         })
     }
 }

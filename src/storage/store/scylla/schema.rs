@@ -65,6 +65,16 @@ pub const CQL_MIGRATIONS: &[Migration] = &[
         name: "send_results",
         text: include_str!("../../../../schemas/cql/0008_send_results.cql"),
     },
+    Migration {
+        version: 9,
+        name: "campaign_touches",
+        text: include_str!("../../../../schemas/cql/0009_campaign_touches.cql"),
+    },
+    Migration {
+        version: 10,
+        name: "campaign_recipients",
+        text: include_str!("../../../../schemas/cql/0010_campaign_recipients.cql"),
+    },
 ];
 
 /// The table holding applied versions, inside the keyspace.

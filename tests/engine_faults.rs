@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use sembang::app::{self as runtime, Backends};
+use sembang::domain::campaign::{RecipientSteps, RecipientUpdate};
 use sembang::domain::contact::Contact;
 use sembang::domain::contact_fields::{ContactField, ContactFields};
 use sembang::domain::message::DeliveryStatus;
@@ -27,7 +28,8 @@ use sembang::storage::bus::{EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusCo
 use sembang::storage::sink::{AnalyticsEvent, EventTable, FileSink};
 use sembang::storage::store::{
     CampaignRecord, Catalog, Claim, ContactStore, ContactWrite, Contacts, IcLink, MessageLog,
-    MessageRecord, Page, PageToken, SegmentRecord, SendLedger, SendOutcome, SendResult, StoreError,
+    MessageRecord, Page, PageToken, RecipientLedger, RecipientRow, SegmentRecord, SendLedger,
+    SendOutcome, SendResult, StoreError,
 };
 use sembang::topics;
 use sembang::topics::outbound::{Origin, OutboundRequest};
@@ -844,6 +846,32 @@ impl Catalog for FlakyStore {
     }
     async fn campaigns(&self) -> Result<Vec<CampaignRecord>, StoreError> {
         self.inner.campaigns().await
+    }
+}
+
+#[async_trait]
+impl RecipientLedger for FlakyStore {
+    async fn record_recipients(
+        &self,
+        campaign_id: &str,
+        updates: &[(PhoneNumber, RecipientUpdate)],
+    ) -> Result<(), StoreError> {
+        self.inner.record_recipients(campaign_id, updates).await
+    }
+    async fn recipient(
+        &self,
+        campaign_id: &str,
+        contact: &PhoneNumber,
+    ) -> Result<Option<RecipientSteps>, StoreError> {
+        self.inner.recipient(campaign_id, contact).await
+    }
+    async fn recipients(
+        &self,
+        campaign_id: &str,
+        from: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Page<RecipientRow>, StoreError> {
+        self.inner.recipients(campaign_id, from, limit).await
     }
 }
 

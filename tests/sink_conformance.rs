@@ -160,6 +160,7 @@ fn send(n: u128, t: &str, contact: u32, campaign: &str, outcome: SendOutcome) ->
         wamid: (outcome == SendOutcome::Sent).then(|| format!("wamid.{campaign}.{contact}")),
         skip_reason: (outcome == SendOutcome::Skipped).then(|| "opted_out".into()),
         error_code: (outcome == SendOutcome::Failed).then_some(131_026),
+        revenue: None,
     }
     .into()
 }
@@ -292,6 +293,7 @@ fn full_rows() -> Vec<AnalyticsEvent> {
             wamid: Some("wamid.out.7".into()),
             skip_reason: Some("n/a".into()),
             error_code: Some(131_026),
+            revenue: None,
         }
         .into(),
     ]
@@ -394,6 +396,7 @@ fn sparse_rows() -> Vec<AnalyticsEvent> {
             wamid: None,
             skip_reason: None,
             error_code: None,
+            revenue: None,
         }
         .into(),
     ]
@@ -786,7 +789,7 @@ async fn files_survive_a_torn_last_line() {
     let batch = view_fixture();
     sink.write(&batch[..2]).await.unwrap();
     // A crash mid-append leaves half a line and no acknowledgement...
-    let path = sink.dir().join("campaign_sends").join("2024-03-01.jsonl");
+    let path = sink.dir().join("campaign_steps").join("2024-03-01.jsonl");
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)

@@ -244,6 +244,7 @@ fn full_contact(phone: PhoneNumber) -> Contact {
     contact.consent_change = Some(ConsentChange {
         at: at(50, 5),
         source: "keyword:STOP".into(),
+        wording: None,
     });
     contact.ic = Some(ProtectedIc {
         masked: "900228-10-****".into(),

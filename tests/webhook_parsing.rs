@@ -841,7 +841,11 @@ fn every_event_round_trips_through_json() {
                 EventPayload::Status(s) if s.status.known().is_none() => "unknown_status",
                 EventPayload::Status(_) => "status",
                 EventPayload::Error(_) => "error",
-                EventPayload::ProfileEdit(_) => unreachable!("webhooks carry no profile edits"),
+                EventPayload::ProfileEdit(_)
+                | EventPayload::CampaignSend(_)
+                | EventPayload::Click(_) => {
+                    unreachable!("webhooks carry no profile edits, send outcomes or clicks")
+                }
             });
         }
     }

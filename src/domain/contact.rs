@@ -100,8 +100,12 @@ impl std::fmt::Debug for ProtectedIc {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentChange {
     pub at: DateTime<Utc>,
-    /// e.g. "keyword:STOP", "admin", "provider:131026".
+    /// e.g. "keyword:STOP", "question:consent", "csv:<source>", "admin", "provider:131050".
     pub source: String,
+    /// The wording the customer was shown when they gave consent (a question's text, an
+    /// import's stated notice), when there was one.
+    #[serde(default)]
+    pub wording: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -274,6 +274,7 @@ mod tests {
                     c.consent_change = Some(ConsentChange {
                         at: later,
                         source: "keyword:START".into(),
+                        wording: None,
                     })
                 }),
             ),
@@ -322,6 +323,12 @@ mod tests {
                 Box::new(|c| {
                     c.attributes
                         .insert("outlet".into(), serde_json::json!("KLCC"));
+                }),
+            ),
+            (
+                ContactField::CampaignTouches,
+                Box::new(move |c| {
+                    c.campaign_touches.record_send("c1", "wamid.1", later, 7);
                 }),
             ),
             (

@@ -27,6 +27,8 @@ use crate::topics::inbound::{Business, EventPayload, InboundEvent, InboundMessag
 
 use crate::topics::event_id;
 use crate::topics::ocr::OcrJob;
+
+use super::apply_campaign::{self, CampaignStep};
 use crate::topics::outbound::{ListRow, Origin, OutboundRequest};
 
 /// Provider error code: the number cannot receive WhatsApp messages.
@@ -60,6 +62,8 @@ pub struct Effects {
     pub messages: Vec<MessageRecord>,
     pub statuses: Vec<StatusUpdate>,
     pub purchases: Vec<Purchase>,
+    /// Steps of campaigns' funnels for this contact, for the campaigns' ledgers.
+    pub campaign_steps: Vec<CampaignStep>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +102,13 @@ pub fn apply(
             if let Some(status) = report.status.known() {
                 let error = report.errors.first();
                 let error_code = error.map(|e| e.code);
+                let campaign_id = apply_campaign::apply_status(
+                    contact,
+                    &report.wamid,
+                    status,
+                    report.timestamp,
+                    &mut effects,
+                );
                 effects.statuses.push(StatusUpdate {
                     contact: contact.phone_number.clone(),
                     wamid: report.wamid.clone(),
@@ -114,7 +125,7 @@ pub fn apply(
                         business_number: business_number(&event.business),
                         wamid: report.wamid.clone(),
                         status,
-                        campaign_id: None,
+                        campaign_id,
                         error_code,
                         error_title: error.and_then(|e| e.title.clone()),
                     }));
@@ -136,6 +147,12 @@ pub fn apply(
                     .events
                     .push(snapshot(contact, "edited", &key, ctx.today));
             }
+        }
+        EventPayload::CampaignSend(outcome) => {
+            apply_campaign::apply_send_outcome(contact, outcome, &key, ctx, &mut effects)
+        }
+        EventPayload::Click(click) => {
+            apply_campaign::apply_click(contact, &event.business, click, &mut effects)
         }
         // Not routed to contacts; nothing to do if one arrives here.
         EventPayload::Error(_) => {}
@@ -252,6 +269,7 @@ fn apply_message(
             contact.consent_change = Some(ConsentChange {
                 at: message.timestamp,
                 source: format!("keyword:{}", text.trim()),
+                wording: None,
             });
             let reason = if subscribed { "opt_in" } else { "opt_out" };
             effects

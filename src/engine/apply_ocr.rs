@@ -190,6 +190,7 @@ fn purchase(
         ocr_confidence: Some(result.confidence),
         campaign_id: None,
     }));
+    let purchase_amount = purchase.amount;
     let counted = purchase.counted_event();
     effects.purchases.push(purchase);
     let Some(event) = counted else {
@@ -211,6 +212,13 @@ fn purchase(
         }
         return format!("This receipt ({total}) was already recorded, so it is not counted again.");
     }
+    super::apply_campaign::apply_purchase(
+        contact,
+        &result.business,
+        result.completed_at,
+        purchase_amount,
+        effects,
+    );
     let spent = contact.spending().total_spent;
     effects
         .events

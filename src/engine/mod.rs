@@ -21,6 +21,7 @@
 
 pub mod analytics;
 pub mod apply;
+pub mod apply_campaign;
 pub mod apply_ocr;
 pub mod changelog;
 pub mod consumer;

@@ -12,11 +12,19 @@ pub const TOPIC: &str = "crm.commands";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// A campaign was launched (or resumed): plan its recipients among the partition's
-    /// contacts.
+    /// A campaign was launched: plan its recipients among the partition's contacts (a
+    /// snapshot of its segments now).
     CampaignLaunched {
         campaign_id: String,
         at: DateTime<Utc>,
+    },
+    /// A paused campaign was resumed, or its retryable failures are to be retried: send
+    /// again to the planned recipients of the partition that are still pending (or failed
+    /// retryably), never to new ones.
+    CampaignResumed {
+        campaign_id: String,
+        at: DateTime<Utc>,
+        retry_failed: bool,
     },
     /// A campaign was paused or cancelled: stop enqueueing its sends.
     CampaignHalted {
@@ -40,6 +48,11 @@ impl Command {
             }
             Command::CampaignHalted { campaign_id, at } => {
                 format!("campaign_halted:{campaign_id}:{}", at.timestamp_millis())
+            }
+            Command::CampaignResumed {
+                campaign_id, at, ..
+            } => {
+                format!("campaign_resumed:{campaign_id}:{}", at.timestamp_millis())
             }
             Command::SegmentChanged { segment_id, at } => {
                 format!("segment_changed:{segment_id}:{}", at.timestamp_millis())

@@ -60,7 +60,7 @@ impl EventTable {
             EventTable::Purchases => "purchases",
             EventTable::OcrResults => "ocr_results",
             EventTable::ContactSnapshots => "contact_snapshots",
-            EventTable::CampaignSends => "campaign_sends",
+            EventTable::CampaignSends => "campaign_steps",
         }
     }
 }
@@ -219,14 +219,20 @@ pub enum SendOutcome {
     Skipped,
     /// The provider refused it.
     Failed,
+    /// A click on one of its tracking links (every click; the funnel counts contacts).
+    Clicked,
+    /// A purchase inside the attribution window after delivery (once per recipient).
+    Converted,
 }
 
 impl SendOutcome {
-    pub const ALL: [SendOutcome; 4] = [
+    pub const ALL: [SendOutcome; 6] = [
         SendOutcome::Queued,
         SendOutcome::Sent,
         SendOutcome::Skipped,
         SendOutcome::Failed,
+        SendOutcome::Clicked,
+        SendOutcome::Converted,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -235,6 +241,8 @@ impl SendOutcome {
             SendOutcome::Sent => "sent",
             SendOutcome::Skipped => "skipped",
             SendOutcome::Failed => "failed",
+            SendOutcome::Clicked => "clicked",
+            SendOutcome::Converted => "converted",
         }
     }
 
@@ -255,6 +263,9 @@ pub struct CampaignSendEvent {
     pub wamid: Option<String>,
     pub skip_reason: Option<String>,
     pub error_code: Option<i64>,
+    /// A conversion's purchase amount.
+    #[serde(default)]
+    pub revenue: Option<Money>,
 }
 
 /// Any analytics event.

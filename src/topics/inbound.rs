@@ -38,6 +38,46 @@ pub enum EventPayload {
     /// A change to a contact's profile from the admin API or a CSV import: keyed by the
     /// contact like its messages, so its shard applies it in order with them.
     ProfileEdit(ProfileEdit),
+    /// What the sender's campaign send came to, for the recipient's shard: a sent message
+    /// becomes one of the contact's campaign touches (frequency cap, statuses, conversions);
+    /// a refusal whose code concerns the contact (131026, 131050) changes the contact.
+    CampaignSend(CampaignSendOutcome),
+    /// A click on a campaign's tracking link.
+    Click(LinkClick),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignSendOutcome {
+    /// The send's claim key (one per campaign, contact and attempt).
+    pub request_id: String,
+    pub campaign_id: String,
+    pub wa_id: String,
+    pub at: DateTime<Utc>,
+    pub result: CampaignSendResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum CampaignSendResult {
+    Sent {
+        wamid: String,
+        attribution_days: u16,
+    },
+    Failed {
+        code: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkClick {
+    /// Unique per click (every click is an event; the first one moves the funnel).
+    pub click_id: String,
+    pub campaign_id: String,
+    pub wa_id: String,
+    /// Which link of the message, and where it led.
+    pub link: u8,
+    pub url: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +259,8 @@ impl InboundEvent {
             EventPayload::Message(m) => Some(&m.from),
             EventPayload::Status(s) => Some(&s.recipient_id),
             EventPayload::ProfileEdit(e) => Some(&e.wa_id),
+            EventPayload::CampaignSend(s) => Some(&s.wa_id),
+            EventPayload::Click(c) => Some(&c.wa_id),
             EventPayload::Error(_) => None,
         }
     }
@@ -249,6 +291,8 @@ impl InboundEvent {
             EventPayload::Message(m) => Some(m.timestamp),
             EventPayload::Status(s) => Some(s.timestamp),
             EventPayload::ProfileEdit(e) => Some(e.at),
+            EventPayload::CampaignSend(s) => Some(s.at),
+            EventPayload::Click(c) => Some(c.at),
             EventPayload::Error(_) => None,
         }
     }
@@ -261,6 +305,8 @@ impl InboundEvent {
             EventPayload::Message(m) => m.wamid.clone(),
             EventPayload::Status(s) => format!("{}:{}", s.wamid, s.status.as_str()),
             EventPayload::ProfileEdit(e) => format!("edit:{}", e.edit_id),
+            EventPayload::CampaignSend(s) => format!("campaign_send:{}", s.request_id),
+            EventPayload::Click(c) => format!("click:{}", c.click_id),
             EventPayload::Error(e) => format!(
                 "error:{}:{}:{}:{}",
                 self.business.phone_number_id,

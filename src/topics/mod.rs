@@ -5,6 +5,7 @@
 //! This module depends on the domain only: storage, providers, ingress, the API and the
 //! engine all speak these payloads.
 
+pub mod campaign;
 pub mod commands;
 pub mod contacts;
 pub mod dead_letter;
@@ -39,17 +40,19 @@ pub const CONTACTS: Topic = Topic {
 pub const OCR_JOBS: Topic = log(ocr::JOBS_TOPIC);
 pub const OCR_RESULTS: Topic = log(ocr::RESULTS_TOPIC);
 pub const OUTBOUND: Topic = log(outbound::TOPIC);
+pub const CAMPAIGN: Topic = log(campaign::TOPIC);
 pub const EVENTS: Topic = log(events::TOPIC);
 pub const DEAD_LETTER: Topic = log(dead_letter::TOPIC);
 
 /// Every topic the engine uses.
-pub const ALL: [Topic; 8] = [
+pub const ALL: [Topic; 9] = [
     INBOUND,
     COMMANDS,
     CONTACTS,
     OCR_JOBS,
     OCR_RESULTS,
     OUTBOUND,
+    CAMPAIGN,
     EVENTS,
     DEAD_LETTER,
 ];

@@ -3,7 +3,7 @@
 //! state:
 //! 1. outputs (events, replies, OCR jobs): a replay produces the same ids, which their
 //!    consumers collapse;
-//! 2. delivery statuses;
+//! 2. delivery statuses and campaign funnel steps;
 //! 3. contacts with their messages and purchases (their rows hold the fingerprints of the
 //!    events applied, so a crash before this write leaves those events to apply again);
 //! 4. rows a replay may look up (see `dedupe`), only once their contacts' rows are stored,
@@ -12,7 +12,7 @@
 //!
 //! and then the records' tokens are reported done.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -24,7 +24,10 @@ use crate::storage::bus::{Record, TopicPartition};
 use crate::storage::store::{ContactWrite, MessageRecord};
 use crate::topics::contacts::ContactState;
 
+use crate::domain::campaign::RecipientUpdate;
+
 use super::super::apply::StatusUpdate;
+use super::super::apply_campaign::CampaignStep;
 use super::super::error::EngineError;
 use super::super::outputs::send_outputs;
 use super::{ShardDeps, Token, STORE_CONCURRENCY};
@@ -47,6 +50,7 @@ pub(super) struct Pending {
     /// so a row found means its message's effects are stored.
     pub messages_after_contacts: Vec<MessageRecord>,
     pub statuses: Vec<StatusUpdate>,
+    pub campaign_steps: Vec<(PhoneNumber, CampaignStep)>,
     pub purchases: Vec<(PhoneNumber, Purchase)>,
     pub tokens: Vec<Token>,
 }
@@ -60,6 +64,8 @@ impl Pending {
         self.messages_after_contacts
             .retain(|m| !gone.contains(&m.contact));
         self.statuses.retain(|s| !gone.contains(&s.contact));
+        self.campaign_steps
+            .retain(|(contact, _)| !gone.contains(contact));
         self.purchases
             .retain(|(contact, _)| !gone.contains(contact));
         self.tokens.retain(|(tp, _)| !ended.contains(tp));
@@ -77,6 +83,7 @@ pub(super) async fn write(
         messages,
         messages_after_contacts,
         statuses,
+        campaign_steps,
         purchases,
         tokens,
     } = rows;
@@ -96,6 +103,19 @@ pub(super) async fn write(
         .buffer_unordered(STORE_CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await?;
+    let mut by_campaign: BTreeMap<String, Vec<(PhoneNumber, RecipientUpdate)>> = BTreeMap::new();
+    for (contact, step) in campaign_steps {
+        by_campaign
+            .entry(step.campaign_id)
+            .or_default()
+            .push((contact, step.update));
+    }
+    for (campaign_id, updates) in &by_campaign {
+        with_retries("record_recipients", || {
+            deps.store.record_recipients(campaign_id, updates)
+        })
+        .await?;
+    }
     if !contacts.is_empty() || !messages.is_empty() || !purchases.is_empty() {
         with_retries("write_behind", || {
             deps.store.write_behind(contacts, &messages, &purchases)

@@ -103,6 +103,8 @@ impl WorkEvent {
                 EventPayload::Status(_) => "status",
                 EventPayload::Error(_) => "error",
                 EventPayload::ProfileEdit(_) => "profile_edit",
+                EventPayload::CampaignSend(_) => "campaign_send",
+                EventPayload::Click(_) => "click",
             },
             WorkEvent::Ocr(_) => "ocr_result",
         }
@@ -486,6 +488,12 @@ impl ShardState {
         }
         self.pending.messages.extend(effects.messages);
         self.pending.statuses.extend(effects.statuses);
+        self.pending.campaign_steps.extend(
+            effects
+                .campaign_steps
+                .into_iter()
+                .map(|step| (contact.clone(), step)),
+        );
         self.pending
             .purchases
             .extend(effects.purchases.into_iter().map(|p| (contact.clone(), p)));

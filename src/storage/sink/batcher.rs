@@ -218,6 +218,7 @@ mod tests {
             wamid: None,
             skip_reason: None,
             error_code: None,
+            revenue: None,
         })
     }
 

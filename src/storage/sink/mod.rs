@@ -89,8 +89,8 @@ pub trait AnalyticsReader: Send + Sync {
     ) -> Result<Vec<DemographicRow>, SinkError>;
 }
 
-/// Campaign funnel stages. From campaign_sends: the send outcome (queued, sent, skipped,
-/// failed); from message_statuses of campaign messages: the status (sent, delivered, read,
+/// Campaign funnel stages. From campaign_steps: the send outcome (queued, sent, skipped,
+/// failed), clicks (`clicked`) and conversions (`converted`); from message_statuses of campaign messages: the status (sent, delivered, read,
 /// failed); from inbound messages answering a campaign: `replied`; from counted purchases
 /// attributed to a campaign: `converted`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -15,6 +15,11 @@ pub const CLICKHOUSE_MIGRATIONS: &[Migration] = &[
         name: "views",
         text: include_str!("../../../../schemas/clickhouse/0002_views.sql"),
     },
+    Migration {
+        version: 3,
+        name: "campaign_revenue",
+        text: include_str!("../../../../schemas/clickhouse/0003_campaign_revenue.sql"),
+    },
 ];
 
 /// Records applied versions in `${DATABASE}.schema_migrations`.

@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn migrations_are_numbered_in_order() {
         let versions: Vec<u32> = CLICKHOUSE_MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
         for migration in CLICKHOUSE_MIGRATIONS {
             for statement in migration.statements(&[("DATABASE", "db")]) {
                 assert!(statement.contains("IF NOT EXISTS"), "{statement}");

@@ -113,6 +113,7 @@ impl Rows {
                 wamid: text(&e.wamid),
                 skip_reason: text(&e.skip_reason),
                 error_code: e.error_code,
+                revenue: decimal(e.revenue.unwrap_or_default()).map_err(invalid)?,
             }),
         }
         Ok(())
@@ -422,6 +423,7 @@ pub(super) struct SendRow {
     wamid: String,
     skip_reason: String,
     error_code: Option<i64>,
+    revenue: i64,
 }
 
 impl TryFrom<SendRow> for AnalyticsEvent {
@@ -439,6 +441,7 @@ impl TryFrom<SendRow> for AnalyticsEvent {
             wamid: optional(r.wamid),
             skip_reason: optional(r.skip_reason),
             error_code: r.error_code,
+            revenue: (r.revenue != 0).then(|| Money::from_sen(r.revenue)),
         }))
     }
 }

@@ -140,6 +140,7 @@ pub(crate) struct ContactValues<'a> {
     marketing_opt_in: Column<bool>,
     consent_changed_at: Cell<DateTime<Utc>>,
     consent_source: Cell<&'a str>,
+    consent_wording: Cell<&'a str>,
     ic_masked: Cell<&'a str>,
     ic_keyed_hash: Cell<&'a [u8]>,
     ic_ciphertext: Cell<&'a [u8]>,
@@ -161,7 +162,7 @@ pub(crate) struct ContactValues<'a> {
 }
 
 pub(crate) const CONTACT_COLUMNS: &str = "phone, name, gender, date_of_birth, state, \
-    marital_status, whatsapp_status, marketing_opt_in, consent_changed_at, consent_source, \
+    marital_status, whatsapp_status, marketing_opt_in, consent_changed_at, consent_source, consent_wording, \
     ic_masked, ic_keyed_hash, ic_ciphertext, customer_tier, message_count, last_interaction, \
     outbound_count, replied_count, last_outbound, recent_events, attributes, campaign_touches, \
     created_at, updated_at";
@@ -181,6 +182,7 @@ impl<'a> ContactValues<'a> {
             + written_len(&self.name)
             + written_len(&self.state)
             + written_len(&self.consent_source)
+            + written_len(&self.consent_wording)
             + written_len(&self.ic_masked)
             + written_len(&self.ic_keyed_hash)
             + written_len(&self.ic_ciphertext)
@@ -228,6 +230,12 @@ impl<'a> ContactValues<'a> {
                 consent.map(|c| c.source.as_str()),
                 absent,
             ),
+            // Written with its change, NULL included: an old wording must not stay beside
+            // a new consent change that had none.
+            consent_wording: match consent {
+                Some(c) if has(F::ConsentChange) => MaybeUnset::Set(c.wording.as_deref()),
+                _ => optional(has(F::ConsentChange), None, absent),
+            },
             ic_masked: optional(has(F::Ic), ic.map(|ic| ic.masked.as_str()), absent),
             ic_keyed_hash: optional(has(F::Ic), ic.map(|ic| ic.keyed_hash.as_slice()), absent),
             ic_ciphertext: optional(has(F::Ic), ic.map(|ic| ic.ciphertext.as_slice()), absent),
@@ -261,6 +269,7 @@ pub(crate) struct ContactRow {
     marketing_opt_in: Option<bool>,
     consent_changed_at: Option<DateTime<Utc>>,
     consent_source: Option<String>,
+    consent_wording: Option<String>,
     ic_masked: Option<String>,
     ic_keyed_hash: Option<Vec<u8>>,
     ic_ciphertext: Option<Vec<u8>>,
@@ -283,7 +292,11 @@ impl ContactRow {
         let what = format!("contact {}", self.phone);
         let what = what.as_str();
         let consent_change = match (self.consent_changed_at, self.consent_source) {
-            (Some(at), Some(source)) => Some(ConsentChange { at, source }),
+            (Some(at), Some(source)) => Some(ConsentChange {
+                at,
+                source,
+                wording: self.consent_wording,
+            }),
             (None, None) => None,
             _ => {
                 return Err(corrupt(

@@ -1,0 +1,192 @@
+//! What campaign events do to a contact, as pure functions beside [`super::apply`]: a send's
+//! outcome becomes a campaign touch (or changes the contact for codes that concern it), a
+//! delivery report or a click moves the campaign's funnel, and a counted purchase converts
+//! the campaigns that reached the contact within their attribution window.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::campaign::{FunnelStep, RecipientUpdate};
+use crate::domain::contact::{ConsentChange, Contact, WhatsappStatus};
+use crate::domain::message::DeliveryStatus;
+use crate::domain::money::Money;
+use crate::storage::sink::{AnalyticsEvent, CampaignSendEvent, SendOutcome};
+use crate::topics::event_id;
+use crate::topics::inbound::{Business, CampaignSendOutcome, CampaignSendResult, LinkClick};
+
+use super::apply::{business_number, snapshot, ApplyContext, Effects, UNDELIVERABLE};
+
+/// Provider error code: the customer stopped marketing messages from this business.
+pub const MARKETING_STOPPED: i64 = 131_050;
+
+/// A campaign's step for this contact, to record in the campaign's ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CampaignStep {
+    pub campaign_id: String,
+    pub update: RecipientUpdate,
+}
+
+impl From<FunnelStep> for CampaignStep {
+    fn from(step: FunnelStep) -> Self {
+        CampaignStep {
+            campaign_id: step.campaign_id,
+            update: step.update,
+        }
+    }
+}
+
+pub fn apply_send_outcome(
+    contact: &mut Contact,
+    outcome: &CampaignSendOutcome,
+    key: &str,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) {
+    match &outcome.result {
+        CampaignSendResult::Sent {
+            wamid,
+            attribution_days,
+        } => {
+            if contact.campaign_touches.record_send(
+                &outcome.campaign_id,
+                wamid,
+                outcome.at,
+                *attribution_days,
+            ) {
+                let stats = &mut contact.interactions;
+                stats.outbound_count += 1;
+                stats.last_outbound = Some(
+                    stats
+                        .last_outbound
+                        .map_or(outcome.at, |t| t.max(outcome.at)),
+                );
+            }
+        }
+        CampaignSendResult::Failed { code: Some(code) } => match *code {
+            UNDELIVERABLE if contact.whatsapp_status == WhatsappStatus::Active => {
+                contact.whatsapp_status = WhatsappStatus::Blocked;
+                effects
+                    .events
+                    .push(snapshot(contact, "blocked", key, ctx.today));
+            }
+            MARKETING_STOPPED => {
+                stop_marketing(contact, outcome.at, "provider:131050", key, ctx, effects)
+            }
+            _ => {}
+        },
+        CampaignSendResult::Failed { code: None } => {}
+    }
+}
+
+/// The customer withdrew consent to marketing (131050, a `user_preferences` webhook): it
+/// wins over any earlier opt-in, and never re-subscribes or unsubscribes them otherwise.
+pub fn stop_marketing(
+    contact: &mut Contact,
+    at: DateTime<Utc>,
+    source: &str,
+    key: &str,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) {
+    let newer = contact.consent_change.as_ref().is_none_or(|c| at >= c.at);
+    if contact.marketing_opt_in && newer {
+        contact.marketing_opt_in = false;
+        contact.consent_change = Some(ConsentChange {
+            at,
+            source: source.to_string(),
+            wording: None,
+        });
+        effects
+            .events
+            .push(snapshot(contact, "marketing_stopped", key, ctx.today));
+    }
+}
+
+/// A delivery report of one of the contact's messages: the campaign it belongs to, if any,
+/// and the step it makes (recorded in `effects`).
+pub fn apply_status(
+    contact: &mut Contact,
+    wamid: &str,
+    status: DeliveryStatus,
+    at: DateTime<Utc>,
+    effects: &mut Effects,
+) -> Option<String> {
+    let campaign = contact
+        .campaign_touches
+        .iter()
+        .find(|t| t.wamid == wamid)
+        .map(|t| t.campaign_id.clone())?;
+    if let Some(step) = contact.campaign_touches.status(wamid, status, at) {
+        effects.campaign_steps.push(step.into());
+    }
+    Some(campaign)
+}
+
+pub fn apply_click(
+    contact: &mut Contact,
+    business: &Business,
+    click: &LinkClick,
+    effects: &mut Effects,
+) {
+    if let Some(step) = contact.campaign_touches.click(&click.campaign_id, click.at) {
+        effects.campaign_steps.push(step.into());
+    }
+    effects.events.push(campaign_event(
+        contact,
+        business,
+        &click.campaign_id,
+        &format!("click:{}", click.click_id),
+        click.at,
+        SendOutcome::Clicked,
+        None,
+    ));
+}
+
+/// A counted purchase made at `at`: converts the campaigns whose window it falls in.
+pub fn apply_purchase(
+    contact: &mut Contact,
+    business: &Business,
+    at: DateTime<Utc>,
+    amount: Money,
+    effects: &mut Effects,
+) {
+    for step in contact.campaign_touches.purchase(at, amount) {
+        effects.events.push(campaign_event(
+            contact,
+            business,
+            &step.campaign_id,
+            &format!(
+                "converted:{}:{}",
+                step.campaign_id,
+                contact.phone_number.as_str()
+            ),
+            at,
+            SendOutcome::Converted,
+            Some(amount),
+        ));
+        effects.campaign_steps.push(step.into());
+    }
+}
+
+fn campaign_event(
+    contact: &Contact,
+    business: &Business,
+    campaign_id: &str,
+    cause: &str,
+    at: DateTime<Utc>,
+    outcome: SendOutcome,
+    revenue: Option<Money>,
+) -> AnalyticsEvent {
+    AnalyticsEvent::CampaignSend(CampaignSendEvent {
+        event_id: event_id(cause),
+        occurred_at: at,
+        campaign_id: campaign_id.to_string(),
+        contact_phone: contact.phone_number.clone(),
+        business_number: business_number(business),
+        outcome,
+        template_name: None,
+        wamid: None,
+        skip_reason: None,
+        error_code: None,
+        revenue,
+    })
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::campaigns::{Planner, SendingNumber};
 use crate::config::{Config, ProviderKind, Role, Secrets, StoreBackend};
 use crate::domain::auto_reply::AutoReplies;
 use crate::engine::analytics::{self, AnalyticsRoleConfig};
@@ -116,6 +117,19 @@ impl Assembly<'_> {
             group: names.group("engine"),
             topic: names.name(topics::INBOUND),
             ocr_results_topic: names.name(topics::OCR_RESULTS),
+            commands_topic: names.name(topics::COMMANDS),
+            planner: self.segments.as_ref().map(|(follower, _)| {
+                Arc::new(Planner {
+                    store: backends.store.clone(),
+                    index: follower.index().clone(),
+                    producer: self.producer.clone(),
+                    campaign_topic: names.name(topics::CAMPAIGN),
+                    events_topic: names.name(topics::EVENTS),
+                    dead_letter_topic: self.dead_letter_topic(),
+                    number: sending_number(config),
+                    frequency_cap: config.campaigns.frequency_cap(),
+                })
+            }),
             dead_letter_topic: self.dead_letter_topic(),
             shards,
             max_in_flight: config.engine.max_in_flight as usize,
@@ -253,5 +267,13 @@ impl Assembly<'_> {
             )
         })
         .collect()
+    }
+}
+
+/// The business number campaigns are sent from: the configured Cloud API number.
+pub(super) fn sending_number(config: &Config) -> SendingNumber {
+    SendingNumber {
+        phone_number_id: config.whatsapp.phone_number_id.clone(),
+        business_number: config.campaigns.business_number.clone(),
     }
 }

@@ -27,6 +27,77 @@ pub struct Config {
     pub tiers: TierConfig,
     pub ocr: OcrConfig,
     pub media: MediaConfig,
+    pub campaigns: CampaignsConfig,
+}
+
+/// Campaign rules that apply to every campaign unless it overrides them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignsConfig {
+    /// At most this many marketing messages per contact ...
+    pub frequency_cap_max: u32,
+    /// ... in any this many days.
+    pub frequency_cap_days: u32,
+    /// Malaysian time (HH:MM) from which marketing sends wait ...
+    pub quiet_hours_start: String,
+    /// ... until this time. Equal times: no quiet hours.
+    pub quiet_hours_end: String,
+    /// The portfolio's messaging limit: unique customers reached by business-initiated
+    /// messages in a moving 24 h (250, 2000, 10000, 100000; 0 = unlimited).
+    pub messaging_limit_24h: u64,
+    /// Least time between two messages to the same customer from one number.
+    pub pair_interval_ms: u64,
+    /// A campaign pauses itself after this many consecutive sends refused for a reason
+    /// that retrying cannot fix (bad token, paused template).
+    pub pause_after_errors: u32,
+    /// The public base URL of tracking links (`<base>/r/<token>`): the ingress's address
+    /// as customers reach it. Empty: links are sent as written.
+    pub link_base_url: String,
+    /// The business number's display digits (for analytics rows of campaign sends).
+    pub business_number: String,
+    /// Whether to ask for marketing consent after a registration (buttons Ya / Tidak).
+    pub ask_consent: bool,
+    /// The consent question, stored with each answer as the wording shown.
+    pub consent_question: String,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        CampaignsConfig {
+            frequency_cap_max: 2,
+            frequency_cap_days: 7,
+            quiet_hours_start: "22:00".into(),
+            quiet_hours_end: "08:00".into(),
+            messaging_limit_24h: 250,
+            pair_interval_ms: 6_000,
+            pause_after_errors: 20,
+            link_base_url: String::new(),
+            business_number: String::new(),
+            ask_consent: false,
+            consent_question:
+                "Boleh kami hantar promosi dan tawaran kepada anda melalui WhatsApp? \
+                               / May we send you promotions and offers on WhatsApp?"
+                    .into(),
+        }
+    }
+}
+
+impl CampaignsConfig {
+    pub fn frequency_cap(&self) -> crate::domain::campaign::FrequencyCap {
+        crate::domain::campaign::FrequencyCap {
+            max: self.frequency_cap_max,
+            days: self.frequency_cap_days,
+        }
+    }
+
+    /// Quiet hours; validated by [`Config::validate`].
+    pub fn quiet_hours(&self) -> crate::domain::campaign::QuietHours {
+        let parse = |t: &str| chrono::NaiveTime::parse_from_str(t, "%H:%M").unwrap_or_default();
+        crate::domain::campaign::QuietHours {
+            start: parse(&self.quiet_hours_start),
+            end: parse(&self.quiet_hours_end),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +335,7 @@ impl Default for Config {
             tiers: TierConfig::default(),
             ocr: OcrConfig::default(),
             media: MediaConfig::default(),
+            campaigns: CampaignsConfig::default(),
         }
     }
 }
@@ -419,6 +491,39 @@ impl Config {
     /// Checks every value a process needs before it starts anything.
     pub fn validate(&self) -> Result<(), ConfigError> {
         require_non_empty("data_dir", &self.data_dir)?;
+        let campaigns = &self.campaigns;
+        if campaigns.frequency_cap_max == 0 || !(1..=90).contains(&campaigns.frequency_cap_days) {
+            return Err(invalid(
+                "campaigns.frequency_cap_max",
+                "frequency_cap_max at least 1 and frequency_cap_days 1 to 90",
+            ));
+        }
+        for (key, value) in [
+            ("campaigns.quiet_hours_start", &campaigns.quiet_hours_start),
+            ("campaigns.quiet_hours_end", &campaigns.quiet_hours_end),
+        ] {
+            chrono::NaiveTime::parse_from_str(value, "%H:%M")
+                .map_err(|_| invalid(key, format!("{value:?} is not a time like 22:00")))?;
+        }
+        if !campaigns.link_base_url.is_empty() {
+            let url = url::Url::parse(&campaigns.link_base_url).map_err(|e| {
+                invalid(
+                    "campaigns.link_base_url",
+                    format!("{:?}: {e}", campaigns.link_base_url),
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid("campaigns.link_base_url", "must be an http(s) URL"));
+            }
+        }
+        if campaigns.consent_question.trim().is_empty()
+            || campaigns.consent_question.chars().count() > 1024
+        {
+            return Err(invalid(
+                "campaigns.consent_question",
+                "1 to 1024 characters",
+            ));
+        }
         if self.engine.roles.is_empty() {
             return Err(invalid("engine.roles", "at least one role must run"));
         }

@@ -12,9 +12,11 @@ use async_trait::async_trait;
 use ractor::ActorCell;
 use tokio::sync::{mpsc, watch};
 
+use crate::campaigns::Planner;
 use crate::metrics::catalog;
 use crate::segments::Follower;
 use crate::storage::bus::{Bus, Message, Producer, TopicPartition};
+use crate::topics::commands::Command;
 use crate::topics::inbound::{EventPayload, InboundEvent};
 use crate::topics::ocr::OcrResult;
 
@@ -37,6 +39,12 @@ pub struct InboundConfig {
     /// crm.ocr.results: keyed by contact like wa.inbound, so a contact's results reach the
     /// shard that holds it, in order with its messages.
     pub ocr_results_topic: String,
+    /// crm.commands: one copy of each command per partition, co-assigned with wa.inbound,
+    /// so each engine plans campaigns for the partitions it owns.
+    pub commands_topic: String,
+    /// Plans campaigns from the process's segment index; `None` without one (commands
+    /// are then left to engines that have one: never in a standard profile).
+    pub planner: Option<Arc<Planner>>,
     pub dead_letter_topic: String,
     pub shards: usize,
     pub max_in_flight: usize,
@@ -58,7 +66,11 @@ pub async fn run(
         .bus
         .subscribe(
             &config.group,
-            &[config.topic.clone(), config.ocr_results_topic.clone()],
+            &[
+                config.topic.clone(),
+                config.ocr_results_topic.clone(),
+                config.commands_topic.clone(),
+            ],
         )
         .await?;
     let shards = ShardPool::start(
@@ -78,11 +90,19 @@ pub async fn run(
         commit_interval: COMMIT_INTERVAL,
         in_flight_gauge: Some(&catalog::ENGINE_IN_FLIGHT),
     };
+    let (plans_tx, plans_rx) = mpsc::unbounded_channel();
     let mut strategy = Shards {
         config,
         shards,
         done_rx,
+        plans: Plans {
+            tx: plans_tx,
+            rx: plans_rx,
+            in_flight: 0,
+            shutdown,
+        },
     };
+    let shutdown = strategy.plans.shutdown.clone();
     skeleton.run(consumer, &mut strategy, shutdown).await
 }
 
@@ -92,6 +112,39 @@ struct Shards {
     config: Arc<InboundConfig>,
     shards: ShardPool,
     done_rx: mpsc::UnboundedReceiver<Vec<Token>>,
+    plans: Plans,
+}
+
+/// Campaign commands being carried out, each on a task of its own: planning a large
+/// partition takes seconds, and the partition's messages go on meanwhile.
+struct Plans {
+    tx: mpsc::UnboundedSender<Result<Token, EngineError>>,
+    rx: mpsc::UnboundedReceiver<Result<Token, EngineError>>,
+    in_flight: usize,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Plans {
+    fn start(&mut self, planner: Arc<Planner>, command: Command, token: Token) {
+        let tx = self.tx.clone();
+        let shutdown = self.shutdown.clone();
+        self.in_flight += 1;
+        tokio::spawn(async move {
+            let partition = token.0.partition;
+            let result = planner
+                .run(&command, partition, shutdown)
+                .await
+                .map(|_| token)
+                .map_err(|e| EngineError::actor("planner", e.to_string()));
+            let _ = tx.send(result);
+        });
+    }
+
+    /// A finished plan's token (an error fails the role, which replays the command).
+    fn finished(&mut self, result: Result<Token, EngineError>) -> Result<Vec<Token>, EngineError> {
+        self.in_flight -= 1;
+        result.map(|token| vec![token])
+    }
 }
 
 impl Shards {
@@ -113,6 +166,29 @@ impl Strategy for Shards {
         let mut finished = Vec::new();
         for message in records {
             let token = (message.topic_partition(), message.offset);
+            if message.topic == config.commands_topic {
+                match (Command::decode(&message.payload), &config.planner) {
+                    (Ok(command), Some(planner)) => {
+                        self.plans.start(planner.clone(), command, token)
+                    }
+                    (Ok(_), None) => {
+                        tracing::warn!("a campaign command with no segment index to plan from");
+                        finished.push(token);
+                    }
+                    (Err(e), _) => {
+                        send_dead_letter(
+                            &*config.producer,
+                            &config.dead_letter_topic,
+                            &message,
+                            "malformed_command",
+                            &e.to_string(),
+                        )
+                        .await?;
+                        finished.push(token);
+                    }
+                }
+                continue;
+            }
             match route(&message, &config.ocr_results_topic) {
                 Routed::Contact(contact, event) => {
                     work.entry(self.shards.key_of(&contact))
@@ -152,9 +228,12 @@ impl Strategy for Shards {
     }
 
     async fn poll(&mut self) -> Result<Vec<Token>, EngineError> {
-        match self.done_rx.recv().await {
-            Some(tokens) => Ok(tokens),
-            None => std::future::pending().await,
+        tokio::select! {
+            done = self.done_rx.recv() => match done {
+                Some(tokens) => Ok(tokens),
+                None => std::future::pending().await,
+            },
+            Some(plan) = self.plans.rx.recv() => self.plans.finished(plan),
         }
     }
 
@@ -163,6 +242,16 @@ impl Strategy for Shards {
         let mut tokens = Vec::new();
         while let Ok(done) = self.done_rx.try_recv() {
             tokens.extend(done);
+        }
+        // Plans in progress finish (or, stopping, give up and are replayed).
+        while self.plans.in_flight > 0 {
+            match self.plans.rx.recv().await {
+                Some(plan) => match self.plans.finished(plan) {
+                    Ok(done) => tokens.extend(done),
+                    Err(e) => tracing::warn!(error = %e, "a campaign plan stopped; it is replayed"),
+                },
+                None => break,
+            }
         }
         Ok(tokens)
     }

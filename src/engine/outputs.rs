@@ -4,24 +4,7 @@
 //! dead-letter topic with the reason instead, and the others go on. Any other error is
 //! retried, then fails the actor, whose supervisor restarts it from the committed offsets.
 
-use crate::storage::bus::refused::send_or_dead_letter;
-use crate::storage::bus::{BusError, Producer, Record};
-
-use crate::retry::with_retries;
-
-/// Sends every record concurrently; resolves when each is durable in its topic or, if
-/// refused there, in the dead-letter topic. A failed attempt sends them all again, as
-/// `send_all` does, so the last copy of each record keeps the order they were given in.
-pub async fn send_outputs(
-    producer: &dyn Producer,
-    records: Vec<Record>,
-    dead_letter_topic: &str,
-) -> Result<(), BusError> {
-    with_retries("produce_outputs", || {
-        send_or_dead_letter(producer, &records, dead_letter_topic)
-    })
-    .await
-}
+pub use crate::storage::bus::refused::send_outputs;
 
 #[cfg(test)]
 mod tests {
@@ -34,7 +17,7 @@ mod tests {
     use crate::storage::bus::dead_letter::{
         HEADER_ERROR_KIND, HEADER_PAYLOAD_OMITTED, KIND_OUTPUT_REFUSED,
     };
-    use crate::storage::bus::{Delivery, PartitionedRecord};
+    use crate::storage::bus::{BusError, Delivery, PartitionedRecord, Producer, Record};
 
     /// A bus that refuses keyless records and records over `max_payload` bytes, fails the
     /// first `outages` sends as unavailable, and keeps what it accepted.

@@ -291,6 +291,36 @@ pub static SEGMENT_QUERY_SECONDS: Metric = metric(
     &[],
     "Time to answer a segment count or member page from the index.",
 );
+pub static CAMPAIGN_PLANNED: Metric = metric(
+    "sembang_campaign_recipients_planned_total",
+    C,
+    &["outcome"],
+    "Campaign recipients planned, by outcome (queued, or the skip reason).",
+);
+pub static CAMPAIGN_PLAN_SECONDS: Metric = metric(
+    "sembang_campaign_plan_seconds",
+    H,
+    &[],
+    "Time to plan one partition's recipients of a campaign.",
+);
+pub static CAMPAIGN_SENDS: Metric = metric(
+    "sembang_campaign_sends_total",
+    C,
+    &["outcome"],
+    "Campaign sends by outcome (sent, failed, skipped, held, expired, cancelled).",
+);
+pub static CAMPAIGN_QUEUE: Metric = metric(
+    "sembang_campaign_send_queue",
+    G,
+    &[],
+    "Campaign sends taken from wa.campaign and not finished yet.",
+);
+pub static CAMPAIGN_CLICKS: Metric = metric(
+    "sembang_campaign_clicks_total",
+    C,
+    &["outcome"],
+    "Tracking link requests (redirected, forged, dropped when the buffer was full).",
+);
 
 /// The whole catalogue.
 pub static ALL: &[&Metric] = &[
@@ -329,6 +359,11 @@ pub static ALL: &[&Metric] = &[
     &SEGMENT_INDEX_PARTITIONS,
     &SEGMENT_INDEX_RECORDS,
     &SEGMENT_QUERY_SECONDS,
+    &CAMPAIGN_PLANNED,
+    &CAMPAIGN_PLAN_SECONDS,
+    &CAMPAIGN_SENDS,
+    &CAMPAIGN_QUEUE,
+    &CAMPAIGN_CLICKS,
 ];
 
 #[cfg(test)]

@@ -255,6 +255,17 @@ impl PartitionIndex {
         self.attributes.post(&row.attributes, id, add);
     }
 
+    /// The contact's row, if this partition holds it.
+    pub fn find(&self, phone: &PhoneNumber) -> Option<&IndexedContact> {
+        self.id_of(phone).and_then(|id| self.row(id))
+    }
+
+    /// The contact's id, if this partition holds it.
+    pub fn id_of(&self, phone: &PhoneNumber) -> Option<u32> {
+        let id = *self.ids.get(&id_key(phone))?;
+        self.row(id).map(|_| id)
+    }
+
     pub fn row(&self, id: u32) -> Option<&IndexedContact> {
         self.rows.get(id as usize).and_then(Option::as_ref)
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::index::PartitionIndex;
 use crate::domain::money::Money;
 use crate::domain::person::age_on;
+use crate::domain::phone::PhoneNumber;
 use crate::domain::segment::{EvalContext, SegmentDefinition};
 use crate::domain::tier::Tier;
 use crate::metrics::catalog;
@@ -250,6 +251,54 @@ impl SegmentIndex {
             members,
             next: if more { last } else { None },
         }
+    }
+
+    /// Whether this process indexes `partition`, and if so whether it has caught up
+    /// with its changelog.
+    pub fn partition_live(&self, partition: u32) -> Option<bool> {
+        read(&self.slots)
+            .get(&partition)
+            .map(|s| s.live.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Whether `partition`'s index holds `phone`.
+    pub fn holds(&self, partition: u32, phone: &PhoneNumber) -> bool {
+        let slot = read(&self.slots).get(&partition).cloned();
+        slot.is_some_and(|slot| read(&slot.index).find(phone).is_some())
+    }
+
+    /// Whether any indexed partition holds `phone`.
+    pub fn contains(&self, phone: &PhoneNumber) -> bool {
+        self.snapshot()
+            .iter()
+            .any(|(_, slot)| read(&slot.index).find(phone).is_some())
+    }
+
+    /// The contacts of one partition that are members of any of `definitions` or among
+    /// `extra`, each once, with `each` called on its row (a campaign's audience).
+    pub fn for_each_in_partition(
+        &self,
+        partition: u32,
+        definitions: &[SegmentDefinition],
+        extra: &[PhoneNumber],
+        ctx: &EvalContext,
+        mut each: impl FnMut(&super::row::IndexedContact),
+    ) -> bool {
+        let Some(slot) = read(&self.slots).get(&partition).cloned() else {
+            return false;
+        };
+        let index = read(&slot.index);
+        let mut audience = RoaringBitmap::new();
+        for definition in definitions {
+            audience |= index.members(definition, ctx);
+        }
+        audience.extend(extra.iter().filter_map(|phone| index.id_of(phone)));
+        for id in audience.iter() {
+            if let Some(row) = index.row(id) {
+                each(row);
+            }
+        }
+        true
     }
 
     /// Every member's phone number (for exports and campaign planning), in (partition,

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::campaign::RecipientFacts;
 use crate::domain::contact::{InteractionStats, WhatsappStatus};
 use crate::domain::money::Money;
 use crate::domain::person::{Gender, MaritalStatus};
@@ -31,6 +32,8 @@ pub struct IndexedContact {
     /// Retailer attributes by key: a sorted slice, not a map (a B-tree node costs over
     /// 600 bytes however few keys a contact has).
     pub attributes: Box<[(Box<str>, serde_json::Value)]>,
+    /// When campaign messages were sent to the contact lately (for the frequency cap).
+    pub marketing_sends: Box<[DateTime<Utc>]>,
     /// (date, amount) of every purchase, by date.
     purchases: Box<[(NaiveDate, Money)]>,
     lifetime: SpendingStats,
@@ -65,6 +68,7 @@ impl From<&ContactState> for IndexedContact {
                 .map(|(k, v)| (Box::from(k.as_str()), v.clone()))
                 .collect(),
             lifetime: state.purchases.stats(),
+            marketing_sends: state.campaign_touches.iter().map(|t| t.sent_at).collect(),
             purchases: purchases.into_boxed_slice(),
         }
     }
@@ -81,6 +85,7 @@ impl IndexedContact {
             + self.phone_number.as_str().len()
             + self.name.as_ref().map_or(0, |n| n.len())
             + self.purchases.len() * std::mem::size_of::<(NaiveDate, Money)>()
+            + self.marketing_sends.len() * std::mem::size_of::<DateTime<Utc>>()
             + self
                 .attributes
                 .iter()
@@ -135,5 +140,20 @@ impl ContactFacts for IndexedContact {
     fn spending_since(&self, since: NaiveDate) -> SpendingStats {
         let from = self.purchases.partition_point(|(day, _)| *day < since);
         summarize(self.purchases[from..].iter().copied())
+    }
+}
+
+impl RecipientFacts for IndexedContact {
+    fn whatsapp_status(&self) -> WhatsappStatus {
+        self.whatsapp_status
+    }
+    fn marketing_opt_in(&self) -> bool {
+        self.marketing_opt_in
+    }
+    fn last_interaction(&self) -> Option<DateTime<Utc>> {
+        self.interactions.last_interaction
+    }
+    fn marketing_sends_since(&self, since: DateTime<Utc>) -> u32 {
+        self.marketing_sends.iter().filter(|t| **t >= since).count() as u32
     }
 }

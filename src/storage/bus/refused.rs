@@ -58,3 +58,18 @@ async fn dead_letter(
         .increment(1);
     Ok(())
 }
+
+/// Sends every record concurrently (retried as any write); resolves when each is durable
+/// in its topic or, if refused there, in the dead-letter topic. A failed attempt sends
+/// them all again, as `send_all` does, so the last copy of each record keeps the order
+/// they were given in.
+pub async fn send_outputs(
+    producer: &dyn Producer,
+    records: Vec<Record>,
+    dead_letter_topic: &str,
+) -> Result<(), BusError> {
+    crate::retry::with_retries("produce_outputs", || {
+        send_or_dead_letter(producer, &records, dead_letter_topic)
+    })
+    .await
+}

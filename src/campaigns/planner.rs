@@ -1,0 +1,356 @@
+//! The campaign planner of one crm.commands partition: a launch command reaches every
+//! partition, and the owner of each resolves its own recipients from its segment index
+//! (segments ∪ custom recipients, as of the launch), records every intended recipient
+//! (excluded ones with the reason) and enqueues a send per eligible recipient to
+//! wa.campaign. A resume or "retry the failed" re-enqueues the partition's recorded
+//! recipients that still await a send, never new ones.
+//!
+//! Everything is idempotent: recipient steps merge, and a send's claim key is derived from
+//! (campaign, contact, attempt), so a replayed or repeated command changes nothing and
+//! sends nothing twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::domain::campaign::{
+    exclusion, CampaignDefinition, CampaignStatus, RecipientUpdate, SkipReason,
+};
+use crate::domain::clock::malaysian_day;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::segment::{EvalContext, SegmentDefinition};
+use crate::metrics::catalog;
+use crate::retry::with_retries;
+use crate::segments::SegmentIndex;
+use crate::storage::bus::refused::send_outputs;
+use crate::storage::bus::{BusError, Producer, Record};
+use crate::storage::sink::{AnalyticsEvent, CampaignSendEvent, SendOutcome};
+use crate::storage::store::{CampaignRecord, ContactStore, PageToken, StoreError};
+use crate::topics::campaign::CampaignSend;
+use crate::topics::commands::Command;
+use crate::topics::event_id;
+
+use super::definition_of;
+
+/// Recipients written and enqueued at once.
+const CHUNK: usize = 2_000;
+/// How often a planner waiting for its partition's index looks again.
+const INDEX_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// This process does not index the command's partition (no segment index here).
+    #[error("partition {0} is not in this process's segment index")]
+    NotIndexed(u32),
+    /// Stopped while waiting for the index to catch up: the command is replayed later.
+    #[error("stopped before the segment index caught up")]
+    Stopped,
+}
+
+/// The business number campaign sends go from.
+#[derive(Clone, Debug)]
+pub struct SendingNumber {
+    pub phone_number_id: String,
+    pub business_number: String,
+}
+
+pub struct Planner {
+    pub store: Arc<dyn ContactStore>,
+    pub index: Arc<SegmentIndex>,
+    pub producer: Arc<dyn Producer>,
+    pub campaign_topic: String,
+    pub events_topic: String,
+    pub dead_letter_topic: String,
+    pub number: SendingNumber,
+    pub frequency_cap: crate::domain::campaign::FrequencyCap,
+}
+
+/// What one partition's planning did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanReport {
+    pub queued: u64,
+    pub skipped: u64,
+}
+
+impl Planner {
+    /// Carries out `command` for `partition`'s contacts.
+    pub async fn run(
+        &self,
+        command: &Command,
+        partition: u32,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<PlanReport, PlanError> {
+        match command {
+            Command::CampaignLaunched { campaign_id, at } => {
+                self.until_live(partition, &mut shutdown).await?;
+                self.launch(campaign_id, *at, partition).await
+            }
+            Command::CampaignResumed {
+                campaign_id,
+                at,
+                retry_failed,
+            } => {
+                self.until_live(partition, &mut shutdown).await?;
+                self.resume(campaign_id, *at, *retry_failed, partition)
+                    .await
+            }
+            // Sends check the campaign's status when they go; segment changes need nothing
+            // (indexes evaluate definitions on demand).
+            Command::CampaignHalted { .. } | Command::SegmentChanged { .. } => {
+                Ok(PlanReport::default())
+            }
+        }
+    }
+
+    async fn until_live(
+        &self,
+        partition: u32,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), PlanError> {
+        loop {
+            match self.index.partition_live(partition) {
+                Some(true) => return Ok(()),
+                Some(false) => {}
+                None => return Err(PlanError::NotIndexed(partition)),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(INDEX_POLL) => {}
+                _ = shutdown.changed() => return Err(PlanError::Stopped),
+            }
+        }
+    }
+
+    async fn campaign(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<(CampaignRecord, CampaignDefinition)>, PlanError> {
+        let Some(record) = with_retries("campaign", || self.store.campaign(campaign_id)).await?
+        else {
+            tracing::warn!(campaign = campaign_id, "command for an unknown campaign");
+            return Ok(None);
+        };
+        match definition_of(&record) {
+            Ok(definition) => Ok(Some((record, definition))),
+            Err(e) => {
+                tracing::error!(campaign = campaign_id, error = %e, "stored campaign does not parse");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn launch(
+        &self,
+        campaign_id: &str,
+        at: DateTime<Utc>,
+        partition: u32,
+    ) -> Result<PlanReport, PlanError> {
+        let started = Instant::now();
+        let Some((record, definition)) = self.campaign(campaign_id).await? else {
+            return Ok(PlanReport::default());
+        };
+        if matches!(
+            record.status,
+            CampaignStatus::Draft | CampaignStatus::Cancelled
+        ) {
+            return Ok(PlanReport::default());
+        }
+        let mut segments: Vec<SegmentDefinition> = Vec::new();
+        for segment_id in &definition.segments {
+            let found = with_retries("segment", || self.store.segment(segment_id)).await?;
+            match found.map(|s| SegmentDefinition::from_json_str(&s.definition_json)) {
+                Some(Ok(segment)) => segments.push(segment),
+                Some(Err(e)) => {
+                    tracing::error!(campaign = campaign_id, segment = %segment_id, error = %e, "segment does not parse")
+                }
+                None => {
+                    tracing::warn!(campaign = campaign_id, segment = %segment_id, "segment is gone")
+                }
+            }
+        }
+        let cap = definition.frequency_cap.unwrap_or(self.frequency_cap);
+        let free_form = definition.message.is_free_form();
+        // As of the launch: a replay of the command plans the same audience.
+        let ctx = EvalContext::new(at, malaysian_day(at));
+        let mut planned: Vec<(PhoneNumber, Option<SkipReason>)> = Vec::new();
+        let indexed = self.index.for_each_in_partition(
+            partition,
+            &segments,
+            &definition.custom_recipients,
+            &ctx,
+            |row| planned.push((row.phone_number.clone(), exclusion(row, free_form, cap, at))),
+        );
+        if !indexed {
+            return Err(PlanError::NotIndexed(partition));
+        }
+        let mut report = PlanReport::default();
+        for chunk in planned.chunks(CHUNK) {
+            let mut updates = Vec::with_capacity(chunk.len() * 2);
+            let mut sends = Vec::new();
+            let mut events = Vec::with_capacity(chunk.len());
+            for (phone, skip) in chunk {
+                updates.push((phone.clone(), RecipientUpdate::Planned { at }));
+                let (outcome, reason) = match skip {
+                    Some(reason) => {
+                        updates.push((
+                            phone.clone(),
+                            RecipientUpdate::Skipped {
+                                at,
+                                reason: *reason,
+                            },
+                        ));
+                        report.skipped += 1;
+                        catalog::CAMPAIGN_PLANNED
+                            .counter(&[reason.as_str().into()])
+                            .increment(1);
+                        (SendOutcome::Skipped, Some(reason.as_str().to_string()))
+                    }
+                    None => {
+                        sends.push(self.send_record(campaign_id, phone, 0, at));
+                        report.queued += 1;
+                        catalog::CAMPAIGN_PLANNED
+                            .counter(&["queued".into()])
+                            .increment(1);
+                        (SendOutcome::Queued, None)
+                    }
+                };
+                events.push(self.event(campaign_id, phone, at, outcome, reason)?);
+            }
+            // The rows first: a send never goes ahead of its recipient's record.
+            with_retries("record_recipients", || {
+                self.store.record_recipients(campaign_id, &updates)
+            })
+            .await?;
+            sends.extend(events);
+            send_outputs(&*self.producer, sends, &self.dead_letter_topic).await?;
+        }
+        catalog::CAMPAIGN_PLAN_SECONDS
+            .histogram(&[])
+            .record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            campaign = campaign_id,
+            partition,
+            queued = report.queued,
+            skipped = report.skipped,
+            "campaign planned"
+        );
+        Ok(report)
+    }
+
+    /// Re-enqueues this partition's recipients that await a send (all of them after a
+    /// pause; those whose last failure is retryable for "retry the failed").
+    async fn resume(
+        &self,
+        campaign_id: &str,
+        at: DateTime<Utc>,
+        retry_failed: bool,
+        partition: u32,
+    ) -> Result<PlanReport, PlanError> {
+        let Some((record, _)) = self.campaign(campaign_id).await? else {
+            return Ok(PlanReport::default());
+        };
+        if record.status != CampaignStatus::Running {
+            return Ok(PlanReport::default());
+        }
+        // A retry is a new attempt with a key of its own; a resume sends the planned one.
+        let attempt = if retry_failed {
+            u32::try_from(at.timestamp()).unwrap_or(u32::MAX).max(1)
+        } else {
+            0
+        };
+        let mut report = PlanReport::default();
+        let mut token: Option<PageToken> = None;
+        loop {
+            let page = with_retries("recipients", || {
+                self.store
+                    .recipients(campaign_id, token.clone(), CHUNK as u32)
+            })
+            .await?;
+            let mut sends = Vec::new();
+            for row in &page.items {
+                let wanted = if retry_failed {
+                    row.steps.retryable_failure()
+                } else {
+                    row.steps.awaits_send()
+                };
+                if wanted && self.index.holds(partition, &row.contact) {
+                    sends.push(self.send_record(campaign_id, &row.contact, attempt, at));
+                    report.queued += 1;
+                }
+            }
+            send_outputs(&*self.producer, sends, &self.dead_letter_topic).await?;
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        tracing::info!(
+            campaign = campaign_id,
+            partition,
+            queued = report.queued,
+            retry_failed,
+            "campaign resumed"
+        );
+        Ok(report)
+    }
+
+    fn send_record(
+        &self,
+        campaign_id: &str,
+        to: &PhoneNumber,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> Record {
+        let send = CampaignSend {
+            campaign_id: campaign_id.to_string(),
+            to: to.clone(),
+            phone_number_id: self.number.phone_number_id.clone(),
+            business_number: self.number.business_number.clone(),
+            attempt,
+            planned_at: at,
+        };
+        Record::new(
+            self.campaign_topic.clone(),
+            self.number.phone_number_id.as_bytes().to_vec(),
+            send.encode(),
+        )
+    }
+
+    fn event(
+        &self,
+        campaign_id: &str,
+        to: &PhoneNumber,
+        at: DateTime<Utc>,
+        outcome: SendOutcome,
+        skip_reason: Option<String>,
+    ) -> Result<Record, PlanError> {
+        let event = AnalyticsEvent::CampaignSend(CampaignSendEvent {
+            event_id: event_id(&format!(
+                "campaign_{}:{campaign_id}:{}",
+                outcome.as_str(),
+                to.as_str()
+            )),
+            occurred_at: at,
+            campaign_id: campaign_id.to_string(),
+            contact_phone: to.clone(),
+            business_number: self.number.business_number.clone(),
+            outcome,
+            template_name: None,
+            wamid: None,
+            skip_reason,
+            error_code: None,
+            revenue: None,
+        });
+        Ok(Record::new(
+            self.events_topic.clone(),
+            to.as_str().as_bytes().to_vec(),
+            serde_json::to_vec(&event).expect("an event serializes"),
+        ))
+    }
+}

@@ -3,6 +3,7 @@
 //! scheduled campaigns ([`clock`]). The rules they follow are pure and live in
 //! `domain::campaign`; the sender's campaign lane is in `engine::campaign_sender`.
 
+pub mod links;
 pub mod planner;
 
 use crate::domain::campaign::CampaignDefinition;

@@ -43,6 +43,7 @@ pub async fn run(
         backpressure: Backpressure::StopReading,
         commit_interval: Duration::from_millis(200),
         in_flight_gauge: None,
+        pause_only: None,
     };
     let mut strategy = Batches {
         batcher: Batcher::new(config.sink.clone(), config.batcher),

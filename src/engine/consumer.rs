@@ -84,6 +84,9 @@ pub struct Skeleton {
     pub commit_interval: Duration,
     /// The gauge of unfinished records, if the role reports one.
     pub in_flight_gauge: Option<&'static Metric>,
+    /// With [`Backpressure::PausePartitions`]: pause only this topic's partitions (whose
+    /// records are the ones kept in flight), and read the others on.
+    pub pause_only: Option<String>,
 }
 
 impl Skeleton {
@@ -97,7 +100,10 @@ impl Skeleton {
     ) -> Result<(), EngineError> {
         let mut state = LoopState {
             tracker: OffsetTracker::new(),
-            pause: Pause::default(),
+            pause: Pause {
+                only: self.pause_only.clone(),
+                ..Pause::default()
+            },
         };
         let result = self
             .consume(&mut *consumer, strategy, &mut state, &mut shutdown)
@@ -256,6 +262,8 @@ fn finish(tracker: &mut OffsetTracker, tokens: Vec<Token>) {
 struct Pause {
     assigned: BTreeSet<TopicPartition>,
     paused: bool,
+    /// Only this topic's partitions are paused.
+    only: Option<String>,
 }
 
 impl Pause {
@@ -288,6 +296,10 @@ impl Pause {
         partitions: Vec<TopicPartition>,
         group: &str,
     ) -> Result<(), EngineError> {
+        let partitions: Vec<TopicPartition> = partitions
+            .into_iter()
+            .filter(|tp| self.only.as_ref().is_none_or(|topic| &tp.topic == topic))
+            .collect();
         if self.paused {
             consumer.pause(&partitions).await?;
         }
@@ -417,6 +429,7 @@ mod tests {
             backpressure: Backpressure::StopReading,
             commit_interval: Duration::from_millis(20),
             in_flight_gauge: None,
+            pause_only: None,
         };
         let (stop, shutdown) = watch::channel(false);
         let run = tokio::spawn(async move {
@@ -463,6 +476,7 @@ mod tests {
             backpressure: Backpressure::StopReading,
             commit_interval: Duration::from_millis(20),
             in_flight_gauge: None,
+            pause_only: None,
         };
         let (stop, shutdown) = watch::channel(false);
         let run = tokio::spawn(async move {

@@ -89,6 +89,7 @@ pub async fn run(
         backpressure: Backpressure::StopReading,
         commit_interval: COMMIT_INTERVAL,
         in_flight_gauge: Some(&catalog::ENGINE_IN_FLIGHT),
+        pause_only: None,
     };
     let (plans_tx, plans_rx) = mpsc::unbounded_channel();
     let mut strategy = Shards {

@@ -92,6 +92,7 @@ pub async fn run(
         backpressure: Backpressure::PausePartitions,
         commit_interval: Duration::from_millis(200),
         in_flight_gauge: Some(&catalog::OCR_JOBS_IN_FLIGHT),
+        pause_only: None,
     };
     let mut strategy = Jobs {
         config,

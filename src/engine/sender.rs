@@ -80,6 +80,7 @@ pub async fn run(
         backpressure: Backpressure::StopReading,
         commit_interval: Duration::from_millis(200),
         in_flight_gauge: None,
+        pause_only: None,
     };
     let mut strategy = Sends {
         shutdown: shutdown.clone(),

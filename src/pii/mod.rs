@@ -113,6 +113,16 @@ impl IcVault {
         IcVault::new(encryption, hash)
     }
 
+    /// 32 bytes of key material for another purpose (e.g. tracking links), derived from the
+    /// hash key: one set of secrets to keep, and a different key per purpose.
+    pub fn derive_key(&self, purpose: &str) -> [u8; KEY_BYTES] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.hash_key).expect("any key length");
+        mac.update(b"sembang-derived-key/");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The look-up key of an IC: the same number always gives the same hash.
     pub fn keyed_hash(&self, ic: &MyKad) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hash_key)

@@ -24,7 +24,9 @@ pub enum ErrorClass {
 /// Graph codes that mean "slow down", not "this message is bad": throughput (130429), pair
 /// rate (131056), spam rate (131048), ecosystem/marketing cap (131049), throughput upgrade in
 /// progress (131057) and the API call rate limits (80007, 4).
-const RATE_LIMIT_CODES: [i64; 7] = [130429, 131056, 131048, 131049, 131057, 80007, 4];
+/// Codes that ask to slow down and try again soon. Not 131049 (Meta's per-user marketing
+/// cap): retried after hours, by "retry the failed", not within a send.
+const RATE_LIMIT_CODES: [i64; 6] = [130429, 131056, 131048, 131057, 80007, 4];
 
 /// How much of an unexpected response body an error keeps.
 const EXCERPT_CHARS: usize = 200;

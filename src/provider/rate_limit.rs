@@ -48,13 +48,24 @@ impl TokenBucket {
     }
 }
 
-/// One [`TokenBucket`] per key (the business phone number id), shared by every sending task.
+/// One [`TokenBucket`] per key (the business phone number id), shared by every sending task,
+/// with two priorities: a reply takes the next slot; a campaign send takes a slot only when
+/// no reply on that number is waiting, so campaigns use what replies leave of the rate.
 /// Keys are never evicted: there are a handful of business numbers, not one per recipient.
 pub struct RateLimiter {
     rate_per_second: f64,
     burst: u32,
-    buckets: Mutex<HashMap<String, TokenBucket>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
+
+struct Bucket {
+    tokens: TokenBucket,
+    /// Replies waiting for a slot on this number.
+    replies_waiting: usize,
+}
+
+/// How often a waiting campaign send looks again while replies go first.
+const YIELD_POLL: Duration = Duration::from_millis(2);
 
 impl RateLimiter {
     pub fn new(rate_per_second: f64, burst: u32) -> Self {
@@ -67,19 +78,47 @@ impl RateLimiter {
         }
     }
 
-    /// Waits until `key` may send one more message, and takes that slot. Cancel-safe: a
-    /// cancelled wait has taken nothing.
+    fn with_bucket<T>(&self, key: &str, f: impl FnOnce(&mut Bucket) -> T) -> T {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(key.to_string()).or_insert_with(|| Bucket {
+            tokens: TokenBucket::new(self.rate_per_second, self.burst),
+            replies_waiting: 0,
+        });
+        f(bucket)
+    }
+
+    /// Waits until `key` may send one more message, and takes that slot (a reply: first in
+    /// line). Cancel-safe: a cancelled wait has taken nothing.
     pub async fn until_ready(&self, key: &str) {
+        struct Waiting<'a>(&'a RateLimiter, &'a str);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.with_bucket(self.1, |b| b.replies_waiting -= 1);
+            }
+        }
+        self.with_bucket(key, |b| b.replies_waiting += 1);
+        let _waiting = Waiting(self, key);
         loop {
             // tokio's clock, so tests with a paused runtime clock see the waits pass.
             let now = tokio::time::Instant::now().into_std();
-            let outcome = {
-                let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-                buckets
-                    .entry(key.to_string())
-                    .or_insert_with(|| TokenBucket::new(self.rate_per_second, self.burst))
-                    .try_take(now)
-            };
+            match self.with_bucket(key, |b| b.tokens.try_take(now)) {
+                Ok(()) => return,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// As [`Self::until_ready`], for a campaign send: only when no reply on `key` waits.
+    pub async fn until_ready_after_replies(&self, key: &str) {
+        loop {
+            let now = tokio::time::Instant::now().into_std();
+            let outcome = self.with_bucket(key, |b| {
+                if b.replies_waiting > 0 {
+                    Err(YIELD_POLL)
+                } else {
+                    b.tokens.try_take(now)
+                }
+            });
             match outcome {
                 Ok(()) => return,
                 Err(wait) => tokio::time::sleep(wait).await,
@@ -152,6 +191,39 @@ mod tests {
         let mut bucket = TokenBucket::new(1.0, 1);
         assert_eq!(bucket.try_take(t0 + ms(500)), Ok(()));
         assert_eq!(bucket.try_take(t0), Err(ms(1500)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_take_the_slots_before_campaign_sends() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(10.0, 1));
+        limiter.until_ready("n").await; // the bucket is empty now
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let campaign = {
+            let (limiter, order) = (limiter.clone(), order.clone());
+            tokio::spawn(async move {
+                limiter.until_ready_after_replies("n").await;
+                order.lock().unwrap().push("campaign");
+            })
+        };
+        tokio::task::yield_now().await;
+        let replies: Vec<_> = (0..2)
+            .map(|_| {
+                let (limiter, order) = (limiter.clone(), order.clone());
+                tokio::spawn(async move {
+                    limiter.until_ready("n").await;
+                    order.lock().unwrap().push("reply");
+                })
+            })
+            .collect();
+        for task in replies {
+            task.await.unwrap();
+        }
+        campaign.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["reply", "reply", "campaign"]);
+        // Another number is not held up by this one's replies.
+        let started = tokio::time::Instant::now();
+        limiter.until_ready_after_replies("other").await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::campaigns::links::LinkSealer;
 use crate::campaigns::{Planner, SendingNumber};
 use crate::config::{Config, ProviderKind, Role, Secrets, StoreBackend};
 use crate::domain::auto_reply::AutoReplies;
@@ -13,6 +14,7 @@ use crate::engine::changelog::ChangelogWriter;
 use crate::engine::inbound::{self, InboundConfig};
 use crate::engine::lag;
 use crate::engine::ocr_role::{self, MediaSource, OcrRoleConfig};
+use crate::engine::campaign_sender::CampaignLaneConfig;
 use crate::engine::sender::{self, SenderConfig};
 use crate::engine::shard::{OutputTopics, ShardDeps, ShardLimits};
 use crate::engine::supervisor::RoleStart;
@@ -74,7 +76,7 @@ impl Assembly<'_> {
             ));
         }
         if self.runs(Role::Sender) {
-            let config = Arc::new(self.sender());
+            let config = Arc::new(self.sender()?);
             roles.push((
                 "sender".into(),
                 Arc::new(move |shutdown, _cell| Box::pin(sender::run(config.clone(), shutdown))),
@@ -169,19 +171,7 @@ impl Assembly<'_> {
     fn ocr(&self) -> Result<OcrRoleConfig, StartError> {
         let (config, secrets, backends, names) =
             (self.config, self.secrets, self.backends, &self.names);
-        let data = Path::new(&config.data_dir);
-        let vault = match IcVault::from_secrets(secrets).map_err(failed("the IC vault"))? {
-            Some(vault) => vault,
-            // The embedded default runs with no setup; elsewhere the keys are secrets.
-            None if config.store.backend == StoreBackend::Embedded => {
-                IcVault::local(&data.join("ic-keys")).map_err(failed("the local IC keys"))?
-            }
-            None => {
-                return Err(StartError::Settings(
-                    "the ocr role needs SEMBANG_IC_ENCRYPTION_KEY and SEMBANG_IC_HASH_KEY (64 hex digits each)".into(),
-                ))
-            }
-        };
+        let vault = vault(config, secrets)?;
         let workers = match config.ocr.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n as usize,
@@ -217,9 +207,10 @@ impl Assembly<'_> {
         })
     }
 
-    fn sender(&self) -> SenderConfig {
+    fn sender(&self) -> Result<SenderConfig, StartError> {
         let (config, backends, names) = (self.config, self.backends, &self.names);
-        SenderConfig {
+        let campaigns = &config.campaigns;
+        Ok(SenderConfig {
             bus: backends.bus.clone(),
             producer: self.producer.clone(),
             store: backends.store.clone(),
@@ -234,7 +225,23 @@ impl Assembly<'_> {
             dead_letter_topic: self.dead_letter_topic(),
             request_timeout: Duration::from_millis(config.whatsapp.request_timeout_ms),
             send_budget: Duration::from_millis(config.whatsapp.send_budget_ms),
-        }
+            campaigns: CampaignLaneConfig {
+                topic: names.name(topics::CAMPAIGN),
+                inbound_topic: names.name(topics::INBOUND),
+                // About two seconds of sends at the number's rate: a revocation waits for
+                // them.
+                max_queued: (config.whatsapp.messages_per_second as usize * 2).max(10),
+                quiet_hours: campaigns.quiet_hours(),
+                frequency_cap: campaigns.frequency_cap(),
+                messaging_limit: campaigns.messaging_limit_24h,
+                pair_interval: Duration::from_millis(campaigns.pair_interval_ms),
+                pause_after_errors: campaigns.pause_after_errors,
+                link_base_url: campaigns.link_base_url.clone(),
+                links: link_sealer(config, self.secrets).map(Arc::new),
+                waba_id: String::new(),
+                now: chrono::Utc::now,
+            },
+        })
     }
 
     fn analytics(&self) -> AnalyticsRoleConfig {
@@ -275,5 +282,36 @@ pub(super) fn sending_number(config: &Config) -> SendingNumber {
     SendingNumber {
         phone_number_id: config.whatsapp.phone_number_id.clone(),
         business_number: config.campaigns.business_number.clone(),
+    }
+}
+
+/// The IC vault: from the secrets, or, for the embedded default (which runs with no setup),
+/// keys in a local file. Elsewhere the keys are secrets.
+pub(super) fn vault(config: &Config, secrets: &Secrets) -> Result<IcVault, StartError> {
+    match IcVault::from_secrets(secrets).map_err(failed("the IC vault"))? {
+        Some(vault) => Ok(vault),
+        None if config.store.backend == StoreBackend::Embedded => {
+            IcVault::local(&Path::new(&config.data_dir).join("ic-keys"))
+                .map_err(failed("the local IC keys"))
+        }
+        None => Err(StartError::Settings(
+            "SEMBANG_IC_ENCRYPTION_KEY and SEMBANG_IC_HASH_KEY (64 hex digits each) are needed \
+             (IC numbers, and the key of tracking links)"
+                .into(),
+        )),
+    }
+}
+
+/// Seals and opens tracking links, under a key derived from the vault's; `None` (links
+/// sent as written, with a warning) where the vault's keys are not set.
+pub(super) fn link_sealer(config: &Config, secrets: &Secrets) -> Option<LinkSealer> {
+    match vault(config, secrets) {
+        Ok(vault) => Some(LinkSealer::new(vault.derive_key("tracking-links"))),
+        Err(e) => {
+            if !config.campaigns.link_base_url.is_empty() {
+                tracing::warn!(error = %e, "tracking links are off");
+            }
+            None
+        }
     }
 }

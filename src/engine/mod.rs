@@ -31,6 +31,7 @@ pub mod lag;
 pub mod ocr_role;
 pub mod offsets;
 pub mod outputs;
+pub mod campaign_sender;
 pub mod sender;
 pub mod shard;
 pub mod shard_pool;

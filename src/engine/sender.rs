@@ -14,6 +14,12 @@
 //! What a send came to is stored next, before the message row and its event, so a replay
 //! after a crash finishes that bookkeeping from it; a claim with no result is recorded as
 //! unknown.
+//!
+//! The role reads wa.campaign too (co-partitioned with wa.outbound, so one process owns a
+//! number's limiter): campaign sends go to their own lane (`campaign_sender`), which
+//! takes what replies leave of the number's rate, and only wa.campaign is paused when that
+//! lane is full. Consent is checked again when a reply goes: a reply queued before the
+//! customer's STOP is not sent after it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +28,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::watch;
 
+use crate::domain::contact::WhatsappStatus;
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::provider::{ErrorClass, OutboundMessage, ProviderError, RateLimiter, WhatsappProvider};
 use crate::storage::bus::{Bus, Message, Producer, Record};
@@ -30,6 +37,7 @@ use crate::storage::store::{
     Claim, ContactStore, Direction, MessageRecord, SendOutcome, SendResult,
 };
 
+use super::campaign_sender::{CampaignLane, CampaignLaneConfig};
 use super::consumer::{send_dead_letter, Backpressure, Skeleton, Strategy, Token};
 use super::error::EngineError;
 use super::outputs::send_outputs;
@@ -44,6 +52,8 @@ use crate::topics::outbound::OutboundRequest;
 const SETTLE_MARGIN: Duration = Duration::from_secs(2);
 /// How often a replay waiting for another sender's result looks again.
 const RESULT_POLL: Duration = Duration::from_secs(1);
+/// Graph error: the number is sending too much (spam rate limit).
+const SPAM_RATE: i64 = 131_048;
 
 pub struct SenderConfig {
     pub bus: Arc<dyn Bus>,
@@ -60,6 +70,16 @@ pub struct SenderConfig {
     /// No attempt starts past this long into a send, so a send ends within it plus one
     /// request (`whatsapp.send_budget_ms`).
     pub send_budget: Duration,
+    /// The campaign lane's settings (wa.campaign).
+    pub campaigns: CampaignLaneConfig,
+}
+
+/// Which queue a send comes from: replies take the next slot of the number's rate,
+/// campaign sends what replies leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Reply,
+    Campaign,
 }
 
 pub async fn run(
@@ -68,23 +88,29 @@ pub async fn run(
 ) -> Result<(), EngineError> {
     let consumer = config
         .bus
-        .subscribe(&config.group, std::slice::from_ref(&config.topic))
+        .subscribe(
+            &config.group,
+            &[config.topic.clone(), config.campaigns.topic.clone()],
+        )
         .await?;
-    // One record at a time, in order: a number's sends keep their order and its limiter
-    // paces them.
+    // Replies one at a time, in order: a number's sends keep their order and its limiter
+    // paces them. Campaign sends queue in their lane, up to its bound; then only
+    // wa.campaign is paused.
     let skeleton = Skeleton {
         role: "sender",
         group: config.group.clone(),
         max_batch: 1,
-        max_in_flight: 1,
-        backpressure: Backpressure::StopReading,
+        max_in_flight: config.campaigns.max_queued.max(1),
+        backpressure: Backpressure::PausePartitions,
         commit_interval: Duration::from_millis(200),
         in_flight_gauge: None,
-        pause_only: None,
+        pause_only: Some(config.campaigns.topic.clone()),
     };
+    let lane = CampaignLane::start(config.clone(), shutdown.clone());
     let mut strategy = Sends {
         shutdown: shutdown.clone(),
         config,
+        lane,
     };
     skeleton.run(consumer, &mut strategy, shutdown).await
 }
@@ -93,6 +119,7 @@ struct Sends {
     config: Arc<SenderConfig>,
     /// Seen by a replay waiting for another sender's result.
     shutdown: watch::Receiver<bool>,
+    lane: CampaignLane,
 }
 
 #[async_trait]
@@ -100,6 +127,10 @@ impl Strategy for Sends {
     async fn submit(&mut self, records: Vec<Message>) -> Result<Vec<Token>, EngineError> {
         let mut finished = Vec::with_capacity(records.len());
         for message in records {
+            if message.topic == self.config.campaigns.topic {
+                self.lane.submit(message);
+                continue;
+            }
             if !process(&self.config, &message, &mut self.shutdown).await? {
                 break; // stopping while waiting: the record is replayed later
             }
@@ -109,12 +140,16 @@ impl Strategy for Sends {
     }
 
     async fn poll(&mut self) -> Result<Vec<Token>, EngineError> {
-        // Every record is finished within `submit`.
-        std::future::pending().await
+        // Replies finish within `submit`; campaign sends in their lane.
+        self.lane.finished().await
     }
 
     async fn join(&mut self) -> Result<Vec<Token>, EngineError> {
-        Ok(Vec::new())
+        self.lane.drain().await
+    }
+
+    async fn stop(&mut self) {
+        self.lane.stop();
     }
 }
 
@@ -139,29 +174,67 @@ async fn process(
             .map(|()| true)
         }
     };
+    if withdrawn_since(config, &request).await? {
+        catalog::SENDER_SENDS
+            .counter(&["suppressed".into()])
+            .increment(1);
+        return Ok(true);
+    }
+    Ok(deliver(config, &request, Lane::Reply, shutdown)
+        .await?
+        .is_some())
+}
+
+/// Whether the customer opted out after `request` was made (a reply queued before their
+/// STOP): consent is checked again when a message goes.
+async fn withdrawn_since(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+) -> Result<bool, EngineError> {
+    let contact = with_retries("load_contact", || config.store.load_contact(&request.to)).await?;
+    Ok(contact.is_some_and(|c| {
+        c.whatsapp_status == WhatsappStatus::Unsubscribed
+            && c.consent_change
+                .as_ref()
+                .is_some_and(|change| change.at > request.created_at)
+    }))
+}
+
+/// What came of a send: the result kept for it, and how its error is to be taken when
+/// this sender saw it (`None` for a result recorded before).
+pub(super) type Delivered = (SendResult, Option<ErrorClass>);
+
+/// Claims `request`, sends it (or finishes a send claimed before) and records the message
+/// row and its event. `None` when it stopped while waiting for another sender's result.
+pub(super) async fn deliver(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+    lane: Lane,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<Delivered>, EngineError> {
     let claim = with_retries("claim_send", || {
         config.store.claim_send(&request.request_id, &request.to)
     })
     .await?;
-    let result = match claim {
+    let delivered = match claim {
         Claim::Claimed => {
-            let result = send(config, &request).await;
+            let (result, class) = send(config, request, lane).await;
             // Before anything else: a replay finishes from it instead of sending again.
-            keep_result(config, &request, &result).await?;
-            result
+            keep_result(config, request, &result).await?;
+            (result, class)
         }
         Claim::AlreadyClaimed(claimed_at) => {
             catalog::SENDER_SENDS
                 .counter(&["duplicate".into()])
                 .increment(1);
-            match claimed_result(config, &request, &claimed_at, shutdown).await? {
-                Some(result) => result,
-                None => return Ok(false),
+            match claimed_result(config, request, &claimed_at, shutdown).await? {
+                Some(result) => (result, None),
+                None => return Ok(None),
             }
         }
     };
-    record(config, &request, &result).await?;
-    Ok(true)
+    record(config, request, &delivered.0).await?;
+    Ok(Some(delivered))
 }
 
 async fn keep_result(
@@ -230,18 +303,23 @@ async fn claimed_result(
 }
 
 /// Sends the request (retrying what may be retried) and says what came of it.
-async fn send(config: &SenderConfig, request: &OutboundRequest) -> SendResult {
+async fn send(
+    config: &SenderConfig,
+    request: &OutboundRequest,
+    lane: Lane,
+) -> (SendResult, Option<ErrorClass>) {
     let outbound = OutboundMessage {
         to: request.to.clone(),
         content: request.content.clone(),
     };
-    match send_with_retries(config, request, &outbound).await {
+    match send_with_retries(config, request, &outbound, lane).await {
         Ok(wamid) => {
             catalog::SENDER_SENDS.counter(&["sent".into()]).increment(1);
-            SendResult {
+            let result = SendResult {
                 at: Utc::now(),
                 outcome: SendOutcome::Sent { wamid },
-            }
+            };
+            (result, None)
         }
         Err(error) => {
             let code = error.code();
@@ -258,13 +336,14 @@ async fn send(config: &SenderConfig, request: &OutboundRequest) -> SendResult {
                     .increment(1);
             }
             tracing::warn!(request = %request.request_id, %error, "send failed");
-            SendResult {
+            let result = SendResult {
                 at: Utc::now(),
                 outcome: SendOutcome::Failed {
                     code,
                     reason: error.to_string(),
                 },
-            }
+            };
+            (result, Some(error.class()))
         }
     }
 }
@@ -329,6 +408,7 @@ async fn send_with_retries(
     config: &SenderConfig,
     request: &OutboundRequest,
     outbound: &OutboundMessage,
+    lane: Lane,
 ) -> Result<String, ProviderError> {
     let started = std::time::Instant::now();
     let retryable = |error: &ProviderError| {
@@ -338,9 +418,11 @@ async fn send_with_retries(
         )
     };
     let adjust = |error: &ProviderError, delay: Option<Duration>| {
-        // Over a throughput or pair limit: wait long enough for the window to pass.
-        let delay = match error.class() {
-            ErrorClass::RateLimited => delay? * 5,
+        // Over a throughput or pair limit: wait long enough for the window to pass; a
+        // spam-rate warning (131048) says the number is sending too much: much longer.
+        let delay = match (error.class(), error.code()) {
+            (ErrorClass::RateLimited, Some(SPAM_RATE)) => delay? * 20,
+            (ErrorClass::RateLimited, _) => delay? * 5,
             _ => delay?,
         };
         // No attempt starts past the budget (a replay waits that long for a result).
@@ -358,7 +440,15 @@ async fn send_with_retries(
     RetryPolicy::SENDS
         .run_adjusted("provider_send", retryable, adjust, || async {
             let waited = std::time::Instant::now();
-            config.limiter.until_ready(&request.phone_number_id).await;
+            match lane {
+                Lane::Reply => config.limiter.until_ready(&request.phone_number_id).await,
+                Lane::Campaign => {
+                    config
+                        .limiter
+                        .until_ready_after_replies(&request.phone_number_id)
+                        .await
+                }
+            }
             catalog::SENDER_RATE_LIMIT_WAIT
                 .histogram(&[])
                 .record(waited.elapsed().as_secs_f64());

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::clock::malaysia;
-use crate::domain::contact::WhatsappStatus;
+use crate::domain::contact::{Contact, WhatsappStatus};
 
 use super::recipient::SkipReason;
 
@@ -35,6 +35,21 @@ pub trait RecipientFacts {
     fn last_interaction(&self) -> Option<DateTime<Utc>>;
     /// Marketing messages sent to the contact at or after `since`.
     fn marketing_sends_since(&self, since: DateTime<Utc>) -> u32;
+}
+
+impl RecipientFacts for Contact {
+    fn whatsapp_status(&self) -> WhatsappStatus {
+        self.whatsapp_status
+    }
+    fn marketing_opt_in(&self) -> bool {
+        self.marketing_opt_in
+    }
+    fn last_interaction(&self) -> Option<DateTime<Utc>> {
+        self.interactions.last_interaction
+    }
+    fn marketing_sends_since(&self, since: DateTime<Utc>) -> u32 {
+        self.campaign_touches.sent_since(since)
+    }
 }
 
 /// Why `contact` may not be sent this campaign now, if anything. `free_form`: the message

@@ -1,0 +1,691 @@
+//! The sender's campaign lane: wa.campaign records, one at a time on a task of their own,
+//! so replies on the same number never wait behind a campaign's backlog (the limiter gives
+//! them the next slot). For each send, at the moment it goes:
+//!
+//! - the campaign's status (a paused or not-yet-running campaign leaves the recipient
+//!   pending: a resume sends it later; a cancelled one skips it) and its end (expired);
+//! - the recipient's row (already sent, skipped or failed: nothing to do);
+//! - quiet hours, the portfolio's 24 h messaging limit: the recipient stays pending and the
+//!   campaign clock resumes the campaign when it stalls;
+//! - consent, the frequency cap and the 24 h window, again, on the contact as stored;
+//! - the message rendered for the contact, links rewritten to tracking links;
+//! - then the send, claimed once under (campaign, contact, attempt), and its bookkeeping:
+//!   the recipient's step, an analytics event, and the outcome to the contact's shard
+//!   (campaign touch, or 131026 / 131050 applied to the contact).
+//!
+//! A campaign pauses itself after `pause_after_errors` consecutive refusals that retrying
+//! cannot fix (a bad token, a paused template).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+
+use crate::campaigns::definition_of;
+use crate::campaigns::links::{rewrite, LinkSealer};
+use crate::domain::campaign::{
+    exclusion, CampaignDefinition, CampaignStatus, Failure, FrequencyCap, MediaRef, QuietHours,
+    RecipientUpdate, RenderedMessage, SkipReason,
+};
+use crate::domain::phone::PhoneNumber;
+use crate::metrics::catalog;
+use crate::provider::{ErrorClass, OutboundContent};
+use crate::retry::with_retries;
+use crate::storage::bus::refused::send_outputs;
+use crate::storage::bus::{Message, Record};
+use crate::storage::sink::{AnalyticsEvent, CampaignSendEvent, SendOutcome};
+use crate::storage::store::{CampaignRecord, SendOutcome as Outcome};
+use crate::topics::campaign::CampaignSend;
+use crate::topics::event_id;
+use crate::topics::inbound::{
+    Business, CampaignSendOutcome, CampaignSendResult, EventPayload, InboundEvent,
+};
+use crate::topics::outbound::{Origin, OutboundRequest};
+
+use super::consumer::{send_dead_letter, Token};
+use super::error::EngineError;
+use super::sender::{deliver, Lane, SenderConfig};
+
+/// How long a campaign's status is taken from the cache: a pause takes effect within it.
+const CAMPAIGN_TTL: Duration = Duration::from_secs(1);
+/// Graph error codes the lane treats in their own way.
+const OUTSIDE_WINDOW: i64 = 131_047;
+const UNDELIVERABLE: i64 = 131_026;
+const MARKETING_STOPPED: i64 = 131_050;
+const ECOSYSTEM_CAP: i64 = 131_049;
+
+/// The lane's settings.
+#[derive(Clone)]
+pub struct CampaignLaneConfig {
+    /// wa.campaign (namespaced).
+    pub topic: String,
+    /// wa.inbound: send outcomes go to the contact's shard.
+    pub inbound_topic: String,
+    /// Campaign sends taken from the topic and not finished, at most.
+    pub max_queued: usize,
+    pub quiet_hours: QuietHours,
+    pub frequency_cap: FrequencyCap,
+    /// Unique customers reached by campaigns in a moving 24 h; 0 = unlimited.
+    pub messaging_limit: u64,
+    /// Least time between two messages to one customer from one number.
+    pub pair_interval: Duration,
+    pub pause_after_errors: u32,
+    /// `<base>/r/<token>` tracking links, when a base and a key are given.
+    pub link_base_url: String,
+    pub links: Option<Arc<LinkSealer>>,
+    /// The business account id for the outcomes' envelope.
+    pub waba_id: String,
+    /// The clock (a test moves it).
+    pub now: fn() -> DateTime<Utc>,
+}
+
+/// The lane as the sender's strategy holds it.
+pub struct CampaignLane {
+    tx: mpsc::UnboundedSender<Message>,
+    done: mpsc::UnboundedReceiver<Result<Token, EngineError>>,
+    in_flight: usize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CampaignLane {
+    pub fn start(config: Arc<SenderConfig>, shutdown: watch::Receiver<bool>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let (done_tx, done) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut worker = Worker::new(config, shutdown);
+            while let Some(message) = rx.recv().await {
+                let token = (message.topic_partition(), message.offset);
+                match worker.process(&message).await {
+                    Ok(true) => {
+                        if done_tx.send(Ok(token)).is_err() {
+                            return;
+                        }
+                    }
+                    // Stopping mid-send: left unfinished, replayed later.
+                    Ok(false) => {}
+                    Err(e) => {
+                        let _ = done_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        CampaignLane {
+            tx,
+            done,
+            in_flight: 0,
+            task,
+        }
+    }
+
+    pub fn submit(&mut self, message: Message) {
+        if self.tx.send(message).is_ok() {
+            self.in_flight += 1;
+            catalog::CAMPAIGN_QUEUE.gauge(&[]).set(self.in_flight as f64);
+        }
+    }
+
+    fn finish(&mut self, result: Result<Token, EngineError>) -> Result<Vec<Token>, EngineError> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        catalog::CAMPAIGN_QUEUE.gauge(&[]).set(self.in_flight as f64);
+        result.map(|token| vec![token])
+    }
+
+    /// The next finished send (cancel-safe; never resolves while nothing is queued).
+    pub async fn finished(&mut self) -> Result<Vec<Token>, EngineError> {
+        match self.done.recv().await {
+            Some(result) => self.finish(result),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for every queued send (bounded by `max_queued` at the number's rate).
+    pub async fn drain(&mut self) -> Result<Vec<Token>, EngineError> {
+        let mut tokens = Vec::new();
+        while self.in_flight > 0 {
+            match self.done.recv().await {
+                Some(result) => tokens.extend(self.finish(result)?),
+                // The task ended (stopping): the rest is replayed later.
+                None => break,
+            }
+        }
+        Ok(tokens)
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// The portfolio's 24 h messaging limit: the customers reached in the moving window.
+/// Kept by the process that owns the business number's partition (exact for a portfolio
+/// sending from one number; with several numbers on different processes, each counts
+/// its own).
+struct MessagingLimit {
+    limit: u64,
+    reached: HashMap<PhoneNumber, DateTime<Utc>>,
+    order: VecDeque<(DateTime<Utc>, PhoneNumber)>,
+}
+
+impl MessagingLimit {
+    fn new(limit: u64) -> Self {
+        MessagingLimit {
+            limit,
+            reached: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Whether `to` may be reached now (counting them if so).
+    fn admit(&mut self, to: &PhoneNumber, now: DateTime<Utc>) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        let cutoff = now - chrono::Duration::hours(24);
+        while let Some((at, phone)) = self.order.front() {
+            if *at > cutoff {
+                break;
+            }
+            if self.reached.get(phone) == Some(at) {
+                self.reached.remove(phone);
+            }
+            self.order.pop_front();
+        }
+        if self.reached.contains_key(to) {
+            return true;
+        }
+        if self.reached.len() as u64 >= self.limit {
+            return false;
+        }
+        self.reached.insert(to.clone(), now);
+        self.order.push_back((now, to.clone()));
+        true
+    }
+}
+
+enum Decision {
+    /// Nothing to send now; the record is done.
+    Done,
+    /// Recorded as skipped, with this reason.
+    Skip(SkipReason),
+    /// Left pending (paused, quiet hours, messaging limit): a resume sends it.
+    Hold(&'static str),
+    Send(Box<OutboundRequest>),
+}
+
+struct Worker {
+    config: Arc<SenderConfig>,
+    shutdown: watch::Receiver<bool>,
+    campaigns: HashMap<String, (Instant, Option<(CampaignRecord, CampaignDefinition)>)>,
+    limit: MessagingLimit,
+    /// When each customer was last sent a campaign message, per number.
+    last_sent: HashMap<(String, PhoneNumber), Instant>,
+    consecutive_errors: HashMap<String, u32>,
+}
+
+impl Worker {
+    fn new(config: Arc<SenderConfig>, shutdown: watch::Receiver<bool>) -> Self {
+        let limit = MessagingLimit::new(config.campaigns.messaging_limit);
+        Worker {
+            config,
+            shutdown,
+            campaigns: HashMap::new(),
+            limit,
+            last_sent: HashMap::new(),
+            consecutive_errors: HashMap::new(),
+        }
+    }
+
+    fn lane(&self) -> &CampaignLaneConfig {
+        &self.config.campaigns
+    }
+
+    /// True when the record is finished.
+    async fn process(&mut self, message: &Message) -> Result<bool, EngineError> {
+        let send: CampaignSend = match serde_json::from_slice(&message.payload) {
+            Ok(send) => send,
+            Err(e) => {
+                send_dead_letter(
+                    &*self.config.producer,
+                    &self.config.dead_letter_topic,
+                    message,
+                    "malformed_campaign_send",
+                    &e.to_string(),
+                )
+                .await?;
+                return Ok(true);
+            }
+        };
+        let now = (self.lane().now)();
+        match self.decide(&send, now).await? {
+            Decision::Done => Ok(true),
+            Decision::Hold(why) => {
+                catalog::CAMPAIGN_SENDS.counter(&[why.into()]).increment(1);
+                Ok(true)
+            }
+            Decision::Skip(reason) => {
+                self.skip(&send, reason, now).await?;
+                Ok(true)
+            }
+            Decision::Send(request) => self.send(&send, &request).await,
+        }
+    }
+
+    async fn campaign(
+        &mut self,
+        campaign_id: &str,
+    ) -> Result<Option<(CampaignRecord, CampaignDefinition)>, EngineError> {
+        if let Some((at, cached)) = self.campaigns.get(campaign_id) {
+            if at.elapsed() < CAMPAIGN_TTL {
+                return Ok(cached.clone());
+            }
+        }
+        let store = self.config.store.clone();
+        let record = with_retries("campaign", || store.campaign(campaign_id)).await?;
+        let loaded = record.and_then(|record| match definition_of(&record) {
+            Ok(definition) => Some((record, definition)),
+            Err(e) => {
+                tracing::error!(campaign = campaign_id, error = %e, "stored campaign does not parse");
+                None
+            }
+        });
+        if self.campaigns.len() > 1_000 {
+            self.campaigns.clear();
+        }
+        self.campaigns
+            .insert(campaign_id.to_string(), (Instant::now(), loaded.clone()));
+        Ok(loaded)
+    }
+
+    async fn decide(&mut self, send: &CampaignSend, now: DateTime<Utc>) -> Result<Decision, EngineError> {
+        let Some((record, definition)) = self.campaign(&send.campaign_id).await? else {
+            return Ok(Decision::Done);
+        };
+        match record.status {
+            CampaignStatus::Cancelled => return Ok(Decision::Skip(SkipReason::Cancelled)),
+            CampaignStatus::Running => {}
+            _ => return Ok(Decision::Hold("held")),
+        }
+        if definition.scheduled_end.is_some_and(|end| now >= end) {
+            return Ok(Decision::Skip(SkipReason::Expired));
+        }
+        let store = self.config.store.clone();
+        let steps = with_retries("recipient", || store.recipient(&send.campaign_id, &send.to)).await?;
+        let due = match (&steps, send.attempt) {
+            (None, 0) => true,
+            (Some(steps), 0) => steps.awaits_send(),
+            (steps, _) => steps.as_ref().is_some_and(|s| s.retryable_failure()),
+        };
+        if !due {
+            return Ok(Decision::Done);
+        }
+        if self.lane().quiet_hours.resumes_at(now).is_some() {
+            return Ok(Decision::Hold("quiet_hours"));
+        }
+        let Some(contact) = with_retries("load_contact", || store.load_contact(&send.to)).await? else {
+            return Ok(Decision::Skip(SkipReason::UnknownContact));
+        };
+        let cap = definition.frequency_cap.unwrap_or(self.lane().frequency_cap);
+        if let Some(reason) = exclusion(&contact, definition.message.is_free_form(), cap, now) {
+            return Ok(Decision::Skip(reason));
+        }
+        let rendered = match definition.message.render(&contact) {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                tracing::warn!(campaign = %send.campaign_id, error = %e, "message could not be rendered");
+                return Ok(Decision::Skip(SkipReason::RenderFailed));
+            }
+        };
+        if !self.limit.admit(&send.to, now) {
+            return Ok(Decision::Hold("messaging_limit"));
+        }
+        let content = self.content(rendered, &definition, send);
+        Ok(Decision::Send(Box::new(OutboundRequest {
+            request_id: send.request_id(),
+            phone_number_id: send.phone_number_id.clone(),
+            business_number: send.business_number.clone(),
+            to: send.to.clone(),
+            content,
+            origin: Origin::Campaign,
+            rule: None,
+            campaign_id: Some(send.campaign_id.clone()),
+            in_reply_to: None,
+            created_at: send.planned_at,
+        })))
+    }
+
+    /// The provider's message, with tracking links in its text.
+    fn content(
+        &self,
+        rendered: RenderedMessage,
+        definition: &CampaignDefinition,
+        send: &CampaignSend,
+    ) -> OutboundContent {
+        let lane = self.lane();
+        let track = |text: String| match (&lane.links, definition.track_links) {
+            (Some(sealer), true) if !lane.link_base_url.is_empty() => {
+                rewrite(&text, &lane.link_base_url, &send.campaign_id, &send.to, sealer)
+            }
+            _ => text,
+        };
+        let media = |media: MediaRef| match media {
+            MediaRef::Link(link) => (Some(link), None),
+            MediaRef::Id(id) => (None, Some(id)),
+        };
+        match rendered {
+            RenderedMessage::Text(body) => OutboundContent::Text {
+                preview_url: body.contains("http"),
+                body: track(body),
+            },
+            RenderedMessage::Image { media: m, caption } => {
+                let (link, media_id) = media(m);
+                OutboundContent::Image {
+                    link,
+                    media_id,
+                    caption: caption.map(track),
+                }
+            }
+            RenderedMessage::Video { media: m, caption } => {
+                let (link, media_id) = media(m);
+                OutboundContent::Video {
+                    link,
+                    media_id,
+                    caption: caption.map(track),
+                }
+            }
+            RenderedMessage::Template {
+                name,
+                language,
+                body_parameters,
+            } => OutboundContent::Template {
+                name,
+                language,
+                components: if body_parameters.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::json!([{
+                        "type": "body",
+                        "parameters": body_parameters
+                            .into_iter()
+                            .map(|text| serde_json::json!({"type": "text", "text": text}))
+                            .collect::<Vec<_>>(),
+                    }])
+                },
+            },
+        }
+    }
+
+    /// Waits out the pair interval to this customer from this number.
+    async fn pair_pause(&mut self, number: &str, to: &PhoneNumber) {
+        let interval = self.lane().pair_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let key = (number.to_string(), to.clone());
+        if let Some(last) = self.last_sent.get(&key) {
+            let left = interval.saturating_sub(last.elapsed());
+            if !left.is_zero() {
+                tokio::time::sleep(left).await;
+            }
+        }
+        if self.last_sent.len() > 100_000 {
+            self.last_sent.retain(|_, at| at.elapsed() < interval);
+        }
+        self.last_sent.insert(key, Instant::now());
+    }
+
+    async fn send(&mut self, send: &CampaignSend, request: &OutboundRequest) -> Result<bool, EngineError> {
+        self.pair_pause(&request.phone_number_id, &request.to).await;
+        let config = self.config.clone();
+        let Some((result, class)) =
+            deliver(&config, request, Lane::Campaign, &mut self.shutdown).await?
+        else {
+            return Ok(false);
+        };
+        let at = result.at;
+        let mut outputs = Vec::new();
+        let (update, outcome, event) = match &result.outcome {
+            Outcome::Sent { wamid } => {
+                self.consecutive_errors.remove(&send.campaign_id);
+                let days = self
+                    .campaign(&send.campaign_id)
+                    .await?
+                    .map_or(crate::domain::campaign::definition::DEFAULT_ATTRIBUTION_DAYS, |(_, d)| d.attribution_days);
+                catalog::CAMPAIGN_SENDS.counter(&["sent".into()]).increment(1);
+                (
+                    RecipientUpdate::Sent {
+                        at,
+                        wamid: wamid.clone(),
+                    },
+                    Some(CampaignSendResult::Sent {
+                        wamid: wamid.clone(),
+                        attribution_days: days,
+                    }),
+                    (SendOutcome::Sent, Some(wamid.clone()), None, None),
+                )
+            }
+            Outcome::Failed { code, reason } => {
+                let (update, outcome_label) = self.failure(send, *code, reason, class, at).await?;
+                catalog::CAMPAIGN_SENDS
+                    .counter(&[outcome_label.into()])
+                    .increment(1);
+                let (event_outcome, skip) = match &update {
+                    RecipientUpdate::Skipped { reason, .. } => {
+                        (SendOutcome::Skipped, Some(reason.as_str().to_string()))
+                    }
+                    _ => (SendOutcome::Failed, None),
+                };
+                (
+                    update,
+                    Some(CampaignSendResult::Failed { code: *code }),
+                    (event_outcome, None, skip, *code),
+                )
+            }
+        };
+        let store = self.config.store.clone();
+        let updates = [(send.to.clone(), update)];
+        with_retries("record_recipients", || {
+            store.record_recipients(&send.campaign_id, &updates)
+        })
+        .await?;
+        if let Some(result) = outcome {
+            outputs.push(self.outcome_record(send, request, at, result));
+        }
+        let (event_outcome, wamid, skip_reason, error_code) = event;
+        outputs.push(self.event_record(send, at, event_outcome, wamid, skip_reason, error_code));
+        send_outputs(&*self.config.producer, outputs, &self.config.dead_letter_topic).await?;
+        Ok(true)
+    }
+
+    /// The recipient's step for a refused send, and the metric label.
+    async fn failure(
+        &mut self,
+        send: &CampaignSend,
+        code: Option<i64>,
+        reason: &str,
+        class: Option<ErrorClass>,
+        at: DateTime<Utc>,
+    ) -> Result<(RecipientUpdate, &'static str), EngineError> {
+        let failed = |retryable| {
+            RecipientUpdate::Failed(Failure {
+                at,
+                code,
+                reason: reason.to_string(),
+                retryable,
+            })
+        };
+        Ok(match code {
+            Some(OUTSIDE_WINDOW) => (
+                RecipientUpdate::Skipped {
+                    at,
+                    reason: SkipReason::OutsideWindow,
+                },
+                "skipped",
+            ),
+            Some(MARKETING_STOPPED) => (
+                RecipientUpdate::Skipped {
+                    at,
+                    reason: SkipReason::NoConsent,
+                },
+                "skipped",
+            ),
+            Some(UNDELIVERABLE) => (failed(false), "failed"),
+            // Meta's per-user marketing cap: retried after hours by "retry the failed".
+            Some(ECOSYSTEM_CAP) => (failed(true), "failed"),
+            _ => match class {
+                // Still over a rate limit, or the provider down, when the send budget ran
+                // out: sending again may work.
+                Some(ErrorClass::RateLimited | ErrorClass::Transient) => (failed(true), "failed"),
+                // The provider may have taken it: never sent again.
+                Some(ErrorClass::OutcomeUnknown) | None => (failed(false), "unknown"),
+                Some(ErrorClass::Permanent) => {
+                    self.count_error(send).await?;
+                    (failed(false), "failed")
+                }
+            },
+        })
+    }
+
+    /// One more refusal in a row; at the limit the campaign pauses itself.
+    async fn count_error(&mut self, send: &CampaignSend) -> Result<(), EngineError> {
+        let limit = self.lane().pause_after_errors;
+        let errors = self
+            .consecutive_errors
+            .entry(send.campaign_id.clone())
+            .or_default();
+        *errors += 1;
+        if limit == 0 || *errors < limit {
+            return Ok(());
+        }
+        self.consecutive_errors.remove(&send.campaign_id);
+        let store = self.config.store.clone();
+        let Some(mut record) = with_retries("campaign", || store.campaign(&send.campaign_id)).await?
+        else {
+            return Ok(());
+        };
+        if record.status != CampaignStatus::Running {
+            return Ok(());
+        }
+        record.status = CampaignStatus::Paused;
+        record.updated_at = Utc::now();
+        with_retries("put_campaign", || store.put_campaign(&record)).await?;
+        self.campaigns.remove(&send.campaign_id);
+        tracing::error!(
+            campaign = %send.campaign_id,
+            errors = limit,
+            "campaign paused after consecutive refusals: fix the cause (token, template) and resume it"
+        );
+        Ok(())
+    }
+
+    async fn skip(&mut self, send: &CampaignSend, reason: SkipReason, at: DateTime<Utc>) -> Result<(), EngineError> {
+        catalog::CAMPAIGN_SENDS
+            .counter(&[match reason {
+                SkipReason::Expired => "expired",
+                SkipReason::Cancelled => "cancelled",
+                _ => "skipped",
+            }
+            .into()])
+            .increment(1);
+        let store = self.config.store.clone();
+        let updates = [(send.to.clone(), RecipientUpdate::Skipped { at, reason })];
+        with_retries("record_recipients", || {
+            store.record_recipients(&send.campaign_id, &updates)
+        })
+        .await?;
+        let event = self.event_record(
+            send,
+            at,
+            SendOutcome::Skipped,
+            None,
+            Some(reason.as_str().to_string()),
+            None,
+        );
+        send_outputs(&*self.config.producer, vec![event], &self.config.dead_letter_topic).await?;
+        Ok(())
+    }
+
+    fn outcome_record(
+        &self,
+        send: &CampaignSend,
+        request: &OutboundRequest,
+        at: DateTime<Utc>,
+        result: CampaignSendResult,
+    ) -> Record {
+        let event = InboundEvent {
+            business: Business {
+                waba_id: self.lane().waba_id.clone(),
+                phone_number_id: request.phone_number_id.clone(),
+                display_phone_number: request.business_number.clone(),
+            },
+            payload: EventPayload::CampaignSend(CampaignSendOutcome {
+                request_id: request.request_id.clone(),
+                campaign_id: send.campaign_id.clone(),
+                wa_id: send.to.as_str().to_string(),
+                at,
+                result,
+            }),
+        };
+        Record::new(
+            self.lane().inbound_topic.clone(),
+            send.to.as_str().as_bytes().to_vec(),
+            serde_json::to_vec(&event).expect("an inbound event serializes"),
+        )
+    }
+
+    fn event_record(
+        &self,
+        send: &CampaignSend,
+        at: DateTime<Utc>,
+        outcome: SendOutcome,
+        wamid: Option<String>,
+        skip_reason: Option<String>,
+        error_code: Option<i64>,
+    ) -> Record {
+        let event = AnalyticsEvent::CampaignSend(CampaignSendEvent {
+            event_id: event_id(&format!(
+                "campaign_{}:{}",
+                outcome.as_str(),
+                send.request_id()
+            )),
+            occurred_at: at,
+            campaign_id: send.campaign_id.clone(),
+            contact_phone: send.to.clone(),
+            business_number: send.business_number.clone(),
+            outcome,
+            template_name: None,
+            wamid,
+            skip_reason,
+            error_code,
+            revenue: None,
+        });
+        Record::new(
+            self.config.events_topic.clone(),
+            send.to.as_str().as_bytes().to_vec(),
+            serde_json::to_vec(&event).expect("an event serializes"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_messaging_limit_counts_unique_customers_in_a_moving_day() {
+        let mut limit = MessagingLimit::new(2);
+        let p = |n: &str| PhoneNumber::parse(n).unwrap();
+        let t0: DateTime<Utc> = "2026-03-10T00:00:00Z".parse().unwrap();
+        assert!(limit.admit(&p("0123456781"), t0));
+        assert!(limit.admit(&p("0123456782"), t0 + chrono::Duration::hours(1)));
+        // The same customer again does not count twice; a third one waits.
+        assert!(limit.admit(&p("0123456781"), t0 + chrono::Duration::hours(2)));
+        assert!(!limit.admit(&p("0123456783"), t0 + chrono::Duration::hours(2)));
+        // A day after the first was reached, there is room again.
+        assert!(limit.admit(&p("0123456783"), t0 + chrono::Duration::hours(24)));
+        assert!(!limit.admit(&p("0123456784"), t0 + chrono::Duration::hours(24)));
+        assert!(MessagingLimit::new(0).admit(&p("0123456789"), t0));
+    }
+}

@@ -180,6 +180,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         uploads: None,
         segments: None,
         edits: None,
+        campaigns: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -59,6 +59,10 @@ pub const WRITE_CONTACTS: Admits = &[Role::Admin, Role::Marketer];
 pub const READ_SEGMENTS: Admits = &[Role::Admin, Role::Marketer, Role::Analyst, Role::Viewer];
 /// Creating, changing and deleting segments.
 pub const WRITE_SEGMENTS: Admits = &[Role::Admin, Role::Marketer];
+/// Campaigns with their tracking metrics and audiences (aggregates).
+pub const READ_CAMPAIGNS: Admits = &[Role::Admin, Role::Marketer, Role::Analyst, Role::Viewer];
+/// Creating campaigns, launching, pausing, cancelling them, test sends.
+pub const WRITE_CAMPAIGNS: Admits = &[Role::Admin, Role::Marketer];
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ApiKeyError {

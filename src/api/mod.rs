@@ -8,6 +8,7 @@
 //! and only on a loopback listener: the config refuses it elsewhere).
 
 pub mod auth;
+pub mod campaigns;
 pub mod contacts;
 pub mod error;
 pub mod sandbox;
@@ -49,6 +50,8 @@ pub struct AdminState {
     pub segments: Option<SegmentsState>,
     /// Where profile edits are queued.
     pub edits: Option<contacts::ProfileEdits>,
+    /// Present with `segments` (the api role): campaign settings and test sends.
+    pub campaigns: Option<campaigns::CampaignsState>,
 }
 
 /// The admin routes, each group behind the roles it admits. Every path is also served
@@ -101,11 +104,49 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
                 .delete(segments::delete),
         );
     let export_segments = OpenApiRouter::new().routes(routes!(segments::export));
+    let read_campaigns = OpenApiRouter::new()
+        .routes(routes!(campaigns::list))
+        .route("/api/campaigns", get(campaigns::list))
+        .routes(routes!(campaigns::show))
+        .route("/api/campaigns/{id}", get(campaigns::show))
+        .routes(routes!(campaigns::audience))
+        .route("/api/campaigns/{id}/audience/", get(campaigns::audience));
+    let write_campaigns = OpenApiRouter::new()
+        .routes(routes!(campaigns::create))
+        .route("/api/campaigns", post(campaigns::create))
+        .routes(routes!(campaigns::create_seed))
+        .route("/api/campaigns/create", post(campaigns::create_seed))
+        .routes(routes!(campaigns::replace))
+        .route("/api/campaigns/{id}", put(campaigns::replace))
+        .routes(routes!(campaigns::schedule))
+        .route("/api/campaigns/{id}/schedule/", post(campaigns::schedule))
+        .routes(routes!(campaigns::launch))
+        .route("/api/campaigns/{id}/launch/", post(campaigns::launch))
+        .routes(routes!(campaigns::pause))
+        .route("/api/campaigns/{id}/pause/", post(campaigns::pause))
+        .routes(routes!(campaigns::resume))
+        .route("/api/campaigns/{id}/resume/", post(campaigns::resume))
+        .routes(routes!(campaigns::cancel))
+        .route("/api/campaigns/{id}/cancel/", post(campaigns::cancel))
+        .routes(routes!(campaigns::retry_failed))
+        .route(
+            "/api/campaigns/{id}/retry-failed/",
+            post(campaigns::retry_failed),
+        )
+        .routes(routes!(campaigns::test_send))
+        .route("/api/campaigns/{id}/test/", post(campaigns::test_send));
+    let campaign_recipients = OpenApiRouter::new()
+        .routes(routes!(campaigns::recipients))
+        .route("/api/campaigns/{id}/recipients", get(campaigns::recipients))
+        .routes(routes!(campaigns::recipients_csv));
     guarded(read_contacts, auth::READ_CONTACTS)
         .merge(guarded(write_contacts, auth::WRITE_CONTACTS))
         .merge(guarded(read_segments, auth::READ_SEGMENTS))
         .merge(guarded(write_segments, auth::WRITE_SEGMENTS))
         .merge(guarded(export_segments, auth::READ_CONTACTS))
+        .merge(guarded(read_campaigns, auth::READ_CAMPAIGNS))
+        .merge(guarded(write_campaigns, auth::WRITE_CAMPAIGNS))
+        .merge(guarded(campaign_recipients, auth::READ_CONTACTS))
 }
 
 /// The OpenAPI 3 document of the whole HTTP surface, webhook included.

@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::clock::malaysian_day;
 use crate::domain::segment::{EvalContext, SegmentDefinition};
 use crate::segments::{Breakdown, Cursor, MemberView, SegmentIndex};
-use crate::storage::bus::{PartitionedRecord, Producer, Record};
+use crate::storage::bus::Producer;
 use crate::storage::store::SegmentRecord;
 use crate::topics::commands::Command;
 
@@ -98,7 +98,7 @@ pub struct PageQuery {
 #[allow(dead_code)] // Describes the body only; handlers take the JSON value.
 pub struct DefinitionBody(std::collections::BTreeMap<String, Value>);
 
-fn segments(state: &AdminState) -> Result<&SegmentsState, ApiError> {
+pub(super) fn segments(state: &AdminState) -> Result<&SegmentsState, ApiError> {
     state.segments.as_ref().ok_or_else(|| {
         ApiError::unavailable(
             "no_segment_index",
@@ -214,7 +214,7 @@ fn view_with_count(
     }
 }
 
-fn store_error(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn store_error(e: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "segment catalog unavailable");
     ApiError::unavailable("store_unavailable", e.to_string())
 }
@@ -251,22 +251,21 @@ async fn announce(segments: &SegmentsState, segment_id: &str) -> Result<(), ApiE
         segment_id: segment_id.to_string(),
         at: Utc::now(),
     };
-    let payload = command.encode();
-    for partition in 0..segments.command_partitions {
-        let record = Record::new(
-            &segments.commands_topic,
-            command.key(partition),
-            payload.clone(),
-        )
-        .to_partition(partition);
-        send(&*segments.producer, record).await?;
-    }
-    Ok(())
+    broadcast(segments, &command).await
 }
 
-async fn send(producer: &dyn Producer, record: PartitionedRecord) -> Result<(), ApiError> {
-    producer.send_to(record).await.map(|_| ()).map_err(|e| {
-        tracing::warn!(error = %e, "announcing a segment change failed");
+/// Writes `command` to every partition of crm.commands: each partition's owner acts on it
+/// for its own contacts.
+pub(super) async fn broadcast(segments: &SegmentsState, command: &Command) -> Result<(), ApiError> {
+    crate::campaigns::clock::broadcast(
+        &*segments.producer,
+        &segments.commands_topic,
+        segments.command_partitions,
+        command,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "writing a command to crm.commands failed");
         ApiError::unavailable("bus_unavailable", e.to_string())
     })
 }

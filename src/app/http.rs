@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use crate::api::campaigns::CampaignsState;
 use crate::api::contacts::ProfileEdits;
 use crate::api::{self, AdminState, ApiKeys, SegmentsState, UploadState};
 use crate::config::{ProviderKind, Role};
@@ -77,6 +78,18 @@ impl Assembly<'_> {
                 names.name(topics::INBOUND),
                 &config.whatsapp.phone_number_id,
             )),
+            campaigns: self
+                .segments
+                .as_ref()
+                .filter(|(_, scope)| *scope == SegmentScope::AllPartitions)
+                .map(|_| CampaignsState {
+                    producer: self.producer.clone(),
+                    outbound_topic: names.name(topics::OUTBOUND),
+                    number: super::roles::sending_number(config),
+                    frequency_cap: config.campaigns.frequency_cap(),
+                    messaging_limit_24h: config.campaigns.messaging_limit_24h,
+                    messages_per_second: config.whatsapp.messages_per_second,
+                }),
         });
         let router = api::router(webhook, admin, config.http.max_body_bytes as usize);
         let listener = Arc::new(listener);

@@ -5,19 +5,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::campaigns::clock::CampaignClock;
 use crate::campaigns::links::LinkSealer;
 use crate::campaigns::{Planner, SendingNumber};
 use crate::config::{Config, ProviderKind, Role, Secrets, StoreBackend};
 use crate::domain::auto_reply::AutoReplies;
 use crate::engine::analytics::{self, AnalyticsRoleConfig};
+use crate::engine::campaign_sender::CampaignLaneConfig;
 use crate::engine::changelog::ChangelogWriter;
 use crate::engine::inbound::{self, InboundConfig};
 use crate::engine::lag;
 use crate::engine::ocr_role::{self, MediaSource, OcrRoleConfig};
-use crate::engine::campaign_sender::CampaignLaneConfig;
 use crate::engine::sender::{self, SenderConfig};
 use crate::engine::shard::{OutputTopics, ShardDeps, ShardLimits};
 use crate::engine::supervisor::RoleStart;
+use crate::engine::EngineError;
 use crate::media::{MediaClient, ObjectStore};
 use crate::ocr::OcrPool;
 use crate::pii::IcVault;
@@ -89,6 +91,21 @@ impl Assembly<'_> {
                 Arc::new(move |shutdown, _cell| Box::pin(analytics::run(config.clone(), shutdown))),
             ));
         }
+        if self.runs(Role::Api) {
+            let clock = Arc::new(self.campaign_clock());
+            roles.push((
+                "campaign_clock".into(),
+                Arc::new(move |shutdown, _cell| {
+                    let clock = clock.clone();
+                    Box::pin(async move {
+                        clock
+                            .run(shutdown)
+                            .await
+                            .map_err(|e| EngineError::actor("campaign_clock", e))
+                    })
+                }),
+            ));
+        }
         let watched = self.watched_groups();
         if !watched.is_empty() {
             let bus = self.backends.bus.clone();
@@ -101,6 +118,19 @@ impl Assembly<'_> {
             ));
         }
         Ok(roles)
+    }
+
+    fn campaign_clock(&self) -> CampaignClock {
+        CampaignClock {
+            store: self.backends.store.clone(),
+            producer: self.producer.clone(),
+            commands_topic: self.names.name(topics::COMMANDS),
+            partitions: self.config.bus.partitions,
+            quiet_hours: self.config.campaigns.quiet_hours(),
+            stall: Duration::from_secs(self.config.campaigns.stall_resume_secs),
+            tick: Duration::from_millis(self.config.campaigns.clock_tick_ms),
+            now: chrono::Utc::now,
+        }
     }
 
     fn dead_letter_topic(&self) -> String {

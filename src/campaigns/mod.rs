@@ -3,6 +3,8 @@
 //! scheduled campaigns ([`clock`]). The rules they follow are pure and live in
 //! `domain::campaign`; the sender's campaign lane is in `engine::campaign_sender`.
 
+pub mod clock;
+pub mod content;
 pub mod links;
 pub mod planner;
 

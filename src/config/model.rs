@@ -59,6 +59,11 @@ pub struct CampaignsConfig {
     pub ask_consent: bool,
     /// The consent question, stored with each answer as the wording shown.
     pub consent_question: String,
+    /// A running campaign whose pending recipients have not moved for this long is
+    /// resumed (after quiet hours, a full messaging limit, a lost process).
+    pub stall_resume_secs: u64,
+    /// How often the campaign clock looks at campaigns.
+    pub clock_tick_ms: u64,
 }
 
 impl Default for CampaignsConfig {
@@ -74,6 +79,8 @@ impl Default for CampaignsConfig {
             link_base_url: String::new(),
             business_number: String::new(),
             ask_consent: false,
+            stall_resume_secs: 120,
+            clock_tick_ms: 5_000,
             consent_question:
                 "Boleh kami hantar promosi dan tawaran kepada anda melalui WhatsApp? \
                                / May we send you promotions and offers on WhatsApp?"

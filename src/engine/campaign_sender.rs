@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
+use crate::campaigns::content::outbound_content;
 use crate::campaigns::definition_of;
 use crate::campaigns::links::{rewrite, LinkSealer};
 use crate::domain::campaign::{
-    exclusion, CampaignDefinition, CampaignStatus, Failure, FrequencyCap, MediaRef, QuietHours,
+    exclusion, CampaignDefinition, CampaignStatus, Failure, FrequencyCap, QuietHours,
     RecipientUpdate, RenderedMessage, SkipReason,
 };
 use crate::domain::phone::PhoneNumber;
@@ -123,13 +124,17 @@ impl CampaignLane {
     pub fn submit(&mut self, message: Message) {
         if self.tx.send(message).is_ok() {
             self.in_flight += 1;
-            catalog::CAMPAIGN_QUEUE.gauge(&[]).set(self.in_flight as f64);
+            catalog::CAMPAIGN_QUEUE
+                .gauge(&[])
+                .set(self.in_flight as f64);
         }
     }
 
     fn finish(&mut self, result: Result<Token, EngineError>) -> Result<Vec<Token>, EngineError> {
         self.in_flight = self.in_flight.saturating_sub(1);
-        catalog::CAMPAIGN_QUEUE.gauge(&[]).set(self.in_flight as f64);
+        catalog::CAMPAIGN_QUEUE
+            .gauge(&[])
+            .set(self.in_flight as f64);
         result.map(|token| vec![token])
     }
 
@@ -299,7 +304,11 @@ impl Worker {
         Ok(loaded)
     }
 
-    async fn decide(&mut self, send: &CampaignSend, now: DateTime<Utc>) -> Result<Decision, EngineError> {
+    async fn decide(
+        &mut self,
+        send: &CampaignSend,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, EngineError> {
         let Some((record, definition)) = self.campaign(&send.campaign_id).await? else {
             return Ok(Decision::Done);
         };
@@ -312,7 +321,8 @@ impl Worker {
             return Ok(Decision::Skip(SkipReason::Expired));
         }
         let store = self.config.store.clone();
-        let steps = with_retries("recipient", || store.recipient(&send.campaign_id, &send.to)).await?;
+        let steps =
+            with_retries("recipient", || store.recipient(&send.campaign_id, &send.to)).await?;
         let due = match (&steps, send.attempt) {
             (None, 0) => true,
             (Some(steps), 0) => steps.awaits_send(),
@@ -324,10 +334,13 @@ impl Worker {
         if self.lane().quiet_hours.resumes_at(now).is_some() {
             return Ok(Decision::Hold("quiet_hours"));
         }
-        let Some(contact) = with_retries("load_contact", || store.load_contact(&send.to)).await? else {
+        let Some(contact) = with_retries("load_contact", || store.load_contact(&send.to)).await?
+        else {
             return Ok(Decision::Skip(SkipReason::UnknownContact));
         };
-        let cap = definition.frequency_cap.unwrap_or(self.lane().frequency_cap);
+        let cap = definition
+            .frequency_cap
+            .unwrap_or(self.lane().frequency_cap);
         if let Some(reason) = exclusion(&contact, definition.message.is_free_form(), cap, now) {
             return Ok(Decision::Skip(reason));
         }
@@ -365,56 +378,16 @@ impl Worker {
     ) -> OutboundContent {
         let lane = self.lane();
         let track = |text: String| match (&lane.links, definition.track_links) {
-            (Some(sealer), true) if !lane.link_base_url.is_empty() => {
-                rewrite(&text, &lane.link_base_url, &send.campaign_id, &send.to, sealer)
-            }
+            (Some(sealer), true) if !lane.link_base_url.is_empty() => rewrite(
+                &text,
+                &lane.link_base_url,
+                &send.campaign_id,
+                &send.to,
+                sealer,
+            ),
             _ => text,
         };
-        let media = |media: MediaRef| match media {
-            MediaRef::Link(link) => (Some(link), None),
-            MediaRef::Id(id) => (None, Some(id)),
-        };
-        match rendered {
-            RenderedMessage::Text(body) => OutboundContent::Text {
-                preview_url: body.contains("http"),
-                body: track(body),
-            },
-            RenderedMessage::Image { media: m, caption } => {
-                let (link, media_id) = media(m);
-                OutboundContent::Image {
-                    link,
-                    media_id,
-                    caption: caption.map(track),
-                }
-            }
-            RenderedMessage::Video { media: m, caption } => {
-                let (link, media_id) = media(m);
-                OutboundContent::Video {
-                    link,
-                    media_id,
-                    caption: caption.map(track),
-                }
-            }
-            RenderedMessage::Template {
-                name,
-                language,
-                body_parameters,
-            } => OutboundContent::Template {
-                name,
-                language,
-                components: if body_parameters.is_empty() {
-                    serde_json::Value::Null
-                } else {
-                    serde_json::json!([{
-                        "type": "body",
-                        "parameters": body_parameters
-                            .into_iter()
-                            .map(|text| serde_json::json!({"type": "text", "text": text}))
-                            .collect::<Vec<_>>(),
-                    }])
-                },
-            },
-        }
+        outbound_content(rendered, &track)
     }
 
     /// Waits out the pair interval to this customer from this number.
@@ -436,7 +409,11 @@ impl Worker {
         self.last_sent.insert(key, Instant::now());
     }
 
-    async fn send(&mut self, send: &CampaignSend, request: &OutboundRequest) -> Result<bool, EngineError> {
+    async fn send(
+        &mut self,
+        send: &CampaignSend,
+        request: &OutboundRequest,
+    ) -> Result<bool, EngineError> {
         self.pair_pause(&request.phone_number_id, &request.to).await;
         let config = self.config.clone();
         let Some((result, class)) =
@@ -449,11 +426,13 @@ impl Worker {
         let (update, outcome, event) = match &result.outcome {
             Outcome::Sent { wamid } => {
                 self.consecutive_errors.remove(&send.campaign_id);
-                let days = self
-                    .campaign(&send.campaign_id)
-                    .await?
-                    .map_or(crate::domain::campaign::definition::DEFAULT_ATTRIBUTION_DAYS, |(_, d)| d.attribution_days);
-                catalog::CAMPAIGN_SENDS.counter(&["sent".into()]).increment(1);
+                let days = self.campaign(&send.campaign_id).await?.map_or(
+                    crate::domain::campaign::definition::DEFAULT_ATTRIBUTION_DAYS,
+                    |(_, d)| d.attribution_days,
+                );
+                catalog::CAMPAIGN_SENDS
+                    .counter(&["sent".into()])
+                    .increment(1);
                 (
                     RecipientUpdate::Sent {
                         at,
@@ -495,7 +474,12 @@ impl Worker {
         }
         let (event_outcome, wamid, skip_reason, error_code) = event;
         outputs.push(self.event_record(send, at, event_outcome, wamid, skip_reason, error_code));
-        send_outputs(&*self.config.producer, outputs, &self.config.dead_letter_topic).await?;
+        send_outputs(
+            &*self.config.producer,
+            outputs,
+            &self.config.dead_letter_topic,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -561,7 +545,8 @@ impl Worker {
         }
         self.consecutive_errors.remove(&send.campaign_id);
         let store = self.config.store.clone();
-        let Some(mut record) = with_retries("campaign", || store.campaign(&send.campaign_id)).await?
+        let Some(mut record) =
+            with_retries("campaign", || store.campaign(&send.campaign_id)).await?
         else {
             return Ok(());
         };
@@ -580,7 +565,12 @@ impl Worker {
         Ok(())
     }
 
-    async fn skip(&mut self, send: &CampaignSend, reason: SkipReason, at: DateTime<Utc>) -> Result<(), EngineError> {
+    async fn skip(
+        &mut self,
+        send: &CampaignSend,
+        reason: SkipReason,
+        at: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
         catalog::CAMPAIGN_SENDS
             .counter(&[match reason {
                 SkipReason::Expired => "expired",
@@ -603,7 +593,12 @@ impl Worker {
             Some(reason.as_str().to_string()),
             None,
         );
-        send_outputs(&*self.config.producer, vec![event], &self.config.dead_letter_topic).await?;
+        send_outputs(
+            &*self.config.producer,
+            vec![event],
+            &self.config.dead_letter_topic,
+        )
+        .await?;
         Ok(())
     }
 

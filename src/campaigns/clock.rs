@@ -1,0 +1,253 @@
+//! The campaign clock (run by the api role): launches scheduled campaigns at their start,
+//! ends running ones at their end (recipients not yet sent are recorded as expired),
+//! resumes a running campaign whose pending recipients stopped moving (sends held through
+//! quiet hours or the messaging limit, or lost with a process), and marks a campaign
+//! completed once nothing is pending.
+//!
+//! Several api processes may each run a clock: every action it takes is idempotent (a
+//! second launch plans the same recipients and sends nothing twice).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::domain::campaign::{CampaignStatus, Funnel, QuietHours, RecipientUpdate, SkipReason};
+use crate::retry::with_retries;
+use crate::storage::bus::{BusError, Producer, Record};
+use crate::storage::store::{CampaignRecord, ContactStore, PageToken, StoreError};
+use crate::topics::commands::Command;
+
+use super::definition_of;
+
+const LEDGER_PAGE: u32 = 5_000;
+
+/// Writes `command` to every partition of crm.commands.
+pub async fn broadcast(
+    producer: &dyn Producer,
+    topic: &str,
+    partitions: u32,
+    command: &Command,
+) -> Result<(), BusError> {
+    let payload = command.encode();
+    for partition in 0..partitions {
+        let record =
+            Record::new(topic, command.key(partition), payload.clone()).to_partition(partition);
+        with_retries("broadcast_command", || producer.send_to(record.clone())).await?;
+    }
+    Ok(())
+}
+
+/// The campaign's funnel from its whole recipient ledger.
+pub async fn funnel(store: &dyn ContactStore, campaign_id: &str) -> Result<Funnel, StoreError> {
+    let mut funnel = Funnel::default();
+    let mut token: Option<PageToken> = None;
+    loop {
+        let page = store
+            .recipients(campaign_id, token.take(), LEDGER_PAGE)
+            .await?;
+        for row in &page.items {
+            funnel.add(&row.steps);
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(funnel),
+        }
+    }
+}
+
+/// Records every recipient still pending as skipped for `reason`; returns how many.
+pub async fn settle_pending(
+    store: &dyn ContactStore,
+    campaign_id: &str,
+    reason: SkipReason,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut settled = 0;
+    let mut token: Option<PageToken> = None;
+    loop {
+        let page = store
+            .recipients(campaign_id, token.take(), LEDGER_PAGE)
+            .await?;
+        let updates: Vec<_> = page
+            .items
+            .iter()
+            .filter(|row| row.steps.awaits_send())
+            .map(|row| (row.contact.clone(), RecipientUpdate::Skipped { at, reason }))
+            .collect();
+        settled += updates.len() as u64;
+        store.record_recipients(campaign_id, &updates).await?;
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(settled),
+        }
+    }
+}
+
+pub struct CampaignClock {
+    pub store: Arc<dyn ContactStore>,
+    pub producer: Arc<dyn Producer>,
+    pub commands_topic: String,
+    pub partitions: u32,
+    pub quiet_hours: QuietHours,
+    /// A running campaign whose pending count has not moved for this long is resumed.
+    pub stall: Duration,
+    pub tick: Duration,
+    pub now: fn() -> DateTime<Utc>,
+}
+
+/// What the clock remembers of a running campaign between ticks.
+struct Progress {
+    pending: u64,
+    recipients: u64,
+    /// When `pending` last changed (or the clock last resumed it).
+    since: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClockError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+impl CampaignClock {
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), ClockError> {
+        let mut progress: HashMap<String, Progress> = HashMap::new();
+        loop {
+            self.tick(&mut progress).await?;
+            tokio::select! {
+                _ = tokio::time::sleep(self.tick) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn tick(&self, progress: &mut HashMap<String, Progress>) -> Result<(), ClockError> {
+        let now = (self.now)();
+        let campaigns = with_retries("campaigns", || self.store.campaigns()).await?;
+        progress.retain(|id, _| {
+            campaigns
+                .iter()
+                .any(|c| &c.campaign_id == id && c.status == CampaignStatus::Running)
+        });
+        for record in campaigns {
+            let Ok(definition) = definition_of(&record) else {
+                continue;
+            };
+            match record.status {
+                CampaignStatus::Scheduled
+                    if definition.scheduled_start.is_some_and(|start| start <= now) =>
+                {
+                    if definition.scheduled_end.is_some_and(|end| end <= now) {
+                        self.set_status(record, CampaignStatus::Completed, now)
+                            .await?;
+                        continue;
+                    }
+                    let id = record.campaign_id.clone();
+                    self.set_status(record, CampaignStatus::Running, now)
+                        .await?;
+                    self.send(&Command::CampaignLaunched {
+                        campaign_id: id.clone(),
+                        at: now,
+                    })
+                    .await?;
+                    tracing::info!(campaign = %id, "scheduled campaign launched");
+                }
+                CampaignStatus::Running
+                    if definition.scheduled_end.is_some_and(|end| end <= now) =>
+                {
+                    let expired =
+                        settle_pending(&*self.store, &record.campaign_id, SkipReason::Expired, now)
+                            .await?;
+                    tracing::info!(campaign = %record.campaign_id, expired, "campaign ended");
+                    self.set_status(record, CampaignStatus::Completed, now)
+                        .await?;
+                }
+                CampaignStatus::Running if definition.trigger.is_none() => {
+                    self.follow(record, progress, now).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes a campaign with nothing pending; resumes one that stalled.
+    async fn follow(
+        &self,
+        record: CampaignRecord,
+        progress: &mut HashMap<String, Progress>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ClockError> {
+        let funnel = funnel(&*self.store, &record.campaign_id).await?;
+        let id = record.campaign_id.clone();
+        let Some(seen) = progress.get_mut(&id) else {
+            progress.insert(
+                id,
+                Progress {
+                    pending: funnel.pending,
+                    recipients: funnel.recipients,
+                    since: Instant::now(),
+                },
+            );
+            return Ok(());
+        };
+        let moved = seen.pending != funnel.pending || seen.recipients != funnel.recipients;
+        if moved {
+            seen.pending = funnel.pending;
+            seen.recipients = funnel.recipients;
+            seen.since = Instant::now();
+            return Ok(());
+        }
+        // Unchanged for a whole tick at least: planning is over in every partition that
+        // planned (a partition still planning adds recipients).
+        if funnel.pending == 0 && funnel.recipients > 0 {
+            progress.remove(&id);
+            self.set_status(record, CampaignStatus::Completed, now)
+                .await?;
+            tracing::info!(campaign = %id, "campaign completed");
+            return Ok(());
+        }
+        if funnel.pending > 0
+            && seen.since.elapsed() >= self.stall
+            && self.quiet_hours.resumes_at(now).is_none()
+        {
+            seen.since = Instant::now();
+            tracing::info!(campaign = %id, pending = funnel.pending, "campaign stalled: resumed");
+            self.send(&Command::CampaignResumed {
+                campaign_id: id,
+                at: now,
+                retry_failed: false,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        mut record: CampaignRecord,
+        status: CampaignStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), ClockError> {
+        record.status = status;
+        record.updated_at = now;
+        with_retries("put_campaign", || self.store.put_campaign(&record)).await?;
+        Ok(())
+    }
+
+    async fn send(&self, command: &Command) -> Result<(), ClockError> {
+        broadcast(
+            &*self.producer,
+            &self.commands_topic,
+            self.partitions,
+            command,
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -184,8 +184,9 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server =
-        tokio::spawn(axum::serve(listener, router(Some(webhook), admin, 1 << 20)).into_future());
+    let server = tokio::spawn(
+        axum::serve(listener, router(Some(webhook), None, admin, 1 << 20)).into_future(),
+    );
 
     let body = serde_json::to_vec(&text(SITI, "wamid.DOWN-1", T0, "hello")).unwrap();
     let started = Instant::now();

@@ -589,6 +589,15 @@ async fn act(
         ));
     }
     let segments = segments(state)?;
+    if matches!(action, CampaignAction::Launch | CampaignAction::Schedule)
+        && campaigns(state)?.number.phone_number_id.is_empty()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_sending_number",
+            "no business number to send from: set whatsapp.phone_number_id",
+        ));
+    }
     let now = Utc::now();
     record.status = next;
     record.updated_at = now;

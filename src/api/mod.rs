@@ -29,6 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::phone::PhoneNumber;
+use crate::ingress::click::ClickState;
 use crate::ingress::http::{routes as webhook_routes, WebhookState};
 use crate::provider::SandboxProvider;
 use crate::storage::store::ContactStore;
@@ -153,6 +154,7 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
 pub fn openapi() -> OpenApi {
     let mut doc = admin_routes(0).into_openapi();
     doc.merge(webhook_routes().into_openapi());
+    doc.merge(crate::ingress::click::routes().into_openapi());
     doc.merge(service_routes().into_openapi());
     doc.info = InfoBuilder::new()
         .title("Sembang")
@@ -181,9 +183,11 @@ fn service_routes() -> OpenApiRouter {
         .routes(routes!(openapi_json))
 }
 
-/// The whole HTTP surface. `webhook` is absent when this process runs no ingress role.
+/// The whole HTTP surface. `webhook` is absent when this process runs no ingress role;
+/// `clicks` (tracking links) when it runs none or has no link key.
 pub fn router(
     webhook: Option<Arc<WebhookState>>,
+    clicks: Option<Arc<ClickState>>,
     admin: Arc<AdminState>,
     max_body_bytes: usize,
 ) -> Router {
@@ -205,6 +209,12 @@ pub fn router(
     if let Some(webhook) = webhook {
         let (webhook, _) = webhook_routes().with_state(webhook).split_for_parts();
         app = app.merge(webhook);
+    }
+    if let Some(clicks) = clicks {
+        let (clicks, _) = crate::ingress::click::routes()
+            .with_state(clicks)
+            .split_for_parts();
+        app = app.merge(clicks);
     }
     app.layer(DefaultBodyLimit::max(max_body_bytes))
 }

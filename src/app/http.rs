@@ -10,8 +10,10 @@ use crate::api::{self, AdminState, ApiKeys, SegmentsState, UploadState};
 use crate::config::{ProviderKind, Role};
 use crate::engine::supervisor::RoleStart;
 use crate::engine::EngineError;
+use crate::ingress::click::ClickState;
 use crate::ingress::http::WebhookState;
 use crate::topics;
+use crate::topics::inbound::Business;
 
 use super::backends::media_limits;
 use super::error::{failed, StartError};
@@ -91,7 +93,22 @@ impl Assembly<'_> {
                     messages_per_second: config.whatsapp.messages_per_second,
                 }),
         });
-        let router = api::router(webhook, admin, config.http.max_body_bytes as usize);
+        let clicks = match (ingress, super::roles::link_sealer(config, secrets)) {
+            (true, Some(sealer)) => Some(ClickState::start(
+                Arc::new(sealer),
+                self.backends.store.clone(),
+                self.producer.clone(),
+                names.name(topics::INBOUND),
+                names.name(topics::DEAD_LETTER),
+                Business {
+                    waba_id: String::new(),
+                    phone_number_id: config.whatsapp.phone_number_id.clone(),
+                    display_phone_number: config.campaigns.business_number.clone(),
+                },
+            )),
+            _ => None,
+        };
+        let router = api::router(webhook, clicks, admin, config.http.max_body_bytes as usize);
         let listener = Arc::new(listener);
         Ok(Arc::new(move |mut shutdown, _cell| {
             let listener = listener.try_clone();

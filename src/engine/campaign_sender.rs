@@ -27,12 +27,12 @@ use crate::campaigns::content::outbound_content;
 use crate::campaigns::definition_of;
 use crate::campaigns::links::{rewrite, LinkSealer};
 use crate::domain::campaign::{
-    exclusion, CampaignDefinition, CampaignStatus, Failure, FrequencyCap, QuietHours,
-    RecipientUpdate, RenderedMessage, SkipReason,
+    exclusion, CampaignDefinition, CampaignMessage, CampaignStatus, Failure, FrequencyCap,
+    QuietHours, RecipientUpdate, SkipReason,
 };
 use crate::domain::phone::PhoneNumber;
 use crate::metrics::catalog;
-use crate::provider::{ErrorClass, OutboundContent};
+use crate::provider::ErrorClass;
 use crate::retry::with_retries;
 use crate::storage::bus::refused::send_outputs;
 use crate::storage::bus::{Message, Record};
@@ -344,7 +344,7 @@ impl Worker {
         if let Some(reason) = exclusion(&contact, definition.message.is_free_form(), cap, now) {
             return Ok(Decision::Skip(reason));
         }
-        let rendered = match definition.message.render(&contact) {
+        let rendered = match self.tracked(&definition, send).render(&contact) {
             Ok(rendered) => rendered,
             Err(e) => {
                 tracing::warn!(campaign = %send.campaign_id, error = %e, "message could not be rendered");
@@ -354,7 +354,7 @@ impl Worker {
         if !self.limit.admit(&send.to, now) {
             return Ok(Decision::Hold("messaging_limit"));
         }
-        let content = self.content(rendered, &definition, send);
+        let content = outbound_content(rendered, &|text| text);
         Ok(Decision::Send(Box::new(OutboundRequest {
             request_id: send.request_id(),
             phone_number_id: send.phone_number_id.clone(),
@@ -369,25 +369,24 @@ impl Worker {
         })))
     }
 
-    /// The provider's message, with tracking links in its text.
-    fn content(
-        &self,
-        rendered: RenderedMessage,
-        definition: &CampaignDefinition,
-        send: &CampaignSend,
-    ) -> OutboundContent {
+    /// The message with its links replaced by this recipient's tracking links (on the text
+    /// as written, so links are numbered as the click side numbers them).
+    fn tracked(&self, definition: &CampaignDefinition, send: &CampaignSend) -> CampaignMessage {
         let lane = self.lane();
-        let track = |text: String| match (&lane.links, definition.track_links) {
-            (Some(sealer), true) if !lane.link_base_url.is_empty() => rewrite(
-                &text,
-                &lane.link_base_url,
-                &send.campaign_id,
-                &send.to,
-                sealer,
-            ),
-            _ => text,
-        };
-        outbound_content(rendered, &track)
+        match (&lane.links, definition.track_links) {
+            (Some(sealer), true) if !lane.link_base_url.is_empty() => {
+                definition.message.with_trackable_text(|text| {
+                    rewrite(
+                        text,
+                        &lane.link_base_url,
+                        &send.campaign_id,
+                        &send.to,
+                        sealer,
+                    )
+                })
+            }
+            _ => definition.message.clone(),
+        }
     }
 
     /// Waits out the pair interval to this customer from this number.

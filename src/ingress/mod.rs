@@ -2,6 +2,7 @@
 //! subscription handshake, and splitting a POST body into typed [`crate::topics::inbound::InboundEvent`]s.
 //! The HTTP routes that call into these functions live in [`http`]; the rest is pure.
 
+pub mod click;
 pub mod envelope;
 pub mod http;
 pub mod parse;

@@ -59,6 +59,8 @@ pub fn base_config(dir: &tempfile::TempDir) -> Config {
         ..Config::default()
     };
     config.http.listen = "127.0.0.1:0".into();
+    // The sandbox's number, as in config/embedded.toml (campaigns are sent from it).
+    config.whatsapp.phone_number_id = "106540352242922".into();
     config.http.max_body_bytes = 64 * 1024;
     config.admin.require_api_key = false;
     config.engine.flush_max_delay_ms = 50;
@@ -317,6 +319,26 @@ impl Harness {
     }
 
     /// The Prometheus text on /metrics.
+    /// An admin API call: the status and the body (JSON, or the text as a string).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn metrics(&self) -> String {
         self.http
             .get(format!("{}/metrics", self.base))

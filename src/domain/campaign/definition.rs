@@ -104,6 +104,34 @@ pub enum RenderedMessage {
 }
 
 impl CampaignMessage {
+    /// The text whose links are tracked: a text message's body, a media caption.
+    /// (A template's links are its approved URL buttons, not tracked here.)
+    pub fn trackable_text(&self) -> Option<&str> {
+        match self {
+            CampaignMessage::Text { text } => Some(text),
+            CampaignMessage::Image { caption, .. } | CampaignMessage::Video { caption, .. } => {
+                caption.as_deref()
+            }
+            CampaignMessage::Template { .. } => None,
+        }
+    }
+
+    /// The message with its trackable text replaced (by its tracked form), before it is
+    /// personalised: links are numbered on the text as the marketer wrote it.
+    pub fn with_trackable_text(&self, f: impl FnOnce(&str) -> String) -> CampaignMessage {
+        let mut message = self.clone();
+        match &mut message {
+            CampaignMessage::Text { text } => *text = f(text),
+            CampaignMessage::Image { caption, .. } | CampaignMessage::Video { caption, .. } => {
+                if let Some(caption) = caption {
+                    *caption = f(caption);
+                }
+            }
+            CampaignMessage::Template { .. } => {}
+        }
+        message
+    }
+
     /// Free-form messages need the customer's 24 h window; templates do not.
     pub fn is_free_form(&self) -> bool {
         !matches!(self, CampaignMessage::Template { .. })

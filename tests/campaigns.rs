@@ -1,0 +1,559 @@
+//! Campaigns end to end on a running process, on the embedded default and on the real
+//! stack: a campaign launched to a segment reaches exactly the customers who may be sent
+//! it (the others recorded with their reason), personalised, with tracking links; delivery
+//! reports (out of order), clicks and a purchase move its funnel; a second campaign meets
+//! the frequency cap; pause, a STOP while paused, resume and cancel lose and double
+//! nothing against the fake Cloud API.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use sembang::config::Config;
+use sembang::domain::money::Money;
+use sembang::domain::phone::PhoneNumber;
+use sembang::storage::bus::Record;
+use sembang::topics;
+use sembang::topics::inbound::Business;
+use sembang::topics::ocr::{OcrOutcome, OcrResult, ReceiptReading};
+
+use support::engine::*;
+
+const AMIN: &str = "60129876543";
+const MEI: &str = "60135550123";
+const ALI: &str = "60145550199";
+const LINKS: &str = "https://t.example.my";
+
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// Campaign settings for tests: no quiet hours, no messaging limit, no pair interval, a
+/// fast clock, tracking links.
+fn tune(config: &mut Config) {
+    config.campaigns.quiet_hours_start = "00:00".into();
+    config.campaigns.quiet_hours_end = "00:00".into();
+    config.campaigns.messaging_limit_24h = 0;
+    config.campaigns.pair_interval_ms = 0;
+    config.campaigns.clock_tick_ms = 200;
+    config.campaigns.stall_resume_secs = 60;
+    config.campaigns.link_base_url = LINKS.into();
+}
+
+async fn created(h: &Harness, path: &str, body: Value) -> Value {
+    let (status, created) = h.api(Method::POST, path, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+async fn campaign(h: &Harness, id: &str) -> Value {
+    let (status, campaign) = h
+        .api(Method::GET, &format!("/api/campaigns/{id}/"), None)
+        .await;
+    assert_eq!(status, 200, "{campaign}");
+    campaign
+}
+
+/// Polls the campaign until `check` holds.
+async fn campaign_where(
+    h: &Harness,
+    id: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let c = campaign(h, id).await;
+        if check(&c) {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn segment_count_reaches(h: &Harness, id: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, segment) = h
+            .api(Method::GET, &format!("/api/segments/{id}/"), None)
+            .await;
+        if segment["count"] == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "segment count: {segment}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn action(h: &Harness, id: &str, action: &str) -> (u16, Value) {
+    h.api(Method::POST, &format!("/api/campaigns/{id}/{action}"), None)
+        .await
+}
+
+fn receipt(job: &str, to: &str, ringgit: i64) -> OcrResult {
+    OcrResult {
+        job_id: job.into(),
+        contact: PhoneNumber::parse(to).unwrap(),
+        business: Business {
+            waba_id: "102290129340398".into(),
+            phone_number_id: "106540352242922".into(),
+            display_phone_number: "60321611234".into(),
+        },
+        image_sha256: Some("ab".repeat(32)),
+        confidence: 91.0,
+        outcome: OcrOutcome::Receipt(ReceiptReading {
+            purchase_id: format!("p-{job}"),
+            total: Money::from_ringgit(ringgit),
+            purchased_on: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            merchant: Some("AEON Mid Valley".into()),
+            receipt_no: Some(format!("R-{job}")),
+            item_count: 1,
+            parse_confidence: 0.97,
+            needs_review: false,
+            duplicate_of: None,
+        }),
+        completed_at: Utc::now(),
+    }
+}
+
+async fn produce_ocr_result(h: &Harness, result: &OcrResult) {
+    h.bus
+        .producer()
+        .send(Record::new(
+            h.names.name(topics::OCR_RESULTS),
+            result.contact.as_str().as_bytes().to_vec(),
+            serde_json::to_vec(result).unwrap(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// The tracking token in a sent body.
+fn token_in(body: &str) -> String {
+    let at = body.find(&format!("{LINKS}/r/")).expect("a tracking link") + LINKS.len() + 3;
+    body[at..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn launch_to_a_segment(h: Harness) {
+    let t = now();
+    // Siti and Amin opt in (START, MULA); Mei writes without consent; Ali opts in, then out.
+    h.post(&text(SITI, "wamid.CAMP-1", t - 60, "START")).await;
+    h.post(&text(AMIN, "wamid.CAMP-2", t - 60, "mula")).await;
+    h.post(&text(MEI, "wamid.CAMP-3", t - 60, "hello")).await;
+    h.post(&text(ALI, "wamid.CAMP-4", t - 60, "START")).await;
+    h.post(&text(ALI, "wamid.CAMP-5", t - 30, "STOP")).await;
+    let everyone = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Everyone", "custom_filters": {"field": "message_count", "op": "gte", "value": 1}}),
+    )
+    .await;
+    let segment = everyone["id"].as_str().unwrap().to_string();
+    let opted_in = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+    )
+    .await;
+    segment_count_reaches(&h, &segment, 4).await;
+    segment_count_reaches(&h, opted_in["id"].as_str().unwrap(), 2).await;
+
+    // Bad campaigns are refused with the field at fault.
+    let (status, bad) = h
+        .api(
+            Method::POST,
+            "/api/campaigns/create/",
+            Some(json!({"name": "x", "segments": [segment], "message_text": "Hi {{frist_name}}"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("frist_name"),
+        "{bad}"
+    );
+    let (status, bad) = h
+        .api(
+            Method::POST,
+            "/api/campaigns/",
+            Some(json!({"name": "x", "segments": ["no-such-segment"], "message_text": "Hi"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+
+    let campaign_body = json!({
+        "name": "Raya sale",
+        "objective": "Bring members back",
+        "segments": [segment],
+        "custom_recipients": ["0123456789", "0199999999"],
+        "message_text": "Hi {{first_name|there}}! {{tier}} members get 20% off: https://shop.example.my/raya",
+    });
+    let draft = created(&h, "/api/campaigns/create/", campaign_body).await;
+    let id = draft["id"].as_str().unwrap().to_string();
+    assert_eq!(draft["status"], "draft");
+    assert_eq!(draft["sent"], 0);
+    assert_eq!(
+        draft["custom_recipients"],
+        json!(["6012****789", "6019****999"])
+    );
+
+    // The audience before launch: who would get it, and why the others would not.
+    let (status, audience) = h
+        .api(Method::GET, &format!("/api/campaigns/{id}/audience"), None)
+        .await;
+    assert_eq!(status, 200, "{audience}");
+    assert_eq!(audience["audience"], 4, "{audience}");
+    assert_eq!(audience["eligible"], 2, "{audience}");
+    assert_eq!(
+        audience["excluded"],
+        json!({"no_consent": 1, "opted_out": 1}),
+        "{audience}"
+    );
+    assert_eq!(audience["unknown_custom_recipients"], 1);
+
+    let (status, launched) = action(&h, &id, "launch").await;
+    assert_eq!(status, 200, "{launched}");
+    assert_eq!(launched["status"], "running");
+    let done = campaign_where(&h, &id, "two sends and three skips", |c| {
+        c["sent"] == 2 && c["skipped"] == 3 && c["pending"] == 0
+    })
+    .await;
+    assert_eq!(done["recipients"], 5);
+    assert_eq!(
+        done["skipped_by_reason"],
+        json!({"no_consent": 1, "opted_out": 1, "unknown_contact": 1})
+    );
+    let (status, again) = action(&h, &id, "launch").await;
+    assert_eq!(status, 409, "{again}");
+
+    // Exactly the two, personalised, each with their own tracking link.
+    let campaign_sends: Vec<Sent> = h
+        .sent()
+        .await
+        .into_iter()
+        .filter(|s| s.1.starts_with("Hi Pelanggan!"))
+        .collect();
+    let mut to: Vec<&str> = campaign_sends.iter().map(|s| s.0.as_str()).collect();
+    to.sort();
+    let mut expected = vec![SITI, AMIN];
+    expected.sort();
+    assert_eq!(to, expected);
+    let mut tokens = Vec::new();
+    for (_, body, _) in &campaign_sends {
+        assert!(
+            body.starts_with("Hi Pelanggan! Bronze members get 20% off: https://t.example.my/r/"),
+            "{body}"
+        );
+        assert!(!body.contains("shop.example.my"), "{body}");
+        tokens.push(token_in(body));
+    }
+    assert_ne!(tokens[0], tokens[1]);
+    let (_, siti_body, siti_wamid) = campaign_sends.iter().find(|s| s.0 == SITI).unwrap().clone();
+
+    // Delivery reports out of order: read before delivered; each counted once.
+    let t = now();
+    h.post(&support::engine::status(SITI, &siti_wamid, "read", t - 2))
+        .await;
+    h.post(&support::engine::status(
+        SITI,
+        &siti_wamid,
+        "delivered",
+        t - 3,
+    ))
+    .await;
+    h.post(&support::engine::status(SITI, &siti_wamid, "read", t - 2))
+        .await;
+    campaign_where(&h, &id, "delivered and read", |c| {
+        c["delivered"] == 1 && c["read"] == 1
+    })
+    .await;
+
+    // A click: redirected at once, counted once however often it is clicked.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token = token_in(&siti_body);
+    for _ in 0..2 {
+        let answer = no_redirects
+            .get(format!("{}/r/{token}", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 302);
+        assert_eq!(
+            answer.headers()["location"].to_str().unwrap(),
+            "https://shop.example.my/raya"
+        );
+    }
+    let mut forged = token.clone().into_bytes();
+    forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    for bad in [forged.as_str(), "AAAA", "x"] {
+        let answer = no_redirects
+            .get(format!("{}/r/{bad}", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 404, "{bad}");
+    }
+    campaign_where(&h, &id, "clicked", |c| c["clicked"] == 1).await;
+
+    // A purchase after delivery converts Siti, once, with its amount.
+    produce_ocr_result(&h, &receipt("conv-1", SITI, 45)).await;
+    produce_ocr_result(&h, &receipt("conv-2", SITI, 30)).await;
+    let converted = campaign_where(&h, &id, "converted", |c| c["converted"] == 1).await;
+    assert_eq!(converted["attributed_revenue"], "45.00");
+    // Amin bought nothing: still sent, not converted.
+    assert_eq!(converted["sent"], 2);
+
+    // The recipients list: by status, masked, paged; and as CSV.
+    let (status, skipped) = h
+        .api(
+            Method::GET,
+            &format!("/api/campaigns/{id}/recipients/?status=skipped&limit=2"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{skipped}");
+    let first = skipped["recipients"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 2);
+    let cursor = skipped["next_cursor"].as_str().unwrap().to_string();
+    let (_, rest) = h
+        .api(
+            Method::GET,
+            &format!("/api/campaigns/{id}/recipients/?status=skipped&limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    let rest = rest["recipients"].as_array().unwrap().clone();
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    let reasons: BTreeMap<String, String> = first
+        .iter()
+        .chain(&rest)
+        .map(|r| {
+            (
+                r["phone_number"].as_str().unwrap().to_string(),
+                r["skip_reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        BTreeMap::from([
+            ("6013****123".to_string(), "no_consent".to_string()),
+            ("6014****199".to_string(), "opted_out".to_string()),
+            ("6019****999".to_string(), "unknown_contact".to_string()),
+        ])
+    );
+    let (_, converted_list) = h
+        .api(
+            Method::GET,
+            &format!("/api/campaigns/{id}/recipients/?status=converted"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        converted_list["recipients"][0]["phone_number"],
+        "6012****789"
+    );
+    let (status, csv) = h
+        .api(
+            Method::GET,
+            &format!("/api/campaigns/{id}/recipients.csv"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let csv = csv.as_str().unwrap();
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.contains("6012****789,converted,"), "{csv}");
+    assert!(!csv.contains(SITI), "phones are masked: {csv}");
+
+    // A test send reaches the given number and leaves the counts alone.
+    let (status, test) = h
+        .api(
+            Method::POST,
+            &format!("/api/campaigns/{id}/test"),
+            Some(json!({"phone_numbers": ["0177777777"]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{test}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !h
+        .sent()
+        .await
+        .iter()
+        .any(|s| s.0 == "60177777777" && s.1.contains("https://shop.example.my/raya"))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no test send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(campaign(&h, &id).await["recipients"], 5);
+
+    // A second campaign with a cap of one per week: both already had one.
+    let capped = created(
+        &h,
+        "/api/campaigns/",
+        json!({"name": "Follow-up", "segments": [segment], "message_text": "Last day!",
+               "frequency_cap": {"max": 1, "days": 7}}),
+    )
+    .await;
+    let capped_id = capped["id"].as_str().unwrap().to_string();
+    // The touches reach the index through the changelog: wait until the audience sees them.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, audience) = h
+            .api(
+                Method::GET,
+                &format!("/api/campaigns/{capped_id}/audience"),
+                None,
+            )
+            .await;
+        if audience["excluded"]["frequency_cap"] == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{audience}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    action(&h, &capped_id, "launch").await;
+    let capped = campaign_where(&h, &capped_id, "all skipped", |c| {
+        c["skipped"] == 4 && c["pending"] == 0
+    })
+    .await;
+    assert_eq!(capped["skipped_by_reason"]["frequency_cap"], 2, "{capped}");
+    assert_eq!(capped["sent"], 0);
+    // The clock completes both once nothing is pending.
+    campaign_where(&h, &id, "completed", |c| c["status"] == "completed").await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn campaign_to_a_segment_on_the_embedded_default() {
+    launch_to_a_segment(Harness::embedded_tuned(false, |s| s, tune).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn campaign_to_a_segment_on_the_real_stack() {
+    let Some(h) = Harness::real_stack_tuned(tune).await else {
+        return;
+    };
+    launch_to_a_segment(h).await;
+}
+
+/// Customers who opted in, writing now.
+async fn opted_in_customers(h: &Harness, count: usize) -> Vec<String> {
+    let t = now();
+    let phones: Vec<String> = (0..count).map(|i| format!("6011{:08}", 1000 + i)).collect();
+    for (i, phone) in phones.iter().enumerate() {
+        h.post(&text(phone, &format!("wamid.OPT-{i}"), t - 30, "START"))
+            .await;
+    }
+    phones
+}
+
+/// Pause, a STOP while paused, resume: everyone is sent once, except the one who opted
+/// out, who is recorded as such; a cancel settles the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_resume_and_stop_while_paused_lose_and_double_nothing() {
+    let h = Harness::embedded_tuned(
+        true,
+        |s| s,
+        |config| {
+            tune(config);
+            // Slow, so the campaign is still sending when it is paused.
+            config.whatsapp.messages_per_second = 4;
+        },
+    )
+    .await;
+    let phones = opted_in_customers(&h, 12).await;
+    let segment = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+    )
+    .await;
+    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 12).await;
+    let body = json!({"name": "Slow", "segments": [segment["id"]], "message_text": "Weekend deal"});
+    let id = created(&h, "/api/campaigns/", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let campaign_sent = |sent: &[Sent]| sent.iter().filter(|s| s.1 == "Weekend deal").count();
+    action(&h, &id, "launch").await;
+    campaign_where(&h, &id, "a few sent", |c| c["sent"].as_u64().unwrap() >= 2).await;
+    let (status, paused) = action(&h, &id, "pause").await;
+    assert_eq!((status, paused["status"].as_str()), (200, Some("paused")));
+    // Within a second nothing more goes out.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let at_pause = campaign_sent(&h.sent().await);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        campaign_sent(&h.sent().await),
+        at_pause,
+        "sent while paused"
+    );
+    assert!(
+        at_pause < 12,
+        "the campaign finished before the pause: {at_pause}"
+    );
+
+    // One who was not sent yet opts out while the campaign is paused.
+    let sent_to: Vec<String> = h
+        .sent()
+        .await
+        .iter()
+        .filter(|s| s.1 == "Weekend deal")
+        .map(|s| s.0.clone())
+        .collect();
+    let quitter = phones
+        .iter()
+        .find(|p| !sent_to.contains(p))
+        .unwrap()
+        .clone();
+    h.post(&text(&quitter, "wamid.QUIT", now(), "STOP")).await;
+    h.contact_where(&quitter, "opted out", |c| {
+        c["whatsapp_status"] == "unsubscribed"
+    })
+    .await;
+
+    let (status, resumed) = action(&h, &id, "resume").await;
+    assert_eq!((status, resumed["status"].as_str()), (200, Some("running")));
+    let done = campaign_where(&h, &id, "everyone accounted for", |c| {
+        c["pending"] == 0 && c["sent"].as_u64().unwrap() + c["skipped"].as_u64().unwrap() == 12
+    })
+    .await;
+    assert_eq!(done["sent"], 11, "{done}");
+    assert_eq!(done["skipped_by_reason"], json!({"opted_out": 1}), "{done}");
+    // Each customer got the campaign once; the quitter never got it.
+    let mut per_customer: HashMap<String, usize> = HashMap::new();
+    for (to, body, _) in h.sent().await {
+        if body == "Weekend deal" {
+            *per_customer.entry(to).or_default() += 1;
+        }
+    }
+    assert_eq!(per_customer.len(), 11, "{per_customer:?}");
+    assert!(per_customer.values().all(|n| *n == 1), "{per_customer:?}");
+    assert!(!per_customer.contains_key(&quitter));
+    let (status, _) = action(&h, &id, "resume").await;
+    assert_eq!(status, 409, "a running campaign cannot resume");
+    h.stop().await;
+}

@@ -36,6 +36,8 @@ fn now() -> i64 {
 /// Campaign settings for tests: no quiet hours, no messaging limit, no pair interval, a
 /// fast clock, tracking links.
 fn tune(config: &mut Config) {
+    // The sandbox's number, as in config/embedded.toml (campaigns are sent from it).
+    config.whatsapp.phone_number_id = "106540352242922".into();
     config.campaigns.quiet_hours_start = "00:00".into();
     config.campaigns.quiet_hours_end = "00:00".into();
     config.campaigns.messaging_limit_24h = 0;
@@ -443,6 +445,20 @@ async fn launch_to_a_segment(h: Harness) {
     assert_eq!(capped["sent"], 0);
     // The clock completes both once nothing is pending.
     campaign_where(&h, &id, "completed", |c| c["status"] == "completed").await;
+
+    // What operators see of it.
+    let metrics = h.metrics().await;
+    for name in [
+        "sembang_campaign_recipients_planned_total{outcome=\"queued\"}",
+        "sembang_campaign_recipients_planned_total{outcome=\"no_consent\"}",
+        "sembang_campaign_plan_seconds_bucket",
+        "sembang_campaign_sends_total{outcome=\"sent\"}",
+        "sembang_campaign_send_queue",
+        "sembang_campaign_clicks_total{outcome=\"redirected\"}",
+        "sembang_campaign_clicks_total{outcome=\"invalid\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
     h.stop().await;
 }
 

@@ -90,6 +90,7 @@ impl World {
             now: at(100_000),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: false,
+            consent_question: None,
         };
         apply(&mut self.contact, false, event, &ctx)
     }
@@ -354,6 +355,7 @@ mod ocr {
             now: at(100_000),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: false,
+            consent_question: None,
         };
         match apply_ocr(&mut w.contact, r, &ctx) {
             Outcome::Applied(effects) => effects,
@@ -384,6 +386,7 @@ mod ocr {
             now: at(100_001),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: false,
+            consent_question: None,
         };
         let r = result("wamid.ic", mykad(IcLinkOutcome::Linked));
         assert_eq!(apply_ocr(&mut w.contact, &r, &ctx), Outcome::Duplicate);
@@ -401,6 +404,7 @@ mod ocr {
             now: at(100_000),
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: true,
+            consent_question: None,
         };
         let replies = match apply_ocr(
             &mut w.contact,
@@ -441,6 +445,207 @@ mod ocr {
             Outcome::Duplicate => panic!("unexpected duplicate"),
         };
         assert_eq!(again.len(), 1);
+    }
+
+    /// With the consent question on, a registration asks it with reply buttons; "Ya"
+    /// opts in with the wording recorded; the question is not asked again.
+    #[test]
+    fn a_registration_asks_for_marketing_consent_and_the_answer_is_recorded_with_its_wording() {
+        const QUESTION: &str = "Boleh kami hantar promosi? / May we send you offers?";
+        let mut w = World::new();
+        let (replies, tiers) = (AutoReplies::new(Vec::new()).unwrap(), TierPolicy::default());
+        let ctx = ApplyContext {
+            replies: &replies,
+            tiers: &tiers,
+            now: at(100_000),
+            today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
+            ask_marital_status: false,
+            consent_question: Some(QUESTION),
+        };
+        let asked = match apply_ocr(
+            &mut w.contact,
+            &result("wamid.icc", mykad(IcLinkOutcome::Linked)),
+            &ctx,
+        ) {
+            Outcome::Applied(effects) => effects.replies,
+            Outcome::Duplicate => panic!("unexpected duplicate"),
+        };
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        let OutboundContent::Buttons { body, buttons } = &asked[1].content else {
+            panic!("the question has reply buttons: {:?}", asked[1].content)
+        };
+        assert_eq!(body, QUESTION);
+        assert_eq!(buttons.len(), 2);
+        assert!(asked[1].content.validate().is_ok());
+        let answer = |id: &str, wamid: &str, seconds: i64| {
+            message(
+                wamid,
+                seconds,
+                serde_json::json!({"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": id, "title": "x"}}}),
+            )
+        };
+        // The answer is applied with the wording the customer saw.
+        let mut with_question = World::new();
+        with_question.contact = w.contact.clone();
+        let effects = {
+            let ctx = ApplyContext {
+                consent_question: Some(QUESTION),
+                ..ctx
+            };
+            match sembang::engine::apply::apply(
+                &mut with_question.contact,
+                false,
+                &answer("consent:yes", "wamid.yes", 300),
+                &ctx,
+            ) {
+                Outcome::Applied(effects) => effects,
+                Outcome::Duplicate => panic!("duplicate"),
+            }
+        };
+        let c = &with_question.contact;
+        assert!(c.marketing_opt_in);
+        let change = c.consent_change.as_ref().unwrap();
+        assert_eq!(change.source, "question:consent");
+        assert_eq!(change.wording.as_deref(), Some(QUESTION));
+        assert_eq!(change.at, at(300));
+        assert!(reply_body(&effects).unwrap().starts_with("Terima kasih!"));
+        // A later STOP wins; a retailer's import cannot undo it; the customer's START can.
+        with_question.effects(&text("wamid.stop", 400, "STOP"));
+        assert!(!with_question.contact.marketing_opt_in);
+        let import = |id: &str, seconds: i64, opt_in: bool| {
+            let edit = sembang::topics::inbound::ProfileEdit {
+                edit_id: id.into(),
+                wa_id: SITI.into(),
+                at: at(seconds),
+                source: sembang::topics::inbound::EditSource::CsvImport,
+                patch: sembang::domain::profile::ProfilePatch {
+                    marketing_consent: Some(sembang::domain::profile::ConsentGrant {
+                        opt_in,
+                        source: "csv:form".into(),
+                        wording: Some("I agree".into()),
+                    }),
+                    ..Default::default()
+                },
+            };
+            InboundEvent {
+                business: sembang::topics::inbound::Business {
+                    waba_id: "1".into(),
+                    phone_number_id: "106540352242922".into(),
+                    display_phone_number: "60321611234".into(),
+                },
+                payload: sembang::topics::inbound::EventPayload::ProfileEdit(edit),
+            }
+        };
+        with_question.effects(&import("e1", 500, true));
+        assert!(
+            !with_question.contact.marketing_opt_in,
+            "an import does not re-subscribe"
+        );
+        assert_eq!(
+            with_question
+                .contact
+                .consent_change
+                .as_ref()
+                .unwrap()
+                .source,
+            "keyword:STOP"
+        );
+        with_question.effects(&text("wamid.start", 600, "START"));
+        assert!(with_question.contact.marketing_opt_in);
+        // An import's withdrawal applies, with its source.
+        with_question.effects(&import("e2", 700, false));
+        assert!(!with_question.contact.marketing_opt_in);
+        assert_eq!(
+            with_question
+                .contact
+                .consent_change
+                .as_ref()
+                .unwrap()
+                .source,
+            "csv:form"
+        );
+
+        // "Tidak" is recorded too, and the question is not asked after any decision.
+        let mut declined = World::new();
+        declined.contact = w.contact.clone();
+        declined.effects(&answer("consent:no", "wamid.no", 300));
+        assert!(!declined.contact.marketing_opt_in);
+        assert_eq!(
+            declined.contact.consent_change.as_ref().unwrap().source,
+            "question:consent"
+        );
+        let again = match apply_ocr(
+            &mut declined.contact,
+            &result("wamid.icc2", mykad(IcLinkOutcome::Linked)),
+            &ctx,
+        ) {
+            Outcome::Applied(effects) => effects.replies,
+            Outcome::Duplicate => panic!("unexpected duplicate"),
+        };
+        assert_eq!(again.len(), 1, "not asked again: {again:?}");
+    }
+
+    /// A campaign's send, its delivery report and a purchase within the window move the
+    /// campaign's funnel through the contact; a 131050 refusal stops marketing.
+    #[test]
+    fn campaign_outcomes_statuses_and_purchases_move_the_funnel() {
+        use sembang::domain::campaign::RecipientUpdate;
+        use sembang::topics::inbound::{CampaignSendOutcome, CampaignSendResult, EventPayload};
+        let mut w = World::new();
+        w.contact.marketing_opt_in = true;
+        let business = sembang::topics::inbound::Business {
+            waba_id: "1".into(),
+            phone_number_id: "106540352242922".into(),
+            display_phone_number: "60321611234".into(),
+        };
+        let outcome = |id: &str, result: CampaignSendResult| InboundEvent {
+            business: business.clone(),
+            payload: EventPayload::CampaignSend(CampaignSendOutcome {
+                request_id: id.into(),
+                campaign_id: "c1".into(),
+                wa_id: SITI.into(),
+                at: at(10),
+                result,
+            }),
+        };
+        w.effects(&outcome(
+            "campaign:c1:x",
+            CampaignSendResult::Sent {
+                wamid: "wamid.OUT".into(),
+                attribution_days: 7,
+            },
+        ));
+        assert_eq!(w.contact.campaign_touches.sent_since(at(0)), 1);
+        assert_eq!(w.contact.interactions.outbound_count, 1);
+        let effects = w.effects(&status("wamid.OUT", "delivered", 20, None));
+        assert_eq!(
+            effects.campaign_steps[0].update,
+            RecipientUpdate::Delivered { at: at(20) }
+        );
+        // The status event names the campaign (the analytics funnel reads it).
+        assert!(effects.events.iter().any(|e| matches!(e,
+            AnalyticsEvent::MessageStatus(s) if s.campaign_id.as_deref() == Some("c1"))));
+        let converted = apply(&mut w, &result("wamid.rc", receipt("pc", 80, false, None)));
+        assert_eq!(converted.campaign_steps.len(), 1);
+        assert!(matches!(
+            converted.campaign_steps[0].update,
+            RecipientUpdate::Converted { amount, .. } if amount == Money::from_ringgit(80)
+        ));
+        // A receipt for review converts nothing (until it is approved).
+        let pending = apply(&mut w, &result("wamid.rc2", receipt("pc2", 50, true, None)));
+        assert!(pending.campaign_steps.is_empty());
+        // 131050: the customer stopped marketing from us.
+        w.effects(&outcome(
+            "campaign:c2:x",
+            CampaignSendResult::Failed {
+                code: Some(131_050),
+            },
+        ));
+        assert!(!w.contact.marketing_opt_in);
+        assert_eq!(
+            w.contact.consent_change.as_ref().unwrap().source,
+            "provider:131050"
+        );
     }
 
     #[test]

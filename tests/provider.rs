@@ -79,6 +79,7 @@ async fn sends_every_content_type() {
             components: json!([{"type": "body", "parameters": [{"type": "text", "text": "Gold"}]}]),
         },
         sembang::engine::apply::marital_question_content(),
+        sembang::engine::apply::consent_question_content("Boleh kami hantar promosi?"),
     ];
     let mut wamids = Vec::new();
     for content in &contents {
@@ -108,6 +109,11 @@ async fn sends_every_content_type() {
     assert_eq!(
         sent[4].body["interactive"]["action"]["sections"][0]["rows"][1],
         json!({"id": "marital:married", "title": "Married / Berkahwin"})
+    );
+    assert_eq!(sent[5].body["interactive"]["type"], "button");
+    assert_eq!(
+        sent[5].body["interactive"]["action"]["buttons"][0],
+        json!({"type": "reply", "reply": {"id": "consent:yes", "title": "Ya / Yes"}})
     );
     assert_ne!(wamids[0], wamids[1]);
 }

@@ -46,7 +46,7 @@ async fn clickhouse_sink() -> Option<ClickHouseSink> {
     config.request_timeout = Duration::from_secs(20);
     let sink = ClickHouseSink::new(config).unwrap();
     let report = sink.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![1, 2]);
+    assert_eq!(report.applied, vec![1, 2, 3]);
     Some(sink)
 }
 
@@ -885,19 +885,19 @@ async fn clickhouse_migrations_apply_once_and_refuse_a_newer_schema() {
         .await
         .unwrap();
     assert!(again.applied.is_empty());
-    assert_eq!((again.from_version, again.to_version), (2, 2));
+    assert_eq!((again.from_version, again.to_version), (3, 3));
     let views = clickhouse_count(
         &sink,
         "SELECT count() FROM system.tables WHERE database = '{db}' AND engine = 'MaterializedView'",
     )
     .await;
-    assert_eq!(views, 6);
+    assert_eq!(views, 7);
 
     sink.execute(
         "record a future version",
         &format!(
             "INSERT INTO {database}.schema_migrations (version, name, applied_at) \
-             SELECT toUInt32(3), 'from_the_future', now()"
+             SELECT toUInt32(4), 'from_the_future', now()"
         ),
     )
     .await
@@ -908,8 +908,8 @@ async fn clickhouse_migrations_apply_once_and_refuse_a_newer_schema() {
             err,
             MigrateError::NewerThanKnown {
                 target: "clickhouse",
-                found: 3,
-                known: 2
+                found: 4,
+                known: 3
             }
         ),
         "{err}"

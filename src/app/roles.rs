@@ -188,6 +188,10 @@ impl Assembly<'_> {
                     dead_letter_topic: self.dead_letter_topic(),
                 })),
                 ask_marital_status: config.engine.ask_marital_status,
+                consent_question: config
+                    .campaigns
+                    .ask_consent
+                    .then(|| config.campaigns.consent_question.clone()),
             }),
             owned_segments: self
                 .segments

@@ -3,6 +3,9 @@
 //!
 //! - `phone_number` (or `phone`): required, any form [`PhoneNumber::parse`] reads.
 //! - `name`, `marital_status` (English or Malay), `tags` (separated by `;`).
+//! - `marketing_opt_in` (yes / no, ya / tidak, true / false) with `consent_source` (where it
+//!   was given, required with it) and `consent_wording` (the notice agreed to): recorded
+//!   as `csv:<source>`.
 //! - Any other column is an attribute (`attributes.` in front is optional): `true`/`false`
 //!   are booleans, numbers are numbers, anything else text. An empty cell leaves the value
 //!   as it is.
@@ -18,7 +21,7 @@ use serde_json::Value;
 
 use super::person::MaritalStatus;
 use super::phone::PhoneNumber;
-use super::profile::{PatchError, ProfilePatch, TAGS};
+use super::profile::{ConsentGrant, PatchError, ProfilePatch, TAGS};
 
 /// A row to import.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +63,9 @@ enum Column {
     Name,
     MaritalStatus,
     Tags,
+    MarketingOptIn,
+    ConsentSource,
+    ConsentWording,
     Attribute(String),
 }
 
@@ -70,6 +76,9 @@ fn column(header: &str) -> Column {
         "name" => Column::Name,
         "marital_status" => Column::MaritalStatus,
         "tags" | "attributes.tags" => Column::Tags,
+        "marketing_opt_in" | "marketing_consent" => Column::MarketingOptIn,
+        "consent_source" => Column::ConsentSource,
+        "consent_wording" => Column::ConsentWording,
         _ => Column::Attribute(
             header
                 .strip_prefix("attributes.")
@@ -165,6 +174,7 @@ fn row(
     let mut phone = None;
     let mut patch = ProfilePatch::default();
     let mut attributes = BTreeMap::new();
+    let (mut opt_in, mut source, mut wording) = (None, None, None);
     for (column, cell) in columns.iter().zip(record.iter()) {
         if cell.is_empty() {
             continue;
@@ -189,12 +199,32 @@ fn row(
                         .collect(),
                 )
             }
+            Column::MarketingOptIn => {
+                opt_in = Some(match cell.to_ascii_lowercase().as_str() {
+                    "yes" | "y" | "true" | "1" | "ya" => true,
+                    "no" | "n" | "false" | "0" | "tidak" => false,
+                    _ => return Err(format!("marketing_opt_in: {cell:?} is not yes or no")),
+                })
+            }
+            Column::ConsentSource => source = Some(cell.to_string()),
+            Column::ConsentWording => wording = Some(cell.to_string()),
             Column::Attribute(key) => {
                 attributes.insert(key.clone(), typed(cell));
             }
         }
     }
     let phone = phone.ok_or("phone_number: empty")?;
+    patch.marketing_consent = match (opt_in, source) {
+        (Some(opt_in), Some(source)) => Some(ConsentGrant {
+            opt_in,
+            source: format!("csv:{source}"),
+            wording,
+        }),
+        (Some(_), None) => {
+            return Err("marketing_opt_in: give consent_source (where it was given)".into())
+        }
+        (None, _) => None,
+    };
     patch.attributes = attributes;
     patch.validate().map_err(|e| match e {
         PatchError::Empty => "nothing to set besides the phone number".to_string(),
@@ -247,6 +277,48 @@ mod tests {
         // The same file again gives the same edit ids (a rerun changes nothing).
         let again = parse_contacts_csv(file.as_bytes()).unwrap();
         assert_eq!(again.rows[0].edit_id, siti.edit_id);
+    }
+
+    #[test]
+    fn a_consent_column_records_the_source_and_wording() {
+        let file = "phone,marketing_opt_in,consent_source,consent_wording\n\
+                    0123456789,ya,membership form,I agree to offers by WhatsApp\n\
+                    0123456788,no,till,\n\
+                    0123456787,maybe,till,\n\
+                    0123456786,yes,,\n";
+        let parsed = parse_contacts_csv(file.as_bytes()).unwrap();
+        assert_eq!(parsed.rows.len(), 2, "{:?}", parsed.errors);
+        assert_eq!(
+            parsed.rows[0].patch.marketing_consent,
+            Some(ConsentGrant {
+                opt_in: true,
+                source: "csv:membership form".into(),
+                wording: Some("I agree to offers by WhatsApp".into()),
+            })
+        );
+        assert!(
+            !parsed.rows[1]
+                .patch
+                .marketing_consent
+                .as_ref()
+                .unwrap()
+                .opt_in
+        );
+        let reasons: Vec<(u64, &str)> = parsed
+            .errors
+            .iter()
+            .map(|e| (e.line, e.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (4, "marketing_opt_in: \"maybe\" is not yes or no"),
+                (
+                    5,
+                    "marketing_opt_in: give consent_source (where it was given)"
+                )
+            ]
+        );
     }
 
     #[test]

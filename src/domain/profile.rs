@@ -39,7 +39,27 @@ pub struct ProfilePatch {
     /// Replaces the contact's tags (`attributes.tags`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// Marketing consent given or withdrawn outside WhatsApp (a form, the till), with
+    /// where and in what words. A withdrawal always applies; a grant never re-subscribes a
+    /// customer who withdrew (only the customer can, with START).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketing_consent: Option<ConsentGrant>,
 }
+
+/// Marketing consent as a retailer records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentGrant {
+    pub opt_in: bool,
+    /// Where it was given, e.g. "membership form, Mid Valley".
+    pub source: String,
+    /// The notice the customer agreed to, word for word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wording: Option<String>,
+}
+
+pub const MAX_CONSENT_SOURCE_CHARS: usize = 200;
+pub const MAX_CONSENT_WORDING_CHARS: usize = 2_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum PatchError {
@@ -55,6 +75,8 @@ pub enum PatchError {
     ValueTooLarge(String),
     #[error("tags: at most {MAX_TAGS} tags of 1 to {MAX_TAG_CHARS} characters")]
     Tags,
+    #[error("marketing_consent: a source of 1 to {MAX_CONSENT_SOURCE_CHARS} characters, and a wording of at most {MAX_CONSENT_WORDING_CHARS}")]
+    Consent,
     #[error("the edit changes nothing")]
     Empty,
 }
@@ -67,8 +89,21 @@ impl ProfilePatch {
             && self.marital_status.is_none()
             && self.attributes.is_empty()
             && self.tags.is_none()
+            && self.marketing_consent.is_none()
         {
             return Err(PatchError::Empty);
+        }
+        if let Some(consent) = &self.marketing_consent {
+            let source = consent.source.trim();
+            if source.is_empty()
+                || source.chars().count() > MAX_CONSENT_SOURCE_CHARS
+                || consent
+                    .wording
+                    .as_ref()
+                    .is_some_and(|w| w.chars().count() > MAX_CONSENT_WORDING_CHARS)
+            {
+                return Err(PatchError::Consent);
+            }
         }
         if let Some(name) = &self.name {
             if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
@@ -143,6 +178,28 @@ impl ProfilePatch {
     }
 }
 
+/// The marketing-consent question asked after a registration (when configured): reply
+/// buttons whose ids carry the answer. Its wording is configured
+/// (`campaigns.consent_question`) and recorded with each answer.
+pub mod consent_question {
+    pub const YES: &str = "consent:yes";
+    pub const NO: &str = "consent:no";
+    /// (button id, title) of each answer; titles fit the Cloud API's 20 characters.
+    pub const BUTTONS: [(&str, &str); 2] = [(YES, "Ya / Yes"), (NO, "Tidak / No")];
+    pub const THANKS_YES: &str = "Terima kasih! Kami akan hantar promosi kepada anda. Balas STOP bila-bila masa untuk berhenti.\nThank you! We will send you offers. Reply STOP at any time to stop.";
+    pub const THANKS_NO: &str =
+        "Baik, kami tidak akan hantar promosi.\nNoted, we will not send you offers.";
+
+    /// The answer a button reply gives, `None` when it is not one of the question's.
+    pub fn answer(button_id: &str) -> Option<bool> {
+        match button_id {
+            YES => Some(true),
+            NO => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// The marital-status question asked after a registration (when configured): an
 /// interactive list whose row ids carry the answer.
 pub mod marital_question {
@@ -193,6 +250,7 @@ mod tests {
                 ("visits".into(), json!(3)),
             ]),
             tags: Some(vec!["vip".into(), "kids".into()]),
+            marketing_consent: None,
         };
         patch.validate().unwrap();
         assert!(patch.apply_to(&mut c));

@@ -15,7 +15,7 @@ use crate::domain::contact::{ConsentChange, Contact, WhatsappStatus};
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
 use crate::domain::person::MaritalStatus;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::profile::marital_question;
+use crate::domain::profile::{consent_question, marital_question};
 use crate::domain::purchase::Purchase;
 use crate::domain::tier::TierPolicy;
 use crate::provider::OutboundContent;
@@ -42,6 +42,8 @@ pub struct ApplyContext<'a> {
     pub today: NaiveDate,
     /// Ask the marital status after a registration.
     pub ask_marital_status: bool,
+    /// Ask for marketing consent after a registration, in these words.
+    pub consent_question: Option<&'a str>,
 }
 
 /// A delivery report to store against an outbound message.
@@ -142,10 +144,23 @@ pub fn apply(
         }
         EventPayload::ProfileEdit(edit) => {
             // Checked where it was made; a bad one that got here anyway changes nothing.
-            if edit.patch.validate().is_ok() && edit.patch.apply_to(contact) {
-                effects
-                    .events
-                    .push(snapshot(contact, "edited", &key, ctx.today));
+            if edit.patch.validate().is_ok() {
+                let mut changed = edit.patch.apply_to(contact);
+                if let Some(consent) = &edit.patch.marketing_consent {
+                    changed |= apply_campaign::record_consent(
+                        contact,
+                        consent.opt_in,
+                        edit.at,
+                        &consent.source,
+                        consent.wording.as_deref(),
+                        false,
+                    );
+                }
+                if changed {
+                    effects
+                        .events
+                        .push(snapshot(contact, "edited", &key, ctx.today));
+                }
             }
         }
         EventPayload::CampaignSend(outcome) => {
@@ -233,6 +248,33 @@ fn apply_message(
     if let MessageKind::ListReply { id, .. } = &message.kind {
         if let Some(answer) = marital_question::answer(id) {
             answer_marital_question(contact, business, message, answer, ctx, effects);
+            return;
+        }
+    }
+    if let MessageKind::ButtonReply { id, .. } = &message.kind {
+        if let Some(yes) = consent_question::answer(id) {
+            let wording = ctx.consent_question;
+            if apply_campaign::record_consent(
+                contact,
+                yes,
+                message.timestamp,
+                "question:consent",
+                wording,
+                true,
+            ) {
+                let reason = if yes { "opt_in" } else { "marketing_declined" };
+                effects
+                    .events
+                    .push(snapshot(contact, reason, &message.wamid, ctx.today));
+            }
+            if contact.whatsapp_status != WhatsappStatus::Unsubscribed {
+                let thanks = if yes {
+                    consent_question::THANKS_YES
+                } else {
+                    consent_question::THANKS_NO
+                };
+                answer_with_text(contact, business, message, thanks, "consent", ctx, effects);
+            }
             return;
         }
     }
@@ -350,6 +392,20 @@ fn answer_marital_question(
             ctx,
             effects,
         );
+    }
+}
+
+/// The marketing-consent question as reply buttons.
+pub fn consent_question_content(question: &str) -> OutboundContent {
+    OutboundContent::Buttons {
+        body: question.to_string(),
+        buttons: consent_question::BUTTONS
+            .iter()
+            .map(|(id, title)| ListRow {
+                id: (*id).into(),
+                title: (*title).into(),
+            })
+            .collect(),
     }
 }
 

@@ -77,6 +77,44 @@ pub fn apply_send_outcome(
     }
 }
 
+/// Records a marketing consent given or withdrawn at `at` through `source`. A withdrawal
+/// always applies (unless a later change is on record). A grant applies when it is later
+/// than the last change and, unless it comes from the customer themselves (`by_customer`:
+/// START, the consent question), only if the customer never withdrew: a retailer's form or
+/// import does not re-subscribe someone who said stop. Returns whether the contact changed.
+pub fn record_consent(
+    contact: &mut Contact,
+    opt_in: bool,
+    at: DateTime<Utc>,
+    source: &str,
+    wording: Option<&str>,
+    by_customer: bool,
+) -> bool {
+    if contact.consent_change.as_ref().is_some_and(|c| c.at > at) {
+        return false;
+    }
+    if opt_in {
+        let withdrew = contact.whatsapp_status == WhatsappStatus::Unsubscribed
+            || (!contact.marketing_opt_in && contact.consent_change.is_some());
+        if contact.marketing_opt_in || (withdrew && !by_customer) {
+            return false;
+        }
+        if contact.whatsapp_status == WhatsappStatus::Unsubscribed {
+            // Only the customer gets here: answering the question re-subscribes.
+            contact.whatsapp_status = WhatsappStatus::Active;
+        }
+    } else if !contact.marketing_opt_in && contact.consent_change.is_some() {
+        return false;
+    }
+    contact.marketing_opt_in = opt_in;
+    contact.consent_change = Some(ConsentChange {
+        at,
+        source: source.to_string(),
+        wording: wording.map(str::to_string),
+    });
+    true
+}
+
 /// The customer withdrew consent to marketing (131050, a `user_preferences` webhook): it
 /// wins over any earlier opt-in, and never re-subscribes or unsubscribes them otherwise.
 pub fn stop_marketing(

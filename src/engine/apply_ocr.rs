@@ -87,6 +87,17 @@ pub fn apply_ocr(contact: &mut Contact, result: &OcrResult, ctx: &ApplyContext<'
         .events
         .iter()
         .any(|e| matches!(e, AnalyticsEvent::ContactSnapshot(s) if s.reason == "registered"));
+    if let (true, Some(question)) = (registered, ctx.consent_question) {
+        // Asked once: never again after any consent decision.
+        if !contact.marketing_opt_in && contact.consent_change.is_none() {
+            contact.interactions.outbound_count += 1;
+            effects.replies.push(reply_to_photo(
+                format!("ocr:{}:consent", result.job_id),
+                super::apply::consent_question_content(question),
+                "consent_question",
+            ));
+        }
+    }
     if registered && ctx.ask_marital_status && contact.marital_status.is_none() {
         contact.interactions.outbound_count += 1;
         effects.replies.push(reply_to_photo(

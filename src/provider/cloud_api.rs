@@ -157,6 +157,16 @@ pub fn request_body(message: &OutboundMessage) -> Value {
             }
             template
         }
+        OutboundContent::Buttons { body, buttons } => json!({
+            "type": "button",
+            "body": {"text": body},
+            "action": {
+                "buttons": buttons
+                    .iter()
+                    .map(|b| json!({"type": "reply", "reply": {"id": b.id, "title": b.title}}))
+                    .collect::<Vec<_>>(),
+            },
+        }),
         OutboundContent::List { body, button, rows } => json!({
             "type": "list",
             "body": {"text": body},

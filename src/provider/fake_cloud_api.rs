@@ -418,6 +418,30 @@ fn check_request(request: &Value) -> Result<(String, String), String> {
         {
             return Err(format!("{kind} needs exactly one of link or id"));
         }
+        "interactive" if object.get("type").and_then(Value::as_str) == Some("button") => {
+            // As the Cloud API: a body and 1 to 3 reply buttons of id + title (20).
+            let buttons = object
+                .pointer("/action/buttons")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let reply = |b: &Value| {
+                b.get("type").and_then(Value::as_str) == Some("reply")
+                    && b.pointer("/reply/id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| !id.is_empty())
+                    && b.pointer("/reply/title")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| !t.is_empty() && t.chars().count() <= 20)
+            };
+            let body = object
+                .pointer("/body/text")
+                .and_then(Value::as_str)
+                .is_some();
+            if !body || !(1..=3).contains(&buttons.len()) || !buttons.iter().all(reply) {
+                return Err("interactive buttons need body.text and 1 to 3 reply buttons with id and a title of at most 20 characters".into());
+            }
+        }
         "interactive" => {
             // As the Cloud API: a list has a body, a button and 1 to 10 rows of id + title.
             let rows = object

@@ -100,6 +100,7 @@ pub fn request_body<'a>(
         OutboundContent::Text { body, .. } => ("text", body.as_str(), None, None),
         OutboundContent::Template { .. } => return Err(unsupported("templates")),
         OutboundContent::List { .. } => return Err(unsupported("interactive lists")),
+        OutboundContent::Buttons { .. } => return Err(unsupported("reply buttons")),
         OutboundContent::Image { link, caption, .. }
         | OutboundContent::Video { link, caption, .. } => {
             let Some(link) = link.as_deref() else {

@@ -104,6 +104,9 @@ pub enum OutboundContent {
         button: String,
         rows: Vec<ListRow>,
     },
+    /// An interactive message with up to three reply buttons (the answer comes back as a
+    /// `button_reply` with the button's id).
+    Buttons { body: String, buttons: Vec<ListRow> },
 }
 
 /// One choice of a list message.
@@ -121,6 +124,10 @@ pub const MAX_LIST_BODY_CHARS: usize = 1_024;
 pub const MAX_LIST_BUTTON_CHARS: usize = 20;
 pub const MAX_ROW_TITLE_CHARS: usize = 24;
 pub const MAX_ROW_ID_CHARS: usize = 200;
+/// The Cloud API's limits on reply buttons.
+pub const MAX_BUTTONS: usize = 3;
+pub const MAX_BUTTON_TITLE_CHARS: usize = 20;
+pub const MAX_BUTTON_ID_CHARS: usize = 256;
 
 impl OutboundContent {
     pub fn kind(&self) -> &'static str {
@@ -129,7 +136,7 @@ impl OutboundContent {
             OutboundContent::Image { .. } => "image",
             OutboundContent::Video { .. } => "video",
             OutboundContent::Template { .. } => "template",
-            OutboundContent::List { .. } => "interactive",
+            OutboundContent::List { .. } | OutboundContent::Buttons { .. } => "interactive",
         }
     }
 
@@ -142,7 +149,9 @@ impl OutboundContent {
                 caption.as_deref()
             }
             OutboundContent::Template { name, .. } => Some(name),
-            OutboundContent::List { body, .. } => Some(body),
+            OutboundContent::List { body, .. } | OutboundContent::Buttons { body, .. } => {
+                Some(body)
+            }
         }
     }
 
@@ -209,6 +218,24 @@ impl OutboundContent {
                 }
                 Ok(())
             }
+            OutboundContent::Buttons { body, buttons } => {
+                let chars = |s: &str| s.chars().count();
+                let bad_button = |b: &ListRow| {
+                    b.id.is_empty()
+                        || chars(&b.id) > MAX_BUTTON_ID_CHARS
+                        || b.title.trim().is_empty()
+                        || chars(&b.title) > MAX_BUTTON_TITLE_CHARS
+                };
+                if body.trim().is_empty()
+                    || chars(body) > MAX_LIST_BODY_CHARS
+                    || buttons.is_empty()
+                    || buttons.len() > MAX_BUTTONS
+                    || buttons.iter().any(bad_button)
+                {
+                    return Err(ValidationError::BadButtons);
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -233,4 +260,6 @@ pub enum ValidationError {
     BadPhoneNumberId,
     #[error("a list needs a body (at most 1,024 characters), a button (20) and 1 to 10 rows with an id (200) and a title (24)")]
     BadList,
+    #[error("reply buttons need a body (at most 1,024 characters) and 1 to 3 buttons with an id (256) and a title (20)")]
+    BadButtons,
 }

@@ -59,8 +59,6 @@ pub fn base_config(dir: &tempfile::TempDir) -> Config {
         ..Config::default()
     };
     config.http.listen = "127.0.0.1:0".into();
-    // The sandbox's number, as in config/embedded.toml (campaigns are sent from it).
-    config.whatsapp.phone_number_id = "106540352242922".into();
     config.http.max_body_bytes = 64 * 1024;
     config.admin.require_api_key = false;
     config.engine.flush_max_delay_ms = 50;

@@ -204,6 +204,7 @@ mod tests {
             },
             changes: Some(recorded.clone()),
             ask_marital_status: false,
+            consent_question: None,
         };
         let siti = PhoneNumber::parse("0123456789").unwrap();
         let ali = PhoneNumber::parse("0129876543").unwrap();

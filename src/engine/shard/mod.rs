@@ -149,6 +149,8 @@ pub struct ShardDeps {
     pub changes: Option<Arc<dyn ContactChanges>>,
     /// Ask the marital status after a registration.
     pub ask_marital_status: bool,
+    /// The consent question to ask after a registration, when configured.
+    pub consent_question: Option<String>,
 }
 
 pub struct ShardArgs {
@@ -378,6 +380,7 @@ impl ShardState {
             now: Utc::now(),
             today: malaysia_today(),
             ask_marital_status: deps.ask_marital_status,
+            consent_question: deps.consent_question.as_deref(),
         };
         for (position, work) in batch.into_iter().enumerate() {
             let unflushed = self

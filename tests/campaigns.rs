@@ -16,11 +16,13 @@ use serde_json::{json, Value};
 
 use sembang::config::Config;
 use sembang::domain::money::Money;
+use sembang::domain::mykad::MyKad;
 use sembang::domain::phone::PhoneNumber;
+use sembang::pii::IcVault;
 use sembang::storage::bus::Record;
 use sembang::topics;
 use sembang::topics::inbound::Business;
-use sembang::topics::ocr::{OcrOutcome, OcrResult, ReceiptReading};
+use sembang::topics::ocr::{IcLinkOutcome, MyKadReading, OcrOutcome, OcrResult, ReceiptReading};
 
 use support::engine::*;
 
@@ -45,6 +47,7 @@ fn tune(config: &mut Config) {
     config.campaigns.clock_tick_ms = 200;
     config.campaigns.stall_resume_secs = 60;
     config.campaigns.link_base_url = LINKS.into();
+    config.campaigns.trigger_refresh_ms = 100;
 }
 
 async fn created(h: &Harness, path: &str, body: Value) -> Value {
@@ -572,4 +575,110 @@ async fn pause_resume_and_stop_while_paused_lose_and_double_nothing() {
     let (status, _) = action(&h, &id, "resume").await;
     assert_eq!(status, 409, "a running campaign cannot resume");
     h.stop().await;
+}
+
+/// A MyKad registration whose holder was born on this Malaysian day in 1992.
+fn born_today(job: &str, to: &str) -> OcrResult {
+    let today = sembang::domain::clock::malaysia_today();
+    let number = format!("92{}-14-5678", today.format("%m%d"));
+    let ic = MyKad::parse(&number, today).unwrap();
+    let vault = IcVault::new([3; 32], [4; 32]).unwrap();
+    let mut result = receipt(job, to, 1);
+    result.outcome = OcrOutcome::MyKad(MyKadReading {
+        ic: vault.protect(&ic),
+        birth_date: ic.birth_date(),
+        gender: ic.gender(),
+        state: Some("Selangor".into()),
+        name: Some("SITI NURHALIZA".into()),
+        link: IcLinkOutcome::Linked,
+    });
+    result
+}
+
+/// A birthday campaign (from the IC's date of birth, at its local time) and a tier-upgrade
+/// campaign (when a receipt moves a customer up) each send once to the customer their
+/// trigger picks.
+async fn triggered_campaigns(h: Harness) {
+    let t = now();
+    h.post(&text(SITI, "wamid.TRIG-1", t - 30, "START")).await;
+    h.post(&text(AMIN, "wamid.TRIG-2", t - 30, "START")).await;
+    for phone in [SITI, AMIN] {
+        h.contact_where(phone, "opted in", |c| c["marketing_opt_in"] == true)
+            .await;
+    }
+    produce_ocr_result(&h, &born_today("trig-ic", SITI)).await;
+    let with_birthday = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Known birthday", "custom_filters": {"field": "date_of_birth", "op": "exists"}}),
+    )
+    .await;
+    segment_count_reaches(&h, with_birthday["id"].as_str().unwrap(), 1).await;
+
+    let birthday = created(
+        &h,
+        "/api/campaigns/",
+        json!({"name": "Birthday", "message_text": "Selamat hari jadi {{first_name|}}!",
+               "trigger": {"kind": "birthday", "local_time": "00:00:00"}}),
+    )
+    .await;
+    let birthday_id = birthday["id"].as_str().unwrap().to_string();
+    let tier = created(
+        &h,
+        "/api/campaigns/",
+        json!({"name": "Tier up", "message_text": "Tahniah, anda kini {{tier}}!",
+               "trigger": {"kind": "tier_upgrade"}}),
+    )
+    .await;
+    let tier_id = tier["id"].as_str().unwrap().to_string();
+    for id in [&birthday_id, &tier_id] {
+        let (status, launched) = action(&h, id, "launch").await;
+        assert_eq!(
+            (status, launched["status"].as_str()),
+            (200, Some("running")),
+            "{launched}"
+        );
+    }
+    let (status, _) = action(&h, &tier_id, "schedule").await;
+    assert_eq!(status, 409, "a running campaign is not scheduled");
+
+    campaign_where(&h, &birthday_id, "the birthday sent", |c| c["sent"] == 1).await;
+    // Let the engines see the tier campaign before the receipt.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    produce_ocr_result(&h, &receipt("trig-r1", AMIN, 600)).await;
+    campaign_where(&h, &tier_id, "the upgrade sent", |c| c["sent"] == 1).await;
+    // Another receipt that moves no tier sends nothing more.
+    produce_ocr_result(&h, &receipt("trig-r2", AMIN, 100)).await;
+    h.contact_where(AMIN, "the second receipt", |c| c["total_spent"] == "700.00")
+        .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sent = h.sent().await;
+    let birthdays: Vec<_> = sent
+        .iter()
+        .filter(|s| s.1.starts_with("Selamat hari jadi"))
+        .collect();
+    assert_eq!(birthdays.len(), 1, "{sent:?}");
+    assert_eq!(birthdays[0].0, SITI);
+    assert_eq!(birthdays[0].1, "Selamat hari jadi SITI!");
+    let upgrades: Vec<_> = sent.iter().filter(|s| s.1.starts_with("Tahniah")).collect();
+    assert_eq!(upgrades.len(), 1, "{sent:?}");
+    assert_eq!(
+        (upgrades[0].0.as_str(), upgrades[0].1.as_str()),
+        (AMIN, "Tahniah, anda kini Silver!")
+    );
+    assert_eq!(campaign(&h, &tier_id).await["recipients"], 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn triggered_campaigns_on_the_embedded_default() {
+    triggered_campaigns(Harness::embedded_tuned(false, |s| s, tune).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn triggered_campaigns_on_the_real_stack() {
+    let Some(h) = Harness::real_stack_tuned(tune).await else {
+        return;
+    };
+    triggered_campaigns(h).await;
 }

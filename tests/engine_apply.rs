@@ -91,6 +91,7 @@ impl World {
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: false,
             consent_question: None,
+            event_triggers: &[],
         };
         apply(&mut self.contact, false, event, &ctx)
     }
@@ -356,6 +357,7 @@ mod ocr {
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: false,
             consent_question: None,
+            event_triggers: &[],
         };
         match apply_ocr(&mut w.contact, r, &ctx) {
             Outcome::Applied(effects) => effects,
@@ -387,6 +389,7 @@ mod ocr {
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: false,
             consent_question: None,
+            event_triggers: &[],
         };
         let r = result("wamid.ic", mykad(IcLinkOutcome::Linked));
         assert_eq!(apply_ocr(&mut w.contact, &r, &ctx), Outcome::Duplicate);
@@ -405,6 +408,7 @@ mod ocr {
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: true,
             consent_question: None,
+            event_triggers: &[],
         };
         let replies = match apply_ocr(
             &mut w.contact,
@@ -461,6 +465,7 @@ mod ocr {
             today: NaiveDate::from_ymd_opt(2024, 11, 25).unwrap(),
             ask_marital_status: false,
             consent_question: Some(QUESTION),
+            event_triggers: &[],
         };
         let asked = match apply_ocr(
             &mut w.contact,
@@ -490,6 +495,7 @@ mod ocr {
         let effects = {
             let ctx = ApplyContext {
                 consent_question: Some(QUESTION),
+                event_triggers: &[],
                 ..ctx
             };
             match sembang::engine::apply::apply(

@@ -581,11 +581,9 @@ async fn act(
     if action == CampaignAction::Schedule && definition.scheduled_start.is_none() {
         return Err(invalid("scheduled_start: required to schedule"));
     }
-    if matches!(action, CampaignAction::Launch | CampaignAction::Schedule)
-        && definition.trigger.is_some()
-    {
+    if action == CampaignAction::Schedule && definition.trigger.is_some() {
         return Err(invalid(
-            "a triggered campaign is activated with launch only once its trigger is supported",
+            "a triggered campaign is not scheduled: launch it to start following its trigger",
         ));
     }
     let segments = segments(state)?;
@@ -607,6 +605,8 @@ async fn act(
         .await
         .map_err(store_error)?;
     let command = match action {
+        // A triggered campaign has no audience to plan now: it follows its trigger.
+        CampaignAction::Launch if definition.trigger.is_some() => None,
         CampaignAction::Launch => {
             record_unknown_recipients(state, &record.campaign_id, &definition, now).await?;
             Some(Command::CampaignLaunched {

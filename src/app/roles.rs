@@ -19,6 +19,7 @@ use crate::engine::ocr_role::{self, MediaSource, OcrRoleConfig};
 use crate::engine::sender::{self, SenderConfig};
 use crate::engine::shard::{OutputTopics, ShardDeps, ShardLimits};
 use crate::engine::supervisor::RoleStart;
+use crate::engine::triggers::EventTriggers;
 use crate::engine::EngineError;
 use crate::media::{MediaClient, ObjectStore};
 use crate::ocr::OcrPool;
@@ -172,6 +173,7 @@ impl Assembly<'_> {
                     events: names.name(topics::EVENTS),
                     outbound: names.name(topics::OUTBOUND),
                     ocr_jobs: names.name(topics::OCR_JOBS),
+                    campaign: names.name(topics::CAMPAIGN),
                     dead_letter: self.dead_letter_topic(),
                 },
                 replies,
@@ -192,6 +194,9 @@ impl Assembly<'_> {
                     .campaigns
                     .ask_consent
                     .then(|| config.campaigns.consent_question.clone()),
+                event_triggers: Arc::new(EventTriggers::new(Duration::from_millis(
+                    config.campaigns.trigger_refresh_ms,
+                ))),
             }),
             owned_segments: self
                 .segments

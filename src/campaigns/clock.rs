@@ -11,10 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use tokio::sync::watch;
 
-use crate::domain::campaign::{CampaignStatus, Funnel, QuietHours, RecipientUpdate, SkipReason};
+use crate::domain::campaign::{
+    CampaignStatus, Funnel, QuietHours, RecipientUpdate, SkipReason, Trigger,
+};
+use crate::domain::clock::malaysia;
 use crate::retry::with_retries;
 use crate::storage::bus::{BusError, Producer, Record};
 use crate::storage::store::{CampaignRecord, ContactStore, PageToken, StoreError};
@@ -117,8 +120,11 @@ pub enum ClockError {
 impl CampaignClock {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), ClockError> {
         let mut progress: HashMap<String, Progress> = HashMap::new();
+        // The day each time-driven trigger was last evaluated (after a restart it is
+        // evaluated again: its sends are claimed once per occurrence).
+        let mut fired: HashMap<String, NaiveDate> = HashMap::new();
         loop {
-            self.tick(&mut progress).await?;
+            self.tick(&mut progress, &mut fired).await?;
             tokio::select! {
                 _ = tokio::time::sleep(self.tick) => {}
                 _ = shutdown.changed() => return Ok(()),
@@ -126,7 +132,11 @@ impl CampaignClock {
         }
     }
 
-    async fn tick(&self, progress: &mut HashMap<String, Progress>) -> Result<(), ClockError> {
+    async fn tick(
+        &self,
+        progress: &mut HashMap<String, Progress>,
+        fired: &mut HashMap<String, NaiveDate>,
+    ) -> Result<(), ClockError> {
         let now = (self.now)();
         let campaigns = with_retries("campaigns", || self.store.campaigns()).await?;
         progress.retain(|id, _| {
@@ -169,6 +179,21 @@ impl CampaignClock {
                 }
                 CampaignStatus::Running if definition.trigger.is_none() => {
                     self.follow(record, progress, now).await?;
+                }
+                CampaignStatus::Running => {
+                    if let Some(day) = due_day(definition.trigger.as_ref(), now) {
+                        let id = record.campaign_id.clone();
+                        if fired.get(&id) != Some(&day) {
+                            self.send(&Command::CampaignTriggered {
+                                campaign_id: id.clone(),
+                                at: now,
+                                day,
+                            })
+                            .await?;
+                            tracing::info!(campaign = %id, %day, "campaign trigger evaluated");
+                            fired.insert(id, day);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -249,5 +274,46 @@ impl CampaignClock {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The Malaysian day whose time-driven trigger is due at `now`: birthdays at their local
+/// time, win-backs at 10:00; `None` before that time or for event-driven triggers.
+pub fn due_day(trigger: Option<&Trigger>, now: DateTime<Utc>) -> Option<NaiveDate> {
+    let local = now.with_timezone(&malaysia());
+    let at = match trigger? {
+        Trigger::Birthday { local_time } => *local_time,
+        Trigger::WinBack { .. } => NaiveTime::from_hms_opt(10, 0, 0).expect("valid time"),
+        Trigger::TierUpgrade | Trigger::FirstPurchase => return None,
+    };
+    (local.time() >= at).then(|| local.date_naive())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn birthdays_are_due_from_their_local_time_and_event_triggers_never() {
+        let nine = Trigger::Birthday {
+            local_time: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        };
+        let utc = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        // 08:59 and 09:00 Malaysia time on 6 December.
+        assert_eq!(due_day(Some(&nine), utc("2026-12-06T00:59:00Z")), None);
+        assert_eq!(
+            due_day(Some(&nine), utc("2026-12-06T01:00:00Z")),
+            NaiveDate::from_ymd_opt(2026, 12, 6)
+        );
+        // 23:30 UTC is already the 7th in Malaysia.
+        assert_eq!(
+            due_day(Some(&nine), utc("2026-12-06T23:30:00Z")),
+            NaiveDate::from_ymd_opt(2026, 12, 7)
+        );
+        assert_eq!(
+            due_day(Some(&Trigger::TierUpgrade), utc("2026-12-06T05:00:00Z")),
+            None
+        );
+        assert_eq!(due_day(None, utc("2026-12-06T05:00:00Z")), None);
     }
 }

@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::domain::campaign::{
-    exclusion, CampaignDefinition, CampaignStatus, RecipientUpdate, SkipReason,
+    exclusion, CampaignDefinition, CampaignStatus, RecipientUpdate, SkipReason, Trigger,
 };
 use crate::domain::clock::malaysian_day;
 use crate::domain::phone::PhoneNumber;
@@ -100,6 +100,15 @@ impl Planner {
                 self.until_live(partition, &mut shutdown).await?;
                 self.resume(campaign_id, *at, *retry_failed, partition)
                     .await
+            }
+            Command::CampaignTriggered {
+                campaign_id,
+                at,
+                day,
+                ..
+            } => {
+                self.until_live(partition, &mut shutdown).await?;
+                self.triggered(campaign_id, *at, *day, partition).await
             }
             // Sends check the campaign's status when they go; segment changes need nothing
             // (indexes evaluate definitions on demand).
@@ -212,7 +221,7 @@ impl Planner {
                         (SendOutcome::Skipped, Some(reason.as_str().to_string()))
                     }
                     None => {
-                        sends.push(self.send_record(campaign_id, phone, 0, at));
+                        sends.push(self.send_record(campaign_id, phone, 0, None, at));
                         report.queued += 1;
                         catalog::CAMPAIGN_PLANNED
                             .counter(&["queued".into()])
@@ -280,7 +289,7 @@ impl Planner {
                     row.steps.awaits_send()
                 };
                 if wanted && self.index.holds(partition, &row.contact) {
-                    sends.push(self.send_record(campaign_id, &row.contact, attempt, at));
+                    sends.push(self.send_record(campaign_id, &row.contact, attempt, None, at));
                     report.queued += 1;
                 }
             }
@@ -300,11 +309,64 @@ impl Planner {
         Ok(report)
     }
 
+    /// A time-driven trigger's day: the partition's contacts it selects (a birthday today,
+    /// exactly N days since the last purchase), one send per contact and occurrence.
+    async fn triggered(
+        &self,
+        campaign_id: &str,
+        at: DateTime<Utc>,
+        day: NaiveDate,
+        partition: u32,
+    ) -> Result<PlanReport, PlanError> {
+        let Some((record, definition)) = self.campaign(campaign_id).await? else {
+            return Ok(PlanReport::default());
+        };
+        if record.status != CampaignStatus::Running {
+            return Ok(PlanReport::default());
+        }
+        let Some(trigger) = &definition.trigger else {
+            return Ok(PlanReport::default());
+        };
+        let mut chosen: Vec<(PhoneNumber, u32)> = Vec::new();
+        let indexed = self.index.for_each_row(partition, |row| {
+            if let Some(occurrence) = time_trigger_occurrence(trigger, row, day) {
+                chosen.push((row.phone_number.clone(), occurrence));
+            }
+        });
+        if !indexed {
+            return Err(PlanError::NotIndexed(partition));
+        }
+        let mut report = PlanReport::default();
+        for chunk in chosen.chunks(CHUNK) {
+            let updates: Vec<_> = chunk
+                .iter()
+                .map(|(phone, _)| (phone.clone(), RecipientUpdate::Planned { at }))
+                .collect();
+            with_retries("record_recipients", || {
+                self.store.record_recipients(campaign_id, &updates)
+            })
+            .await?;
+            let sends = chunk
+                .iter()
+                .map(|(phone, occurrence)| {
+                    self.send_record(campaign_id, phone, 0, Some(*occurrence), at)
+                })
+                .collect();
+            send_outputs(&*self.producer, sends, &self.dead_letter_topic).await?;
+            report.queued += chunk.len() as u64;
+        }
+        catalog::CAMPAIGN_PLANNED
+            .counter(&["triggered".into()])
+            .increment(report.queued);
+        Ok(report)
+    }
+
     fn send_record(
         &self,
         campaign_id: &str,
         to: &PhoneNumber,
         attempt: u32,
+        occurrence: Option<u32>,
         at: DateTime<Utc>,
     ) -> Record {
         let send = CampaignSend {
@@ -313,6 +375,7 @@ impl Planner {
             phone_number_id: self.number.phone_number_id.clone(),
             business_number: self.number.business_number.clone(),
             attempt,
+            occurrence,
             planned_at: at,
         };
         Record::new(
@@ -352,5 +415,127 @@ impl Planner {
             to.as_str().as_bytes().to_vec(),
             serde_json::to_vec(&event).expect("an event serializes"),
         ))
+    }
+}
+
+/// The occurrence a time-driven trigger selects `row` for on `day`, if it does: the year
+/// of a birthday (29 February birthdays on 28 February in other years), the day number of
+/// the last purchase for a win-back.
+pub fn time_trigger_occurrence(
+    trigger: &Trigger,
+    row: &crate::segments::row::IndexedContact,
+    day: NaiveDate,
+) -> Option<u32> {
+    match trigger {
+        Trigger::Birthday { .. } => {
+            let born = row.date_of_birth?;
+            let leap_day = born.month() == 2 && born.day() == 29;
+            let today = (day.month(), day.day()) == (born.month(), born.day())
+                || (leap_day
+                    && NaiveDate::from_ymd_opt(day.year(), 2, 29).is_none()
+                    && (day.month(), day.day()) == (2, 28));
+            today.then(|| u32::try_from(day.year()).ok()).flatten()
+        }
+        Trigger::WinBack { days } => {
+            let last = row.last_purchase()?;
+            let since = (day - last).num_days();
+            (since == i64::from(*days))
+                .then(|| u32::try_from(crate::segments::index::day_number(last)).ok())
+                .flatten()
+        }
+        // Driven by the contact's own events, in its shard.
+        Trigger::TierUpgrade | Trigger::FirstPurchase => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::Contact;
+    use crate::domain::money::Money;
+    use crate::domain::purchase::{Purchase, PurchaseStatus};
+    use crate::segments::row::IndexedContact;
+    use crate::topics::contacts::ContactState;
+
+    fn row(dob: Option<NaiveDate>, last_purchase: Option<NaiveDate>) -> IndexedContact {
+        let mut contact = Contact::new(PhoneNumber::parse("0123456789").unwrap(), Utc::now());
+        contact.date_of_birth = dob;
+        if let Some(day) = last_purchase {
+            let purchase = Purchase {
+                purchase_id: "p1".into(),
+                amount: Money::from_ringgit(10),
+                purchased_on: day,
+                merchant: None,
+                receipt_no: None,
+                item_count: 1,
+                image_sha256: None,
+                ocr_confidence: None,
+                status: PurchaseStatus::Counted,
+                recorded_at: Utc::now(),
+            };
+            contact.purchases.apply(&purchase.counted_event().unwrap());
+        }
+        IndexedContact::from(&ContactState::from(&contact))
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn birthdays_select_their_day_once_a_year_and_leap_days_on_the_28th() {
+        let birthday = Trigger::Birthday {
+            local_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        };
+        let born = row(Some(day(1990, 12, 6)), None);
+        assert_eq!(
+            time_trigger_occurrence(&birthday, &born, day(2026, 12, 6)),
+            Some(2026)
+        );
+        assert_eq!(
+            time_trigger_occurrence(&birthday, &born, day(2026, 12, 7)),
+            None
+        );
+        let leap = row(Some(day(2000, 2, 29)), None);
+        assert_eq!(
+            time_trigger_occurrence(&birthday, &leap, day(2027, 2, 28)),
+            Some(2027)
+        );
+        assert_eq!(
+            time_trigger_occurrence(&birthday, &leap, day(2028, 2, 28)),
+            None
+        );
+        assert_eq!(
+            time_trigger_occurrence(&birthday, &leap, day(2028, 2, 29)),
+            Some(2028)
+        );
+        assert_eq!(
+            time_trigger_occurrence(&birthday, &row(None, None), day(2026, 12, 6)),
+            None
+        );
+    }
+
+    #[test]
+    fn win_back_selects_exactly_n_days_after_the_last_purchase() {
+        let win_back = Trigger::WinBack { days: 30 };
+        let buyer = row(None, Some(day(2026, 11, 1)));
+        assert_eq!(
+            time_trigger_occurrence(&win_back, &buyer, day(2026, 11, 30)),
+            None
+        );
+        let occurrence = time_trigger_occurrence(&win_back, &buyer, day(2026, 12, 1));
+        assert!(occurrence.is_some());
+        assert_eq!(
+            time_trigger_occurrence(&win_back, &buyer, day(2026, 12, 2)),
+            None
+        );
+        assert_eq!(
+            time_trigger_occurrence(&win_back, &row(None, None), day(2026, 12, 1)),
+            None
+        );
+        assert_eq!(
+            time_trigger_occurrence(&Trigger::TierUpgrade, &buyer, day(2026, 12, 1)),
+            None
+        );
     }
 }

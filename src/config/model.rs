@@ -64,6 +64,9 @@ pub struct CampaignsConfig {
     pub stall_resume_secs: u64,
     /// How often the campaign clock looks at campaigns.
     pub clock_tick_ms: u64,
+    /// How soon a launched or paused tier-upgrade / first-purchase campaign takes effect
+    /// in the engines.
+    pub trigger_refresh_ms: u64,
 }
 
 impl Default for CampaignsConfig {
@@ -81,6 +84,7 @@ impl Default for CampaignsConfig {
             ask_consent: false,
             stall_resume_secs: 120,
             clock_tick_ms: 5_000,
+            trigger_refresh_ms: 5_000,
             consent_question:
                 "Boleh kami hantar promosi dan tawaran kepada anda melalui WhatsApp? \
                                / May we send you promotions and offers on WhatsApp?"

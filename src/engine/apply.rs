@@ -29,6 +29,8 @@ use crate::topics::event_id;
 use crate::topics::ocr::OcrJob;
 
 use super::apply_campaign::{self, CampaignStep};
+use super::triggers::EventTrigger;
+use crate::topics::campaign::CampaignSend;
 use crate::topics::outbound::{ListRow, Origin, OutboundRequest};
 
 /// Provider error code: the number cannot receive WhatsApp messages.
@@ -44,6 +46,8 @@ pub struct ApplyContext<'a> {
     pub ask_marital_status: bool,
     /// Ask for marketing consent after a registration, in these words.
     pub consent_question: Option<&'a str>,
+    /// Running campaigns started by a contact's own events.
+    pub event_triggers: &'a [EventTrigger],
 }
 
 /// A delivery report to store against an outbound message.
@@ -66,6 +70,8 @@ pub struct Effects {
     pub purchases: Vec<Purchase>,
     /// Steps of campaigns' funnels for this contact, for the campaigns' ledgers.
     pub campaign_steps: Vec<CampaignStep>,
+    /// Campaign sends an event triggered (tier upgrade, first purchase).
+    pub triggered: Vec<CampaignSend>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -228,3 +228,40 @@ fn campaign_event(
         revenue,
     })
 }
+
+/// A counted purchase may start campaigns: a tier upgrade (one send per tier reached) and
+/// a first purchase (once). Consent, caps, quiet hours and the window are checked when the
+/// send goes, as for any campaign.
+pub fn trigger_on_purchase(
+    contact: &mut Contact,
+    business: &Business,
+    tier_before: crate::domain::tier::Tier,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) {
+    use crate::domain::campaign::Trigger;
+    let upgraded = contact.customer_tier > tier_before;
+    let first = contact.spending().purchase_count == 1;
+    for active in ctx.event_triggers {
+        let occurrence = match active.trigger {
+            Trigger::TierUpgrade if upgraded => contact.customer_tier as u32,
+            Trigger::FirstPurchase if first => 1,
+            _ => continue,
+        };
+        effects.campaign_steps.push(CampaignStep {
+            campaign_id: active.campaign_id.clone(),
+            update: RecipientUpdate::Planned { at: ctx.now },
+        });
+        effects
+            .triggered
+            .push(crate::topics::campaign::CampaignSend {
+                campaign_id: active.campaign_id.clone(),
+                to: contact.phone_number.clone(),
+                phone_number_id: business.phone_number_id.clone(),
+                business_number: business_number(business),
+                attempt: 0,
+                occurrence: Some(occurrence),
+                planned_at: ctx.now,
+            });
+    }
+}

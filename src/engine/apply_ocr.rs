@@ -230,6 +230,7 @@ fn purchase(
         purchase_amount,
         effects,
     );
+    super::apply_campaign::trigger_on_purchase(contact, &result.business, before, ctx, effects);
     let spent = contact.spending().total_spent;
     effects
         .events

@@ -323,10 +323,12 @@ impl Worker {
         let store = self.config.store.clone();
         let steps =
             with_retries("recipient", || store.recipient(&send.campaign_id, &send.to)).await?;
-        let due = match (&steps, send.attempt) {
-            (None, 0) => true,
-            (Some(steps), 0) => steps.awaits_send(),
-            (steps, _) => steps.as_ref().is_some_and(|s| s.retryable_failure()),
+        let due = match (&steps, send.attempt, send.occurrence) {
+            // A trigger's occurrence: its own claim key says whether it went already.
+            (_, _, Some(_)) => true,
+            (None, 0, None) => true,
+            (Some(steps), 0, None) => steps.awaits_send(),
+            (steps, _, None) => steps.as_ref().is_some_and(|s| s.retryable_failure()),
         };
         if !due {
             return Ok(Decision::Done);

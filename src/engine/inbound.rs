@@ -62,6 +62,19 @@ pub async fn run(
     supervisor: ActorCell,
 ) -> Result<(), EngineError> {
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Vec<Token>>();
+    // Campaigns a contact's own events trigger, kept current for the shards.
+    config
+        .deps
+        .event_triggers
+        .refresh(&*config.deps.store)
+        .await;
+    let refresher = tokio::spawn(
+        config
+            .deps
+            .event_triggers
+            .clone()
+            .follow(config.deps.store.clone(), shutdown.clone()),
+    );
     let consumer = config
         .bus
         .subscribe(
@@ -104,7 +117,9 @@ pub async fn run(
         },
     };
     let shutdown = strategy.plans.shutdown.clone();
-    skeleton.run(consumer, &mut strategy, shutdown).await
+    let result = skeleton.run(consumer, &mut strategy, shutdown).await;
+    refresher.abort();
+    result
 }
 
 /// Routes each record to the shard that owns its contact; a record is finished when its

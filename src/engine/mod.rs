@@ -36,5 +36,6 @@ pub mod sender;
 pub mod shard;
 pub mod shard_pool;
 pub mod supervisor;
+pub mod triggers;
 
 pub use error::EngineError;

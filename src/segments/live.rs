@@ -267,6 +267,24 @@ impl SegmentIndex {
         slot.is_some_and(|slot| read(&slot.index).find(phone).is_some())
     }
 
+    /// Calls `each` on every contact of `partition`; false when it is not indexed here.
+    pub fn for_each_row(
+        &self,
+        partition: u32,
+        mut each: impl FnMut(&super::row::IndexedContact),
+    ) -> bool {
+        let Some(slot) = read(&self.slots).get(&partition).cloned() else {
+            return false;
+        };
+        let index = read(&slot.index);
+        for id in index.universe.iter() {
+            if let Some(row) = index.row(id) {
+                each(row);
+            }
+        }
+        true
+    }
+
     /// Whether any indexed partition holds `phone`.
     pub fn contains(&self, phone: &PhoneNumber) -> bool {
         self.snapshot()

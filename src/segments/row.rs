@@ -79,6 +79,11 @@ impl IndexedContact {
         &self.lifetime
     }
 
+    /// The day of the latest purchase, if any.
+    pub fn last_purchase(&self) -> Option<NaiveDate> {
+        self.purchases.last().map(|(day, _)| *day)
+    }
+
     /// Heap and inline bytes held for this contact (an estimate for the memory gauge).
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()

@@ -22,6 +22,10 @@ pub struct CampaignSend {
     pub business_number: String,
     /// 0 for the first send; n for the n-th "retry the failed".
     pub attempt: u32,
+    /// For a triggered campaign, which occurrence of its trigger this send is for (the
+    /// year of a birthday, the tier reached, ...): one send per contact and occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<u32>,
     pub planned_at: DateTime<Utc>,
 }
 
@@ -29,7 +33,14 @@ impl CampaignSend {
     /// The claim key: one send per campaign, contact and attempt, whoever enqueues it and
     /// however many times (a replayed launch, a resume, a second launch command).
     pub fn request_id(&self) -> String {
-        request_id(&self.campaign_id, &self.to, self.attempt)
+        match self.occurrence {
+            Some(occurrence) => format!(
+                "campaign:{}:{}:on{occurrence}",
+                self.campaign_id,
+                self.to.as_str()
+            ),
+            None => request_id(&self.campaign_id, &self.to, self.attempt),
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -26,6 +26,13 @@ pub enum Command {
         at: DateTime<Utc>,
         retry_failed: bool,
     },
+    /// A time-driven trigger is due (birthdays, win-back) for `day` (Malaysian date): plan
+    /// the partition's contacts it selects that day.
+    CampaignTriggered {
+        campaign_id: String,
+        at: DateTime<Utc>,
+        day: chrono::NaiveDate,
+    },
     /// A campaign was paused or cancelled: stop enqueueing its sends.
     CampaignHalted {
         campaign_id: String,
@@ -49,6 +56,9 @@ impl Command {
             Command::CampaignHalted { campaign_id, at } => {
                 format!("campaign_halted:{campaign_id}:{}", at.timestamp_millis())
             }
+            Command::CampaignTriggered {
+                campaign_id, day, ..
+            } => format!("campaign_triggered:{campaign_id}:{day}"),
             Command::CampaignResumed {
                 campaign_id, at, ..
             } => {

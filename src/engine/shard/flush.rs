@@ -190,6 +190,7 @@ mod tests {
             producer: bus.producer(),
             topics: OutputTopics {
                 events: "crm.events".into(),
+                campaign: "wa.campaign".into(),
                 outbound: "wa.outbound".into(),
                 ocr_jobs: "crm.ocr.jobs".into(),
                 dead_letter: "crm.dlq".into(),
@@ -205,6 +206,7 @@ mod tests {
             changes: Some(recorded.clone()),
             ask_marital_status: false,
             consent_question: None,
+            event_triggers: Default::default(),
         };
         let siti = PhoneNumber::parse("0123456789").unwrap();
         let ali = PhoneNumber::parse("0129876543").unwrap();

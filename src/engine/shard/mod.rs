@@ -45,6 +45,7 @@ use residents::{Resident, Residents};
 use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome};
 use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
 use super::error::EngineError;
+use super::triggers::EventTriggers;
 use crate::domain::clock::malaysia_today;
 use crate::metrics::catalog;
 use crate::retry::with_retries;
@@ -134,6 +135,8 @@ pub struct OutputTopics {
     pub events: String,
     pub outbound: String,
     pub ocr_jobs: String,
+    /// wa.campaign: sends that a contact's event triggered.
+    pub campaign: String,
     /// Where an output the bus refuses goes (see [`super::outputs`]).
     pub dead_letter: String,
 }
@@ -151,6 +154,8 @@ pub struct ShardDeps {
     pub ask_marital_status: bool,
     /// The consent question to ask after a registration, when configured.
     pub consent_question: Option<String>,
+    /// Running campaigns started by a contact's own events.
+    pub event_triggers: Arc<EventTriggers>,
 }
 
 pub struct ShardArgs {
@@ -374,6 +379,7 @@ impl ShardState {
         let redelivered = redelivered(&self.deps.store, &self.residents, &batch).await?;
         let mut forgotten = Forgotten::default();
         let deps = self.deps.clone();
+        let event_triggers = deps.event_triggers.current();
         let ctx = ApplyContext {
             replies: &deps.replies,
             tiers: &deps.tiers,
@@ -381,6 +387,7 @@ impl ShardState {
             today: malaysia_today(),
             ask_marital_status: deps.ask_marital_status,
             consent_question: deps.consent_question.as_deref(),
+            event_triggers: &event_triggers,
         };
         for (position, work) in batch.into_iter().enumerate() {
             let unflushed = self
@@ -487,6 +494,13 @@ impl ShardState {
                 topics.outbound.clone(),
                 reply.phone_number_id.as_bytes().to_vec(),
                 to_json(&reply)?,
+            ));
+        }
+        for send in effects.triggered {
+            self.pending.records.push(Record::new(
+                topics.campaign.clone(),
+                send.phone_number_id.as_bytes().to_vec(),
+                send.encode(),
             ));
         }
         self.pending.messages.extend(effects.messages);

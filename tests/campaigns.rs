@@ -682,3 +682,130 @@ async fn triggered_campaigns_on_the_real_stack() {
     };
     triggered_campaigns(h).await;
 }
+
+/// Each error code of the Cloud API does what it means, against the fake: 131026 marks the
+/// contact undeliverable, 131047 records outside-window, 131049 and an exhausted rate
+/// limit are retryable, 131050 stops marketing; "retry the failed" sends only to the
+/// retryable ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_retried() {
+    use sembang::provider::fake_cloud_api::FakeFailure;
+    let h = Harness::embedded_tuned(true, |s| s, |config| {
+        tune(config);
+        // A rate limit that never lifts uses up the send budget quickly.
+        config.whatsapp.send_budget_ms = 1_500;
+    })
+    .await;
+    let Replies::Fake(fake) = &h.replies else {
+        unreachable!("the fake Cloud API")
+    };
+    let phones = opted_in_customers(&h, 6).await;
+    let code = |code| FakeFailure::Code {
+        http_status: 400,
+        code,
+    };
+    fake.fail_recipient(&phones[0], code(131_026));
+    fake.fail_recipient(&phones[1], code(131_047));
+    fake.fail_recipient(&phones[2], code(131_049));
+    fake.fail_recipient(&phones[3], code(131_050));
+    fake.fail_recipient(&phones[4], code(130_429));
+    let segment = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+    )
+    .await;
+    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 6).await;
+    let body = json!({"name": "Codes", "segments": [segment["id"]], "message_text": "Promo"});
+    let id = created(&h, "/api/campaigns/", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    action(&h, &id, "launch").await;
+    let done = campaign_where(&h, &id, "every outcome", |c| c["pending"] == 0 && c["recipients"] == 6).await;
+    assert_eq!(done["sent"], 1, "{done}");
+    assert_eq!(done["failed"], 3, "{done}");
+    assert_eq!(
+        done["skipped_by_reason"],
+        json!({"no_consent": 1, "outside_window": 1}),
+        "{done}"
+    );
+    let (_, failed) = h
+        .api(Method::GET, &format!("/api/campaigns/{id}/recipients/?status=failed"), None)
+        .await;
+    let by_code: BTreeMap<i64, bool> = failed["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["error_code"].as_i64().unwrap(), r["retryable"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        by_code,
+        BTreeMap::from([(130_429, true), (131_026, false), (131_049, true)])
+    );
+    // The contact changes the codes mean, through the contact's shard.
+    h.contact_where(&phones[0], "undeliverable", |c| c["whatsapp_status"] == "blocked").await;
+    h.contact_where(&phones[3], "marketing stopped", |c| c["marketing_opt_in"] == false).await;
+
+    // Retry the failed: only the two retryable ones are sent, once.
+    fake.clear_recipient_failures();
+    let (status, retried) = action(&h, &id, "retry-failed").await;
+    assert_eq!(status, 200, "{retried}");
+    let done = campaign_where(&h, &id, "retried", |c| c["sent"] == 3).await;
+    assert_eq!(done["failed"], 1, "{done}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let promos: Vec<String> = h
+        .sent()
+        .await
+        .into_iter()
+        .filter(|s| s.1 == "Promo")
+        .map(|s| s.0)
+        .collect();
+    let mut expected = vec![phones[2].clone(), phones[4].clone(), phones[5].clone()];
+    expected.sort();
+    let mut promos_sorted = promos.clone();
+    promos_sorted.sort();
+    assert_eq!(promos_sorted, expected, "undeliverable and stopped are not retried");
+    h.stop().await;
+}
+
+/// A campaign whose sends are all refused for a reason retrying cannot fix (a template
+/// that does not exist) pauses itself after `pause_after_errors` in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_pauses_itself_after_consecutive_refusals() {
+    use sembang::provider::fake_cloud_api::FakeFailure;
+    let h = Harness::embedded_tuned(true, |s| s, |config| {
+        tune(config);
+        config.campaigns.pause_after_errors = 3;
+        config.whatsapp.messages_per_second = 5;
+    })
+    .await;
+    let Replies::Fake(fake) = &h.replies else {
+        unreachable!("the fake Cloud API")
+    };
+    let phones = opted_in_customers(&h, 8).await;
+    for phone in &phones {
+        fake.fail_recipient(phone, FakeFailure::Code { http_status: 404, code: 132_001 });
+    }
+    let segment = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+    )
+    .await;
+    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 8).await;
+    let body = json!({"name": "Broken template", "segments": [segment["id"]],
+                      "template": {"name": "no_such_template", "language": "ms"}});
+    let id = created(&h, "/api/campaigns/", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    action(&h, &id, "launch").await;
+    let paused = campaign_where(&h, &id, "paused", |c| c["status"] == "paused").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after = campaign(&h, &id).await;
+    assert_eq!(after["status"], "paused");
+    assert_eq!(after["failed"], 3, "{paused}");
+    assert_eq!(after["pending"], 5, "the rest wait for a resume: {after}");
+    h.stop().await;
+}

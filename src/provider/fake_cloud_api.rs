@@ -98,6 +98,9 @@ struct Media {
 struct Inner {
     sent: Vec<FakeSent>,
     failures: VecDeque<FakeFailure>,
+    /// Failures for every send to one recipient (by `to` digits), as the Cloud API
+    /// answers for an undeliverable number or a user who stopped marketing.
+    recipient_failures: HashMap<String, FakeFailure>,
     throughput: HashMap<String, TokenBucket>,
     pairs: HashMap<(String, String), TokenBucket>,
     media: HashMap<String, Media>,
@@ -199,6 +202,19 @@ impl FakeCloudApi {
     }
 
     /// Makes `GET /{version}/{id}` and its download URL serve these bytes.
+    /// Sends to every recipient succeed again (as far as scripting goes).
+    pub fn clear_recipient_failures(&self) {
+        self.shared.lock().recipient_failures.clear();
+    }
+
+    /// Every later send to `to` (E.164 digits) fails this way.
+    pub fn fail_recipient(&self, to: &str, failure: FakeFailure) {
+        self.shared
+            .lock()
+            .recipient_failures
+            .insert(to.to_string(), failure);
+    }
+
     pub fn add_media(&self, id: &str, bytes: impl Into<Vec<u8>>, mime: &str) {
         let bytes: Vec<u8> = bytes.into();
         let media = Media {
@@ -286,6 +302,8 @@ fn scripted_message(code: i64) -> &'static str {
         131047 => "Re-engagement message",
         131048 => "Spam rate limit hit",
         131049 => "This message was not delivered to maintain healthy ecosystem engagement",
+        131050 => "User has stopped marketing messages",
+        132001 => "Template name does not exist in the translation",
         _ => "Scripted failure",
     }
 }
@@ -302,7 +320,16 @@ async fn send_message(
     if version != shared.config.api_version {
         return unknown_version(&version);
     }
-    let failure = shared.lock().failures.pop_front();
+    let failure = {
+        let mut inner = shared.lock();
+        match inner.failures.pop_front() {
+            Some(failure) => Some(failure),
+            None => serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| b.get("to").and_then(Value::as_str).map(str::to_string))
+                .and_then(|to| inner.recipient_failures.get(&to).cloned()),
+        }
+    };
     match failure {
         Some(FakeFailure::Code { http_status, code }) => {
             let status = StatusCode::from_u16(http_status).unwrap_or(StatusCode::BAD_REQUEST);

@@ -809,3 +809,45 @@ async fn a_campaign_pauses_itself_after_consecutive_refusals() {
     assert_eq!(after["pending"], 5, "the rest wait for a resume: {after}");
     h.stop().await;
 }
+
+/// During quiet hours marketing sends wait (the recipients stay pending, nothing goes);
+/// at the campaign's end those still waiting are recorded as expired and the campaign
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quiet_hours_hold_sends_and_the_end_expires_the_rest() {
+    let malaysia_now = Utc::now().with_timezone(&sembang::domain::clock::malaysia());
+    let h = Harness::embedded_tuned(true, |s| s, |config| {
+        tune(config);
+        // Quiet hours around now, whatever the time of day the test runs.
+        let hhmm = |t: chrono::DateTime<chrono::FixedOffset>| t.format("%H:%M").to_string();
+        config.campaigns.quiet_hours_start = hhmm(malaysia_now - chrono::Duration::hours(1));
+        config.campaigns.quiet_hours_end = hhmm(malaysia_now + chrono::Duration::hours(1));
+    })
+    .await;
+    opted_in_customers(&h, 3).await;
+    let segment = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+    )
+    .await;
+    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 3).await;
+    let end = Utc::now() + chrono::Duration::seconds(4);
+    let body = json!({"name": "Night owl", "segments": [segment["id"]], "message_text": "Late deal",
+                      "scheduled_end": end});
+    let id = created(&h, "/api/campaigns/", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    action(&h, &id, "launch").await;
+    campaign_where(&h, &id, "planned", |c| c["recipients"] == 3).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let waiting = campaign(&h, &id).await;
+    assert_eq!((waiting["pending"].as_u64(), waiting["sent"].as_u64()), (Some(3), Some(0)), "{waiting}");
+    assert!(h.metrics().await.contains("sembang_campaign_sends_total{outcome=\"quiet_hours\"}"));
+    let ended = campaign_where(&h, &id, "ended", |c| c["status"] == "completed").await;
+    assert_eq!(ended["skipped_by_reason"], json!({"expired": 3}), "{ended}");
+    assert!(Utc::now() >= end);
+    assert!(!h.sent().await.iter().any(|s| s.1 == "Late deal"));
+    h.stop().await;
+}

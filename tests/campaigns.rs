@@ -690,11 +690,15 @@ async fn triggered_campaigns_on_the_real_stack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_retried() {
     use sembang::provider::fake_cloud_api::FakeFailure;
-    let h = Harness::embedded_tuned(true, |s| s, |config| {
-        tune(config);
-        // A rate limit that never lifts uses up the send budget quickly.
-        config.whatsapp.send_budget_ms = 1_500;
-    })
+    let h = Harness::embedded_tuned(
+        true,
+        |s| s,
+        |config| {
+            tune(config);
+            // A rate limit that never lifts uses up the send budget quickly.
+            config.whatsapp.send_budget_ms = 1_500;
+        },
+    )
     .await;
     let Replies::Fake(fake) = &h.replies else {
         unreachable!("the fake Cloud API")
@@ -722,7 +726,10 @@ async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_ret
         .unwrap()
         .to_string();
     action(&h, &id, "launch").await;
-    let done = campaign_where(&h, &id, "every outcome", |c| c["pending"] == 0 && c["recipients"] == 6).await;
+    let done = campaign_where(&h, &id, "every outcome", |c| {
+        c["pending"] == 0 && c["recipients"] == 6
+    })
+    .await;
     assert_eq!(done["sent"], 1, "{done}");
     assert_eq!(done["failed"], 3, "{done}");
     assert_eq!(
@@ -731,21 +738,36 @@ async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_ret
         "{done}"
     );
     let (_, failed) = h
-        .api(Method::GET, &format!("/api/campaigns/{id}/recipients/?status=failed"), None)
+        .api(
+            Method::GET,
+            &format!("/api/campaigns/{id}/recipients/?status=failed"),
+            None,
+        )
         .await;
     let by_code: BTreeMap<i64, bool> = failed["recipients"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["error_code"].as_i64().unwrap(), r["retryable"].as_bool().unwrap()))
+        .map(|r| {
+            (
+                r["error_code"].as_i64().unwrap(),
+                r["retryable"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         by_code,
         BTreeMap::from([(130_429, true), (131_026, false), (131_049, true)])
     );
     // The contact changes the codes mean, through the contact's shard.
-    h.contact_where(&phones[0], "undeliverable", |c| c["whatsapp_status"] == "blocked").await;
-    h.contact_where(&phones[3], "marketing stopped", |c| c["marketing_opt_in"] == false).await;
+    h.contact_where(&phones[0], "undeliverable", |c| {
+        c["whatsapp_status"] == "blocked"
+    })
+    .await;
+    h.contact_where(&phones[3], "marketing stopped", |c| {
+        c["marketing_opt_in"] == false
+    })
+    .await;
 
     // Retry the failed: only the two retryable ones are sent, once.
     fake.clear_recipient_failures();
@@ -765,7 +787,10 @@ async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_ret
     expected.sort();
     let mut promos_sorted = promos.clone();
     promos_sorted.sort();
-    assert_eq!(promos_sorted, expected, "undeliverable and stopped are not retried");
+    assert_eq!(
+        promos_sorted, expected,
+        "undeliverable and stopped are not retried"
+    );
     h.stop().await;
 }
 
@@ -774,18 +799,28 @@ async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_ret
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_campaign_pauses_itself_after_consecutive_refusals() {
     use sembang::provider::fake_cloud_api::FakeFailure;
-    let h = Harness::embedded_tuned(true, |s| s, |config| {
-        tune(config);
-        config.campaigns.pause_after_errors = 3;
-        config.whatsapp.messages_per_second = 5;
-    })
+    let h = Harness::embedded_tuned(
+        true,
+        |s| s,
+        |config| {
+            tune(config);
+            config.campaigns.pause_after_errors = 3;
+            config.whatsapp.messages_per_second = 5;
+        },
+    )
     .await;
     let Replies::Fake(fake) = &h.replies else {
         unreachable!("the fake Cloud API")
     };
     let phones = opted_in_customers(&h, 8).await;
     for phone in &phones {
-        fake.fail_recipient(phone, FakeFailure::Code { http_status: 404, code: 132_001 });
+        fake.fail_recipient(
+            phone,
+            FakeFailure::Code {
+                http_status: 404,
+                code: 132_001,
+            },
+        );
     }
     let segment = created(
         &h,
@@ -816,13 +851,17 @@ async fn a_campaign_pauses_itself_after_consecutive_refusals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quiet_hours_hold_sends_and_the_end_expires_the_rest() {
     let malaysia_now = Utc::now().with_timezone(&sembang::domain::clock::malaysia());
-    let h = Harness::embedded_tuned(true, |s| s, |config| {
-        tune(config);
-        // Quiet hours around now, whatever the time of day the test runs.
-        let hhmm = |t: chrono::DateTime<chrono::FixedOffset>| t.format("%H:%M").to_string();
-        config.campaigns.quiet_hours_start = hhmm(malaysia_now - chrono::Duration::hours(1));
-        config.campaigns.quiet_hours_end = hhmm(malaysia_now + chrono::Duration::hours(1));
-    })
+    let h = Harness::embedded_tuned(
+        true,
+        |s| s,
+        |config| {
+            tune(config);
+            // Quiet hours around now, whatever the time of day the test runs.
+            let hhmm = |t: chrono::DateTime<chrono::FixedOffset>| t.format("%H:%M").to_string();
+            config.campaigns.quiet_hours_start = hhmm(malaysia_now - chrono::Duration::hours(1));
+            config.campaigns.quiet_hours_end = hhmm(malaysia_now + chrono::Duration::hours(1));
+        },
+    )
     .await;
     opted_in_customers(&h, 3).await;
     let segment = created(
@@ -843,8 +882,15 @@ async fn quiet_hours_hold_sends_and_the_end_expires_the_rest() {
     campaign_where(&h, &id, "planned", |c| c["recipients"] == 3).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let waiting = campaign(&h, &id).await;
-    assert_eq!((waiting["pending"].as_u64(), waiting["sent"].as_u64()), (Some(3), Some(0)), "{waiting}");
-    assert!(h.metrics().await.contains("sembang_campaign_sends_total{outcome=\"quiet_hours\"}"));
+    assert_eq!(
+        (waiting["pending"].as_u64(), waiting["sent"].as_u64()),
+        (Some(3), Some(0)),
+        "{waiting}"
+    );
+    assert!(h
+        .metrics()
+        .await
+        .contains("sembang_campaign_sends_total{outcome=\"quiet_hours\"}"));
     let ended = campaign_where(&h, &id, "ended", |c| c["status"] == "completed").await;
     assert_eq!(ended["skipped_by_reason"], json!({"expired": 3}), "{ended}");
     assert!(Utc::now() >= end);

@@ -264,7 +264,19 @@ impl Worker {
             }
         };
         let now = (self.lane().now)();
-        match self.decide(&send, now).await? {
+        let decision = self.decide(&send, now).await?;
+        tracing::debug!(
+            request = %send.request_id(),
+            offset = message.offset,
+            decision = match &decision {
+                Decision::Done => "done",
+                Decision::Skip(_) => "skip",
+                Decision::Hold(why) => why,
+                Decision::Send(_) => "send",
+            },
+            "campaign send"
+        );
+        match decision {
             Decision::Done => Ok(true),
             Decision::Hold(why) => {
                 catalog::CAMPAIGN_SENDS.counter(&[why.into()]).increment(1);

@@ -126,10 +126,16 @@ impl ConsumerContext for PollContext {
                 state.assigned.extend(partitions.iter().cloned());
                 state.flow_paused
             };
-            if flow_paused {
-                if let Err(e) = consumer.pause(&list_of(&partitions)) {
-                    tracing::warn!(group = %self.group, error = %e, "cannot pause new partitions");
-                }
+            // A partition paused before a rebalance and assigned to this consumer again
+            // keeps librdkafka's pause flag: state it explicitly, as the async side
+            // assumes (a new assignment starts unpaused unless flow control holds it).
+            let result = if flow_paused {
+                consumer.pause(&list_of(&partitions))
+            } else {
+                consumer.resume(&list_of(&partitions))
+            };
+            if let Err(e) = result {
+                tracing::warn!(group = %self.group, error = %e, flow_paused, "cannot set the pause state of new partitions");
             }
             self.emit(Item::Event(ConsumerEvent::Assigned(partitions)));
         }

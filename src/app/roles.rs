@@ -254,9 +254,10 @@ impl Assembly<'_> {
             producer: self.producer.clone(),
             store: backends.store.clone(),
             provider: backends.provider.clone(),
+            // No burst: no second holds more than the rate, however the provider counts.
             limiter: Arc::new(RateLimiter::new(
                 f64::from(config.whatsapp.messages_per_second),
-                config.whatsapp.messages_per_second,
+                1,
             )),
             group: names.group("sender"),
             topic: names.name(topics::OUTBOUND),
@@ -269,7 +270,7 @@ impl Assembly<'_> {
                 inbound_topic: names.name(topics::INBOUND),
                 // About two seconds of sends at the number's rate: a revocation waits for
                 // them.
-                max_queued: (config.whatsapp.messages_per_second as usize * 2).max(10),
+                max_queued: (config.whatsapp.messages_per_second as usize * 2).max(128),
                 quiet_hours: campaigns.quiet_hours(),
                 frequency_cap: campaigns.frequency_cap(),
                 messaging_limit: campaigns.messaging_limit_24h,

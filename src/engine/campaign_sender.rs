@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use std::sync::Mutex;
 
 use crate::campaigns::content::outbound_content;
 use crate::campaigns::definition_of;
@@ -49,6 +51,10 @@ use super::consumer::{send_dead_letter, Token};
 use super::error::EngineError;
 use super::sender::{deliver, Lane, SenderConfig};
 
+/// How long a triggered send waits for its contact's row to be written.
+const TRIGGER_ROW_WAIT: Duration = Duration::from_secs(5);
+/// Campaign sends in progress at once, at most.
+const CONCURRENT_SENDS: usize = 64;
 /// How long a campaign's status is taken from the cache: a pause takes effect within it.
 const CAMPAIGN_TTL: Duration = Duration::from_secs(1);
 /// Graph error codes the lane treats in their own way.
@@ -85,7 +91,8 @@ pub struct CampaignLaneConfig {
 /// The lane as the sender's strategy holds it.
 pub struct CampaignLane {
     tx: mpsc::UnboundedSender<Message>,
-    done: mpsc::UnboundedReceiver<Result<Token, EngineError>>,
+    /// A finished send's token; `None` for one left unfinished (stopping).
+    done: mpsc::UnboundedReceiver<Result<Option<Token>, EngineError>>,
     in_flight: usize,
     task: tokio::task::JoinHandle<()>,
 }
@@ -95,22 +102,26 @@ impl CampaignLane {
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         let (done_tx, done) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            let mut worker = Worker::new(config, shutdown);
+            let worker = Arc::new(Worker::new(config, shutdown));
+            // Sends overlap (each takes its slot of the number's rate from the limiter),
+            // so a send's store and bus round trips do not cap the rate below the limit.
+            let permits = Arc::new(Semaphore::new(CONCURRENT_SENDS));
             while let Some(message) = rx.recv().await {
-                let token = (message.topic_partition(), message.offset);
-                match worker.process(&message).await {
-                    Ok(true) => {
-                        if done_tx.send(Ok(token)).is_err() {
-                            return;
-                        }
-                    }
-                    // Stopping mid-send: left unfinished, replayed later.
-                    Ok(false) => {}
-                    Err(e) => {
-                        let _ = done_tx.send(Err(e));
-                        return;
-                    }
-                }
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let (worker, done_tx) = (worker.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let token = (message.topic_partition(), message.offset);
+                    let outcome = match worker.process(&message).await {
+                        Ok(true) => Ok(Some(token)),
+                        // Stopping mid-send: left unfinished, replayed later.
+                        Ok(false) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                    drop(permit);
+                    let _ = done_tx.send(outcome);
+                });
             }
         });
         CampaignLane {
@@ -130,12 +141,15 @@ impl CampaignLane {
         }
     }
 
-    fn finish(&mut self, result: Result<Token, EngineError>) -> Result<Vec<Token>, EngineError> {
+    fn finish(
+        &mut self,
+        result: Result<Option<Token>, EngineError>,
+    ) -> Result<Vec<Token>, EngineError> {
         self.in_flight = self.in_flight.saturating_sub(1);
         catalog::CAMPAIGN_QUEUE
             .gauge(&[])
             .set(self.in_flight as f64);
-        result.map(|token| vec![token])
+        result.map(|token| token.into_iter().collect())
     }
 
     /// The next finished send (cancel-safe; never resolves while nothing is queued).
@@ -220,14 +234,21 @@ enum Decision {
     Send(Box<OutboundRequest>),
 }
 
+type CachedCampaign = Option<(CampaignRecord, CampaignDefinition)>;
+
+/// Shared by the sends in progress.
 struct Worker {
     config: Arc<SenderConfig>,
     shutdown: watch::Receiver<bool>,
-    campaigns: HashMap<String, (Instant, Option<(CampaignRecord, CampaignDefinition)>)>,
-    limit: MessagingLimit,
+    campaigns: Mutex<HashMap<String, (Instant, CachedCampaign)>>,
+    limit: Mutex<MessagingLimit>,
     /// When each customer was last sent a campaign message, per number.
-    last_sent: HashMap<(String, PhoneNumber), Instant>,
-    consecutive_errors: HashMap<String, u32>,
+    last_sent: Mutex<HashMap<(String, PhoneNumber), Instant>>,
+    consecutive_errors: Mutex<HashMap<String, u32>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Worker {
@@ -236,10 +257,10 @@ impl Worker {
         Worker {
             config,
             shutdown,
-            campaigns: HashMap::new(),
-            limit,
-            last_sent: HashMap::new(),
-            consecutive_errors: HashMap::new(),
+            campaigns: Mutex::new(HashMap::new()),
+            limit: Mutex::new(limit),
+            last_sent: Mutex::new(HashMap::new()),
+            consecutive_errors: Mutex::new(HashMap::new()),
         }
     }
 
@@ -248,7 +269,7 @@ impl Worker {
     }
 
     /// True when the record is finished.
-    async fn process(&mut self, message: &Message) -> Result<bool, EngineError> {
+    async fn process(&self, message: &Message) -> Result<bool, EngineError> {
         let send: CampaignSend = match serde_json::from_slice(&message.payload) {
             Ok(send) => send,
             Err(e) => {
@@ -263,6 +284,12 @@ impl Worker {
                 return Ok(true);
             }
         };
+        // The send's slot of the number's rate first, then the decision: a pause, a STOP
+        // or the end is seen by every send that has not gone yet.
+        self.config
+            .limiter
+            .until_ready_after_replies(&send.phone_number_id)
+            .await;
         let now = (self.lane().now)();
         let decision = self.decide(&send, now).await?;
         tracing::debug!(
@@ -290,11 +317,8 @@ impl Worker {
         }
     }
 
-    async fn campaign(
-        &mut self,
-        campaign_id: &str,
-    ) -> Result<Option<(CampaignRecord, CampaignDefinition)>, EngineError> {
-        if let Some((at, cached)) = self.campaigns.get(campaign_id) {
+    async fn campaign(&self, campaign_id: &str) -> Result<CachedCampaign, EngineError> {
+        if let Some((at, cached)) = lock(&self.campaigns).get(campaign_id) {
             if at.elapsed() < CAMPAIGN_TTL {
                 return Ok(cached.clone());
             }
@@ -308,16 +332,16 @@ impl Worker {
                 None
             }
         });
-        if self.campaigns.len() > 1_000 {
-            self.campaigns.clear();
+        let mut campaigns = lock(&self.campaigns);
+        if campaigns.len() > 1_000 {
+            campaigns.clear();
         }
-        self.campaigns
-            .insert(campaign_id.to_string(), (Instant::now(), loaded.clone()));
+        campaigns.insert(campaign_id.to_string(), (Instant::now(), loaded.clone()));
         Ok(loaded)
     }
 
     async fn decide(
-        &mut self,
+        &self,
         send: &CampaignSend,
         now: DateTime<Utc>,
     ) -> Result<Decision, EngineError> {
@@ -348,8 +372,7 @@ impl Worker {
         if self.lane().quiet_hours.resumes_at(now).is_some() {
             return Ok(Decision::Hold("quiet_hours"));
         }
-        let Some(contact) = with_retries("load_contact", || store.load_contact(&send.to)).await?
-        else {
+        let Some(contact) = self.contact_as_of(send).await? else {
             return Ok(Decision::Skip(SkipReason::UnknownContact));
         };
         let cap = definition
@@ -365,7 +388,7 @@ impl Worker {
                 return Ok(Decision::Skip(SkipReason::RenderFailed));
             }
         };
-        if !self.limit.admit(&send.to, now) {
+        if !lock(&self.limit).admit(&send.to, now) {
             return Ok(Decision::Hold("messaging_limit"));
         }
         let content = outbound_content(rendered, &|text| text);
@@ -381,6 +404,31 @@ impl Worker {
             in_reply_to: None,
             created_at: send.planned_at,
         })))
+    }
+
+    /// The contact as stored. A triggered send is written by the contact's shard before
+    /// the contact's row (so a crash cannot lose it): it waits (a little) for the row of
+    /// the change that triggered it, to personalise with the new tier, the new name.
+    async fn contact_as_of(
+        &self,
+        send: &CampaignSend,
+    ) -> Result<Option<crate::domain::contact::Contact>, EngineError> {
+        let store = self.config.store.clone();
+        let deadline = Instant::now() + TRIGGER_ROW_WAIT;
+        loop {
+            let contact = with_retries("load_contact", || store.load_contact(&send.to)).await?;
+            let fresh = send.occurrence.is_none()
+                || contact
+                    .as_ref()
+                    // Stores keep milliseconds.
+                    .is_some_and(|c| {
+                        c.updated_at.timestamp_millis() >= send.planned_at.timestamp_millis()
+                    });
+            if fresh || Instant::now() >= deadline {
+                return Ok(contact);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The message with its links replaced by this recipient's tracking links (on the text
@@ -404,33 +452,40 @@ impl Worker {
     }
 
     /// Waits out the pair interval to this customer from this number.
-    async fn pair_pause(&mut self, number: &str, to: &PhoneNumber) {
+    async fn pair_pause(&self, number: &str, to: &PhoneNumber) {
         let interval = self.lane().pair_interval;
         if interval.is_zero() {
             return;
         }
         let key = (number.to_string(), to.clone());
-        if let Some(last) = self.last_sent.get(&key) {
-            let left = interval.saturating_sub(last.elapsed());
-            if !left.is_zero() {
-                tokio::time::sleep(left).await;
+        // The slot is taken now, so two sends to one customer wait for each other.
+        let left = {
+            let mut last_sent = lock(&self.last_sent);
+            if last_sent.len() > 100_000 {
+                last_sent.retain(|_, at| at.elapsed() < interval);
             }
+            let now = Instant::now();
+            let free_at = last_sent
+                .get(&key)
+                .map_or(now, |last| (*last + interval).max(now));
+            last_sent.insert(key, free_at);
+            free_at - now
+        };
+        if !left.is_zero() {
+            tokio::time::sleep(left).await;
         }
-        if self.last_sent.len() > 100_000 {
-            self.last_sent.retain(|_, at| at.elapsed() < interval);
-        }
-        self.last_sent.insert(key, Instant::now());
     }
 
     async fn send(
-        &mut self,
+        &self,
         send: &CampaignSend,
         request: &OutboundRequest,
     ) -> Result<bool, EngineError> {
         self.pair_pause(&request.phone_number_id, &request.to).await;
         let config = self.config.clone();
+        let mut shutdown = self.shutdown.clone();
         let Some((result, class)) =
-            deliver(&config, request, Lane::Campaign, &mut self.shutdown).await?
+            deliver(&config, request, Lane::Campaign, &mut shutdown).await?
         else {
             return Ok(false);
         };
@@ -438,7 +493,7 @@ impl Worker {
         let mut outputs = Vec::new();
         let (update, outcome, event) = match &result.outcome {
             Outcome::Sent { wamid } => {
-                self.consecutive_errors.remove(&send.campaign_id);
+                lock(&self.consecutive_errors).remove(&send.campaign_id);
                 let days = self.campaign(&send.campaign_id).await?.map_or(
                     crate::domain::campaign::definition::DEFAULT_ATTRIBUTION_DAYS,
                     |(_, d)| d.attribution_days,
@@ -498,7 +553,7 @@ impl Worker {
 
     /// The recipient's step for a refused send, and the metric label.
     async fn failure(
-        &mut self,
+        &self,
         send: &CampaignSend,
         code: Option<i64>,
         reason: &str,
@@ -546,17 +601,17 @@ impl Worker {
     }
 
     /// One more refusal in a row; at the limit the campaign pauses itself.
-    async fn count_error(&mut self, send: &CampaignSend) -> Result<(), EngineError> {
+    async fn count_error(&self, send: &CampaignSend) -> Result<(), EngineError> {
         let limit = self.lane().pause_after_errors;
-        let errors = self
-            .consecutive_errors
-            .entry(send.campaign_id.clone())
-            .or_default();
-        *errors += 1;
-        if limit == 0 || *errors < limit {
-            return Ok(());
+        {
+            let mut consecutive = lock(&self.consecutive_errors);
+            let errors = consecutive.entry(send.campaign_id.clone()).or_default();
+            *errors += 1;
+            if limit == 0 || *errors < limit {
+                return Ok(());
+            }
+            consecutive.remove(&send.campaign_id);
         }
-        self.consecutive_errors.remove(&send.campaign_id);
         let store = self.config.store.clone();
         let Some(mut record) =
             with_retries("campaign", || store.campaign(&send.campaign_id)).await?
@@ -569,7 +624,7 @@ impl Worker {
         record.status = CampaignStatus::Paused;
         record.updated_at = Utc::now();
         with_retries("put_campaign", || store.put_campaign(&record)).await?;
-        self.campaigns.remove(&send.campaign_id);
+        lock(&self.campaigns).remove(&send.campaign_id);
         tracing::error!(
             campaign = %send.campaign_id,
             errors = limit,
@@ -579,7 +634,7 @@ impl Worker {
     }
 
     async fn skip(
-        &mut self,
+        &self,
         send: &CampaignSend,
         reason: SkipReason,
         at: DateTime<Utc>,

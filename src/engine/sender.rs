@@ -75,7 +75,8 @@ pub struct SenderConfig {
 }
 
 /// Which queue a send comes from: replies take the next slot of the number's rate,
-/// campaign sends what replies leave.
+/// campaign sends what replies leave (a campaign send has taken the slot of its first
+/// attempt already, see `campaign_sender`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
     Reply,
@@ -437,16 +438,21 @@ async fn send_with_retries(
         tracing::debug!(request = %request.request_id, "send to retry");
         Some(delay)
     };
+    // A campaign send took its first slot before it was decided (so a pause stops what
+    // waits for the rate): only its retries wait again.
+    let first_paced = std::sync::atomic::AtomicBool::new(lane == Lane::Campaign);
     RetryPolicy::SENDS
         .run_adjusted("provider_send", retryable, adjust, || async {
             let waited = std::time::Instant::now();
             match lane {
                 Lane::Reply => config.limiter.until_ready(&request.phone_number_id).await,
                 Lane::Campaign => {
-                    config
-                        .limiter
-                        .until_ready_after_replies(&request.phone_number_id)
-                        .await
+                    if !first_paced.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                        config
+                            .limiter
+                            .until_ready_after_replies(&request.phone_number_id)
+                            .await
+                    }
                 }
             }
             catalog::SENDER_RATE_LIMIT_WAIT

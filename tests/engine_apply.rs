@@ -777,3 +777,36 @@ mod ocr {
         assert_eq!(effects.replies[0].request_id, "ocr:wamid.bad");
     }
 }
+
+/// A `user_preferences` stop from WhatsApp withdraws marketing consent; a resume gives it
+/// back (it is the customer's own choice); a stale one changes nothing.
+#[test]
+fn marketing_preferences_from_whatsapp_stop_and_resume_marketing() {
+    use sembang::topics::inbound::{Business, EventPayload, MarketingPreference};
+    let mut w = World::new();
+    w.effects(&text("wamid.s", 10, "START"));
+    assert!(w.contact.marketing_opt_in);
+    let preference = |stop: bool, seconds: i64| InboundEvent {
+        business: Business {
+            waba_id: "1".into(),
+            phone_number_id: "106540352242922".into(),
+            display_phone_number: "60321611234".into(),
+        },
+        payload: EventPayload::MarketingPreference(MarketingPreference {
+            wa_id: SITI.into(),
+            stop,
+            at: at(seconds),
+        }),
+    };
+    w.effects(&preference(true, 20));
+    assert!(!w.contact.marketing_opt_in);
+    assert_eq!(
+        w.contact.consent_change.as_ref().unwrap().source,
+        "webhook:user_preferences"
+    );
+    // Older than the change on record: ignored.
+    w.effects(&preference(false, 15));
+    assert!(!w.contact.marketing_opt_in);
+    w.effects(&preference(false, 30));
+    assert!(w.contact.marketing_opt_in);
+}

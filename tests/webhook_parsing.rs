@@ -816,6 +816,7 @@ const ALL_FIXTURES: &[&str] = &[
     "value_errors",
     "batch",
     "non_messages_field",
+    "user_preferences",
 ];
 
 #[test]
@@ -841,6 +842,7 @@ fn every_event_round_trips_through_json() {
                 EventPayload::Status(s) if s.status.known().is_none() => "unknown_status",
                 EventPayload::Status(_) => "status",
                 EventPayload::Error(_) => "error",
+                EventPayload::MarketingPreference(_) => "marketing_preference",
                 EventPayload::ProfileEdit(_)
                 | EventPayload::CampaignSend(_)
                 | EventPayload::Click(_) => {
@@ -849,7 +851,39 @@ fn every_event_round_trips_through_json() {
             });
         }
     }
-    assert_eq!(seen.len(), 11, "{seen:?}");
+    assert_eq!(seen.len(), 12, "{seen:?}");
+}
+
+/// Customers stopping and resuming marketing in WhatsApp: one event each; another
+/// category is not ours; a value that is neither stop nor resume is set aside.
+#[test]
+fn user_preferences_become_marketing_preference_events() {
+    use sembang::topics::inbound::MarketingPreference;
+    let parsed = parse("user_preferences");
+    let preferences: Vec<&MarketingPreference> = parsed
+        .events
+        .iter()
+        .map(|e| match &e.payload {
+            EventPayload::MarketingPreference(p) => p,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(preferences.len(), 2);
+    assert_eq!(
+        (preferences[0].wa_id.as_str(), preferences[0].stop),
+        ("60123456789", true)
+    );
+    assert_eq!(
+        (preferences[1].wa_id.as_str(), preferences[1].stop),
+        ("60129876543", false)
+    );
+    assert_eq!(parsed.events[0].partition_key(), "60123456789");
+    assert_eq!(parsed.rejected.len(), 1);
+    assert!(parsed.rejected[0]
+        .error
+        .to_string()
+        .contains("not stop or resume"));
+    assert!(parsed.skipped.is_empty());
 }
 
 #[test]

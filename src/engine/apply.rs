@@ -175,6 +175,24 @@ pub fn apply(
         EventPayload::Click(click) => {
             apply_campaign::apply_click(contact, &event.business, click, &mut effects)
         }
+        EventPayload::MarketingPreference(preference) => {
+            let source = "webhook:user_preferences";
+            let changed = if preference.stop {
+                apply_campaign::record_consent(contact, false, preference.at, source, None, true)
+            } else {
+                apply_campaign::record_consent(contact, true, preference.at, source, None, true)
+            };
+            if changed {
+                let reason = if preference.stop {
+                    "marketing_stopped"
+                } else {
+                    "opt_in"
+                };
+                effects
+                    .events
+                    .push(snapshot(contact, reason, &key, ctx.today));
+            }
+        }
         // Not routed to contacts; nothing to do if one arrives here.
         EventPayload::Error(_) => {}
     }

@@ -42,6 +42,19 @@ pub struct ChangeValue {
     pub statuses: Vec<Value>,
     #[serde(default)]
     pub errors: Vec<Value>,
+    /// A `user_preferences` change: customers stopping or resuming marketing messages.
+    #[serde(default)]
+    pub user_preferences: Vec<Value>,
+}
+
+/// One item of a `user_preferences` change.
+#[derive(Debug, Deserialize)]
+pub struct UserPreference {
+    pub wa_id: Option<String>,
+    pub category: Option<String>,
+    /// `stop` or `resume`.
+    pub value: Option<String>,
+    pub timestamp: Option<Timestamp>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,7 +2,8 @@
 //!
 //! Order: entry order, then change order, then within one change all `messages[]` (in
 //! order), then all `statuses[]`, then all value-level `errors[]`.
-//! A change whose `field` is not `messages` is skipped and reported in
+//! A `user_preferences` change (marketing messages stopped or resumed) gives one event per
+//! customer. A change whose `field` is neither is skipped and reported in
 //! [`ParsedWebhook::skipped`]. An unreadable item of a readable envelope is set aside in
 //! [`ParsedWebhook::rejected`] with its reason. The parser never panics: every input gives
 //! events (and set-aside items) or a [`ParseError`].
@@ -16,12 +17,14 @@ use thiserror::Error;
 
 use super::envelope::{self, ChangeValue, Envelope, Timestamp};
 use crate::topics::inbound::{
-    ApiError, Business, EventPayload, InboundEvent, InboundMessage, MessageKind, ReplyContext,
-    ReportedStatus, StatusReport,
+    ApiError, Business, EventPayload, InboundEvent, InboundMessage, MarketingPreference,
+    MessageKind, ReplyContext, ReportedStatus, StatusReport,
 };
 
 pub const EXPECTED_OBJECT: &str = "whatsapp_business_account";
 const MESSAGES_FIELD: &str = "messages";
+/// Customers stopping or resuming marketing messages (as 131050 reports on a send).
+const PREFERENCES_FIELD: &str = "user_preferences";
 /// Longest excerpt of offending input kept in an error (bodies can be megabytes).
 const EXCERPT: usize = 64;
 
@@ -108,7 +111,8 @@ fn split_entry(raw: &Value, at: &str, parsed: &mut ParsedWebhook) -> Result<(), 
     let waba_id = entry.id.ok_or_else(|| missing(format!("{at}.id")))?;
     for (j, change) in entry.changes.into_iter().enumerate() {
         let at = format!("{at}.changes[{j}]");
-        if change.field.as_deref() != Some(MESSAGES_FIELD) {
+        let field = change.field.as_deref();
+        if field != Some(MESSAGES_FIELD) && field != Some(PREFERENCES_FIELD) {
             parsed.skipped.push(SkippedChange {
                 location: at,
                 waba_id: waba_id.clone(),
@@ -120,7 +124,7 @@ fn split_entry(raw: &Value, at: &str, parsed: &mut ParsedWebhook) -> Result<(), 
         let Some(value) = change.value else {
             parsed.rejected.push(RejectedItem {
                 error: missing(&at),
-                raw: serde_json::json!({ "field": MESSAGES_FIELD }),
+                raw: serde_json::json!({ "field": change.field }),
             });
             continue;
         };
@@ -191,6 +195,15 @@ fn split_value(
         let at = format!("{at}.statuses[{k}]");
         match deserialize_value(raw, &at).and_then(|status| parse_status(status, &at)) {
             Ok(status) => events.push(EventPayload::Status(status)),
+            Err(error) => set_aside(error, raw),
+        }
+    }
+    for (k, raw) in value.user_preferences.iter().enumerate() {
+        let at = format!("{at}.user_preferences[{k}]");
+        match deserialize_value(raw, &at).and_then(|p| parse_preference(p, &at)) {
+            Ok(Some(preference)) => events.push(EventPayload::MarketingPreference(preference)),
+            // Another category than marketing: nothing to do.
+            Ok(None) => {}
             Err(error) => set_aside(error, raw),
         }
     }
@@ -348,6 +361,31 @@ fn parse_error(e: envelope::Error, at: &str) -> Result<ApiError, ParseError> {
         message: e.message,
         details: e.error_data.and_then(|d| d.details),
     })
+}
+
+fn parse_preference(
+    raw: envelope::UserPreference,
+    at: &str,
+) -> Result<Option<MarketingPreference>, ParseError> {
+    if raw.category.as_deref() != Some("marketing_messages") {
+        return Ok(None);
+    }
+    let wa_id = raw.wa_id.ok_or_else(|| missing(format!("{at}.wa_id")))?;
+    let stop = match raw.value.as_deref() {
+        Some("stop") => true,
+        Some("resume") => false,
+        other => {
+            return Err(ParseError::InvalidField {
+                location: format!("{at}.value"),
+                reason: format!("{:?} is not stop or resume", other.map(excerpt)),
+            })
+        }
+    };
+    Ok(Some(MarketingPreference {
+        wa_id,
+        stop,
+        at: timestamp(raw.timestamp, &format!("{at}.timestamp"))?,
+    }))
 }
 
 fn timestamp(raw: Option<Timestamp>, at: &str) -> Result<DateTime<Utc>, ParseError> {

@@ -44,6 +44,17 @@ pub enum EventPayload {
     CampaignSend(CampaignSendOutcome),
     /// A click on a campaign's tracking link.
     Click(LinkClick),
+    /// The customer stopped (or resumed) marketing messages in WhatsApp (a
+    /// `user_preferences` webhook).
+    MarketingPreference(MarketingPreference),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketingPreference {
+    pub wa_id: String,
+    /// `stop`: no more marketing; `resume`: marketing again.
+    pub stop: bool,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,6 +272,7 @@ impl InboundEvent {
             EventPayload::ProfileEdit(e) => Some(&e.wa_id),
             EventPayload::CampaignSend(s) => Some(&s.wa_id),
             EventPayload::Click(c) => Some(&c.wa_id),
+            EventPayload::MarketingPreference(p) => Some(&p.wa_id),
             EventPayload::Error(_) => None,
         }
     }
@@ -293,6 +305,7 @@ impl InboundEvent {
             EventPayload::ProfileEdit(e) => Some(e.at),
             EventPayload::CampaignSend(s) => Some(s.at),
             EventPayload::Click(c) => Some(c.at),
+            EventPayload::MarketingPreference(p) => Some(p.at),
             EventPayload::Error(_) => None,
         }
     }
@@ -307,6 +320,12 @@ impl InboundEvent {
             EventPayload::ProfileEdit(e) => format!("edit:{}", e.edit_id),
             EventPayload::CampaignSend(s) => format!("campaign_send:{}", s.request_id),
             EventPayload::Click(c) => format!("click:{}", c.click_id),
+            EventPayload::MarketingPreference(p) => format!(
+                "preference:{}:{}:{}",
+                p.wa_id,
+                if p.stop { "stop" } else { "resume" },
+                p.at.timestamp()
+            ),
             EventPayload::Error(e) => format!(
                 "error:{}:{}:{}:{}",
                 self.business.phone_number_id,

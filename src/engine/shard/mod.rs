@@ -106,6 +106,7 @@ impl WorkEvent {
                 EventPayload::ProfileEdit(_) => "profile_edit",
                 EventPayload::CampaignSend(_) => "campaign_send",
                 EventPayload::Click(_) => "click",
+                EventPayload::MarketingPreference(_) => "marketing_preference",
             },
             WorkEvent::Ocr(_) => "ocr_result",
         }

@@ -188,6 +188,8 @@ async fn main() {
     config.http.listen = "127.0.0.1:0".into();
     config.bus.namespace = run.clone();
     config.engine.roles = vec![Role::Engine, Role::Sender, Role::Analytics, Role::Api];
+    // Loopback only, as in the embedded profile.
+    config.admin.require_api_key = false;
     config.bus.backend = BusBackend::Kafka;
     config.bus.kafka_brokers = env_or("SEMBANG_TEST_KAFKA", "127.0.0.1:9092");
     config.store.backend = StoreBackend::Scylla;
@@ -289,7 +291,10 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    let id = campaign["id"].as_str().unwrap().to_string();
+    let id = campaign["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("campaign not created: {campaign}"))
+        .to_string();
     let launched = Instant::now();
     let answer = http
         .post(format!("{base}/api/campaigns/{id}/launch"))
@@ -353,6 +358,9 @@ async fn main() {
     let span = (last - first).to_std().unwrap().as_secs_f64();
     let achieved = (promos.len() as f64 - 1.0) / span;
     let since_launch: Vec<FakeSent> = sent.iter().filter(|s| s.time >= first).cloned().collect();
+    // Everything the number sent while the campaign was sending (replies take their part).
+    let number_sends = since_launch.iter().filter(|s| s.time <= last).count();
+    let number_rate = (number_sends as f64 - 1.0) / span;
     let (worst, over) = windows(&since_launch, args.rate);
     println!(
         "planning: {:.2} s for {} recipients",
@@ -360,15 +368,17 @@ async fn main() {
         args.recipients
     );
     println!(
-        "pacing: {} campaign sends in {:.1} s = {:.1} msg/s = {:.1} % of {}; busiest second {} sends of the number; windows over the rate {}; 130429 answers {}",
+        "pacing: {} campaign sends in {:.1} s = {:.1} msg/s = {:.1} % of {}; with replies the number sent {:.1} msg/s = {:.1} %; busiest second {} sends of the number; windows over the rate {}; 130429 answers {}",
         promos.len(),
         span,
         achieved,
         100.0 * achieved / f64::from(args.rate),
         args.rate,
+        number_rate,
+        100.0 * number_rate / f64::from(args.rate),
         worst,
         over,
-        metric_sum(&metrics, "sembang_provider_errors_total{code=\"130429\"}")
+        metric_sum(&metrics, "sembang_provider_errors_total{code=\"130429\"}") + 0.0
     );
     println!(
         "exactly once: {} sends to {} distinct recipients of {}",

@@ -284,12 +284,6 @@ impl Worker {
                 return Ok(true);
             }
         };
-        // The send's slot of the number's rate first, then the decision: a pause, a STOP
-        // or the end is seen by every send that has not gone yet.
-        self.config
-            .limiter
-            .until_ready_after_replies(&send.phone_number_id)
-            .await;
         let now = (self.lane().now)();
         let decision = self.decide(&send, now).await?;
         tracing::debug!(
@@ -482,6 +476,26 @@ impl Worker {
         request: &OutboundRequest,
     ) -> Result<bool, EngineError> {
         self.pair_pause(&request.phone_number_id, &request.to).await;
+        // The slot of the number's rate just before the request, so requests reach the
+        // provider evenly spaced; then the campaign's status once more (from memory): a
+        // pause or cancel stops what was waiting for the rate.
+        self.config
+            .limiter
+            .until_ready_after_replies(&send.phone_number_id)
+            .await;
+        match self.campaign(&send.campaign_id).await? {
+            Some((record, _)) if record.status == CampaignStatus::Running => {}
+            Some((record, _)) if record.status == CampaignStatus::Cancelled => {
+                self.skip(send, SkipReason::Cancelled, Utc::now()).await?;
+                return Ok(true);
+            }
+            _ => {
+                catalog::CAMPAIGN_SENDS
+                    .counter(&["held".into()])
+                    .increment(1);
+                return Ok(true);
+            }
+        }
         let config = self.config.clone();
         let mut shutdown = self.shutdown.clone();
         let Some((result, class)) =

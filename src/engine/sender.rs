@@ -438,8 +438,8 @@ async fn send_with_retries(
         tracing::debug!(request = %request.request_id, "send to retry");
         Some(delay)
     };
-    // A campaign send took its first slot before it was decided (so a pause stops what
-    // waits for the rate): only its retries wait again.
+    // A campaign send took its first slot just before (after checking its campaign is
+    // still running): only its retries wait again.
     let first_paced = std::sync::atomic::AtomicBool::new(lane == Lane::Campaign);
     RetryPolicy::SENDS
         .run_adjusted("provider_send", retryable, adjust, || async {

@@ -38,7 +38,15 @@ impl TokenBucket {
     /// Takes a token at `now`, or says how long until one is there. Times earlier than a
     /// previous call are treated as that call's time.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
-        let full_at = self.full_at.map_or(now, |t| t.max(now));
+        // A waiter woken a little late (timers fire on millisecond ticks) keeps the
+        // schedule: up to half an interval behind it still counts from the schedule, so a
+        // busy bucket runs at its rate, not at the rate of its timer; further behind (idle),
+        // it starts from now.
+        let full_at = match self.full_at {
+            Some(t) if t >= now => t,
+            Some(t) if now - t <= self.interval / 2 => t,
+            _ => now,
+        };
         let ahead = full_at - now;
         if ahead > self.tolerance {
             return Err(ahead - self.tolerance);
@@ -174,6 +182,26 @@ mod tests {
             }
         }
         assert_eq!(sent, 80);
+    }
+
+    #[test]
+    fn a_waiter_woken_late_keeps_the_schedule() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(80.0, 1);
+        // Each take 1 ms after it was due (a timer tick late), for a simulated second.
+        let mut now = t0;
+        let mut sent = 0;
+        while now < t0 + Duration::from_secs(1) {
+            match bucket.try_take(now) {
+                Ok(()) => sent += 1,
+                Err(wait) => now += wait + ms(1),
+            }
+        }
+        assert_eq!(sent, 80, "the rate, not the timer's");
+        // Long idle: no catching up beyond half an interval.
+        let later = now + Duration::from_secs(5);
+        assert_eq!(bucket.try_take(later), Ok(()));
+        assert!(bucket.try_take(later).is_err());
     }
 
     #[test]

@@ -317,6 +317,21 @@ impl Worker {
                 return Ok(cached.clone());
             }
         }
+        self.campaign_from_store(campaign_id).await
+    }
+
+    /// The campaign as stored now. A send is held only on this: a cached "paused" may be
+    /// a second old, and a send the resume re-enqueued must not be held by it.
+    async fn running_now(&self, campaign_id: &str) -> Result<CachedCampaign, EngineError> {
+        match self.campaign(campaign_id).await? {
+            Some((record, definition)) if record.status == CampaignStatus::Running => {
+                Ok(Some((record, definition)))
+            }
+            _ => self.campaign_from_store(campaign_id).await,
+        }
+    }
+
+    async fn campaign_from_store(&self, campaign_id: &str) -> Result<CachedCampaign, EngineError> {
         let store = self.config.store.clone();
         let record = with_retries("campaign", || store.campaign(campaign_id)).await?;
         let loaded = record.and_then(|record| match definition_of(&record) {
@@ -339,7 +354,7 @@ impl Worker {
         send: &CampaignSend,
         now: DateTime<Utc>,
     ) -> Result<Decision, EngineError> {
-        let Some((record, definition)) = self.campaign(&send.campaign_id).await? else {
+        let Some((record, definition)) = self.running_now(&send.campaign_id).await? else {
             return Ok(Decision::Done);
         };
         match record.status {
@@ -483,7 +498,7 @@ impl Worker {
             .limiter
             .until_ready_after_replies(&send.phone_number_id)
             .await;
-        match self.campaign(&send.campaign_id).await? {
+        match self.running_now(&send.campaign_id).await? {
             Some((record, _)) if record.status == CampaignStatus::Running => {}
             Some((record, _)) if record.status == CampaignStatus::Cancelled => {
                 self.skip(send, SkipReason::Cancelled, Utc::now()).await?;

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::campaigns::ledger::RecipientPages;
 use crate::campaigns::{definition_of, SendingNumber};
 use crate::domain::campaign::{
     exclusion, CampaignAction, CampaignDefinition, CampaignMessage, CampaignStatus, FrequencyCap,
@@ -964,14 +965,9 @@ pub async fn recipients_csv(
         "phone_number,status,skip_reason,error_code,retryable,planned_at,sent_at,delivered_at,read_at,clicked_at,converted_at,failed_at\n",
     );
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
-    let mut token: Option<PageToken> = None;
-    loop {
-        let page = state
-            .store
-            .recipients(&id, token.take(), LEDGER_PAGE)
-            .await
-            .map_err(store_error)?;
-        for row in &page.items {
+    let mut pages = RecipientPages::new(&*state.store, &id, LEDGER_PAGE);
+    while let Some(rows) = pages.next().await.map_err(store_error)? {
+        for row in &rows {
             let v = recipient_view(&row.contact, &row.steps);
             out.push_str(&format!(
                 "{},{},{},{},{},{},{},{},{},{},{},{}\n",
@@ -988,10 +984,6 @@ pub async fn recipients_csv(
                 time(v.converted_at),
                 time(v.failed_at),
             ));
-        }
-        match page.next {
-            Some(next) => token = Some(next),
-            None => break,
         }
     }
     Ok((

@@ -20,7 +20,9 @@ use crate::domain::campaign::{
 use crate::domain::clock::malaysia;
 use crate::retry::with_retries;
 use crate::storage::bus::{BusError, Producer, Record};
-use crate::storage::store::{CampaignRecord, ContactStore, PageToken, StoreError};
+use crate::storage::store::{CampaignRecord, ContactStore, StoreError};
+
+use super::ledger::RecipientPages;
 use crate::topics::commands::Command;
 
 use super::definition_of;
@@ -46,19 +48,13 @@ pub async fn broadcast(
 /// The campaign's funnel from its whole recipient ledger.
 pub async fn funnel(store: &dyn ContactStore, campaign_id: &str) -> Result<Funnel, StoreError> {
     let mut funnel = Funnel::default();
-    let mut token: Option<PageToken> = None;
-    loop {
-        let page = store
-            .recipients(campaign_id, token.take(), LEDGER_PAGE)
-            .await?;
-        for row in &page.items {
+    let mut pages = RecipientPages::new(store, campaign_id, LEDGER_PAGE);
+    while let Some(rows) = pages.next().await? {
+        for row in &rows {
             funnel.add(&row.steps);
         }
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(funnel),
-        }
     }
+    Ok(funnel)
 }
 
 /// Records every recipient still pending as skipped for `reason`; returns how many.
@@ -69,24 +65,17 @@ pub async fn settle_pending(
     at: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let mut settled = 0;
-    let mut token: Option<PageToken> = None;
-    loop {
-        let page = store
-            .recipients(campaign_id, token.take(), LEDGER_PAGE)
-            .await?;
-        let updates: Vec<_> = page
-            .items
+    let mut pages = RecipientPages::new(store, campaign_id, LEDGER_PAGE);
+    while let Some(rows) = pages.next().await? {
+        let updates: Vec<_> = rows
             .iter()
             .filter(|row| row.steps.awaits_send())
             .map(|row| (row.contact.clone(), RecipientUpdate::Skipped { at, reason }))
             .collect();
         settled += updates.len() as u64;
         store.record_recipients(campaign_id, &updates).await?;
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(settled),
-        }
     }
+    Ok(settled)
 }
 
 pub struct CampaignClock {

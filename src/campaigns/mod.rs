@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod content;
+pub mod ledger;
 pub mod links;
 pub mod planner;
 

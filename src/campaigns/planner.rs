@@ -28,12 +28,13 @@ use crate::segments::SegmentIndex;
 use crate::storage::bus::refused::send_outputs;
 use crate::storage::bus::{BusError, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, CampaignSendEvent, SendOutcome};
-use crate::storage::store::{CampaignRecord, ContactStore, PageToken, StoreError};
+use crate::storage::store::{CampaignRecord, ContactStore, StoreError};
 use crate::topics::campaign::CampaignSend;
 use crate::topics::commands::Command;
 use crate::topics::event_id;
 
 use super::definition_of;
+use super::ledger::RecipientPages;
 
 /// Recipients written and enqueued at once.
 const CHUNK: usize = 2_000;
@@ -274,15 +275,10 @@ impl Planner {
             0
         };
         let mut report = PlanReport::default();
-        let mut token: Option<PageToken> = None;
-        loop {
-            let page = with_retries("recipients", || {
-                self.store
-                    .recipients(campaign_id, token.clone(), CHUNK as u32)
-            })
-            .await?;
+        let mut pages = RecipientPages::new(&*self.store, campaign_id, CHUNK as u32);
+        while let Some(rows) = pages.next().await? {
             let mut sends = Vec::new();
-            for row in &page.items {
+            for row in &rows {
                 let wanted = if retry_failed {
                     row.steps.retryable_failure()
                 } else {
@@ -294,10 +290,6 @@ impl Planner {
                 }
             }
             send_outputs(&*self.producer, sends, &self.dead_letter_topic).await?;
-            match page.next {
-                Some(next) => token = Some(next),
-                None => break,
-            }
         }
         tracing::info!(
             campaign = campaign_id,

@@ -631,7 +631,15 @@ async fn triggered_campaigns(h: Harness) {
     )
     .await;
     let tier_id = tier["id"].as_str().unwrap().to_string();
-    for id in [&birthday_id, &tier_id] {
+    let welcome = created(
+        &h,
+        "/api/campaigns/",
+        json!({"name": "First purchase", "message_text": "Terima kasih atas pembelian pertama anda!",
+               "trigger": {"kind": "first_purchase"}}),
+    )
+    .await;
+    let welcome_id = welcome["id"].as_str().unwrap().to_string();
+    for id in [&birthday_id, &tier_id, &welcome_id] {
         let (status, launched) = action(&h, id, "launch").await;
         assert_eq!(
             (status, launched["status"].as_str()),
@@ -647,6 +655,10 @@ async fn triggered_campaigns(h: Harness) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     produce_ocr_result(&h, &receipt("trig-r1", AMIN, 600)).await;
     campaign_where(&h, &tier_id, "the upgrade sent", |c| c["sent"] == 1).await;
+    campaign_where(&h, &welcome_id, "the first purchase thanked", |c| {
+        c["sent"] == 1
+    })
+    .await;
     // Another receipt that moves no tier sends nothing more.
     produce_ocr_result(&h, &receipt("trig-r2", AMIN, 100)).await;
     h.contact_where(AMIN, "the second receipt", |c| c["total_spent"] == "700.00")
@@ -667,6 +679,13 @@ async fn triggered_campaigns(h: Harness) {
         (AMIN, "Tahniah, anda kini Silver!")
     );
     assert_eq!(campaign(&h, &tier_id).await["recipients"], 1);
+    // The second receipt is not a first purchase: thanked once.
+    let thanks: Vec<_> = sent
+        .iter()
+        .filter(|s| s.1.starts_with("Terima kasih atas"))
+        .collect();
+    assert_eq!(thanks.len(), 1, "{sent:?}");
+    assert_eq!(thanks[0].0, AMIN);
     h.stop().await;
 }
 
@@ -895,5 +914,66 @@ async fn quiet_hours_hold_sends_and_the_end_expires_the_rest() {
     assert_eq!(ended["skipped_by_reason"], json!({"expired": 3}), "{ended}");
     assert!(Utc::now() >= end);
     assert!(!h.sent().await.iter().any(|s| s.1 == "Late deal"));
+    h.stop().await;
+}
+
+/// Cancelling a campaign mid-send: nothing more goes out, and every recipient not sent is
+/// recorded as cancelled (none is left pending).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_campaign_sends_nothing_more_and_settles_everyone() {
+    let h = Harness::embedded_tuned(
+        true,
+        |s| s,
+        |config| {
+            tune(config);
+            config.whatsapp.messages_per_second = 3;
+        },
+    )
+    .await;
+    opted_in_customers(&h, 10).await;
+    let segment = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+    )
+    .await;
+    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 10).await;
+    let body =
+        json!({"name": "Cancel me", "segments": [segment["id"]], "message_text": "Flash sale"});
+    let id = created(&h, "/api/campaigns/", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    action(&h, &id, "launch").await;
+    campaign_where(&h, &id, "one sent", |c| c["sent"].as_u64().unwrap() >= 1).await;
+    let (status, cancelled) = action(&h, &id, "cancel").await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("cancelled")),
+        "{cancelled}"
+    );
+    let settled = campaign_where(&h, &id, "settled", |c| {
+        c["pending"] == 0 && c["sent"].as_u64().unwrap() + c["skipped"].as_u64().unwrap() == 10
+    })
+    .await;
+    assert!(
+        settled["skipped_by_reason"]["cancelled"].as_u64().unwrap() >= 1,
+        "{settled}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let sent = h
+        .sent()
+        .await
+        .iter()
+        .filter(|s| s.1 == "Flash sale")
+        .count() as u64;
+    let after = campaign(&h, &id).await;
+    assert_eq!(after["sent"].as_u64(), Some(sent), "{after}");
+    assert!(
+        sent < 10,
+        "the cancel came too late to show anything: {sent}"
+    );
+    let (status, _) = action(&h, &id, "resume").await;
+    assert_eq!(status, 409, "a cancelled campaign cannot resume");
     h.stop().await;
 }

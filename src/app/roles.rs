@@ -260,10 +260,19 @@ impl Assembly<'_> {
             // No burst, and 1 % below the number's limit: requests reach the provider with
             // a few milliseconds of jitter, and at exactly the limit some one-second windows
             // would hold one or two more than it.
-            limiter: Arc::new(RateLimiter::new(
-                f64::from(config.whatsapp.messages_per_second) * PACE_SHARE,
-                1,
-            )),
+            limiter: Arc::new(
+                RateLimiter::new(
+                    f64::from(config.whatsapp.messages_per_second) * PACE_SHARE,
+                    1,
+                )
+                .with_rates(
+                    config
+                        .whatsapp
+                        .number_rates
+                        .iter()
+                        .map(|(number, rate)| (number.clone(), f64::from(*rate) * PACE_SHARE)),
+                ),
+            ),
             group: names.group("sender"),
             topic: names.name(topics::OUTBOUND),
             events_topic: names.name(topics::EVENTS),
@@ -275,7 +284,16 @@ impl Assembly<'_> {
                 inbound_topic: names.name(topics::INBOUND),
                 // About two seconds of sends at the number's rate: a revocation waits for
                 // them.
-                max_queued: (config.whatsapp.messages_per_second as usize * 2).max(128),
+                max_queued: (config
+                    .whatsapp
+                    .number_rates
+                    .values()
+                    .copied()
+                    .chain([config.whatsapp.messages_per_second])
+                    .max()
+                    .unwrap_or(80) as usize
+                    * 2)
+                .max(128),
                 quiet_hours: campaigns.quiet_hours(),
                 frequency_cap: campaigns.frequency_cap(),
                 messaging_limit: campaigns.messaging_limit_24h,

@@ -294,11 +294,16 @@ mod tests {
             due_day(Some(&nine), utc("2026-12-06T01:00:00Z")),
             NaiveDate::from_ymd_opt(2026, 12, 6)
         );
-        // 23:30 UTC is already the 7th in Malaysia.
+        // 16:30 UTC on the 6th is already the 7th in Malaysia: a midnight birthday trigger
+        // is due for the 7th, a 09:00 one not yet.
+        let midnight = Trigger::Birthday {
+            local_time: NaiveTime::MIN,
+        };
         assert_eq!(
-            due_day(Some(&nine), utc("2026-12-06T23:30:00Z")),
+            due_day(Some(&midnight), utc("2026-12-06T16:30:00Z")),
             NaiveDate::from_ymd_opt(2026, 12, 7)
         );
+        assert_eq!(due_day(Some(&nine), utc("2026-12-06T16:30:00Z")), None);
         assert_eq!(
             due_day(Some(&Trigger::TierUpgrade), utc("2026-12-06T05:00:00Z")),
             None

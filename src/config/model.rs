@@ -304,6 +304,10 @@ pub struct WhatsappConfig {
     pub wabot_instance_id: String,
     /// Messages per second per business number (Cloud API default tier: 80).
     pub messages_per_second: u32,
+    /// Per business number (phone_number_id), its own messages per second where it differs
+    /// (an upgraded number at 1,000; one shared with the Business app at 20).
+    #[serde(default)]
+    pub number_rates: std::collections::BTreeMap<String, u32>,
     /// A send with no answer within this long counts as "outcome unknown" and is not
     /// retried (the provider may have taken it).
     pub request_timeout_ms: u64,
@@ -437,6 +441,7 @@ impl Default for WhatsappConfig {
             wabot_base_url: String::new(),
             wabot_instance_id: String::new(),
             messages_per_second: 80,
+            number_rates: Default::default(),
             request_timeout_ms: 10_000,
             send_budget_ms: 60_000,
         }
@@ -640,6 +645,12 @@ impl Config {
             return Err(invalid(
                 "whatsapp.send_budget_ms",
                 "must be between 1000 and 600000",
+            ));
+        }
+        if let Some((number, _)) = self.whatsapp.number_rates.iter().find(|(_, r)| **r == 0) {
+            return Err(invalid(
+                "whatsapp.number_rates",
+                format!("{number}: messages per second must be at least 1"),
             ));
         }
         if self.whatsapp.messages_per_second == 0 {

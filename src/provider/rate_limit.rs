@@ -63,6 +63,8 @@ impl TokenBucket {
 pub struct RateLimiter {
     rate_per_second: f64,
     burst: u32,
+    /// Keys whose rate differs from `rate_per_second`.
+    rates: HashMap<String, f64>,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -82,14 +84,25 @@ impl RateLimiter {
         RateLimiter {
             rate_per_second,
             burst,
+            rates: HashMap::new(),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The same, with its own rate for some keys (each positive and finite).
+    pub fn with_rates(mut self, rates: impl IntoIterator<Item = (String, f64)>) -> Self {
+        for (key, rate) in rates {
+            let _ = TokenBucket::new(rate, self.burst);
+            self.rates.insert(key, rate);
+        }
+        self
+    }
+
     fn with_bucket<T>(&self, key: &str, f: impl FnOnce(&mut Bucket) -> T) -> T {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let rate = self.rates.get(key).copied().unwrap_or(self.rate_per_second);
         let bucket = buckets.entry(key.to_string()).or_insert_with(|| Bucket {
-            tokens: TokenBucket::new(self.rate_per_second, self.burst),
+            tokens: TokenBucket::new(rate, self.burst),
             replies_waiting: 0,
         });
         f(bucket)
@@ -248,7 +261,16 @@ mod tests {
         }
         campaign.await.unwrap();
         assert_eq!(*order.lock().unwrap(), ["reply", "reply", "campaign"]);
-        // Another number is not held up by this one's replies.
+        // Another number is not held up by this one's replies, and has its own rate.
+        let limiter = RateLimiter::new(10.0, 1).with_rates([("fast".to_string(), 1000.0)]);
+        let started = tokio::time::Instant::now();
+        for _ in 0..10 {
+            limiter.until_ready("fast").await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(20),
+            "1,000/s, not 10/s"
+        );
         let started = tokio::time::Instant::now();
         limiter.until_ready_after_replies("other").await;
         assert_eq!(started.elapsed(), Duration::ZERO);

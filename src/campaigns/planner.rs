@@ -31,7 +31,6 @@ use crate::storage::sink::{AnalyticsEvent, CampaignSendEvent, SendOutcome};
 use crate::storage::store::{CampaignRecord, ContactStore, StoreError};
 use crate::topics::campaign::CampaignSend;
 use crate::topics::commands::Command;
-use crate::topics::event_id;
 
 use super::definition_of;
 use super::ledger::RecipientPages;
@@ -230,7 +229,7 @@ impl Planner {
                         (SendOutcome::Queued, None)
                     }
                 };
-                events.push(self.event(campaign_id, phone, at, outcome, reason)?);
+                events.push(self.event(campaign_id, phone, at, outcome, reason));
             }
             // The rows first: a send never goes ahead of its recipient's record.
             with_retries("record_recipients", || {
@@ -384,29 +383,27 @@ impl Planner {
         at: DateTime<Utc>,
         outcome: SendOutcome,
         skip_reason: Option<String>,
-    ) -> Result<Record, PlanError> {
+    ) -> Record {
         let event = AnalyticsEvent::CampaignSend(CampaignSendEvent {
-            event_id: event_id(&format!(
-                "campaign_{}:{campaign_id}:{}",
-                outcome.as_str(),
-                to.as_str()
-            )),
-            occurred_at: at,
-            campaign_id: campaign_id.to_string(),
-            contact_phone: to.clone(),
-            business_number: self.number.business_number.clone(),
-            outcome,
-            template_name: None,
-            wamid: None,
             skip_reason,
-            error_code: None,
-            revenue: None,
+            ..CampaignSendEvent::step(
+                &format!(
+                    "campaign_{}:{campaign_id}:{}",
+                    outcome.as_str(),
+                    to.as_str()
+                ),
+                at,
+                campaign_id,
+                to,
+                &self.number.business_number,
+                outcome,
+            )
         });
-        Ok(Record::new(
+        Record::new(
             self.events_topic.clone(),
             to.as_str().as_bytes().to_vec(),
             serde_json::to_vec(&event).expect("an event serializes"),
-        ))
+        )
     }
 }
 

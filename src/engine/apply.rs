@@ -177,11 +177,9 @@ pub fn apply(
         }
         EventPayload::MarketingPreference(preference) => {
             let source = "webhook:user_preferences";
-            let changed = if preference.stop {
-                apply_campaign::record_consent(contact, false, preference.at, source, None, true)
-            } else {
-                apply_campaign::record_consent(contact, true, preference.at, source, None, true)
-            };
+            let opt_in = !preference.stop;
+            let changed =
+                apply_campaign::record_consent(contact, opt_in, preference.at, source, None, true);
             if changed {
                 let reason = if preference.stop {
                     "marketing_stopped"

@@ -10,7 +10,6 @@ use crate::domain::contact::{ConsentChange, Contact, WhatsappStatus};
 use crate::domain::message::DeliveryStatus;
 use crate::domain::money::Money;
 use crate::storage::sink::{AnalyticsEvent, CampaignSendEvent, SendOutcome};
-use crate::topics::event_id;
 use crate::topics::inbound::{Business, CampaignSendOutcome, CampaignSendResult, LinkClick};
 
 use super::apply::{business_number, snapshot, ApplyContext, Effects, UNDELIVERABLE};
@@ -215,17 +214,15 @@ fn campaign_event(
     revenue: Option<Money>,
 ) -> AnalyticsEvent {
     AnalyticsEvent::CampaignSend(CampaignSendEvent {
-        event_id: event_id(cause),
-        occurred_at: at,
-        campaign_id: campaign_id.to_string(),
-        contact_phone: contact.phone_number.clone(),
-        business_number: business_number(business),
-        outcome,
-        template_name: None,
-        wamid: None,
-        skip_reason: None,
-        error_code: None,
         revenue,
+        ..CampaignSendEvent::step(
+            cause,
+            at,
+            campaign_id,
+            &contact.phone_number,
+            &business_number(business),
+            outcome,
+        )
     })
 }
 

@@ -41,12 +41,13 @@ use crate::storage::bus::{Message, Record};
 use crate::storage::sink::{AnalyticsEvent, CampaignSendEvent, SendOutcome};
 use crate::storage::store::{CampaignRecord, SendOutcome as Outcome};
 use crate::topics::campaign::CampaignSend;
-use crate::topics::event_id;
 use crate::topics::inbound::{
     Business, CampaignSendOutcome, CampaignSendResult, EventPayload, InboundEvent,
 };
 use crate::topics::outbound::{Origin, OutboundRequest};
 
+use super::apply::UNDELIVERABLE;
+use super::apply_campaign::MARKETING_STOPPED;
 use super::consumer::{send_dead_letter, Token};
 use super::error::EngineError;
 use super::sender::{deliver, Lane, SenderConfig};
@@ -59,8 +60,6 @@ const CONCURRENT_SENDS: usize = 64;
 const CAMPAIGN_TTL: Duration = Duration::from_secs(1);
 /// Graph error codes the lane treats in their own way.
 const OUTSIDE_WINDOW: i64 = 131_047;
-const UNDELIVERABLE: i64 = 131_026;
-const MARKETING_STOPPED: i64 = 131_050;
 const ECOSYSTEM_CAP: i64 = 131_049;
 
 /// The lane's settings.
@@ -231,7 +230,8 @@ enum Decision {
     Skip(SkipReason),
     /// Left pending (paused, quiet hours, messaging limit): a resume sends it.
     Hold(&'static str),
-    Send(Box<OutboundRequest>),
+    /// The request, and the campaign's attribution window for the contact's touch.
+    Send(Box<OutboundRequest>, u16),
 }
 
 type CachedCampaign = Option<(CampaignRecord, CampaignDefinition)>;
@@ -293,7 +293,7 @@ impl Worker {
                 Decision::Done => "done",
                 Decision::Skip(_) => "skip",
                 Decision::Hold(why) => why,
-                Decision::Send(_) => "send",
+                Decision::Send(..) => "send",
             },
             "campaign send"
         );
@@ -307,7 +307,9 @@ impl Worker {
                 self.skip(&send, reason, now).await?;
                 Ok(true)
             }
-            Decision::Send(request) => self.send(&send, &request).await,
+            Decision::Send(request, attribution_days) => {
+                self.send(&send, &request, attribution_days).await
+            }
         }
     }
 
@@ -401,18 +403,21 @@ impl Worker {
             return Ok(Decision::Hold("messaging_limit"));
         }
         let content = outbound_content(rendered, &|text| text);
-        Ok(Decision::Send(Box::new(OutboundRequest {
-            request_id: send.request_id(),
-            phone_number_id: send.phone_number_id.clone(),
-            business_number: send.business_number.clone(),
-            to: send.to.clone(),
-            content,
-            origin: Origin::Campaign,
-            rule: None,
-            campaign_id: Some(send.campaign_id.clone()),
-            in_reply_to: None,
-            created_at: send.planned_at,
-        })))
+        Ok(Decision::Send(
+            Box::new(OutboundRequest {
+                request_id: send.request_id(),
+                phone_number_id: send.phone_number_id.clone(),
+                business_number: send.business_number.clone(),
+                to: send.to.clone(),
+                content,
+                origin: Origin::Campaign,
+                rule: None,
+                campaign_id: Some(send.campaign_id.clone()),
+                in_reply_to: None,
+                created_at: send.planned_at,
+            }),
+            definition.attribution_days,
+        ))
     }
 
     /// The contact as stored. A triggered send is written by the contact's shard before
@@ -489,6 +494,7 @@ impl Worker {
         &self,
         send: &CampaignSend,
         request: &OutboundRequest,
+        attribution_days: u16,
     ) -> Result<bool, EngineError> {
         self.pair_pause(&request.phone_number_id, &request.to).await;
         // The slot of the number's rate just before the request, so requests reach the
@@ -523,10 +529,6 @@ impl Worker {
         let (update, outcome, event) = match &result.outcome {
             Outcome::Sent { wamid } => {
                 lock(&self.consecutive_errors).remove(&send.campaign_id);
-                let days = self.campaign(&send.campaign_id).await?.map_or(
-                    crate::domain::campaign::definition::DEFAULT_ATTRIBUTION_DAYS,
-                    |(_, d)| d.attribution_days,
-                );
                 catalog::CAMPAIGN_SENDS
                     .counter(&["sent".into()])
                     .increment(1);
@@ -537,7 +539,7 @@ impl Worker {
                     },
                     Some(CampaignSendResult::Sent {
                         wamid: wamid.clone(),
-                        attribution_days: days,
+                        attribution_days,
                     }),
                     (SendOutcome::Sent, Some(wamid.clone()), None, None),
                 )
@@ -737,21 +739,17 @@ impl Worker {
         error_code: Option<i64>,
     ) -> Record {
         let event = AnalyticsEvent::CampaignSend(CampaignSendEvent {
-            event_id: event_id(&format!(
-                "campaign_{}:{}",
-                outcome.as_str(),
-                send.request_id()
-            )),
-            occurred_at: at,
-            campaign_id: send.campaign_id.clone(),
-            contact_phone: send.to.clone(),
-            business_number: send.business_number.clone(),
-            outcome,
-            template_name: None,
             wamid,
             skip_reason,
             error_code,
-            revenue: None,
+            ..CampaignSendEvent::step(
+                &format!("campaign_{}:{}", outcome.as_str(), send.request_id()),
+                at,
+                &send.campaign_id,
+                &send.to,
+                &send.business_number,
+                outcome,
+            )
         });
         Record::new(
             self.config.events_topic.clone(),

@@ -268,6 +268,33 @@ pub struct CampaignSendEvent {
     pub revenue: Option<Money>,
 }
 
+impl CampaignSendEvent {
+    /// A step of `campaign_id` for `contact`, its id derived from `cause` (so a replay
+    /// collapses); the optional fields empty, for the caller to set.
+    pub fn step(
+        cause: &str,
+        occurred_at: DateTime<Utc>,
+        campaign_id: &str,
+        contact_phone: &PhoneNumber,
+        business_number: &str,
+        outcome: SendOutcome,
+    ) -> Self {
+        CampaignSendEvent {
+            event_id: crate::topics::event_id(cause),
+            occurred_at,
+            campaign_id: campaign_id.to_string(),
+            contact_phone: contact_phone.clone(),
+            business_number: business_number.to_string(),
+            outcome,
+            template_name: None,
+            wamid: None,
+            skip_reason: None,
+            error_code: None,
+            revenue: None,
+        }
+    }
+}
+
 /// Any analytics event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "table", rename_all = "snake_case")]

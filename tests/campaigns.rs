@@ -57,11 +57,7 @@ async fn created(h: &Harness, path: &str, body: Value) -> Value {
 }
 
 async fn campaign(h: &Harness, id: &str) -> Value {
-    let (status, campaign) = h
-        .api(Method::GET, &format!("/api/campaigns/{id}/"), None)
-        .await;
-    assert_eq!(status, 200, "{campaign}");
-    campaign
+    h.campaign_where(id, "the campaign", WAIT, |_| true).await
 }
 
 /// Polls the campaign until `check` holds.
@@ -71,18 +67,7 @@ async fn campaign_where(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let c = campaign(h, id).await;
-        if check(&c) {
-            return c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {c}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.campaign_where(id, what, WAIT, check).await
 }
 
 async fn segment_count_reaches(h: &Harness, id: &str, want: u64) {

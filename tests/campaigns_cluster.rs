@@ -9,62 +9,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use sembang::app::{Backends, Running};
 use sembang::config::Role;
 
 use support::engine::*;
 
 const CUSTOMERS: usize = 60;
-
-async fn process(h: &Harness, roles: Vec<Role>) -> Running {
-    let mut config = h.config.clone();
-    config.engine.roles = roles;
-    config.http.listen = "127.0.0.1:0".into();
-    let backends = Backends::from_config(&config, &secrets()).await.unwrap();
-    sembang::app::start(&config, &secrets(), backends)
-        .await
-        .unwrap()
-}
-
-async fn campaign_where(
-    h: &Harness,
-    id: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT * 2;
-    loop {
-        let (_, c) = h
-            .api(Method::GET, &format!("/api/campaigns/{id}/"), None)
-            .await;
-        if check(&c) {
-            return c;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let (_, pending) = h
-                .api(
-                    Method::GET,
-                    &format!("/api/campaigns/{id}/recipients/?status=pending"),
-                    None,
-                )
-                .await;
-            let sent: Vec<_> = h
-                .sent()
-                .await
-                .into_iter()
-                .filter(|s| s.1 == "Cluster deal")
-                .map(|s| s.0)
-                .collect();
-            panic!(
-                "timed out waiting for {what}: {c}\npending: {pending}\nsent {}: {sent:?}",
-                sent.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebalance_mid_campaign_sends_everyone_exactly_once() {
@@ -82,7 +33,7 @@ async fn a_rebalance_mid_campaign_sends_everyone_exactly_once() {
     else {
         return;
     };
-    let first = process(&api, vec![Role::Engine, Role::Sender]).await;
+    let first = api.start_beside(vec![Role::Engine, Role::Sender]).await;
     let t = Utc::now().timestamp();
     let phones: Vec<String> = (0..CUSTOMERS)
         .map(|i| format!("6011{:08}", 3_000 + i))
@@ -123,18 +74,19 @@ async fn a_rebalance_mid_campaign_sends_everyone_exactly_once() {
         .api(Method::POST, &format!("/api/campaigns/{id}/launch"), None)
         .await;
     assert_eq!(status, 200, "{launched}");
-    campaign_where(&api, &id, "some sent", |c| {
+    api.campaign_where(&id, "some sent", WAIT * 2, |c| {
         c["sent"].as_u64().unwrap_or(0) >= 10
     })
     .await;
 
     // A second engine + sender joins mid-campaign: partitions (and the number's send
     // partition) may move to it.
-    let second = process(&api, vec![Role::Engine, Role::Sender]).await;
-    let done = campaign_where(&api, &id, "everyone sent", |c| {
-        c["sent"] == CUSTOMERS as u64 && c["pending"] == 0
-    })
-    .await;
+    let second = api.start_beside(vec![Role::Engine, Role::Sender]).await;
+    let done = api
+        .campaign_where(&id, "everyone sent", WAIT * 2, |c| {
+            c["sent"] == CUSTOMERS as u64 && c["pending"] == 0
+        })
+        .await;
     assert_eq!(done["recipients"], CUSTOMERS as u64, "{done}");
     assert_eq!(done["failed"], 0, "{done}");
     // Exactly once each at the provider.

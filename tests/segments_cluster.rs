@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sembang::app::{Backends, Running, SegmentScope};
+use sembang::app::{Running, SegmentScope};
 use sembang::config::Role;
 use sembang::domain::clock::malaysian_day;
 use sembang::domain::segment::{EvalContext, SegmentDefinition};
@@ -26,17 +26,6 @@ fn everyone() -> SegmentDefinition {
 fn count(index: &SegmentIndex) -> u64 {
     let now = chrono::Utc::now();
     index.count(&everyone(), &EvalContext::new(now, malaysian_day(now)))
-}
-
-/// Starts a process beside `h` on the same namespace and keyspace with `roles`.
-async fn process(h: &Harness, roles: Vec<Role>) -> Running {
-    let mut config = h.config.clone();
-    config.engine.roles = roles;
-    config.http.listen = "127.0.0.1:0".into();
-    let backends = Backends::from_config(&config, &secrets()).await.unwrap();
-    sembang::app::start(&config, &secrets(), backends)
-        .await
-        .unwrap()
 }
 
 fn index_of(running: &Running) -> (Arc<SegmentIndex>, SegmentScope) {
@@ -66,7 +55,7 @@ async fn engines_index_their_own_partitions_and_the_api_counts_them_all() {
     };
     let partitions: BTreeSet<u32> = (0..api.config.bus.partitions).collect();
     let api_index = api.segment_index().unwrap();
-    let first = process(&api, vec![Role::Engine]).await;
+    let first = api.start_beside(vec![Role::Engine]).await;
     let (first_index, scope) = index_of(&first);
     assert_eq!(scope, SegmentScope::OwnedPartitions);
 
@@ -97,7 +86,7 @@ async fn engines_index_their_own_partitions_and_the_api_counts_them_all() {
 
     // A second engine joins: the partitions split, each indexes only its own, and the two
     // counts add up to the API's.
-    let second = process(&api, vec![Role::Engine]).await;
+    let second = api.start_beside(vec![Role::Engine]).await;
     let (second_index, _) = index_of(&second);
     until("the partitions split between the engines", || {
         let a: BTreeSet<u32> = first_index.partitions().into_iter().collect();
@@ -128,7 +117,7 @@ async fn engines_index_their_own_partitions_and_the_api_counts_them_all() {
     .await;
 
     // A new API process rebuilds from the changelog alone: the same count.
-    let fresh = process(&api, vec![Role::Api]).await;
+    let fresh = api.start_beside(vec![Role::Api]).await;
     let (fresh_index, scope) = index_of(&fresh);
     assert_eq!(scope, SegmentScope::AllPartitions);
     until("a fresh API process has rebuilt the same count", || {

@@ -317,6 +317,49 @@ impl Harness {
     }
 
     /// The Prometheus text on /metrics.
+    /// Starts another process beside this one (the same namespace, keyspace, database and
+    /// provider) with `roles`.
+    pub async fn start_beside(&self, roles: Vec<Role>) -> Running {
+        let mut config = self.config.clone();
+        config.engine.roles = roles;
+        config.http.listen = "127.0.0.1:0".into();
+        let backends = Backends::from_config(&config, &secrets()).await.unwrap();
+        start(&config, &secrets(), backends).await.unwrap()
+    }
+
+    /// Polls `GET /api/campaigns/<id>/` until `check` holds, for at most `within`; a timeout
+    /// panics with the campaign, its pending recipients and how much the provider sent.
+    pub async fn campaign_where(
+        &self,
+        id: &str,
+        what: &str,
+        within: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (status, c) = self
+                .api(reqwest::Method::GET, &format!("/api/campaigns/{id}/"), None)
+                .await;
+            assert_eq!(status, 200, "{c}");
+            if check(&c) {
+                return c;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let (_, pending) = self
+                    .api(
+                        reqwest::Method::GET,
+                        &format!("/api/campaigns/{id}/recipients/?status=pending"),
+                        None,
+                    )
+                    .await;
+                let sent = self.sent().await.len();
+                panic!("timed out waiting for {what}: {c}\npending: {pending}\nsent by the provider: {sent}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// An admin API call: the status and the body (JSON, or the text as a string).
     pub async fn api(
         &self,

@@ -113,27 +113,40 @@ async fn admin_api_needs_a_key_where_the_profile_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wabot_webhook_takes_gateway_messages_with_its_token() {
+    use sembang::ingress::sign;
     let h = harness(false, &[]).await;
     let url = format!("{}/webhook/wabot", h.base);
     let message = json!({"instance_id": "609ABC", "id": "3EB0C767", "from": "60123456789",
         "push_name": "Siti", "timestamp": 1732510800, "type": "text", "message": "daftar"});
-    assert_eq!(status_of(h.http.post(&url).json(&message)).await, 401);
-    assert_eq!(
-        status_of(h.http.post(format!("{url}?token=bad")).json(&message)).await,
-        401
-    );
-    let malformed = h.http.post(format!("{url}?token=gateway-token")).body("{]");
-    assert_eq!(status_of(malformed).await, 400);
-    let ok = h
+    let body = serde_json::to_vec(&message).unwrap();
+    let post = |body: &[u8]| {
+        h.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+    };
+    assert_eq!(status_of(post(&body)).await, 401, "no secret");
+    let wrong = post(&body).header("x-wabot-token", "gateway-tokeN");
+    assert_eq!(status_of(wrong).await, 401, "a secret that is almost right");
+    // Even the right secret is refused in the query string, where proxies log it.
+    let in_query = h
         .http
         .post(format!("{url}?token=gateway-token"))
         .json(&message);
-    assert_eq!(status_of(ok).await, 200);
-    let again = h
-        .http
-        .post(&url)
-        .header("x-wabot-token", "gateway-token")
-        .json(&message);
+    let answer = in_query.send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 401);
+    assert!(answer.text().await.unwrap().contains("query string"));
+    let malformed = post(b"{]").header("x-wabot-token", "gateway-token");
+    assert_eq!(status_of(malformed).await, 400);
+    // A signature made for another body is refused.
+    let forged = post(&body).header(
+        "x-wabot-signature",
+        sign(b"gateway-token", b"{\"another\": \"body\"}"),
+    );
+    assert_eq!(status_of(forged).await, 401);
+    let signed = post(&body).header("x-wabot-signature", sign(b"gateway-token", &body));
+    assert_eq!(status_of(signed).await, 200);
+    let again = post(&body).header("x-wabot-token", "gateway-token");
     assert_eq!(status_of(again).await, 200, "a retry is accepted");
     let contact = h.message_count_reaches(SITI, 1).await;
     assert_eq!(contact["name"], "Siti");
@@ -185,7 +198,11 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(
-        axum::serve(listener, router(Some(webhook), None, admin, 1 << 20)).into_future(),
+        axum::serve(
+            listener,
+            router(Some(webhook), None, admin, Arc::new(Vec::new), 1 << 20),
+        )
+        .into_future(),
     );
 
     let body = serde_json::to_vec(&text(SITI, "wamid.DOWN-1", T0, "hello")).unwrap();
@@ -200,6 +217,11 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
     assert_eq!(answer.status().as_u16(), 503);
     let error: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(error["error"]["kind"], "unavailable");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("127.0.0.1") && !message.to_lowercase().contains("kafka"),
+        "a 503 says what to do, not what failed inside: {message}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "bounded by the producer timeout"
@@ -547,5 +569,111 @@ async fn openapi_document_is_committed_served_and_complete() {
     }
     let schemes = &doc["components"]["securitySchemes"];
     assert!(schemes["api_key"].is_object() && schemes["bearer"].is_object());
+    h.stop().await;
+}
+
+/// The public listener serves the webhooks and nothing private; the admin API and /metrics
+/// are on their own listener; both refuse slow clients and cap open connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_and_private_surfaces_listen_apart_and_refuse_slow_clients() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config(&dir);
+    config.http.admin_listen = "127.0.0.1:0".into();
+    config.http.header_timeout_ms = 1_000;
+    config.http.request_timeout_ms = 500;
+    config.http.max_connections = 1;
+    let secrets = secrets();
+    let backends = Backends::from_config(&config, &secrets).await.unwrap();
+    let files = FileSink::open(std::path::Path::new(&config.data_dir).join("events")).unwrap();
+    let h = Harness::start_with(
+        config,
+        secrets,
+        backends,
+        Arc::new(files),
+        Replies::Sandbox,
+        dir,
+    )
+    .await;
+    assert_ne!(h.base, h.admin_base);
+    let get = |url: String| async move { reqwest::get(url).await.unwrap().status().as_u16() };
+    // The private surface is not on the public listener, and the webhook not on the private.
+    assert_eq!(get(format!("{}/metrics", h.base)).await, 404);
+    assert_eq!(get(format!("{}/api/contacts/{SITI}/", h.base)).await, 404);
+    assert_eq!(get(format!("{}/api/openapi.json", h.base)).await, 404);
+    assert_eq!(get(format!("{}/metrics", h.admin_base)).await, 200);
+    assert_eq!(get(format!("{}/api/openapi.json", h.admin_base)).await, 200);
+    let handshake =
+        "/webhook/whatsapp?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=7";
+    assert_eq!(get(format!("{}{handshake}", h.base)).await, 200);
+    assert_eq!(get(format!("{}{handshake}", h.admin_base)).await, 404);
+    // Readiness on both, naming the roles.
+    for base in [&h.base, &h.admin_base] {
+        let health: serde_json::Value = reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["ready"], true, "{health}");
+        let roles: Vec<&str> = health["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["role"].as_str().unwrap())
+            .collect();
+        assert!(
+            roles.contains(&"http") && roles.contains(&"engine"),
+            "{roles:?}"
+        );
+    }
+
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let closed_within = |mut stream: TcpStream| async move {
+        let mut buf = [0u8; 512];
+        let mut answer = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    return Some(String::from_utf8_lossy(&answer).into_owned())
+                }
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+    };
+    // Slowloris: headers that never end. The connection is closed, not kept forever.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(slow).await.is_some(),
+        "unfinished headers are cut off"
+    );
+    // A body trickled in: 408 when the request's deadline passes.
+    let mut trickle = TcpStream::connect(&addr).await.unwrap();
+    trickle
+        .write_all(b"POST /webhook/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"object\"")
+        .await
+        .unwrap();
+    let answer = closed_within(trickle).await.expect("answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // One connection at a time (max_connections = 1): a second waits until the first goes.
+    let held = TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiting = tokio::spawn(get(format!("{}/healthz", h.base)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "served past the connection cap");
+    drop(held);
+    assert_eq!(
+        waiting.await.unwrap(),
+        200,
+        "served once the first went away"
+    );
     h.stop().await;
 }

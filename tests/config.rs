@@ -75,8 +75,10 @@ fn committed_profile_files_all_validate() {
             config_file: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)),
             profile: None,
         };
+        // Production listens on every interface, so its webhook needs the app secret.
+        let secret = env(&[("SEMBANG_WHATSAPP_APP_SECRET", "s3cret")]);
         let settings =
-            load_with(&request, &env(&[]), real_files).unwrap_or_else(|e| panic!("{file}: {e}"));
+            load_with(&request, &secret, real_files).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(matches!(settings.source, ConfigSource::File(_)));
     }
 }
@@ -267,7 +269,11 @@ fn missing_config_file_is_an_error() {
 #[test]
 fn an_admin_api_without_keys_stays_on_loopback() {
     let embedded_on = |listen: &str, keys: Option<&str>| {
-        let mut vars = vec![("SEMBANG_HTTP_LISTEN", listen)];
+        // The app secret keeps the webhook's own check out of the way.
+        let mut vars = vec![
+            ("SEMBANG_HTTP_LISTEN", listen),
+            ("SEMBANG_WHATSAPP_APP_SECRET", "s3cret"),
+        ];
         if let Some(keys) = keys {
             vars.push(("SEMBANG_ADMIN_API_KEYS", keys));
         }
@@ -290,9 +296,51 @@ fn an_admin_api_without_keys_stays_on_loopback() {
         &env(&[
             ("SEMBANG_HTTP_LISTEN", "0.0.0.0:8080"),
             ("SEMBANG_ADMIN_REQUIRE_API_KEY", "true"),
+            ("SEMBANG_WHATSAPP_APP_SECRET", "s3cret"),
         ]),
         real_files,
     )
     .unwrap();
     assert!(settings.config.admin.require_api_key);
+}
+
+#[test]
+fn a_webhook_without_an_app_secret_stays_on_loopback() {
+    let load = |vars: &[(&str, &str)]| load_with(&LoadRequest::default(), &env(vars), real_files);
+    let keys = ("SEMBANG_ADMIN_API_KEYS", "admin:k-123");
+    // The embedded default takes unsigned posts on loopback only.
+    load(&[]).unwrap();
+    let message = error_text(load(&[("SEMBANG_HTTP_LISTEN", "0.0.0.0:8080"), keys]));
+    assert!(
+        message.contains("http.listen") && message.contains("SEMBANG_WHATSAPP_APP_SECRET"),
+        "{message}"
+    );
+    // With the secret every post must be signed, so it may listen anywhere.
+    load(&[
+        ("SEMBANG_HTTP_LISTEN", "0.0.0.0:8080"),
+        ("SEMBANG_WHATSAPP_APP_SECRET", "s3cret"),
+        keys,
+    ])
+    .unwrap();
+    // A process without the ingress role serves no webhook.
+    load(&[
+        ("SEMBANG_HTTP_LISTEN", "0.0.0.0:8080"),
+        ("SEMBANG_ENGINE_ROLES", "engine"),
+        keys,
+    ])
+    .unwrap();
+}
+
+#[test]
+fn the_admin_surface_can_listen_apart() {
+    let load = |vars: &[(&str, &str)]| load_with(&LoadRequest::default(), &env(vars), real_files);
+    // An open admin API on a private listener that is not loopback is refused too.
+    let message = error_text(load(&[("SEMBANG_HTTP_ADMIN_LISTEN", "0.0.0.0:9090")]));
+    assert!(message.contains("0.0.0.0:9090"), "{message}");
+    let settings = load(&[("SEMBANG_HTTP_ADMIN_LISTEN", "127.0.0.1:9090")]).unwrap();
+    assert_eq!(settings.config.http.admin_listen(), "127.0.0.1:9090");
+    let message = error_text(load(&[("SEMBANG_HTTP_ADMIN_LISTEN", "nowhere")]));
+    assert!(message.contains("http.admin_listen"), "{message}");
+    let message = error_text(load(&[("SEMBANG_HTTP_HEADER_TIMEOUT_MS", "0")]));
+    assert!(message.contains("http.header_timeout_ms"), "{message}");
 }

@@ -56,7 +56,41 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// A server-side failure's message names hosts, ports and driver errors: it goes to the
+    /// log, and the caller gets the kind with a message that says only what to do.
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut body = self.body;
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), kind = %body.error.kind, message = %body.error.message, "request failed");
+            body.error.message = if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                "the service cannot take this now; try again later".into()
+            } else {
+                "the server failed to answer; the error is in its log".into()
+            };
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: ApiError) -> ErrorBody {
+        let response = error.into_response();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn server_errors_keep_their_detail_out_of_the_answer() {
+        let down = ApiError::unavailable("bus_unavailable", "kafka 10.0.3.7:9092: broker down");
+        let body = body_of(down).await;
+        assert_eq!(body.error.kind, "bus_unavailable");
+        assert!(!body.error.message.contains("10.0.3.7"), "{body:?}");
+        let refused = ApiError::bad_request("invalid_phone_number", "too short: 6012");
+        assert_eq!(body_of(refused).await.error.message, "too short: 6012");
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP surface of a process: the webhook, the admin API, `/metrics` and `/healthz`, on
-//! one listener. The admin API is typed: every route is registered through utoipa-axum, so
+//! The HTTP surfaces of a process: the public one (the webhooks, tracking-link redirects,
+//! `/healthz`) and the private one (the admin API, `/metrics`, `/healthz`), on two listeners
+//! or, on loopback, on one ([`surfaces`], [`router`]). The admin API is typed: every route is registered through utoipa-axum, so
 //! the OpenAPI document ([`openapi`], served at `GET /api/openapi.json`, committed as
 //! docs/openapi.json) is generated from the handlers themselves.
 //!
@@ -17,14 +18,16 @@ pub mod uploads;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -156,6 +159,7 @@ pub fn openapi() -> OpenApi {
     doc.merge(webhook_routes().into_openapi());
     doc.merge(crate::ingress::click::routes().into_openapi());
     doc.merge(service_routes().into_openapi());
+    doc.merge(health_routes().into_openapi());
     doc.info = InfoBuilder::new()
         .title("Sembang")
         .version(env!("CARGO_PKG_VERSION"))
@@ -179,18 +183,98 @@ pub fn openapi() -> OpenApi {
 fn service_routes() -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(metrics))
-        .routes(routes!(healthz))
         .routes(routes!(openapi_json))
 }
 
-/// The whole HTTP surface. `webhook` is absent when this process runs no ingress role;
-/// `clicks` (tracking links) when it runs none or has no link key.
+/// The readiness probe, on both surfaces.
+fn health_routes() -> OpenApiRouter<Readiness> {
+    OpenApiRouter::new().routes(routes!(healthz))
+}
+
+/// How each role of the process stands, for the readiness probe.
+pub type Readiness = Arc<dyn Fn() -> Vec<RoleReadiness> + Send + Sync>;
+
+/// One role in the readiness probe's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoleReadiness {
+    pub role: String,
+    /// Running, and not failing over and over.
+    pub ready: bool,
+    /// Failures since the role last ran healthily.
+    pub restarts_in_a_row: u32,
+}
+
+/// The readiness probe's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Every role is ready.
+    pub ready: bool,
+    pub roles: Vec<RoleReadiness>,
+}
+
+/// The public surface (webhooks, redirects) and the private one (admin API, /metrics),
+/// each with the readiness probe, for two listeners.
+pub struct Surfaces {
+    pub public: Router,
+    pub private: Router,
+}
+
+/// Both surfaces. `webhook` is absent when this process runs no ingress role; `clicks`
+/// (tracking links) when it runs none or has no link key.
+pub fn surfaces(
+    webhook: Option<Arc<WebhookState>>,
+    clicks: Option<Arc<ClickState>>,
+    admin: Arc<AdminState>,
+    readiness: Readiness,
+    max_body_bytes: usize,
+) -> Surfaces {
+    let health = || {
+        let (routes, _) = health_routes()
+            .with_state(readiness.clone())
+            .split_for_parts();
+        routes
+    };
+    Surfaces {
+        public: public_routes(webhook, clicks)
+            .merge(health())
+            .layer(DefaultBodyLimit::max(max_body_bytes)),
+        private: private_routes(admin, max_body_bytes)
+            .merge(health())
+            .layer(DefaultBodyLimit::max(max_body_bytes)),
+    }
+}
+
+/// Both surfaces on one listener (the embedded default, on loopback).
 pub fn router(
     webhook: Option<Arc<WebhookState>>,
     clicks: Option<Arc<ClickState>>,
     admin: Arc<AdminState>,
+    readiness: Readiness,
     max_body_bytes: usize,
 ) -> Router {
+    let (health, _) = health_routes().with_state(readiness).split_for_parts();
+    public_routes(webhook, clicks)
+        .merge(private_routes(admin, max_body_bytes))
+        .merge(health)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+fn public_routes(webhook: Option<Arc<WebhookState>>, clicks: Option<Arc<ClickState>>) -> Router {
+    let mut app = Router::new();
+    if let Some(webhook) = webhook {
+        let (webhook, _) = webhook_routes().with_state(webhook).split_for_parts();
+        app = app.merge(webhook);
+    }
+    if let Some(clicks) = clicks {
+        let (clicks, _) = crate::ingress::click::routes()
+            .with_state(clicks)
+            .split_for_parts();
+        app = app.merge(clicks);
+    }
+    app
+}
+
+fn private_routes(admin: Arc<AdminState>, max_body_bytes: usize) -> Router {
     // Photos are far larger than webhook bodies: their own limit, checked again (typed)
     // in the handler.
     let upload_limit = admin
@@ -205,18 +289,7 @@ pub fn router(
         .with_state(admin)
         .split_for_parts();
     let (service, _) = service_routes().split_for_parts();
-    let mut app = service.merge(api);
-    if let Some(webhook) = webhook {
-        let (webhook, _) = webhook_routes().with_state(webhook).split_for_parts();
-        app = app.merge(webhook);
-    }
-    if let Some(clicks) = clicks {
-        let (clicks, _) = crate::ingress::click::routes()
-            .with_state(clicks)
-            .split_for_parts();
-        app = app.merge(clicks);
-    }
-    app.layer(DefaultBodyLimit::max(max_body_bytes))
+    service.merge(api)
 }
 
 /// The phone number of a path, as people write it (another country's with `+`), or the
@@ -242,15 +315,26 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-/// Liveness.
+/// Readiness: 200 while every role of the process runs, 503 while one waits for its restart
+/// or keeps failing (a restart loop). Names the roles, never their errors (those are logged).
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "operations",
-    responses((status = 200, description = "The process serves HTTP", body = String, content_type = "text/plain", example = "ok"))
+    responses(
+        (status = 200, description = "Every role is ready", body = Health),
+        (status = 503, description = "A role is restarting or looping", body = Health),
+    )
 )]
-async fn healthz() -> &'static str {
-    "ok"
+async fn healthz(State(readiness): State<Readiness>) -> Response {
+    let roles = readiness();
+    let ready = !roles.is_empty() && roles.iter().all(|r| r.ready);
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Health { ready, roles })).into_response()
 }
 
 /// This document.

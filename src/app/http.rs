@@ -1,5 +1,6 @@
-//! The HTTP surface of a process as a supervised role: one listener for the webhook, the
-//! admin API and `/metrics`, bound before the roles start so its address is known.
+//! The HTTP surfaces of a process as a supervised role: the public listener (webhooks,
+//! redirects) and, when `http.admin_listen` is set, the private one (admin API, /metrics),
+//! bound before the roles start so their addresses are known.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -7,7 +8,8 @@ use std::sync::Arc;
 use crate::api::campaigns::CampaignsState;
 use crate::api::contacts::ProfileEdits;
 use crate::api::{self, AdminState, ApiKeys, SegmentsState, UploadState};
-use crate::config::{ProviderKind, Role};
+use crate::config::{HttpConfig, ProviderKind, Role};
+use crate::engine::health::RoleBoard;
 use crate::engine::supervisor::RoleStart;
 use crate::engine::EngineError;
 use crate::ingress::click::ClickState;
@@ -18,19 +20,53 @@ use crate::topics::inbound::Business;
 use super::backends::media_limits;
 use super::error::{failed, StartError};
 use super::roles::{Assembly, SegmentScope};
+use super::serve::{serve, ServeLimits};
 
-/// Binds `http.listen` (port 0 picks a free one).
-pub(super) fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), StartError> {
-    let listener = TcpListener::bind(listen)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| StartError::Settings(format!("http.listen {listen}: {e}")))?;
-    let addr = listener.local_addr().map_err(failed("the HTTP listener"))?;
-    Ok((listener, addr))
+/// The bound listeners: the public one, and the private one when it is apart.
+pub(super) struct Listeners {
+    public: TcpListener,
+    private: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `http.listen` and `http.admin_listen` (port 0 picks a free one).
+    pub(super) fn bind(http: &HttpConfig) -> Result<Self, StartError> {
+        let bind = |key: &str, listen: &str| {
+            TcpListener::bind(listen)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| StartError::Settings(format!("{key} {listen}: {e}")))
+        };
+        Ok(Listeners {
+            public: bind("http.listen", &http.listen)?,
+            private: (!http.admin_listen.is_empty())
+                .then(|| bind("http.admin_listen", &http.admin_listen))
+                .transpose()?,
+        })
+    }
+
+    /// The public address and the private one (the same when they share a listener).
+    pub(super) fn addrs(&self) -> Result<(SocketAddr, SocketAddr), StartError> {
+        let public = self
+            .public
+            .local_addr()
+            .map_err(failed("the HTTP listener"))?;
+        let private = match &self.private {
+            Some(listener) => listener
+                .local_addr()
+                .map_err(failed("the admin HTTP listener"))?,
+            None => public,
+        };
+        Ok((public, private))
+    }
 }
 
 impl Assembly<'_> {
     /// The webhook (when this process runs the ingress role), the admin API and /metrics.
-    pub fn http_role(&self, listener: TcpListener) -> Result<RoleStart, StartError> {
+    pub fn http_role(
+        &self,
+        listeners: Listeners,
+        board: &RoleBoard,
+    ) -> Result<RoleStart, StartError> {
         let (config, secrets, names) = (self.config, self.secrets, &self.names);
         let ingress = config.engine.roles.contains(&Role::Ingress);
         if ingress
@@ -108,21 +144,51 @@ impl Assembly<'_> {
             )),
             _ => None,
         };
-        let router = api::router(webhook, clicks, admin, config.http.max_body_bytes as usize);
-        let listener = Arc::new(listener);
-        Ok(Arc::new(move |mut shutdown, _cell| {
-            let listener = listener.try_clone();
-            let router = router.clone();
+        let board = board.clone();
+        let readiness: api::Readiness = Arc::new(move || {
+            board
+                .snapshot()
+                .into_iter()
+                .map(|r| api::RoleReadiness {
+                    role: r.role,
+                    ready: r.ready,
+                    restarts_in_a_row: r.failures_in_a_row,
+                })
+                .collect()
+        });
+        let max_body = config.http.max_body_bytes as usize;
+        let served: Vec<(Arc<TcpListener>, axum::Router)> = match listeners.private {
+            None => vec![(
+                Arc::new(listeners.public),
+                api::router(webhook, clicks, admin, readiness, max_body),
+            )],
+            Some(private) => {
+                let surfaces = api::surfaces(webhook, clicks, admin, readiness, max_body);
+                vec![
+                    (Arc::new(listeners.public), surfaces.public),
+                    (Arc::new(private), surfaces.private),
+                ]
+            }
+        };
+        let limits = ServeLimits::from_config(&config.http);
+        Ok(Arc::new(move |shutdown, _cell| {
+            let served: Result<Vec<_>, _> = served
+                .iter()
+                .map(|(listener, router)| {
+                    listener
+                        .try_clone()
+                        .and_then(tokio::net::TcpListener::from_std)
+                        .map(|l| (l, router.clone()))
+                })
+                .collect();
             Box::pin(async move {
-                let listener = listener
-                    .and_then(tokio::net::TcpListener::from_std)
-                    .map_err(|e| EngineError::actor("http", format!("listener: {e}")))?;
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = shutdown.changed().await;
-                    })
-                    .await
-                    .map_err(|e| EngineError::actor("http", e))
+                let served =
+                    served.map_err(|e| EngineError::actor("http", format!("listener: {e}")))?;
+                let serving = served
+                    .into_iter()
+                    .map(|(listener, router)| serve(listener, router, limits, shutdown.clone()));
+                futures::future::join_all(serving).await;
+                Ok(())
             })
         }))
     }

@@ -9,6 +9,7 @@ mod http;
 mod reindex;
 mod roles;
 pub mod schemas;
+mod serve;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,7 +19,8 @@ use ractor::{Actor, ActorRef};
 use std::sync::Arc;
 
 use crate::config::{Config, Role, Secrets};
-use crate::engine::supervisor::{Engine, EngineArgs, EngineMsg, RoleStart};
+use crate::engine::health::RoleBoard;
+use crate::engine::supervisor::{Engine, EngineArgs, EngineMsg, RoleStart, HEALTHY_RUN};
 use crate::segments::{Follower, SegmentIndex};
 use crate::storage::bus::TopicSpec;
 use crate::topics::{self, TopicNames};
@@ -33,8 +35,10 @@ pub use roles::SegmentScope;
 /// A started process.
 pub struct Running {
     pub engine: ActorRef<EngineMsg>,
-    /// Where the webhook, the admin API and /metrics listen.
+    /// Where the webhooks listen (and the admin API and /metrics, without `admin_listen`).
     pub http_addr: SocketAddr,
+    /// Where the admin API and /metrics listen.
+    pub admin_addr: SocketAddr,
     pub roles: Vec<String>,
     /// The process's segment index: every partition with the api role, the owned ones
     /// in an engine-only process, none otherwise.
@@ -107,16 +111,20 @@ pub async fn start(
         names,
         segments: segments.clone(),
     };
-    let (listener, http_addr) = http::bind(&config.http.listen)?;
-    let mut roles: Vec<(String, RoleStart)> = vec![("http".into(), assembly.http_role(listener)?)];
+    let listeners = http::Listeners::bind(&config.http)?;
+    let (http_addr, admin_addr) = listeners.addrs()?;
+    let board = RoleBoard::new(HEALTHY_RUN);
+    let mut roles: Vec<(String, RoleStart)> =
+        vec![("http".into(), assembly.http_role(listeners, &board)?)];
     roles.extend(assembly.roles()?);
     let role_names = roles.iter().map(|(n, _)| n.clone()).collect();
-    let (engine, _) = Actor::spawn(None, Engine, EngineArgs { roles })
+    let (engine, _) = Actor::spawn(None, Engine, EngineArgs { roles, board })
         .await
         .map_err(error::failed("the engine supervisor"))?;
     Ok(Running {
         engine,
         http_addr,
+        admin_addr,
         roles: role_names,
         segments: segments
             .as_ref()

@@ -38,15 +38,16 @@ async fn serve(settings: &Settings) -> ExitCode {
         }
     };
     let base = format!("http://{}", running.http_addr);
+    let admin = format!("http://{}", running.admin_addr);
     println!(
         "sembang: running roles {} ({})",
         running.roles.join(", "),
         describe_source(settings)
     );
     println!("sembang: webhook    {base}/webhook/whatsapp");
-    println!("sembang: admin API  {base}/api/  (contacts: {base}/api/contacts/<phone>/, sandbox: {base}/api/sandbox/messages/)");
-    println!("sembang: OpenAPI    {base}/api/openapi.json");
-    println!("sembang: metrics    {base}/metrics");
+    println!("sembang: admin API  {admin}/api/  (contacts: {admin}/api/contacts/<phone>/, sandbox: {admin}/api/sandbox/messages/)");
+    println!("sembang: OpenAPI    {admin}/api/openapi.json");
+    println!("sembang: metrics    {admin}/metrics");
     println!("sembang: press Ctrl-C to stop");
     wait_for_signal().await;
     println!("sembang: stopping: draining, flushing and committing");

@@ -114,6 +114,7 @@ pub fn load_with(
     config.validate()?;
     let secrets = Secrets::from_env(vars, read_file)?;
     refuse_open_admin_on_the_network(&config, &secrets)?;
+    refuse_unsigned_webhook_on_the_network(&config, &secrets)?;
     Ok(Settings {
         config,
         secrets,
@@ -122,22 +123,43 @@ pub fn load_with(
     })
 }
 
+/// Whether `listen` (validated already) is a loopback address.
+fn on_loopback(listen: &str) -> bool {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|addr| addr.ip().is_loopback())
+}
+
 /// An admin API without keys (`admin.require_api_key = false`, no `SEMBANG_ADMIN_API_KEYS`)
 /// serves contacts' personal data to whoever connects: only a loopback listener may do so.
 fn refuse_open_admin_on_the_network(config: &Config, secrets: &Secrets) -> Result<(), ConfigError> {
     let open = !config.admin.require_api_key && secrets.admin_api_keys.is_empty();
-    // validate() has parsed the address already.
-    let loopback = config
-        .http
-        .listen
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|addr| addr.ip().is_loopback());
-    if open && !loopback {
+    let admin_listen = config.http.admin_listen();
+    if open && !on_loopback(admin_listen) {
         return Err(ConfigError::Invalid {
             key: "admin.require_api_key".into(),
             message: format!(
                 "false opens the admin API without a key, which is allowed only on a loopback \
-                 http.listen (not {}); set SEMBANG_ADMIN_API_KEYS or require a key",
+                 listener (not {admin_listen}); set SEMBANG_ADMIN_API_KEYS or require a key"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A webhook without an app secret takes unsigned posts: anyone who can reach it could write
+/// as any customer (opt-outs, registrations, receipts). Only a loopback listener may do so.
+fn refuse_unsigned_webhook_on_the_network(
+    config: &Config,
+    secrets: &Secrets,
+) -> Result<(), ConfigError> {
+    let ingress = config.engine.roles.contains(&Role::Ingress);
+    if ingress && secrets.whatsapp_app_secret.is_none() && !on_loopback(&config.http.listen) {
+        return Err(ConfigError::Invalid {
+            key: "http.listen".into(),
+            message: format!(
+                "{} is not loopback, and without SEMBANG_WHATSAPP_APP_SECRET the webhook would \
+                 take unsigned posts from anyone; set the app secret or listen on loopback",
                 config.http.listen
             ),
         });

@@ -217,9 +217,19 @@ pub struct EngineConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Webhook, admin API and /metrics.
+    /// The public surface: the webhooks, tracking-link redirects and /healthz; also the
+    /// admin API and /metrics when `admin_listen` is empty.
     pub listen: String,
+    /// The private surface (admin API, /metrics, /healthz) on its own listener; empty
+    /// serves it on `listen` (the embedded default, on loopback).
+    pub admin_listen: String,
     pub max_body_bytes: u64,
+    /// A connection must send a request's headers within this (slowloris).
+    pub header_timeout_ms: u64,
+    /// A request, its body included, must be answered within this (408 after).
+    pub request_timeout_ms: u64,
+    /// Open connections per listener; more wait in the kernel's backlog.
+    pub max_connections: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -378,11 +388,26 @@ impl Default for EngineConfig {
     }
 }
 
+impl HttpConfig {
+    /// Where the admin API and /metrics listen.
+    pub fn admin_listen(&self) -> &str {
+        if self.admin_listen.is_empty() {
+            &self.listen
+        } else {
+            &self.admin_listen
+        }
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: String::new(),
             max_body_bytes: 4 * 1024 * 1024,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            max_connections: 1024,
         }
     }
 }
@@ -568,6 +593,23 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid("http.listen", format!("{:?}: {e}", self.http.listen)))?;
+        if !self.http.admin_listen.is_empty() {
+            self.http.admin_listen.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "http.admin_listen",
+                    format!("{:?}: {e}", self.http.admin_listen),
+                )
+            })?;
+        }
+        for (key, value) in [
+            ("http.header_timeout_ms", self.http.header_timeout_ms),
+            ("http.request_timeout_ms", self.http.request_timeout_ms),
+            ("http.max_connections", u64::from(self.http.max_connections)),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }

@@ -27,6 +27,7 @@ pub mod campaign_sender;
 pub mod changelog;
 pub mod consumer;
 mod error;
+pub mod health;
 pub mod inbound;
 pub mod lag;
 pub mod ocr_role;

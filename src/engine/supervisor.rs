@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::error::EngineError;
+use super::health::RoleBoard;
 use crate::metrics::catalog;
 use crate::retry::RetryPolicy;
 
@@ -31,7 +32,7 @@ pub type RoleStart = Arc<
 /// How long a role gets to drain, flush and commit when stopped.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// A role that ran this long before failing restarts without the accumulated backoff.
-const HEALTHY_RUN: Duration = Duration::from_secs(30);
+pub const HEALTHY_RUN: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- role
 
@@ -148,6 +149,8 @@ pub struct Engine;
 pub struct EngineArgs {
     /// Roles in start order; they stop in this order too (ingress first).
     pub roles: Vec<(String, RoleStart)>,
+    /// Where the engine reports each role's condition (the readiness probe reads it).
+    pub board: RoleBoard,
 }
 
 pub enum EngineMsg {
@@ -169,6 +172,7 @@ pub struct EngineState {
     running: HashMap<String, Running>,
     failures: HashMap<String, u32>,
     stopping: bool,
+    board: RoleBoard,
 }
 
 impl Engine {
@@ -195,6 +199,8 @@ impl Engine {
                 started: Instant::now(),
             },
         );
+        let failures = state.failures.get(name).copied().unwrap_or(0);
+        state.board.started(name, failures);
         Ok(())
     }
 }
@@ -215,6 +221,7 @@ impl Actor for Engine {
             running: HashMap::new(),
             failures: HashMap::new(),
             stopping: false,
+            board: args.board,
         };
         for name in state.order.clone() {
             Engine::spawn_role(&myself, &mut state, &name).await?;
@@ -284,6 +291,7 @@ impl Actor for Engine {
             *failures = 0;
         }
         *failures += 1;
+        state.board.failed(&name, *failures);
         // The n-th restart in a row waits the n-th delay of the restart policy.
         let backoff = RetryPolicy::RESTARTS.delay(*failures);
         tracing::error!(role = %name, %detail, ?backoff, "role exited; restarting");

@@ -171,30 +171,41 @@ pub async fn receive(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct WabotAuth {
-    /// The gateway's access token (or send it as `X-Wabot-Token`).
+pub struct WabotQuery {
+    /// Refused: a token in the query string ends up in proxies' access logs.
     token: Option<String>,
 }
 
-/// The wabot.my gateway's webhook: one message per POST, authenticated by the gateway's
-/// access token (`?token=` or `X-Wabot-Token`), since the gateway signs nothing.
+/// The header carrying the wabot.my gateway's secret.
+pub const WABOT_TOKEN_HEADER: &str = "x-wabot-token";
+/// The header carrying `sha256=<HMAC-SHA256 of the body with the gateway's secret>`.
+pub const WABOT_SIGNATURE_HEADER: &str = "x-wabot-signature";
+
+/// The wabot.my gateway's webhook: one message per POST. The gateway signs nothing, so the
+/// caller proves it holds the configured secret: as `X-Wabot-Token` (compared in constant
+/// time) or, better, as `X-Wabot-Signature`, an HMAC of the body that a replayed or edited
+/// body fails. Never in the query string, where proxies log it.
 #[utoipa::path(
     post,
     path = "/webhook/wabot",
     tag = "webhook",
-    params(WabotAuth, ("X-Wabot-Token" = Option<String>, Header, description = "The gateway's access token")),
+    params(
+        WabotQuery,
+        ("X-Wabot-Token" = Option<String>, Header, description = "The gateway's secret"),
+        ("X-Wabot-Signature" = Option<String>, Header, description = "sha256=<HMAC-SHA256 of the body with the gateway's secret>"),
+    ),
     request_body(content = Object, description = "One wabot.my message (see src/ingress/wabot.rs)", content_type = "application/json"),
     responses(
         (status = 200, description = "The event is durable on wa.inbound", body = WabotAccepted),
         (status = 400, description = "Not a wabot.my message", body = ErrorBody),
-        (status = 401, description = "Missing or wrong gateway token", body = ErrorBody),
+        (status = 401, description = "Missing or wrong secret or signature, or a token in the query string", body = ErrorBody),
         (status = 404, description = "No wabot.my gateway is configured", body = ErrorBody),
         (status = 503, description = "The bus cannot take the event now", body = ErrorBody),
     )
 )]
 pub async fn receive_wabot(
     State(state): State<Arc<WebhookState>>,
-    Query(auth): Query<WabotAuth>,
+    Query(query): Query<WabotQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -205,21 +216,23 @@ pub async fn receive_wabot(
             "no wabot.my gateway is configured",
         );
     };
-    let presented = auth.token.or_else(|| {
-        headers
-            .get("x-wabot-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
-    if !presented.is_some_and(|p| tokens_equal(&p, expected.expose())) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refusal = if query.token.is_some() {
+        Some("send the gateway's secret in X-Wabot-Token or sign the body (X-Wabot-Signature), never in the query string")
+    } else if let Some(signature) = header(WABOT_SIGNATURE_HEADER) {
+        verify_signature(expected.expose().as_bytes(), Some(signature), &body)
+            .err()
+            .map(|_| "wrong X-Wabot-Signature")
+    } else if header(WABOT_TOKEN_HEADER).is_some_and(|t| tokens_equal(t, expected.expose())) {
+        None
+    } else {
+        Some("missing or wrong gateway secret")
+    };
+    if let Some(reason) = refusal {
         catalog::INGRESS_REQUESTS
             .counter(&["bad_token".into()])
             .increment(1);
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "bad_token",
-            "missing or wrong gateway token",
-        );
+        return refuse(StatusCode::UNAUTHORIZED, "bad_token", reason);
     }
     let event = match parse_wabot(&body) {
         Ok(event) => event,
@@ -257,17 +270,7 @@ async fn store(
         ));
     }
     let count = records.len();
-    for item in rejected {
-        tracing::warn!(error = %item.error, "unreadable webhook item sent to the dead-letter topic");
-        records.push(rejected_input(
-            &state.dead_letter_topic,
-            WEBHOOK_SOURCE,
-            item.wa_id().unwrap_or(WEBHOOK_SOURCE).as_bytes(),
-            item.raw.to_string().into_bytes(),
-            KIND_MALFORMED_ITEM,
-            &item.error.to_string(),
-        ));
-    }
+    records.extend(dead_letters(&state.dead_letter_topic, rejected));
     if let Err(error) =
         send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic).await
     {
@@ -278,7 +281,7 @@ async fn store(
         return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            &error.to_string(),
+            "the events could not be stored now; retry later",
         ));
     }
     catalog::INGRESS_REQUESTS
@@ -293,6 +296,84 @@ async fn store(
     Ok(count)
 }
 
+/// Unreadable items kept one record each up to this many per body; the rest of a body
+/// travel together in one record, so a crafted body of a million bad items costs a bounded
+/// number of records and one log line, and loses none of them.
+pub const MAX_DEAD_LETTERS_PER_BODY: usize = 20;
+
+/// The dead-letter records of a body's unreadable items.
+fn dead_letters(topic: &str, rejected: &[RejectedItem]) -> Vec<Record> {
+    let Some(first) = rejected.first() else {
+        return Vec::new();
+    };
+    tracing::warn!(
+        items = rejected.len(),
+        first_error = %first.error,
+        "unreadable webhook items sent to the dead-letter topic"
+    );
+    let one = |item: &RejectedItem| {
+        rejected_input(
+            topic,
+            WEBHOOK_SOURCE,
+            item.wa_id().unwrap_or(WEBHOOK_SOURCE).as_bytes(),
+            item.raw.to_string().into_bytes(),
+            KIND_MALFORMED_ITEM,
+            &item.error.to_string(),
+        )
+    };
+    let (each, rest) = rejected.split_at(rejected.len().min(MAX_DEAD_LETTERS_PER_BODY));
+    let mut records: Vec<Record> = each.iter().map(one).collect();
+    if let Some(first_of_rest) = rest.first() {
+        let items: Vec<serde_json::Value> = rest.iter().map(|item| item.raw.clone()).collect();
+        records.push(rejected_input(
+            topic,
+            WEBHOOK_SOURCE,
+            WEBHOOK_SOURCE.as_bytes(),
+            serde_json::Value::from(items).to_string().into_bytes(),
+            KIND_MALFORMED_ITEM,
+            &format!(
+                "{} more unreadable items of the same body (a JSON array); the first: {}",
+                rest.len(),
+                first_of_rest.error
+            ),
+        ));
+    }
+    records
+}
+
 fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
     ApiError::new(status, kind, message).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingress::ParseError;
+
+    fn unreadable(n: usize) -> Vec<RejectedItem> {
+        (0..n)
+            .map(|i| RejectedItem {
+                error: ParseError::MissingField {
+                    location: format!("messages[{i}].text.body"),
+                },
+                raw: serde_json::json!({"from": "60123456789", "id": format!("wamid.{i}")}),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_body_of_many_unreadable_items_costs_a_bounded_number_of_records() {
+        assert!(dead_letters("crm.dlq", &[]).is_empty());
+        let few = dead_letters("crm.dlq", &unreadable(3));
+        assert_eq!(few.len(), 3, "each its own record up to the cap");
+        assert_eq!(few[0].key, b"60123456789", "keyed by the customer");
+
+        let many = dead_letters("crm.dlq", &unreadable(10_000));
+        assert_eq!(many.len(), MAX_DEAD_LETTERS_PER_BODY + 1);
+        let rest: Vec<serde_json::Value> =
+            serde_json::from_slice(&many.last().unwrap().payload).unwrap();
+        assert_eq!(rest.len(), 10_000 - MAX_DEAD_LETTERS_PER_BODY, "none lost");
+        assert_eq!(rest[0]["id"], format!("wamid.{MAX_DEAD_LETTERS_PER_BODY}"));
+        assert_eq!(rest.last().unwrap()["id"], "wamid.9999");
+    }
 }

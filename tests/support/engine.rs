@@ -32,6 +32,8 @@ pub const WAIT: Duration = Duration::from_secs(60);
 pub struct Harness {
     running: Option<Running>,
     pub base: String,
+    /// The admin API and /metrics (the same as `base` without `http.admin_listen`).
+    pub admin_base: String,
     pub http: reqwest::Client,
     pub store: Arc<dyn ContactStore>,
     pub reader: Arc<dyn EventReader>,
@@ -223,6 +225,7 @@ impl Harness {
         let started_config = config.clone();
         Harness {
             base: format!("http://{}", running.http_addr),
+            admin_base: format!("http://{}", running.admin_addr),
             running: Some(running),
             http: reqwest::Client::new(),
             store,

@@ -78,10 +78,10 @@ async fn scenario(h: Harness) {
     let Replies::Fake(fake) = &h.replies else {
         panic!("the OCR loop needs the fake Cloud API for media")
     };
-    fake.add_media("MEDIA-CARD", fixture("card-0002.jpg"), "image/jpeg");
-    fake.add_media("MEDIA-RECEIPT", fixture("receipt-0002.jpg"), "image/jpeg");
+    fake.add_media("1001", fixture("card-0002.jpg"), "image/jpeg");
+    fake.add_media("1002", fixture("receipt-0002.jpg"), "image/jpeg");
     fake.add_media(
-        "MEDIA-RECEIPT-AGAIN",
+        "1003",
         {
             // The same receipt photographed again: other bytes, same merchant, number, total.
             let mut bytes = fixture("receipt-0002.jpg");
@@ -91,12 +91,12 @@ async fn scenario(h: Harness) {
         "image/jpeg",
     );
     fake.add_media(
-        "MEDIA-BROKEN",
+        "1004",
         b"\xFF\xD8\xFF\xE0 this is not really a jpeg".repeat(50),
         "image/jpeg",
     );
     fake.add_media(
-        "MEDIA-HUGE",
+        "1005",
         {
             let mut bytes = fixture("card-0002.jpg");
             bytes.resize(5 * 1024 * 1024, 0);
@@ -106,7 +106,7 @@ async fn scenario(h: Harness) {
     );
     // A PNG header that claims 50,000 x 50,000 pixels: refused before any decoding.
     fake.add_media(
-        "MEDIA-BOMB",
+        "1006",
         support::png_header(50_000, 50_000, 1_000),
         "image/png",
     );
@@ -115,8 +115,7 @@ async fn scenario(h: Harness) {
     let who = PhoneNumber::parse(SITI).unwrap();
 
     // The MyKad: registered, with the number protected and the fields from the card.
-    h.post(&image(SITI, "wamid.OCR-E2E-1", T0, "MEDIA-CARD"))
-        .await;
+    h.post(&image(SITI, "wamid.OCR-E2E-1", T0, "1001")).await;
     let contact = h
         .contact_where(SITI, "registered", |c| c["ic_number"].is_string())
         .await;
@@ -142,7 +141,7 @@ async fn scenario(h: Harness) {
     );
 
     // The receipt: a counted purchase with the total on the receipt.
-    h.post(&image(SITI, "wamid.OCR-E2E-2", T0 + 10, "MEDIA-RECEIPT"))
+    h.post(&image(SITI, "wamid.OCR-E2E-2", T0 + 10, "1002"))
         .await;
     let contact = h
         .contact_where(SITI, "a purchase", |c| c["purchase_count"] == 1)
@@ -158,30 +157,25 @@ async fn scenario(h: Harness) {
     );
 
     // The same receipt again (another photo): not counted twice, and the customer is told.
-    h.post(&image(
-        SITI,
-        "wamid.OCR-E2E-3",
-        T0 + 20,
-        "MEDIA-RECEIPT-AGAIN",
-    ))
-    .await;
+    h.post(&image(SITI, "wamid.OCR-E2E-3", T0 + 20, "1003"))
+        .await;
     let sent = h.sent_reaches(3).await;
     assert!(sent[2].1.contains("already recorded"), "{}", sent[2].1);
     assert_eq!(h.contact(SITI).await.unwrap()["purchase_count"], 1);
 
     // A corrupt photo: asked for a clearer one.
-    h.post(&image(SITI, "wamid.OCR-E2E-4", T0 + 30, "MEDIA-BROKEN"))
+    h.post(&image(SITI, "wamid.OCR-E2E-4", T0 + 30, "1004"))
         .await;
     let sent = h.sent_reaches(4).await;
     assert!(sent[3].1.contains("clearer photo"), "{}", sent[3].1);
 
     // Over the size limit (refused while it streams) and a decompression bomb (refused from
     // its header): each answered with the reason; the too-large one is also dead-lettered.
-    h.post(&image(SITI, "wamid.OCR-E2E-5", T0 + 40, "MEDIA-HUGE"))
+    h.post(&image(SITI, "wamid.OCR-E2E-5", T0 + 40, "1005"))
         .await;
     let sent = h.sent_reaches(5).await;
     assert!(sent[4].1.contains("larger than 4 MB"), "{}", sent[4].1);
-    h.post(&image(SITI, "wamid.OCR-E2E-6", T0 + 50, "MEDIA-BOMB"))
+    h.post(&image(SITI, "wamid.OCR-E2E-6", T0 + 50, "1006"))
         .await;
     let sent = h.sent_reaches(6).await;
     assert!(
@@ -214,13 +208,8 @@ async fn scenario(h: Harness) {
     // Siti's receipt photo forwarded by another customer: the receipt is hers, so it does
     // not count for them, and they are told.
     let forwarder = "60167778888";
-    h.post(&image(
-        forwarder,
-        "wamid.OCR-E2E-8",
-        T0 + 60,
-        "MEDIA-RECEIPT",
-    ))
-    .await;
+    h.post(&image(forwarder, "wamid.OCR-E2E-8", T0 + 60, "1002"))
+        .await;
     let sent = h.sent_reaches(8).await;
     assert_eq!(sent[7].0, forwarder);
     assert!(sent[7].1.contains("already recorded"), "{}", sent[7].1);
@@ -270,7 +259,7 @@ async fn backpressure(h: Harness) {
     let Replies::Fake(fake) = &h.replies else {
         unreachable!()
     };
-    fake.add_media("MEDIA-SLOW", fixture("card-0003.jpg"), "image/jpeg");
+    fake.add_media("1007", fixture("card-0003.jpg"), "image/jpeg");
     fake.set_media_delay(std::time::Duration::from_millis(700));
     let group = h.names.group("ocr");
     let photos = 6;
@@ -279,7 +268,7 @@ async fn backpressure(h: Harness) {
             &format!("6012300000{i}"),
             &format!("wamid.FLOW-{i}"),
             T0 + i64::from(i),
-            "MEDIA-SLOW",
+            "1007",
         ))
         .await;
     }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use sembang::config::Secret;
 use sembang::media::{
-    check, LocalDirStore, MediaClient, MediaError, MediaLimits, ObjectStore, S3Config, S3Store,
+    check, HostAllowlist, LocalDirStore, MediaClient, MediaError, MediaLimits, ObjectStore,
+    S3Config, S3Store,
 };
 use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig};
 
@@ -19,11 +20,18 @@ async fn cloud_api_media_is_fetched_in_two_steps_checked_and_stored_by_hash() {
     let fake = FakeCloudApi::start(FakeConfig::default()).await;
     let token = Secret::new(fake.access_token());
     let photo = png(1_200, 900, 4_000);
-    fake.add_media("MEDIA-1", photo.clone(), "image/jpeg"); // declared JPEG, really PNG
-    let client = MediaClient::new(64 * 1024, Duration::from_secs(5)).unwrap();
+    fake.add_media("1001", photo.clone(), "image/jpeg"); // declared JPEG, really PNG
+    let client = MediaClient::new(64 * 1024, Duration::from_secs(5), true).unwrap();
+    let fake_host = HostAllowlist::new(&["127.0.0.1".into()]);
 
     let bytes = client
-        .cloud_api(&fake.base_url(), fake.api_version(), &token, "MEDIA-1")
+        .cloud_api(
+            &fake.base_url(),
+            fake.api_version(),
+            &token,
+            "1001",
+            &fake_host,
+        )
         .await
         .unwrap();
     assert_eq!(bytes, photo);
@@ -42,7 +50,13 @@ async fn cloud_api_media_is_fetched_in_two_steps_checked_and_stored_by_hash() {
 
     // Unknown media, wrong token, and an oversized file.
     let unknown = client
-        .cloud_api(&fake.base_url(), fake.api_version(), &token, "NOPE")
+        .cloud_api(
+            &fake.base_url(),
+            fake.api_version(),
+            &token,
+            "404",
+            &fake_host,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -54,7 +68,8 @@ async fn cloud_api_media_is_fetched_in_two_steps_checked_and_stored_by_hash() {
             &fake.base_url(),
             fake.api_version(),
             &Secret::new("wrong"),
-            "MEDIA-1",
+            "1001",
+            &fake_host,
         )
         .await
         .unwrap_err();
@@ -62,32 +77,122 @@ async fn cloud_api_media_is_fetched_in_two_steps_checked_and_stored_by_hash() {
         matches!(wrong, MediaError::Refused { status: 401, .. }),
         "{wrong:?}"
     );
-    fake.add_media("BIG", png(10, 10, 100_000), "image/png");
+    fake.add_media("1002", png(10, 10, 100_000), "image/png");
     let big = client
-        .cloud_api(&fake.base_url(), fake.api_version(), &token, "BIG")
+        .cloud_api(
+            &fake.base_url(),
+            fake.api_version(),
+            &token,
+            "1002",
+            &fake_host,
+        )
         .await
         .unwrap_err();
     assert!(matches!(big, MediaError::TooLarge { .. }), "{big:?}");
     assert!(!big.is_transient());
-    let bad_id = client
-        .cloud_api(&fake.base_url(), fake.api_version(), &token, "../../etc")
+    for bad_id in [
+        "../../etc",
+        "MEDIA-1",
+        "stored:x.jpg",
+        "https://example.com/x",
+    ] {
+        let refused = client
+            .cloud_api(
+                &fake.base_url(),
+                fake.api_version(),
+                &token,
+                bad_id,
+                &fake_host,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, MediaError::Forbidden { .. }), "{bad_id}");
+        assert!(!refused.is_transient());
+    }
+    // The media endpoint's URL must be on the Cloud API's host list.
+    let elsewhere = client
+        .cloud_api(
+            &fake.base_url(),
+            fake.api_version(),
+            &token,
+            "1001",
+            &HostAllowlist::new(&["lookaside.fbsbx.com".into()]),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(bad_id, MediaError::Download(_)));
+    assert!(
+        matches!(elsewhere, MediaError::Forbidden { .. }),
+        "{elsewhere:?}"
+    );
+}
+
+/// A media host on the allowlist that resolves inside the network, or bounces the fetch to
+/// another host, is refused before any byte is read, and not retried.
+#[tokio::test]
+async fn media_fetches_stay_on_public_allowed_hosts() {
+    use axum::response::Redirect;
+    use axum::routing::get;
+
+    let app = axum::Router::new()
+        .route("/photo.jpg", get(|| async { png(10, 10, 100) }))
+        .route(
+            "/elsewhere",
+            get(|| async { Redirect::temporary("http://127.0.0.2:1/photo.jpg") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let hosts = HostAllowlist::new(&["localhost".into(), "127.0.0.1".into()]);
+
+    // Private addresses allowed (a test or on-prem gateway): fetched.
+    let open = MediaClient::new(1 << 20, Duration::from_secs(5), true).unwrap();
+    let url = format!("http://localhost:{port}/photo.jpg");
+    assert_eq!(
+        open.fetch(&url, None, &hosts).await.unwrap(),
+        png(10, 10, 100)
+    );
+
+    // The deployment default: a name resolving to loopback, or loopback written out, refused.
+    let guarded = MediaClient::new(1 << 20, Duration::from_secs(5), false).unwrap();
+    for url in [
+        format!("http://localhost:{port}/photo.jpg"),
+        format!("http://127.0.0.1:{port}/photo.jpg"),
+    ] {
+        let refused = guarded.fetch(&url, None, &hosts).await.unwrap_err();
+        assert!(
+            matches!(refused, MediaError::Forbidden { .. }),
+            "{url}: {refused:?}"
+        );
+        assert!(!refused.is_transient());
+    }
+    // A redirect to another host is not followed, even with private addresses allowed.
+    let bounced = open
+        .fetch(&format!("http://127.0.0.1:{port}/elsewhere"), None, &hosts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bounced, MediaError::Forbidden { .. }),
+        "{bounced:?}"
+    );
+    server.abort();
 }
 
 #[tokio::test]
 async fn unreachable_media_hosts_are_transient_errors_without_the_token() {
-    let client = MediaClient::new(1024, Duration::from_secs(2)).unwrap();
+    let client = MediaClient::new(1024, Duration::from_secs(2), true).unwrap();
     let token = Secret::new("s3cr3t-token");
+    let hosts = HostAllowlist::new(&["127.0.0.1".into()]);
     let err = client
-        .cloud_api("http://127.0.0.1:1", "v21.0", &token, "MEDIA-1")
+        .cloud_api("http://127.0.0.1:1", "v21.0", &token, "1001", &hosts)
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert!(!err.to_string().contains("s3cr3t-token"));
-    let err = client.fetch("ftp://example/file", None).await.unwrap_err();
-    assert!(matches!(err, MediaError::Download(_)));
+    let err = client
+        .fetch("ftp://example/file", None, &hosts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MediaError::Forbidden { .. }));
 }
 
 /// What every object store does: first copy wins, missing is `None`, odd keys are refused.

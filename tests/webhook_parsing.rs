@@ -1058,3 +1058,59 @@ fn interactive_reply_fields_are_located() {
         Err(missing(&format!("{M2}.interactive.type")))
     );
 }
+
+/// The OCR role fetches by the media id: a URL (to a host inside the network) or the name of
+/// another customer's upload in the object store is set aside, never turned into a job.
+#[test]
+fn media_ids_that_are_not_cloud_api_ids_are_set_aside() {
+    for id in [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://lookaside.fbsbx.com/x",
+        "stored:3f2a.jpg",
+        "../../etc/passwd",
+        "",
+        "MEDIA-1",
+    ] {
+        for kind in ["image", "document"] {
+            let message = json!({"from": CUSTOMER, "id": "wamid.M", "timestamp": "1732510800",
+                "type": kind, kind: {"id": id, "mime_type": "image/jpeg"}});
+            let error = item_error(&envelope_with_message(message)).unwrap_err();
+            assert_eq!(
+                error,
+                ParseError::InvalidField {
+                    location: format!("{M2}.{kind}.id"),
+                    reason: "a Cloud API media id is digits".into()
+                },
+                "{kind} {id:?}"
+            );
+        }
+    }
+    let message = json!({"from": CUSTOMER, "id": "wamid.M", "timestamp": "1732510800",
+        "type": "image", "image": {"id": "1479537139650973", "mime_type": "image/jpeg"}});
+    item_error(&envelope_with_message(message)).unwrap();
+}
+
+#[test]
+fn wabot_media_must_be_an_http_url() {
+    use sembang::ingress::wabot::parse_wabot;
+    let message = |url: &str| {
+        serde_json::to_vec(
+            &json!({"instance_id": "609ABC", "id": "3EB0", "from": CUSTOMER,
+            "timestamp": 1732510800, "type": "image", "media_url": url}),
+        )
+        .unwrap()
+    };
+    for url in [
+        "stored:3f2a.jpg",
+        "file:///etc/passwd",
+        "gopher://x/",
+        "not a url",
+    ] {
+        let error = parse_wabot(&message(url)).unwrap_err();
+        assert!(
+            matches!(&error, ParseError::InvalidField { location, .. } if location == "media_url"),
+            "{url}: {error:?}"
+        );
+    }
+    parse_wabot(&message("https://media.wabot.my/x.jpg")).unwrap();
+}

@@ -23,7 +23,7 @@ use crate::media::{self, MediaError, MediaFormat, MediaLimits, ObjectStore};
 use crate::storage::bus::{Producer, Record};
 use crate::topics::event_id;
 use crate::topics::inbound::Business;
-use crate::topics::ocr::{OcrJob, STORED_MEDIA_PREFIX};
+use crate::topics::ocr::{OcrJob, STORED_MEDIA_PREFIX, UPLOAD_JOB_PREFIX};
 
 use super::error::{ApiError, ErrorBody};
 use super::{parse_phone, AdminState};
@@ -178,7 +178,7 @@ pub async fn upload(
 /// One job per contact and photo.
 fn upload_job_id(phone: &PhoneNumber, sha256: &str) -> String {
     let id = event_id(&format!("upload:{}:{sha256}", phone.as_str()));
-    format!("upload.{}", id.simple())
+    format!("{UPLOAD_JOB_PREFIX}{}", id.simple())
 }
 
 fn media_error(error: &MediaError) -> ApiError {

@@ -15,13 +15,13 @@ use crate::engine::campaign_sender::CampaignLaneConfig;
 use crate::engine::changelog::ChangelogWriter;
 use crate::engine::inbound::{self, InboundConfig};
 use crate::engine::lag;
-use crate::engine::ocr_role::{self, MediaSource, OcrRoleConfig};
+use crate::engine::ocr_role::{self, MediaHosts, MediaSource, OcrRoleConfig};
 use crate::engine::sender::{self, SenderConfig};
 use crate::engine::shard::{OutputTopics, ShardDeps, ShardLimits};
 use crate::engine::supervisor::RoleStart;
 use crate::engine::triggers::EventTriggers;
 use crate::engine::EngineError;
-use crate::media::{MediaClient, ObjectStore};
+use crate::media::{HostAllowlist, MediaClient, ObjectStore};
 use crate::ocr::OcrPool;
 use crate::pii::IcVault;
 use crate::provider::RateLimiter;
@@ -237,8 +237,16 @@ impl Assembly<'_> {
             objects: self.objects.clone(),
             vault: Arc::new(vault),
             source,
-            client: MediaClient::new(limits.max_bytes, Duration::from_secs(30))
-                .map_err(failed("the media client"))?,
+            client: MediaClient::new(
+                limits.max_bytes,
+                Duration::from_secs(30),
+                config.media.allow_private_addresses,
+            )
+            .map_err(failed("the media client"))?,
+            hosts: MediaHosts {
+                cloud_api: HostAllowlist::new(&config.media.cloud_api_hosts),
+                gateway: HostAllowlist::new(&config.media.gateway_hosts),
+            },
             limits,
             concurrency: workers * 2,
             group: names.group("ocr"),

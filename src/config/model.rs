@@ -136,6 +136,13 @@ pub struct MediaConfig {
     pub s3_region: String,
     /// Allows a plain-HTTP endpoint (a store on the local network).
     pub s3_allow_http: bool,
+    /// Hosts the Cloud API's media URLs may point at (`*.example.com` for subdomains).
+    pub cloud_api_hosts: Vec<String>,
+    /// Hosts a gateway's (wabot.my) media URLs may point at; empty refuses its media.
+    pub gateway_hosts: Vec<String>,
+    /// Lets media come from loopback and private addresses (tests, a gateway on the local
+    /// network). Off, every resolved address must be public, whatever the host list says.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for MediaConfig {
@@ -148,6 +155,9 @@ impl Default for MediaConfig {
             s3_endpoint: String::new(),
             s3_region: "ap-southeast-1".into(),
             s3_allow_http: false,
+            cloud_api_hosts: vec!["lookaside.fbsbx.com".into()],
+            gateway_hosts: Vec::new(),
+            allow_private_addresses: false,
         }
     }
 }

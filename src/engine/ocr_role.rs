@@ -24,8 +24,9 @@ use tokio::task::JoinSet;
 
 use crate::config::Secret;
 use crate::domain::money::Money;
-use crate::media::{MediaClient, MediaError, MediaLimits, ObjectStore};
-use crate::ocr::{process, OcrPool, PipelineError, Reading};
+use crate::media::download::is_cloud_api_media_id;
+use crate::media::{HostAllowlist, MediaClient, MediaError, MediaLimits, ObjectStore};
+use crate::ocr::{process, OcrPool, Reading};
 use crate::pii::IcVault;
 use crate::storage::bus::{Bus, Message, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, OcrResultEvent};
@@ -39,10 +40,19 @@ use crate::metrics::catalog;
 use crate::retry::with_retries;
 use crate::retry::RetryPolicy;
 use crate::topics::event_id;
+use crate::topics::inbound::WABOT_WABA_ID;
 use crate::topics::ocr::{
     IcLinkOutcome, MyKadReading, OcrJob, OcrKind, OcrOutcome, OcrResult, ReceiptReading,
-    STORED_MEDIA_PREFIX,
+    STORED_MEDIA_PREFIX, UPLOAD_JOB_PREFIX,
 };
+
+/// The hosts media may be fetched from, per source.
+pub struct MediaHosts {
+    /// The URLs the Cloud API's media endpoint answers with.
+    pub cloud_api: HostAllowlist,
+    /// The URLs in a gateway's (wabot.my) messages.
+    pub gateway: HostAllowlist,
+}
 
 /// Where photos come from.
 pub enum MediaSource {
@@ -65,6 +75,8 @@ pub struct OcrRoleConfig {
     pub vault: Arc<IcVault>,
     pub source: MediaSource,
     pub client: MediaClient,
+    /// Where each source may send the media client.
+    pub hosts: MediaHosts,
     pub limits: MediaLimits,
     pub concurrency: usize,
     pub group: String,
@@ -249,33 +261,64 @@ async fn fetch(config: &OcrRoleConfig, job: &OcrJob) -> Result<Vec<u8>, MediaErr
 }
 
 async fn fetch_once(config: &OcrRoleConfig, job: &OcrJob) -> Result<Vec<u8>, MediaError> {
-    {
-        if let Some(key) = job.media_id.strip_prefix(STORED_MEDIA_PREFIX) {
-            match config.objects.get(key).await {
-                Ok(Some(bytes)) => Ok(bytes),
-                Ok(None) => Err(MediaError::NotStored { key: key.into() }),
-                Err(e) => Err(e),
-            }
-        } else if job.media_id.starts_with("http://") || job.media_id.starts_with("https://") {
-            config.client.fetch(&job.media_id, None).await
-        } else {
-            match &config.source {
-                MediaSource::CloudApi {
-                    base_url,
-                    version,
-                    token,
-                } => {
-                    config
-                        .client
-                        .cloud_api(base_url, version, token, &job.media_id)
-                        .await
-                }
-                MediaSource::UrlsOnly => Err(MediaError::Download(
-                    "no media source is configured for media ids (Cloud API provider needed)"
-                        .into(),
-                )),
-            }
+    match locate(job)? {
+        MediaLocation::Stored(key) => match config.objects.get(key).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(MediaError::NotStored { key: key.into() }),
+            Err(e) => Err(e),
+        },
+        MediaLocation::GatewayUrl(url) => {
+            config.client.fetch(url, None, &config.hosts.gateway).await
         }
+        MediaLocation::CloudApi(media_id) => match &config.source {
+            MediaSource::CloudApi {
+                base_url,
+                version,
+                token,
+            } => {
+                config
+                    .client
+                    .cloud_api(base_url, version, token, media_id, &config.hosts.cloud_api)
+                    .await
+            }
+            MediaSource::UrlsOnly => Err(MediaError::Download(
+                "no media source is configured for media ids (Cloud API provider needed)".into(),
+            )),
+        },
+    }
+}
+
+/// Where a job's photo is.
+#[derive(Debug, PartialEq, Eq)]
+enum MediaLocation<'a> {
+    /// Uploaded through the admin API, already in the object store.
+    Stored(&'a str),
+    /// A Cloud API media id.
+    CloudApi(&'a str),
+    /// A gateway's (wabot.my) media URL.
+    GatewayUrl(&'a str),
+}
+
+/// Where a job's photo is, by the form its source gives it: only an admin upload names an
+/// object in the store (a message naming one would read another customer's upload), a
+/// gateway message carries a URL, and a Cloud API message a numeric media id.
+fn locate(job: &OcrJob) -> Result<MediaLocation<'_>, MediaError> {
+    let refused = |reason: &str| MediaError::Forbidden {
+        reason: reason.into(),
+    };
+    if let Some(key) = job.media_id.strip_prefix(STORED_MEDIA_PREFIX) {
+        return if job.job_id.starts_with(UPLOAD_JOB_PREFIX) {
+            Ok(MediaLocation::Stored(key))
+        } else {
+            Err(refused("a message cannot name a stored upload"))
+        };
+    }
+    if job.business.waba_id == WABOT_WABA_ID {
+        Ok(MediaLocation::GatewayUrl(&job.media_id))
+    } else if is_cloud_api_media_id(&job.media_id) {
+        Ok(MediaLocation::CloudApi(&job.media_id))
+    } else {
+        Err(refused("a Cloud API media id is digits"))
     }
 }
 
@@ -292,14 +335,11 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
     let output = match process(&config.pool, bytes.clone(), &config.limits, today).await {
         Ok(output) => output,
         Err(error) => {
-            let reason = match &error {
-                PipelineError::Media(e) => e.to_string(),
-                PipelineError::Ocr(e) => e.to_string(),
-            };
+            tracing::warn!(job = %job.job_id, %error, "photo not read");
             return Ok((
                 OcrOutcome::Rejected {
                     read_as: OcrKind::Unknown,
-                    reason,
+                    reason: error.customer_reason().into(),
                 },
                 0.0,
                 None,
@@ -405,4 +445,58 @@ async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Re
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EngineError> {
     serde_json::to_vec(value).map_err(|e| EngineError::actor("ocr", format!("encode: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone::PhoneNumber;
+    use crate::topics::inbound::Business;
+
+    fn job(job_id: &str, waba_id: &str, media_id: &str) -> OcrJob {
+        OcrJob {
+            job_id: job_id.into(),
+            contact: PhoneNumber::parse("60123456789").unwrap(),
+            business: Business {
+                waba_id: waba_id.into(),
+                phone_number_id: "1".into(),
+                display_phone_number: "60321611234".into(),
+            },
+            media_kind: "image".into(),
+            media_id: media_id.into(),
+            mime_type: None,
+            sha256: None,
+            filename: None,
+            caption: None,
+            received_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_job_names_its_photo_only_in_its_source_s_form() {
+        let upload = job("upload.5f1c", "", "stored:ab12.jpg");
+        assert_eq!(locate(&upload), Ok(MediaLocation::Stored("ab12.jpg")));
+        let cloud = job("wamid.X", "102290129340398", "1479537139650973");
+        assert_eq!(
+            locate(&cloud),
+            Ok(MediaLocation::CloudApi("1479537139650973"))
+        );
+        let gateway = job("3EB0", WABOT_WABA_ID, "https://media.wabot.my/x.jpg");
+        assert_eq!(
+            locate(&gateway),
+            Ok(MediaLocation::GatewayUrl("https://media.wabot.my/x.jpg"))
+        );
+        for refused in [
+            // A message naming another customer's upload.
+            job("wamid.X", "102290129340398", "stored:ab12.jpg"),
+            job("3EB0", WABOT_WABA_ID, "stored:ab12.jpg"),
+            // A Cloud API message carrying a URL.
+            job("wamid.X", "102290129340398", "http://169.254.169.254/"),
+        ] {
+            assert!(
+                matches!(locate(&refused), Err(MediaError::Forbidden { .. })),
+                "{refused:?}"
+            );
+        }
+    }
 }

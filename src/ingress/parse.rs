@@ -17,8 +17,8 @@ use thiserror::Error;
 
 use super::envelope::{self, ChangeValue, Envelope, Timestamp};
 use crate::topics::inbound::{
-    ApiError, Business, EventPayload, InboundEvent, InboundMessage, MarketingPreference,
-    MessageKind, ReplyContext, ReportedStatus, StatusReport,
+    is_cloud_api_media_id, ApiError, Business, EventPayload, InboundEvent, InboundMessage,
+    MarketingPreference, MessageKind, ReplyContext, ReportedStatus, StatusReport,
 };
 
 pub const EXPECTED_OBJECT: &str = "whatsapp_business_account";
@@ -234,6 +234,19 @@ fn parse_message(
     let timestamp = timestamp(m.timestamp, &format!("{at}.timestamp"))?;
     let type_name = m.kind.ok_or_else(|| missing(format!("{at}.type")))?;
     let req = |v: Option<String>, field: &str| v.ok_or_else(|| missing(format!("{at}.{field}")));
+    // The OCR role fetches by this id: only the Cloud API's numeric form is taken, never a
+    // URL or an object-store name.
+    let media_id = |v: Option<String>, field: &str| {
+        let id = req(v, field)?;
+        if is_cloud_api_media_id(&id) {
+            Ok(id)
+        } else {
+            Err(ParseError::InvalidField {
+                location: format!("{at}.{field}"),
+                reason: "a Cloud API media id is digits".into(),
+            })
+        }
+    };
     let kind = match type_name.as_str() {
         "text" => {
             let text: envelope::Text = payload(raw, at, "text")?;
@@ -244,7 +257,7 @@ fn parse_message(
         "image" => {
             let media: envelope::Media = payload(raw, at, "image")?;
             MessageKind::Image {
-                media_id: req(media.id, "image.id")?,
+                media_id: media_id(media.id, "image.id")?,
                 mime_type: media.mime_type,
                 sha256: media.sha256,
                 caption: media.caption,
@@ -253,7 +266,7 @@ fn parse_message(
         "document" => {
             let media: envelope::Media = payload(raw, at, "document")?;
             MessageKind::Document {
-                media_id: req(media.id, "document.id")?,
+                media_id: media_id(media.id, "document.id")?,
                 mime_type: media.mime_type,
                 sha256: media.sha256,
                 filename: media.filename,

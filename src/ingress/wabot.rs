@@ -17,7 +17,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ParseError;
-use crate::topics::inbound::{Business, EventPayload, InboundEvent, InboundMessage, MessageKind};
+use crate::topics::inbound::{
+    Business, EventPayload, InboundEvent, InboundMessage, MessageKind, WABOT_WABA_ID,
+};
 
 #[derive(Deserialize)]
 struct WabotMessage {
@@ -59,13 +61,23 @@ pub fn parse_wabot(body: &[u8]) -> Result<InboundEvent, ParseError> {
     }
     let timestamp = timestamp(&message.timestamp)?;
     let from: String = message.from.chars().take_while(|c| *c != '@').collect();
+    // The OCR role fetches this URL (from the configured gateway hosts only): nothing but
+    // an http(s) URL is taken.
     let media = |kind: &str| {
-        message
+        let url = message
             .media_url
             .clone()
             .ok_or_else(|| ParseError::MissingField {
                 location: format!("media_url (of a {kind} message)"),
+            })?;
+        if url::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            Ok(url)
+        } else {
+            Err(ParseError::InvalidField {
+                location: "media_url".into(),
+                reason: "not an http(s) URL".into(),
             })
+        }
     };
     let kind = match message.kind.as_str() {
         "text" => MessageKind::Text {
@@ -91,7 +103,7 @@ pub fn parse_wabot(body: &[u8]) -> Result<InboundEvent, ParseError> {
     };
     Ok(InboundEvent {
         business: Business {
-            waba_id: "wabot".into(),
+            waba_id: WABOT_WABA_ID.into(),
             phone_number_id: message.instance_id,
             display_phone_number: String::new(),
         },

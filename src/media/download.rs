@@ -10,11 +10,14 @@ use serde::Deserialize;
 
 use crate::config::Secret;
 
+use super::guard::{self, HostAllowlist};
 use super::MediaError;
+pub use crate::topics::inbound::is_cloud_api_media_id;
 
 pub struct MediaClient {
     http: reqwest::Client,
     max_bytes: u64,
+    allow_private: bool,
 }
 
 #[derive(Deserialize)]
@@ -23,31 +26,39 @@ struct MediaInfo {
 }
 
 impl MediaClient {
-    pub fn new(max_bytes: u64, timeout: Duration) -> Result<Self, MediaError> {
+    /// `allow_private`: private and loopback addresses may be fetched from (tests, or a
+    /// gateway on the local network); never in a public deployment.
+    pub fn new(max_bytes: u64, timeout: Duration, allow_private: bool) -> Result<Self, MediaError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(3))
+            .dns_resolver(guard::resolver(allow_private))
+            .redirect(guard::same_host_redirects())
+            // A proxy would resolve the name itself, past the resolver's check.
+            .no_proxy()
             .build()
             .map_err(|e| MediaError::Download(format!("HTTP client: {e}")))?;
-        Ok(MediaClient { http, max_bytes })
+        Ok(MediaClient {
+            http,
+            max_bytes,
+            allow_private,
+        })
     }
 
-    /// The bytes of a Cloud API media id.
+    /// The bytes of a Cloud API media id (digits only); the URL the media endpoint
+    /// answers with must be on `hosts`.
     pub async fn cloud_api(
         &self,
         base_url: &str,
         version: &str,
         token: &Secret,
         media_id: &str,
+        hosts: &HostAllowlist,
     ) -> Result<Vec<u8>, MediaError> {
-        if media_id.is_empty()
-            || !media_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(MediaError::Download(format!(
-                "invalid media id {media_id:?}"
-            )));
+        if !is_cloud_api_media_id(media_id) {
+            return Err(MediaError::Forbidden {
+                reason: "a Cloud API media id is digits".into(),
+            });
         }
         let info_url = format!("{}/{version}/{media_id}", base_url.trim_end_matches('/'));
         let response = self
@@ -67,14 +78,18 @@ impl MediaClient {
             .json()
             .await
             .map_err(|e| MediaError::Download(format!("media info is not JSON with a url: {e}")))?;
-        self.fetch(&info.url, Some(token)).await
+        self.fetch(&info.url, Some(token), hosts).await
     }
 
-    /// The bytes at `url`, with the bearer token when given.
-    pub async fn fetch(&self, url: &str, token: Option<&Secret>) -> Result<Vec<u8>, MediaError> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(MediaError::Download("media URL is not http(s)".into()));
-        }
+    /// The bytes at `url`, which must be on `hosts` and public, with the bearer token when
+    /// given.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        token: Option<&Secret>,
+        hosts: &HostAllowlist,
+    ) -> Result<Vec<u8>, MediaError> {
+        let url = guard::check_url(url, hosts, self.allow_private)?;
         let mut request = self.http.get(url);
         if let Some(token) = token {
             request = request.bearer_auth(token.expose());
@@ -116,8 +131,23 @@ fn transport(e: reqwest::Error, token: &Secret) -> MediaError {
     transport_opt(e, Some(token))
 }
 
-/// A transport error as text, without the URL's query or the token.
+/// A transport error as text, without the URL's query or the token; a refused address or
+/// redirect is not transient.
 fn transport_opt(e: reqwest::Error, token: Option<&Secret>) -> MediaError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(error) = source {
+        if let Some(not_public) = error.downcast_ref::<guard::NotPublic>() {
+            return MediaError::Forbidden {
+                reason: not_public.to_string(),
+            };
+        }
+        source = error.source();
+    }
+    if e.is_redirect() {
+        return MediaError::Forbidden {
+            reason: "the media host redirected elsewhere".into(),
+        };
+    }
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -4,6 +4,7 @@
 //! an object store under that hash.
 
 pub mod download;
+pub mod guard;
 pub mod s3;
 pub mod sniff;
 pub mod store;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use download::MediaClient;
+pub use guard::HostAllowlist;
 pub use s3::{S3Config, S3Store};
 pub use sniff::MediaFormat;
 pub use store::{LocalDirStore, ObjectStore};
@@ -58,6 +60,10 @@ pub enum MediaError {
     Store(String),
     #[error("object {key} is not in the object store")]
     NotStored { key: String },
+    /// A media location we refuse to fetch from (not on the allowlist, not public, not a
+    /// media id of the source's form).
+    #[error("media location refused: {reason}")]
+    Forbidden { reason: String },
 }
 
 impl MediaError {
@@ -81,6 +87,7 @@ impl MediaError {
             MediaError::Download(_) => "download",
             MediaError::Store(_) => "store",
             MediaError::NotStored { .. } => "not_stored",
+            MediaError::Forbidden { .. } => "forbidden",
         }
     }
 }

@@ -32,6 +32,23 @@ impl PipelineError {
             PipelineError::Ocr(_) => "ocr_engine",
         }
     }
+
+    /// What the customer is told: a fixed phrase per kind of failure, never the technical
+    /// detail (bytes of the file, engine messages), which goes to the log and dead letters.
+    pub fn customer_reason(&self) -> &'static str {
+        match self {
+            PipelineError::Media(MediaError::TooLarge { .. }) => "the photo is too large",
+            PipelineError::Media(MediaError::TooManyPixels { .. }) => {
+                "the photo has too many pixels"
+            }
+            PipelineError::Media(MediaError::UnsupportedFormat { .. }) => {
+                "the file is not a JPEG, PNG or WebP photo"
+            }
+            PipelineError::Media(MediaError::Corrupt { .. })
+            | PipelineError::Ocr(OcrError::Image(_)) => "the photo is damaged",
+            _ => "the photo could not be read",
+        }
+    }
 }
 
 #[derive(Debug)]

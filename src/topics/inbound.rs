@@ -13,6 +13,14 @@ use crate::domain::profile::ProfilePatch;
 /// Webhook events, keyed by [`InboundEvent::partition_key`] (the contact's wa_id).
 pub const TOPIC: &str = "wa.inbound";
 
+/// The `waba_id` of events from the wabot.my gateway (its media ids are URLs).
+pub const WABOT_WABA_ID: &str = "wabot";
+
+/// Cloud API media ids are numbers; anything else (a path, a URL, `stored:`) is refused.
+pub fn is_cloud_api_media_id(id: &str) -> bool {
+    (1..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The business number the webhook was about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Business {

@@ -49,6 +49,10 @@ pub const RESULTS_TOPIC: &str = "crm.ocr.results";
 /// through the admin API): `stored:<object key>`.
 pub const STORED_MEDIA_PREFIX: &str = "stored:";
 
+/// The job id prefix of a photo uploaded through the admin API, the only jobs that may name
+/// a stored object.
+pub const UPLOAD_JOB_PREFIX: &str = "upload.";
+
 /// An image or document to read, on crm.ocr.jobs keyed by contact.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OcrJob {

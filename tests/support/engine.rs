@@ -78,6 +78,9 @@ pub fn use_fake_cloud_api(config: &mut Config, fake: &FakeCloudApi) {
     config.whatsapp.api_base_url = fake.base_url();
     config.whatsapp.api_version = fake.api_version().into();
     config.whatsapp.phone_number_id = "106540352242922".into();
+    // The fake serves its media from loopback.
+    config.media.cloud_api_hosts = vec!["127.0.0.1".into()];
+    config.media.allow_private_addresses = true;
 }
 
 pub fn secrets() -> Secrets {

@@ -386,6 +386,46 @@ async fn real_stack_end_to_end() {
     scenario(harness).await;
 }
 
+/// A START stamped a year ahead is taken as received now, so the STOP sent after it wins;
+/// and a table configured without an opt-out rule still unsubscribes on STOP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opt_out_wins_over_future_stamps_and_configuration() {
+    let h = Harness::embedded_tuned(
+        false,
+        |store| store,
+        |config| {
+            config
+                .engine
+                .auto_replies
+                .retain(|rule| rule.action != sembang::domain::auto_reply::ReplyAction::OptOut);
+        },
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    h.post(&text(
+        SITI,
+        "wamid.FUTURE-START",
+        now + 365 * 86_400,
+        "START",
+    ))
+    .await;
+    h.contact_where(SITI, "subscribed", |c| c["marketing_opt_in"] == true)
+        .await;
+    // A second later by the clock (timestamps are whole seconds).
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let later = chrono::Utc::now().timestamp();
+    h.post(&text(SITI, "wamid.LATER-STOP", later, "STOP")).await;
+    let contact = h
+        .contact_where(SITI, "unsubscribed by the later STOP", |c| {
+            c["whatsapp_status"] == "unsubscribed"
+        })
+        .await;
+    assert_eq!(contact["marketing_opt_in"], false);
+    let sent = h.sent_reaches(2).await;
+    assert!(sent[1].1.contains("unsubscribed"), "{}", sent[1].1);
+    h.stop().await;
+}
+
 /// An event larger than Kafka takes (here a 1.2 MB text, under a raised body limit) would be
 /// refused on every retry: the webhook still answers 200, the event is in the dead-letter
 /// topic with the reason (its payload, too large there as well, replaced by its size), and

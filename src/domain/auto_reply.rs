@@ -39,10 +39,18 @@ pub enum RuleError {
     },
 }
 
-/// A validated rule table; the first matching rule wins.
+/// The opt-out keywords every table answers, whatever its rules say (PDPA s.43: a customer's
+/// STOP must always work).
+pub const OPT_OUT_KEYWORDS: [&str; 4] = ["stop", "berhenti", "停止", "unsubscribe"];
+
+/// A validated rule table; the first matching rule wins, except that opt-out comes first:
+/// the table's opt-out rules and [`OPT_OUT_KEYWORDS`] are matched before any other rule, so
+/// no table can omit or shadow them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AutoReplies {
     rules: Vec<ReplyRule>,
+    /// The table's first opt-out rule with the built-in keywords added, or the default one.
+    opt_out: ReplyRule,
 }
 
 impl AutoReplies {
@@ -64,20 +72,42 @@ impl AutoReplies {
                 return Err(invalid("reply must be 1 to 4096 characters"));
             }
         }
-        Ok(AutoReplies { rules })
+        let mut opt_out = rules
+            .iter()
+            .find(|rule| rule.action == ReplyAction::OptOut)
+            .cloned()
+            .unwrap_or_else(|| {
+                AutoReplies::default_rules()
+                    .into_iter()
+                    .find(|rule| rule.action == ReplyAction::OptOut)
+                    .expect("the default table has an opt-out rule")
+            });
+        opt_out
+            .keywords
+            .extend(OPT_OUT_KEYWORDS.iter().map(|k| k.to_string()));
+        Ok(AutoReplies { rules, opt_out })
     }
 
     pub fn rules(&self) -> &[ReplyRule] {
         &self.rules
     }
 
-    /// The rule that answers `text`, if any.
+    /// The rule that answers `text`, if any: an opt-out before anything else.
     pub fn find(&self, text: &str) -> Option<&ReplyRule> {
         let message = normalize(text);
         if message.is_empty() {
             return None;
         }
-        self.rules.iter().find(|rule| {
+        let opt_outs = std::iter::once(&self.opt_out).chain(
+            self.rules
+                .iter()
+                .filter(|r| r.action == ReplyAction::OptOut),
+        );
+        let others = self
+            .rules
+            .iter()
+            .filter(|r| r.action != ReplyAction::OptOut);
+        opt_outs.chain(others).find(|rule| {
             rule.keywords.iter().any(|keyword| {
                 let keyword = normalize(keyword);
                 match rule.action {
@@ -150,6 +180,37 @@ mod tests {
 
     fn rule_for(text: &str) -> Option<String> {
         defaults().find(text).map(|r| r.name.clone())
+    }
+
+    #[test]
+    fn no_table_can_omit_or_shadow_the_opt_out() {
+        let rule = |name: &str, keywords: &[&str], action| ReplyRule {
+            name: name.into(),
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+            action,
+            reply: "ok".into(),
+        };
+        // A table without any opt-out rule, and a reply rule that claims "stop" first.
+        let table = AutoReplies::new(vec![
+            rule("promo", &["stop", "promo"], ReplyAction::Reply),
+            rule("help", &["help"], ReplyAction::Reply),
+        ])
+        .unwrap();
+        for keyword in ["STOP", "Berhenti", "停止", "unsubscribe"] {
+            let found = table.find(keyword).unwrap();
+            assert_eq!(found.action, ReplyAction::OptOut, "{keyword}");
+        }
+        assert_eq!(table.find("promo").unwrap().name, "promo");
+        assert_eq!(table.find("help").unwrap().name, "help");
+        // A table's own opt-out rule keeps its reply and its extra keywords, and still
+        // answers the built-in keywords before the rules listed above it.
+        let own = AutoReplies::new(vec![
+            rule("promo", &["stop"], ReplyAction::Reply),
+            rule("leave", &["keluar"], ReplyAction::OptOut),
+        ])
+        .unwrap();
+        assert_eq!(own.find("stop").unwrap().name, "leave");
+        assert_eq!(own.find("keluar").unwrap().name, "leave");
     }
 
     #[test]

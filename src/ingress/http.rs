@@ -146,8 +146,14 @@ pub async fn receive(
             );
         }
     }
+    let received_at = chrono::Utc::now();
     let parsed = match parse_webhook(&body) {
-        Ok(parsed) => parsed,
+        Ok(mut parsed) => {
+            for event in &mut parsed.events {
+                event.clamp_to(received_at);
+            }
+            parsed
+        }
         Err(reason) => {
             catalog::INGRESS_REQUESTS
                 .counter(&["malformed".into()])
@@ -235,7 +241,10 @@ pub async fn receive_wabot(
         return refuse(StatusCode::UNAUTHORIZED, "bad_token", reason);
     }
     let event = match parse_wabot(&body) {
-        Ok(event) => event,
+        Ok(mut event) => {
+            event.clamp_to(chrono::Utc::now());
+            event
+        }
         Err(reason) => {
             catalog::INGRESS_REQUESTS
                 .counter(&["malformed".into()])

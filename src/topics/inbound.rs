@@ -318,6 +318,24 @@ impl InboundEvent {
         }
     }
 
+    /// Pulls a time stamped by the sender back to when we received the event, at most: a
+    /// START stamped in the future would otherwise outrank every later STOP, and a status
+    /// from the future every real one. Only events from outside are clamped (the webhooks).
+    pub fn clamp_to(&mut self, received_at: DateTime<Utc>) {
+        let stamp = match &mut self.payload {
+            EventPayload::Message(m) => &mut m.timestamp,
+            EventPayload::Status(s) => &mut s.timestamp,
+            EventPayload::MarketingPreference(p) => &mut p.at,
+            EventPayload::ProfileEdit(_)
+            | EventPayload::CampaignSend(_)
+            | EventPayload::Click(_)
+            | EventPayload::Error(_) => return,
+        };
+        if *stamp > received_at {
+            *stamp = received_at;
+        }
+    }
+
     /// Stable across redeliveries: messages by wamid, statuses by `wamid:status`.
     /// Value-level errors have no provider id, so theirs is built from the business number
     /// and the error's content (`error:<phone_number_id>:<code>:<title>:<message>`).

@@ -423,6 +423,44 @@ async fn opt_out_wins_over_future_stamps_and_configuration() {
     assert_eq!(contact["marketing_opt_in"], false);
     let sent = h.sent_reaches(2).await;
     assert!(sent[1].1.contains("unsubscribed"), "{}", sent[1].1);
+
+    // A reply queued before the STOP and reaching the sender after it is not sent: the
+    // sender checks consent when the message goes.
+    use sembang::topics::outbound::{Origin, OutboundContent, OutboundRequest};
+    let queued = OutboundRequest {
+        request_id: "reply:wamid.BEFORE-STOP".into(),
+        phone_number_id: "106540352242922".into(),
+        business_number: "60321611234".into(),
+        to: PhoneNumber::parse(SITI).unwrap(),
+        content: OutboundContent::Text {
+            body: "queued before the STOP".into(),
+            preview_url: false,
+        },
+        origin: Origin::AutoReply,
+        rule: Some("help".into()),
+        campaign_id: None,
+        in_reply_to: Some("wamid.BEFORE-STOP".into()),
+        created_at: chrono::Utc::now() - chrono::Duration::seconds(30),
+    };
+    h.bus
+        .producer()
+        .send(Record::new(
+            h.names.name(topics::OUTBOUND),
+            SITI.as_bytes().to_vec(),
+            serde_json::to_vec(&queued).unwrap(),
+        ))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !h
+        .metrics()
+        .await
+        .contains("sembang_sender_sends_total{outcome=\"suppressed\"} 1")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never suppressed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.sent().await.len(), 2, "nothing sent after the STOP");
     h.stop().await;
 }
 

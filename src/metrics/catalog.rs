@@ -209,7 +209,7 @@ pub static SENDER_SENDS: Metric = metric(
     "sembang_sender_sends_total",
     C,
     &["outcome"],
-    "Sends by outcome (sent, duplicate, unknown, failed, retried).",
+    "Sends by outcome (sent, duplicate, unknown, failed, retried, suppressed: consent withdrawn since it was queued).",
 );
 pub static SENDER_RATE_LIMIT_WAIT: Metric = metric(
     "sembang_sender_rate_limit_wait_seconds",

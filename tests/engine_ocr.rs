@@ -110,6 +110,12 @@ async fn scenario(h: Harness) {
         support::png_header(50_000, 50_000, 1_000),
         "image/png",
     );
+    // A strip under the pixel limit that would explode when scaled up: refused and kept.
+    fake.add_media(
+        "1008",
+        support::png_header(60, 1_000_000, 1_000),
+        "image/png",
+    );
     let card = truth("card-0002.jpg");
     let receipt = truth("receipt-0002.jpg");
     let who = PhoneNumber::parse(SITI).unwrap();
@@ -183,6 +189,25 @@ async fn scenario(h: Harness) {
         "{}",
         sent[5].1
     );
+    // A poison photo is dead-lettered with its reason, and the customer gets a plain phrase.
+    h.post(&image(SITI, "wamid.OCR-E2E-STRIP", T0 + 55, "1008"))
+        .await;
+    let sent = h.sent_reaches(7).await;
+    assert!(sent[6].1.contains("too long and narrow"), "{}", sent[6].1);
+    assert!(
+        !sent[6].1.contains("1000000"),
+        "no technical detail: {}",
+        sent[6].1
+    );
+    let strip = h
+        .find_record(topics::DEAD_LETTER, |m| {
+            String::from_utf8_lossy(&m.payload).contains("OCR-E2E-STRIP")
+        })
+        .await;
+    assert_eq!(
+        strip.header(dead_letter::HEADER_ERROR_KIND),
+        Some(&b"misshapen"[..])
+    );
     let dead = h
         .find_record(topics::DEAD_LETTER, |m| {
             String::from_utf8_lossy(&m.payload).contains("OCR-E2E-5")
@@ -201,24 +226,24 @@ async fn scenario(h: Harness) {
     let contact = register_by_upload(&h, walk_in, "card-0001.jpg").await;
     assert_eq!(contact["date_of_birth"], walk_in_card["birth_date"]);
     assert_eq!(contact["name"], walk_in_card["name"]);
-    let sent = h.sent_reaches(7).await;
-    assert_eq!(sent[6].0, walk_in);
-    assert!(sent[6].1.contains("registered"), "{}", sent[6].1);
+    let sent = h.sent_reaches(8).await;
+    assert_eq!(sent[7].0, walk_in);
+    assert!(sent[7].1.contains("registered"), "{}", sent[7].1);
 
     // Siti's receipt photo forwarded by another customer: the receipt is hers, so it does
     // not count for them, and they are told.
     let forwarder = "60167778888";
     h.post(&image(forwarder, "wamid.OCR-E2E-8", T0 + 60, "1002"))
         .await;
-    let sent = h.sent_reaches(8).await;
-    assert_eq!(sent[7].0, forwarder);
-    assert!(sent[7].1.contains("already recorded"), "{}", sent[7].1);
+    let sent = h.sent_reaches(9).await;
+    assert_eq!(sent[8].0, forwarder);
+    assert!(sent[8].1.contains("already recorded"), "{}", sent[8].1);
     let contact = h.contact(forwarder).await.unwrap();
     assert_eq!(contact["purchase_count"], 0, "{contact}");
     assert_eq!(contact["total_spent"], "0.00");
 
     // Every attempt is an analytics event, with the IC masked in its fields.
-    h.events_reach(EventTable::OcrResults, 8).await;
+    h.events_reach(EventTable::OcrResults, 9).await;
     let events = h
         .reader
         .fetch_events(EventTable::OcrResults, 10)

@@ -164,6 +164,59 @@ async fn bad_images_are_typed_errors_not_crashes() {
     .await
     .unwrap_err();
     assert_eq!(err.kind(), "unsupported_format");
+    // A strip of 60 x 1,000,000: under the pixel limit, but scaled to a readable width it
+    // would be 13.5 gigapixels. Refused from its header.
+    let strip = support::png_header(60, 1_000_000, 0);
+    let err = process(&pool, strip, &MediaLimits::default(), day())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "misshapen");
+    // A real, decodable strip (8 x 400) meets the same refusal from the decoder's size.
+    let real_strip = {
+        use opencv::core::{Mat, Scalar, Vector, VectorToVec, CV_8UC1};
+        use opencv::imgcodecs;
+        let image = Mat::new_rows_cols_with_default(400, 8, CV_8UC1, Scalar::all(255.0)).unwrap();
+        let mut png = Vector::<u8>::new();
+        imgcodecs::imencode(".png", &image, &mut png, &Vector::new()).unwrap();
+        png.to_vec()
+    };
+    let err = process(&pool, real_strip, &MediaLimits::default(), day())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "misshapen");
+}
+
+/// Past its deadline a photo is answered as unreadable (a typed error), whatever the pool
+/// is doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_not_read_within_its_deadline_is_a_typed_error() {
+    use sembang::ocr::process_within;
+    let pool = OcrPool::start(1, 1, None, "eng+msa").unwrap();
+    let photo = std::fs::read(fixtures().join("receipt-0001.jpg")).unwrap();
+    let err = process_within(
+        &pool,
+        photo.clone(),
+        &MediaLimits::default(),
+        day(),
+        std::time::Duration::from_millis(1),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), "deadline");
+    assert!(matches!(
+        err,
+        PipelineError::Ocr(OcrError::Deadline { ms: 1 })
+    ));
+    // With time enough, the same photo reads.
+    process_within(
+        &pool,
+        photo,
+        &MediaLimits::default(),
+        day(),
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
 }
 
 #[test]

@@ -185,9 +185,10 @@ fn media_error(error: &MediaError) -> ApiError {
     let status = match error {
         MediaError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         MediaError::UnsupportedFormat { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        MediaError::TooManyPixels { .. } | MediaError::Corrupt { .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        MediaError::TooManyPixels { .. }
+        | MediaError::Misshapen { .. }
+        | MediaError::Corrupt { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        MediaError::Forbidden { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError::new(status, error.kind(), error.to_string())

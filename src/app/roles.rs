@@ -248,6 +248,7 @@ impl Assembly<'_> {
                 gateway: HostAllowlist::new(&config.media.gateway_hosts),
             },
             limits,
+            deadline: Duration::from_millis(config.ocr.deadline_ms),
             concurrency: workers * 2,
             group: names.group("ocr"),
             topic: names.name(topics::OCR_JOBS),

@@ -173,6 +173,8 @@ pub struct OcrConfig {
     pub max_media_bytes: u64,
     /// Largest image accepted, in pixels (decompression bombs are refused from the header).
     pub max_pixels: u64,
+    /// Each photo is read within this, or answered as unreadable and dead-lettered.
+    pub deadline_ms: u64,
 }
 
 impl Default for OcrConfig {
@@ -182,6 +184,7 @@ impl Default for OcrConfig {
             languages: "eng+msa".into(),
             max_media_bytes: 16 * 1024 * 1024,
             max_pixels: 60_000_000,
+            deadline_ms: 30_000,
         }
     }
 }
@@ -615,6 +618,7 @@ impl Config {
             ("http.header_timeout_ms", self.http.header_timeout_ms),
             ("http.request_timeout_ms", self.http.request_timeout_ms),
             ("http.max_connections", u64::from(self.http.max_connections)),
+            ("ocr.deadline_ms", self.ocr.deadline_ms),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));

@@ -26,7 +26,7 @@ use crate::config::Secret;
 use crate::domain::money::Money;
 use crate::media::download::is_cloud_api_media_id;
 use crate::media::{HostAllowlist, MediaClient, MediaError, MediaLimits, ObjectStore};
-use crate::ocr::{process, OcrPool, Reading};
+use crate::ocr::{process_within, OcrPool, Reading};
 use crate::pii::IcVault;
 use crate::storage::bus::{Bus, Message, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, OcrResultEvent};
@@ -78,6 +78,8 @@ pub struct OcrRoleConfig {
     /// Where each source may send the media client.
     pub hosts: MediaHosts,
     pub limits: MediaLimits,
+    /// Each photo is read within this, or answered as unreadable.
+    pub deadline: Duration,
     pub concurrency: usize,
     pub group: String,
     pub topic: String,
@@ -194,7 +196,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
             serde_json::json!({}),
             Some(error.kind().to_string()),
         ),
-        Ok(bytes) => read(config, &job, bytes).await?,
+        Ok(bytes) => read(config, &job, message, bytes).await?,
     };
     let status = match &outcome {
         OcrOutcome::Rejected { .. } if error.is_some() => OcrStatus::Failed,
@@ -330,12 +332,35 @@ type Read = (
     Option<String>,
 );
 
-async fn read(config: &OcrRoleConfig, job: &OcrJob, bytes: Vec<u8>) -> Result<Read, EngineError> {
+async fn read(
+    config: &OcrRoleConfig,
+    job: &OcrJob,
+    message: &Message,
+    bytes: Vec<u8>,
+) -> Result<Read, EngineError> {
     let today = crate::domain::clock::malaysia_today();
-    let output = match process(&config.pool, bytes.clone(), &config.limits, today).await {
+    let output = match process_within(
+        &config.pool,
+        bytes.clone(),
+        &config.limits,
+        today,
+        config.deadline,
+    )
+    .await
+    {
         Ok(output) => output,
         Err(error) => {
+            // A photo that cannot be read (corrupt, a bomb, past its deadline) is kept with
+            // the reason for an operator, and the job is finished: never retried into a loop.
             tracing::warn!(job = %job.job_id, %error, "photo not read");
+            send_dead_letter(
+                &*config.producer,
+                &config.dead_letter_topic,
+                message,
+                error.kind(),
+                &error.to_string(),
+            )
+            .await?;
             return Ok((
                 OcrOutcome::Rejected {
                     read_as: OcrKind::Unknown,

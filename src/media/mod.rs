@@ -48,6 +48,12 @@ pub enum MediaError {
         height: u64,
         max_pixels: u64,
     },
+    #[error(
+        "image is {width}x{height} pixels: a side over {} or more elongated than 1:{}",
+        sniff::MAX_SIDE,
+        sniff::MAX_ASPECT
+    )]
+    Misshapen { width: u64, height: u64 },
     #[error("not a JPEG, PNG, WebP or PDF (starts with {first_bytes})")]
     UnsupportedFormat { first_bytes: String },
     #[error("corrupt media: {reason}")]
@@ -81,6 +87,7 @@ impl MediaError {
         match self {
             MediaError::TooLarge { .. } => "too_large",
             MediaError::TooManyPixels { .. } => "too_many_pixels",
+            MediaError::Misshapen { .. } => "misshapen",
             MediaError::UnsupportedFormat { .. } => "unsupported_format",
             MediaError::Corrupt { .. } => "corrupt",
             MediaError::Refused { .. } => "refused",
@@ -156,6 +163,20 @@ mod tests {
             check(&png(1_000, 1_000), &limits),
             Err(MediaError::TooManyPixels { .. })
         ));
+        // A strip under the pixel limit that would explode when scaled to a readable width.
+        let strip = MediaLimits {
+            max_bytes: 1_000,
+            max_pixels: 60_000_000,
+        };
+        assert!(matches!(
+            check(&png(60, 1_000_000), &strip),
+            Err(MediaError::Misshapen { .. })
+        ));
+        assert!(matches!(
+            check(&png(20_000, 2_000), &strip),
+            Err(MediaError::Misshapen { .. })
+        ));
+        check(&png(1_000, 6_000), &strip).unwrap();
         assert!(matches!(
             check(&vec![0u8; 2_000], &limits),
             Err(MediaError::TooLarge { .. })

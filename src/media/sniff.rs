@@ -64,8 +64,17 @@ pub fn dimensions(format: MediaFormat, bytes: &[u8]) -> Result<Option<(u64, u64)
     Ok(Some((size.width as u64, size.height as u64)))
 }
 
+/// The longest side a photo may have: phone cameras stay under 9,000 px; a side of 10^6 px
+/// is a crafted file whatever its pixel count.
+pub const MAX_SIDE: u64 = 16_384;
+/// The most elongated a photo may be (long side over short side): a long receipt held in
+/// frame is ~1:6; a 60 x 1,000,000 strip is a crafted file.
+pub const MAX_ASPECT: u64 = 20;
+
 /// Refuses images over `max_pixels` (decompression bombs: a small file that decodes to
-/// gigabytes) and degenerate ones.
+/// gigabytes), with a side over [`MAX_SIDE`] or more elongated than [`MAX_ASPECT`] (a strip
+/// that passes the pixel count and explodes when scaled to a readable width), and
+/// degenerate ones.
 pub fn check_pixels(width: u64, height: u64, max_pixels: u64) -> Result<(), MediaError> {
     if width == 0 || height == 0 {
         return Err(MediaError::Corrupt {
@@ -79,6 +88,10 @@ pub fn check_pixels(width: u64, height: u64, max_pixels: u64) -> Result<(), Medi
             height,
             max_pixels,
         });
+    }
+    let (long, short) = (width.max(height), width.min(height));
+    if long > MAX_SIDE || long > short.saturating_mul(MAX_ASPECT) {
+        return Err(MediaError::Misshapen { width, height });
     }
     Ok(())
 }

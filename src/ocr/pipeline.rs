@@ -29,6 +29,7 @@ impl PipelineError {
         match self {
             PipelineError::Media(e) => e.kind(),
             PipelineError::Ocr(OcrError::Image(_)) => "undecodable",
+            PipelineError::Ocr(OcrError::Deadline { .. }) => "deadline",
             PipelineError::Ocr(_) => "ocr_engine",
         }
     }
@@ -41,6 +42,10 @@ impl PipelineError {
             PipelineError::Media(MediaError::TooManyPixels { .. }) => {
                 "the photo has too many pixels"
             }
+            PipelineError::Media(MediaError::Misshapen { .. }) => {
+                "the photo is too long and narrow for a card or receipt"
+            }
+            PipelineError::Ocr(OcrError::Deadline { .. }) => "the photo took too long to read",
             PipelineError::Media(MediaError::UnsupportedFormat { .. }) => {
                 "the file is not a JPEG, PNG or WebP photo"
             }
@@ -68,6 +73,26 @@ pub struct OcrOutput {
     /// Tesseract's time over all passes.
     pub recognize_time: Duration,
     pub total_time: Duration,
+}
+
+/// [`process`] within `deadline`: past it the photo is answered as unreadable. Tesseract
+/// cannot be interrupted, so a worker may finish the pass it is in after that; the bounds
+/// on image size keep that pass short.
+pub async fn process_within(
+    pool: &OcrPool,
+    bytes: Vec<u8>,
+    limits: &MediaLimits,
+    reference: NaiveDate,
+    deadline: Duration,
+) -> Result<OcrOutput, PipelineError> {
+    tokio::time::timeout(deadline, process(pool, bytes, limits, reference))
+        .await
+        .unwrap_or_else(|_| {
+            Err(OcrError::Deadline {
+                ms: deadline.as_millis(),
+            }
+            .into())
+        })
 }
 
 pub async fn process(

@@ -23,6 +23,26 @@ const BACKGROUND_KERNEL: i32 = 15;
 /// moves it a little. Receipts are taller than wide.
 const CARD_ASPECT: std::ops::RangeInclusive<f64> = 1.35..=1.85;
 
+/// The most pixels an image may have at any step of its preparation: the widths above keep a
+/// photo near 1,100 px wide, and the intake check keeps it within 1:20, so ~24 MP at most.
+const MAX_WORKING_PIXELS: i64 = 25_000_000;
+/// What a decoder may hand back: the intake limit's default (media.max_pixels).
+const MAX_DECODED_PIXELS: u64 = 60_000_000;
+
+/// Refuses an image grown past [`MAX_WORKING_PIXELS`] (checked after every step that sizes
+/// one), so no input can make preparation allocate without bound.
+fn bounded(image: Mat) -> Result<Mat, OcrError> {
+    let pixels = i64::from(image.cols()) * i64::from(image.rows());
+    if pixels > MAX_WORKING_PIXELS {
+        return Err(OcrError::Image(format!(
+            "{}x{} pixels while preparing, over {MAX_WORKING_PIXELS}",
+            image.cols(),
+            image.rows()
+        )));
+    }
+    Ok(image)
+}
+
 fn cv(e: opencv::Error) -> OcrError {
     OcrError::Image(e.message)
 }
@@ -99,6 +119,13 @@ pub fn prepare(
     if decoded.empty() || decoded.cols() < 16 || decoded.rows() < 16 {
         return Err(OcrError::Image("the image could not be decoded".into()));
     }
+    // The header was checked at intake; the decoder's own idea of the size is checked too.
+    crate::media::sniff::check_pixels(
+        decoded.cols() as u64,
+        decoded.rows() as u64,
+        MAX_DECODED_PIXELS,
+    )
+    .map_err(|e| OcrError::Image(e.to_string()))?;
     let gray = match turn.rotate_code() {
         None => decoded,
         Some(code) => {
@@ -114,7 +141,9 @@ pub fn prepare(
     } else {
         gray
     };
+    let scaled = bounded(scaled)?;
     let (straight, aspect) = deskew(&scaled)?;
+    let straight = bounded(straight)?;
     let binarization = binarization.unwrap_or(match aspect {
         Some(aspect) if CARD_ASPECT.contains(&aspect) => Binarization::EvenedOtsu,
         _ => Binarization::Adaptive,

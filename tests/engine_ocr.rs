@@ -389,3 +389,45 @@ async fn uploads_register_customers_on_the_embedded_default() {
     assert!(sent[0].1.contains("registered"), "{}", sent[0].1);
     h.stop().await;
 }
+
+/// A photo whose reading killed the process twice (left unfinished in the attempt journal,
+/// as a native crash would leave it) is dead-lettered unread on its next delivery, and the
+/// customer is answered; the next photo is read as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_photo_that_crashed_the_process_is_dead_lettered_not_read_again() {
+    use sembang::engine::ocr_attempts::{AttemptJournal, MAX_CRASHES};
+    let h = Harness::embedded_tuned(
+        true,
+        |store| store,
+        |config| {
+            with_ocr(config);
+            let path = std::path::Path::new(&config.data_dir).join("ocr-attempts.redb");
+            let journal = AttemptJournal::open(&path).unwrap();
+            for _ in 0..MAX_CRASHES {
+                journal.start("wamid.POISON").unwrap();
+            }
+        },
+    )
+    .await;
+    let Replies::Fake(fake) = &h.replies else {
+        unreachable!()
+    };
+    fake.add_media("2001", fixture("card-0002.jpg"), "image/jpeg");
+    h.post(&image(SITI, "wamid.POISON", T0, "2001")).await;
+    let dead = h
+        .find_record(topics::DEAD_LETTER, |m| {
+            String::from_utf8_lossy(&m.payload).contains("wamid.POISON")
+        })
+        .await;
+    assert_eq!(
+        dead.header(dead_letter::HEADER_ERROR_KIND),
+        Some(&b"poison_photo"[..])
+    );
+    let sent = h.sent_reaches(1).await;
+    assert!(sent[0].1.contains("could not be read"), "{}", sent[0].1);
+    // The same photo under another message is read: only the crashed job is set aside.
+    h.post(&image(SITI, "wamid.AFTER", T0 + 10, "2001")).await;
+    h.contact_where(SITI, "registered", |c| c["ic_number"].is_string())
+        .await;
+    h.stop().await;
+}

@@ -15,6 +15,7 @@ use crate::engine::campaign_sender::CampaignLaneConfig;
 use crate::engine::changelog::ChangelogWriter;
 use crate::engine::inbound::{self, InboundConfig};
 use crate::engine::lag;
+use crate::engine::ocr_attempts::AttemptJournal;
 use crate::engine::ocr_role::{self, MediaHosts, MediaSource, OcrRoleConfig};
 use crate::engine::sender::{self, SenderConfig};
 use crate::engine::shard::{OutputTopics, ShardDeps, ShardLimits};
@@ -249,6 +250,7 @@ impl Assembly<'_> {
             },
             limits,
             deadline: Duration::from_millis(config.ocr.deadline_ms),
+            attempts: Arc::new(attempt_journal(config)?),
             concurrency: workers * 2,
             group: names.group("ocr"),
             topic: names.name(topics::OCR_JOBS),
@@ -386,4 +388,16 @@ pub(super) fn link_sealer(config: &Config, secrets: &Secrets) -> Option<LinkSeal
             None
         }
     }
+}
+
+/// The OCR role's journal of started jobs, in the data directory. A second process on the
+/// same directory (several on one host) keeps its own, named by its process id: it then
+/// forgets across its restarts, and a poison photo costs it one crash more.
+fn attempt_journal(config: &Config) -> Result<AttemptJournal, StartError> {
+    let dir = std::path::Path::new(&config.data_dir);
+    AttemptJournal::open(&dir.join("ocr-attempts.redb")).or_else(|error| {
+        tracing::warn!(%error, "the OCR attempt journal is in use; keeping one for this process");
+        AttemptJournal::open(&dir.join(format!("ocr-attempts-{}.redb", std::process::id())))
+            .map_err(|e| StartError::Settings(e.to_string()))
+    })
 }

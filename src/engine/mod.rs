@@ -30,6 +30,7 @@ mod error;
 pub mod health;
 pub mod inbound;
 pub mod lag;
+pub mod ocr_attempts;
 pub mod ocr_role;
 pub mod offsets;
 pub mod outputs;

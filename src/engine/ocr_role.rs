@@ -35,6 +35,7 @@ use crate::topics::events::OcrStatus;
 
 use super::consumer::{send_dead_letter, Backpressure, Skeleton, Strategy, Token};
 use super::error::EngineError;
+use super::ocr_attempts::AttemptJournal;
 use super::outputs::send_outputs;
 use crate::metrics::catalog;
 use crate::retry::with_retries;
@@ -80,6 +81,9 @@ pub struct OcrRoleConfig {
     pub limits: MediaLimits,
     /// Each photo is read within this, or answered as unreadable.
     pub deadline: Duration,
+    /// The jobs started and not finished, so a photo that crashes the process is not read
+    /// again and again.
+    pub attempts: Arc<AttemptJournal>,
     pub concurrency: usize,
     pub group: String,
     pub topic: String,
@@ -171,32 +175,58 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
         }
     };
     let started = std::time::Instant::now();
-    let bytes = match fetch(config, &job).await {
-        Ok(bytes) => Ok(bytes),
-        Err(error) => {
-            send_dead_letter(
-                &*config.producer,
-                &config.dead_letter_topic,
-                message,
-                error.kind(),
-                &error.to_string(),
-            )
-            .await?;
-            Err(error)
-        }
-    };
-    let (outcome, confidence, sha256, fields, error) = match bytes {
-        Err(error) => (
+    let attempt = config.attempts.begin(&job.job_id)?;
+    let (outcome, confidence, sha256, fields, error) = if attempt.is_poison() {
+        // Reading this photo killed the process before: keep it for an operator instead.
+        send_dead_letter(
+            &*config.producer,
+            &config.dead_letter_topic,
+            message,
+            POISON_PHOTO,
+            &format!(
+                "the process died {} times reading this photo; not read again",
+                attempt.crashes()
+            ),
+        )
+        .await?;
+        (
             OcrOutcome::Rejected {
                 read_as: OcrKind::Unknown,
-                reason: unfetched_reason(&error),
+                reason: "the photo could not be read".into(),
             },
             0.0,
             None,
             serde_json::json!({}),
-            Some(error.kind().to_string()),
-        ),
-        Ok(bytes) => read(config, &job, message, bytes).await?,
+            Some(POISON_PHOTO.to_string()),
+        )
+    } else {
+        let bytes = match fetch(config, &job).await {
+            Ok(bytes) => Ok(bytes),
+            Err(error) => {
+                send_dead_letter(
+                    &*config.producer,
+                    &config.dead_letter_topic,
+                    message,
+                    error.kind(),
+                    &error.to_string(),
+                )
+                .await?;
+                Err(error)
+            }
+        };
+        match bytes {
+            Err(error) => (
+                OcrOutcome::Rejected {
+                    read_as: OcrKind::Unknown,
+                    reason: unfetched_reason(&error),
+                },
+                0.0,
+                None,
+                serde_json::json!({}),
+                Some(error.kind().to_string()),
+            ),
+            Ok(bytes) => read(config, &job, message, bytes).await?,
+        }
     };
     let status = match &outcome {
         OcrOutcome::Rejected { .. } if error.is_some() => OcrStatus::Failed,
@@ -240,6 +270,9 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
     send_outputs(&*config.producer, records, &config.dead_letter_topic).await?;
     Ok(())
 }
+
+/// The dead-letter kind of a photo whose reading crashed the process.
+pub const POISON_PHOTO: &str = "poison_photo";
 
 /// What the customer is told about a photo that never reached the reader.
 fn unfetched_reason(error: &MediaError) -> String {

@@ -276,7 +276,16 @@ async fn uploads_are_checked_stored_and_queued_for_ocr() {
     let job_id = accepted["job_id"].as_str().unwrap().to_string();
     let object = accepted["object"].as_str().unwrap();
     let stored = std::fs::read(object.strip_prefix("file://").unwrap()).unwrap();
-    assert_eq!(stored, photo, "the original bytes are kept");
+    assert!(
+        stored.starts_with(b"SBM1") && stored.len() > photo.len(),
+        "kept encrypted"
+    );
+    assert!(
+        !stored
+            .windows(64)
+            .any(|w| photo.windows(64).next() == Some(w)),
+        "no run of the original bytes on disk"
+    );
 
     let record = h
         .find_record(topics::OCR_JOBS, |m| {

@@ -431,3 +431,77 @@ async fn a_photo_that_crashed_the_process_is_dead_lettered_not_read_again() {
         .await;
     h.stop().await;
 }
+
+/// Every photo file under `media`, by name.
+fn media_files(media: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(media).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            files.push((file.file_name().to_string_lossy().into_owned(), file.path()));
+        }
+    }
+    files
+}
+
+/// Photos are encrypted at rest and readable by the process's user only; card photos are
+/// kept apart and deleted after their retention, receipts stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn photos_are_encrypted_at_rest_and_card_photos_expire() {
+    use std::os::unix::fs::PermissionsExt;
+    for retention_hours in [720, 0] {
+        let h = Harness::embedded_tuned(
+            true,
+            |store| store,
+            |config| {
+                with_ocr(config);
+                config.media.card_photo_retention_hours = retention_hours;
+                config.media.retention_sweep_secs = 1;
+            },
+        )
+        .await;
+        let Replies::Fake(fake) = &h.replies else {
+            unreachable!()
+        };
+        fake.add_media("3001", fixture("card-0002.jpg"), "image/jpeg");
+        fake.add_media("3002", fixture("receipt-0002.jpg"), "image/jpeg");
+        h.post(&image(SITI, "wamid.KEEP-CARD", T0, "3001")).await;
+        h.post(&image(SITI, "wamid.KEEP-RECEIPT", T0 + 10, "3002"))
+            .await;
+        h.contact_where(SITI, "registered with a purchase", |c| {
+            c["ic_number"].is_string() && c["purchase_count"] == 1
+        })
+        .await;
+        let media = std::path::Path::new(&h.config.data_dir).join("media");
+        let card_number = truth("card-0002.jpg")["ic"].as_str().unwrap().to_string();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let files = media_files(&media);
+            let cards = files.iter().filter(|(n, _)| n.starts_with("card.")).count();
+            let receipts = files.len() - cards;
+            let expected_cards = usize::from(retention_hours > 0);
+            if (cards, receipts) == (expected_cards, 1) {
+                for (name, path) in &files {
+                    let bytes = std::fs::read(path).unwrap();
+                    assert!(bytes.starts_with(b"SBM1"), "{name} is sealed");
+                    assert!(!bytes.starts_with(&[0xFF, 0xD8]), "{name} is not a JPEG");
+                    let mode = std::fs::metadata(path).unwrap().permissions().mode();
+                    assert_eq!(mode & 0o777, 0o600, "{name}");
+                    assert!(!bytes
+                        .windows(card_number.len())
+                        .any(|w| w == card_number.as_bytes()));
+                }
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "retention {retention_hours} h: {files:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        h.stop().await;
+    }
+}

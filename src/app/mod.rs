@@ -84,6 +84,25 @@ async fn segment_index(
     Ok(Some((follower, scope)))
 }
 
+/// The photos' store, encrypted under a key derived from the IC vault's; without IC keys
+/// (a process with no vault) one that refuses photos rather than keep them in clear.
+pub fn sealed_media_store(
+    config: &Config,
+    secrets: &Secrets,
+) -> Result<Arc<dyn crate::media::ObjectStore>, StartError> {
+    let store = object_store(config, secrets)?;
+    Ok(match roles::vault(config, secrets) {
+        Ok(vault) => Arc::new(crate::media::SealedStore::new(
+            store,
+            &vault.derive_key("media"),
+        )),
+        Err(error) => {
+            tracing::warn!(%error, "no IC keys: this process refuses photos");
+            Arc::new(crate::media::KeylessStore)
+        }
+    })
+}
+
 /// Starts the configured roles on `backends`. The HTTP listener is bound before this
 /// returns (port 0 picks a free one: see [`Running::http_addr`]).
 pub async fn start(
@@ -106,7 +125,7 @@ pub async fn start(
         config,
         secrets,
         backends: &backends,
-        objects: object_store(config, secrets)?,
+        objects: sealed_media_store(config, secrets)?,
         producer: backends.bus.producer(),
         names,
         segments: segments.clone(),

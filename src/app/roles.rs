@@ -250,6 +250,8 @@ impl Assembly<'_> {
             },
             limits,
             deadline: Duration::from_millis(config.ocr.deadline_ms),
+            card_retention: Duration::from_secs(config.media.card_photo_retention_hours * 3600),
+            retention_sweep: Duration::from_secs(config.media.retention_sweep_secs),
             attempts: Arc::new(attempt_journal(config)?),
             concurrency: workers * 2,
             group: names.group("ocr"),

@@ -143,6 +143,11 @@ pub struct MediaConfig {
     /// Lets media come from loopback and private addresses (tests, a gateway on the local
     /// network). Off, every resolved address must be public, whatever the host list says.
     pub allow_private_addresses: bool,
+    /// Identity-card photos are deleted this long after they are read (the fields read
+    /// from them are kept, the number encrypted).
+    pub card_photo_retention_hours: u64,
+    /// How often the OCR role looks for card photos past their retention.
+    pub retention_sweep_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -158,6 +163,8 @@ impl Default for MediaConfig {
             cloud_api_hosts: vec!["lookaside.fbsbx.com".into()],
             gateway_hosts: Vec::new(),
             allow_private_addresses: false,
+            card_photo_retention_hours: 30 * 24,
+            retention_sweep_secs: 3600,
         }
     }
 }
@@ -619,6 +626,10 @@ impl Config {
             ("http.request_timeout_ms", self.http.request_timeout_ms),
             ("http.max_connections", u64::from(self.http.max_connections)),
             ("ocr.deadline_ms", self.ocr.deadline_ms),
+            (
+                "media.retention_sweep_secs",
+                self.media.retention_sweep_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));

@@ -26,7 +26,7 @@ use crate::config::Secret;
 use crate::domain::money::Money;
 use crate::media::download::is_cloud_api_media_id;
 use crate::media::{HostAllowlist, MediaClient, MediaError, MediaLimits, ObjectStore};
-use crate::ocr::{process_within, OcrPool, Reading};
+use crate::ocr::{process_within, OcrOutput, OcrPool, Reading};
 use crate::pii::IcVault;
 use crate::storage::bus::{Bus, Message, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, OcrResultEvent};
@@ -81,6 +81,10 @@ pub struct OcrRoleConfig {
     pub limits: MediaLimits,
     /// Each photo is read within this, or answered as unreadable.
     pub deadline: Duration,
+    /// How long identity-card photos are kept after they are read.
+    pub card_retention: Duration,
+    /// How often card photos past their retention are looked for.
+    pub retention_sweep: Duration,
     /// The jobs started and not finished, so a photo that crashes the process is not read
     /// again and again.
     pub attempts: Arc<AttemptJournal>,
@@ -112,11 +116,19 @@ pub async fn run(
         in_flight_gauge: Some(&catalog::OCR_JOBS_IN_FLIGHT),
         pause_only: None,
     };
+    let sweep = tokio::spawn(sweep_card_photos(
+        config.objects.clone(),
+        config.card_retention,
+        config.retention_sweep,
+        shutdown.clone(),
+    ));
     let mut strategy = Jobs {
         config,
         running: JoinSet::new(),
     };
-    skeleton.run(consumer, &mut strategy, shutdown).await
+    let ran = skeleton.run(consumer, &mut strategy, shutdown).await;
+    sweep.abort();
+    ran
 }
 
 /// Each record is a job run concurrently with the others.
@@ -271,6 +283,56 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
     Ok(())
 }
 
+/// The key prefix of identity-card photos, deleted after `media.card_photo_retention_hours`.
+pub const CARD_PHOTO_PREFIX: &str = "card.";
+
+/// Keeps the photo (encrypted, by the store): a card's under [`CARD_PHOTO_PREFIX`], so the
+/// retention sweep finds it. An upload is in the store already, under its plain key: a card
+/// is moved.
+async fn keep_photo(config: &OcrRoleConfig, job: &OcrJob, output: &OcrOutput, bytes: &[u8]) {
+    let is_card = matches!(output.reading, Reading::MyKad(_));
+    let key = output.media.key();
+    let kept = if is_card {
+        format!("{CARD_PHOTO_PREFIX}{key}")
+    } else {
+        key.clone()
+    };
+    let uploaded = job.media_id.strip_prefix(STORED_MEDIA_PREFIX);
+    if uploaded == Some(kept.as_str()) {
+        return;
+    }
+    if let Err(error) = config.objects.put(&kept, bytes).await {
+        tracing::warn!(%error, "photo not kept in the object store");
+        return;
+    }
+    if let Some(uploaded) = uploaded.filter(|_| is_card) {
+        if let Err(error) = config.objects.delete(uploaded).await {
+            tracing::warn!(%error, "an uploaded card photo stays under its plain key");
+        }
+    }
+}
+
+/// Deletes card photos older than the retention, now and every `every`, until shutdown.
+pub async fn sweep_card_photos(
+    objects: Arc<dyn ObjectStore>,
+    retention: Duration,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+        match objects.delete_older(CARD_PHOTO_PREFIX, before).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "card photos past their retention deleted"),
+            Err(error) => tracing::warn!(%error, "card photo retention sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// The dead-letter kind of a photo whose reading crashed the process.
 pub const POISON_PHOTO: &str = "poison_photo";
 
@@ -407,12 +469,7 @@ async fn read(
         }
     };
     let sha256 = output.media.sha256.clone();
-    // An uploaded photo was fetched from the object store: it is there already.
-    if !job.media_id.starts_with(STORED_MEDIA_PREFIX) {
-        if let Err(error) = config.objects.put(&output.media.key(), &bytes).await {
-            tracing::warn!(%error, "photo not kept in the object store");
-        }
-    }
+    keep_photo(config, job, &output, &bytes).await;
     let confidence = output.recognized.confidence;
     let trusted = output.reading.is_trusted();
     let read = match output.reading {

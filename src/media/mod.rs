@@ -6,6 +6,7 @@
 pub mod download;
 pub mod guard;
 pub mod s3;
+pub mod sealed;
 pub mod sniff;
 pub mod store;
 
@@ -16,6 +17,7 @@ use thiserror::Error;
 pub use download::MediaClient;
 pub use guard::HostAllowlist;
 pub use s3::{S3Config, S3Store};
+pub use sealed::{KeylessStore, SealedStore};
 pub use sniff::MediaFormat;
 pub use store::{LocalDirStore, ObjectStore};
 

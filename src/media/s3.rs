@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::RetryConfig;
 
-use super::store::{get_bytes, put_once, valid_key};
+use super::store::{delete_listed_older, delete_one, get_bytes, put_once, valid_key};
 use super::{MediaError, ObjectStore};
 
 /// How to reach the bucket.
@@ -83,5 +84,20 @@ impl ObjectStore for S3Store {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, MediaError> {
         get_bytes(&self.store, &self.path(key)?).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), MediaError> {
+        delete_one(&self.store, &self.path(key)?).await
+    }
+
+    /// Lists the whole prefix (keys are hashes, so nothing narrower exists); a bucket
+    /// lifecycle rule does the same job without the listing.
+    async fn delete_older(
+        &self,
+        key_prefix: &str,
+        before: DateTime<Utc>,
+    ) -> Result<usize, MediaError> {
+        let listed = Path::from(self.prefix.trim_end_matches('/'));
+        delete_listed_older(&self.store, &listed, key_prefix, before).await
     }
 }

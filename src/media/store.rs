@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
@@ -18,6 +19,17 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<String, MediaError>;
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, MediaError>;
+
+    /// Removes `key` (nothing when it is not there).
+    async fn delete(&self, key: &str) -> Result<(), MediaError>;
+
+    /// Removes the objects whose key starts with `key_prefix` written before `before`
+    /// (retention); returns how many.
+    async fn delete_older(
+        &self,
+        key_prefix: &str,
+        before: DateTime<Utc>,
+    ) -> Result<usize, MediaError>;
 }
 
 /// Keys are `<sha256 hex>.<ext>`: nothing that could leave a directory or a prefix.
@@ -63,12 +75,90 @@ impl ObjectStore for LocalDirStore {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<String, MediaError> {
         let (file, path) = self.path(key)?;
         put_once(&self.fs, &path, bytes).await?;
+        restrict(&file, &self.root);
         Ok(format!("file://{}", file.display()))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, MediaError> {
         get_bytes(&self.fs, &self.path(key)?.1).await
     }
+
+    async fn delete(&self, key: &str) -> Result<(), MediaError> {
+        delete_one(&self.fs, &self.path(key)?.1).await
+    }
+
+    async fn delete_older(
+        &self,
+        key_prefix: &str,
+        before: DateTime<Utc>,
+    ) -> Result<usize, MediaError> {
+        if key_prefix.len() < 2 || !valid_key(&format!("{key_prefix}x")) {
+            return Err(MediaError::Store(format!(
+                "invalid key prefix {key_prefix:?}"
+            )));
+        }
+        let dir = self.root.join(&key_prefix[..2]);
+        if !dir.exists() {
+            return Ok(0);
+        }
+        let listed = ObjectPath::from_absolute_path(&dir)
+            .map_err(|e| MediaError::Store(format!("{}: {e}", dir.display())))?;
+        delete_listed_older(&self.fs, &listed, key_prefix, before).await
+    }
+}
+
+/// Only the process's user may read its photos: directories 0700, files 0600.
+#[cfg(unix)]
+fn restrict(file: &std::path::Path, root: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let private = |path: &std::path::Path, mode| {
+        if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(%error, path = %path.display(), "could not restrict a photo's permissions");
+        }
+    };
+    private(root, 0o700);
+    if let Some(dir) = file.parent() {
+        private(dir, 0o700);
+    }
+    private(file, 0o600);
+}
+
+#[cfg(not(unix))]
+fn restrict(_file: &std::path::Path, _root: &std::path::Path) {}
+
+pub(super) async fn delete_one(
+    store: &dyn object_store::ObjectStore,
+    path: &ObjectPath,
+) -> Result<(), MediaError> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(MediaError::Store(e.to_string())),
+    }
+}
+
+/// Deletes the objects listed under `listed` whose file name starts with `key_prefix` and
+/// that were written before `before`.
+pub(super) async fn delete_listed_older(
+    store: &dyn object_store::ObjectStore,
+    listed: &ObjectPath,
+    key_prefix: &str,
+    before: DateTime<Utc>,
+) -> Result<usize, MediaError> {
+    use futures::TryStreamExt;
+    let mut listing = store.list(Some(listed));
+    let mut deleted = 0;
+    while let Some(meta) = listing
+        .try_next()
+        .await
+        .map_err(|e| MediaError::Store(e.to_string()))?
+    {
+        let name = meta.location.filename().unwrap_or_default();
+        if name.starts_with(key_prefix) && meta.last_modified < before {
+            delete_one(store, &meta.location).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Stores `bytes` at `path` unless an object is there already (a create-only put: the
@@ -133,5 +223,27 @@ mod tests {
         for bad in ["../etc/passwd", "ab/../../x", "a", "AB.JPG"] {
             assert!(store.put(bad, b"x").await.is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_only_old_objects_of_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path());
+        let card = format!("card.{}.jpg", "ab".repeat(32));
+        let receipt = format!("{}.jpg", "ca".repeat(32));
+        store.put(&card, b"card").await.unwrap();
+        store.put(&receipt, b"receipt").await.unwrap();
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(store.delete_older("card.", hour_ago).await.unwrap(), 0);
+        let soon = Utc::now() + chrono::Duration::seconds(5);
+        assert_eq!(store.delete_older("card.", soon).await.unwrap(), 1);
+        assert!(store.get(&card).await.unwrap().is_none());
+        assert!(
+            store.get(&receipt).await.unwrap().is_some(),
+            "another prefix stays"
+        );
+        assert_eq!(store.delete_older("card.", soon).await.unwrap(), 0);
+        store.delete(&card).await.unwrap();
+        assert!(store.delete_older("../", soon).await.is_err());
     }
 }

@@ -54,7 +54,7 @@ fn ic_parse_json_for_a_valid_number() {
     let json = json_of(&output);
     assert_eq!(json["valid"], true);
     assert_eq!(json["normalized"], "900101-14-5678");
-    assert_eq!(json["masked"], "900101-14-****");
+    assert_eq!(json["masked"], "900101-**-****");
     assert_eq!(json["birth_date"], "1990-01-01");
     assert_eq!(json["age"], 35);
     assert_eq!(json["gender"], "female");
@@ -120,7 +120,7 @@ fn ic_parse_human_output() {
     let output = sembang(&["ic", "parse", "900101145678", "--on", "2025-11-25"]);
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("900101-14-****"));
+    assert!(text.contains("900101-**-****"));
     assert!(text.contains("WP Kuala Lumpur"));
 }
 

@@ -386,6 +386,61 @@ async fn real_stack_end_to_end() {
     scenario(harness).await;
 }
 
+/// An IC number a customer types is masked before anything keeps it: the event on
+/// wa.inbound, the message row, and the dead letter of an unreadable item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn typed_ic_numbers_are_masked_before_they_are_stored() {
+    let h = Harness::embedded().await;
+    h.post(&text(
+        SITI,
+        "wamid.TYPED-IC",
+        T0,
+        "IC saya 900101-14-5678, tolong daftar",
+    ))
+    .await;
+    h.message_count_reaches(SITI, 1).await;
+    let who = PhoneNumber::parse(SITI).unwrap();
+    let row = h
+        .store
+        .message(&who, "wamid.TYPED-IC")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.body.as_deref(),
+        Some("IC saya 900101-**-****, tolong daftar")
+    );
+    let inbound = h
+        .find_record(topics::INBOUND, |m| {
+            String::from_utf8_lossy(&m.payload).contains("wamid.TYPED-IC")
+        })
+        .await;
+    let payload = String::from_utf8_lossy(&inbound.payload).to_string();
+    assert!(
+        !payload.contains("14-5678") && payload.contains("900101-**-****"),
+        "{payload}"
+    );
+    // An unreadable item (no timestamp) carrying an IC: dead-lettered masked.
+    let mut body = text(SITI, "wamid.TYPED-IC-2", T0 + 1, "900101145678");
+    body["entry"][0]["changes"][0]["value"]["messages"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("timestamp");
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let (code, _) = h
+        .post_raw(&bytes, Some(sign(APP_SECRET.as_bytes(), &bytes)))
+        .await;
+    assert_eq!(code, 200);
+    let dead = h
+        .find_record(topics::DEAD_LETTER, |m| {
+            String::from_utf8_lossy(&m.payload).contains("wamid.TYPED-IC-2")
+        })
+        .await;
+    let payload = String::from_utf8_lossy(&dead.payload).to_string();
+    assert!(!payload.contains("145678"), "{payload}");
+    h.stop().await;
+}
+
 /// A START stamped a year ahead is taken as received now, so the STOP sent after it wins;
 /// and a table configured without an opt-out rule still unsubscribes on STOP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

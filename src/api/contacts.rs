@@ -27,7 +27,7 @@ pub struct ContactView {
     #[schema(example = "60123456789")]
     pub phone_number: String,
     /// Masked: the last four digits are never shown.
-    #[schema(example = "900101-14-****")]
+    #[schema(example = "900101-**-****")]
     pub ic_number: Option<String>,
     pub age: Option<u32>,
     /// male or female

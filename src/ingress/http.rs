@@ -30,6 +30,7 @@ use super::verification::tokens_equal;
 use super::wabot::parse_wabot;
 use super::{parse_webhook, verify_signature, verify_subscription, RejectedItem};
 use crate::metrics::catalog;
+use crate::topics::events::mask_ic_numbers;
 use crate::topics::inbound::InboundEvent;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -151,6 +152,7 @@ pub async fn receive(
         Ok(mut parsed) => {
             for event in &mut parsed.events {
                 event.clamp_to(received_at);
+                event.mask_ic_numbers();
             }
             parsed
         }
@@ -243,6 +245,7 @@ pub async fn receive_wabot(
     let event = match parse_wabot(&body) {
         Ok(mut event) => {
             event.clamp_to(chrono::Utc::now());
+            event.mask_ic_numbers();
             event
         }
         Err(reason) => {
@@ -325,9 +328,9 @@ fn dead_letters(topic: &str, rejected: &[RejectedItem]) -> Vec<Record> {
             topic,
             WEBHOOK_SOURCE,
             item.wa_id().unwrap_or(WEBHOOK_SOURCE).as_bytes(),
-            item.raw.to_string().into_bytes(),
+            mask_ic_numbers(&item.raw.to_string()).into_bytes(),
             KIND_MALFORMED_ITEM,
-            &item.error.to_string(),
+            &mask_ic_numbers(&item.error.to_string()),
         )
     };
     let (each, rest) = rejected.split_at(rejected.len().min(MAX_DEAD_LETTERS_PER_BODY));
@@ -338,7 +341,7 @@ fn dead_letters(topic: &str, rejected: &[RejectedItem]) -> Vec<Record> {
             topic,
             WEBHOOK_SOURCE,
             WEBHOOK_SOURCE.as_bytes(),
-            serde_json::Value::from(items).to_string().into_bytes(),
+            mask_ic_numbers(&serde_json::Value::from(items).to_string()).into_bytes(),
             KIND_MALFORMED_ITEM,
             &format!(
                 "{} more unreadable items of the same body (a JSON array); the first: {}",

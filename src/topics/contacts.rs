@@ -128,7 +128,7 @@ mod tests {
         contact.gender = Some(Gender::Female);
         contact.attributes.insert("outlet".into(), "KLCC".into());
         contact.ic = Some(ProtectedIc {
-            masked: "900101-14-****".into(),
+            masked: "900101-**-****".into(),
             keyed_hash: vec![1, 2, 3],
             ciphertext: vec![4, 5, 6],
         });

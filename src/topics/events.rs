@@ -201,7 +201,7 @@ pub struct ContactSnapshotEvent {
     pub purchase_count: u32,
     pub whatsapp_status: WhatsappStatus,
     pub marketing_opt_in: bool,
-    /// The masked IC (`900101-14-****`), never the full number.
+    /// The masked IC (`900101-**-****`), never the full number.
     pub ic_masked: Option<String>,
     /// What changed: registered, purchase, tier, opt_out, ...
     pub reason: String,
@@ -431,8 +431,8 @@ fn scrub_opt(value: &mut Option<String>) {
 
 /// Masks every IC-shaped number in `text`: twelve digits grouped 6-2-4 (separated by `-`,
 /// a space, or nothing), not part of a longer digit run, whose first six digits can be a
-/// YYMMDD date. The result keeps the date and place-of-birth code, as
-/// `MyKad::masked` does: `900101-14-****`. Other text is unchanged.
+/// YYMMDD date. The result keeps the date only, as `MyKad::masked` does:
+/// `900101-**-****`. Other text is unchanged.
 pub fn mask_ic_numbers(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -443,7 +443,7 @@ pub fn mask_ic_numbers(text: &str) -> String {
         if starts_run {
             if let Some((end, digits)) = match_ic(bytes, i) {
                 out.push_str(&text[copied..i]);
-                out.push_str(&format!("{}-{}-****", &digits[..6], &digits[6..8]));
+                out.push_str(&crate::domain::mykad::masked_digits(&digits));
                 copied = end;
                 i = end;
                 continue;
@@ -504,18 +504,18 @@ mod tests {
     fn masks_ic_shaped_numbers_only() {
         assert_eq!(
             mask_ic_numbers("IC saya 900101-14-5678 ya"),
-            "IC saya 900101-14-**** ya"
+            "IC saya 900101-**-**** ya"
         );
-        assert_eq!(mask_ic_numbers("900101145678"), "900101-14-****");
+        assert_eq!(mask_ic_numbers("900101145678"), "900101-**-****");
         assert_eq!(
             mask_ic_numbers("ic: 900101 14 5678."),
-            "ic: 900101-14-****."
+            "ic: 900101-**-****."
         );
         // Not IC-shaped: a phone number, a longer run, an impossible date, already masked.
         assert_eq!(mask_ic_numbers("call 60123456789"), "call 60123456789");
         assert_eq!(mask_ic_numbers("9001011456781"), "9001011456781");
         assert_eq!(mask_ic_numbers("901301145678"), "901301145678");
-        assert_eq!(mask_ic_numbers("900101-14-****"), "900101-14-****");
+        assert_eq!(mask_ic_numbers("900101-**-****"), "900101-**-****");
         assert_eq!(mask_ic_numbers("harga RM 12.50 🙂"), "harga RM 12.50 🙂");
     }
 

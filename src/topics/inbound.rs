@@ -336,6 +336,51 @@ impl InboundEvent {
         }
     }
 
+    /// Masks IC-shaped numbers the customer typed (text, captions, file names, unknown
+    /// types' raw JSON): nothing in Sembang reads an IC from text, so the number never
+    /// needs to be kept, and a masked copy is all that reaches wa.inbound, the message rows,
+    /// the analytics events and the dead letters made from them.
+    pub fn mask_ic_numbers(&mut self) {
+        use super::events::mask_ic_numbers as mask;
+        let EventPayload::Message(message) = &mut self.payload else {
+            return;
+        };
+        let text = |value: &mut String| *value = mask(value);
+        let optional = |value: &mut Option<String>| {
+            if let Some(v) = value {
+                *v = mask(v);
+            }
+        };
+        match &mut message.kind {
+            MessageKind::Text { body } => text(body),
+            MessageKind::Image { caption, .. } => optional(caption),
+            MessageKind::Document {
+                filename, caption, ..
+            } => {
+                optional(filename);
+                optional(caption);
+            }
+            MessageKind::ButtonReply { title, .. } => text(title),
+            MessageKind::ListReply {
+                title, description, ..
+            } => {
+                text(title);
+                optional(description);
+            }
+            MessageKind::Button { payload, text: t } => {
+                optional(payload);
+                optional(t);
+            }
+            MessageKind::System { body, .. } => optional(body),
+            MessageKind::Unknown { raw, .. } => {
+                let masked = mask(&raw.to_string());
+                if let Ok(value) = serde_json::from_str(&masked) {
+                    *raw = value;
+                }
+            }
+        }
+    }
+
     /// Stable across redeliveries: messages by wamid, statuses by `wamid:status`.
     /// Value-level errors have no provider id, so theirs is built from the business number
     /// and the error's content (`error:<phone_number_id>:<code>:<title>:<message>`).

@@ -89,10 +89,11 @@ impl MyKad {
         format!("{}-{}-{}", &d[..6], &d[6..8], &d[8..])
     }
 
-    /// `900101-14-****`: safe to show in replies, the admin API and logs.
+    /// `900101-**-****`: safe to show in replies, the admin API and logs. Only the birth
+    /// date is kept, which the profile shows anyway; the place-of-birth code and the last
+    /// four digits (where, and which of that day's births) are not.
     pub fn masked(&self) -> String {
-        let d = self.digits();
-        format!("{}-{}-****", &d[..6], &d[6..8])
+        masked_digits(&self.digits())
     }
 
     pub fn birth_date(&self) -> NaiveDate {
@@ -263,9 +264,9 @@ mod tests {
     #[test]
     fn nothing_prints_the_full_number() {
         let ic = MyKad::parse("900101-14-5678", reference()).unwrap();
-        assert_eq!(ic.masked(), "900101-14-****");
-        assert_eq!(format!("{ic}"), "900101-14-****");
-        assert_eq!(format!("{ic:?}"), "MyKad(\"900101-14-****\")");
+        assert_eq!(ic.masked(), "900101-**-****");
+        assert_eq!(format!("{ic}"), "900101-**-****");
+        assert_eq!(format!("{ic:?}"), "MyKad(\"900101-**-****\")");
         for bad in [
             "900101-14-567",
             "900101-00-5678",
@@ -286,4 +287,9 @@ mod tests {
             "never_issued_place_of_birth"
         );
     }
+}
+
+/// The masked form of twelve IC digits: `900101-**-****` (see [`MyKad::masked`]).
+pub fn masked_digits(digits: &str) -> String {
+    format!("{}-**-****", &digits[..6])
 }

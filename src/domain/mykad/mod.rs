@@ -173,6 +173,11 @@ impl fmt::Display for MyKad {
     }
 }
 
+/// The masked form of twelve IC digits: `900101-**-****` (see [`MyKad::masked`]).
+pub fn masked_digits(digits: &str) -> String {
+    format!("{}-**-****", &digits[..6])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,9 +292,4 @@ mod tests {
             "never_issued_place_of_birth"
         );
     }
-}
-
-/// The masked form of twelve IC digits: `900101-**-****` (see [`MyKad::masked`]).
-pub fn masked_digits(digits: &str) -> String {
-    format!("{}-**-****", &digits[..6])
 }

@@ -15,6 +15,7 @@ use sembang::domain::person::{Gender, MaritalStatus};
 use sembang::domain::phone::PhoneNumber;
 use sembang::domain::purchase::PurchaseStatus;
 use sembang::domain::tier::Tier;
+use sembang::pii::pseudonym::PseudonymKey;
 use sembang::storage::migrate::{migrate, MigrateError};
 use sembang::storage::sink::batcher::FlushReason;
 use sembang::storage::sink::{
@@ -44,6 +45,8 @@ async fn clickhouse_sink() -> Option<ClickHouseSink> {
     let url = support::service(support::CLICKHOUSE)?;
     let mut config = ClickHouseConfig::new(url, support::unique_name("sink_test"));
     config.request_timeout = Duration::from_secs(20);
+    // As deployed: phone numbers written as pseudonyms.
+    config.phone_pseudonyms = Some(PseudonymKey([9; 32]));
     let sink = ClickHouseSink::new(config).unwrap();
     let report = sink.migrate().await.unwrap();
     assert_eq!(report.applied, vec![1, 2, 3]);
@@ -914,6 +917,57 @@ async fn clickhouse_migrations_apply_once_and_refuse_a_newer_schema() {
         ),
         "{err}"
     );
+    drop_database(&sink).await;
+}
+
+/// No phone number is in ClickHouse: every table's contact column holds one pseudonym per
+/// number (analysts join and count on it), and the engine reads the numbers back.
+#[tokio::test]
+async fn clickhouse_holds_pseudonyms_never_phone_numbers() {
+    let Some(sink) = clickhouse_sink().await else {
+        return;
+    };
+    let events = view_fixture();
+    sink.write(&events).await.unwrap();
+    let tables = [
+        "inbound_messages",
+        "outbound_messages",
+        "message_statuses",
+        "purchases",
+        "contact_snapshots",
+    ];
+    for table in tables {
+        let clear = clickhouse_count(
+            &sink,
+            &format!("SELECT count() FROM {{db}}.{table} WHERE contact_phone LIKE '60%'"),
+        )
+        .await;
+        assert_eq!(clear, 0, "{table} holds phone numbers");
+    }
+    let sealed = clickhouse_count(
+        &sink,
+        "SELECT count() FROM {db}.inbound_messages WHERE contact_phone LIKE 'p1:%'",
+    )
+    .await;
+    assert!(sealed > 0);
+    // One value per number, the same in every table: a join key.
+    let joined = clickhouse_count(
+        &sink,
+        "SELECT count() FROM (SELECT DISTINCT contact_phone FROM {db}.inbound_messages) \
+         WHERE contact_phone IN (SELECT contact_phone FROM {db}.contact_snapshots)",
+    )
+    .await;
+    assert!(
+        joined > 0,
+        "the same contact has the same value in both tables"
+    );
+    let read = sink
+        .fetch_events(EventTable::InboundMessages, 100)
+        .await
+        .unwrap();
+    assert!(read
+        .iter()
+        .all(|e| e.contact_phone().as_str().starts_with("60")));
     drop_database(&sink).await;
 }
 

@@ -10,6 +10,7 @@ use crate::config::{
     Secrets, StoreBackend, StoreConfig,
 };
 use crate::media::{LocalDirStore, MediaLimits, ObjectStore, S3Config, S3Store};
+use crate::pii::pseudonym::PseudonymKey;
 use crate::provider::{CloudApiProvider, SandboxProvider, WabotProvider, WhatsappProvider};
 use crate::storage::bus::{Bus, EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig};
 use crate::storage::sink::{BatcherConfig, ClickHouseConfig, ClickHouseSink, EventSink, FileSink};
@@ -52,9 +53,9 @@ impl Backends {
         };
         let sink: Arc<dyn EventSink> = match config.analytics.sink {
             EventSinkBackend::Files => Arc::new(FileSink::open(data.join("events"))?),
-            EventSinkBackend::Clickhouse => {
-                Arc::new(ClickHouseSink::new(clickhouse_config(&config.analytics))?)
-            }
+            EventSinkBackend::Clickhouse => Arc::new(ClickHouseSink::new(
+                pseudonymized_clickhouse_config(config, secrets)?,
+            )?),
         };
         let (provider, sandbox): (Arc<dyn WhatsappProvider>, _) = match config.whatsapp.provider {
             ProviderKind::Sandbox => {
@@ -105,6 +106,19 @@ pub fn scylla_config(config: &StoreConfig) -> ScyllaConfig {
 /// The ClickHouse sink's settings of a profile.
 pub fn clickhouse_config(config: &AnalyticsConfig) -> ClickHouseConfig {
     ClickHouseConfig::new(&config.clickhouse_url, &config.clickhouse_database)
+}
+
+/// The ClickHouse settings with the key of the phone pseudonyms, derived from the IC vault's:
+/// no phone number reaches ClickHouse in clear, so a deployment without IC keys cannot write
+/// there.
+pub fn pseudonymized_clickhouse_config(
+    config: &Config,
+    secrets: &Secrets,
+) -> Result<ClickHouseConfig, StartError> {
+    let vault = super::roles::vault(config, secrets)?;
+    let mut clickhouse = clickhouse_config(&config.analytics);
+    clickhouse.phone_pseudonyms = Some(PseudonymKey(vault.derive_key("analytics-phones")));
+    Ok(clickhouse)
 }
 
 /// The analytics role's batching of a profile.

@@ -26,7 +26,8 @@ use crate::storage::bus::TopicSpec;
 use crate::topics::{self, TopicNames};
 
 pub use backends::{
-    batcher_config, clickhouse_config, media_limits, object_store, scylla_config, Backends,
+    batcher_config, clickhouse_config, media_limits, object_store, pseudonymized_clickhouse_config,
+    scylla_config, Backends,
 };
 pub use error::StartError;
 pub use reindex::{reindex, reindex_into};

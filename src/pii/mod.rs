@@ -8,6 +8,8 @@
 //! (or their `_FILE` variants); they must differ. Losing the encryption key loses the full
 //! numbers (masked forms and look-ups keep working); losing the hash key breaks look-ups.
 
+pub mod pseudonym;
+
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::NaiveDate;

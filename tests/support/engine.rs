@@ -11,7 +11,7 @@ use super::{
     service, unique_name, CASSANDRA, CLICKHOUSE, KAFKA, S3, S3_BUCKET, S3_CREDENTIAL, S3_IDENTITY,
 };
 
-use sembang::app::{clickhouse_config, schemas};
+use sembang::app::{pseudonymized_clickhouse_config, schemas};
 use sembang::app::{start, Backends, Running};
 use sembang::config::{
     AnalyticsConfig, BusBackend, Config, EventSinkBackend, MediaStoreBackend, ProviderKind, Role,
@@ -196,7 +196,8 @@ impl Harness {
         let mut backends = Backends::from_config(&config, &secrets()).await.unwrap();
         backends.provider = fake_provider_for(&fake);
         build(&config, &mut backends);
-        let reader = ClickHouseSink::new(clickhouse_config(&config.analytics));
+        let reader =
+            ClickHouseSink::new(pseudonymized_clickhouse_config(&config, &secrets()).unwrap());
         let reader = Arc::new(reader.unwrap());
         let throwaway = (config.store.clone(), config.analytics.clone());
         let mut harness = Harness::start(config, backends, reader, Replies::Fake(fake), dir).await;

@@ -15,6 +15,7 @@
 //! and [`reader`] reading back (events, and the analysts' aggregates).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,6 +45,8 @@ mod rows;
 pub use migrations::{ClickHouseMigrations, CLICKHOUSE_MIGRATIONS};
 use rows::Rows;
 
+use crate::pii::pseudonym::{PhonePseudonyms, PseudonymKey};
+
 const SERVICE: &str = "clickhouse";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +62,9 @@ pub struct ClickHouseConfig {
     pub max_retries: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// With a key, contacts' phone numbers are written as pseudonyms (see
+    /// [`crate::pii::pseudonym`]): analysts join on them, and never see a number.
+    pub phone_pseudonyms: Option<PseudonymKey>,
 }
 
 impl ClickHouseConfig {
@@ -72,6 +78,7 @@ impl ClickHouseConfig {
             max_retries: 5,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            phone_pseudonyms: None,
         }
     }
 }
@@ -80,6 +87,7 @@ impl ClickHouseConfig {
 pub struct ClickHouseSink {
     client: Client,
     config: ClickHouseConfig,
+    pseudonyms: Option<Arc<PhonePseudonyms>>,
 }
 
 impl std::fmt::Debug for ClickHouseSink {
@@ -114,7 +122,15 @@ impl ClickHouseSink {
         if let Some(password) = &config.password {
             client = client.with_password(password);
         }
-        Ok(ClickHouseSink { client, config })
+        let pseudonyms = config
+            .phone_pseudonyms
+            .as_ref()
+            .map(|key| Arc::new(PhonePseudonyms::new(key)));
+        Ok(ClickHouseSink {
+            client,
+            config,
+            pseudonyms,
+        })
     }
 
     pub fn config(&self) -> &ClickHouseConfig {
@@ -343,6 +359,11 @@ impl EventSink for ClickHouseSink {
         let mut rows = Rows::default();
         for event in events {
             rows.push(&event.normalized())?;
+        }
+        if let Some(pseudonyms) = &self.pseudonyms {
+            for contact in rows.contacts_mut() {
+                *contact = pseudonyms.seal(contact);
+            }
         }
         self.insert_rows(EventTable::InboundMessages, &rows.inbound)
             .await?;

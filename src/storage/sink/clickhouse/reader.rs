@@ -25,11 +25,19 @@ impl EventReader for ClickHouseSink {
                 columns.join(", ")
             )
         };
-        fn decode<R: TryInto<AnalyticsEvent, Error = String>>(
+        let pseudonyms = self.pseudonyms.as_deref();
+        fn decode_rows<R: TryInto<AnalyticsEvent, Error = String> + ContactColumn>(
             rows: Vec<R>,
+            pseudonyms: Option<&PhonePseudonyms>,
         ) -> Result<Vec<AnalyticsEvent>, SinkError> {
             rows.into_iter()
-                .map(|row| {
+                .map(|mut row| {
+                    if let Some(pseudonyms) = pseudonyms {
+                        let contact = row.contact_phone_mut();
+                        *contact = pseudonyms
+                            .open(contact)
+                            .unwrap_or_else(|| "a pseudonym of another key".into());
+                    }
                     row.try_into().map_err(|detail| SinkError::Rejected {
                         service: SERVICE,
                         operation: "fetch",
@@ -39,32 +47,39 @@ impl EventReader for ClickHouseSink {
                 .collect()
         }
         match table {
-            EventTable::InboundMessages => decode(
+            EventTable::InboundMessages => decode_rows(
                 self.fetch::<InboundRow>(select(InboundRow::COLUMN_NAMES))
                     .await?,
+                pseudonyms,
             ),
-            EventTable::OutboundMessages => decode(
+            EventTable::OutboundMessages => decode_rows(
                 self.fetch::<OutboundRow>(select(OutboundRow::COLUMN_NAMES))
                     .await?,
+                pseudonyms,
             ),
-            EventTable::MessageStatuses => decode(
+            EventTable::MessageStatuses => decode_rows(
                 self.fetch::<StatusRow>(select(StatusRow::COLUMN_NAMES))
                     .await?,
+                pseudonyms,
             ),
-            EventTable::Purchases => decode(
+            EventTable::Purchases => decode_rows(
                 self.fetch::<PurchaseRow>(select(PurchaseRow::COLUMN_NAMES))
                     .await?,
+                pseudonyms,
             ),
-            EventTable::OcrResults => {
-                decode(self.fetch::<OcrRow>(select(OcrRow::COLUMN_NAMES)).await?)
-            }
-            EventTable::ContactSnapshots => decode(
+            EventTable::OcrResults => decode_rows(
+                self.fetch::<OcrRow>(select(OcrRow::COLUMN_NAMES)).await?,
+                pseudonyms,
+            ),
+            EventTable::ContactSnapshots => decode_rows(
                 self.fetch::<SnapshotRow>(select(SnapshotRow::COLUMN_NAMES))
                     .await?,
+                pseudonyms,
             ),
-            EventTable::CampaignSends => {
-                decode(self.fetch::<SendRow>(select(SendRow::COLUMN_NAMES)).await?)
-            }
+            EventTable::CampaignSends => decode_rows(
+                self.fetch::<SendRow>(select(SendRow::COLUMN_NAMES)).await?,
+                pseudonyms,
+            ),
         }
     }
 }

@@ -14,6 +14,19 @@ pub(super) struct Rows {
 }
 
 impl Rows {
+    /// Every row's contact column, to put pseudonyms in.
+    pub(super) fn contacts_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        self.inbound
+            .iter_mut()
+            .map(|r| &mut r.contact_phone)
+            .chain(self.outbound.iter_mut().map(|r| &mut r.contact_phone))
+            .chain(self.statuses.iter_mut().map(|r| &mut r.contact_phone))
+            .chain(self.purchases.iter_mut().map(|r| &mut r.contact_phone))
+            .chain(self.ocr.iter_mut().map(|r| &mut r.contact_phone))
+            .chain(self.snapshots.iter_mut().map(|r| &mut r.contact_phone))
+            .chain(self.sends.iter_mut().map(|r| &mut r.contact_phone))
+    }
+
     pub(super) fn push(&mut self, event: &AnalyticsEvent) -> Result<(), SinkError> {
         let invalid = |detail: String| SinkError::InvalidEvent {
             event_id: event.event_id().to_string(),
@@ -445,3 +458,28 @@ impl TryFrom<SendRow> for AnalyticsEvent {
         }))
     }
 }
+
+/// A row read back, whose contact column may hold a pseudonym.
+pub(super) trait ContactColumn {
+    fn contact_phone_mut(&mut self) -> &mut String;
+}
+
+macro_rules! contact_column {
+    ($($row:ty),*) => {
+        $(impl ContactColumn for $row {
+            fn contact_phone_mut(&mut self) -> &mut String {
+                &mut self.contact_phone
+            }
+        })*
+    };
+}
+
+contact_column!(
+    InboundRow,
+    OutboundRow,
+    StatusRow,
+    PurchaseRow,
+    OcrRow,
+    SnapshotRow,
+    SendRow
+);

@@ -190,9 +190,8 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
     let attempt = config.attempts.begin(&job.job_id)?;
     let (outcome, confidence, sha256, fields, error) = if attempt.is_poison() {
         // Reading this photo killed the process before: keep it for an operator instead.
-        send_dead_letter(
-            &*config.producer,
-            &config.dead_letter_topic,
+        dead_letter_job(
+            config,
             message,
             POISON_PHOTO,
             &format!(
@@ -215,14 +214,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
         let bytes = match fetch(config, &job).await {
             Ok(bytes) => Ok(bytes),
             Err(error) => {
-                send_dead_letter(
-                    &*config.producer,
-                    &config.dead_letter_topic,
-                    message,
-                    error.kind(),
-                    &error.to_string(),
-                )
-                .await?;
+                dead_letter_job(config, message, error.kind(), &error.to_string()).await?;
                 Err(error)
             }
         };
@@ -331,6 +323,23 @@ pub async fn sweep_card_photos(
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Keeps a job that came to nothing for an operator, with the reason.
+async fn dead_letter_job(
+    config: &OcrRoleConfig,
+    message: &Message,
+    kind: &'static str,
+    detail: &str,
+) -> Result<(), EngineError> {
+    send_dead_letter(
+        &*config.producer,
+        &config.dead_letter_topic,
+        message,
+        kind,
+        detail,
+    )
+    .await
 }
 
 /// The dead-letter kind of a photo whose reading crashed the process.
@@ -448,14 +457,7 @@ async fn read(
             // A photo that cannot be read (corrupt, a bomb, past its deadline) is kept with
             // the reason for an operator, and the job is finished: never retried into a loop.
             tracing::warn!(job = %job.job_id, %error, "photo not read");
-            send_dead_letter(
-                &*config.producer,
-                &config.dead_letter_topic,
-                message,
-                error.kind(),
-                &error.to_string(),
-            )
-            .await?;
+            dead_letter_job(config, message, error.kind(), &error.to_string()).await?;
             return Ok((
                 OcrOutcome::Rejected {
                     read_as: OcrKind::Unknown,

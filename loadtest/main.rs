@@ -162,7 +162,13 @@ async fn main() {
         config.analytics.clickhouse_database = run.clone();
     }
     schemas::migrate_all(&config).await.expect("schemas");
-    let backends = Backends::from_config(&config, &Secrets::default())
+    // IC keys: photos and ClickHouse's phone pseudonyms are keyed from the vault.
+    let secrets = Secrets {
+        ic_encryption_key: Some(sembang::config::Secret::new("11".repeat(32))),
+        ic_hash_key: Some(sembang::config::Secret::new("22".repeat(32))),
+        ..Secrets::default()
+    };
+    let backends = Backends::from_config(&config, &secrets)
         .await
         .expect("backends");
     let bus = backends.bus.clone();
@@ -184,7 +190,7 @@ async fn main() {
         })
         .collect();
 
-    let running = start(&config, &Secrets::default(), backends).await.unwrap();
+    let running = start(&config, &secrets, backends).await.unwrap();
     println!(
         "loadtest: {} messages from {} contacts, profile {}, {} partitions, rate {}, engine roles {:?}",
         args.messages,

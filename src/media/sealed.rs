@@ -10,14 +10,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::KeyInit;
+use chacha20poly1305::XChaCha20Poly1305;
 use chrono::{DateTime, Utc};
 
 use super::{MediaError, ObjectStore};
+use crate::pii::envelope::{self, Unsealed};
 
 const MARKER: &[u8; 4] = b"SBM1";
-const NONCE_BYTES: usize = 24;
 
 pub struct SealedStore {
     inner: Arc<dyn ObjectStore>,
@@ -32,49 +32,33 @@ impl SealedStore {
         }
     }
 
-    fn seal(&self, key: &str, bytes: &[u8]) -> Result<Vec<u8>, MediaError> {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: bytes,
-                    aad: key.as_bytes(),
-                },
-            )
-            .map_err(|_| MediaError::Store("the photo could not be encrypted".into()))?;
-        let mut out = Vec::with_capacity(MARKER.len() + NONCE_BYTES + sealed.len());
-        out.extend_from_slice(MARKER);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+    fn seal(&self, key: &str, bytes: &[u8]) -> Vec<u8> {
+        envelope::seal(
+            &self.cipher,
+            MARKER,
+            &envelope::random_nonce(),
+            bytes,
+            key.as_bytes(),
+        )
     }
 
     fn open(&self, key: &str, stored: Vec<u8>) -> Result<Vec<u8>, MediaError> {
-        let Some(rest) = stored.strip_prefix(MARKER) else {
+        if !stored.starts_with(MARKER) {
             return Ok(stored);
-        };
-        if rest.len() < NONCE_BYTES {
-            return Err(MediaError::Store(format!("object {key} is truncated")));
         }
-        let (nonce, sealed) = rest.split_at(NONCE_BYTES);
-        self.cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: key.as_bytes(),
-                },
-            )
-            .map_err(|_| MediaError::Store(format!("object {key} fails its integrity check")))
+        envelope::open(&self.cipher, MARKER, &stored, key.as_bytes()).map_err(|e| {
+            MediaError::Store(match e {
+                Unsealed::Malformed => format!("object {key} is truncated"),
+                Unsealed::Rejected => format!("object {key} fails its integrity check"),
+            })
+        })
     }
 }
 
 #[async_trait]
 impl ObjectStore for SealedStore {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<String, MediaError> {
-        let sealed = self.seal(key, bytes)?;
+        let sealed = self.seal(key, bytes);
         self.inner.put(key, &sealed).await
     }
 

@@ -8,10 +8,11 @@
 //! (or their `_FILE` variants); they must differ. Losing the encryption key loses the full
 //! numbers (masked forms and look-ups keep working); losing the hash key breaks look-ups.
 
+pub mod envelope;
 pub mod pseudonym;
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{KeyInit, OsRng};
+use chacha20poly1305::XChaCha20Poly1305;
 use chrono::NaiveDate;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -22,7 +23,6 @@ use crate::domain::contact::ProtectedIc;
 use crate::domain::mykad::MyKad;
 
 const KEY_BYTES: usize = 32;
-const NONCE_BYTES: usize = 24;
 /// Ciphertext layout version, first byte, so keys or algorithms can change later.
 const FORMAT_V1: u8 = 1;
 
@@ -135,21 +135,13 @@ impl IcVault {
 
     pub fn protect(&self, ic: &MyKad) -> ProtectedIc {
         let keyed_hash = self.keyed_hash(ic);
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: ic.digits().as_bytes(),
-                    aad: &keyed_hash,
-                },
-            )
-            .expect("XChaCha20-Poly1305 encrypts any message of this size");
-        let mut ciphertext = Vec::with_capacity(1 + NONCE_BYTES + sealed.len());
-        ciphertext.push(FORMAT_V1);
-        ciphertext.extend_from_slice(&nonce);
-        ciphertext.extend_from_slice(&sealed);
+        let ciphertext = envelope::seal(
+            &self.cipher,
+            &[FORMAT_V1],
+            &envelope::random_nonce(),
+            ic.digits().as_bytes(),
+            &keyed_hash,
+        );
         ProtectedIc {
             masked: ic.masked(),
             keyed_hash,
@@ -164,21 +156,16 @@ impl IcVault {
         protected: &ProtectedIc,
         reference: NaiveDate,
     ) -> Result<MyKad, VaultError> {
-        let bytes = &protected.ciphertext;
-        if bytes.len() <= 1 + NONCE_BYTES || bytes[0] != FORMAT_V1 {
-            return Err(VaultError::Malformed);
-        }
-        let nonce = XNonce::from_slice(&bytes[1..1 + NONCE_BYTES]);
-        let digits = self
-            .cipher
-            .decrypt(
-                nonce,
-                Payload {
-                    msg: &bytes[1 + NONCE_BYTES..],
-                    aad: &protected.keyed_hash,
-                },
-            )
-            .map_err(|_| VaultError::Decrypt)?;
+        let digits = envelope::open(
+            &self.cipher,
+            &[FORMAT_V1],
+            &protected.ciphertext,
+            &protected.keyed_hash,
+        )
+        .map_err(|e| match e {
+            envelope::Unsealed::Malformed => VaultError::Malformed,
+            envelope::Unsealed::Rejected => VaultError::Decrypt,
+        })?;
         let digits = String::from_utf8(digits).map_err(|_| VaultError::Malformed)?;
         MyKad::parse(&digits, reference).map_err(|_| VaultError::Malformed)
     }

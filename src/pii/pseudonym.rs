@@ -6,13 +6,14 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::envelope::{self, NONCE_BYTES};
+
 const PREFIX: &str = "p1:";
-const NONCE_BYTES: usize = 24;
 
 /// The key of the pseudonyms (its `Debug` never prints it).
 #[derive(Clone, PartialEq, Eq)]
@@ -50,12 +51,7 @@ impl PhonePseudonyms {
         mac.update(phone.as_bytes());
         let digest = mac.finalize().into_bytes();
         let nonce = XNonce::from_slice(&digest[..NONCE_BYTES]);
-        let sealed = self
-            .cipher
-            .encrypt(nonce, phone.as_bytes())
-            .expect("sealing a short text cannot fail");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
+        let bytes = envelope::seal(&self.cipher, b"", nonce, phone.as_bytes(), b"");
         format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
@@ -66,14 +62,7 @@ impl PhonePseudonyms {
             return Some(value.to_string());
         };
         let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
-        if bytes.len() <= NONCE_BYTES {
-            return None;
-        }
-        let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
-        let plain = self
-            .cipher
-            .decrypt(XNonce::from_slice(nonce), sealed)
-            .ok()?;
+        let plain = envelope::open(&self.cipher, b"", &bytes, b"").ok()?;
         String::from_utf8(plain).ok()
     }
 }

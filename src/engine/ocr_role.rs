@@ -24,7 +24,6 @@ use tokio::task::JoinSet;
 
 use crate::config::Secret;
 use crate::domain::money::Money;
-use crate::media::download::is_cloud_api_media_id;
 use crate::media::{HostAllowlist, MediaClient, MediaError, MediaLimits, ObjectStore};
 use crate::ocr::{process_within, OcrOutput, OcrPool, Reading};
 use crate::pii::IcVault;
@@ -41,7 +40,7 @@ use crate::metrics::catalog;
 use crate::retry::with_retries;
 use crate::retry::RetryPolicy;
 use crate::topics::event_id;
-use crate::topics::inbound::WABOT_WABA_ID;
+use crate::topics::inbound::{is_cloud_api_media_id, WABOT_WABA_ID};
 use crate::topics::ocr::{
     IcLinkOutcome, MyKadReading, OcrJob, OcrKind, OcrOutcome, OcrResult, ReceiptReading,
     STORED_MEDIA_PREFIX, UPLOAD_JOB_PREFIX,
@@ -200,16 +199,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
             ),
         )
         .await?;
-        (
-            OcrOutcome::Rejected {
-                read_as: OcrKind::Unknown,
-                reason: "the photo could not be read".into(),
-            },
-            0.0,
-            None,
-            serde_json::json!({}),
-            Some(POISON_PHOTO.to_string()),
-        )
+        not_read("the photo could not be read".into(), POISON_PHOTO)
     } else {
         let bytes = match fetch(config, &job).await {
             Ok(bytes) => Ok(bytes),
@@ -219,16 +209,7 @@ async fn handle(config: &OcrRoleConfig, message: &Message) -> Result<(), EngineE
             }
         };
         match bytes {
-            Err(error) => (
-                OcrOutcome::Rejected {
-                    read_as: OcrKind::Unknown,
-                    reason: unfetched_reason(&error),
-                },
-                0.0,
-                None,
-                serde_json::json!({}),
-                Some(error.kind().to_string()),
-            ),
+            Err(error) => not_read(unfetched_reason(&error), error.kind()),
             Ok(bytes) => read(config, &job, message, bytes).await?,
         }
     };
@@ -436,6 +417,20 @@ type Read = (
     Option<String>,
 );
 
+/// A photo that was never read: the customer's `reason`, the failure's `kind`.
+fn not_read(reason: String, kind: &str) -> Read {
+    (
+        OcrOutcome::Rejected {
+            read_as: OcrKind::Unknown,
+            reason,
+        },
+        0.0,
+        None,
+        serde_json::json!({}),
+        Some(kind.to_string()),
+    )
+}
+
 async fn read(
     config: &OcrRoleConfig,
     job: &OcrJob,
@@ -458,16 +453,7 @@ async fn read(
             // the reason for an operator, and the job is finished: never retried into a loop.
             tracing::warn!(job = %job.job_id, %error, "photo not read");
             dead_letter_job(config, message, error.kind(), &error.to_string()).await?;
-            return Ok((
-                OcrOutcome::Rejected {
-                    read_as: OcrKind::Unknown,
-                    reason: error.customer_reason().into(),
-                },
-                0.0,
-                None,
-                serde_json::json!({}),
-                Some(error.kind().to_string()),
-            ));
+            return Ok(not_read(error.customer_reason().into(), error.kind()));
         }
     };
     let sha256 = output.media.sha256.clone();

@@ -12,7 +12,7 @@ use crate::config::Secret;
 
 use super::guard::{self, HostAllowlist};
 use super::MediaError;
-pub use crate::topics::inbound::is_cloud_api_media_id;
+use crate::topics::inbound::is_cloud_api_media_id;
 
 pub struct MediaClient {
     http: reqwest::Client,

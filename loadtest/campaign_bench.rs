@@ -30,7 +30,7 @@ use sembang::storage::bus::{Producer, Record, TopicSpec};
 use sembang::topics::{self, TopicNames};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const NUMBER: &str = "106540352242922";
 

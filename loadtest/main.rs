@@ -43,9 +43,11 @@ use sembang::storage::sink::{ClickHouseSink, EventReader, EventTable};
 use sembang::topics::inbound::InboundEvent;
 use sembang::topics::{self, TopicNames};
 
-/// The same allocator as the `sembang` binary, so the engine is measured as it runs.
+/// The same allocator as the `sembang` binary, so the engine is measured as it runs
+/// (`--features system-allocator` for heap profilers).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 struct Args {
     messages: u64,
@@ -56,10 +58,13 @@ struct Args {
     rate: u64,
     /// Keep the keyspace, database and topics of the run.
     keep: bool,
+    /// `store.embedded_cache_mb` and `engine.max_resident_mb`, to compare settings.
+    store_cache_mb: Option<u32>,
+    resident_mb: Option<u32>,
 }
 
 const USAGE: &str = "usage: sembang-loadtest [--messages N] [--contacts C] \
-[--profile local|embedded] [--rate R] [--keep]";
+[--profile local|embedded] [--rate R] [--keep] [--store-cache-mb M] [--resident-mb M]";
 
 fn usage_error(problem: &str) -> ! {
     eprintln!("sembang-loadtest: {problem}\n{USAGE}");
@@ -80,6 +85,8 @@ fn args() -> Args {
         profile: "local".into(),
         rate: 0,
         keep: false,
+        store_cache_mb: None,
+        resident_mb: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +99,8 @@ fn args() -> Args {
                 _ => usage_error("--profile is local or embedded"),
             },
             "--keep" => args.keep = true,
+            "--store-cache-mb" => args.store_cache_mb = Some(number(&flag, it.next()) as u32),
+            "--resident-mb" => args.resident_mb = Some(number(&flag, it.next()) as u32),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0)
@@ -144,6 +153,12 @@ async fn main() {
     };
     config.http.listen = "127.0.0.1:0".into();
     config.bus.namespace = run.clone();
+    if let Some(mb) = args.store_cache_mb {
+        config.store.embedded_cache_mb = mb;
+    }
+    if let Some(mb) = args.resident_mb {
+        config.engine.max_resident_mb = mb;
+    }
     config
         .engine
         .roles

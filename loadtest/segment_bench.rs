@@ -34,7 +34,7 @@ use sembang::storage::bus::partitioner::partition_for;
 use sembang::topics::contacts::ContactState;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const PARTITIONS: u32 = 8;
 /// States with rough population weights (percent).

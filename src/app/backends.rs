@@ -45,7 +45,10 @@ impl Backends {
                 std::fs::create_dir_all(data).map_err(|e| {
                     StartError::Settings(format!("data_dir {}: {e}", data.display()))
                 })?;
-                Arc::new(EmbeddedStore::open(data.join("store.redb"))?)
+                Arc::new(EmbeddedStore::open_with_cache(
+                    data.join("store.redb"),
+                    (config.store.embedded_cache_mb as usize) << 20,
+                )?)
             }
             StoreBackend::Scylla => {
                 Arc::new(ScyllaStore::connect(scylla_config(&config.store)).await?)

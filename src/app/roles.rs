@@ -184,6 +184,7 @@ impl Assembly<'_> {
                 tiers: config.tiers.policy(),
                 limits: ShardLimits {
                     max_resident: (config.engine.max_resident_contacts as usize / shards).max(1),
+                    max_resident_bytes: ((config.engine.max_resident_mb as usize) << 20) / shards,
                     idle_timeout: Duration::from_secs(config.engine.idle_timeout_secs),
                     flush_max_delay: Duration::from_millis(config.engine.flush_max_delay_ms),
                     flush_max_dirty: config.engine.flush_max_dirty as usize,

@@ -222,6 +222,9 @@ pub struct EngineConfig {
     pub ask_marital_status: bool,
     /// Resident contacts across all shards before the least recently used are evicted.
     pub max_resident_contacts: u64,
+    /// ... or their estimated memory across all shards, in MiB: the budget the engine
+    /// keeps for contacts (the store's cache and the segment index are apart).
+    pub max_resident_mb: u32,
     /// A contact untouched this long is written back (if dirty) and dropped from memory.
     pub idle_timeout_secs: u64,
     /// Dirty contacts are written back at the latest this long after their first change.
@@ -295,6 +298,9 @@ pub struct StoreConfig {
     /// The keyspace's CQL replication map, used when migrations create it.
     pub scylla_replication: String,
     pub scylla_request_timeout_ms: u64,
+    /// The embedded store's page cache (redb's own default is 1 GiB, which a growing
+    /// message table fills: it was most of the embedded default's memory under load).
+    pub embedded_cache_mb: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +405,7 @@ impl Default for EngineConfig {
             shards: 4,
             ask_marital_status: false,
             max_resident_contacts: 1_000_000,
+            max_resident_mb: 512,
             idle_timeout_secs: 600,
             flush_max_delay_ms: 200,
             flush_max_dirty: 2_000,
@@ -460,6 +467,7 @@ impl Default for StoreConfig {
             scylla_keyspace: "sembang".into(),
             scylla_replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
             scylla_request_timeout_ms: 5_000,
+            embedded_cache_mb: 64,
         }
     }
 }
@@ -596,12 +604,20 @@ impl Config {
                 "engine.max_resident_contacts",
                 self.engine.max_resident_contacts,
             ),
+            (
+                "engine.max_resident_mb",
+                u64::from(self.engine.max_resident_mb),
+            ),
             ("engine.flush_max_delay_ms", self.engine.flush_max_delay_ms),
             (
                 "engine.flush_max_dirty",
                 u64::from(self.engine.flush_max_dirty),
             ),
             ("engine.max_in_flight", u64::from(self.engine.max_in_flight)),
+            (
+                "store.embedded_cache_mb",
+                u64::from(self.store.embedded_cache_mb),
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));

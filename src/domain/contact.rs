@@ -83,7 +83,7 @@ impl InteractionStats {
 
 /// An IC number as it may be kept: masked for display, a keyed hash for look-ups, and
 /// AEAD ciphertext for the rare lawful need of the full number. Never the clear digits.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProtectedIc {
     pub masked: String,
     pub keyed_hash: Vec<u8>,
@@ -97,7 +97,7 @@ impl std::fmt::Debug for ProtectedIc {
 }
 
 /// The latest consent change, kept as PDPA evidence: when and through what.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConsentChange {
     pub at: DateTime<Utc>,
     /// e.g. "keyword:STOP", "question:consent", "csv:<source>", "admin", "provider:131050".
@@ -142,6 +142,35 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// Approximate heap bytes the contact holds beyond its own size: what the engine's
+    /// memory budget (`engine.max_resident_mb`) counts. Attributes are counted by their
+    /// JSON length twice over, a fair bound for small maps of short values.
+    pub fn heap_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let consent = self
+            .consent_change
+            .as_ref()
+            .map_or(0, |c| c.source.capacity() + text(&c.wording));
+        let ic = self.ic.as_ref().map_or(0, |ic| {
+            ic.masked.capacity() + ic.keyed_hash.capacity() + ic.ciphertext.capacity()
+        });
+        let attributes = if self.attributes.is_empty() {
+            0
+        } else {
+            serde_json::to_vec(&self.attributes).map_or(0, |json| json.len() * 2)
+                + self.attributes.len() * 64
+        };
+        self.phone_number.as_str().len()
+            + text(&self.name)
+            + text(&self.state)
+            + consent
+            + ic
+            + self.purchases.heap_bytes()
+            + attributes
+            + self.applied_events.heap_bytes()
+            + self.campaign_touches.heap_bytes()
+    }
+
     pub fn new(phone_number: PhoneNumber, created_at: DateTime<Utc>) -> Self {
         Contact {
             phone_number,
@@ -173,13 +202,13 @@ impl Contact {
         self.purchases.stats()
     }
 
-    /// Moves `updated_at` past `stored`'s, to the next millisecond if need be (stores keep
+    /// Moves `updated_at` past `stored_updated_at`, to the next millisecond if need be (stores keep
     /// milliseconds). A contact's row is written as of its `updated_at`, and a store keeps
     /// the later of two writes, so a new version must be later than the one it replaces
     /// even when this process's clock is behind the one that wrote it. Returns whether it
     /// moved.
-    pub fn supersede(&mut self, stored: &Contact) -> bool {
-        let stored_ms = stored.updated_at.timestamp_millis();
+    pub fn supersede(&mut self, stored_updated_at: DateTime<Utc>) -> bool {
+        let stored_ms = stored_updated_at.timestamp_millis();
         if self.updated_at.timestamp_millis() > stored_ms {
             return false;
         }
@@ -207,20 +236,20 @@ mod tests {
         // A clock behind the stored version's: one millisecond past it.
         let mut behind = stored.clone();
         behind.updated_at = at(4_000);
-        assert!(behind.supersede(&stored));
+        assert!(behind.supersede(stored.updated_at));
         assert_eq!(behind.updated_at, at(5_001));
 
         // The same millisecond counts as behind (a finer part is not stored).
         let mut same = stored.clone();
         same.updated_at = at(5_000) + chrono::Duration::microseconds(700);
-        assert!(same.supersede(&stored));
+        assert!(same.supersede(stored.updated_at));
         assert_eq!(same.updated_at, at(5_001));
 
         // Already later: unchanged, to the nanosecond.
         let mut ahead = stored.clone();
         let later = at(9_000) + chrono::Duration::microseconds(3);
         ahead.updated_at = later;
-        assert!(!ahead.supersede(&stored));
+        assert!(!ahead.supersede(stored.updated_at));
         assert_eq!(ahead.updated_at, later);
     }
 

@@ -2,8 +2,12 @@
 //! flush writes only those: every written cell costs the database CPU, and most flushes
 //! change a contact's interaction stats and applied-event keys and nothing else.
 
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+
 use super::contact::Contact;
-use super::spending::PurchaseLedger;
 
 /// A stored field (or group of fields written together) of a contact. The purchase
 /// ledger is not one: purchases are stored as their own rows.
@@ -91,30 +95,73 @@ impl ContactField {
     }
 }
 
-/// The contact's stored fields alone, its purchase ledger left empty: all that
-/// [`ContactFields::changed`] compares, kept per resident contact without the memory of a
-/// long purchase history.
-pub fn without_ledger(contact: &Contact) -> Contact {
-    // Every field spelled out: a new field of Contact must be considered here (and above).
-    Contact {
-        phone_number: contact.phone_number.clone(),
-        name: contact.name.clone(),
-        gender: contact.gender,
-        date_of_birth: contact.date_of_birth,
-        state: contact.state.clone(),
-        marital_status: contact.marital_status,
-        whatsapp_status: contact.whatsapp_status,
-        marketing_opt_in: contact.marketing_opt_in,
-        consent_change: contact.consent_change.clone(),
-        ic: contact.ic.clone(),
-        purchases: PurchaseLedger::default(),
-        customer_tier: contact.customer_tier,
-        interactions: contact.interactions,
-        created_at: contact.created_at,
-        updated_at: contact.updated_at,
-        attributes: contact.attributes.clone(),
-        applied_events: contact.applied_events.clone(),
-        campaign_touches: contact.campaign_touches.clone(),
+/// What a resident contact remembers of its last stored version: a 64-bit keyed digest of
+/// each stored field and the stored `updated_at`. 176 bytes and no heap, where a second copy
+/// of the contact cost ~600 (issue 16: a resident contact within 1 KB). A changed field
+/// goes unwritten only if its digest collides, about once in 2^64 changes; the keys are
+/// drawn per process (digests are never stored), so no input can aim at a collision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFields {
+    digests: [u64; ContactField::EVERY.len()],
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoredFields {
+    pub fn of(contact: &Contact) -> StoredFields {
+        StoredFields {
+            digests: ContactField::EVERY.map(|field| field.digest(contact)),
+            updated_at: contact.updated_at,
+        }
+    }
+
+    /// The fields of `now` that differ from this stored version.
+    pub fn changed(&self, now: &Contact) -> ContactFields {
+        ContactField::EVERY
+            .into_iter()
+            .zip(self.digests)
+            .filter(|(field, digest)| field.digest(now) != *digest)
+            .map(|(field, _)| field)
+            .collect()
+    }
+}
+
+/// SipHash keys drawn once per process.
+fn digest_keys() -> &'static RandomState {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new)
+}
+
+impl ContactField {
+    fn digest(self, c: &Contact) -> u64 {
+        let keys = digest_keys();
+        let i = &c.interactions;
+        match self {
+            ContactField::Name => keys.hash_one(&c.name),
+            ContactField::Gender => keys.hash_one(c.gender),
+            ContactField::DateOfBirth => keys.hash_one(c.date_of_birth),
+            ContactField::State => keys.hash_one(&c.state),
+            ContactField::MaritalStatus => keys.hash_one(c.marital_status),
+            ContactField::WhatsappStatus => keys.hash_one(c.whatsapp_status),
+            ContactField::MarketingOptIn => keys.hash_one(c.marketing_opt_in),
+            ContactField::ConsentChange => keys.hash_one(&c.consent_change),
+            ContactField::Ic => keys.hash_one(&c.ic),
+            ContactField::CustomerTier => keys.hash_one(c.customer_tier),
+            ContactField::MessageCount => keys.hash_one(i.message_count),
+            ContactField::LastInteraction => keys.hash_one(i.last_interaction),
+            ContactField::OutboundCount => keys.hash_one(i.outbound_count),
+            ContactField::RepliedCount => keys.hash_one(i.replied_count),
+            ContactField::LastOutbound => keys.hash_one(i.last_outbound),
+            ContactField::AppliedEvents => keys.hash_one(&c.applied_events),
+            // JSON values have no Hash: their encoding stands in. Equal maps in another
+            // key order encode differently, which costs a write, never a lost one.
+            ContactField::Attributes if c.attributes.is_empty() => keys.hash_one(0u8),
+            ContactField::Attributes => {
+                keys.hash_one(serde_json::to_vec(&c.attributes).unwrap_or_default())
+            }
+            ContactField::CampaignTouches => keys.hash_one(&c.campaign_touches),
+            ContactField::CreatedAt => keys.hash_one(c.created_at),
+            ContactField::UpdatedAt => keys.hash_one(c.updated_at),
+        }
     }
 }
 
@@ -181,20 +228,32 @@ mod tests {
     }
 
     #[test]
-    fn without_its_ledger_a_contact_has_the_same_fields() {
+    fn the_stored_digests_ignore_the_ledger_and_remember_updated_at() {
         use crate::domain::money::Money;
         use crate::domain::spending::PurchaseEvent;
         let mut c = contact();
         c.name = Some("Aminah".into());
+        let stored = StoredFields::of(&c);
         c.purchases.apply(&PurchaseEvent {
             purchase_id: "p1".into(),
             amount: Money::from_sen(12_345),
             purchased_on: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
         });
-        let snapshot = without_ledger(&c);
-        assert!(ContactFields::changed(&snapshot, &c).is_empty());
-        assert_ne!(snapshot.purchases, c.purchases);
-        assert_eq!(snapshot.purchases, PurchaseLedger::default());
+        assert!(stored.changed(&c).is_empty());
+        assert_eq!(stored.updated_at, c.updated_at);
+    }
+
+    #[test]
+    fn attributes_equal_in_another_order_may_cost_a_write_but_a_change_is_always_seen() {
+        let mut a = contact();
+        a.attributes.insert("x".into(), serde_json::json!(1));
+        a.attributes.insert("y".into(), serde_json::json!(2));
+        let stored = StoredFields::of(&a);
+        let mut b = a.clone();
+        b.attributes.insert("y".into(), serde_json::json!(3));
+        assert!(stored.changed(&b).contains(ContactField::Attributes));
+        b.attributes.insert("y".into(), serde_json::json!(2));
+        assert!(stored.changed(&b).is_empty());
     }
 
     #[test]
@@ -345,6 +404,11 @@ mod tests {
             edit(&mut after);
             let expected: ContactFields = [*field].into_iter().collect();
             assert_eq!(ContactFields::changed(&base, &after), expected, "{field:?}");
+            assert_eq!(
+                StoredFields::of(&base).changed(&after),
+                expected,
+                "digest of {field:?}"
+            );
         }
         assert_eq!(edits.len(), ContactField::EVERY.len());
     }

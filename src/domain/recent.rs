@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 /// message soon after a failed answer.
 pub const RECENT_CAPACITY: usize = 32;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RecentKeys(VecDeque<i64>);
 
@@ -61,6 +61,10 @@ impl RecentKeys {
     /// Fingerprints, oldest first.
     pub fn fingerprints(&self) -> impl Iterator<Item = i64> + '_ {
         self.0.iter().copied()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<i64>()
     }
 
     pub fn len(&self) -> usize {

@@ -65,6 +65,14 @@ impl PurchaseLedger {
         self.entries.contains_key(purchase_id)
     }
 
+    /// Approximate heap bytes held: a B-tree slot per entry (~11 to a node) and its id.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries
+            .keys()
+            .map(|id| id.capacity() + std::mem::size_of::<(String, PurchaseEntry)>() * 12 / 10)
+            .sum()
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

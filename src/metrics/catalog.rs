@@ -142,6 +142,12 @@ pub static SHARD_RESIDENT: Metric = metric(
     &["shard"],
     "Contacts held in memory, by shard.",
 );
+pub static SHARD_RESIDENT_BYTES: Metric = metric(
+    "sembang_shard_resident_bytes",
+    G,
+    &["shard"],
+    "Estimated memory of the contacts held, by shard (budget: engine.max_resident_mb).",
+);
 pub static SHARD_FLUSH_SECONDS: Metric = metric(
     "sembang_shard_flush_seconds",
     H,
@@ -334,6 +340,7 @@ pub static ALL: &[&Metric] = &[
     &ENGINE_RETRIES,
     &CONSUMER_LAG,
     &SHARD_RESIDENT,
+    &SHARD_RESIDENT_BYTES,
     &SHARD_FLUSH_SECONDS,
     &SHARD_FLUSH_CONTACTS,
     &SHARD_EVICTED,

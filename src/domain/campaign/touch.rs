@@ -18,7 +18,7 @@ const MAX_AGE: Duration = Duration::days(120);
 /// Longest attribution window a campaign may set.
 pub const MAX_ATTRIBUTION_DAYS: u16 = 90;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CampaignTouch {
     pub campaign_id: String,
     pub wamid: String,
@@ -44,7 +44,7 @@ impl CampaignTouch {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Touches(Vec<CampaignTouch>);
 
@@ -62,6 +62,15 @@ impl Touches {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<CampaignTouch>()
+            + self
+                .0
+                .iter()
+                .map(|t| t.campaign_id.capacity() + t.wamid.capacity())
+                .sum::<usize>()
     }
 
     /// Records a campaign message sent at `at`; false if it was known (a replay).

@@ -199,6 +199,7 @@ mod tests {
             tiers: TierPolicy::default(),
             limits: ShardLimits {
                 max_resident: 10,
+                max_resident_bytes: usize::MAX,
                 idle_timeout: Duration::from_secs(60),
                 flush_max_delay: Duration::from_millis(50),
                 flush_max_dirty: 10,

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::auto_reply::AutoReplies;
 use crate::domain::contact::Contact;
-use crate::domain::contact_fields::{without_ledger, ContactField, ContactFields};
+use crate::domain::contact_fields::{ContactField, ContactFields, StoredFields};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::recent::RECENT_CAPACITY;
 use crate::domain::tier::TierPolicy;
@@ -40,7 +40,7 @@ use crate::topics::inbound::{EventPayload, InboundEvent, InboundMessage};
 use dedupe::{no_newer_than_latest, redelivered, Forgotten};
 pub use flush::ContactChanges;
 use flush::Pending;
-use residents::{Resident, Residents};
+use residents::{Budget, Resident, Residents};
 
 use super::apply::{apply, inbound_record, ApplyContext, Effects, Outcome};
 use super::apply_ocr::{apply_ocr, ocr_dedupe_key};
@@ -125,6 +125,9 @@ pub enum ShardMsg {
 #[derive(Clone, Debug)]
 pub struct ShardLimits {
     pub max_resident: usize,
+    /// Estimated bytes of resident contacts (this shard's share of
+    /// `engine.max_resident_mb`).
+    pub max_resident_bytes: usize,
     pub idle_timeout: Duration,
     pub flush_max_delay: Duration,
     pub flush_max_dirty: usize,
@@ -363,7 +366,7 @@ impl ShardState {
                 .find(|w| w.contact == phone)
                 .map(|w| w.token.0.clone())
                 .expect("loaded contacts come from the batch");
-            let snapshot = stored.as_ref().map(without_ledger);
+            let snapshot = stored.as_ref().map(StoredFields::of);
             let contact = stored.unwrap_or_else(|| {
                 new_contacts.insert(phone.clone());
                 let first_seen = batch
@@ -539,13 +542,13 @@ impl ShardState {
             let changed = match &resident.stored {
                 None => ContactFields::ALL,
                 Some(stored) => {
-                    let mut changed = ContactFields::changed(stored, &resident.contact);
+                    let mut changed = stored.changed(&resident.contact);
                     if changed.is_empty() {
                         continue;
                     }
                     // Written as of updated_at: later than the stored version, or the
                     // store keeps that one (see Contacts::write_behind).
-                    if resident.contact.supersede(stored) {
+                    if resident.contact.supersede(stored.updated_at) {
                         changed.insert(ContactField::UpdatedAt);
                     }
                     changed
@@ -569,9 +572,10 @@ impl ShardState {
         drop(contacts);
         for phone in self.dirty.drain() {
             if let Some(resident) = self.residents.get_mut(&phone) {
-                resident.stored = Some(without_ledger(&resident.contact));
+                resident.stored = Some(StoredFields::of(&resident.contact));
                 resident.unflushed_events = 0;
             }
+            self.residents.measure(&phone);
         }
         self.dirty_since = None;
         catalog::SHARD_FLUSH_SECONDS
@@ -589,15 +593,18 @@ impl ShardState {
     /// clean contacts are dropped; dirty ones are flushed first when over budget.
     async fn evict(&mut self) -> Result<(), EngineError> {
         let limits = self.deps.limits.clone();
-        if self.residents.len() > limits.max_resident && !self.dirty.is_empty() {
+        let budget = Budget {
+            contacts: limits.max_resident,
+            bytes: limits.max_resident_bytes,
+        };
+        if self.residents.over(budget) && !self.dirty.is_empty() {
             self.flush().await?;
         }
-        let to_drop = self.residents.evictable(
-            limits.max_resident,
-            limits.idle_timeout,
-            Instant::now(),
-            |phone| self.dirty.contains(phone),
-        );
+        let to_drop =
+            self.residents
+                .evictable(budget, limits.idle_timeout, Instant::now(), |phone| {
+                    self.dirty.contains(phone)
+                });
         let evicted = to_drop.len() as u64;
         for phone in to_drop {
             self.residents.remove(&phone);
@@ -640,7 +647,14 @@ impl ShardState {
 
     fn publish_gauges(&self, stopped: bool) {
         let shard = self.index.to_string();
-        let resident = if stopped { 0 } else { self.residents.len() };
+        let (resident, bytes) = if stopped {
+            (0, 0)
+        } else {
+            (self.residents.len(), self.residents.bytes())
+        };
+        catalog::SHARD_RESIDENT_BYTES
+            .gauge(&[shard.clone().into()])
+            .set(bytes as f64);
         catalog::SHARD_RESIDENT
             .gauge(&[shard.into()])
             .set(resident as f64);

@@ -184,6 +184,9 @@ fn normalized_purchase(purchase: &Purchase) -> Purchase {
     purchase
 }
 
+/// The page cache when none is configured: the default of `store.embedded_cache_mb`.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 /// The contact store in a local redb file. Cheap to share (`Arc` inside).
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -193,6 +196,11 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens the store file, creating it (and its directory) if missing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens with a page cache of at most `cache_bytes` (`store.embedded_cache_mb`).
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let unavailable = |detail: String| StoreError::Unavailable {
             service: SERVICE,
@@ -201,7 +209,10 @@ impl EmbeddedStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| unavailable(e.to_string()))?;
         }
-        let db = Database::create(path).map_err(|e| unavailable(e.to_string()))?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| unavailable(e.to_string()))?;
         const OP: &str = "open";
         let txn = db.begin_write().map_err(err(OP))?;
         {

@@ -364,6 +364,13 @@ fn status(wamid: &str, to: &str, status: &str) -> Vec<u8> {
     }))
 }
 
+/// Customers who said "help" among the first `generated` messages.
+fn generated_customers(generated: u64) -> usize {
+    (0..generated)
+        .filter(|n| n.is_multiple_of(NEW_CUSTOMER_EVERY) && n % PHOTO_EVERY != PHOTO_EVERY - 1)
+        .count()
+}
+
 fn customer(n: u64) -> String {
     format!("6013{:07}", n)
 }
@@ -578,7 +585,7 @@ async fn main() {
     let load_secs = started.elapsed().as_secs_f64();
     println!("{load_secs:>6.1} s: load done ({generated} messages generated); checking effects");
 
-    let lost_or_doubled = check(&load, &fake, &cassandra, &clickhouse, &run).await;
+    let lost_or_doubled = check(&load, &fake, &cassandra, &clickhouse, &run, generated).await;
     let exited = cluster.exited();
     let peak = cluster.peak_rss_kb();
     let c = &load.counters;
@@ -632,6 +639,7 @@ async fn check(
     cassandra: &str,
     clickhouse: &str,
     run: &str,
+    generated: u64,
 ) -> Vec<String> {
     let store = ScyllaStore::connect(ScyllaConfig {
         nodes: vec![cassandra.to_string()],
@@ -681,13 +689,21 @@ async fn check(
                 problems.push(format!("{} has {got} of {want}", table.name()));
             }
         }
-        let mut sends: HashMap<(String, String), u32> = HashMap::new();
+        // Each customer's "help" and each photo is answered once, and nothing else is.
+        let mut answers: HashMap<String, u32> = HashMap::new();
         for s in fake.sent() {
-            *sends.entry((s.to.clone(), s.body.to_string())).or_default() += 1;
+            *answers.entry(s.to.clone()).or_default() += 1;
         }
-        let doubled = sends.values().filter(|&&n| n > 1).count();
+        let doubled = answers.values().filter(|&&n| n > 1).count();
         if doubled > 0 {
-            problems.push(format!("{doubled} answers sent twice"));
+            problems.push(format!("{doubled} customers answered twice"));
+        }
+        let expected_answers = generated_customers(generated) + photos as usize;
+        if answers.len() != expected_answers {
+            problems.push(format!(
+                "{} of {expected_answers} customers answered",
+                answers.len()
+            ));
         }
         let settled = problems.is_empty();
         if settled || Instant::now() > deadline {

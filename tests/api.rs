@@ -159,8 +159,8 @@ async fn wabot_webhook_takes_gateway_messages_with_its_token() {
     h.stop().await;
 }
 
-/// The bus is down: the webhook answers 503 within the producer's timeout, so WhatsApp
-/// keeps the message and retries it later.
+/// The bus is down: the webhook answers 503 within its store timeout (not the producer's
+/// much longer one), so WhatsApp keeps the message and retries it later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
     use sembang::api::{router, AdminState, ApiKeys};
@@ -173,11 +173,12 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
 
     // Nothing listens on port 1 of loopback.
     let mut kafka = KafkaBusConfig::new("127.0.0.1:1");
-    kafka.message_timeout = Duration::from_secs(2);
-    kafka.request_timeout = Duration::from_secs(2);
+    kafka.message_timeout = Duration::from_secs(300);
+    kafka.request_timeout = Duration::from_secs(300);
     let bus = KafkaBus::new(kafka).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let webhook = Arc::new(WebhookState {
+        store_timeout: Duration::from_millis(500),
         producer: bus.producer(),
         inbound_topic: "wa.inbound".into(),
         dead_letter_topic: "crm.dlq".into(),
@@ -223,8 +224,8 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         "a 503 says what to do, not what failed inside: {message}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "bounded by the producer timeout"
+        started.elapsed() < Duration::from_secs(200),
+        "bounded by the webhook's store timeout, not the producer's 300 s"
     );
     server.abort();
 }

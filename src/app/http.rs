@@ -4,6 +4,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::campaigns::CampaignsState;
 use crate::api::contacts::ProfileEdits;
@@ -85,6 +86,7 @@ impl Assembly<'_> {
                 app_secret: secrets.whatsapp_app_secret.clone(),
                 verify_token: secrets.whatsapp_verify_token.clone(),
                 wabot_token: secrets.wabot_access_token.clone(),
+                store_timeout: Duration::from_millis(config.http.webhook_store_timeout_ms),
             })
         });
         let keys = ApiKeys::parse(&secrets.admin_api_keys)

@@ -253,6 +253,9 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// Open connections per listener; more wait in the kernel's backlog.
     pub max_connections: u32,
+    /// A webhook post waits this long for the bus to take its events, then is answered
+    /// 503 (WhatsApp retries it).
+    pub webhook_store_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -434,6 +437,7 @@ impl Default for HttpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             header_timeout_ms: 10_000,
             request_timeout_ms: 60_000,
+            webhook_store_timeout_ms: 10_000,
             max_connections: 1024,
         }
     }
@@ -640,6 +644,10 @@ impl Config {
         for (key, value) in [
             ("http.header_timeout_ms", self.http.header_timeout_ms),
             ("http.request_timeout_ms", self.http.request_timeout_ms),
+            (
+                "http.webhook_store_timeout_ms",
+                self.http.webhook_store_timeout_ms,
+            ),
             ("http.max_connections", u64::from(self.http.max_connections)),
             ("ocr.deadline_ms", self.ocr.deadline_ms),
             (

@@ -9,6 +9,7 @@
 //! topic with its reason and the rest is taken: 200, with the count in `dead_lettered`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -24,7 +25,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::config::Secret;
 use crate::storage::bus::dead_letter::rejected_input;
 use crate::storage::bus::refused::send_or_dead_letter;
-use crate::storage::bus::{Producer, Record};
+use crate::storage::bus::{BusError, Producer, Record};
 
 use super::verification::tokens_equal;
 use super::wabot::parse_wabot;
@@ -50,6 +51,10 @@ pub struct WebhookState {
     pub verify_token: Option<Secret>,
     /// The wabot.my gateway's access token; `/webhook/wabot` answers 404 without one.
     pub wabot_token: Option<Secret>,
+    /// How long a post waits for the bus before it is answered 503
+    /// (`http.webhook_store_timeout_ms`): during a broker outage the producer would hold
+    /// it for its whole message timeout, and the sender's connection with it.
+    pub store_timeout: Duration,
 }
 
 /// The webhook routes, documented (state is given by the caller).
@@ -283,9 +288,21 @@ async fn store(
     }
     let count = records.len();
     records.extend(dead_letters(&state.dead_letter_topic, rejected));
-    if let Err(error) =
-        send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic).await
-    {
+    // A post answered 503 after the timeout may still reach the bus later: the sender's
+    // retry is then a duplicate, which the engine drops by the message's id.
+    let sent = tokio::time::timeout(
+        state.store_timeout,
+        send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(BusError::Timeout {
+            service: "event bus",
+            operation: "the webhook's events",
+            after: state.store_timeout,
+        })
+    });
+    if let Err(error) = sent {
         tracing::warn!(%error, "webhook events not stored; answering 503 so the sender retries");
         catalog::INGRESS_REQUESTS
             .counter(&["unavailable".into()])

@@ -29,6 +29,7 @@ use sembang::provider::fake_cloud_api::{FakeCloudApi, FakeConfig, FakeSent};
 use sembang::storage::bus::{Producer, Record, TopicSpec};
 use sembang::topics::{self, TopicNames};
 
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -20,6 +20,8 @@
 //!        [--fault-secs S] [--minutes M]
 //! Needs the local stack (deploy/local/up) and `cargo build --release --bins`.
 
+mod flags;
+
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,15 +67,11 @@ const USAGE: &str = "usage: sembang-drill outage kafka|cassandra|clickhouse | ki
 [--rate R] [--processes N] [--kills K] [--fault-secs S] [--minutes M]";
 
 fn usage_error(problem: &str) -> ! {
-    eprintln!("sembang-drill: {problem}\n{USAGE}");
-    std::process::exit(2)
+    flags::usage_error(USAGE, problem)
 }
 
 fn number(flag: &str, value: Option<String>) -> u64 {
-    let value = value.unwrap_or_else(|| usage_error(&format!("{flag} needs a value")));
-    value
-        .parse()
-        .unwrap_or_else(|_| usage_error(&format!("{flag}: {value:?} is not a whole number")))
+    flags::number(USAGE, flag, value)
 }
 
 fn args() -> Args {
@@ -273,6 +271,8 @@ struct Counters {
     refused: AtomicU64,
     unreachable: AtomicU64,
     other: AtomicU64,
+    /// Posts never accepted: a failure of the drill.
+    given_up: AtomicU64,
 }
 
 struct Load {
@@ -285,14 +285,19 @@ struct Load {
 
 enum Kind {
     Inbound(String),
-    Photo,
+    Photo(String),
     Status,
 }
 
+/// A post still refused after this long is given up (and the drill fails).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+
 impl Load {
-    /// Posts `body` until an engine accepts it, then records it.
+    /// Posts `body` until an engine accepts it, then records it. A refusal for what the
+    /// post is (a 4xx other than 408 or 429) or [`GIVE_UP_AFTER`] of refusals gives up.
     async fn deliver(self: Arc<Self>, body: Vec<u8>, kind: Kind) {
         let _permit = self.permits.acquire().await.unwrap();
+        let first_try = Instant::now();
         let signature = sign(APP_SECRET.as_bytes(), &body);
         let mut backoff = Duration::from_millis(250);
         let mut attempt = 0usize;
@@ -312,9 +317,18 @@ impl Load {
                 match answer.map(|r| r.status().as_u16()) {
                     Ok(200) => break,
                     Ok(503) => self.counters.refused.fetch_add(1, Ordering::Relaxed),
-                    Ok(_) => self.counters.other.fetch_add(1, Ordering::Relaxed),
+                    Ok(408 | 429) => self.counters.other.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) => {
+                        self.counters.other.fetch_add(1, Ordering::Relaxed);
+                        self.counters.given_up.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                     Err(_) => self.counters.unreachable.fetch_add(1, Ordering::Relaxed),
                 };
+            }
+            if first_try.elapsed() > GIVE_UP_AFTER {
+                self.counters.given_up.fetch_add(1, Ordering::Relaxed);
+                return;
             }
             attempt += 1;
             tokio::time::sleep(backoff).await;
@@ -323,7 +337,10 @@ impl Load {
         let mut ledger = self.ledger.lock().unwrap();
         match kind {
             Kind::Inbound(phone) => *ledger.inbound.entry(phone).or_default() += 1,
-            Kind::Photo => ledger.photos += 1,
+            Kind::Photo(phone) => {
+                *ledger.inbound.entry(phone).or_default() += 1;
+                ledger.photos += 1;
+            }
             Kind::Status => ledger.statuses += 1,
         }
     }
@@ -389,7 +406,7 @@ fn next_message(n: u64, run: &str, rng: &mut SmallRng) -> (Vec<u8>, Kind) {
             &id,
             json!({ "type": "image", "image": { "id": "7001", "mime_type": "image/jpeg" } }),
         );
-        return (body, Kind::Photo);
+        return (body, Kind::Photo(from));
     }
     let customers = n / NEW_CUSTOMER_EVERY + 1;
     let (from, text) = if n.is_multiple_of(NEW_CUSTOMER_EVERY) {
@@ -409,7 +426,12 @@ fn next_message(n: u64, run: &str, rng: &mut SmallRng) -> (Vec<u8>, Kind) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
-    let run = format!("drill_{}", std::process::id());
+    // Unique per run: a reused name would find the previous run's effects and count them.
+    let run = format!(
+        "drill_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp()
+    );
     let kafka = env_or("SEMBANG_TEST_KAFKA", "127.0.0.1:9092");
     let cassandra = env_or("SEMBANG_TEST_CASSANDRA", "127.0.0.1:9042");
     let clickhouse = env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123");
@@ -512,15 +534,11 @@ async fn main() {
                     n += 1;
                 }
                 // Statuses of the answers sent since the last tick: sent, delivered, read.
-                let sent = fake.sent();
                 let new: Vec<(String, String)> = {
                     let mut ledger = load.ledger.lock().unwrap();
-                    let from = ledger.statused.min(sent.len());
-                    ledger.statused = sent.len();
-                    sent[from..]
-                        .iter()
-                        .map(|s| (s.wamid.clone(), s.to.clone()))
-                        .collect()
+                    let sent = fake.sent_since(ledger.statused);
+                    ledger.statused += sent.len();
+                    sent.into_iter().map(|s| (s.wamid, s.to)).collect()
                 };
                 for (wamid, to) in new {
                     for s in ["sent", "delivered", "read"] {
@@ -590,12 +608,13 @@ async fn main() {
     let peak = cluster.peak_rss_kb();
     let c = &load.counters;
     let ledger = load.ledger.lock().unwrap();
-    let accepted: u64 = ledger.inbound.values().sum::<u64>() + ledger.photos + ledger.statuses;
+    let accepted: u64 = ledger.inbound.values().sum::<u64>() + ledger.statuses;
+    let given_up = c.given_up.load(Ordering::Relaxed);
     println!(
-        "| {:?} | {} | {} msg/s for {:.0} s | {} | {} accepted of {} posts ({} answered 503, {} unreachable, {} other) | {} MiB | {} | {} |",
+        "| {:?} | {} | {:.0} msg/s for {:.0} s | {} | {} accepted of {} posts ({} answered 503, {} unreachable, {} other, {} never accepted) | {} MiB | {} | {} |",
         args.drill,
         args.processes,
-        args.rate,
+        generated as f64 / load_secs,
         load_secs,
         faults,
         accepted,
@@ -603,13 +622,14 @@ async fn main() {
         c.refused.load(Ordering::Relaxed),
         c.unreachable.load(Ordering::Relaxed),
         c.other.load(Ordering::Relaxed),
+        given_up,
         peak / 1024,
         if exited == 0 { "no restart" } else { "ENGINE EXITED" },
         if lost_or_doubled.is_empty() { "0 lost, 0 doubled".to_string() } else { lost_or_doubled.join("; ") },
     );
     drop(ledger);
     cluster.stop();
-    if !lost_or_doubled.is_empty() || exited > 0 {
+    if !lost_or_doubled.is_empty() || exited > 0 || given_up > 0 {
         std::process::exit(1);
     }
 }
@@ -631,8 +651,17 @@ async fn consumer_lag(http: &reqwest::Client, cluster: &Cluster) -> Option<f64> 
         .reduce(f64::max)
 }
 
-/// Waits (up to 5 minutes) for every accepted message's effects and returns what is
-/// missing or doubled once they settle.
+/// What was accepted, to compare with the effects.
+struct Expected {
+    inbound: BTreeMap<String, u64>,
+    photos: u64,
+    statuses: u64,
+    answers: usize,
+}
+
+/// Waits (up to 5 minutes) for every accepted message's effects, then waits out the
+/// producer's message timeout (a post answered 503 may still reach Kafka and be applied
+/// late) and looks again: returns what is missing or doubled then.
 async fn check(
     load: &Load,
     fake: &FakeCloudApi,
@@ -650,75 +679,87 @@ async fn check(
     .await
     .expect("cassandra");
     let sink = ClickHouseSink::new(ClickHouseConfig::new(clickhouse, run)).expect("clickhouse");
-    let (inbound, photos, statuses): (BTreeMap<String, u64>, u64, u64) = {
+    let expected = {
         let ledger = load.ledger.lock().unwrap();
-        (
-            ledger.inbound.clone().into_iter().collect(),
-            ledger.photos,
-            ledger.statuses,
-        )
+        Expected {
+            inbound: ledger.inbound.clone().into_iter().collect(),
+            photos: ledger.photos,
+            statuses: ledger.statuses,
+            // Each customer's "help" and each photo is answered once, and nothing else.
+            answers: generated_customers(generated) + ledger.photos as usize,
+        }
     };
-    let expected_inbound = inbound.values().sum::<u64>() + photos;
     let deadline = Instant::now() + Duration::from_secs(300);
-    let mut problems;
     loop {
-        problems = Vec::new();
-        let mut counted = 0u64;
-        for (phone, want) in &inbound {
-            let number = PhoneNumber::parse(phone).unwrap();
-            let got = store
-                .load_contact(&number)
-                .await
-                .ok()
-                .flatten()
-                .map_or(0, |c| c.interactions.message_count);
-            counted += got.min(*want);
-            if got > *want {
-                problems.push(format!("{phone} counted {got} of {want} (doubled)"));
-            } else if got < *want {
-                problems.push(format!("{phone} counted {got} of {want}"));
-            }
-        }
-        for (table, want) in [
-            (EventTable::InboundMessages, expected_inbound),
-            (EventTable::MessageStatuses, statuses),
-            (EventTable::OcrResults, photos),
-        ] {
-            let got = sink.count_events(table).await.unwrap_or(0);
-            if got != want {
-                problems.push(format!("{} has {got} of {want}", table.name()));
-            }
-        }
-        // Each customer's "help" and each photo is answered once, and nothing else is.
-        let mut answers: HashMap<String, u32> = HashMap::new();
-        for s in fake.sent() {
-            *answers.entry(s.to.clone()).or_default() += 1;
-        }
-        let doubled = answers.values().filter(|&&n| n > 1).count();
-        if doubled > 0 {
-            problems.push(format!("{doubled} customers answered twice"));
-        }
-        let expected_answers = generated_customers(generated) + photos as usize;
-        if answers.len() != expected_answers {
-            problems.push(format!(
-                "{} of {expected_answers} customers answered",
-                answers.len()
-            ));
-        }
-        let settled = problems.is_empty();
-        if settled || Instant::now() > deadline {
-            if !settled {
-                let shown: Vec<String> = problems.iter().take(5).cloned().collect();
-                println!(
-                    "not settled after 5 min: {} problems, {counted} of {} counted; first: {shown:?}",
-                    problems.len(),
-                    inbound.values().sum::<u64>()
-                );
-            }
+        let problems = problems_now(&expected, &store, &sink, fake).await;
+        if problems.is_empty() {
             break;
+        }
+        if Instant::now() > deadline {
+            println!(
+                "not settled after 5 min: {} problems, first: {:?}",
+                problems.len(),
+                &problems[..problems.len().min(5)]
+            );
+            return problems.into_iter().take(5).collect();
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    problems.truncate(5);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let problems = problems_now(&expected, &store, &sink, fake).await;
+    problems.into_iter().take(5).collect()
+}
+
+/// Every difference between what was accepted and its effects now.
+async fn problems_now(
+    expected: &Expected,
+    store: &ScyllaStore,
+    sink: &ClickHouseSink,
+    fake: &FakeCloudApi,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (phone, want) in &expected.inbound {
+        let number = PhoneNumber::parse(phone).unwrap();
+        let got = store
+            .load_contact(&number)
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.interactions.message_count);
+        if got != *want {
+            let doubled = if got > *want { " (doubled)" } else { "" };
+            problems.push(format!("{phone} counted {got} of {want}{doubled}"));
+        }
+    }
+    // Distinct events: a doubled one collapses here (as it does for analysts); doubling
+    // shows in the message counts above and the answers below.
+    for (table, want) in [
+        (
+            EventTable::InboundMessages,
+            expected.inbound.values().sum::<u64>(),
+        ),
+        (EventTable::MessageStatuses, expected.statuses),
+        (EventTable::OcrResults, expected.photos),
+    ] {
+        let got = sink.count_events(table).await.unwrap_or(0);
+        if got != want {
+            problems.push(format!("{} has {got} of {want}", table.name()));
+        }
+    }
+    let mut answers: HashMap<String, u32> = HashMap::new();
+    for s in fake.sent() {
+        *answers.entry(s.to.clone()).or_default() += 1;
+    }
+    let doubled = answers.values().filter(|&&n| n > 1).count();
+    if doubled > 0 {
+        problems.push(format!("{doubled} customers answered twice"));
+    }
+    if answers.len() != expected.answers {
+        problems.push(format!(
+            "{} of {} customers answered",
+            answers.len(),
+            expected.answers
+        ));
+    }
     problems
 }

@@ -24,6 +24,8 @@
 
 mod baseline;
 
+mod flags;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,8 +46,8 @@ use sembang::topics::inbound::InboundEvent;
 use sembang::topics::{self, TopicNames};
 
 /// The same allocator as the `sembang` binary, so the engine is measured as it runs
-/// (`--features system-allocator` for heap profilers).
-#[cfg(not(feature = "system-allocator"))]
+/// (`--no-default-features` for heap profilers).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -67,15 +69,11 @@ const USAGE: &str = "usage: sembang-loadtest [--messages N] [--contacts C] \
 [--profile local|embedded] [--rate R] [--keep] [--store-cache-mb M] [--resident-mb M]";
 
 fn usage_error(problem: &str) -> ! {
-    eprintln!("sembang-loadtest: {problem}\n{USAGE}");
-    std::process::exit(2)
+    flags::usage_error(USAGE, problem)
 }
 
 fn number(flag: &str, value: Option<String>) -> u64 {
-    let value = value.unwrap_or_else(|| usage_error(&format!("{flag} needs a value")));
-    value
-        .parse()
-        .unwrap_or_else(|_| usage_error(&format!("{flag}: {value:?} is not a whole number")))
+    flags::number(USAGE, flag, value)
 }
 
 fn args() -> Args {
@@ -293,6 +291,28 @@ async fn main() {
         percentile(&latencies, 0.99).as_millis(),
         latencies.last().copied().unwrap_or_default().as_millis()
     );
+
+    // What the shards hold now (their gauges, summed over shards).
+    if let Ok(metrics) = reqwest::get(format!("http://{}/metrics", running.admin_addr)).await {
+        let text = metrics.text().await.unwrap_or_default();
+        let sum = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let contacts = sum("sembang_shard_resident_contacts");
+        let bytes = sum("sembang_shard_resident_bytes");
+        println!(
+            "resident: {contacts:.0} contacts, estimated {:.1} MiB ({:.0} bytes each)",
+            bytes / f64::from(1 << 20),
+            if contacts > 0.0 {
+                bytes / contacts
+            } else {
+                0.0
+            }
+        );
+    }
 
     // Analytics catch-up.
     let clickhouse: Option<ClickHouseSink> = (args.profile == "local")

@@ -15,6 +15,7 @@ use serde_json::Value;
 use sembang::media::MediaLimits;
 use sembang::ocr::{process, OcrPool, Reading};
 
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

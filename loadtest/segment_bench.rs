@@ -33,6 +33,7 @@ use sembang::segments::SegmentIndex;
 use sembang::storage::bus::partitioner::partition_for;
 use sembang::topics::contacts::ContactState;
 
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

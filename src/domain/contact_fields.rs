@@ -108,6 +108,28 @@ pub struct StoredFields {
 
 impl StoredFields {
     pub fn of(contact: &Contact) -> StoredFields {
+        // Every field named: a new field of Contact must be considered in `digest` (and the
+        // purchase ledger is stored as rows of its own).
+        let Contact {
+            phone_number: _,
+            name: _,
+            gender: _,
+            date_of_birth: _,
+            state: _,
+            marital_status: _,
+            whatsapp_status: _,
+            marketing_opt_in: _,
+            consent_change: _,
+            ic: _,
+            purchases: _,
+            customer_tier: _,
+            interactions: _,
+            created_at: _,
+            updated_at: _,
+            attributes: _,
+            applied_events: _,
+            campaign_touches: _,
+        } = contact;
         StoredFields {
             digests: ContactField::EVERY.map(|field| field.digest(contact)),
             updated_at: contact.updated_at,

@@ -295,13 +295,11 @@ async fn store(
         send_or_dead_letter(&*state.producer, &records, &state.dead_letter_topic),
     )
     .await
-    .unwrap_or_else(|_| {
-        Err(BusError::Timeout {
-            service: "event bus",
-            operation: "the webhook's events",
-            after: state.store_timeout,
-        })
-    });
+    .unwrap_or(Err(BusError::Timeout {
+        service: "event bus",
+        operation: "the webhook's events",
+        after: state.store_timeout,
+    }));
     if let Err(error) = sent {
         tracing::warn!(%error, "webhook events not stored; answering 503 so the sender retries");
         catalog::INGRESS_REQUESTS

@@ -194,6 +194,16 @@ impl FakeCloudApi {
         self.shared.lock().sent.clone()
     }
 
+    /// The accepted sends after the first `from`, oldest first (a poller's increment).
+    pub fn sent_since(&self, from: usize) -> Vec<FakeSent> {
+        let inner = self.shared.lock();
+        inner
+            .sent
+            .get(from..)
+            .map(<[FakeSent]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// The next `n` send requests (after the token check) get `failure`, after any already
     /// scripted.
     pub fn fail_next(&self, n: usize, failure: FakeFailure) {

@@ -426,3 +426,24 @@ impl<'de> Deserialize<'de> for SegmentDefinition {
         SegmentDefinition::from_json(&value).map_err(D::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::SegmentDefinition;
+
+    /// Found by scripts/fuzz (segment_definition): an integer beyond 64 bits in a custom
+    /// predicate must render back to a definition equal to itself.
+    #[test]
+    fn a_huge_integer_in_a_custom_predicate_round_trips() {
+        let text = r#"{"name": "Lapsed big spenders", "min_spending": 1000, "custom": {"and": [{"field": "attributes.last_purchase", "op": "gt", "value": 222222222222222222222222}]}}"#;
+        if let Ok(definition) = SegmentDefinition::from_json_str(text) {
+            let rendered = serde_json::to_string(&definition).expect("renders");
+            let again = SegmentDefinition::from_json_str(&rendered);
+            assert_eq!(
+                again.as_ref().ok(),
+                Some(&definition),
+                "{rendered} -> {again:?}"
+            );
+        }
+    }
+}

@@ -65,34 +65,6 @@ impl ContactField {
     fn bit(self) -> u32 {
         1 << self as u8
     }
-
-    /// Whether this field differs between `before` and `after`.
-    fn differs(self, before: &Contact, after: &Contact) -> bool {
-        let (b, a) = (before, after);
-        let (bi, ai) = (&b.interactions, &a.interactions);
-        match self {
-            ContactField::Name => b.name != a.name,
-            ContactField::Gender => b.gender != a.gender,
-            ContactField::DateOfBirth => b.date_of_birth != a.date_of_birth,
-            ContactField::State => b.state != a.state,
-            ContactField::MaritalStatus => b.marital_status != a.marital_status,
-            ContactField::WhatsappStatus => b.whatsapp_status != a.whatsapp_status,
-            ContactField::MarketingOptIn => b.marketing_opt_in != a.marketing_opt_in,
-            ContactField::ConsentChange => b.consent_change != a.consent_change,
-            ContactField::Ic => b.ic != a.ic,
-            ContactField::CustomerTier => b.customer_tier != a.customer_tier,
-            ContactField::MessageCount => bi.message_count != ai.message_count,
-            ContactField::LastInteraction => bi.last_interaction != ai.last_interaction,
-            ContactField::OutboundCount => bi.outbound_count != ai.outbound_count,
-            ContactField::RepliedCount => bi.replied_count != ai.replied_count,
-            ContactField::LastOutbound => bi.last_outbound != ai.last_outbound,
-            ContactField::AppliedEvents => b.applied_events != a.applied_events,
-            ContactField::Attributes => b.attributes != a.attributes,
-            ContactField::CampaignTouches => b.campaign_touches != a.campaign_touches,
-            ContactField::CreatedAt => b.created_at != a.created_at,
-            ContactField::UpdatedAt => b.updated_at != a.updated_at,
-        }
-    }
 }
 
 /// What a resident contact remembers of its last stored version: a 64-bit keyed digest of
@@ -138,10 +110,15 @@ impl StoredFields {
 
     /// The fields of `now` that differ from this stored version.
     pub fn changed(&self, now: &Contact) -> ContactFields {
+        self.changed_to(&StoredFields::of(now))
+    }
+
+    /// The fields whose digests differ from `now`'s (a version already digested).
+    pub fn changed_to(&self, now: &StoredFields) -> ContactFields {
         ContactField::EVERY
             .into_iter()
-            .zip(self.digests)
-            .filter(|(field, digest)| field.digest(now) != *digest)
+            .zip(self.digests.iter().zip(now.digests))
+            .filter(|(_, (stored, now))| **stored != *now)
             .map(|(field, _)| field)
             .collect()
     }
@@ -198,13 +175,7 @@ impl ContactFields {
 
     /// The fields that differ from `before` (the version last stored) to `after`.
     pub fn changed(before: &Contact, after: &Contact) -> Self {
-        let mut changed = ContactFields::NONE;
-        for field in ContactField::EVERY {
-            if field.differs(before, after) {
-                changed.insert(field);
-            }
-        }
-        changed
+        StoredFields::of(before).changed(after)
     }
 
     pub fn contains(self, field: ContactField) -> bool {

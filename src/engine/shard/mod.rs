@@ -534,27 +534,31 @@ impl ShardState {
         let deps = self.deps.clone();
         // Which fields of each dirty contact changed: its row is written in the flush's
         // third step (see `flush`).
+        // Each contact is digested once: to compare, and as what it is once written.
         let mut changes = Vec::with_capacity(self.dirty.len());
+        let mut written_as = Vec::with_capacity(self.dirty.len());
         for phone in &self.dirty {
             let Some(resident) = self.residents.get_mut(phone) else {
                 continue;
             };
+            let mut now = StoredFields::of(&resident.contact);
             let changed = match &resident.stored {
-                None => ContactFields::ALL,
+                None => Some(ContactFields::ALL),
                 Some(stored) => {
-                    let mut changed = stored.changed(&resident.contact);
-                    if changed.is_empty() {
-                        continue;
-                    }
+                    let mut changed = stored.changed_to(&now);
                     // Written as of updated_at: later than the stored version, or the
                     // store keeps that one (see Contacts::write_behind).
-                    if resident.contact.supersede(stored.updated_at) {
+                    if !changed.is_empty() && resident.contact.supersede(stored.updated_at) {
                         changed.insert(ContactField::UpdatedAt);
+                        now = StoredFields::of(&resident.contact);
                     }
-                    changed
+                    (!changed.is_empty()).then_some(changed)
                 }
             };
-            changes.push((phone, changed));
+            if let Some(changed) = changed {
+                changes.push((phone, changed));
+            }
+            written_as.push((phone, now));
         }
         let contacts: Vec<ContactWrite<'_>> = changes
             .into_iter()
@@ -570,9 +574,13 @@ impl ShardState {
         let rows = std::mem::take(&mut self.pending);
         let tokens = flush::write(&deps, rows, &contacts).await?;
         drop(contacts);
+        for (phone, now) in written_as {
+            if let Some(resident) = self.residents.get_mut(phone) {
+                resident.stored = Some(now);
+            }
+        }
         for phone in self.dirty.drain() {
             if let Some(resident) = self.residents.get_mut(&phone) {
-                resident.stored = Some(StoredFields::of(&resident.contact));
                 resident.unflushed_events = 0;
             }
             self.residents.measure(&phone);

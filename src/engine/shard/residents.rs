@@ -64,6 +64,12 @@ pub(super) struct Budget {
     pub bytes: usize,
 }
 
+impl Budget {
+    fn exceeded_by(self, contacts: usize, bytes: usize) -> bool {
+        contacts > self.contacts || bytes > self.bytes
+    }
+}
+
 pub(super) struct Residents {
     lru: LruCache<PhoneNumber, Resident>,
     /// The sum of the residents' footprints.
@@ -90,7 +96,7 @@ impl Residents {
 
     /// Whether the shard holds more than `budget` allows.
     pub fn over(&self, budget: Budget) -> bool {
-        self.len() > budget.contacts || self.bytes > budget.bytes
+        budget.exceeded_by(self.len(), self.bytes)
     }
 
     pub fn contains(&self, phone: &PhoneNumber) -> bool {
@@ -158,8 +164,7 @@ impl Residents {
         let mut drop = Vec::new();
         for (phone, resident) in self.lru.iter().rev() {
             let idle = now.saturating_duration_since(resident.last_used) >= idle_timeout;
-            let over = count > budget.contacts || bytes > budget.bytes;
-            if !over && !idle {
+            if !budget.exceeded_by(count, bytes) && !idle {
                 // Oldest first: nothing younger is idle either.
                 break;
             }

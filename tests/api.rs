@@ -195,6 +195,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         segments: None,
         edits: None,
         campaigns: None,
+        analytics: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -372,6 +373,7 @@ async fn admin_routes_enforce_roles() {
     let segment = format!("{}/api/segments/no-such-id/", h.base);
     let export = format!("{}/api/segments/no-such-id/export.csv", h.base);
     let new_segment = json!({"name": "", "gender": "male"});
+    let revenue = format!("{}/api/analytics/revenue/", h.base);
     // (request, key, expected status): 404 = past the guard, no such contact; 415 = past
     // the guard, the body is not a photo.
     let cases: Vec<(reqwest::RequestBuilder, Option<&str>, u16)> = vec![
@@ -420,6 +422,12 @@ async fn admin_routes_enforce_roles() {
         (h.http.delete(&segment), Some("k-market"), 404),
         (h.http.get(&export), Some("k-analyst"), 403),
         (h.http.get(&export), Some("k-view"), 404),
+        // Analytics: analysts and admins only.
+        (h.http.get(&revenue), None, 401),
+        (h.http.get(&revenue), Some("k-analyst"), 200),
+        (h.http.get(&revenue), Some("k-admin"), 200),
+        (h.http.get(&revenue), Some("k-market"), 403),
+        (h.http.get(&revenue), Some("k-view"), 403),
     ];
     for (i, (request, key, expected)) in cases.into_iter().enumerate() {
         let request = match key {

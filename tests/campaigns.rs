@@ -87,6 +87,28 @@ async fn segment_count_reaches(h: &Harness, id: &str, want: u64) {
     }
 }
 
+/// Polls an analytics report until `check` holds (events reach the reader in batches).
+async fn analytics_where(
+    h: &Harness,
+    path: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, report) = h.api(Method::GET, path, None).await;
+        assert_eq!(status, 200, "{report}");
+        if check(&report) {
+            return report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn action(h: &Harness, id: &str, action: &str) -> (u16, Value) {
     h.api(Method::POST, &format!("/api/campaigns/{id}/{action}"), None)
         .await
@@ -314,6 +336,51 @@ async fn launch_to_a_segment(h: Harness) {
     assert_eq!(converted["attributed_revenue"], "45.00");
     // Amin bought nothing: still sent, not converted.
     assert_eq!(converted["sent"], 2);
+
+    // Analysts see both purchases in the revenue of their receipt date, and the
+    // conversion in the campaign's funnel (from the same events, replays collapsed).
+    let revenue = analytics_where(
+        &h,
+        "/api/analytics/revenue/?from=2026-12-01&to=2026-12-01",
+        "both purchases",
+        |r| r["purchases"] == 2,
+    )
+    .await;
+    assert_eq!(revenue["revenue"], "75.00", "{revenue}");
+    assert_eq!(revenue["days"][0]["buyers"], 1, "{revenue}");
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).date_naive();
+    let funnel = analytics_where(
+        &h,
+        &format!("/api/analytics/campaigns/?from=2026-12-01&to={tomorrow}"),
+        "the conversion",
+        |f| {
+            f["stages"].as_array().is_some_and(|stages| {
+                stages.iter().any(|s| {
+                    s["campaign_id"] == id.as_str()
+                        && s["stage"] == "converted"
+                        && s["contacts"] == 1
+                })
+            })
+        },
+    )
+    .await;
+    let sent: u64 = funnel["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["campaign_id"] == id.as_str() && s["stage"] == "sent")
+        .map(|s| s["contacts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, 2, "{funnel}");
+    let (status, refused) = h
+        .api(
+            Method::GET,
+            "/api/analytics/revenue/?from=2026-12-02&to=2026-12-01",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["kind"], "invalid_range");
 
     // The recipients list: by status, masked, paged; and as CSV.
     let (status, skipped) = h

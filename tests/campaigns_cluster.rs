@@ -42,26 +42,7 @@ async fn a_rebalance_mid_campaign_sends_everyone_exactly_once() {
         api.post(&text(phone, &format!("wamid.CC-{i}"), t - 30, "START"))
             .await;
     }
-    let (status, segment) = api
-        .api(
-            Method::POST,
-            "/api/segments/",
-            Some(json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}})),
-        )
-        .await;
-    assert_eq!(status, 201, "{segment}");
-    let segment_id = segment["id"].as_str().unwrap().to_string();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, s) = api
-            .api(Method::GET, &format!("/api/segments/{segment_id}/"), None)
-            .await;
-        if s["count"] == CUSTOMERS as u64 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let segment_id = api.opted_in_segment(CUSTOMERS as u64).await;
     let (_, created) = api
         .api(
             Method::POST,

@@ -436,6 +436,7 @@ impl SplitBrain {
                 bus: backends.bus.clone(),
                 store: store.clone(),
                 sink: backends.sink.clone(),
+                analytics: backends.analytics.clone(),
                 provider: backends.provider.clone(),
                 sandbox: backends.sandbox.clone(),
             },

@@ -63,6 +63,8 @@ pub const WRITE_SEGMENTS: Admits = &[Role::Admin, Role::Marketer];
 pub const READ_CAMPAIGNS: Admits = &[Role::Admin, Role::Marketer, Role::Analyst, Role::Viewer];
 /// Creating campaigns, launching, pausing, cancelling them, test sends.
 pub const WRITE_CAMPAIGNS: Admits = &[Role::Admin, Role::Marketer];
+/// Analytics reports (aggregates over the event store): analysts and admins.
+pub const READ_ANALYTICS: Admits = &[Role::Admin, Role::Analyst];
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ApiKeyError {

@@ -8,6 +8,7 @@
 //! only where the profile allows it (`admin.require_api_key = false`: the embedded default,
 //! and only on a loopback listener: the config refuses it elsewhere).
 
+pub mod analytics;
 pub mod auth;
 pub mod campaigns;
 pub mod contacts;
@@ -35,6 +36,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::ingress::click::ClickState;
 use crate::ingress::http::{routes as webhook_routes, WebhookState};
 use crate::provider::SandboxProvider;
+use crate::storage::sink::AnalyticsReader;
 use crate::storage::store::ContactStore;
 
 pub use auth::{ApiKeyError, ApiKeys, Role};
@@ -56,6 +58,8 @@ pub struct AdminState {
     pub edits: Option<contacts::ProfileEdits>,
     /// Present with `segments` (the api role): campaign settings and test sends.
     pub campaigns: Option<campaigns::CampaignsState>,
+    /// Reads the analytics events (ClickHouse, or the embedded default's event files).
+    pub analytics: Option<Arc<dyn AnalyticsReader>>,
 }
 
 /// The admin routes, each group behind the roles it admits. Every path is also served
@@ -139,6 +143,13 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         )
         .routes(routes!(campaigns::test_send))
         .route("/api/campaigns/{id}/test/", post(campaigns::test_send));
+    let read_analytics = OpenApiRouter::new()
+        .routes(routes!(analytics::revenue))
+        .route("/api/analytics/revenue", get(analytics::revenue))
+        .routes(routes!(analytics::demographics))
+        .route("/api/analytics/demographics", get(analytics::demographics))
+        .routes(routes!(analytics::campaigns))
+        .route("/api/analytics/campaigns", get(analytics::campaigns));
     let campaign_recipients = OpenApiRouter::new()
         .routes(routes!(campaigns::recipients))
         .route("/api/campaigns/{id}/recipients", get(campaigns::recipients))
@@ -151,6 +162,7 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .merge(guarded(read_campaigns, auth::READ_CAMPAIGNS))
         .merge(guarded(write_campaigns, auth::WRITE_CAMPAIGNS))
         .merge(guarded(campaign_recipients, auth::READ_CONTACTS))
+        .merge(guarded(read_analytics, auth::READ_ANALYTICS))
 }
 
 /// The OpenAPI 3 document of the whole HTTP surface, webhook included.

@@ -13,7 +13,9 @@ use crate::media::{LocalDirStore, MediaLimits, ObjectStore, S3Config, S3Store};
 use crate::pii::pseudonym::PseudonymKey;
 use crate::provider::{CloudApiProvider, SandboxProvider, WabotProvider, WhatsappProvider};
 use crate::storage::bus::{Bus, EmbeddedBus, EmbeddedBusConfig, KafkaBus, KafkaBusConfig};
-use crate::storage::sink::{BatcherConfig, ClickHouseConfig, ClickHouseSink, EventSink, FileSink};
+use crate::storage::sink::{
+    AnalyticsReader, BatcherConfig, ClickHouseConfig, ClickHouseSink, EventSink, FileSink,
+};
 use crate::storage::store::{ContactStore, EmbeddedStore, ScyllaConfig, ScyllaStore};
 
 use super::error::{failed, StartError};
@@ -23,6 +25,8 @@ pub struct Backends {
     pub bus: Arc<dyn Bus>,
     pub store: Arc<dyn ContactStore>,
     pub sink: Arc<dyn EventSink>,
+    /// Reads the sink's events back for the analytics API (the same files or database).
+    pub analytics: Arc<dyn AnalyticsReader>,
     pub provider: Arc<dyn WhatsappProvider>,
     /// Set when the provider is the sandbox, for the admin API.
     pub sandbox: Option<Arc<SandboxProvider>>,
@@ -54,12 +58,19 @@ impl Backends {
                 Arc::new(ScyllaStore::connect(scylla_config(&config.store)).await?)
             }
         };
-        let sink: Arc<dyn EventSink> = match config.analytics.sink {
-            EventSinkBackend::Files => Arc::new(FileSink::open(data.join("events"))?),
-            EventSinkBackend::Clickhouse => Arc::new(ClickHouseSink::new(
-                pseudonymized_clickhouse_config(config, secrets)?,
-            )?),
-        };
+        let (sink, analytics): (Arc<dyn EventSink>, Arc<dyn AnalyticsReader>) =
+            match config.analytics.sink {
+                EventSinkBackend::Files => {
+                    let files = Arc::new(FileSink::open(data.join("events"))?);
+                    (files.clone(), files)
+                }
+                EventSinkBackend::Clickhouse => {
+                    let clickhouse = Arc::new(ClickHouseSink::new(
+                        pseudonymized_clickhouse_config(config, secrets)?,
+                    )?);
+                    (clickhouse.clone(), clickhouse)
+                }
+            };
         let (provider, sandbox): (Arc<dyn WhatsappProvider>, _) = match config.whatsapp.provider {
             ProviderKind::Sandbox => {
                 let sandbox = Arc::new(SandboxProvider::new());
@@ -90,6 +101,7 @@ impl Backends {
             bus,
             store,
             sink,
+            analytics,
             provider,
             sandbox,
         })

@@ -78,6 +78,9 @@ impl Assembly<'_> {
                 "the webhook of the Cloud API provider needs SEMBANG_WHATSAPP_APP_SECRET to verify signatures".into(),
             ));
         }
+        if ingress {
+            crate::ingress::http::register_metrics();
+        }
         let webhook = ingress.then(|| {
             Arc::new(WebhookState {
                 producer: self.producer.clone(),
@@ -130,6 +133,7 @@ impl Assembly<'_> {
                     messaging_limit_24h: config.campaigns.messaging_limit_24h,
                     messages_per_second: config.whatsapp.messages_per_second,
                 }),
+            analytics: Some(self.backends.analytics.clone()),
         });
         let clicks = match (ingress, super::roles::link_sealer(config, secrets)) {
             (true, Some(sealer)) => Some(ClickState::start(

@@ -266,6 +266,11 @@ impl Assembly<'_> {
     fn sender(&self) -> Result<SenderConfig, StartError> {
         let (config, backends, names) = (self.config, self.backends, &self.names);
         let campaigns = &config.campaigns;
+        sender::report_limits(
+            &config.whatsapp.phone_number_id,
+            config.whatsapp.messages_per_second,
+            &config.whatsapp.number_rates,
+        );
         Ok(SenderConfig {
             bus: backends.bus.clone(),
             producer: self.producer.clone(),

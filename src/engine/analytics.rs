@@ -30,6 +30,8 @@ pub async fn run(
     config: Arc<AnalyticsRoleConfig>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
+    // At 0 from the start, so an alert's `increase()` sees the first failure.
+    catalog::SINK_WRITE_ERRORS.counter(&[]).increment(0);
     let consumer = config
         .bus
         .subscribe(&config.group, std::slice::from_ref(&config.topic))

@@ -213,6 +213,7 @@ impl Strategy for Shards {
                             contact,
                             token,
                             event: *event,
+                            arrived_ms: message.timestamp_ms,
                         });
                 }
                 Routed::NoContact(event) => {

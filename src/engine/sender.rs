@@ -303,6 +303,24 @@ async fn claimed_result(
     }
 }
 
+/// Publishes each business number's configured limit beside the rate it uses
+/// (`sembang_sender_number_sends_total`), for the dashboards' "used vs limit".
+pub fn report_limits(
+    default_number: &str,
+    default_rate: u32,
+    rates: &std::collections::BTreeMap<String, u32>,
+) {
+    let numbers = std::iter::once((default_number, default_rate))
+        .filter(|(number, _)| !number.is_empty())
+        .chain(rates.iter().map(|(number, rate)| (number.as_str(), *rate)));
+    for (number, rate) in numbers {
+        let limit = rates.get(number).copied().unwrap_or(rate);
+        catalog::SENDER_RATE_LIMIT
+            .gauge(&[number.to_string().into()])
+            .set(f64::from(limit));
+    }
+}
+
 /// Sends the request (retrying what may be retried) and says what came of it.
 async fn send(
     config: &SenderConfig,
@@ -316,6 +334,9 @@ async fn send(
     match send_with_retries(config, request, &outbound, lane).await {
         Ok(wamid) => {
             catalog::SENDER_SENDS.counter(&["sent".into()]).increment(1);
+            catalog::SENDER_NUMBER_SENDS
+                .counter(&[request.phone_number_id.clone().into()])
+                .increment(1);
             let result = SendResult {
                 at: Utc::now(),
                 outcome: SendOutcome::Sent { wamid },

@@ -224,6 +224,11 @@ impl Actor for Engine {
             board: args.board,
         };
         for name in state.order.clone() {
+            // Every role's restart count exists from the start, at 0: an alert's
+            // `increase()` then sees the first restart too.
+            catalog::ACTOR_RESTARTS
+                .counter(&[name.clone().into()])
+                .increment(0);
             Engine::spawn_role(&myself, &mut state, &name).await?;
         }
         Ok(state)

@@ -35,6 +35,35 @@ use crate::topics::events::mask_ic_numbers;
 use crate::topics::inbound::InboundEvent;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// What became of a webhook post, as counted in `sembang_ingress_requests_total`.
+#[derive(Clone, Copy, Debug, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
+enum Outcome {
+    Accepted,
+    BadSignature,
+    BadToken,
+    Malformed,
+    Unavailable,
+}
+
+fn count_post(outcome: Outcome) {
+    let label: &'static str = outcome.into();
+    catalog::INGRESS_REQUESTS
+        .counter(&[label.into()])
+        .increment(1);
+}
+
+/// Every outcome's count exists from the start, at 0: a ratio or `increase()` in an alert
+/// then sees the first 503 too.
+pub fn register_metrics() {
+    for outcome in <Outcome as strum::IntoEnumIterator>::iter() {
+        let label: &'static str = outcome.into();
+        catalog::INGRESS_REQUESTS
+            .counter(&[label.into()])
+            .increment(0);
+    }
+}
 /// The dead-letter source of unreadable webhook items.
 pub const WEBHOOK_SOURCE: &str = "webhook:whatsapp";
 /// The dead-letter kind of an unreadable webhook item.
@@ -142,9 +171,7 @@ pub async fn receive(
     if let Some(secret) = &state.app_secret {
         let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         if let Err(reason) = verify_signature(secret.expose().as_bytes(), header, &body) {
-            catalog::INGRESS_REQUESTS
-                .counter(&["bad_signature".into()])
-                .increment(1);
+            count_post(Outcome::BadSignature);
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 "bad_signature",
@@ -162,9 +189,7 @@ pub async fn receive(
             parsed
         }
         Err(reason) => {
-            catalog::INGRESS_REQUESTS
-                .counter(&["malformed".into()])
-                .increment(1);
+            count_post(Outcome::Malformed);
             return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
         }
     };
@@ -242,9 +267,7 @@ pub async fn receive_wabot(
         Some("missing or wrong gateway secret")
     };
     if let Some(reason) = refusal {
-        catalog::INGRESS_REQUESTS
-            .counter(&["bad_token".into()])
-            .increment(1);
+        count_post(Outcome::BadToken);
         return refuse(StatusCode::UNAUTHORIZED, "bad_token", reason);
     }
     let event = match parse_wabot(&body) {
@@ -254,9 +277,7 @@ pub async fn receive_wabot(
             event
         }
         Err(reason) => {
-            catalog::INGRESS_REQUESTS
-                .counter(&["malformed".into()])
-                .increment(1);
+            count_post(Outcome::Malformed);
             return refuse(StatusCode::BAD_REQUEST, "malformed", &reason.to_string());
         }
     };
@@ -302,18 +323,14 @@ async fn store(
     }));
     if let Err(error) = sent {
         tracing::warn!(%error, "webhook events not stored; answering 503 so the sender retries");
-        catalog::INGRESS_REQUESTS
-            .counter(&["unavailable".into()])
-            .increment(1);
+        count_post(Outcome::Unavailable);
         return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the events could not be stored now; retry later",
         ));
     }
-    catalog::INGRESS_REQUESTS
-        .counter(&["accepted".into()])
-        .increment(1);
+    count_post(Outcome::Accepted);
     catalog::INGRESS_EVENTS.counter(&[]).increment(count as u64);
     if !rejected.is_empty() {
         catalog::DLQ

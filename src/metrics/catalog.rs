@@ -130,6 +130,12 @@ pub static ENGINE_RETRIES: Metric = metric(
     &["operation"],
     "Retried writes to the store, bus or sink, by operation.",
 );
+pub static ENGINE_INGEST_DELAY: Metric = metric(
+    "sembang_engine_ingest_delay_seconds",
+    H,
+    &[],
+    "From a record's arrival on its topic (the webhook made it durable) to the shard flush that stored its effects.",
+);
 pub static CONSUMER_LAG: Metric = metric(
     "sembang_consumer_lag_records",
     G,
@@ -216,6 +222,18 @@ pub static SENDER_SENDS: Metric = metric(
     C,
     &["outcome"],
     "Sends by outcome (sent, duplicate, unknown, failed, retried, suppressed: consent withdrawn since it was queued).",
+);
+pub static SENDER_NUMBER_SENDS: Metric = metric(
+    "sembang_sender_number_sends_total",
+    C,
+    &["number"],
+    "Messages the provider accepted, by business number (phone number id): the rate used.",
+);
+pub static SENDER_RATE_LIMIT: Metric = metric(
+    "sembang_sender_rate_limit_per_second",
+    G,
+    &["number"],
+    "The messages-per-second limit configured for a business number (whatsapp.messages_per_second or whatsapp.number_rates).",
 );
 pub static SENDER_RATE_LIMIT_WAIT: Metric = metric(
     "sembang_sender_rate_limit_wait_seconds",
@@ -338,6 +356,7 @@ pub static ALL: &[&Metric] = &[
     &ENGINE_IN_FLIGHT,
     &ENGINE_REPLIES,
     &ENGINE_RETRIES,
+    &ENGINE_INGEST_DELAY,
     &CONSUMER_LAG,
     &SHARD_RESIDENT,
     &SHARD_RESIDENT_BYTES,
@@ -353,6 +372,8 @@ pub static ALL: &[&Metric] = &[
     &SINK_EVENTS,
     &SINK_WRITE_ERRORS,
     &SENDER_SENDS,
+    &SENDER_NUMBER_SENDS,
+    &SENDER_RATE_LIMIT,
     &SENDER_RATE_LIMIT_WAIT,
     &PROVIDER_ERRORS,
     &OCR_SECONDS,

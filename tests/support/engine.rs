@@ -367,6 +367,33 @@ impl Harness {
         }
     }
 
+    /// Creates the segment of opted-in contacts and waits until it counts `count`; its id.
+    pub async fn opted_in_segment(&self, count: u64) -> String {
+        let (status, segment) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/segments/",
+                Some(json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{segment}");
+        let id = segment["id"].as_str().unwrap().to_string();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (_, shown) = self
+                .api(reqwest::Method::GET, &format!("/api/segments/{id}/"), None)
+                .await;
+            if shown["count"] == count {
+                return id;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "segment count: {shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// An admin API call: the status and the body (JSON, or the text as a string).
     pub async fn api(
         &self,

@@ -131,6 +131,7 @@ mod tests {
         Work {
             contact: phone.clone(),
             token: (TopicPartition::new("wa.inbound", 0), second as u64),
+            arrived_ms: second * 1000,
             event: WorkEvent::Inbound(InboundEvent {
                 business: Business {
                     waba_id: "1".into(),

@@ -19,6 +19,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::Purchase;
+use crate::metrics::catalog;
 use crate::retry::with_retries;
 use crate::storage::bus::{Record, TopicPartition};
 use crate::storage::store::{ContactWrite, MessageRecord};
@@ -53,6 +54,8 @@ pub(super) struct Pending {
     pub campaign_steps: Vec<(PhoneNumber, CampaignStep)>,
     pub purchases: Vec<(PhoneNumber, Purchase)>,
     pub tokens: Vec<Token>,
+    /// When each token's record arrived on its topic (ms since the epoch), index for index.
+    pub arrived_ms: Vec<i64>,
 }
 
 impl Pending {
@@ -68,7 +71,15 @@ impl Pending {
             .retain(|(contact, _)| !gone.contains(contact));
         self.purchases
             .retain(|(contact, _)| !gone.contains(contact));
-        self.tokens.retain(|(tp, _)| !ended.contains(tp));
+        // Tokens decide commits: each one is kept or dropped on its own, whatever the
+        // (metrics-only) arrival times hold.
+        let arrived = std::mem::take(&mut self.arrived_ms);
+        for (i, token) in std::mem::take(&mut self.tokens).into_iter().enumerate() {
+            if !ended.contains(&token.0) {
+                self.arrived_ms.extend(arrived.get(i));
+                self.tokens.push(token);
+            }
+        }
     }
 }
 
@@ -86,6 +97,7 @@ pub(super) async fn write(
         campaign_steps,
         purchases,
         tokens,
+        arrived_ms,
     } = rows;
     if !records.is_empty() {
         send_outputs(&*deps.producer, records, &deps.topics.dead_letter).await?;
@@ -134,6 +146,11 @@ pub(super) async fn write(
             .map(|write| ContactState::from(write.contact))
             .collect();
         changes.changed(states).await?;
+    }
+    let stored_ms = chrono::Utc::now().timestamp_millis();
+    let delay = catalog::ENGINE_INGEST_DELAY.histogram(&[]);
+    for arrived in arrived_ms {
+        delay.record((stored_ms - arrived).max(0) as f64 / 1000.0);
     }
     Ok(tokens)
 }
@@ -248,6 +265,7 @@ mod tests {
             messages: vec![message(&siti, "a"), message(&ali, "b")],
             messages_after_contacts: vec![message(&siti, "c")],
             tokens: vec![(p0.clone(), 1), (p1.clone(), 2)],
+            arrived_ms: vec![1_000, 2_000],
             ..Pending::default()
         };
         pending.abandon(&HashSet::from([siti]), &HashSet::from([p0]));
@@ -255,5 +273,6 @@ mod tests {
         assert_eq!(pending.messages[0].contact, ali);
         assert!(pending.messages_after_contacts.is_empty());
         assert_eq!(pending.tokens, vec![(p1, 2)]);
+        assert_eq!(pending.arrived_ms, vec![2_000]);
     }
 }

@@ -61,6 +61,8 @@ pub struct Work {
     pub contact: PhoneNumber,
     pub token: Token,
     pub event: WorkEvent,
+    /// When its record arrived on its topic (ms since the epoch), for the ingest delay.
+    pub arrived_ms: i64,
 }
 
 /// What a shard applies to a contact: a webhook event or an OCR result.
@@ -469,6 +471,7 @@ impl ShardState {
             }
             self.residents.touch(&work.contact);
             self.pending.tokens.push(work.token);
+            self.pending.arrived_ms.push(work.arrived_ms);
         }
         Ok(())
     }

@@ -374,6 +374,9 @@ async fn admin_routes_enforce_roles() {
     let export = format!("{}/api/segments/no-such-id/export.csv", h.base);
     let new_segment = json!({"name": "", "gender": "male"});
     let revenue = format!("{}/api/analytics/revenue/", h.base);
+    let export_person = format!("{}/api/contacts/60123456789/export", h.base);
+    let history = format!("{}/api/contacts/60123456789/messages/", h.base);
+    let purchases = format!("{}/api/customers/60123456789/purchases/", h.base);
     // (request, key, expected status): 404 = past the guard, no such contact; 415 = past
     // the guard, the body is not a photo.
     let cases: Vec<(reqwest::RequestBuilder, Option<&str>, u16)> = vec![
@@ -428,6 +431,17 @@ async fn admin_routes_enforce_roles() {
         (h.http.get(&revenue), Some("k-admin"), 200),
         (h.http.get(&revenue), Some("k-market"), 403),
         (h.http.get(&revenue), Some("k-view"), 403),
+        // A whole person's data: admins only (404 = past the guard, no such contact).
+        (h.http.get(&export_person), None, 401),
+        (h.http.get(&export_person), Some("k-admin"), 404),
+        (h.http.get(&export_person), Some("k-market"), 403),
+        (h.http.get(&export_person), Some("k-view"), 403),
+        (h.http.get(&export_person), Some("k-analyst"), 403),
+        // A contact's history: the roles that read contacts.
+        (h.http.get(&history), Some("k-analyst"), 403),
+        (h.http.get(&history), Some("k-view"), 200),
+        (h.http.get(&purchases), Some("k-analyst"), 403),
+        (h.http.get(&purchases), Some("k-view"), 404),
     ];
     for (i, (request, key, expected)) in cases.into_iter().enumerate() {
         let request = match key {

@@ -372,6 +372,80 @@ async fn launch_to_a_segment(h: Harness) {
         .map(|s| s["contacts"].as_u64().unwrap())
         .sum();
     assert_eq!(sent, 2, "{funnel}");
+    // Siti asks what is held on her (PDPA access): her profile, consent, purchases,
+    // messages and this campaign, from the store.
+    let (status, held) = h
+        .api(Method::GET, &format!("/api/contacts/{SITI}/export"), None)
+        .await;
+    assert_eq!(status, 200, "{held}");
+    assert_eq!(held["phone_number"], SITI);
+    assert_eq!(held["consent"]["marketing_opt_in"], true, "{held}");
+    assert!(
+        held["consent"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("keyword:"),
+        "{held}"
+    );
+    let mut amounts: Vec<&str> = held["purchases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["amount"].as_str().unwrap())
+        .collect();
+    amounts.sort_unstable();
+    assert_eq!(amounts, ["30.00", "45.00"], "{held}");
+    let messages = held["messages"].as_array().unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["direction"] == "outbound" && m["campaign_id"] == id.as_str()),
+        "{held}"
+    );
+    assert!(messages.iter().any(|m| m["direction"] == "inbound"));
+    assert_eq!(held["messages_truncated"], false);
+    let received: Vec<&Value> = held["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["campaign_id"] == id.as_str())
+        .collect();
+    assert_eq!(received.len(), 1, "{held}");
+    assert_eq!(received[0]["steps"]["status"], "converted", "{held}");
+    assert_eq!(received[0]["name"], "Raya sale");
+    // The same history through the operator's routes.
+    let (status, purchases) = h
+        .api(
+            Method::GET,
+            &format!("/api/customers/{SITI}/purchases/"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{purchases}");
+    assert_eq!(purchases.as_array().unwrap().len(), 2, "{purchases}");
+    let (status, newest) = h
+        .api(
+            Method::GET,
+            &format!("/api/contacts/{SITI}/messages/?limit=2"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{newest}");
+    let newest = newest.as_array().unwrap();
+    assert_eq!(newest.len(), 2);
+    let at = |m: &Value| {
+        chrono::DateTime::parse_from_rfc3339(m["created_at"].as_str().unwrap()).unwrap()
+    };
+    assert!(at(&newest[0]) >= at(&newest[1]), "newest first: {newest:?}");
+    let (status, _) = h
+        .api(
+            Method::GET,
+            &format!("/api/contacts/{SITI}/messages/?limit=0"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+
     let (status, refused) = h
         .api(
             Method::GET,

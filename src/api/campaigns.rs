@@ -838,7 +838,7 @@ pub async fn audience(
     }))
 }
 
-fn recipient_view(contact: &PhoneNumber, steps: &RecipientSteps) -> RecipientView {
+pub(super) fn recipient_view(contact: &PhoneNumber, steps: &RecipientSteps) -> RecipientView {
     let failed = steps.failed.as_ref();
     RecipientView {
         phone_number: contact.masked(),

@@ -13,6 +13,8 @@ pub mod auth;
 pub mod campaigns;
 pub mod contacts;
 pub mod error;
+pub mod export;
+pub mod history;
 pub mod sandbox;
 pub mod segments;
 pub mod uploads;
@@ -74,6 +76,10 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
     let read_contacts = OpenApiRouter::new()
         .routes(routes!(contacts::show))
         .route("/api/contacts/{phone}", get(contacts::show))
+        .routes(routes!(history::messages))
+        .route("/api/contacts/{phone}/messages", get(history::messages))
+        .routes(routes!(history::purchases))
+        .route("/api/customers/{id}/purchases", get(history::purchases))
         .routes(routes!(sandbox::messages))
         .route("/api/sandbox/messages", get(sandbox::messages));
     let write_contacts = OpenApiRouter::new()
@@ -143,6 +149,9 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         )
         .routes(routes!(campaigns::test_send))
         .route("/api/campaigns/{id}/test/", post(campaigns::test_send));
+    let export_person = OpenApiRouter::new()
+        .routes(routes!(export::export))
+        .route("/api/contacts/{phone}/export/", get(export::export));
     let read_analytics = OpenApiRouter::new()
         .routes(routes!(analytics::revenue))
         .route("/api/analytics/revenue", get(analytics::revenue))
@@ -163,6 +172,7 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .merge(guarded(write_campaigns, auth::WRITE_CAMPAIGNS))
         .merge(guarded(campaign_recipients, auth::READ_CONTACTS))
         .merge(guarded(read_analytics, auth::READ_ANALYTICS))
+        .merge(guarded(export_person, auth::EXPORT_PERSONAL_DATA))
 }
 
 /// The OpenAPI 3 document of the whole HTTP surface, webhook included.

@@ -455,6 +455,20 @@ async fn launch_to_a_segment(h: Harness) {
         .await;
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["error"]["kind"], "invalid_range");
+    // A malformed query string gets the API's JSON error with the reason, on every route.
+    for path in [
+        "/api/analytics/revenue/?from=2026-13-01".to_string(),
+        format!("/api/campaigns/{id}/recipients/?status=bogus"),
+        format!("/api/contacts/{SITI}/messages/?limit=many"),
+    ] {
+        let (status, refused) = h.api(Method::GET, &path, None).await;
+        assert_eq!(status, 400, "{path}: {refused}");
+        assert_eq!(
+            refused["error"]["kind"], "invalid_query",
+            "{path}: {refused}"
+        );
+        assert!(!refused["error"]["message"].as_str().unwrap().is_empty());
+    }
 
     // The recipients list: by status, masked, paged; and as CSV.
     let (status, skipped) = h

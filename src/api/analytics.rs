@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::query::ApiQuery;
 use super::AdminState;
 use crate::domain::clock::malaysian_day;
 use crate::storage::sink::{AnalyticsReader, DemographicRow, FunnelRow, RevenueRow, SinkError};
@@ -157,7 +158,7 @@ fn sink_error(error: SinkError) -> ApiError {
 )]
 pub async fn revenue(
     State(state): State<Arc<AdminState>>,
-    Query(range): Query<Range>,
+    ApiQuery(range): ApiQuery<Range>,
 ) -> Result<Json<RevenueReport>, ApiError> {
     let (from, to) = range.days()?;
     let rows = reader(&state)?
@@ -207,7 +208,7 @@ fn revenue_report(from: NaiveDate, to: NaiveDate, rows: Vec<RevenueRow>) -> Reve
 )]
 pub async fn demographics(
     State(state): State<Arc<AdminState>>,
-    Query(range): Query<Range>,
+    ApiQuery(range): ApiQuery<Range>,
 ) -> Result<Json<DemographicsReport>, ApiError> {
     let (from, to) = range.days()?;
     let rows = reader(&state)?
@@ -249,7 +250,7 @@ fn demographic_bucket(row: DemographicRow) -> DemographicBucket {
 )]
 pub async fn campaigns(
     State(state): State<Arc<AdminState>>,
-    Query(range): Query<Range>,
+    ApiQuery(range): ApiQuery<Range>,
 ) -> Result<Json<FunnelReport>, ApiError> {
     let (from, to) = range.days()?;
     let rows = reader(&state)?

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -36,6 +36,7 @@ use crate::topics::commands::Command;
 use crate::topics::outbound::{Origin, OutboundRequest};
 
 use super::error::{ApiError, ErrorBody};
+use super::query::ApiQuery;
 use super::segments::{broadcast, segments, store_error};
 use super::AdminState;
 
@@ -890,7 +891,7 @@ fn decode_cursor(text: &str) -> Result<(PageToken, usize), ApiError> {
 pub async fn recipients(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
-    Query(query): Query<RecipientQuery>,
+    ApiQuery(query): ApiQuery<RecipientQuery>,
 ) -> Result<Json<RecipientPage>, ApiError> {
     load(&state, &id).await?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::query::ApiQuery;
 use super::{parse_phone, AdminState};
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{Direction, MessageRecord, StoreError};
@@ -147,7 +148,7 @@ pub struct MessagesQuery {
 pub async fn messages(
     State(state): State<Arc<AdminState>>,
     Path(phone): Path<String>,
-    Query(query): Query<MessagesQuery>,
+    ApiQuery(query): ApiQuery<MessagesQuery>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
     let phone = parse_phone(&phone)?;
     let limit = query.limit.unwrap_or(DEFAULT_MESSAGES);

@@ -15,6 +15,7 @@ pub mod contacts;
 pub mod error;
 pub mod export;
 pub mod history;
+pub mod query;
 pub mod sandbox;
 pub mod segments;
 pub mod uploads;

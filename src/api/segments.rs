@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -30,6 +30,7 @@ use crate::topics::commands::Command;
 
 use super::auth::{Caller, READ_CONTACTS};
 use super::error::{ApiError, ErrorBody};
+use super::query::ApiQuery;
 use super::AdminState;
 
 /// Members per page by default and at most.
@@ -381,7 +382,7 @@ pub async fn create_seed(
 pub async fn show(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
     caller: Option<Extension<Caller>>,
 ) -> Result<Json<SegmentDetail>, ApiError> {
     let index = &segments(&state)?.index;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -26,6 +26,7 @@ use crate::topics::inbound::Business;
 use crate::topics::ocr::{OcrJob, STORED_MEDIA_PREFIX, UPLOAD_JOB_PREFIX};
 
 use super::error::{ApiError, ErrorBody};
+use super::query::ApiQuery;
 use super::{parse_phone, AdminState};
 use crate::metrics::catalog;
 
@@ -87,7 +88,7 @@ pub struct UploadAccepted {
 pub async fn upload(
     State(state): State<Arc<AdminState>>,
     Path(phone): Path<String>,
-    Query(query): Query<UploadQuery>,
+    ApiQuery(query): ApiQuery<UploadQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
     let Some(uploads) = &state.uploads else {

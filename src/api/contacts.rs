@@ -12,8 +12,10 @@ use utoipa::ToSchema;
 use crate::domain::clock::malaysia_today;
 use crate::domain::contact::Contact;
 use crate::domain::contact_import::{parse_contacts_csv, ImportRow, RowError};
+use crate::domain::phone::PhoneNumber;
 use crate::domain::profile::ProfilePatch;
 use crate::storage::bus::{Producer, Record};
+use crate::storage::store::StoreError;
 use crate::topics::inbound::{Business, EditSource, EventPayload, InboundEvent, ProfileEdit};
 
 use super::error::{ApiError, ErrorBody};
@@ -106,14 +108,27 @@ pub async fn show(
     Path(phone): Path<String>,
 ) -> Result<Json<ContactView>, ApiError> {
     let phone = parse_phone(&phone)?;
-    match state.store.load_contact(&phone).await {
-        Ok(Some(contact)) => Ok(Json(ContactView::from(&contact))),
-        Ok(None) => Err(ApiError::not_found("not_found", "no such contact")),
-        Err(e) => {
-            tracing::warn!(error = %e, "contact look-up failed");
-            Err(ApiError::unavailable("store_unavailable", e.to_string()))
-        }
-    }
+    let contact = existing_contact(&state, &phone).await?;
+    Ok(Json(ContactView::from(&contact)))
+}
+
+/// The stored contact, or the API's 404 (no such contact) or 503 (the store failed).
+pub(super) async fn existing_contact(
+    state: &AdminState,
+    phone: &PhoneNumber,
+) -> Result<Contact, ApiError> {
+    state
+        .store
+        .load_contact(phone)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or_else(|| ApiError::not_found("not_found", "no such contact"))
+}
+
+/// A failed store read as the API's 503 (the error's detail goes to the log, not the caller:
+/// see `ApiError`'s response).
+pub(super) fn store_unavailable(error: StoreError) -> ApiError {
+    ApiError::unavailable("store_unavailable", error.to_string())
 }
 
 /// Where profile edits go: wa.inbound, keyed by the contact, so its shard applies them in

@@ -17,7 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::campaigns::{recipient_view, RecipientView};
-use super::contacts::ContactView;
+use super::contacts::{existing_contact, store_unavailable, ContactView};
 use super::error::{ApiError, ErrorBody};
 use super::history::{MessageView, PurchaseView};
 use super::{parse_phone, AdminState};
@@ -85,25 +85,16 @@ pub async fn export(
 ) -> Result<Json<PersonalDataExport>, ApiError> {
     let phone = parse_phone(&phone)?;
     let store = &*state.store;
-    let contact = store
-        .load_contact(&phone)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| ApiError::not_found("not_found", "no such contact"))?;
-    let purchases = store.purchases(&phone).await.map_err(unavailable)?;
+    let contact = existing_contact(&state, &phone).await?;
+    let purchases = store.purchases(&phone).await.map_err(store_unavailable)?;
     let messages = store
         .messages(&phone, MAX_MESSAGES + 1)
         .await
-        .map_err(unavailable)?;
+        .map_err(store_unavailable)?;
     let campaigns = campaigns_received(store, &phone)
         .await
-        .map_err(unavailable)?;
+        .map_err(store_unavailable)?;
     Ok(Json(assemble(contact, purchases, messages, campaigns)))
-}
-
-fn unavailable(error: StoreError) -> ApiError {
-    tracing::warn!(%error, "personal-data export failed");
-    ApiError::unavailable("store_unavailable", "the store did not answer")
 }
 
 /// Every campaign that planned `phone` as a recipient, with its steps.

@@ -10,11 +10,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::contacts::{existing_contact, store_unavailable};
 use super::error::{ApiError, ErrorBody};
 use super::query::ApiQuery;
 use super::{parse_phone, AdminState};
 use crate::domain::purchase::Purchase;
-use crate::storage::store::{Direction, MessageRecord, StoreError};
+use crate::storage::store::{Direction, MessageRecord};
 
 /// Messages per page by default, and at most.
 const DEFAULT_MESSAGES: u32 = 50;
@@ -82,11 +83,6 @@ impl From<MessageRecord> for MessageView {
     }
 }
 
-fn unavailable(error: StoreError) -> ApiError {
-    tracing::warn!(%error, "contact history look-up failed");
-    ApiError::unavailable("store_unavailable", "the store did not answer")
-}
-
 /// A customer's purchases (every status), as recorded from their receipts.
 #[utoipa::path(
     get,
@@ -108,16 +104,12 @@ pub async fn purchases(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<PurchaseView>>, ApiError> {
     let phone = parse_phone(&id)?;
-    if state
+    existing_contact(&state, &phone).await?;
+    let purchases = state
         .store
-        .load_contact(&phone)
+        .purchases(&phone)
         .await
-        .map_err(unavailable)?
-        .is_none()
-    {
-        return Err(ApiError::not_found("not_found", "no such contact"));
-    }
-    let purchases = state.store.purchases(&phone).await.map_err(unavailable)?;
+        .map_err(store_unavailable)?;
     Ok(Json(
         purchases.into_iter().map(PurchaseView::from).collect(),
     ))
@@ -162,6 +154,6 @@ pub async fn messages(
         .store
         .messages(&phone, limit)
         .await
-        .map_err(unavailable)?;
+        .map_err(store_unavailable)?;
     Ok(Json(messages.into_iter().map(MessageView::from).collect()))
 }

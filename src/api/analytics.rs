@@ -133,12 +133,9 @@ fn reader(state: &AdminState) -> Result<&Arc<dyn AnalyticsReader>, ApiError> {
     })
 }
 
+/// The failure's detail reaches the log through `ApiError`'s response, not the caller.
 fn sink_error(error: SinkError) -> ApiError {
-    tracing::warn!(%error, "analytics query failed");
-    ApiError::unavailable(
-        "analytics_unavailable",
-        "the analytics store did not answer",
-    )
+    ApiError::unavailable("analytics_unavailable", error.to_string())
 }
 
 /// Revenue per receipt date: counted purchases, buyers and ringgit.

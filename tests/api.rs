@@ -377,6 +377,7 @@ async fn admin_routes_enforce_roles() {
     let export_person = format!("{}/api/contacts/60123456789/export", h.base);
     let history = format!("{}/api/contacts/60123456789/messages/", h.base);
     let purchases = format!("{}/api/customers/60123456789/purchases/", h.base);
+    let list = format!("{}/api/contacts/", h.base);
     // (request, key, expected status): 404 = past the guard, no such contact; 415 = past
     // the guard, the body is not a photo.
     let cases: Vec<(reqwest::RequestBuilder, Option<&str>, u16)> = vec![
@@ -437,6 +438,10 @@ async fn admin_routes_enforce_roles() {
         (h.http.get(&export_person), Some("k-market"), 403),
         (h.http.get(&export_person), Some("k-view"), 403),
         (h.http.get(&export_person), Some("k-analyst"), 403),
+        // The contact list: every role (names masked for the analyst).
+        (h.http.get(&list), None, 401),
+        (h.http.get(&list), Some("k-analyst"), 200),
+        (h.http.get(&list), Some("k-view"), 200),
         // A contact's history: the roles that read contacts.
         (h.http.get(&history), Some("k-analyst"), 403),
         (h.http.get(&history), Some("k-view"), 200),
@@ -456,6 +461,47 @@ async fn admin_routes_enforce_roles() {
             assert_eq!(body["error"]["kind"], "forbidden", "case {i}");
         }
     }
+    h.stop().await;
+}
+
+/// The contact list shows the analyst initials, never a name; the roles that may read
+/// contacts see the name. Phone numbers are masked for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_list_masks_names_for_the_analyst() {
+    let h = harness(true, &["admin:k-admin", "analyst:k-analyst"]).await;
+    h.post(&text(SITI, "wamid.LIST-1", T0, "hello")).await;
+    let edit = h
+        .http
+        .patch(format!("{}/api/contacts/{SITI}/", h.base))
+        .bearer_auth("k-admin")
+        .json(&json!({"name": "Siti Aminah"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edit.status().as_u16(), 202);
+    let list = |key: &'static str| {
+        let request = h
+            .http
+            .get(format!("{}/api/contacts/", h.base))
+            .bearer_auth(key);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let started = std::time::Instant::now();
+    while list("k-admin").await["contacts"][0]["name"] != "Siti Aminah" {
+        assert!(started.elapsed() < WAIT, "the name never reached the list");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let seen = list("k-analyst").await;
+    assert_eq!(seen["contacts"][0]["name"], "S*** A***", "{seen}");
+    assert_eq!(seen["contacts"][0]["phone_number"], "6012****789");
     h.stop().await;
 }
 

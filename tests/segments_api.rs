@@ -275,6 +275,76 @@ async fn round_trip(h: &Harness) {
         );
     }
 
+    // The contact list: search by name or phone digits, filter by tier, state and segment,
+    // page with a cursor; the filters mean what they mean in a segment.
+    let (status, _) = call(
+        h,
+        reqwest::Method::PATCH,
+        &format!("/api/contacts/{MEI}/"),
+        Some(json!({"name": "Mei Ling Tan"})),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let started = Instant::now();
+    loop {
+        let (status, found) = get(h, "/api/contacts/?q=ling").await;
+        assert_eq!(status, 200, "{found}");
+        if found["total"] == 1 {
+            assert_eq!(found["contacts"][0]["phone_number"], "6013****123");
+            assert_eq!(found["contacts"][0]["name"], "Mei Ling Tan");
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the name never became searchable: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, everyone) = get(h, "/api/contacts/").await;
+    assert_eq!(everyone["total"], 3, "{everyone}");
+    assert_eq!(everyone["live"], true);
+    let (_, by_phone) = get(h, "/api/contacts/?q=012-9876").await;
+    assert_eq!(by_phone["total"], 1, "{by_phone}");
+    assert_eq!(by_phone["contacts"][0]["phone_number"], "6012****543");
+    let (_, married_members) = get(h, &format!("/api/contacts/?segment={married_id}")).await;
+    assert_eq!(married_members["total"], 1, "{married_members}");
+    assert_eq!(
+        married_members["contacts"][0]["phone_number"],
+        "6012****543"
+    );
+    let (_, none) = get(h, &format!("/api/contacts/?segment={married_id}&q=ling")).await;
+    assert_eq!(none["total"], 0, "segment and search together: {none}");
+    let (_, gold) = get(h, "/api/contacts/?tier=Gold,Platinum").await;
+    assert_eq!(gold["total"], 0);
+    let (_, bronze) = get(h, "/api/contacts/?tier=bronze&limit=2").await;
+    assert_eq!(bronze["total"], 3);
+    assert_eq!(bronze["contacts"].as_array().unwrap().len(), 2);
+    let cursor = bronze["next_cursor"].as_str().unwrap().to_string();
+    let (_, rest) = get(
+        h,
+        &format!("/api/contacts/?tier=bronze&limit=2&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(rest["contacts"].as_array().unwrap().len(), 1, "{rest}");
+    assert!(rest["next_cursor"].is_null());
+    let (_, no_state) = get(h, "/api/contacts/?state=Selangor").await;
+    assert_eq!(no_state["total"], 0, "no contact has a known state yet");
+    for (query, kind) in [
+        ("tier=Diamond", "invalid_query"),
+        ("state=Atlantis", "invalid_query"),
+        ("limit=0", "invalid_limit"),
+        ("cursor=x", "invalid_cursor"),
+        ("limit=many", "invalid_query"),
+    ] {
+        let (status, error) = get(h, &format!("/api/contacts/?{query}")).await;
+        assert_eq!(
+            (status, error["error"]["kind"].clone()),
+            (400, json!(kind)),
+            "{query}: {error}"
+        );
+    }
+    assert_eq!(get(h, "/api/contacts/?segment=no-such").await.0, 404);
+
     // Delete; then it is gone.
     let (status, _) = call(
         h,

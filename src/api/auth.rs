@@ -52,6 +52,9 @@ pub type Admits = &'static [Role];
 
 /// Reading contacts (personal data): not analysts.
 pub const READ_CONTACTS: Admits = &[Role::Admin, Role::Marketer, Role::Viewer];
+/// Browsing the contact list: every role, with names masked for those that may not read
+/// contacts (see `contact_list`).
+pub const LIST_CONTACTS: Admits = &[Role::Admin, Role::Marketer, Role::Analyst, Role::Viewer];
 /// Changing contacts or sending on their behalf.
 pub const WRITE_CONTACTS: Admits = &[Role::Admin, Role::Marketer];
 /// Segment definitions, counts and breakdowns (aggregates; member lists only for roles

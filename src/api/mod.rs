@@ -11,6 +11,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod campaigns;
+pub mod contact_list;
 pub mod contacts;
 pub mod error;
 pub mod export;
@@ -83,6 +84,9 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .route("/api/customers/{id}/purchases", get(history::purchases))
         .routes(routes!(sandbox::messages))
         .route("/api/sandbox/messages", get(sandbox::messages));
+    let list_contacts = OpenApiRouter::new()
+        .routes(routes!(contact_list::list))
+        .route("/api/contacts", get(contact_list::list));
     let write_contacts = OpenApiRouter::new()
         .routes(routes!(contacts::import))
         .route("/api/contacts/import/", post(contacts::import))
@@ -165,6 +169,7 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .route("/api/campaigns/{id}/recipients", get(campaigns::recipients))
         .routes(routes!(campaigns::recipients_csv));
     guarded(read_contacts, auth::READ_CONTACTS)
+        .merge(guarded(list_contacts, auth::LIST_CONTACTS))
         .merge(guarded(write_contacts, auth::WRITE_CONTACTS))
         .merge(guarded(read_segments, auth::READ_SEGMENTS))
         .merge(guarded(write_segments, auth::WRITE_SEGMENTS))

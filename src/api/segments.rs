@@ -93,6 +93,27 @@ pub struct PageQuery {
     pub limit: Option<usize>,
 }
 
+impl PageQuery {
+    /// Where the page starts and how long it is, or the API's 400 for a cursor this API
+    /// did not give or a limit out of range.
+    pub(super) fn bounds(&self) -> Result<(Option<Cursor>, usize), ApiError> {
+        let after = match self.cursor.as_deref() {
+            None => None,
+            Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "cursor is not one this API gave")
+            })?),
+        };
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be from 1 to {MAX_PAGE}"),
+            ));
+        }
+        Ok((after, limit))
+    }
+}
+
 /// A definition body: the docs/segments.md format or the seed's field names.
 #[derive(ToSchema)]
 #[schema(example = json!({"name": "Selangor women 25-45", "min_age": 25, "max_age": 45, "gender_filter": "female", "state_filter": ["Selangor"], "customer_tier_filter": ["Gold", "Platinum"]}))]
@@ -108,7 +129,7 @@ pub(super) fn segments(state: &AdminState) -> Result<&SegmentsState, ApiError> {
     })
 }
 
-fn now() -> EvalContext {
+pub(super) fn now() -> EvalContext {
     let now = Utc::now();
     EvalContext::new(now, malaysian_day(now))
 }
@@ -170,7 +191,7 @@ pub fn parse_definition(body: &Value) -> Result<SegmentDefinition, ApiError> {
 
 /// Runs an index query off the async workers: at 10M contacts a count is tens of
 /// milliseconds of CPU, which must not stall the other requests of the runtime.
-async fn query<T: Send + 'static>(
+pub(super) async fn query<T: Send + 'static>(
     index: &Arc<SegmentIndex>,
     definition: &SegmentDefinition,
     run: impl FnOnce(&SegmentIndex, &SegmentDefinition, &EvalContext) -> T + Send + 'static,
@@ -220,7 +241,7 @@ pub(super) fn store_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::unavailable("store_unavailable", e.to_string())
 }
 
-async fn load(
+pub(super) async fn load(
     state: &AdminState,
     id: &str,
 ) -> Result<(SegmentRecord, SegmentDefinition), ApiError> {
@@ -386,19 +407,7 @@ pub async fn show(
     caller: Option<Extension<Caller>>,
 ) -> Result<Json<SegmentDetail>, ApiError> {
     let index = &segments(&state)?.index;
-    let after = match page.cursor.as_deref() {
-        None => None,
-        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", "cursor is not one this API gave")
-        })?),
-    };
-    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let (after, limit) = page.bounds()?;
     let (record, definition) = load(&state, &id).await?;
     // One evaluation gives both the count and the page.
     let (segment, members, next_cursor) = if may_read_contacts(caller) {

@@ -195,6 +195,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         segments: None,
         edits: None,
         campaigns: None,
+        ocr: None,
         analytics: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -378,6 +379,7 @@ async fn admin_routes_enforce_roles() {
     let history = format!("{}/api/contacts/60123456789/messages/", h.base);
     let purchases = format!("{}/api/customers/60123456789/purchases/", h.base);
     let list = format!("{}/api/contacts/", h.base);
+    let ocr = format!("{}/api/ocr/process/", h.base);
     // (request, key, expected status): 404 = past the guard, no such contact; 415 = past
     // the guard, the body is not a photo.
     let cases: Vec<(reqwest::RequestBuilder, Option<&str>, u16)> = vec![
@@ -442,6 +444,11 @@ async fn admin_routes_enforce_roles() {
         (h.http.get(&list), None, 401),
         (h.http.get(&list), Some("k-analyst"), 200),
         (h.http.get(&list), Some("k-view"), 200),
+        // Reading a photo: the roles that change contacts (415 = past the guard).
+        (h.http.post(&ocr).body("x"), None, 401),
+        (h.http.post(&ocr).body("x"), Some("k-market"), 415),
+        (h.http.post(&ocr).body("x"), Some("k-view"), 403),
+        (h.http.post(&ocr).body("x"), Some("k-analyst"), 403),
         // A contact's history: the roles that read contacts.
         (h.http.get(&history), Some("k-analyst"), 403),
         (h.http.get(&history), Some("k-view"), 200),
@@ -461,6 +468,145 @@ async fn admin_routes_enforce_roles() {
             assert_eq!(body["error"]["kind"], "forbidden", "case {i}");
         }
     }
+    h.stop().await;
+}
+
+/// `POST /api/ocr/process/` reads a card and a receipt at once, masks the IC number in
+/// every field and in the text, applies a reading to a contact only when asked (queued like
+/// an upload), refuses what is not a photo with the upload's reasons, and tells callers
+/// beyond its bound to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocr_route_reads_masks_and_applies() {
+    use sembang::topics;
+    use sembang::topics::ocr::OcrJob;
+
+    let h = harness(false, &[]).await;
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr");
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("truth.json")).unwrap()).unwrap();
+    let truth_of = |file: &str| {
+        truth
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["file"] == file)
+            .unwrap()
+            .clone()
+    };
+    let process = |query: &str, body: Vec<u8>| {
+        h.http
+            .post(format!("{}/api/ocr/process/{query}", h.base))
+            .body(body)
+            .send()
+    };
+
+    let card = std::fs::read(fixtures.join("card-0001.jpg")).unwrap();
+    let answer = process("", card.clone()).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let text = answer.text().await.unwrap();
+    let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ic = truth_of("card-0001.jpg")["ic"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        (read["kind"].clone(), read["accepted"].clone()),
+        (json!("ic"), json!(true)),
+        "{read}"
+    );
+    assert_eq!(read["ic"]["masked"], format!("{}-**-****", &ic[..6]));
+    assert_eq!(read["ic"]["birth_date"], "1979-01-20");
+    assert_eq!(read["ic"]["gender"], "male");
+    assert_eq!(read["card"]["name"], "AHMAD IZZAT BIN ISMAIL");
+    assert!(read["text"].as_str().unwrap().contains(&ic[..6]), "{read}");
+    assert!(
+        !text.contains(&ic[6..]) && !text.contains(&format!("{}-{}", &ic[6..8], &ic[8..])),
+        "the IC number's hidden digits appear nowhere in the answer: {text}"
+    );
+    assert!(read["applied"].is_null(), "not applied unless asked");
+
+    let receipt = std::fs::read(fixtures.join("receipt-0001.jpg")).unwrap();
+    let read: serde_json::Value = process("", receipt).await.unwrap().json().await.unwrap();
+    assert_eq!(read["kind"], "receipt", "{read}");
+    assert_eq!(
+        read["receipt"]["total"],
+        truth_of("receipt-0001.jpg")["total"],
+        "{read}"
+    );
+
+    // Applied to a contact: the photo is queued for the contact's shard like an upload.
+    let answer = process(
+        &format!("?contact={SITI}&phone_number_id=555"),
+        card.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let read: serde_json::Value = answer.json().await.unwrap();
+    let job_id = read["applied"]["job_id"].as_str().unwrap().to_string();
+    let record = h
+        .find_record(topics::OCR_JOBS, |m| {
+            serde_json::from_slice::<OcrJob>(&m.payload).is_ok_and(|j| j.job_id == job_id)
+        })
+        .await;
+    assert_eq!(record.key, SITI.as_bytes());
+
+    for (query, body, status, kind) in [
+        (
+            "",
+            b"GIF89a not a photo".to_vec(),
+            415,
+            "unsupported_format",
+        ),
+        (
+            "",
+            b"%PDF-1.7 a receipt".to_vec(),
+            415,
+            "unsupported_format",
+        ),
+        (
+            "",
+            support::png_header(100_000, 100_000, 0),
+            422,
+            "too_many_pixels",
+        ),
+        ("?contact=12", card.clone(), 400, "invalid_phone_number"),
+        (
+            "?contact=60123456789&x=1&contact=2",
+            card.clone(),
+            400,
+            "invalid_query",
+        ),
+    ] {
+        let answer = process(query, body).await.unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{kind}");
+        let error: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(error["error"]["kind"], kind);
+    }
+
+    // More photos at once than the route reads or queues: the rest get 503 and Retry-After,
+    // and every one that is read is read the same.
+    let answers = futures::future::join_all((0..12).map(|_| process("", card.clone()))).await;
+    let mut busy = 0;
+    let mut masked = std::collections::BTreeSet::new();
+    for answer in answers {
+        let answer = answer.unwrap();
+        match answer.status().as_u16() {
+            200 => {
+                let read: serde_json::Value = answer.json().await.unwrap();
+                masked.insert(read["ic"]["masked"].as_str().unwrap().to_string());
+            }
+            503 => {
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let error: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(error["error"]["kind"], "ocr_busy");
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(busy > 0, "12 photos at once must exceed the bound of 4");
+    assert_eq!(masked.len(), 1, "{masked:?}");
     h.stop().await;
 }
 

@@ -27,6 +27,8 @@ pub struct ErrorDetail {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds to send as `Retry-After` (a busy, not a broken, service).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -39,7 +41,13 @@ impl ApiError {
                     message: message.into(),
                 },
             },
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn not_found(kind: &str, message: impl Into<String>) -> ApiError {
@@ -68,7 +76,13 @@ impl IntoResponse for ApiError {
                 "the server failed to answer; the error is in its log".into()
             };
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod error;
 pub mod export;
 pub mod history;
+pub mod ocr;
 pub mod query;
 pub mod sandbox;
 pub mod segments;
@@ -62,6 +63,8 @@ pub struct AdminState {
     pub edits: Option<contacts::ProfileEdits>,
     /// Present with `segments` (the api role): campaign settings and test sends.
     pub campaigns: Option<campaigns::CampaignsState>,
+    /// Present when this process reads photos for `POST /api/ocr/process/`.
+    pub ocr: Option<ocr::OcrState>,
     /// Reads the analytics events (ClickHouse, or the embedded default's event files).
     pub analytics: Option<Arc<dyn AnalyticsReader>>,
 }
@@ -96,6 +99,8 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
             axum::routing::patch(contacts::edit),
         )
         .routes(routes!(uploads::upload))
+        .routes(routes!(ocr::process))
+        .route("/api/ocr/process", post(ocr::process))
         .layer(DefaultBodyLimit::max(upload_limit));
     let read_segments = OpenApiRouter::new()
         .routes(routes!(segments::list))

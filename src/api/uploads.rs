@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::phone::PhoneNumber;
-use crate::media::{self, MediaError, MediaFormat, MediaLimits, ObjectStore};
+use crate::media::{self, CheckedMedia, MediaError, MediaFormat, MediaLimits, ObjectStore};
 use crate::storage::bus::{Producer, Record};
 use crate::topics::event_id;
 use crate::topics::inbound::Business;
@@ -45,9 +45,9 @@ pub struct UploadState {
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// Sent with the photo, as a WhatsApp caption would be.
-    caption: Option<String>,
+    pub caption: Option<String>,
     /// The business number that answers the customer (default: whatsapp.phone_number_id).
-    phone_number_id: Option<String>,
+    pub phone_number_id: Option<String>,
 }
 
 /// A photo queued for OCR.
@@ -115,6 +115,20 @@ pub async fn upload(
             "PDF uploads are not read: send a photo (JPEG, PNG or WebP)",
         ));
     }
+    let accepted = store_and_queue(uploads, &phone, &body, checked, query).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Keeps a checked photo in the object store and queues its OCR job for `phone`, exactly
+/// as a WhatsApp photo would be (the upload route, and `POST /api/ocr/process/` when asked
+/// to apply its reading).
+pub(super) async fn store_and_queue(
+    uploads: &UploadState,
+    phone: &PhoneNumber,
+    body: &[u8],
+    checked: CheckedMedia,
+    query: UploadQuery,
+) -> Result<UploadAccepted, ApiError> {
     let phone_number_id = query
         .phone_number_id
         .unwrap_or_else(|| uploads.phone_number_id.clone());
@@ -128,11 +142,11 @@ pub async fn upload(
     let key = checked.key();
     let object = uploads
         .objects
-        .put(&key, &body)
+        .put(&key, body)
         .await
         .map_err(|e| media_error(&e))?;
     let job = OcrJob {
-        job_id: upload_job_id(&phone, &checked.sha256),
+        job_id: upload_job_id(phone, &checked.sha256),
         contact: phone.clone(),
         business: Business {
             waba_id: String::new(),
@@ -162,18 +176,15 @@ pub async fn upload(
         ));
     }
     catalog::MEDIA_UPLOADS.counter(&[]).increment(1);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(UploadAccepted {
-            job_id: job.job_id,
-            sha256: checked.sha256,
-            format: checked.format.extension().to_string(),
-            width: checked.width,
-            height: checked.height,
-            bytes: checked.bytes,
-            object,
-        }),
-    ))
+    Ok(UploadAccepted {
+        job_id: job.job_id,
+        sha256: checked.sha256,
+        format: checked.format.extension().to_string(),
+        width: checked.width,
+        height: checked.height,
+        bytes: checked.bytes,
+        object,
+    })
 }
 
 /// One job per contact and photo.
@@ -182,7 +193,7 @@ fn upload_job_id(phone: &PhoneNumber, sha256: &str) -> String {
     format!("{UPLOAD_JOB_PREFIX}{}", id.simple())
 }
 
-fn media_error(error: &MediaError) -> ApiError {
+pub(super) fn media_error(error: &MediaError) -> ApiError {
     let status = match error {
         MediaError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         MediaError::UnsupportedFormat { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,

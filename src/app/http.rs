@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::api::campaigns::CampaignsState;
 use crate::api::contacts::ProfileEdits;
+use crate::api::ocr::OcrState;
 use crate::api::{self, AdminState, ApiKeys, SegmentsState, UploadState};
 use crate::config::{HttpConfig, ProviderKind, Role};
 use crate::engine::health::RoleBoard;
@@ -133,6 +134,11 @@ impl Assembly<'_> {
                     messaging_limit_24h: config.campaigns.messaging_limit_24h,
                     messages_per_second: config.whatsapp.messages_per_second,
                 }),
+            ocr: Some(OcrState::new(
+                config.ocr.languages.clone(),
+                media_limits(config),
+                Duration::from_millis(config.ocr.deadline_ms),
+            )),
             analytics: Some(self.backends.analytics.clone()),
         });
         let clicks = match (ingress, super::roles::link_sealer(config, secrets)) {

@@ -68,6 +68,8 @@ pub const READ_CAMPAIGNS: Admits = &[Role::Admin, Role::Marketer, Role::Analyst,
 pub const WRITE_CAMPAIGNS: Admits = &[Role::Admin, Role::Marketer];
 /// Analytics reports (aggregates over the event store): analysts and admins.
 pub const READ_ANALYTICS: Admits = &[Role::Admin, Role::Analyst];
+/// Operating the pipeline (dead letters: reading their reasons, replaying them): admins.
+pub const OPERATE: Admits = &[Role::Admin];
 /// A whole person's data in one answer (PDPA access and portability): admins only.
 pub const EXPORT_PERSONAL_DATA: Admits = &[Role::Admin];
 

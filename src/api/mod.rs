@@ -13,6 +13,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod contact_list;
 pub mod contacts;
+pub mod dead_letters;
 pub mod error;
 pub mod export;
 pub mod history;
@@ -65,6 +66,8 @@ pub struct AdminState {
     pub campaigns: Option<campaigns::CampaignsState>,
     /// Present when this process reads photos for `POST /api/ocr/process/`.
     pub ocr: Option<ocr::OcrState>,
+    /// Present when this process reads the bus: the dead-letter list and replay.
+    pub dead_letters: Option<dead_letters::DeadLetters>,
     /// Reads the analytics events (ClickHouse, or the embedded default's event files).
     pub analytics: Option<Arc<dyn AnalyticsReader>>,
 }
@@ -169,6 +172,11 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .route("/api/analytics/demographics", get(analytics::demographics))
         .routes(routes!(analytics::campaigns))
         .route("/api/analytics/campaigns", get(analytics::campaigns));
+    let operate = OpenApiRouter::new()
+        .routes(routes!(dead_letters::list))
+        .route("/api/dead-letters", get(dead_letters::list))
+        .routes(routes!(dead_letters::replay))
+        .route("/api/dead-letters/replay", post(dead_letters::replay));
     let campaign_recipients = OpenApiRouter::new()
         .routes(routes!(campaigns::recipients))
         .route("/api/campaigns/{id}/recipients", get(campaigns::recipients))
@@ -184,6 +192,7 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .merge(guarded(campaign_recipients, auth::READ_CONTACTS))
         .merge(guarded(read_analytics, auth::READ_ANALYTICS))
         .merge(guarded(export_person, auth::EXPORT_PERSONAL_DATA))
+        .merge(guarded(operate, auth::OPERATE))
 }
 
 /// The OpenAPI 3 document of the whole HTTP surface, webhook included.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::api::campaigns::CampaignsState;
 use crate::api::contacts::ProfileEdits;
+use crate::api::dead_letters::DeadLetters;
 use crate::api::ocr::OcrState;
 use crate::api::{self, AdminState, ApiKeys, SegmentsState, UploadState};
 use crate::config::{HttpConfig, ProviderKind, Role};
@@ -139,6 +140,15 @@ impl Assembly<'_> {
                 media_limits(config),
                 Duration::from_millis(config.ocr.deadline_ms),
             )),
+            dead_letters: Some(DeadLetters {
+                bus: self.backends.bus.clone(),
+                topic: names.name(topics::DEAD_LETTER),
+                replayable_topics: topics::ALL
+                    .iter()
+                    .filter(|t| t.name != topics::DEAD_LETTER.name)
+                    .map(|&t| names.name(t))
+                    .collect(),
+            }),
             analytics: Some(self.backends.analytics.clone()),
         });
         let clicks = match (ingress, super::roles::link_sealer(config, secrets)) {

@@ -28,6 +28,7 @@ mod error;
 pub mod kafka;
 pub mod leases;
 pub mod partitioner;
+pub mod read_written;
 pub mod refused;
 
 use std::fmt;

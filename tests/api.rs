@@ -382,6 +382,9 @@ async fn admin_routes_enforce_roles() {
     let list = format!("{}/api/contacts/", h.base);
     let ocr = format!("{}/api/ocr/process/", h.base);
     let dead_letters = format!("{}/api/dead-letters/", h.base);
+    let review_queue = format!("{}/api/purchases/review/", h.base);
+    let decide = format!("{}/api/customers/60123456789/purchases/p-1/review/", h.base);
+    let approve = json!({"decision": "approve"});
     // (request, key, expected status): 404 = past the guard, no such contact; 415 = past
     // the guard, the body is not a photo.
     let cases: Vec<(reqwest::RequestBuilder, Option<&str>, u16)> = vec![
@@ -451,6 +454,13 @@ async fn admin_routes_enforce_roles() {
         (h.http.post(&ocr).body("x"), Some("k-market"), 415),
         (h.http.post(&ocr).body("x"), Some("k-view"), 403),
         (h.http.post(&ocr).body("x"), Some("k-analyst"), 403),
+        // The receipt review queue: read by the roles that read contacts, decided by those
+        // that change them (404 = past the guard, no such contact).
+        (h.http.get(&review_queue), Some("k-view"), 200),
+        (h.http.get(&review_queue), Some("k-analyst"), 403),
+        (h.http.post(&decide).json(&approve), Some("k-market"), 404),
+        (h.http.post(&decide).json(&approve), Some("k-view"), 403),
+        (h.http.post(&decide).json(&approve), Some("k-analyst"), 403),
         // Dead letters: admins only.
         (h.http.get(&dead_letters), None, 401),
         (h.http.get(&dead_letters), Some("k-admin"), 200),

@@ -134,7 +134,209 @@ async fn scenario(h: Harness) {
         "the replayed result was not answered again"
     );
     assert_eq!(h.contact(SITI).await.unwrap()["purchase_count"], 2);
+    review_queue(&h).await;
     h.stop().await;
+}
+
+/// Receipts the OCR could not confirm wait in the review queue; an approval (here with a
+/// corrected amount) counts through the shard like any receipt and tells the customer, a
+/// rejection never counts, and a purchase decided once cannot be decided again.
+async fn review_queue(h: &Harness) {
+    let pending = |id: &str, ringgit: i64| {
+        let OcrOutcome::Receipt(mut reading) = receipt(id, ringgit) else {
+            unreachable!()
+        };
+        reading.needs_review = true;
+        result(&format!("wamid.OCR-{id}"), OcrOutcome::Receipt(reading))
+    };
+    produce(h, &pending("p-3", 400)).await;
+    produce(h, &pending("p-4", 20)).await;
+    let queue = |limit: &str| {
+        let request = h
+            .http
+            .get(format!("{}/api/purchases/review/{limit}", h.base));
+        async move {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status().as_u16(), 200);
+            answer.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let listed = queue("").await;
+        if listed.as_array().unwrap().len() == 2 {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the queue never showed both: {listed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed[0]["purchase_id"], "p-3", "oldest first: {listed}");
+    assert_eq!(listed[0]["phone_number"], SITI);
+    assert_eq!(listed[0]["total"], "400.00");
+    assert_eq!(listed[1]["purchase_id"], "p-4");
+    assert_eq!(queue("?limit=1").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.contact(SITI).await.unwrap()["total_spent"],
+        "550.00",
+        "pending receipts do not count"
+    );
+
+    let decide = |id: &str, body: serde_json::Value| {
+        let request = h
+            .http
+            .post(format!(
+                "{}/api/customers/{SITI}/purchases/{id}/review/",
+                h.base
+            ))
+            .json(&body);
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    for (id, body, status, kind) in [
+        (
+            "p-4",
+            serde_json::json!({"decision": "reject", "amount": "20.00"}),
+            400,
+            "invalid_review",
+        ),
+        (
+            "p-3",
+            serde_json::json!({"decision": "approve", "amount": "0"}),
+            400,
+            "invalid_review",
+        ),
+        (
+            "p-3",
+            serde_json::json!({"decision": "approve", "purchase_date": "2999-01-01"}),
+            400,
+            "invalid_review",
+        ),
+        (
+            "p-3",
+            serde_json::json!({"decision": "maybe"}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "p-9",
+            serde_json::json!({"decision": "approve"}),
+            404,
+            "no_such_purchase",
+        ),
+        (
+            "p-1",
+            serde_json::json!({"decision": "reject"}),
+            409,
+            "already_reviewed",
+        ),
+    ] {
+        let (got, error) = decide(id, body.clone()).await;
+        assert_eq!(
+            (got, error["error"]["kind"].clone()),
+            (status, serde_json::json!(kind)),
+            "{id} {body}: {error}"
+        );
+    }
+
+    // The customer writes again (inside the 24 h window now, so they can be told); the
+    // reviewer reads RM 480.00 where the OCR read 400.00, and approves.
+    h.post(&text(
+        SITI,
+        "wamid.OCR-AGAIN",
+        Utc::now().timestamp(),
+        "sudah semak?",
+    ))
+    .await;
+    h.message_count_reaches(SITI, 2).await;
+    let (status, accepted) = decide(
+        "p-3",
+        serde_json::json!({"decision": "approve", "amount": "480.00", "merchant": " AEON Bukit Tinggi ", "phone_number_id": "106540352242922"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["status"], "counted");
+    let contact = h
+        .contact_where(SITI, "the approved receipt counted", |c| {
+            c["purchase_count"] == 3
+        })
+        .await;
+    assert_eq!(contact["total_spent"], "1030.00");
+    let started = std::time::Instant::now();
+    while !h
+        .sent()
+        .await
+        .iter()
+        .any(|(_, text, _)| text.contains("checked and counted"))
+    {
+        if started.elapsed() > WAIT {
+            let messages = h
+                .http
+                .get(format!("{}/api/contacts/{SITI}/messages/", h.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            panic!("the customer was not told: {:?} {messages}", h.sent().await);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stored = h
+        .store
+        .purchases(&PhoneNumber::parse(SITI).unwrap())
+        .await
+        .unwrap();
+    let p3 = stored.iter().find(|p| p.purchase_id == "p-3").unwrap();
+    assert_eq!(
+        (p3.status, p3.amount, p3.merchant.as_deref()),
+        (
+            PurchaseStatus::Counted,
+            Money::from_ringgit(480),
+            Some("AEON Bukit Tinggi")
+        )
+    );
+    let (status, again) = decide("p-3", serde_json::json!({"decision": "reject"})).await;
+    assert_eq!(
+        (status, again["error"]["kind"].clone()),
+        (409, serde_json::json!("already_reviewed"))
+    );
+
+    let (status, _) = decide(
+        "p-4",
+        serde_json::json!({"decision": "reject", "notify": false, "phone_number_id": "106540352242922"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let started = std::time::Instant::now();
+    while !queue("").await.as_array().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < WAIT,
+            "decided receipts stayed in the queue"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stored = h
+        .store
+        .purchases(&PhoneNumber::parse(SITI).unwrap())
+        .await
+        .unwrap();
+    let p4 = stored.iter().find(|p| p.purchase_id == "p-4").unwrap();
+    assert_eq!(p4.status, PurchaseStatus::Rejected);
+    let contact = h.contact(SITI).await.unwrap();
+    assert_eq!(
+        (
+            contact["purchase_count"].clone(),
+            contact["total_spent"].clone()
+        ),
+        (serde_json::json!(3), serde_json::json!("1030.00"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -845,8 +845,11 @@ fn every_event_round_trips_through_json() {
                 EventPayload::MarketingPreference(_) => "marketing_preference",
                 EventPayload::ProfileEdit(_)
                 | EventPayload::CampaignSend(_)
-                | EventPayload::Click(_) => {
-                    unreachable!("webhooks carry no profile edits, send outcomes or clicks")
+                | EventPayload::Click(_)
+                | EventPayload::PurchaseReview(_) => {
+                    unreachable!(
+                        "webhooks carry no profile edits, send outcomes, clicks or reviews"
+                    )
                 }
             });
         }

@@ -162,16 +162,32 @@ impl ProfileEdits {
         source: EditSource,
         patch: ProfilePatch,
     ) -> Result<(), crate::storage::bus::BusError> {
-        let event = InboundEvent {
-            business: self.business.clone(),
-            payload: EventPayload::ProfileEdit(ProfileEdit {
-                edit_id,
-                wa_id: phone.as_str().to_string(),
-                at: chrono::Utc::now(),
-                source,
-                patch,
-            }),
+        let edit = ProfileEdit {
+            edit_id,
+            wa_id: phone.as_str().to_string(),
+            at: chrono::Utc::now(),
+            source,
+            patch,
         };
+        self.queue(phone, EventPayload::ProfileEdit(edit), None)
+            .await
+    }
+
+    /// Queues an event of the admin API for `phone`'s shard (an edit, a review decision),
+    /// carried as an event of the business number `phone_number_id` (default: the one
+    /// configured), which answers the customer if the event does; resolves once the bus
+    /// has it.
+    pub async fn queue(
+        &self,
+        phone: &crate::domain::phone::PhoneNumber,
+        payload: EventPayload,
+        phone_number_id: Option<String>,
+    ) -> Result<(), crate::storage::bus::BusError> {
+        let mut business = self.business.clone();
+        if let Some(id) = phone_number_id {
+            business.phone_number_id = id;
+        }
+        let event = InboundEvent { business, payload };
         let payload = serde_json::to_vec(&event).expect("an inbound event serializes");
         self.producer
             .send(Record::new(&self.inbound_topic, phone.as_str(), payload))

@@ -19,6 +19,7 @@ pub mod export;
 pub mod history;
 pub mod ocr;
 pub mod query;
+pub mod reviews;
 pub mod sandbox;
 pub mod segments;
 pub mod uploads;
@@ -88,6 +89,8 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .route("/api/contacts/{phone}/messages", get(history::messages))
         .routes(routes!(history::purchases))
         .route("/api/customers/{id}/purchases", get(history::purchases))
+        .routes(routes!(reviews::queue))
+        .route("/api/purchases/review", get(reviews::queue))
         .routes(routes!(sandbox::messages))
         .route("/api/sandbox/messages", get(sandbox::messages));
     let list_contacts = OpenApiRouter::new()
@@ -103,6 +106,11 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         )
         .routes(routes!(uploads::upload))
         .routes(routes!(ocr::process))
+        .routes(routes!(reviews::decide))
+        .route(
+            "/api/customers/{id}/purchases/{purchase_id}/review",
+            post(reviews::decide),
+        )
         .route("/api/ocr/process", post(ocr::process))
         .layer(DefaultBodyLimit::max(upload_limit));
     let read_segments = OpenApiRouter::new()

@@ -191,6 +191,14 @@ pub fn apply(
                     .push(snapshot(contact, reason, &key, ctx.today));
             }
         }
+        EventPayload::PurchaseReview(review) => super::apply_review::apply_review(
+            contact,
+            &event.business,
+            review,
+            &key,
+            ctx,
+            &mut effects,
+        ),
         // Not routed to contacts; nothing to do if one arrives here.
         EventPayload::Error(_) => {}
     }

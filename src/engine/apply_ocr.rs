@@ -4,11 +4,15 @@
 //! receipt becomes a purchase that counts toward spending and tier unless it is a
 //! duplicate or needs review. Every outcome is answered, unless the contact opted out.
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::contact::{Contact, WhatsappStatus};
 use crate::domain::purchase::{Purchase, PurchaseStatus};
 use crate::domain::spending::Applied;
+use crate::domain::tier::Tier;
 use crate::provider::OutboundContent;
 use crate::storage::sink::{AnalyticsEvent, PurchaseEvent};
+use crate::topics::inbound::Business;
 
 use super::apply::{business_number, snapshot, ApplyContext, Effects, Outcome};
 use crate::topics::event_id;
@@ -182,59 +186,31 @@ fn purchase(
         status,
         recorded_at: result.completed_at,
     };
-    effects.events.push(AnalyticsEvent::Purchase(PurchaseEvent {
-        event_id: event_id(&format!(
-            "purchase:{}:{}",
-            purchase.purchase_id,
-            status.as_str()
-        )),
-        occurred_at: result.completed_at,
-        contact_phone: contact.phone_number.clone(),
-        business_number: business_number(&result.business),
-        purchase_id: purchase.purchase_id.clone(),
-        purchase_date: purchase.purchased_on,
-        merchant: purchase.merchant.clone(),
-        receipt_no: purchase.receipt_no.clone(),
-        total: purchase.amount,
-        item_count: purchase.item_count,
-        status,
-        ocr_confidence: Some(result.confidence),
-        campaign_id: None,
-    }));
-    let purchase_amount = purchase.amount;
-    let counted = purchase.counted_event();
-    effects.purchases.push(purchase);
-    let Some(event) = counted else {
+    effects.events.push(purchase_event(
+        contact,
+        &result.business,
+        &purchase,
+        result.completed_at,
+    ));
+    let pending = purchase.status != PurchaseStatus::Counted;
+    effects.purchases.push(purchase.clone());
+    if pending {
         return format!(
             "We received your receipt ({total}) and will check it before it counts. Thank you!"
         );
-    };
-    let recorded = contact.purchases.apply(&event);
-    let before = contact.customer_tier;
-    contact.customer_tier = ctx.tiers.tier_for(&contact.purchases, ctx.today);
-    if recorded == Applied::AlreadyRecorded {
-        // Its purchase row may be stored without the contact's row that counted it (purchases
-        // are written first, and a replay reloads the ledger from them): the tier above is
-        // then the one that row missed.
-        if contact.customer_tier != before {
-            effects
-                .events
-                .push(snapshot(contact, "purchase", key, ctx.today));
-        }
-        return format!("This receipt ({total}) was already recorded, so it is not counted again.");
     }
-    super::apply_campaign::apply_purchase(
+    let Some(before) = count_purchase(
         contact,
         &result.business,
         result.completed_at,
-        purchase_amount,
+        &purchase,
+        key,
+        ctx,
         effects,
-    );
-    super::apply_campaign::trigger_on_purchase(contact, &result.business, before, ctx, effects);
+    ) else {
+        return format!("This receipt ({total}) was already recorded, so it is not counted again.");
+    };
     let spent = contact.spending().total_spent;
-    effects
-        .events
-        .push(snapshot(contact, "purchase", key, ctx.today));
     let merchant = reading
         .merchant
         .as_deref()
@@ -252,4 +228,68 @@ fn purchase(
         ));
     }
     reply
+}
+
+/// The analytics event of a purchase in its current state: one per (purchase, status), so
+/// a replay collapses and a review's decision is a later event of the same purchase.
+pub(super) fn purchase_event(
+    contact: &Contact,
+    business: &Business,
+    purchase: &Purchase,
+    at: DateTime<Utc>,
+) -> AnalyticsEvent {
+    AnalyticsEvent::Purchase(PurchaseEvent {
+        event_id: event_id(&format!(
+            "purchase:{}:{}",
+            purchase.purchase_id,
+            purchase.status.as_str()
+        )),
+        occurred_at: at,
+        contact_phone: contact.phone_number.clone(),
+        business_number: business_number(business),
+        purchase_id: purchase.purchase_id.clone(),
+        purchase_date: purchase.purchased_on,
+        merchant: purchase.merchant.clone(),
+        receipt_no: purchase.receipt_no.clone(),
+        total: purchase.amount,
+        item_count: purchase.item_count,
+        status: purchase.status,
+        ocr_confidence: purchase.ocr_confidence.map(|c| c as f32),
+        campaign_id: None,
+    })
+}
+
+/// Counts a purchase (status counted) toward spend and tier: the ledger, the tier, the
+/// campaigns it converts, the triggers it fires, the contact's snapshot. Returns the tier
+/// before, or `None` when the ledger had it already (nothing counted twice).
+pub(super) fn count_purchase(
+    contact: &mut Contact,
+    business: &Business,
+    at: DateTime<Utc>,
+    purchase: &Purchase,
+    key: &str,
+    ctx: &ApplyContext<'_>,
+    effects: &mut Effects,
+) -> Option<Tier> {
+    let event = purchase.counted_event()?;
+    let recorded = contact.purchases.apply(&event);
+    let before = contact.customer_tier;
+    contact.customer_tier = ctx.tiers.tier_for(&contact.purchases, ctx.today);
+    if recorded == Applied::AlreadyRecorded {
+        // Its purchase row may be stored without the contact's row that counted it (purchases
+        // are written first, and a replay reloads the ledger from them): the tier above is
+        // then the one that row missed.
+        if contact.customer_tier != before {
+            effects
+                .events
+                .push(snapshot(contact, "purchase", key, ctx.today));
+        }
+        return None;
+    }
+    super::apply_campaign::apply_purchase(contact, business, at, purchase.amount, effects);
+    super::apply_campaign::trigger_on_purchase(contact, business, before, ctx, effects);
+    effects
+        .events
+        .push(snapshot(contact, "purchase", key, ctx.today));
+    Some(before)
 }

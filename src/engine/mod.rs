@@ -23,6 +23,7 @@ pub mod analytics;
 pub mod apply;
 pub mod apply_campaign;
 pub mod apply_ocr;
+pub mod apply_review;
 pub mod campaign_sender;
 pub mod changelog;
 pub mod consumer;

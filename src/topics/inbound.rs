@@ -55,6 +55,23 @@ pub enum EventPayload {
     /// The customer stopped (or resumed) marketing messages in WhatsApp (a
     /// `user_preferences` webhook).
     MarketingPreference(MarketingPreference),
+    /// A person's decision on a receipt that was pending review (the admin API's review
+    /// queue): approved, perhaps corrected, it counts like any purchase; rejected, it never
+    /// does.
+    PurchaseReview(PurchaseReview),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseReview {
+    /// Unique per decision.
+    pub review_id: String,
+    /// The contact's E.164 digits.
+    pub wa_id: String,
+    pub at: DateTime<Utc>,
+    /// The purchase as decided: status counted (approved) or rejected, with corrections.
+    pub purchase: crate::domain::purchase::Purchase,
+    /// Tell the customer (inside the 24 h customer-service window only).
+    pub notify: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +298,7 @@ impl InboundEvent {
             EventPayload::CampaignSend(s) => Some(&s.wa_id),
             EventPayload::Click(c) => Some(&c.wa_id),
             EventPayload::MarketingPreference(p) => Some(&p.wa_id),
+            EventPayload::PurchaseReview(r) => Some(&r.wa_id),
             EventPayload::Error(_) => None,
         }
     }
@@ -314,6 +332,7 @@ impl InboundEvent {
             EventPayload::CampaignSend(s) => Some(s.at),
             EventPayload::Click(c) => Some(c.at),
             EventPayload::MarketingPreference(p) => Some(p.at),
+            EventPayload::PurchaseReview(r) => Some(r.at),
             EventPayload::Error(_) => None,
         }
     }
@@ -327,6 +346,7 @@ impl InboundEvent {
             EventPayload::Status(s) => &mut s.timestamp,
             EventPayload::MarketingPreference(p) => &mut p.at,
             EventPayload::ProfileEdit(_)
+            | EventPayload::PurchaseReview(_)
             | EventPayload::CampaignSend(_)
             | EventPayload::Click(_)
             | EventPayload::Error(_) => return,
@@ -389,6 +409,7 @@ impl InboundEvent {
             EventPayload::Message(m) => m.wamid.clone(),
             EventPayload::Status(s) => format!("{}:{}", s.wamid, s.status.as_str()),
             EventPayload::ProfileEdit(e) => format!("edit:{}", e.edit_id),
+            EventPayload::PurchaseReview(r) => format!("review:{}", r.review_id),
             EventPayload::CampaignSend(s) => format!("campaign_send:{}", s.request_id),
             EventPayload::Click(c) => format!("click:{}", c.click_id),
             EventPayload::MarketingPreference(p) => format!(

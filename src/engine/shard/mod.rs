@@ -109,6 +109,7 @@ impl WorkEvent {
                 EventPayload::CampaignSend(_) => "campaign_send",
                 EventPayload::Click(_) => "click",
                 EventPayload::MarketingPreference(_) => "marketing_preference",
+                EventPayload::PurchaseReview(_) => "purchase_review",
             },
             WorkEvent::Ocr(_) => "ocr_result",
         }

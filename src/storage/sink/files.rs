@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use super::SinkError;
 use super::{
     views, AnalyticsReader, DemographicRow, EventReader, EventSink, EventTable, FunnelRow,
-    RevenueRow,
+    PendingReviewRow, RevenueRow,
 };
 use crate::topics::events::AnalyticsEvent;
 
@@ -161,6 +161,10 @@ impl AnalyticsReader for FileSink {
     ) -> Result<Vec<DemographicRow>, SinkError> {
         let events = self.read_table(EventTable::ContactSnapshots).await?;
         Ok(views::demographics(&events, from, to))
+    }
+    async fn pending_reviews(&self, limit: u32) -> Result<Vec<PendingReviewRow>, SinkError> {
+        let events = self.read_table(EventTable::Purchases).await?;
+        Ok(views::pending_reviews(&events, limit))
     }
 }
 

@@ -17,10 +17,11 @@ pub mod files;
 pub mod views;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::money::Money;
+use crate::domain::phone::PhoneNumber;
 
 pub use batcher::{Batcher, BatcherConfig, FlushReport};
 pub use clickhouse::{
@@ -87,6 +88,25 @@ pub trait AnalyticsReader: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DemographicRow>, SinkError>;
+
+    /// Purchases whose latest event says pending_review (the review queue), oldest first
+    /// (by that event's time, then purchase id), at most `limit`.
+    async fn pending_reviews(&self, limit: u32) -> Result<Vec<PendingReviewRow>, SinkError>;
+}
+
+/// A purchase waiting for a person to check its receipt, as its latest event has it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingReviewRow {
+    pub purchase_id: String,
+    pub contact_phone: PhoneNumber,
+    /// When it was recorded as pending.
+    pub recorded_at: DateTime<Utc>,
+    pub purchase_date: NaiveDate,
+    pub merchant: Option<String>,
+    pub receipt_no: Option<String>,
+    pub total: Money,
+    pub item_count: u32,
+    pub ocr_confidence: Option<f32>,
 }
 
 /// Campaign funnel stages. From campaign_steps: the send outcome (queued, sent, skipped,

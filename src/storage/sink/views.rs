@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::domain::money::Money;
 use crate::domain::purchase::PurchaseStatus;
 
-use super::{DemographicRow, FunnelRow, RevenueRow};
-use crate::topics::events::{age_band, malaysian_day, AnalyticsEvent};
+use super::{DemographicRow, FunnelRow, PendingReviewRow, RevenueRow};
+use crate::topics::events::{age_band, malaysian_day, AnalyticsEvent, PurchaseEvent};
 
 /// `events` must hold each event id once.
 pub fn campaign_funnel(
@@ -59,8 +59,9 @@ pub fn campaign_funnel(
 /// `events` must hold each event id once, in write order. Each purchase counts as its
 /// latest event says (by occurred_at; on a tie the one written last, as ReplacingMergeTree
 /// keeps), on that event's receipt date.
-pub fn daily_revenue(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) -> Vec<RevenueRow> {
-    let mut latest: HashMap<&str, &crate::topics::events::PurchaseEvent> = HashMap::new();
+/// Each purchase's latest event (by `occurred_at`): its current state.
+fn latest_purchases(events: &[AnalyticsEvent]) -> HashMap<&str, &PurchaseEvent> {
+    let mut latest: HashMap<&str, &PurchaseEvent> = HashMap::new();
     for event in events {
         if let AnalyticsEvent::Purchase(p) = event {
             let key = p.purchase_id.as_str();
@@ -72,6 +73,35 @@ pub fn daily_revenue(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) 
             }
         }
     }
+    latest
+}
+
+/// The review queue: purchases whose latest event is pending_review, oldest first.
+pub fn pending_reviews(events: &[AnalyticsEvent], limit: u32) -> Vec<PendingReviewRow> {
+    let mut pending: Vec<&PurchaseEvent> = latest_purchases(events)
+        .into_values()
+        .filter(|p| p.status == PurchaseStatus::PendingReview)
+        .collect();
+    pending.sort_by(|a, b| (a.occurred_at, &a.purchase_id).cmp(&(b.occurred_at, &b.purchase_id)));
+    pending
+        .into_iter()
+        .take(limit as usize)
+        .map(|p| PendingReviewRow {
+            purchase_id: p.purchase_id.clone(),
+            contact_phone: p.contact_phone.clone(),
+            recorded_at: p.occurred_at,
+            purchase_date: p.purchase_date,
+            merchant: p.merchant.clone(),
+            receipt_no: p.receipt_no.clone(),
+            total: p.total,
+            item_count: p.item_count,
+            ocr_confidence: p.ocr_confidence,
+        })
+        .collect()
+}
+
+pub fn daily_revenue(events: &[AnalyticsEvent], from: NaiveDate, to: NaiveDate) -> Vec<RevenueRow> {
+    let latest = latest_purchases(events);
     let mut days: BTreeMap<NaiveDate, (u64, BTreeSet<&str>, Money)> = BTreeMap::new();
     for p in latest.into_values() {
         let day = p.purchase_date;

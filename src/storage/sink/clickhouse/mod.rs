@@ -32,8 +32,8 @@ use crate::domain::purchase::PurchaseStatus;
 use crate::storage::migrate::{migrate, MigrateError, Migration, MigrationReport, MigrationTarget};
 
 use super::{
-    AnalyticsReader, DemographicRow, EventReader, EventSink, EventTable, FunnelRow, RevenueRow,
-    SinkError,
+    AnalyticsReader, DemographicRow, EventReader, EventSink, EventTable, FunnelRow,
+    PendingReviewRow, RevenueRow, SinkError,
 };
 use crate::retry::RetryPolicy;
 use crate::topics::events::*;

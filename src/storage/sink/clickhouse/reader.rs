@@ -158,6 +158,65 @@ impl AnalyticsReader for ClickHouseSink {
             })
             .collect()
     }
+    async fn pending_reviews(&self, limit: u32) -> Result<Vec<PendingReviewRow>, SinkError> {
+        // Each purchase's latest event (argMax by occurred_at; a replayed event is the
+        // same row twice and changes nothing).
+        let sql = format!(
+            "SELECT purchase_id, contact_phone, toUInt32(recorded) AS recorded_at, purchase_date, \
+             merchant, receipt_no, toDecimal64(total, 2) AS total_sen, item_count, ocr_confidence \
+             FROM (SELECT purchase_id, \
+                argMax(status, occurred_at) AS latest_status, \
+                argMax(contact_phone, occurred_at) AS contact_phone, \
+                max(occurred_at) AS recorded, \
+                argMax(purchase_date, occurred_at) AS purchase_date, \
+                argMax(merchant, occurred_at) AS merchant, \
+                argMax(receipt_no, occurred_at) AS receipt_no, \
+                argMax(total, occurred_at) AS total, \
+                argMax(item_count, occurred_at) AS item_count, \
+                argMax(ocr_confidence, occurred_at) AS ocr_confidence \
+                FROM {} GROUP BY purchase_id) \
+             WHERE latest_status = 'pending_review' ORDER BY recorded, purchase_id LIMIT {limit}",
+            self.qualified("purchases")
+        );
+        type Row = (
+            String,
+            String,
+            u32,
+            u16,
+            String,
+            String,
+            i64,
+            u32,
+            Option<f32>,
+        );
+        let rows: Vec<Row> = self.fetch(sql).await?;
+        let pseudonyms = self.pseudonyms.as_deref();
+        let mut pending = Vec::with_capacity(rows.len());
+        for (purchase_id, contact, at, day, merchant, receipt_no, sen, item_count, confidence) in
+            rows
+        {
+            let contact = match pseudonyms {
+                Some(p) => p.open(&contact),
+                None => Some(contact),
+            };
+            // A row written under another pseudonym key cannot be traced to a contact.
+            let Some(Ok(contact_phone)) = contact.map(|c| PhoneNumber::parse(&c)) else {
+                continue;
+            };
+            pending.push(PendingReviewRow {
+                purchase_id,
+                contact_phone,
+                recorded_at: DateTime::<Utc>::from_timestamp(i64::from(at), 0).unwrap_or_default(),
+                purchase_date: date_from_days(day).map_err(query_error)?,
+                merchant: Some(merchant).filter(|m| !m.is_empty()),
+                receipt_no: Some(receipt_no).filter(|r| !r.is_empty()),
+                total: Money::from_sen(sen),
+                item_count,
+                ocr_confidence: confidence,
+            });
+        }
+        Ok(pending)
+    }
 }
 
 fn query_error(detail: String) -> SinkError {

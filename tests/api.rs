@@ -197,6 +197,7 @@ async fn webhook_answers_503_when_the_bus_cannot_take_the_events() {
         campaigns: None,
         ocr: None,
         dead_letters: None,
+        audit: None,
         analytics: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1057,6 +1058,28 @@ async fn dead_letters_round_trip(h: &Harness) {
         (status, error["error"]["kind"].clone()),
         (400, json!("invalid_cursor"))
     );
+    // The operator's reads are in the audit trail (ClickHouse on the real stack), as the
+    // open profile's caller.
+    let started = std::time::Instant::now();
+    loop {
+        let trail = h
+            .reader
+            .fetch_events(sembang::storage::sink::EventTable::PersonalDataAccess, 1000)
+            .await
+            .unwrap();
+        let found = trail.iter().any(|e| {
+            matches!(e, sembang::storage::sink::AnalyticsEvent::PersonalDataAccess(a)
+                if a.route == "/api/dead-letters/replay/" && a.method == "POST" && a.key_id == "open" && a.status == 200)
+        });
+        if found {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "no audit of the replay: {trail:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1072,5 +1095,112 @@ async fn dead_letters_list_and_replay_on_the_real_stack() {
         return;
     };
     dead_letters_round_trip(&h).await;
+    h.stop().await;
+}
+
+/// Every request to a route that reads personal data is in the audit trail: the key's id
+/// (never the key), the role, the route template, the contact it names, the masked query
+/// and the status, refused requests too; aggregates are not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_reads_are_audited() {
+    use sembang::storage::sink::{AnalyticsEvent, EventTable};
+
+    let h = harness(
+        true,
+        &[
+            "admin:k-admin-secret",
+            "viewer:k-view-secret",
+            "analyst:k-analyst-secret",
+        ],
+    )
+    .await;
+    h.post(&text(SITI, "wamid.AUDIT-1", T0, "hello")).await;
+    let get = |path: &str, key: &str| {
+        h.http
+            .get(format!("{}{path}", h.base))
+            .bearer_auth(key)
+            .send()
+    };
+    let started = std::time::Instant::now();
+    while get(&format!("/api/contacts/{SITI}/"), "k-view-secret")
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(started.elapsed() < WAIT, "the contact never appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let listed = get("/api/contacts/?q=900101-14-5678", "k-analyst-secret")
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let refused = get(&format!("/api/contacts/{SITI}/export"), "k-view-secret")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let aggregate = get("/api/analytics/revenue/", "k-analyst-secret")
+        .await
+        .unwrap();
+    assert_eq!(aggregate.status(), 200);
+
+    // The polls of the contact, the list and the refused export, once the analytics role
+    // has written them.
+    let started = std::time::Instant::now();
+    let accesses = loop {
+        let events = h
+            .reader
+            .fetch_events(EventTable::PersonalDataAccess, 1000)
+            .await
+            .unwrap();
+        let accesses: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                AnalyticsEvent::PersonalDataAccess(a) => a.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        if accesses.iter().any(|a| a.status == 403)
+            && accesses.iter().any(|a| a.route == "/api/contacts/")
+        {
+            break accesses;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the trail is missing requests: {accesses:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let viewer_read = accesses
+        .iter()
+        .find(|a| a.route == "/api/contacts/{phone}/" && a.status == 200)
+        .expect("the contact read is recorded");
+    assert_eq!(viewer_read.role, "viewer");
+    assert_eq!(viewer_read.method, "GET");
+    assert_eq!(viewer_read.contact_phone.as_ref().unwrap().as_str(), SITI);
+    assert!(viewer_read.key_id.starts_with("key-") && viewer_read.key_id.len() == 16);
+    let search = accesses
+        .iter()
+        .find(|a| a.route == "/api/contacts/")
+        .expect("the list is recorded");
+    assert_eq!(search.role, "analyst");
+    assert_eq!(search.contact_phone, None);
+    assert_eq!(
+        search.query.as_deref(),
+        Some("q=900101-**-****"),
+        "IC numbers masked"
+    );
+    assert_ne!(search.key_id, viewer_read.key_id, "keys are told apart");
+    let export = accesses
+        .iter()
+        .find(|a| a.route.starts_with("/api/contacts/{phone}/export"))
+        .expect("a refused request is recorded too");
+    assert_eq!(export.status, 403);
+    assert!(
+        accesses.iter().all(|a| !a.route.contains("analytics")),
+        "aggregates are not personal data"
+    );
+    let stored = format!("{accesses:?}");
+    assert!(!stored.contains("secret"), "the trail never holds a key");
     h.stop().await;
 }

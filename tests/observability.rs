@@ -595,6 +595,15 @@ async fn every_business_panel_runs_on_the_real_clickhouse() {
             ],
         ),
         (
+            "personal_data_access",
+            "event_id, occurred_at, key_id, role, method, route, query, contact_phone, status",
+            vec![
+                format!("('a1', '{at}', 'key-0123456789ab', 'viewer', 'GET', '/api/contacts/{{phone}}/', '', 'p1', 200)"),
+                format!("('a1', '{at}', 'key-0123456789ab', 'viewer', 'GET', '/api/contacts/{{phone}}/', '', 'p1', 200)"),
+                format!("('a2', '{at}', 'key-ba9876543210', 'analyst', 'GET', '/api/contacts/', 'q=siti', '', 200)"),
+            ],
+        ),
+        (
             "inbound_messages",
             "event_id, occurred_at, contact_phone, wamid, message_type, text",
             vec![format!("('i1', '{at}', 'p1', 'wamid.1', 'text', 'hi')")],

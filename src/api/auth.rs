@@ -87,6 +87,16 @@ pub enum ApiKeyError {
 struct ApiKey {
     role: Role,
     key: Secret,
+    /// What the audit trail names the key by.
+    id: Arc<str>,
+}
+
+/// `key-` and the first 12 hex digits of the key's SHA-256: stable, tells keys apart in
+/// the audit trail, and gives nothing to guess a key from.
+fn key_id(key: &str) -> Arc<str> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    format!("key-{}", &hex::encode(digest)[..12]).into()
 }
 
 /// The configured keys.
@@ -114,6 +124,7 @@ impl ApiKeys {
             }
             keys.push(ApiKey {
                 role,
+                id: key_id(key),
                 key: Secret::new(key),
             });
         }
@@ -127,17 +138,27 @@ impl ApiKeys {
     /// The role of a presented key. Every key is compared in constant time, so the answer's
     /// timing tells nothing about which key came close.
     pub fn role_of(&self, presented: &str) -> Option<Role> {
+        self.caller_of(presented).map(|c| c.role)
+    }
+
+    /// The caller a presented key identifies, in constant time over the keys.
+    pub fn caller_of(&self, presented: &str) -> Option<Caller> {
         self.0.iter().fold(None, |found, k| {
             let equal = tokens_equal(presented, k.key.expose());
-            found.or(equal.then_some(k.role))
+            found.or(equal.then(|| Caller {
+                role: k.role,
+                key_id: k.id.clone(),
+            }))
         })
     }
 }
 
-/// Who is calling, for the handlers and the route guards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Who is calling, for the handlers, the route guards and the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub role: Role,
+    /// `key-<hash prefix>`, or `open` where no key is required.
+    pub key_id: Arc<str>,
 }
 
 /// Finds the caller's role or answers 401. With no key configured and none required (the
@@ -148,8 +169,11 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let role = if state.keys.is_empty() && !state.require_key {
-        Role::Admin
+    let caller = if state.keys.is_empty() && !state.require_key {
+        Caller {
+            role: Role::Admin,
+            key_id: "open".into(),
+        }
     } else {
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -159,12 +183,15 @@ pub async fn authenticate(
         let Some(presented) = presented else {
             return unauthorized("an API key is required");
         };
-        match state.keys.role_of(presented.trim()) {
-            Some(role) => role,
+        match state.keys.caller_of(presented.trim()) {
+            Some(caller) => caller,
             None => return unauthorized("unknown API key"),
         }
     };
-    request.extensions_mut().insert(Caller { role });
+    request.extensions_mut().insert(caller);
+    if let Some(log) = &state.audit {
+        request.extensions_mut().insert(log.clone());
+    }
     next.run(request).await
 }
 

@@ -9,6 +9,7 @@
 //! and only on a loopback listener: the config refuses it elsewhere).
 
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod campaigns;
 pub mod contact_list;
@@ -69,6 +70,8 @@ pub struct AdminState {
     pub ocr: Option<ocr::OcrState>,
     /// Present when this process reads the bus: the dead-letter list and replay.
     pub dead_letters: Option<dead_letters::DeadLetters>,
+    /// Present when requests for personal data are recorded (the PDPA audit trail).
+    pub audit: Option<Arc<audit::AuditLog>>,
     /// Reads the analytics events (ClickHouse, or the embedded default's event files).
     pub analytics: Option<Arc<dyn AnalyticsReader>>,
 }
@@ -81,6 +84,10 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         router.route_layer(middleware::from_fn(move |request, next| {
             auth::admit(roles, request, next)
         }))
+    };
+    // Routes that read or change personal data: every request recorded, refused ones too.
+    let audited = |router: OpenApiRouter<Arc<AdminState>>, roles: auth::Admits| {
+        guarded(router, roles).route_layer(middleware::from_fn(audit::audited))
     };
     let read_contacts = OpenApiRouter::new()
         .routes(routes!(contacts::show))
@@ -189,18 +196,18 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .routes(routes!(campaigns::recipients))
         .route("/api/campaigns/{id}/recipients", get(campaigns::recipients))
         .routes(routes!(campaigns::recipients_csv));
-    guarded(read_contacts, auth::READ_CONTACTS)
-        .merge(guarded(list_contacts, auth::LIST_CONTACTS))
-        .merge(guarded(write_contacts, auth::WRITE_CONTACTS))
-        .merge(guarded(read_segments, auth::READ_SEGMENTS))
+    audited(read_contacts, auth::READ_CONTACTS)
+        .merge(audited(list_contacts, auth::LIST_CONTACTS))
+        .merge(audited(write_contacts, auth::WRITE_CONTACTS))
+        .merge(audited(read_segments, auth::READ_SEGMENTS))
         .merge(guarded(write_segments, auth::WRITE_SEGMENTS))
-        .merge(guarded(export_segments, auth::READ_CONTACTS))
+        .merge(audited(export_segments, auth::READ_CONTACTS))
         .merge(guarded(read_campaigns, auth::READ_CAMPAIGNS))
         .merge(guarded(write_campaigns, auth::WRITE_CAMPAIGNS))
-        .merge(guarded(campaign_recipients, auth::READ_CONTACTS))
+        .merge(audited(campaign_recipients, auth::READ_CONTACTS))
         .merge(guarded(read_analytics, auth::READ_ANALYTICS))
-        .merge(guarded(export_person, auth::EXPORT_PERSONAL_DATA))
-        .merge(guarded(operate, auth::OPERATE))
+        .merge(audited(export_person, auth::EXPORT_PERSONAL_DATA))
+        .merge(audited(operate, auth::OPERATE))
 }
 
 /// The OpenAPI 3 document of the whole HTTP surface, webhook included.

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::audit::AuditLog;
 use crate::api::campaigns::CampaignsState;
 use crate::api::contacts::ProfileEdits;
 use crate::api::dead_letters::DeadLetters;
@@ -149,6 +150,10 @@ impl Assembly<'_> {
                     .map(|&t| names.name(t))
                     .collect(),
             }),
+            audit: Some(Arc::new(AuditLog {
+                producer: self.producer.clone(),
+                events_topic: names.name(topics::EVENTS),
+            })),
             analytics: Some(self.backends.analytics.clone()),
         });
         let clicks = match (ingress, super::roles::link_sealer(config, secrets)) {

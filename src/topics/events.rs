@@ -39,10 +39,11 @@ pub enum EventTable {
     OcrResults,
     ContactSnapshots,
     CampaignSends,
+    PersonalDataAccess,
 }
 
 impl EventTable {
-    pub const ALL: [EventTable; 7] = [
+    pub const ALL: [EventTable; 8] = [
         EventTable::InboundMessages,
         EventTable::OutboundMessages,
         EventTable::MessageStatuses,
@@ -50,6 +51,7 @@ impl EventTable {
         EventTable::OcrResults,
         EventTable::ContactSnapshots,
         EventTable::CampaignSends,
+        EventTable::PersonalDataAccess,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -61,6 +63,7 @@ impl EventTable {
             EventTable::OcrResults => "ocr_results",
             EventTable::ContactSnapshots => "contact_snapshots",
             EventTable::CampaignSends => "campaign_steps",
+            EventTable::PersonalDataAccess => "personal_data_access",
         }
     }
 }
@@ -306,6 +309,27 @@ pub enum AnalyticsEvent {
     OcrResult(OcrResultEvent),
     ContactSnapshot(ContactSnapshotEvent),
     CampaignSend(CampaignSendEvent),
+    PersonalDataAccess(PersonalDataAccessEvent),
+}
+
+/// A request through the admin API that read or changed personal data (the PDPA audit
+/// trail): who (the key's id, never the key), what (method and route template), whose
+/// (the contact the route names; none for lists and exports of many), when, and how it
+/// was answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonalDataAccessEvent {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    /// `key-` and a hash prefix of the key, or `open` where no key is required.
+    pub key_id: String,
+    pub role: String,
+    pub method: String,
+    /// The route's template, e.g. `/api/contacts/{phone}/`.
+    pub route: String,
+    /// The query string, IC-shaped numbers masked (what a search looked for).
+    pub query: Option<String>,
+    pub contact_phone: Option<PhoneNumber>,
+    pub status: u16,
 }
 
 macro_rules! each_event {
@@ -318,6 +342,7 @@ macro_rules! each_event {
             AnalyticsEvent::OcrResult($e) => $body,
             AnalyticsEvent::ContactSnapshot($e) => $body,
             AnalyticsEvent::CampaignSend($e) => $body,
+            AnalyticsEvent::PersonalDataAccess($e) => $body,
         }
     };
 }
@@ -332,6 +357,7 @@ impl AnalyticsEvent {
             AnalyticsEvent::OcrResult(_) => EventTable::OcrResults,
             AnalyticsEvent::ContactSnapshot(_) => EventTable::ContactSnapshots,
             AnalyticsEvent::CampaignSend(_) => EventTable::CampaignSends,
+            AnalyticsEvent::PersonalDataAccess(_) => EventTable::PersonalDataAccess,
         }
     }
 
@@ -343,8 +369,18 @@ impl AnalyticsEvent {
         each_event!(self, e => e.occurred_at)
     }
 
-    pub fn contact_phone(&self) -> &PhoneNumber {
-        each_event!(self, e => &e.contact_phone)
+    /// The contact the event concerns; an audit event of a list names none.
+    pub fn contact_phone(&self) -> Option<&PhoneNumber> {
+        match self {
+            AnalyticsEvent::PersonalDataAccess(e) => e.contact_phone.as_ref(),
+            AnalyticsEvent::InboundMessage(e) => Some(&e.contact_phone),
+            AnalyticsEvent::OutboundMessage(e) => Some(&e.contact_phone),
+            AnalyticsEvent::MessageStatus(e) => Some(&e.contact_phone),
+            AnalyticsEvent::Purchase(e) => Some(&e.contact_phone),
+            AnalyticsEvent::OcrResult(e) => Some(&e.contact_phone),
+            AnalyticsEvent::ContactSnapshot(e) => Some(&e.contact_phone),
+            AnalyticsEvent::CampaignSend(e) => Some(&e.contact_phone),
+        }
     }
 
     /// The event as both backends store it: `occurred_at` truncated to the second, empty
@@ -387,6 +423,10 @@ impl AnalyticsEvent {
                 empty_to_none(&mut e.wamid);
                 empty_to_none(&mut e.skip_reason);
             }
+            AnalyticsEvent::PersonalDataAccess(e) => {
+                empty_to_none(&mut e.query);
+                scrub_opt(&mut e.query);
+            }
         }
         event
     }
@@ -410,6 +450,7 @@ from_row! {
     OcrResultEvent => OcrResult,
     ContactSnapshotEvent => ContactSnapshot,
     CampaignSendEvent => CampaignSend,
+    PersonalDataAccessEvent => PersonalDataAccess,
 }
 
 fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {

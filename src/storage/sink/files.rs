@@ -178,6 +178,7 @@ fn row_json(event: &AnalyticsEvent) -> Result<String, serde_json::Error> {
         AnalyticsEvent::OcrResult(e) => serde_json::to_string(e),
         AnalyticsEvent::ContactSnapshot(e) => serde_json::to_string(e),
         AnalyticsEvent::CampaignSend(e) => serde_json::to_string(e),
+        AnalyticsEvent::PersonalDataAccess(e) => serde_json::to_string(e),
     }
 }
 
@@ -196,6 +197,7 @@ fn parse_row(table: EventTable, line: &str) -> Result<AnalyticsEvent, serde_json
         EventTable::OcrResults => row::<OcrResultEvent>(line),
         EventTable::ContactSnapshots => row::<ContactSnapshotEvent>(line),
         EventTable::CampaignSends => row::<CampaignSendEvent>(line),
+        EventTable::PersonalDataAccess => row::<PersonalDataAccessEvent>(line),
     }
 }
 

@@ -41,7 +41,9 @@ pub fn campaign_funnel(
         let entry = stages
             .entry((day, campaign.clone(), stage.to_string()))
             .or_default();
-        entry.0.insert(event.contact_phone().as_str().to_string());
+        if let Some(contact) = event.contact_phone() {
+            entry.0.insert(contact.as_str().to_string());
+        }
         entry.1.insert(event.event_id());
     }
     stages

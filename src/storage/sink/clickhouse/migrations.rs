@@ -20,6 +20,11 @@ pub const CLICKHOUSE_MIGRATIONS: &[Migration] = &[
         name: "campaign_revenue",
         text: include_str!("../../../../schemas/clickhouse/0003_campaign_revenue.sql"),
     },
+    Migration {
+        version: 4,
+        name: "personal_data_access",
+        text: include_str!("../../../../schemas/clickhouse/0004_personal_data_access.sql"),
+    },
 ];
 
 /// Records applied versions in `${DATABASE}.schema_migrations`.

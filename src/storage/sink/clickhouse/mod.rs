@@ -376,6 +376,8 @@ impl EventSink for ClickHouseSink {
         self.insert_rows(EventTable::OcrResults, &rows.ocr).await?;
         self.insert_rows(EventTable::ContactSnapshots, &rows.snapshots)
             .await?;
+        self.insert_rows(EventTable::PersonalDataAccess, &rows.accesses)
+            .await?;
         self.insert_rows(EventTable::CampaignSends, &rows.sends)
             .await
     }
@@ -443,7 +445,7 @@ mod tests {
     #[test]
     fn migrations_are_numbered_in_order() {
         let versions: Vec<u32> = CLICKHOUSE_MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 3, 4]);
         for migration in CLICKHOUSE_MIGRATIONS {
             for statement in migration.statements(&[("DATABASE", "db")]) {
                 assert!(statement.contains("IF NOT EXISTS"), "{statement}");

@@ -32,7 +32,10 @@ impl EventReader for ClickHouseSink {
         ) -> Result<Vec<AnalyticsEvent>, SinkError> {
             rows.into_iter()
                 .map(|mut row| {
-                    if let Some(pseudonyms) = pseudonyms {
+                    // An audit row of a list names no contact: nothing to open.
+                    if let Some(pseudonyms) =
+                        pseudonyms.filter(|_| !row.contact_phone_mut().is_empty())
+                    {
                         let contact = row.contact_phone_mut();
                         *contact = pseudonyms
                             .open(contact)
@@ -78,6 +81,11 @@ impl EventReader for ClickHouseSink {
             ),
             EventTable::CampaignSends => decode_rows(
                 self.fetch::<SendRow>(select(SendRow::COLUMN_NAMES)).await?,
+                pseudonyms,
+            ),
+            EventTable::PersonalDataAccess => decode_rows(
+                self.fetch::<AccessRow>(select(AccessRow::COLUMN_NAMES))
+                    .await?,
                 pseudonyms,
             ),
         }

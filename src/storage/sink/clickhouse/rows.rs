@@ -11,6 +11,7 @@ pub(super) struct Rows {
     pub(super) ocr: Vec<OcrRow>,
     pub(super) snapshots: Vec<SnapshotRow>,
     pub(super) sends: Vec<SendRow>,
+    pub(super) accesses: Vec<AccessRow>,
 }
 
 impl Rows {
@@ -25,6 +26,12 @@ impl Rows {
             .chain(self.ocr.iter_mut().map(|r| &mut r.contact_phone))
             .chain(self.snapshots.iter_mut().map(|r| &mut r.contact_phone))
             .chain(self.sends.iter_mut().map(|r| &mut r.contact_phone))
+            .chain(
+                self.accesses
+                    .iter_mut()
+                    .map(|r| &mut r.contact_phone)
+                    .filter(|c| !c.is_empty()),
+            )
     }
 
     pub(super) fn push(&mut self, event: &AnalyticsEvent) -> Result<(), SinkError> {
@@ -127,6 +134,21 @@ impl Rows {
                 skip_reason: text(&e.skip_reason),
                 error_code: e.error_code,
                 revenue: decimal(e.revenue.unwrap_or_default()).map_err(invalid)?,
+            }),
+            AnalyticsEvent::PersonalDataAccess(e) => self.accesses.push(AccessRow {
+                event_id: e.event_id.to_string(),
+                occurred_at,
+                key_id: e.key_id.clone(),
+                role: e.role.clone(),
+                method: e.method.clone(),
+                route: e.route.clone(),
+                query: text(&e.query),
+                contact_phone: e
+                    .contact_phone
+                    .as_ref()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+                status: e.status,
             }),
         }
         Ok(())
@@ -459,6 +481,42 @@ impl TryFrom<SendRow> for AnalyticsEvent {
     }
 }
 
+#[derive(Row, Serialize, Deserialize)]
+pub(super) struct AccessRow {
+    event_id: String,
+    occurred_at: u32,
+    key_id: String,
+    role: String,
+    method: String,
+    route: String,
+    query: String,
+    /// Empty when the route names no contact.
+    contact_phone: String,
+    status: u16,
+}
+
+impl TryFrom<AccessRow> for AnalyticsEvent {
+    type Error = String;
+    fn try_from(r: AccessRow) -> Result<Self, String> {
+        Ok(AnalyticsEvent::PersonalDataAccess(
+            PersonalDataAccessEvent {
+                event_id: uuid(&r.event_id)?,
+                occurred_at: time_from_seconds(r.occurred_at)?,
+                key_id: r.key_id,
+                role: r.role,
+                method: r.method,
+                route: r.route,
+                query: optional(r.query),
+                contact_phone: match r.contact_phone.as_str() {
+                    "" => None,
+                    digits => Some(phone(digits)?),
+                },
+                status: r.status,
+            },
+        ))
+    }
+}
+
 /// A row read back, whose contact column may hold a pseudonym.
 pub(super) trait ContactColumn {
     fn contact_phone_mut(&mut self) -> &mut String;
@@ -481,5 +539,6 @@ contact_column!(
     PurchaseRow,
     OcrRow,
     SnapshotRow,
-    SendRow
+    SendRow,
+    AccessRow
 );

@@ -445,17 +445,19 @@ fn media_files(media: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
 }
 
 /// Photos are encrypted at rest and readable by the process's user only; card photos are
-/// kept apart and deleted after their retention, receipts stay.
+/// kept apart and deleted after their retention, receipts after theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn photos_are_encrypted_at_rest_and_card_photos_expire() {
     use std::os::unix::fs::PermissionsExt;
-    for retention_hours in [720, 0] {
+    // (card retention in hours, photo retention in days): 0 deletes at the next sweep.
+    for (retention_hours, photo_days) in [(720, 365), (0, 365), (720, 0)] {
         let h = Harness::embedded_tuned(
             true,
             |store| store,
             |config| {
                 with_ocr(config);
                 config.media.card_photo_retention_hours = retention_hours;
+                config.media.photo_retention_days = photo_days;
                 config.media.retention_sweep_secs = 1;
             },
         )
@@ -479,8 +481,10 @@ async fn photos_are_encrypted_at_rest_and_card_photos_expire() {
             let files = media_files(&media);
             let cards = files.iter().filter(|(n, _)| n.starts_with("card.")).count();
             let receipts = files.len() - cards;
-            let expected_cards = usize::from(retention_hours > 0);
-            if (cards, receipts) == (expected_cards, 1) {
+            // The photo retention covers every photo, cards included.
+            let expected_cards = usize::from(retention_hours > 0 && photo_days > 0);
+            let expected_receipts = usize::from(photo_days > 0);
+            if (cards, receipts) == (expected_cards, expected_receipts) {
                 for (name, path) in &files {
                     let bytes = std::fs::read(path).unwrap();
                     assert!(bytes.starts_with(b"SBM1"), "{name} is sealed");
@@ -495,7 +499,7 @@ async fn photos_are_encrypted_at_rest_and_card_photos_expire() {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "retention {retention_hours} h: {files:?}"
+                "retention {retention_hours} h, photos {photo_days} days: {files:?}"
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }

@@ -217,6 +217,20 @@ async fn object_store_contract(store: &dyn ObjectStore, reference_prefix: &str) 
             "{bad}"
         );
     }
+    // Retention: by prefix ("card." for card photos), or "" for every photo; only what
+    // was written before the cut-off.
+    let card = format!("card.{}.jpg", "ab".repeat(32));
+    store.put(&card, b"card").await.unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(30);
+    assert_eq!(store.delete_older("", past).await.unwrap(), 0);
+    assert_eq!(store.delete_older("card.", soon).await.unwrap(), 1);
+    assert!(
+        store.get(&key).await.unwrap().is_some(),
+        "another prefix stays"
+    );
+    assert_eq!(store.delete_older("", soon).await.unwrap(), 1);
+    assert_eq!(store.get(&key).await.unwrap(), None);
 }
 
 fn s3_config(endpoint: &str, prefix: &str) -> S3Config {

@@ -252,6 +252,7 @@ impl Assembly<'_> {
             limits,
             deadline: Duration::from_millis(config.ocr.deadline_ms),
             card_retention: Duration::from_secs(config.media.card_photo_retention_hours * 3600),
+            photo_retention: Duration::from_secs(config.media.photo_retention_days * 86_400),
             retention_sweep: Duration::from_secs(config.media.retention_sweep_secs),
             attempts: Arc::new(attempt_journal(config)?),
             concurrency: workers * 2,

@@ -146,7 +146,10 @@ pub struct MediaConfig {
     /// Identity-card photos are deleted this long after they are read (the fields read
     /// from them are kept, the number encrypted).
     pub card_photo_retention_hours: u64,
-    /// How often the OCR role looks for card photos past their retention.
+    /// Every other photo (receipts, photos that were neither) is deleted this long after
+    /// it is kept (the purchase and fields read from it are kept); 0 deletes at once.
+    pub photo_retention_days: u64,
+    /// How often the OCR role looks for photos past their retention.
     pub retention_sweep_secs: u64,
 }
 
@@ -164,6 +167,7 @@ impl Default for MediaConfig {
             gateway_hosts: Vec::new(),
             allow_private_addresses: false,
             card_photo_retention_hours: 30 * 24,
+            photo_retention_days: 365,
             retention_sweep_secs: 3600,
         }
     }

@@ -82,6 +82,8 @@ pub struct OcrRoleConfig {
     pub deadline: Duration,
     /// How long identity-card photos are kept after they are read.
     pub card_retention: Duration,
+    /// Other photos (receipts) are deleted this long after they are kept.
+    pub photo_retention: Duration,
     /// How often card photos past their retention are looked for.
     pub retention_sweep: Duration,
     /// The jobs started and not finished, so a photo that crashes the process is not read
@@ -115,9 +117,12 @@ pub async fn run(
         in_flight_gauge: Some(&catalog::OCR_JOBS_IN_FLIGHT),
         pause_only: None,
     };
-    let sweep = tokio::spawn(sweep_card_photos(
+    let sweep = tokio::spawn(sweep_photos(
         config.objects.clone(),
-        config.card_retention,
+        [
+            (CARD_PHOTO_PREFIX, config.card_retention),
+            ("", config.photo_retention),
+        ],
         config.retention_sweep,
         shutdown.clone(),
     ));
@@ -285,19 +290,24 @@ async fn keep_photo(config: &OcrRoleConfig, job: &OcrJob, output: &OcrOutput, by
     }
 }
 
-/// Deletes card photos older than the retention, now and every `every`, until shutdown.
-pub async fn sweep_card_photos(
+/// Deletes photos past their retention, now and every `every`, until shutdown: per rule,
+/// the objects under a key prefix ("" for every photo) older than its retention.
+pub async fn sweep_photos<const N: usize>(
     objects: Arc<dyn ObjectStore>,
-    retention: Duration,
+    rules: [(&'static str, Duration); N],
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
-        match objects.delete_older(CARD_PHOTO_PREFIX, before).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "card photos past their retention deleted"),
-            Err(error) => tracing::warn!(%error, "card photo retention sweep failed"),
+        for (prefix, retention) in rules {
+            let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+            match objects.delete_older(prefix, before).await {
+                Ok(0) => {}
+                Ok(deleted) => {
+                    tracing::info!(deleted, prefix, "photos past their retention deleted")
+                }
+                Err(error) => tracing::warn!(%error, prefix, "photo retention sweep failed"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

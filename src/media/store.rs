@@ -23,8 +23,8 @@ pub trait ObjectStore: Send + Sync {
     /// Removes `key` (nothing when it is not there).
     async fn delete(&self, key: &str) -> Result<(), MediaError>;
 
-    /// Removes the objects whose key starts with `key_prefix` written before `before`
-    /// (retention); returns how many.
+    /// Removes the objects whose key starts with `key_prefix` ("" for all) written before
+    /// `before` (retention); returns how many.
     async fn delete_older(
         &self,
         key_prefix: &str,
@@ -92,12 +92,16 @@ impl ObjectStore for LocalDirStore {
         key_prefix: &str,
         before: DateTime<Utc>,
     ) -> Result<usize, MediaError> {
-        if key_prefix.len() < 2 || !valid_key(&format!("{key_prefix}x")) {
+        // "" is every object (all fan-out directories); a longer prefix names its own.
+        let dir = if key_prefix.is_empty() {
+            self.root.clone()
+        } else if key_prefix.len() < 2 || !valid_key(&format!("{key_prefix}x")) {
             return Err(MediaError::Store(format!(
                 "invalid key prefix {key_prefix:?}"
             )));
-        }
-        let dir = self.root.join(&key_prefix[..2]);
+        } else {
+            self.root.join(&key_prefix[..2])
+        };
         if !dir.exists() {
             return Ok(0);
         }

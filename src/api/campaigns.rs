@@ -35,6 +35,7 @@ use crate::storage::store::{CampaignRecord, PageToken};
 use crate::topics::commands::Command;
 use crate::topics::outbound::{Origin, OutboundRequest};
 
+use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
 use super::query::ApiQuery;
 use super::segments::{broadcast, segments, store_error};
@@ -458,7 +459,7 @@ pub async fn list(
 )]
 pub async fn create(
     State(state): State<Arc<AdminState>>,
-    Json(body): Json<CampaignBody>,
+    ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
     let definition = definition(&state, body).await?;
     let now = Utc::now();
@@ -495,7 +496,7 @@ pub async fn create(
 )]
 pub async fn create_seed(
     state: State<Arc<AdminState>>,
-    body: Json<CampaignBody>,
+    body: ApiJson<CampaignBody>,
 ) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
     create(state, body).await
 }
@@ -543,7 +544,7 @@ pub async fn show(
 pub async fn replace(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
-    Json(body): Json<CampaignBody>,
+    ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<Json<CampaignView>, ApiError> {
     let mut record = load(&state, &id).await?;
     if !matches!(
@@ -1021,7 +1022,7 @@ pub async fn recipients_csv(
 pub async fn test_send(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
-    Json(body): Json<TestBody>,
+    ApiJson(body): ApiJson<TestBody>,
 ) -> Result<(StatusCode, Json<TestSent>), ApiError> {
     let settings = campaigns(&state)?;
     if body.phone_numbers.is_empty() || body.phone_numbers.len() > MAX_TEST_NUMBERS {

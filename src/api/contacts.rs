@@ -18,6 +18,7 @@ use crate::storage::bus::{Producer, Record};
 use crate::storage::store::StoreError;
 use crate::topics::inbound::{Business, EditSource, EventPayload, InboundEvent, ProfileEdit};
 
+use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
 use super::{parse_phone, AdminState};
 
@@ -290,7 +291,7 @@ pub struct EditAccepted {
 pub async fn edit(
     State(state): State<Arc<AdminState>>,
     Path(phone): Path<String>,
-    Json(body): Json<serde_json::Value>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<EditAccepted>), ApiError> {
     let phone = parse_phone(&phone)?;
     let patch: ProfilePatch = serde_json::from_value(body)

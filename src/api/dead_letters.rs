@@ -22,6 +22,7 @@ use crate::storage::bus::read_written::read_written;
 use crate::storage::bus::{Bus, BusError, Message, Record};
 use crate::topics::dead_letter::*;
 
+use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
 use super::query::ApiQuery;
 use super::AdminState;
@@ -234,10 +235,9 @@ pub async fn list(
 )]
 pub async fn replay(
     State(state): State<Arc<AdminState>>,
-    body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
+    ApiJson(request): ApiJson<ReplayRequest>,
 ) -> Result<Json<ReplayOutcome>, ApiError> {
     let dead = dead_letters(&state)?;
-    let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
     if request.ids.is_empty() || request.ids.len() > MAX_REPLAY {
         return Err(ApiError::bad_request(
             "invalid_ids",

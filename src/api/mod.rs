@@ -11,6 +11,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod body;
 pub mod campaigns;
 pub mod contact_list;
 pub mod contacts;

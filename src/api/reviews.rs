@@ -25,6 +25,7 @@ use crate::storage::sink::PendingReviewRow;
 use crate::topics::event_id;
 use crate::topics::inbound::{EventPayload, PurchaseReview};
 
+use super::body::ApiJson;
 use super::contacts::{existing_contact, store_unavailable};
 use super::error::{ApiError, ErrorBody};
 use super::query::ApiQuery;
@@ -176,10 +177,9 @@ pub async fn queue(
 pub async fn decide(
     State(state): State<Arc<AdminState>>,
     Path((id, purchase_id)): Path<(String, String)>,
-    body: Result<Json<ReviewRequest>, axum::extract::rejection::JsonRejection>,
+    ApiJson(request): ApiJson<ReviewRequest>,
 ) -> Result<(StatusCode, Json<ReviewAccepted>), ApiError> {
     let phone = parse_phone(&id)?;
-    let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
     let merchant = validate(&request)?;
     let edits = state
         .edits

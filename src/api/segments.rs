@@ -29,6 +29,7 @@ use crate::storage::store::SegmentRecord;
 use crate::topics::commands::Command;
 
 use super::auth::{Caller, READ_CONTACTS};
+use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
 use super::query::ApiQuery;
 use super::AdminState;
@@ -344,7 +345,7 @@ pub async fn list(
 )]
 pub async fn create(
     State(state): State<Arc<AdminState>>,
-    Json(body): Json<Value>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<SegmentView>), ApiError> {
     let definition = parse_definition(&body)?;
     let now = Utc::now();
@@ -380,7 +381,7 @@ pub async fn create(
 )]
 pub async fn create_seed(
     state: State<Arc<AdminState>>,
-    body: Json<Value>,
+    body: ApiJson<Value>,
 ) -> Result<(StatusCode, Json<SegmentView>), ApiError> {
     create(state, body).await
 }
@@ -447,7 +448,7 @@ pub async fn show(
 pub async fn replace(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<SegmentView>, ApiError> {
     let (record, _) = load(&state, &id).await?;
     let definition = parse_definition(&body)?;
@@ -474,7 +475,7 @@ pub async fn replace(
 pub async fn patch(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<SegmentView>, ApiError> {
     let (record, current) = load(&state, &id).await?;
     let Value::Object(changes) = body else {
@@ -562,7 +563,7 @@ pub async fn delete(
 pub async fn preview(
     State(state): State<Arc<AdminState>>,
     caller: Option<Extension<Caller>>,
-    Json(mut body): Json<Value>,
+    ApiJson(mut body): ApiJson<Value>,
 ) -> Result<Json<Preview>, ApiError> {
     let index = &segments(&state)?.index;
     if let Value::Object(fields) = &mut body {

@@ -245,6 +245,9 @@ struct Worker {
     /// When each customer was last sent a campaign message, per number.
     last_sent: Mutex<HashMap<(String, PhoneNumber), Instant>>,
     consecutive_errors: Mutex<HashMap<String, u32>>,
+    /// Campaigns this worker is pausing (its refusal limit reached, the store not yet
+    /// written): their sends are held at once, not after the write.
+    pausing: Mutex<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -261,6 +264,7 @@ impl Worker {
             limit: Mutex::new(limit),
             last_sent: Mutex::new(HashMap::new()),
             consecutive_errors: Mutex::new(HashMap::new()),
+            pausing: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -325,6 +329,9 @@ impl Worker {
     /// The campaign as stored now. A send is held only on this: a cached "paused" may be
     /// a second old, and a send the resume re-enqueued must not be held by it.
     async fn running_now(&self, campaign_id: &str) -> Result<CachedCampaign, EngineError> {
+        if lock(&self.pausing).contains(campaign_id) {
+            return Ok(None);
+        }
         match self.campaign(campaign_id).await? {
             Some((record, definition)) if record.status == CampaignStatus::Running => {
                 Ok(Some((record, definition)))
@@ -643,6 +650,13 @@ impl Worker {
             }
             consecutive.remove(&send.campaign_id);
         }
+        lock(&self.pausing).insert(send.campaign_id.clone());
+        let paused = self.pause(send, limit).await;
+        lock(&self.pausing).remove(&send.campaign_id);
+        paused
+    }
+
+    async fn pause(&self, send: &CampaignSend, limit: u32) -> Result<(), EngineError> {
         let store = self.config.store.clone();
         let Some(mut record) =
             with_retries("campaign", || store.campaign(&send.campaign_id)).await?

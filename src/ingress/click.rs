@@ -19,7 +19,6 @@ use tokio::sync::mpsc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::error::ErrorBody;
 use crate::campaigns::definition_of;
 use crate::campaigns::links::{nth_link, LinkSealer};
 use crate::domain::campaign::CampaignMessage;
@@ -121,7 +120,7 @@ fn not_a_link() -> Response {
     params(("token" = String, Path, description = "The sealed (campaign, recipient, link)")),
     responses(
         (status = 302, description = "To the campaign's link"),
-        (status = 404, description = "Not a tracking link of this deployment", body = ErrorBody),
+        (status = 404, description = "Not a tracking link of this deployment (a line for the customer's browser)", body = String, content_type = "text/plain"),
     )
 )]
 pub async fn redirect(State(state): State<Arc<ClickState>>, Path(token): Path<String>) -> Response {

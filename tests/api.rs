@@ -1204,3 +1204,72 @@ async fn personal_data_reads_are_audited() {
     assert!(!stored.contains("secret"), "the trail never holds a key");
     h.stop().await;
 }
+
+/// Retention, applied by the engine: a message older than `store.message_body_retention_days`
+/// keeps its place in the history but loses its body; a recent one keeps it. On both
+/// backends (the store's own sweep is in the store conformance tests).
+async fn message_bodies_expire(h: Harness) {
+    h.post(&text(
+        SITI,
+        "wamid.RET-OLD",
+        T0,
+        "IC saya ada di sini, alamat rumah saya ...",
+    ))
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    h.post(&text(SITI, "wamid.RET-NEW", now, "hello again"))
+        .await;
+    h.message_count_reaches(SITI, 2).await;
+    let started = std::time::Instant::now();
+    loop {
+        let history: serde_json::Value = h
+            .http
+            .get(format!("{}/api/contacts/{SITI}/messages/", h.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let inbound: Vec<&serde_json::Value> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "inbound")
+            .collect();
+        let body = |wamid: &str| {
+            inbound
+                .iter()
+                .find(|m| m["wamid"] == wamid)
+                .map(|m| m["body"].clone())
+        };
+        if inbound.len() == 2 && body("wamid.RET-OLD") == Some(serde_json::Value::Null) {
+            assert_eq!(body("wamid.RET-NEW"), Some(json!("hello again")));
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the old body was not cleared: {history}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    h.stop().await;
+}
+
+fn short_retention(config: &mut sembang::config::Config) {
+    config.store.message_body_retention_days = 30;
+    config.store.retention_sweep_secs = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_bodies_expire_on_the_embedded_default() {
+    message_bodies_expire(Harness::embedded_tuned(false, |s| s, short_retention).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_bodies_expire_on_the_real_stack() {
+    let Some(h) = Harness::real_stack_tuned(short_retention).await else {
+        return;
+    };
+    message_bodies_expire(h).await;
+}

@@ -795,6 +795,9 @@ impl MessageLog for FlakyStore {
     ) -> Result<bool, StoreError> {
         self.inner.inbound_stored(contact, at, wamid).await
     }
+    async fn expire_message_bodies(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.expire_message_bodies(before).await
+    }
 }
 
 #[async_trait]

@@ -205,6 +205,7 @@ conformance!(
     campaigns_crud,
     scan_pages_through_every_contact_once,
     recipient_steps_merge_in_any_order_and_page_through_every_recipient,
+    retention_clears_old_message_bodies_only,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -521,6 +522,49 @@ async fn claim_receipt_first_claim_wins(store: Arc<dyn ContactStore>) {
             .await
             .unwrap(),
         Claim::Claimed
+    );
+}
+
+/// Retention clears the bodies of messages older than the cut-off, inbound and outbound,
+/// and keeps everything else of them; newer messages keep their bodies. The messages are
+/// dated 2001-2002, before any other scenario's (the CQL keyspace is shared).
+async fn retention_clears_old_message_bodies_only(store: Arc<dyn ContactStore>) {
+    let who = phone();
+    let year = |y: i32| Utc.with_ymd_and_hms(y, 3, 1, 10, 0, 0).unwrap();
+    let mut old_inbound = message(&who, &format!("wamid.{}", id("old-in")), year(2001));
+    old_inbound.direction = Direction::Inbound;
+    old_inbound.kind = "text".into();
+    old_inbound.campaign_id = None;
+    let old_outbound = message(&who, &format!("wamid.{}", id("old-out")), year(2001));
+    let new_outbound = message(&who, &format!("wamid.{}", id("new-out")), year(2002));
+    let all = [
+        old_inbound.clone(),
+        old_outbound.clone(),
+        new_outbound.clone(),
+    ];
+    store.write_behind(&[], &all, &[]).await.unwrap();
+    let cutoff = Utc.with_ymd_and_hms(2001, 12, 31, 0, 0, 0).unwrap();
+    let cleared = store.expire_message_bodies(cutoff).await.unwrap();
+    assert!(cleared >= 2, "{cleared}");
+    for (sent, kept) in [
+        (&old_inbound, false),
+        (&old_outbound, false),
+        (&new_outbound, true),
+    ] {
+        let stored = store.message(&who, &sent.wamid).await.unwrap().unwrap();
+        assert_eq!(stored.body.is_some(), kept, "{}", sent.wamid);
+        assert_eq!(
+            (stored.kind.as_str(), stored.created_at),
+            (sent.kind.as_str(), sent.created_at)
+        );
+    }
+    let listed = store.messages(&who, 10).await.unwrap();
+    assert_eq!(listed.len(), 3, "the messages stay, only their bodies go");
+    assert_eq!(listed.iter().filter(|m| m.body.is_some()).count(), 1);
+    assert_eq!(
+        store.expire_message_bodies(cutoff).await.unwrap(),
+        0,
+        "nothing left to clear"
     );
 }
 

@@ -17,6 +17,7 @@ use crate::engine::inbound::{self, InboundConfig};
 use crate::engine::lag;
 use crate::engine::ocr_attempts::AttemptJournal;
 use crate::engine::ocr_role::{self, MediaHosts, MediaSource, OcrRoleConfig};
+use crate::engine::retention::BodyRetention;
 use crate::engine::sender::{self, SenderConfig};
 use crate::engine::shard::{OutputTopics, ShardDeps, ShardLimits};
 use crate::engine::supervisor::RoleStart;
@@ -148,7 +149,13 @@ impl Assembly<'_> {
         let replies = AutoReplies::new(config.engine.auto_replies.clone())
             .map_err(failed("the auto-replies"))?;
         let shards = config.engine.shards as usize;
+        let body_retention =
+            (config.store.message_body_retention_days > 0).then(|| BodyRetention {
+                keep: Duration::from_secs(config.store.message_body_retention_days * 86_400),
+                every: Duration::from_secs(config.store.retention_sweep_secs),
+            });
         Ok(InboundConfig {
+            body_retention,
             bus: backends.bus.clone(),
             producer: producer.clone(),
             group: names.group("engine"),

@@ -308,6 +308,11 @@ pub struct StoreConfig {
     /// The embedded store's page cache (redb's own default is 1 GiB, which a growing
     /// message table fills: it was most of the embedded default's memory under load).
     pub embedded_cache_mb: u32,
+    /// Message bodies (what customers and the business wrote) are cleared this long after
+    /// the message; the message, its times and statuses stay. 0 keeps them.
+    pub message_body_retention_days: u64,
+    /// How often the engine sweeps the store for bodies past their retention.
+    pub retention_sweep_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -476,6 +481,8 @@ impl Default for StoreConfig {
             scylla_replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
             scylla_request_timeout_ms: 5_000,
             embedded_cache_mb: 64,
+            message_body_retention_days: 365,
+            retention_sweep_secs: 86_400,
         }
     }
 }
@@ -657,6 +664,10 @@ impl Config {
             (
                 "media.retention_sweep_secs",
                 self.media.retention_sweep_secs,
+            ),
+            (
+                "store.retention_sweep_secs",
+                self.store.retention_sweep_secs,
             ),
         ] {
             if value == 0 {

@@ -221,13 +221,20 @@ fn purchase(
         reading.purchased_on.format("%d/%m/%Y"),
         contact.customer_tier.as_str()
     );
+    reply.push_str(&upgrade_note(contact, before));
+    reply
+}
+
+/// The line that tells a customer their purchase moved them up a tier ("" when it did not).
+pub(super) fn upgrade_note(contact: &Contact, before: Tier) -> String {
     if contact.customer_tier > before {
-        reply.push_str(&format!(
+        format!(
             "\nCongratulations, you are now {}!",
             contact.customer_tier.as_str()
-        ));
+        )
+    } else {
+        String::new()
     }
-    reply
 }
 
 /// The analytics event of a purchase in its current state: one per (purchase, status), so

@@ -12,7 +12,7 @@ use crate::topics::inbound::{Business, PurchaseReview};
 use crate::topics::outbound::{Origin, OutboundRequest};
 
 use super::apply::{business_number, ApplyContext, Effects};
-use super::apply_ocr::{count_purchase, purchase_event};
+use super::apply_ocr::{count_purchase, purchase_event, upgrade_note};
 
 pub fn apply_review(
     contact: &mut Contact,
@@ -41,19 +41,13 @@ pub fn apply_review(
         else {
             return;
         };
-        let mut text = format!(
-            "Your receipt ({total}, {}) has been checked and counted. Total spent: RM {}. Your tier: {}.",
+        format!(
+            "Your receipt ({total}, {}) has been checked and counted. Total spent: RM {}. Your tier: {}.{}",
             purchase.purchased_on.format("%d/%m/%Y"),
             contact.spending().total_spent,
-            contact.customer_tier.as_str()
-        );
-        if contact.customer_tier > before {
-            text.push_str(&format!(
-                "\nCongratulations, you are now {}!",
-                contact.customer_tier.as_str()
-            ));
-        }
-        text
+            contact.customer_tier.as_str(),
+            upgrade_note(contact, before)
+        )
     } else {
         format!(
             "We could not accept your receipt ({total}) after checking it. Please send a clearer photo of the whole receipt if you think this is wrong."

@@ -53,6 +53,8 @@ pub struct InboundConfig {
     /// index every partition for the API anyway): rebuilt on assignment, dropped on
     /// revocation.
     pub owned_segments: Option<Arc<Follower>>,
+    /// Message bodies past their retention are cleared by a sweep; `None` keeps them.
+    pub body_retention: Option<super::retention::BodyRetention>,
 }
 
 /// Runs until `shutdown` turns true (Ok after a clean drain) or a fatal error.
@@ -75,6 +77,13 @@ pub async fn run(
             .clone()
             .follow(config.deps.store.clone(), shutdown.clone()),
     );
+    let sweep = config.body_retention.map(|retention| {
+        tokio::spawn(super::retention::sweep_message_bodies(
+            config.deps.store.clone(),
+            retention,
+            shutdown.clone(),
+        ))
+    });
     let consumer = config
         .bus
         .subscribe(
@@ -119,6 +128,9 @@ pub async fn run(
     let shutdown = strategy.plans.shutdown.clone();
     let result = skeleton.run(consumer, &mut strategy, shutdown).await;
     refresher.abort();
+    if let Some(sweep) = sweep {
+        sweep.abort();
+    }
     result
 }
 

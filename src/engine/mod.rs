@@ -35,6 +35,7 @@ pub mod ocr_attempts;
 pub mod ocr_role;
 pub mod offsets;
 pub mod outputs;
+pub mod retention;
 pub mod sender;
 pub mod shard;
 pub mod shard_pool;

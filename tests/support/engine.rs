@@ -69,6 +69,9 @@ pub fn base_config(dir: &tempfile::TempDir) -> Config {
     // OCR has tests of its own (tests/engine_ocr.rs); here images only become jobs.
     config.engine.roles.retain(|role| *role != Role::Ocr);
     config.ocr.workers = 1;
+    // The fixtures' messages are dated 2024: the default retention's sweep at start could
+    // clear their bodies under a test's feet. Retention has tests of its own.
+    config.store.message_body_retention_days = 0;
     config
 }
 

@@ -262,6 +262,10 @@ pub trait MessageLog: Send + Sync {
         at: DateTime<Utc>,
         wamid: &str,
     ) -> Result<bool, StoreError>;
+    /// Retention: clears the body of every message created before `before` (the message,
+    /// its kind, times and statuses stay); returns how many were cleared. A background
+    /// sweep's work: it reads the whole log.
+    async fn expire_message_bodies(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Send claims and results: each outbound request (`request_id`, e.g. `reply:<wamid>`)

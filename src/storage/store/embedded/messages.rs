@@ -98,4 +98,37 @@ impl MessageLog for EmbeddedStore {
         // Messages are keyed by (contact, wamid) here: the time is not needed.
         Ok(self.message(contact, wamid).await?.is_some())
     }
+    async fn expire_message_bodies(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        const OP: &str = "expire_message_bodies";
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            let mut cleared = 0;
+            {
+                let mut messages = txn.open_table(MESSAGES).map_err(err(OP))?;
+                let mut expired = Vec::new();
+                for entry in messages.iter().map_err(err(OP))? {
+                    let (key, value) = entry.map_err(err(OP))?;
+                    let (contact, wamid) = key.value();
+                    let mut stored: StoredMessage =
+                        decode(|| format!("message {wamid} of {contact}"), value.value())?;
+                    let Some(message) = stored.message.as_mut() else {
+                        continue;
+                    };
+                    if message.created_at < before && message.body.take().is_some() {
+                        expired.push((contact.to_string(), wamid.to_string(), stored));
+                    }
+                }
+                for (contact, wamid, stored) in expired {
+                    let bytes = encode(OP, &stored)?;
+                    messages
+                        .insert((contact.as_str(), wamid.as_str()), bytes.as_slice())
+                        .map_err(err(OP))?;
+                    cleared += 1;
+                }
+            }
+            txn.commit().map_err(err(OP))?;
+            Ok(cleared)
+        })
+        .await
+    }
 }

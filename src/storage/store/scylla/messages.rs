@@ -1,6 +1,7 @@
 //! The message log: messages by contact with their delivery status, in the CQL store.
 
 use super::*;
+use scylla::value::CqlTimestamp;
 
 #[async_trait]
 impl MessageLog for ScyllaStore {
@@ -144,6 +145,34 @@ impl MessageLog for ScyllaStore {
             error_code,
         )
         .await
+    }
+    /// Reads the whole log (a filtering scan, page by page: a background sweep's cost, once
+    /// per sweep) and clears the old bodies in `messages` and `inbound_messages`.
+    async fn expire_message_bodies(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        const OP: &str = "expire_message_bodies";
+        let ks = &self.keyspace;
+        let prepare = |cql: String| prepare(&self.session, cql, Kind::Idempotent);
+        let (old_messages, clear_message, old_inbound, clear_inbound) = futures::try_join!(
+            prepare(format!("SELECT contact, wamid FROM {ks}.messages WHERE created_at < ? AND body > '' ALLOW FILTERING")),
+            prepare(format!("UPDATE {ks}.messages SET body = null WHERE contact = ? AND wamid = ?")),
+            prepare(format!("SELECT contact, created_at, wamid FROM {ks}.inbound_messages WHERE created_at < ? AND body > '' ALLOW FILTERING")),
+            prepare(format!("UPDATE {ks}.inbound_messages SET body = null WHERE contact = ? AND created_at = ? AND wamid = ?")),
+        )?;
+        let cutoff = CqlTimestamp(before.timestamp_millis());
+        let mut cleared = 0;
+        let rows: Vec<(String, String)> = self.all_rows(OP, &old_messages, (cutoff,)).await?;
+        for (contact, wamid) in rows {
+            self.exec(OP, &clear_message, (&contact, &wamid)).await?;
+            cleared += 1;
+        }
+        let rows: Vec<(String, CqlTimestamp, String)> =
+            self.all_rows(OP, &old_inbound, (cutoff,)).await?;
+        for (contact, created_at, wamid) in rows {
+            self.exec(OP, &clear_inbound, (&contact, created_at, &wamid))
+                .await?;
+            cleared += 1;
+        }
+        Ok(cleared)
     }
 }
 

@@ -440,6 +440,26 @@ async fn admin_routes_enforce_roles() {
         (h.http.get(&revenue), Some("k-admin"), 200),
         (h.http.get(&revenue), Some("k-market"), 403),
         (h.http.get(&revenue), Some("k-view"), 403),
+        (
+            h.http.get(format!("{}/api/analytics/customers/", h.base)),
+            Some("k-analyst"),
+            200,
+        ),
+        (
+            h.http.get(format!("{}/api/analytics/customers/", h.base)),
+            Some("k-market"),
+            403,
+        ),
+        (
+            h.http.get(format!("{}/api/analytics/ocr/", h.base)),
+            Some("k-analyst"),
+            200,
+        ),
+        (
+            h.http.get(format!("{}/api/analytics/ocr/", h.base)),
+            Some("k-view"),
+            403,
+        ),
         // A whole person's data: admins only (404 = past the guard, no such contact).
         (h.http.get(&export_person), None, 401),
         (h.http.get(&export_person), Some("k-admin"), 404),

@@ -372,6 +372,33 @@ async fn launch_to_a_segment(h: Harness) {
         .map(|s| s["contacts"].as_u64().unwrap())
         .sum();
     assert_eq!(sent, 2, "{funnel}");
+    // Her lifetime value: RM 75.00 over two purchases puts her alone in the under-100
+    // band, from her latest profile (the earlier ones and any replays do not count).
+    let value = analytics_where(&h, "/api/analytics/customers/", "Siti's spend", |v| {
+        v["spending"].as_array().is_some_and(|bands| {
+            bands
+                .iter()
+                .any(|b| b["bucket"] == "under 100" && b["total_spent"] == "75.00")
+        })
+    })
+    .await;
+    let band = value["spending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bucket"] == "under 100")
+        .unwrap();
+    assert_eq!(
+        (
+            band["customers"].clone(),
+            band["average_spent"].clone(),
+            band["average_purchases"].clone()
+        ),
+        (json!(1), json!("75.00"), json!(2.0)),
+        "{value}"
+    );
+    let bronze = &value["by_tier"][0];
+    assert_eq!(bronze["bucket"], "Bronze", "{value}");
     // Siti asks what is held on her (PDPA access): her profile, consent, purchases,
     // messages and this campaign, from the store.
     let (status, held) = h
@@ -458,6 +485,7 @@ async fn launch_to_a_segment(h: Harness) {
     // A malformed query string gets the API's JSON error with the reason, on every route.
     for path in [
         "/api/analytics/revenue/?from=2026-13-01".to_string(),
+        "/api/analytics/ocr/?to=yesterday".to_string(),
         format!("/api/campaigns/{id}/recipients/?status=bogus"),
         format!("/api/contacts/{SITI}/messages/?limit=many"),
     ] {

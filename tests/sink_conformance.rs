@@ -20,9 +20,10 @@ use sembang::storage::migrate::{migrate, MigrateError};
 use sembang::storage::sink::batcher::FlushReason;
 use sembang::storage::sink::{
     AnalyticsEvent, AnalyticsReader, Batcher, BatcherConfig, CampaignSendEvent, ClickHouseConfig,
-    ClickHouseSink, ContactSnapshotEvent, DemographicRow, EventReader, EventSink, EventTable,
-    FileSink, FunnelRow, InboundMessageEvent, MessageStatusEvent, OcrResultEvent,
-    OutboundMessageEvent, PurchaseEvent, RevenueRow, SendOutcome, SinkError, CLICKHOUSE_MIGRATIONS,
+    ClickHouseSink, ContactSnapshotEvent, CustomerValue, DemographicRow, EventReader, EventSink,
+    EventTable, FileSink, FunnelRow, InboundMessageEvent, MessageStatusEvent, OcrOutcomeRow,
+    OcrResultEvent, OutboundMessageEvent, PurchaseEvent, RevenueRow, SendOutcome, SinkError,
+    ValueBucket, CLICKHOUSE_MIGRATIONS,
 };
 use sembang::topics::events::{OcrStatus, PersonalDataAccessEvent};
 use sembang::topics::ocr::OcrKind;
@@ -716,6 +717,179 @@ async fn views_are_exact_under_replay<S: EventSink + EventReader + AnalyticsRead
     assert_views(sink, "after replays").await;
 }
 
+/// Lifetime value (spend bands, tiers, registration cohorts) from each contact's latest
+/// snapshot, and OCR outcomes per kind, the same on both backends, replays included.
+async fn value_and_ocr_views_are_exact_under_replay<S: EventSink + AnalyticsReader>(sink: &S) {
+    let snap =
+        |n: u128, t: &str, contact: u32, spent: i64, count: u32, tier: Tier, reason: &str| {
+            AnalyticsEvent::from(ContactSnapshotEvent {
+                event_id: id(n),
+                occurred_at: at(t),
+                contact_phone: phone(contact),
+                gender: None,
+                age: None,
+                state: None,
+                marital_status: None,
+                tier,
+                total_spent: Money::from_sen(spent),
+                purchase_count: count,
+                whatsapp_status: WhatsappStatus::Active,
+                marketing_opt_in: false,
+                ic_masked: None,
+                reason: reason.into(),
+            })
+        };
+    let ocr = |n: u128, t: &str, kind: OcrKind, status: OcrStatus, confidence: f32, ms: u32| {
+        AnalyticsEvent::from(OcrResultEvent {
+            event_id: id(n),
+            occurred_at: at(t),
+            contact_phone: phone(11),
+            media_id: format!("m-{n}"),
+            kind,
+            status,
+            confidence,
+            duration_ms: ms,
+            fields_json: "{}".into(),
+            error: None,
+        })
+    };
+    let batch = vec![
+        snap(
+            901,
+            "2024-03-01T02:00:00Z",
+            11,
+            0,
+            0,
+            Tier::Bronze,
+            "registered",
+        ),
+        snap(
+            902,
+            "2024-03-05T02:00:00Z",
+            11,
+            15_000,
+            2,
+            Tier::Bronze,
+            "purchase",
+        ),
+        // 01:00 on 1 April in Malaysia: the April cohort.
+        snap(
+            903,
+            "2024-03-31T17:00:00Z",
+            12,
+            0,
+            0,
+            Tier::Bronze,
+            "registered",
+        ),
+        snap(
+            904,
+            "2024-03-02T02:00:00Z",
+            13,
+            600_000,
+            10,
+            Tier::Gold,
+            "purchase",
+        ),
+        snap(
+            905,
+            "2024-03-03T02:00:00Z",
+            14,
+            9_999,
+            1,
+            Tier::Bronze,
+            "purchase",
+        ),
+        ocr(
+            911,
+            "2024-03-01T02:00:00Z",
+            OcrKind::Ic,
+            OcrStatus::Parsed,
+            90.0,
+            1_000,
+        ),
+        ocr(
+            912,
+            "2024-03-01T03:00:00Z",
+            OcrKind::Ic,
+            OcrStatus::Rejected,
+            50.0,
+            3_000,
+        ),
+        ocr(
+            913,
+            "2024-03-02T02:00:00Z",
+            OcrKind::Ic,
+            OcrStatus::Parsed,
+            70.0,
+            2_000,
+        ),
+        ocr(
+            914,
+            "2024-03-02T03:00:00Z",
+            OcrKind::Receipt,
+            OcrStatus::Parsed,
+            80.0,
+            500,
+        ),
+        ocr(
+            915,
+            "2024-05-01T02:00:00Z",
+            OcrKind::Receipt,
+            OcrStatus::Parsed,
+            10.0,
+            9_000,
+        ),
+    ];
+    guarded("write", sink.write(&batch)).await.unwrap();
+    guarded("replay", sink.write(&batch[1..7])).await.unwrap();
+    let bucket = |name: &str, customers: u64, sen: i64, purchases: u64| ValueBucket {
+        bucket: name.into(),
+        customers,
+        total_spent: Money::from_sen(sen),
+        purchases,
+    };
+    assert_eq!(
+        sink.customer_value().await.unwrap(),
+        CustomerValue {
+            spending: vec![
+                bucket("none", 1, 0, 0),
+                bucket("under 100", 1, 9_999, 1),
+                bucket("100-499", 1, 15_000, 2),
+                bucket("5000+", 1, 600_000, 10),
+            ],
+            by_tier: vec![
+                bucket("Bronze", 3, 24_999, 3),
+                bucket("Gold", 1, 600_000, 10)
+            ],
+            by_cohort: vec![bucket("2024-03", 1, 15_000, 2), bucket("2024-04", 1, 0, 0)],
+        },
+        "on {}",
+        sink.name()
+    );
+    let outcomes = sink
+        .ocr_outcomes(date(2024, 3, 1), date(2024, 3, 31))
+        .await
+        .unwrap();
+    let row = |kind: &str, photos, parsed, mean_confidence, p50_ms, p95_ms| OcrOutcomeRow {
+        kind: kind.into(),
+        photos,
+        parsed,
+        mean_confidence,
+        p50_ms,
+        p95_ms,
+    };
+    assert_eq!(
+        outcomes,
+        vec![
+            row("ic", 3, 2, 70.0, 2_000, 3_000),
+            row("receipt", 1, 1, 80.0, 500, 500)
+        ],
+        "on {}",
+        sink.name()
+    );
+}
+
 /// The batcher writes when `max_rows` is reached and when `max_delay` has passed, and
 /// reports the tokens of exactly the records it wrote.
 async fn batcher_flushes_on_size_and_time(sink: Arc<dyn EventSink>, reader: &dyn EventReader) {
@@ -801,6 +975,21 @@ async fn files_replays_leave_one_event_per_id() {
 async fn files_views_are_exact_under_replay() {
     let (_dir, sink) = file_sink();
     views_are_exact_under_replay(&sink).await;
+}
+
+#[tokio::test]
+async fn files_value_and_ocr_views_are_exact_under_replay() {
+    let (_dir, sink) = file_sink();
+    value_and_ocr_views_are_exact_under_replay(&sink).await;
+}
+
+#[tokio::test]
+async fn clickhouse_value_and_ocr_views_are_exact_under_replay() {
+    let Some(sink) = clickhouse_sink().await else {
+        return;
+    };
+    value_and_ocr_views_are_exact_under_replay(&sink).await;
+    drop_database(&sink).await;
 }
 
 #[tokio::test]

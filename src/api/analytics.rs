@@ -314,3 +314,143 @@ mod tests {
         assert_eq!(report.days[1].revenue, "0.01");
     }
 }
+
+/// One bucket of customers and what they are worth.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ValueView {
+    /// A spend band (`none`, `under 100`, `100-499`, `500-1999`, `2000-4999`, `5000+`
+    /// ringgit), a tier, or a registration month (`YYYY-MM`).
+    pub bucket: String,
+    pub customers: u64,
+    /// Ringgit spent by them in all, exact.
+    #[schema(example = "12500.00")]
+    pub total_spent: String,
+    /// Lifetime value: the mean spend per customer, to the sen.
+    #[schema(example = "250.00")]
+    pub average_spent: String,
+    /// Purchases per customer.
+    pub average_purchases: f64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CustomerValueReport {
+    /// Customers by lifetime spend (the distribution), with average spend and purchase
+    /// frequency per band.
+    pub spending: Vec<ValueView>,
+    /// Lifetime value by tier.
+    pub by_tier: Vec<ValueView>,
+    /// Lifetime value by the month customers registered their MyKad.
+    pub by_cohort: Vec<ValueView>,
+}
+
+fn value_views(buckets: Vec<crate::storage::sink::ValueBucket>) -> Vec<ValueView> {
+    buckets
+        .into_iter()
+        .map(|b| ValueView {
+            average_spent: b
+                .total_spent
+                .div_round(b.customers)
+                .unwrap_or_default()
+                .to_string(),
+            average_purchases: if b.customers == 0 {
+                0.0
+            } else {
+                b.purchases as f64 / b.customers as f64
+            },
+            bucket: b.bucket,
+            customers: b.customers,
+            total_spent: b.total_spent.to_string(),
+        })
+        .collect()
+}
+
+/// Spending and customer lifetime value: spend bands, tiers, registration cohorts, each
+/// from every customer's latest profile.
+#[utoipa::path(
+    get,
+    path = "/api/analytics/customers/",
+    tag = "analytics",
+    responses(
+        (status = 200, description = "Spending distribution and lifetime value", body = CustomerValueReport),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "The key's role may not read analytics", body = ErrorBody),
+        (status = 503, description = "The analytics store is unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub async fn customers(
+    State(state): State<Arc<AdminState>>,
+) -> Result<Json<CustomerValueReport>, ApiError> {
+    let value = reader(&state)?.customer_value().await.map_err(sink_error)?;
+    Ok(Json(CustomerValueReport {
+        spending: value_views(value.spending),
+        by_tier: value_views(value.by_tier),
+        by_cohort: value_views(value.by_cohort),
+    }))
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OcrKindOutcome {
+    /// ic, receipt or unknown
+    pub kind: String,
+    pub photos: u64,
+    /// Read and validated.
+    pub parsed: u64,
+    /// parsed ÷ photos.
+    pub success_rate: f64,
+    /// Tesseract's mean confidence, 0 to 100.
+    pub mean_confidence: f64,
+    pub p50_ms: u32,
+    pub p95_ms: u32,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OcrReport {
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    pub kinds: Vec<OcrKindOutcome>,
+}
+
+/// OCR outcomes per kind of document: success rate, confidence and time per photo.
+#[utoipa::path(
+    get,
+    path = "/api/analytics/ocr/",
+    tag = "analytics",
+    params(Range),
+    responses(
+        (status = 200, description = "OCR outcomes per kind in the range", body = OcrReport),
+        (status = 400, description = "A bad or too long range", body = ErrorBody),
+        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "The key's role may not read analytics", body = ErrorBody),
+        (status = 503, description = "The analytics store is unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub async fn ocr(
+    State(state): State<Arc<AdminState>>,
+    ApiQuery(range): ApiQuery<Range>,
+) -> Result<Json<OcrReport>, ApiError> {
+    let (from, to) = range.days()?;
+    let rows = reader(&state)?
+        .ocr_outcomes(from, to)
+        .await
+        .map_err(sink_error)?;
+    Ok(Json(OcrReport {
+        from,
+        to,
+        kinds: rows
+            .into_iter()
+            .map(|r| OcrKindOutcome {
+                success_rate: r.parsed as f64 / r.photos.max(1) as f64,
+                kind: r.kind,
+                photos: r.photos,
+                parsed: r.parsed,
+                mean_confidence: r.mean_confidence,
+                p50_ms: r.p50_ms,
+                p95_ms: r.p95_ms,
+            })
+            .collect(),
+    }))
+}

@@ -187,7 +187,11 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .routes(routes!(analytics::demographics))
         .route("/api/analytics/demographics", get(analytics::demographics))
         .routes(routes!(analytics::campaigns))
-        .route("/api/analytics/campaigns", get(analytics::campaigns));
+        .route("/api/analytics/campaigns", get(analytics::campaigns))
+        .routes(routes!(analytics::customers))
+        .route("/api/analytics/customers", get(analytics::customers))
+        .routes(routes!(analytics::ocr))
+        .route("/api/analytics/ocr", get(analytics::ocr));
     let operate = OpenApiRouter::new()
         .routes(routes!(dead_letters::list))
         .route("/api/dead-letters", get(dead_letters::list))

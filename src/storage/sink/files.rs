@@ -23,8 +23,8 @@ use tokio::sync::Mutex;
 
 use super::SinkError;
 use super::{
-    views, AnalyticsReader, DemographicRow, EventReader, EventSink, EventTable, FunnelRow,
-    PendingReviewRow, RevenueRow,
+    views, AnalyticsReader, CustomerValue, DemographicRow, EventReader, EventSink, EventTable,
+    FunnelRow, OcrOutcomeRow, PendingReviewRow, RevenueRow,
 };
 use crate::topics::events::AnalyticsEvent;
 
@@ -161,6 +161,18 @@ impl AnalyticsReader for FileSink {
     ) -> Result<Vec<DemographicRow>, SinkError> {
         let events = self.read_table(EventTable::ContactSnapshots).await?;
         Ok(views::demographics(&events, from, to))
+    }
+    async fn customer_value(&self) -> Result<CustomerValue, SinkError> {
+        let events = self.read_table(EventTable::ContactSnapshots).await?;
+        Ok(views::customer_value(&events))
+    }
+    async fn ocr_outcomes(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<OcrOutcomeRow>, SinkError> {
+        let events = self.read_table(EventTable::OcrResults).await?;
+        Ok(views::ocr_outcomes(&events, from, to))
     }
     async fn pending_reviews(&self, limit: u32) -> Result<Vec<PendingReviewRow>, SinkError> {
         let events = self.read_table(EventTable::Purchases).await?;

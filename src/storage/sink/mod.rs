@@ -89,9 +89,81 @@ pub trait AnalyticsReader: Send + Sync {
         to: NaiveDate,
     ) -> Result<Vec<DemographicRow>, SinkError>;
 
+    /// Customers by lifetime spend band, by tier and by registration cohort, each from the
+    /// contact's latest snapshot.
+    async fn customer_value(&self) -> Result<CustomerValue, SinkError>;
+
+    /// OCR outcomes per kind of document over photos read in `from..=to` (Malaysian days).
+    async fn ocr_outcomes(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<OcrOutcomeRow>, SinkError>;
+
     /// Purchases whose latest event says pending_review (the review queue), oldest first
     /// (by that event's time, then purchase id), at most `limit`.
     async fn pending_reviews(&self, limit: u32) -> Result<Vec<PendingReviewRow>, SinkError>;
+}
+
+/// Customers in one bucket (a spend band, a tier, a registration month) and their lifetime
+/// totals; averages are the caller's division.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueBucket {
+    pub bucket: String,
+    pub customers: u64,
+    pub total_spent: Money,
+    pub purchases: u64,
+}
+
+/// Lifetime value three ways. Spend bands in ascending order (`none`, `under 100`,
+/// `100-499`, `500-1999`, `2000-4999`, `5000+`, ringgit), tiers from Bronze up, cohorts
+/// (`YYYY-MM` of the first registration, Malaysian calendar) in order; empty buckets left
+/// out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerValue {
+    pub spending: Vec<ValueBucket>,
+    pub by_tier: Vec<ValueBucket>,
+    pub by_cohort: Vec<ValueBucket>,
+}
+
+/// The spend bands, in order, with their lower bound in ringgit.
+pub const SPEND_BANDS: [(&str, i64); 6] = [
+    ("none", 0),
+    ("under 100", 0),
+    ("100-499", 100),
+    ("500-1999", 500),
+    ("2000-4999", 2_000),
+    ("5000+", 5_000),
+];
+
+/// The band of a lifetime spend.
+pub fn spend_band(spent: Money) -> &'static str {
+    let sen = spent.sen();
+    if sen <= 0 {
+        return "none";
+    }
+    SPEND_BANDS
+        .iter()
+        .skip(1)
+        .rev()
+        .find(|(_, low)| sen >= low * 100)
+        .map_or("under 100", |(band, _)| band)
+}
+
+/// One kind of document's OCR outcomes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OcrOutcomeRow {
+    /// ic, receipt or unknown
+    pub kind: String,
+    pub photos: u64,
+    /// Read and validated (status parsed).
+    pub parsed: u64,
+    /// Mean Tesseract confidence, 0 to 100.
+    pub mean_confidence: f64,
+    /// Exact median and 95th percentile of the time per photo (the value at position
+    /// ⌊q·n⌋ of the sorted times, as ClickHouse's quantileExact).
+    pub p50_ms: u32,
+    pub p95_ms: u32,
 }
 
 /// A purchase waiting for a person to check its receipt, as its latest event has it.

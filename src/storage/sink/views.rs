@@ -10,7 +10,10 @@ use uuid::Uuid;
 use crate::domain::money::Money;
 use crate::domain::purchase::PurchaseStatus;
 
-use super::{DemographicRow, FunnelRow, PendingReviewRow, RevenueRow};
+use super::{
+    spend_band, CustomerValue, DemographicRow, FunnelRow, OcrOutcomeRow, PendingReviewRow,
+    RevenueRow, ValueBucket, SPEND_BANDS,
+};
 use crate::topics::events::{age_band, malaysian_day, AnalyticsEvent, PurchaseEvent};
 
 /// `events` must hold each event id once.
@@ -168,4 +171,103 @@ pub fn demographics(
             },
         )
         .collect()
+}
+
+/// Lifetime value from each contact's latest snapshot (see [`CustomerValue`]).
+pub fn customer_value(events: &[AnalyticsEvent]) -> CustomerValue {
+    use crate::topics::events::ContactSnapshotEvent;
+    let mut latest: HashMap<&str, &ContactSnapshotEvent> = HashMap::new();
+    let mut registered: HashMap<&str, NaiveDate> = HashMap::new();
+    for event in events {
+        let AnalyticsEvent::ContactSnapshot(s) = event else {
+            continue;
+        };
+        let contact = s.contact_phone.as_str();
+        if latest
+            .get(contact)
+            .is_none_or(|seen| seen.occurred_at <= s.occurred_at)
+        {
+            latest.insert(contact, s);
+        }
+        if s.reason == "registered" {
+            let day = malaysian_day(s.occurred_at);
+            let first = registered.entry(contact).or_insert(day);
+            *first = (*first).min(day);
+        }
+    }
+    let add =
+        |buckets: &mut BTreeMap<String, ValueBucket>, key: String, s: &ContactSnapshotEvent| {
+            let bucket = buckets.entry(key.clone()).or_insert(ValueBucket {
+                bucket: key,
+                customers: 0,
+                total_spent: Money::ZERO,
+                purchases: 0,
+            });
+            bucket.customers += 1;
+            bucket.total_spent += s.total_spent;
+            bucket.purchases += u64::from(s.purchase_count);
+        };
+    let (mut bands, mut tiers, mut cohorts) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for (contact, s) in &latest {
+        add(&mut bands, spend_band(s.total_spent).to_string(), s);
+        add(&mut tiers, s.tier.as_str().to_string(), s);
+        if let Some(day) = registered.get(contact) {
+            add(&mut cohorts, day.format("%Y-%m").to_string(), s);
+        }
+    }
+    let band_order = |b: &ValueBucket| SPEND_BANDS.iter().position(|(name, _)| *name == b.bucket);
+    let tier_order = |b: &ValueBucket| b.bucket.parse::<crate::domain::tier::Tier>().ok();
+    let mut spending: Vec<ValueBucket> = bands.into_values().collect();
+    spending.sort_by_key(band_order);
+    let mut by_tier: Vec<ValueBucket> = tiers.into_values().collect();
+    by_tier.sort_by_key(tier_order);
+    CustomerValue {
+        spending,
+        by_tier,
+        by_cohort: cohorts.into_values().collect(),
+    }
+}
+
+/// OCR outcomes per kind over photos read in `from..=to` (see [`OcrOutcomeRow`]).
+pub fn ocr_outcomes(
+    events: &[AnalyticsEvent],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<OcrOutcomeRow> {
+    use crate::topics::events::{OcrResultEvent, OcrStatus};
+    let mut once: HashMap<Uuid, &OcrResultEvent> = HashMap::new();
+    for event in events {
+        if let AnalyticsEvent::OcrResult(r) = event {
+            let day = malaysian_day(r.occurred_at);
+            if day >= from && day <= to {
+                once.insert(r.event_id, r);
+            }
+        }
+    }
+    let mut kinds: BTreeMap<&str, Vec<&OcrResultEvent>> = BTreeMap::new();
+    for r in once.into_values() {
+        kinds.entry(r.kind.as_str()).or_default().push(r);
+    }
+    let mut rows: Vec<OcrOutcomeRow> = kinds
+        .into_iter()
+        .map(|(kind, results)| {
+            let mut times: Vec<u32> = results.iter().map(|r| r.duration_ms).collect();
+            times.sort_unstable();
+            let at = |q: f64| times[((q * times.len() as f64) as usize).min(times.len() - 1)];
+            OcrOutcomeRow {
+                kind: kind.to_string(),
+                photos: results.len() as u64,
+                parsed: results
+                    .iter()
+                    .filter(|r| r.status == OcrStatus::Parsed)
+                    .count() as u64,
+                mean_confidence: results.iter().map(|r| f64::from(r.confidence)).sum::<f64>()
+                    / results.len() as f64,
+                p50_ms: at(0.5),
+                p95_ms: at(0.95),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| b.photos.cmp(&a.photos).then(a.kind.cmp(&b.kind)));
+    rows
 }

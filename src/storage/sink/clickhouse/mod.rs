@@ -32,8 +32,8 @@ use crate::domain::purchase::PurchaseStatus;
 use crate::storage::migrate::{migrate, MigrateError, Migration, MigrationReport, MigrationTarget};
 
 use super::{
-    AnalyticsReader, DemographicRow, EventReader, EventSink, EventTable, FunnelRow,
-    PendingReviewRow, RevenueRow, SinkError,
+    AnalyticsReader, CustomerValue, DemographicRow, EventReader, EventSink, EventTable, FunnelRow,
+    OcrOutcomeRow, PendingReviewRow, RevenueRow, SinkError, ValueBucket,
 };
 use crate::retry::RetryPolicy;
 use crate::topics::events::*;

@@ -2,6 +2,7 @@
 
 use super::rows::*;
 use super::*;
+use crate::storage::sink::SPEND_BANDS;
 
 #[async_trait]
 impl EventReader for ClickHouseSink {
@@ -165,6 +166,89 @@ impl AnalyticsReader for ClickHouseSink {
                 })
             })
             .collect()
+    }
+    async fn customer_value(&self) -> Result<CustomerValue, SinkError> {
+        // Each contact's latest snapshot (argMax by time; a replayed snapshot is the same
+        // row twice). Sums in sen, exact.
+        let latest = format!(
+            "SELECT contact_phone, argMax(total_spent, occurred_at) AS spent, \
+             argMax(purchase_count, occurred_at) AS purchases, argMax(tier, occurred_at) AS tier \
+             FROM {} GROUP BY contact_phone",
+            self.qualified("contact_snapshots")
+        );
+        let totals = "count() AS customers, toDecimal64(sum(spent), 2) AS spent_sen, \
+                      sum(toUInt64(purchases)) AS purchase_total";
+        let bands = format!(
+            "SELECT multiIf(spent <= 0, 'none', spent < 100, 'under 100', spent < 500, '100-499', \
+             spent < 2000, '500-1999', spent < 5000, '2000-4999', '5000+') AS bucket, {totals} \
+             FROM ({latest}) GROUP BY bucket"
+        );
+        let tiers = format!("SELECT tier AS bucket, {totals} FROM ({latest}) GROUP BY bucket");
+        let cohorts = format!(
+            "SELECT toString(cohort) AS bucket, {totals} FROM ( \
+                SELECT contact_phone, toYYYYMM(toDate(min(occurred_at), 'Asia/Kuala_Lumpur')) AS cohort \
+                FROM {} WHERE reason = 'registered' GROUP BY contact_phone \
+             ) ANY INNER JOIN ({latest}) USING (contact_phone) GROUP BY bucket",
+            self.qualified("contact_snapshots")
+        );
+        let fetch = |sql: String| async move {
+            let rows: Vec<(String, u64, i64, u64)> = self.fetch(sql).await?;
+            Ok::<_, SinkError>(
+                rows.into_iter()
+                    .map(|(bucket, customers, sen, purchases)| ValueBucket {
+                        bucket,
+                        customers,
+                        total_spent: Money::from_sen(sen),
+                        purchases,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut spending = fetch(bands).await?;
+        spending.sort_by_key(|b| SPEND_BANDS.iter().position(|(name, _)| *name == b.bucket));
+        let mut by_tier = fetch(tiers).await?;
+        by_tier.sort_by_key(|b| b.bucket.parse::<crate::domain::tier::Tier>().ok());
+        let mut by_cohort = fetch(cohorts).await?;
+        for bucket in &mut by_cohort {
+            // YYYYMM as YYYY-MM.
+            if bucket.bucket.len() == 6 {
+                bucket.bucket.insert(4, '-');
+            }
+        }
+        by_cohort.sort_by(|a, b| a.bucket.cmp(&b.bucket));
+        Ok(CustomerValue {
+            spending,
+            by_tier,
+            by_cohort,
+        })
+    }
+    async fn ocr_outcomes(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<OcrOutcomeRow>, SinkError> {
+        let sql = format!(
+            "SELECT kind, count() AS photos, countIf(status = 'parsed') AS parsed, \
+             avg(toFloat64(confidence)) AS mean_confidence, \
+             quantileExact(0.5)(duration_ms) AS p50, quantileExact(0.95)(duration_ms) AS p95 \
+             FROM {} FINAL WHERE toDate(occurred_at, 'Asia/Kuala_Lumpur') BETWEEN toDate('{from}') AND toDate('{to}') \
+             GROUP BY kind ORDER BY photos DESC, kind",
+            self.qualified("ocr_results")
+        );
+        let rows: Vec<(String, u64, u64, f64, u32, u32)> = self.fetch(sql).await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(kind, photos, parsed, mean_confidence, p50_ms, p95_ms)| OcrOutcomeRow {
+                    kind,
+                    photos,
+                    parsed,
+                    mean_confidence,
+                    p50_ms,
+                    p95_ms,
+                },
+            )
+            .collect())
     }
     async fn pending_reviews(&self, limit: u32) -> Result<Vec<PendingReviewRow>, SinkError> {
         // Each purchase's latest event (argMax by occurred_at; a replayed event is the

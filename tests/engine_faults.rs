@@ -747,6 +747,12 @@ impl Contacts for FlakyStore {
     async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError> {
         self.inner.purchases(contact).await
     }
+    async fn erase_contact(
+        &self,
+        contact: &PhoneNumber,
+    ) -> Result<sembang::storage::store::ErasedContact, StoreError> {
+        self.inner.erase_contact(contact).await
+    }
     async fn claim_receipt(
         &self,
         fingerprint: &str,

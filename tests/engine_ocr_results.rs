@@ -135,7 +135,144 @@ async fn scenario(h: Harness) {
     );
     assert_eq!(h.contact(SITI).await.unwrap()["purchase_count"], 2);
     review_queue(&h).await;
+    erasure(&h, &vault, &ic).await;
     h.stop().await;
+}
+
+/// A person erased (PDPA) is gone from everywhere: the contact with its IC, the IC link,
+/// purchases, messages, the segment index, the analytics events; a later message from the
+/// same number starts a new contact with nothing of the old one.
+async fn erasure(h: &Harness, vault: &IcVault, ic: &MyKad) {
+    let siti = PhoneNumber::parse(SITI).unwrap();
+    let hash = vault.keyed_hash(ic);
+    h.store.link_ic(&hash, &siti).await.unwrap();
+    let segment: serde_json::Value = h
+        .http
+        .post(format!("{}/api/segments/", h.base))
+        .json(&serde_json::json!({"name": "Everyone"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let segment = format!(
+        "{}/api/segments/{}/",
+        h.base,
+        segment["id"].as_str().unwrap()
+    );
+    let count = || async {
+        let view: serde_json::Value = h
+            .http
+            .get(&segment)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        view["count"].as_u64().unwrap()
+    };
+    let started = std::time::Instant::now();
+    while count().await != 1 {
+        assert!(started.elapsed() < WAIT, "Siti never counted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    h.events_reach_at_least(EventTable::Purchases, 1).await;
+
+    let answer = h
+        .http
+        .delete(format!("{}/api/contacts/{SITI}/", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    let started = std::time::Instant::now();
+    while h.contact(SITI).await.is_some() {
+        assert!(started.elapsed() < WAIT, "the contact stayed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        h.store.purchases(&siti).await.unwrap().is_empty(),
+        "purchases"
+    );
+    assert!(
+        h.store.messages(&siti, 100).await.unwrap().is_empty(),
+        "messages"
+    );
+    assert_eq!(
+        h.store.find_by_ic(&hash).await.unwrap(),
+        None,
+        "the IC link"
+    );
+    while count().await != 0 {
+        assert!(started.elapsed() < WAIT, "the segment index kept Siti");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The analytics copies: no event of Siti's left in any table (ClickHouse applies the
+    // deletes as mutations, in the background). The audit trail is kept: it is the record
+    // of who handled her data, the erasure included, and names her only by pseudonym.
+    loop {
+        let mut left = Vec::new();
+        for table in EventTable::ALL {
+            if table == EventTable::PersonalDataAccess {
+                continue;
+            }
+            let count = h
+                .reader
+                .fetch_events(table, 100_000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.contact_phone() == Some(&siti))
+                .count();
+            if count > 0 {
+                left.push((table, count));
+            }
+        }
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "analytics events of Siti stayed: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // The erasure itself stays in the audit trail (written after the answer: polled).
+    loop {
+        let trail = h
+            .reader
+            .fetch_events(EventTable::PersonalDataAccess, 100_000)
+            .await
+            .unwrap();
+        let recorded = trail.iter().any(|e| {
+            matches!(e, sembang::storage::sink::AnalyticsEvent::PersonalDataAccess(a)
+                if a.method == "DELETE" && a.contact_phone.as_ref() == Some(&siti) && a.status == 202)
+        });
+        if recorded {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the erasure is not in the audit trail"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // She writes again: a new contact, nothing of the old one.
+    h.post(&text(
+        SITI,
+        "wamid.AFTER-ERASURE",
+        Utc::now().timestamp(),
+        "hai",
+    ))
+    .await;
+    let again = h.message_count_reaches(SITI, 1).await;
+    assert!(again["ic_number"].is_null(), "{again}");
+    assert_eq!(again["purchase_count"], 0);
+    assert_eq!(again["total_spent"], "0.00");
 }
 
 /// Receipts the OCR could not confirm wait in the review queue; an approval (here with a

@@ -846,7 +846,8 @@ fn every_event_round_trips_through_json() {
                 EventPayload::ProfileEdit(_)
                 | EventPayload::CampaignSend(_)
                 | EventPayload::Click(_)
-                | EventPayload::PurchaseReview(_) => {
+                | EventPayload::PurchaseReview(_)
+                | EventPayload::Erasure(_) => {
                     unreachable!(
                         "webhooks carry no profile edits, send outcomes, clicks or reviews"
                     )

@@ -16,6 +16,7 @@ pub mod campaigns;
 pub mod contact_list;
 pub mod contacts;
 pub mod dead_letters;
+pub mod erasure;
 pub mod error;
 pub mod export;
 pub mod history;
@@ -179,6 +180,11 @@ fn admin_routes(upload_limit: usize) -> OpenApiRouter<Arc<AdminState>> {
         .routes(routes!(campaigns::test_send))
         .route("/api/campaigns/{id}/test/", post(campaigns::test_send));
     let export_person = OpenApiRouter::new()
+        .routes(routes!(erasure::erase))
+        .route(
+            "/api/contacts/{phone}",
+            axum::routing::delete(erasure::erase),
+        )
         .routes(routes!(export::export))
         .route("/api/contacts/{phone}/export/", get(export::export));
     let read_analytics = OpenApiRouter::new()

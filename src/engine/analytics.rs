@@ -15,6 +15,8 @@ use crate::storage::sink::{AnalyticsEvent, Batcher, BatcherConfig, EventSink, Fl
 
 use super::consumer::{send_dead_letter, Backpressure, Skeleton, Strategy, Token};
 use super::error::EngineError;
+use crate::domain::phone::PhoneNumber;
+use crate::topics::events::HEADER_ERASE_CONTACT;
 
 pub struct AnalyticsRoleConfig {
     pub bus: Arc<dyn Bus>,
@@ -64,6 +66,23 @@ struct Batches {
 }
 
 impl Batches {
+    /// An erasure marker: everything before it is written first (the contact's earlier
+    /// events included), then the sink forgets the contact.
+    async fn erase(&mut self, contact: &[u8], token: Token) -> Result<Vec<Token>, EngineError> {
+        let mut finished = Self::finished(self.batcher.flush().await)?;
+        let phone = std::str::from_utf8(contact)
+            .ok()
+            .and_then(|digits| PhoneNumber::from_e164_digits(digits).ok());
+        if let Some(phone) = phone {
+            if let Err(error) = self.config.sink.erase_contact(&phone).await {
+                catalog::SINK_WRITE_ERRORS.counter(&[]).increment(1);
+                return Err(error.into());
+            }
+        }
+        finished.push(token);
+        Ok(finished)
+    }
+
     fn finished(
         result: Result<Option<FlushReport<Token>>, crate::storage::sink::SinkError>,
     ) -> Result<Vec<Token>, EngineError> {
@@ -87,6 +106,10 @@ impl Strategy for Batches {
         let mut finished = Vec::new();
         for message in records {
             let token = (message.topic_partition(), message.offset);
+            if let Some(contact) = message.header(HEADER_ERASE_CONTACT) {
+                finished.extend(self.erase(contact, token).await?);
+                continue;
+            }
             let pushed = match serde_json::from_slice::<AnalyticsEvent>(&message.payload) {
                 Ok(event) => self.batcher.push(event, token).await,
                 Err(e) => {
@@ -156,6 +179,10 @@ mod tests {
         async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError> {
             tokio::time::sleep(Duration::from_millis(500)).await;
             self.0.write(events).await
+        }
+
+        async fn erase_contact(&self, contact: &PhoneNumber) -> Result<(), SinkError> {
+            self.0.erase_contact(contact).await
         }
     }
 

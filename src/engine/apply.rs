@@ -199,6 +199,8 @@ pub fn apply(
             ctx,
             &mut effects,
         ),
+        // Handled by the shard itself (it is I/O: store, changelog, sink), never applied.
+        EventPayload::Erasure(_) => {}
         // Not routed to contacts; nothing to do if one arrives here.
         EventPayload::Error(_) => {}
     }

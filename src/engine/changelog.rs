@@ -35,6 +35,13 @@ impl ChangelogWriter {
 
 #[async_trait]
 impl ContactChanges for ChangelogWriter {
+    async fn erased(&self, contact: &crate::domain::phone::PhoneNumber) -> Result<(), EngineError> {
+        // An empty payload: Kafka compaction keeps the tombstone, then drops the key.
+        let tombstone = Record::new(self.topic.clone(), contacts::key(contact), Vec::new());
+        send_outputs(&*self.producer, vec![tombstone], &self.dead_letter_topic)
+            .await
+            .map_err(Into::into)
+    }
     async fn changed(&self, states: Vec<ContactState>) -> Result<(), EngineError> {
         let records = states.iter().map(|state| self.record(state)).collect();
         send_outputs(&*self.producer, records, &self.dead_letter_topic).await?;

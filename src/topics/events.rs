@@ -28,6 +28,11 @@ use crate::topics::ocr::OcrKind;
 /// Analytics events for ClickHouse (or the embedded default's files).
 pub const TOPIC: &str = "crm.events";
 
+/// On a crm.events record with an empty payload: the contact (E.164 digits) whose event rows
+/// the analytics role erases from the sink, after every event before it (keyed by the
+/// contact, like them, so it follows them on their partition).
+pub const HEADER_ERASE_CONTACT: &str = "x-erase-contact";
+
 /// The event tables of schemas/clickhouse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

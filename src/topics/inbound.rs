@@ -59,6 +59,17 @@ pub enum EventPayload {
     /// queue): approved, perhaps corrected, it counts like any purchase; rejected, it never
     /// does.
     PurchaseReview(PurchaseReview),
+    /// Erasure of the contact (PDPA), from the admin API: its shard stores what came before,
+    /// then removes every copy and forgets it; a later message starts a new contact.
+    Erasure(Erasure),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    pub erasure_id: String,
+    /// The contact's E.164 digits.
+    pub wa_id: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -299,6 +310,7 @@ impl InboundEvent {
             EventPayload::Click(c) => Some(&c.wa_id),
             EventPayload::MarketingPreference(p) => Some(&p.wa_id),
             EventPayload::PurchaseReview(r) => Some(&r.wa_id),
+            EventPayload::Erasure(e) => Some(&e.wa_id),
             EventPayload::Error(_) => None,
         }
     }
@@ -333,6 +345,7 @@ impl InboundEvent {
             EventPayload::Click(c) => Some(c.at),
             EventPayload::MarketingPreference(p) => Some(p.at),
             EventPayload::PurchaseReview(r) => Some(r.at),
+            EventPayload::Erasure(e) => Some(e.at),
             EventPayload::Error(_) => None,
         }
     }
@@ -347,6 +360,7 @@ impl InboundEvent {
             EventPayload::MarketingPreference(p) => &mut p.at,
             EventPayload::ProfileEdit(_)
             | EventPayload::PurchaseReview(_)
+            | EventPayload::Erasure(_)
             | EventPayload::CampaignSend(_)
             | EventPayload::Click(_)
             | EventPayload::Error(_) => return,
@@ -410,6 +424,7 @@ impl InboundEvent {
             EventPayload::Status(s) => format!("{}:{}", s.wamid, s.status.as_str()),
             EventPayload::ProfileEdit(e) => format!("edit:{}", e.edit_id),
             EventPayload::PurchaseReview(r) => format!("review:{}", r.review_id),
+            EventPayload::Erasure(e) => format!("erasure:{}", e.erasure_id),
             EventPayload::CampaignSend(s) => format!("campaign_send:{}", s.request_id),
             EventPayload::Click(c) => format!("click:{}", c.click_id),
             EventPayload::MarketingPreference(p) => format!(

@@ -476,6 +476,18 @@ impl Harness {
         }
     }
 
+    /// Waits until `table` holds at least `count` events.
+    pub async fn events_reach_at_least(&self, table: EventTable, count: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.reader.count_events(table).await.unwrap() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{table:?}: fewer than {count} events"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn events_reach(&self, table: EventTable, count: u64) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {

@@ -39,6 +39,8 @@ use super::{ShardDeps, Token, STORE_CONCURRENCY};
 #[async_trait]
 pub trait ContactChanges: Send + Sync {
     async fn changed(&self, contacts: Vec<ContactState>) -> Result<(), EngineError>;
+    /// The contact is erased: a tombstone, which every segment index applies as removal.
+    async fn erased(&self, contact: &PhoneNumber) -> Result<(), EngineError>;
 }
 
 /// Everything applied and not yet stored.
@@ -179,6 +181,9 @@ mod tests {
     impl ContactChanges for Recorded {
         async fn changed(&self, contacts: Vec<ContactState>) -> Result<(), EngineError> {
             self.0.lock().unwrap().extend(contacts);
+            Ok(())
+        }
+        async fn erased(&self, _: &PhoneNumber) -> Result<(), EngineError> {
             Ok(())
         }
     }

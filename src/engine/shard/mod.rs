@@ -110,6 +110,7 @@ impl WorkEvent {
                 EventPayload::Click(_) => "click",
                 EventPayload::MarketingPreference(_) => "marketing_preference",
                 EventPayload::PurchaseReview(_) => "purchase_review",
+                EventPayload::Erasure(_) => "erasure",
             },
             WorkEvent::Ocr(_) => "ocr_result",
         }
@@ -396,6 +397,7 @@ impl ShardState {
             consent_question: deps.consent_question.as_deref(),
             event_triggers: &event_triggers,
         };
+        let mut erased = Vec::new();
         for (position, work) in batch.into_iter().enumerate() {
             let unflushed = self
                 .residents
@@ -409,6 +411,27 @@ impl ShardState {
             }
             if ended.contains(&work.token.0) {
                 abandoned_records(1);
+                continue;
+            }
+            if let WorkEvent::Inbound(InboundEvent {
+                payload: EventPayload::Erasure(_),
+                ..
+            }) = &work.event
+            {
+                self.erase(&work.contact).await?;
+                // A later event of this batch starts a new contact, from nothing.
+                let contact = Contact::new(work.contact.clone(), Utc::now());
+                self.residents.insert(
+                    work.contact.clone(),
+                    Resident::new(contact, None, work.token.0.clone(), now),
+                );
+                new_contacts.insert(work.contact.clone());
+                erased.push(work.contact.clone());
+                catalog::ENGINE_EVENTS
+                    .counter(&[work.event.kind().into(), "applied".into()])
+                    .increment(1);
+                self.pending.tokens.push(work.token);
+                self.pending.arrived_ms.push(work.arrived_ms);
                 continue;
             }
             let resident = self
@@ -474,6 +497,44 @@ impl ShardState {
             self.pending.tokens.push(work.token);
             self.pending.arrived_ms.push(work.arrived_ms);
         }
+        // An erased contact nothing wrote to since is not kept: the next event loads it
+        // (finds nothing) and creates it as new.
+        for phone in erased {
+            if !self.dirty.contains(&phone) {
+                self.residents.remove(&phone);
+            }
+        }
+        Ok(())
+    }
+
+    /// Erases a contact: what came before is stored first (so nothing of it is written
+    /// back after), then the store's rows, the changelog (a tombstone for every segment
+    /// index) and the analytics copies (a marker after its events on crm.events).
+    async fn erase(&mut self, contact: &PhoneNumber) -> Result<(), EngineError> {
+        self.flush().await?;
+        let store = self.deps.store.clone();
+        let erased = with_retries("erase_contact", || store.erase_contact(contact)).await?;
+        if let Some(changes) = &self.deps.changes {
+            changes.erased(contact).await?;
+        }
+        let marker = Record::new(
+            self.deps.topics.events.clone(),
+            contact.as_str().as_bytes().to_vec(),
+            Vec::new(),
+        )
+        .with_header(
+            crate::topics::events::HEADER_ERASE_CONTACT,
+            contact.as_str().as_bytes().to_vec(),
+        );
+        super::outputs::send_outputs(
+            &*self.deps.producer,
+            vec![marker],
+            &self.deps.topics.dead_letter,
+        )
+        .await?;
+        self.residents.remove(contact);
+        self.dirty.remove(contact);
+        tracing::info!(rows = erased.rows, "contact erased");
         Ok(())
     }
 

@@ -194,6 +194,12 @@ mod tests {
         fn name(&self) -> &'static str {
             "recorder"
         }
+        async fn erase_contact(
+            &self,
+            _: &crate::domain::phone::PhoneNumber,
+        ) -> Result<(), SinkError> {
+            Ok(())
+        }
         async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError> {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(SinkError::Unavailable {

@@ -26,6 +26,7 @@ use super::{
     views, AnalyticsReader, CustomerValue, DemographicRow, EventReader, EventSink, EventTable,
     FunnelRow, OcrOutcomeRow, PendingReviewRow, RevenueRow,
 };
+use crate::domain::phone::PhoneNumber;
 use crate::topics::events::AnalyticsEvent;
 
 #[derive(Clone, Debug)]
@@ -105,6 +106,44 @@ impl EventSink for FileSink {
         blocking(move || {
             for (path, text) in files {
                 append(&path, text.as_bytes())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Rewrites each file that holds the contact's rows without them (a new file renamed
+    /// over the old, under the lock that appends take, so no row of anyone else is lost).
+    async fn erase_contact(&self, contact: &PhoneNumber) -> Result<(), SinkError> {
+        let dir = self.dir.clone();
+        let contact = contact.clone();
+        let _guard = self.lock.lock().await;
+        blocking(move || {
+            // The audit trail stays (see the ClickHouse sink's erasure).
+            let tables = EventTable::ALL
+                .into_iter()
+                .filter(|t| *t != EventTable::PersonalDataAccess);
+            for table in tables {
+                for path in table_files(&dir, table)? {
+                    let text = fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
+                    let mut kept = String::with_capacity(text.len());
+                    let mut removed = false;
+                    for line in text.split_inclusive('\n') {
+                        let theirs = parse_row(table, line.trim_end())
+                            .ok()
+                            .is_some_and(|e| e.contact_phone() == Some(&contact));
+                        if theirs {
+                            removed = true;
+                        } else {
+                            kept.push_str(line);
+                        }
+                    }
+                    if removed {
+                        let staged = path.with_extension("jsonl.erasing");
+                        fs::write(&staged, kept.as_bytes()).map_err(|e| file_error(&staged, e))?;
+                        fs::rename(&staged, &path).map_err(|e| file_error(&path, e))?;
+                    }
+                }
             }
             Ok(())
         })

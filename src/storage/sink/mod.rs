@@ -45,6 +45,11 @@ pub trait EventSink: Send + Sync {
     /// On `Err` some events may have been written: the caller writes the whole batch again
     /// (the same event id written again leaves one event), so it never needs to know which.
     async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError>;
+
+    /// Erasure (PDPA): removes every event row of `contact` from every table that names a
+    /// contact, but the audit trail (the record of who handled the data, the erasure
+    /// included). Aggregates hold only hashes of pseudonyms and stay. Idempotent.
+    async fn erase_contact(&self, contact: &PhoneNumber) -> Result<(), SinkError>;
 }
 
 /// Reads back what a sink wrote. Every answer counts each event id once, however many

@@ -148,6 +148,17 @@ impl<T: Contacts + MessageLog + SendLedger + Catalog + RecipientLedger + ?Sized>
 {
 }
 
+/// What an erasure removed from the store, and what it leaves to the caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ErasedContact {
+    /// The contact existed.
+    pub found: bool,
+    /// SHA-256 (hex) of its receipts' photos, for the object store.
+    pub receipt_images: Vec<String>,
+    /// Rows removed, all tables together.
+    pub rows: u64,
+}
+
 /// The contact aggregate: contacts, their IC links, purchases and receipt claims, and the
 /// write-behind flush that stores a shard's changes (which writes message rows too, so
 /// it sits on the message log).
@@ -187,6 +198,10 @@ pub trait Contacts: MessageLog {
     ) -> Result<(), StoreError>;
     /// All purchases of a contact, any status, oldest first.
     async fn purchases(&self, contact: &PhoneNumber) -> Result<Vec<Purchase>, StoreError>;
+    /// Erasure (PDPA): removes the contact and every row that names it: its row (with the
+    /// encrypted IC), its IC link, purchases, messages, campaign recipient rows, send claims
+    /// and results. Idempotent. Returns what other systems must remove.
+    async fn erase_contact(&self, phone: &PhoneNumber) -> Result<ErasedContact, StoreError>;
     /// Claims a receipt fingerprint (image hash, or merchant + receipt number + total) for a
     /// purchase id; a second claim returns the first purchase id.
     async fn claim_receipt(

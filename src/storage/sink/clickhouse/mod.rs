@@ -355,6 +355,37 @@ impl EventSink for ClickHouseSink {
         SERVICE
     }
 
+    /// A mutation per table that has a `contact_phone` column and keeps rows (any
+    /// MergeTree but the aggregating ones), found in `system.columns` so tables added
+    /// later are covered. The audit trail stays: it is the record of who handled the
+    /// person's data, the erasure included, and names them by pseudonym only. Mutations apply in the background; the rows are gone from
+    /// reads once each finishes (`system.mutations`).
+    async fn erase_contact(&self, contact: &PhoneNumber) -> Result<(), SinkError> {
+        let value = match &self.pseudonyms {
+            Some(pseudonyms) => pseudonyms.seal(contact.as_str()),
+            None => contact.as_str().to_string(),
+        };
+        let db = &self.config.database;
+        let tables: Vec<String> = self
+            .fetch(format!(
+                "SELECT name FROM system.tables WHERE database = '{db}' \
+                 AND engine LIKE '%MergeTree' AND engine NOT LIKE 'Aggregating%' \
+                 AND name != 'personal_data_access' \
+                 AND name IN (SELECT table FROM system.columns WHERE database = '{db}' AND name = 'contact_phone') \
+                 ORDER BY name"
+            ))
+            .await?;
+        let quoted = value.replace('\\', "\\\\").replace('\'', "\\'");
+        for table in tables {
+            self.execute(
+                "erase contact",
+                &format!("ALTER TABLE {db}.{table} DELETE WHERE contact_phone = '{quoted}'"),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError> {
         let mut rows = Rows::default();
         for event in events {

@@ -1,6 +1,7 @@
 //! Contacts, IC links, purchases, receipt claims and the write-behind flush, in the embedded store.
 
 use super::*;
+use crate::storage::store::ErasedContact;
 
 #[async_trait]
 impl Contacts for EmbeddedStore {
@@ -222,6 +223,136 @@ impl Contacts for EmbeddedStore {
                 }
             }
             txn.commit().map_err(err(OP))
+        })
+        .await
+    }
+    /// One write transaction: the contact's key ranges, and a scan of the tables keyed by
+    /// campaign or request (an erasure is rare; those tables are not keyed by contact).
+    async fn erase_contact(&self, phone: &PhoneNumber) -> Result<ErasedContact, StoreError> {
+        const OP: &str = "erase_contact";
+        let contact = phone.as_str().to_string();
+        self.blocking(OP, move |db| {
+            let txn = db.begin_write().map_err(err(OP))?;
+            let mut erased = ErasedContact::default();
+            {
+                let mut contacts = txn.open_table(CONTACTS).map_err(err(OP))?;
+                erased.found = contacts
+                    .remove(contact.as_str())
+                    .map_err(err(OP))?
+                    .is_some();
+                erased.rows += u64::from(erased.found);
+            }
+            {
+                let mut links = txn.open_table(CONTACT_BY_IC).map_err(err(OP))?;
+                let mut linked = Vec::new();
+                for entry in links.iter().map_err(err(OP))? {
+                    let (hash, owner) = entry.map_err(err(OP))?;
+                    if owner.value() == contact {
+                        linked.push(hash.value().to_vec());
+                    }
+                }
+                for hash in linked {
+                    links.remove(hash.as_slice()).map_err(err(OP))?;
+                    erased.rows += 1;
+                }
+            }
+            {
+                let mut purchases = txn.open_table(PURCHASES).map_err(err(OP))?;
+                let mut ids = Vec::new();
+                for entry in purchases.range((contact.as_str(), "")..).map_err(err(OP))? {
+                    let (key, value) = entry.map_err(err(OP))?;
+                    let (owner, id) = key.value();
+                    if owner != contact {
+                        break;
+                    }
+                    let purchase: Purchase =
+                        decode(|| format!("purchase {id} of {owner}"), value.value())?;
+                    erased.receipt_images.extend(purchase.image_sha256);
+                    ids.push(id.to_string());
+                }
+                for id in ids {
+                    purchases
+                        .remove((contact.as_str(), id.as_str()))
+                        .map_err(err(OP))?;
+                    erased.rows += 1;
+                }
+            }
+            {
+                let mut messages = txn.open_table(MESSAGES).map_err(err(OP))?;
+                let mut wamids = Vec::new();
+                for entry in messages.range((contact.as_str(), "")..).map_err(err(OP))? {
+                    let (key, _) = entry.map_err(err(OP))?;
+                    let (owner, wamid) = key.value();
+                    if owner != contact {
+                        break;
+                    }
+                    wamids.push(wamid.to_string());
+                }
+                for wamid in wamids {
+                    messages
+                        .remove((contact.as_str(), wamid.as_str()))
+                        .map_err(err(OP))?;
+                    erased.rows += 1;
+                }
+                let mut index = txn.open_table(MESSAGES_BY_TIME).map_err(err(OP))?;
+                let mut keys = Vec::new();
+                for entry in index
+                    .range((contact.as_str(), i64::MIN, "")..)
+                    .map_err(err(OP))?
+                {
+                    let (key, _) = entry.map_err(err(OP))?;
+                    let (owner, at, wamid) = key.value();
+                    if owner != contact {
+                        break;
+                    }
+                    keys.push((at, wamid.to_string()));
+                }
+                for (at, wamid) in keys {
+                    index
+                        .remove((contact.as_str(), at, wamid.as_str()))
+                        .map_err(err(OP))?;
+                }
+            }
+            {
+                let mut claims = txn.open_table(SEND_CLAIMS).map_err(err(OP))?;
+                let mut requests = Vec::new();
+                for entry in claims.iter().map_err(err(OP))? {
+                    let (key, _) = entry.map_err(err(OP))?;
+                    let (request, owner) = key.value();
+                    if owner == contact {
+                        requests.push(request.to_string());
+                    }
+                }
+                let mut results = txn.open_table(SEND_RESULTS).map_err(err(OP))?;
+                for request in requests {
+                    claims
+                        .remove((request.as_str(), contact.as_str()))
+                        .map_err(err(OP))?;
+                    results
+                        .remove(format!("{request}\0{contact}").as_str())
+                        .map_err(err(OP))?;
+                    erased.rows += 1;
+                }
+            }
+            {
+                let mut recipients = txn.open_table(RECIPIENTS).map_err(err(OP))?;
+                let mut campaigns = Vec::new();
+                for entry in recipients.iter().map_err(err(OP))? {
+                    let (key, _) = entry.map_err(err(OP))?;
+                    let (campaign, owner) = key.value();
+                    if owner == contact {
+                        campaigns.push(campaign.to_string());
+                    }
+                }
+                for campaign in campaigns {
+                    recipients
+                        .remove((campaign.as_str(), contact.as_str()))
+                        .map_err(err(OP))?;
+                    erased.rows += 1;
+                }
+            }
+            txn.commit().map_err(err(OP))?;
+            Ok(erased)
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! Contacts, IC links, purchases, receipt claims and the write-behind flush, in the CQL store.
 
 use super::*;
+use crate::storage::store::ErasedContact;
 
 #[async_trait]
 impl Contacts for ScyllaStore {
@@ -124,6 +125,67 @@ impl Contacts for ScyllaStore {
         purchases
             .sort_by(|a, b| (a.recorded_at, &a.purchase_id).cmp(&(b.recorded_at, &b.purchase_id)));
         Ok(purchases)
+    }
+    /// Partition deletes for the tables keyed by contact; the IC link by the hash on the
+    /// contact's row; recipient rows per campaign of the catalog; send claims and results
+    /// found by a filtering scan (an erasure is rare; those tables are keyed by request).
+    async fn erase_contact(&self, phone: &PhoneNumber) -> Result<ErasedContact, StoreError> {
+        const OP: &str = "erase_contact";
+        let ks = &self.keyspace;
+        let prepare = |cql: String| super::prepare(&self.session, cql, super::Kind::Idempotent);
+        let (ic_of, delete_contact, delete_link, delete_purchases, delete_messages, delete_index, delete_inbound, claims_of, delete_claim, delete_result, delete_recipient) = futures::try_join!(
+            prepare(format!("SELECT ic_keyed_hash FROM {ks}.contacts WHERE phone = ?")),
+            prepare(format!("DELETE FROM {ks}.contacts WHERE phone = ?")),
+            prepare(format!("DELETE FROM {ks}.contact_by_ic WHERE ic_keyed_hash = ?")),
+            prepare(format!("DELETE FROM {ks}.purchases WHERE contact = ?")),
+            prepare(format!("DELETE FROM {ks}.messages WHERE contact = ?")),
+            prepare(format!("DELETE FROM {ks}.messages_by_time WHERE contact = ?")),
+            prepare(format!("DELETE FROM {ks}.inbound_messages WHERE contact = ?")),
+            prepare(format!("SELECT campaign_id FROM {ks}.send_claims WHERE contact = ? ALLOW FILTERING")),
+            prepare(format!("DELETE FROM {ks}.send_claims WHERE campaign_id = ? AND contact = ?")),
+            prepare(format!("DELETE FROM {ks}.send_results WHERE campaign_id = ? AND contact = ?")),
+            prepare(format!("DELETE FROM {ks}.campaign_recipients WHERE campaign_id = ? AND bucket = ? AND contact = ?")),
+        )?;
+        let contact = phone.as_str();
+        let mut erased = ErasedContact::default();
+        let hashes: Vec<(Option<Vec<u8>>,)> = self.all_rows(OP, &ic_of, (contact,)).await?;
+        erased.found = !hashes.is_empty();
+        for hash in hashes.into_iter().filter_map(|(h,)| h) {
+            self.exec(OP, &delete_link, (hash,)).await?;
+            erased.rows += 1;
+        }
+        let purchases = self.purchases(phone).await?;
+        erased.rows += purchases.len() as u64;
+        erased.receipt_images = purchases
+            .into_iter()
+            .filter_map(|p| p.image_sha256)
+            .collect();
+        for statement in [
+            &delete_purchases,
+            &delete_messages,
+            &delete_index,
+            &delete_inbound,
+        ] {
+            self.exec(OP, statement, (contact,)).await?;
+        }
+        let claims: Vec<(String,)> = self.all_rows(OP, &claims_of, (contact,)).await?;
+        for (request,) in claims {
+            self.exec(OP, &delete_claim, (&request, contact)).await?;
+            self.exec(OP, &delete_result, (&request, contact)).await?;
+            erased.rows += 1;
+        }
+        for campaign in self.campaigns().await? {
+            let bucket = super::recipients::bucket(phone);
+            self.exec(
+                OP,
+                &delete_recipient,
+                (&campaign.campaign_id, bucket, contact),
+            )
+            .await?;
+        }
+        self.exec(OP, &delete_contact, (contact,)).await?;
+        erased.rows += u64::from(erased.found);
+        Ok(erased)
     }
     async fn claim_receipt(
         &self,

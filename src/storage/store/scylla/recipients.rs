@@ -15,7 +15,7 @@ const CONCURRENT_WRITES: usize = 64;
 
 /// The bucket of a contact: its digits modulo [`BUCKETS`] (phone numbers' last digits are
 /// spread evenly).
-fn bucket(contact: &PhoneNumber) -> i32 {
+pub(super) fn bucket(contact: &PhoneNumber) -> i32 {
     let digits: u64 = contact.as_str().parse().unwrap_or(0);
     (digits % u64::from(BUCKETS)) as i32
 }

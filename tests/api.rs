@@ -1226,7 +1226,8 @@ async fn personal_data_reads_are_audited() {
 }
 
 /// Retention, applied by the engine: a message older than `store.message_body_retention_days`
-/// keeps its place in the history but loses its body; a recent one keeps it. On both
+/// keeps its place in the history but loses its body, in the store and in the analytics
+/// events; a recent one keeps it. On both
 /// backends (the store's own sweep is in the store conformance tests).
 async fn message_bodies_expire(h: Harness) {
     h.post(&text(
@@ -1270,6 +1271,33 @@ async fn message_bodies_expire(h: Harness) {
         assert!(
             started.elapsed() < WAIT,
             "the old body was not cleared: {history}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The analytics copies too: the analytics role's sweep clears the old message's text
+    // (ClickHouse in a background mutation), the new one keeps it.
+    let started = std::time::Instant::now();
+    loop {
+        let events = h
+            .reader
+            .fetch_events(sembang::storage::sink::EventTable::InboundMessages, 100)
+            .await
+            .unwrap();
+        let text = |wamid: &str| {
+            events.iter().find_map(|e| match e {
+                sembang::topics::events::AnalyticsEvent::InboundMessage(m) if m.wamid == wamid => {
+                    Some(m.text.clone())
+                }
+                _ => None,
+            })
+        };
+        if text("wamid.RET-OLD") == Some(None) {
+            assert_eq!(text("wamid.RET-NEW"), Some(Some("hello again".to_string())));
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the analytics copy of the old text was not cleared: {events:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

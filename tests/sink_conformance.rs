@@ -629,6 +629,82 @@ async fn every_table_round_trips<S: EventSink + EventReader>(sink: &S) {
     assert_eq!(purchase.total.to_string(), "1234567890.12");
 }
 
+/// Retention: the text of message events before the cut-off is cleared, in every file or
+/// partition that holds one; later messages (the same day included) and every other
+/// column and table are left as they were. ClickHouse applies it as a mutation, in the
+/// background: the check waits for it.
+async fn message_text_expires_before_the_cutoff<S: EventSink + EventReader>(sink: &S) {
+    let mut written = full_rows();
+    written.push(inbound(50, "2024-03-05T10:00:00Z", 3, None));
+    written.push(inbound(51, "2024-03-02T08:00:00Z", 3, None));
+    written.push(inbound(52, "2024-03-02T05:00:00Z", 3, None));
+    sink.write(&written).await.unwrap();
+    let counts_before: Vec<u64> = counts(sink).await;
+    let cutoff = at("2024-03-02T06:00:00Z");
+    sink.expire_message_text(cutoff).await.unwrap();
+    // Twice: a repeated sweep changes nothing more.
+    sink.expire_message_text(cutoff).await.unwrap();
+
+    let texts = |events: Vec<AnalyticsEvent>| -> Vec<(Uuid, bool)> {
+        events
+            .into_iter()
+            .map(|mut e| {
+                (
+                    e.event_id(),
+                    e.message_text_mut().is_some_and(|t| t.is_some()),
+                )
+            })
+            .collect()
+    };
+    let expected_inbound = vec![
+        (id(1), false),
+        (id(52), false),
+        (id(51), true),
+        (id(50), true),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let inbound = texts(
+            sink.fetch_events(EventTable::InboundMessages, 100)
+                .await
+                .unwrap(),
+        );
+        let outbound = texts(
+            sink.fetch_events(EventTable::OutboundMessages, 100)
+                .await
+                .unwrap(),
+        );
+        if inbound == expected_inbound && outbound == vec![(id(2), false)] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: inbound {inbound:?}, outbound {outbound:?}",
+            sink.name()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(counts(sink).await, counts_before, "no event lost");
+    // The rest of a cleared event stays as written.
+    let outbound = &sink
+        .fetch_events(EventTable::OutboundMessages, 1)
+        .await
+        .unwrap()[0];
+    let AnalyticsEvent::OutboundMessage(outbound) = outbound else {
+        panic!("{outbound:?}")
+    };
+    assert_eq!(outbound.template_name.as_deref(), Some("raya_promo"));
+    assert_eq!(outbound.campaign_id.as_deref(), Some("raya-2024"));
+}
+
+async fn counts<S: EventReader>(sink: &S) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for table in EventTable::ALL {
+        counts.push(sink.count_events(table).await.unwrap());
+    }
+    counts
+}
+
 /// Writing the same batch again, whole or in part, leaves one event per id.
 async fn replays_leave_one_event_per_id<S: EventSink + EventReader>(
     sink: &S,
@@ -975,6 +1051,21 @@ async fn files_replays_leave_one_event_per_id() {
 async fn files_views_are_exact_under_replay() {
     let (_dir, sink) = file_sink();
     views_are_exact_under_replay(&sink).await;
+}
+
+#[tokio::test]
+async fn files_message_text_expires_before_the_cutoff() {
+    let (_dir, sink) = file_sink();
+    message_text_expires_before_the_cutoff(&sink).await;
+}
+
+#[tokio::test]
+async fn clickhouse_message_text_expires_before_the_cutoff() {
+    let Some(sink) = clickhouse_sink().await else {
+        return;
+    };
+    message_text_expires_before_the_cutoff(&sink).await;
+    drop_database(&sink).await;
 }
 
 #[tokio::test]

@@ -13,5 +13,6 @@ fuzz_target!(|text: &str| {
         assert!(!ic.masked().contains(&ic.normalized()[7..]));
     }
     let _ = read_card(text, today);
-    let _ = sembang::topics::events::mask_ic_numbers(text);
+    let _ = sembang::pii::mask::mask_ic_numbers(text);
+    let _ = sembang::pii::mask::mask_digit_runs(text);
 });

@@ -124,7 +124,7 @@ pub struct FunnelReport {
     pub stages: Vec<FunnelStage>,
 }
 
-fn reader(state: &AdminState) -> Result<&Arc<dyn AnalyticsReader>, ApiError> {
+pub(super) fn reader(state: &AdminState) -> Result<&Arc<dyn AnalyticsReader>, ApiError> {
     state.analytics.as_ref().ok_or_else(|| {
         ApiError::not_found(
             "no_analytics",
@@ -134,7 +134,7 @@ fn reader(state: &AdminState) -> Result<&Arc<dyn AnalyticsReader>, ApiError> {
 }
 
 /// The failure's detail reaches the log through `ApiError`'s response, not the caller.
-fn sink_error(error: SinkError) -> ApiError {
+pub(super) fn sink_error(error: SinkError) -> ApiError {
     ApiError::unavailable("analytics_unavailable", error.to_string())
 }
 

@@ -16,8 +16,9 @@ use chrono::Utc;
 use percent_encoding::percent_decode_str;
 
 use crate::domain::phone::PhoneNumber;
+use crate::pii::mask::mask_ic_numbers;
 use crate::storage::bus::{Producer, Record};
-use crate::topics::events::{mask_ic_numbers, AnalyticsEvent, PersonalDataAccessEvent};
+use crate::topics::events::{AnalyticsEvent, PersonalDataAccessEvent};
 
 use super::auth::Caller;
 use super::error::ApiError;

@@ -37,7 +37,7 @@ use crate::topics::outbound::{Origin, OutboundRequest};
 
 use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
-use super::query::ApiQuery;
+use super::query::{invalid_cursor, page_limit, ApiQuery};
 use super::segments::{broadcast, segments, store_error};
 use super::AdminState;
 
@@ -865,7 +865,7 @@ fn encode_cursor(token: &PageToken, skip: usize) -> String {
 }
 
 fn decode_cursor(text: &str) -> Result<(PageToken, usize), ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API gave");
+    let bad = invalid_cursor;
     let (token, skip) = text.split_once('.').ok_or_else(bad)?;
     Ok((
         PageToken(hex::decode(token).map_err(|_| bad())?),
@@ -895,13 +895,7 @@ pub async fn recipients(
     ApiQuery(query): ApiQuery<RecipientQuery>,
 ) -> Result<Json<RecipientPage>, ApiError> {
     load(&state, &id).await?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let (mut token, mut skip) = match query.cursor.as_deref() {
         Some(text) => {
             let (token, skip) = decode_cursor(text)?;

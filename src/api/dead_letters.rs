@@ -24,7 +24,7 @@ use crate::topics::dead_letter::*;
 
 use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
-use super::query::ApiQuery;
+use super::query::{page_cursor, page_limit, ApiQuery};
 use super::AdminState;
 
 /// Records read from the topic for one request at most (memory and time bound).
@@ -166,19 +166,8 @@ pub async fn list(
     ApiQuery(query): ApiQuery<DeadLetterQuery>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     let dead = dead_letters(&state)?;
-    let after = match query.cursor.as_deref() {
-        None => None,
-        Some(text) => Some(parse_id(text).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", "cursor is not one this API gave")
-        })?),
-    };
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let after = page_cursor(query.cursor.as_deref(), parse_id)?;
+    let limit = page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let written = read_written(&*dead.bus, &dead.topic, SCAN_LIMIT, IDLE)
         .await
         .map_err(bus_unavailable)?;

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::contacts::{existing_contact, store_unavailable};
 use super::error::{ApiError, ErrorBody};
-use super::query::ApiQuery;
+use super::query::{page_limit, ApiQuery};
 use super::{parse_phone, AdminState};
 use crate::domain::purchase::Purchase;
 use crate::storage::store::{Direction, MessageRecord};
@@ -143,13 +143,7 @@ pub async fn messages(
     ApiQuery(query): ApiQuery<MessagesQuery>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
     let phone = parse_phone(&phone)?;
-    let limit = query.limit.unwrap_or(DEFAULT_MESSAGES);
-    if !(1..=MAX_MESSAGES).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be from 1 to {MAX_MESSAGES}"),
-        ));
-    }
+    let limit = page_limit(query.limit, DEFAULT_MESSAGES, MAX_MESSAGES)?;
     let messages = state
         .store
         .messages(&phone, limit)

@@ -23,6 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::clock::malaysia_today;
 use crate::media::{self, MediaFormat, MediaLimits};
 use crate::ocr::{process_within, OcrOutput, OcrPool, PipelineError, Reading};
+use crate::pii::mask::mask_digit_runs;
 
 use super::error::{ApiError, ErrorBody};
 use super::query::ApiQuery;
@@ -238,7 +239,7 @@ fn report(output: &OcrOutput, today: chrono::NaiveDate) -> OcrResult {
         accepted: !matches!(output.reading, Reading::Rejected { .. }),
         trusted: output.reading.is_trusted(),
         confidence: output.recognized.confidence,
-        text: mask_ic_numbers(&output.recognized.text),
+        text: mask_digit_runs(&output.recognized.text),
         sha256: output.media.sha256.clone(),
         format: output.media.format.extension().to_string(),
         passes: output.passes,
@@ -249,71 +250,5 @@ fn report(output: &OcrOutput, today: chrono::NaiveDate) -> OcrResult {
         receipt,
         rejected,
         applied: None,
-    }
-}
-
-/// Every run of twelve or more digits (spaces and dashes between them allowed, as cards
-/// print and OCR splits them) keeps its first six digits, the birth date the masked form
-/// shows anyway, and hides the rest. Over-masks a long receipt number, never under-masks
-/// a misread IC number.
-fn mask_ic_numbers(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        // The run: digits with single spaces or dashes between them.
-        let mut end = i;
-        let mut digits = 0;
-        let mut j = i;
-        while j < chars.len() {
-            if chars[j].is_ascii_digit() {
-                digits += 1;
-                end = j + 1;
-                j += 1;
-            } else if matches!(chars[j], ' ' | '-')
-                && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit())
-            {
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        let mut seen = 0;
-        for &c in &chars[i..end] {
-            if c.is_ascii_digit() {
-                seen += 1;
-                out.push(if digits >= 12 && seen > 6 { '*' } else { c });
-            } else {
-                out.push(c);
-            }
-        }
-        i = end;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask_ic_numbers;
-
-    #[test]
-    fn ic_numbers_are_masked_in_any_printed_form() {
-        assert_eq!(
-            mask_ic_numbers("KAD PENGENALAN\n900101-14-5678\nSITI"),
-            "KAD PENGENALAN\n900101-**-****\nSITI"
-        );
-        assert_eq!(mask_ic_numbers("no 900101145678."), "no 900101******.");
-        assert_eq!(mask_ic_numbers("900101 14 5678"), "900101 ** ****");
-    }
-
-    #[test]
-    fn amounts_dates_and_phone_numbers_are_left_alone() {
-        let text = "TOTAL 148.60\n12/03/2025 10:15\nTEL 03-7955 1234\nINV 12345678901";
-        assert_eq!(mask_ic_numbers(text), text);
     }
 }

@@ -25,10 +25,11 @@ use crate::storage::sink::PendingReviewRow;
 use crate::topics::event_id;
 use crate::topics::inbound::{EventPayload, PurchaseReview};
 
+use super::analytics::{reader as analytics_reader, sink_error as analytics_unavailable};
 use super::body::ApiJson;
 use super::contacts::{existing_contact, store_unavailable};
 use super::error::{ApiError, ErrorBody};
-use super::query::ApiQuery;
+use super::query::{page_limit, ApiQuery};
 use super::{parse_phone, AdminState};
 
 const DEFAULT_QUEUE: u32 = 100;
@@ -127,6 +128,7 @@ pub struct ReviewAccepted {
         (status = 400, description = "A bad limit", body = ErrorBody),
         (status = 401, description = "No or unknown API key", body = ErrorBody),
         (status = 403, description = "The key's role may not read contacts", body = ErrorBody),
+        (status = 404, description = "This process has no analytics reader", body = ErrorBody),
         (status = 503, description = "The analytics store is unavailable", body = ErrorBody),
     ),
     security(("api_key" = []), ("bearer" = []))
@@ -135,21 +137,11 @@ pub async fn queue(
     State(state): State<Arc<AdminState>>,
     ApiQuery(query): ApiQuery<QueueQuery>,
 ) -> Result<Json<Vec<PendingReceipt>>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_QUEUE);
-    if !(1..=MAX_QUEUE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be from 1 to {MAX_QUEUE}"),
-        ));
-    }
-    let reader = state
-        .analytics
-        .as_ref()
-        .ok_or_else(|| ApiError::unavailable("no_analytics", "no analytics reader here"))?;
-    let rows = reader
+    let limit = page_limit(query.limit, DEFAULT_QUEUE, MAX_QUEUE)?;
+    let rows = analytics_reader(&state)?
         .pending_reviews(limit)
         .await
-        .map_err(|e| ApiError::unavailable("analytics_unavailable", e.to_string()))?;
+        .map_err(analytics_unavailable)?;
     Ok(Json(rows.into_iter().map(PendingReceipt::from).collect()))
 }
 

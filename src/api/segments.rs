@@ -31,7 +31,7 @@ use crate::topics::commands::Command;
 use super::auth::{Caller, READ_CONTACTS};
 use super::body::ApiJson;
 use super::error::{ApiError, ErrorBody};
-use super::query::ApiQuery;
+use super::query::{page_cursor, page_limit, ApiQuery};
 use super::AdminState;
 
 /// Members per page by default and at most.
@@ -98,20 +98,8 @@ impl PageQuery {
     /// Where the page starts and how long it is, or the API's 400 for a cursor this API
     /// did not give or a limit out of range.
     pub(super) fn bounds(&self) -> Result<(Option<Cursor>, usize), ApiError> {
-        let after = match self.cursor.as_deref() {
-            None => None,
-            Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "cursor is not one this API gave")
-            })?),
-        };
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ApiError::bad_request(
-                "invalid_limit",
-                format!("limit must be from 1 to {MAX_PAGE}"),
-            ));
-        }
-        Ok((after, limit))
+        let after = page_cursor(self.cursor.as_deref(), Cursor::decode)?;
+        Ok((after, page_limit(self.limit, DEFAULT_PAGE, MAX_PAGE)?))
     }
 }
 

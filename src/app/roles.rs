@@ -149,13 +149,8 @@ impl Assembly<'_> {
         let replies = AutoReplies::new(config.engine.auto_replies.clone())
             .map_err(failed("the auto-replies"))?;
         let shards = config.engine.shards as usize;
-        let body_retention =
-            (config.store.message_body_retention_days > 0).then(|| BodyRetention {
-                keep: Duration::from_secs(config.store.message_body_retention_days * 86_400),
-                every: Duration::from_secs(config.store.retention_sweep_secs),
-            });
         Ok(InboundConfig {
-            body_retention,
+            body_retention: self.body_retention(),
             bus: backends.bus.clone(),
             producer: producer.clone(),
             group: names.group("engine"),
@@ -334,8 +329,18 @@ impl Assembly<'_> {
         })
     }
 
+    /// Message text retention, the same for the store's bodies and the analytics copies.
+    fn body_retention(&self) -> Option<BodyRetention> {
+        let store = &self.config.store;
+        (store.message_body_retention_days > 0).then(|| BodyRetention {
+            keep: Duration::from_secs(store.message_body_retention_days * 86_400),
+            every: Duration::from_secs(store.retention_sweep_secs),
+        })
+    }
+
     fn analytics(&self) -> AnalyticsRoleConfig {
         AnalyticsRoleConfig {
+            text_retention: self.body_retention(),
             bus: self.backends.bus.clone(),
             producer: self.producer.clone(),
             sink: self.backends.sink.clone(),

@@ -309,9 +309,11 @@ pub struct StoreConfig {
     /// message table fills: it was most of the embedded default's memory under load).
     pub embedded_cache_mb: u32,
     /// Message bodies (what customers and the business wrote) are cleared this long after
-    /// the message; the message, its times and statuses stay. 0 keeps them.
+    /// the message, in the store and in the analytics events (ClickHouse or files); the
+    /// message, its times and statuses stay. 0 keeps them.
     pub message_body_retention_days: u64,
-    /// How often the engine sweeps the store for bodies past their retention.
+    /// How often the engine sweeps the store, and the analytics role its events, for
+    /// bodies past their retention.
     pub retention_sweep_secs: u64,
 }
 

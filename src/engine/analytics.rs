@@ -26,6 +26,8 @@ pub struct AnalyticsRoleConfig {
     pub group: String,
     pub topic: String,
     pub dead_letter_topic: String,
+    /// Clears message text older than this from the sink (`None`: kept).
+    pub text_retention: Option<super::retention::BodyRetention>,
 }
 
 pub async fn run(
@@ -38,6 +40,13 @@ pub async fn run(
         .bus
         .subscribe(&config.group, std::slice::from_ref(&config.topic))
         .await?;
+    let sweep = config.text_retention.map(|retention| {
+        tokio::spawn(super::retention::sweep_message_text(
+            config.sink.clone(),
+            retention,
+            shutdown.clone(),
+        ))
+    });
     let skeleton = Skeleton {
         role: "analytics",
         group: config.group.clone(),
@@ -53,7 +62,11 @@ pub async fn run(
         batcher: Batcher::new(config.sink.clone(), config.batcher),
         config,
     };
-    skeleton.run(consumer, &mut strategy, shutdown).await
+    let result = skeleton.run(consumer, &mut strategy, shutdown).await;
+    if let Some(sweep) = sweep {
+        sweep.abort();
+    }
+    result
 }
 
 /// Events go into the batcher; a record is finished when the batch holding it is durable.
@@ -184,6 +197,13 @@ mod tests {
         async fn erase_contact(&self, contact: &PhoneNumber) -> Result<(), SinkError> {
             self.0.erase_contact(contact).await
         }
+
+        async fn expire_message_text(
+            &self,
+            before: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), SinkError> {
+            self.0.expire_message_text(before).await
+        }
     }
 
     /// A timed flush runs to its end even when it takes longer than a commit tick: the
@@ -223,6 +243,7 @@ mod tests {
             .unwrap();
         let files = dir.path().join("events");
         let config = Arc::new(AnalyticsRoleConfig {
+            text_retention: None,
             bus: bus.clone(),
             producer: bus.producer(),
             sink: Arc::new(SlowSink(FileSink::open(&files).unwrap())),

@@ -31,7 +31,7 @@ use super::verification::tokens_equal;
 use super::wabot::parse_wabot;
 use super::{parse_webhook, verify_signature, verify_subscription, RejectedItem};
 use crate::metrics::catalog;
-use crate::topics::events::mask_ic_numbers;
+use crate::pii::mask::mask_ic_numbers;
 use crate::topics::inbound::InboundEvent;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";

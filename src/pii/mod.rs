@@ -9,6 +9,7 @@
 //! numbers (masked forms and look-ups keep working); losing the hash key breaks look-ups.
 
 pub mod envelope;
+pub mod mask;
 pub mod pseudonym;
 
 use chacha20poly1305::aead::{KeyInit, OsRng};

@@ -23,6 +23,7 @@ use crate::domain::person::{Gender, MaritalStatus};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::purchase::PurchaseStatus;
 use crate::domain::tier::Tier;
+use crate::pii::mask::mask_ic_numbers;
 use crate::topics::ocr::OcrKind;
 
 /// Analytics events for ClickHouse (or the embedded default's files).
@@ -317,6 +318,18 @@ pub enum AnalyticsEvent {
     PersonalDataAccess(PersonalDataAccessEvent),
 }
 
+impl AnalyticsEvent {
+    /// The message text a message event carries (inbound text or outbound body), for
+    /// retention; `None` for events that carry none.
+    pub fn message_text_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            AnalyticsEvent::InboundMessage(e) => Some(&mut e.text),
+            AnalyticsEvent::OutboundMessage(e) => Some(&mut e.body),
+            _ => None,
+        }
+    }
+}
+
 /// A request through the admin API that read or changed personal data (the PDPA audit
 /// trail): who (the key's id, never the key), what (method and route template), whose
 /// (the contact the route names; none for lists and exports of many), when, and how it
@@ -475,58 +488,6 @@ fn scrub_opt(value: &mut Option<String>) {
     }
 }
 
-/// Masks every IC-shaped number in `text`: twelve digits grouped 6-2-4 (separated by `-`,
-/// a space, or nothing), not part of a longer digit run, whose first six digits can be a
-/// YYMMDD date. The result keeps the date only, as `MyKad::masked` does:
-/// `900101-**-****`. Other text is unchanged.
-pub fn mask_ic_numbers(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let starts_run = bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit());
-        if starts_run {
-            if let Some((end, digits)) = match_ic(bytes, i) {
-                out.push_str(&text[copied..i]);
-                out.push_str(&crate::domain::mykad::masked_digits(&digits));
-                copied = end;
-                i = end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    out.push_str(&text[copied..]);
-    out
-}
-
-/// Matches `\d{6}[- ]?\d{2}[- ]?\d{4}` at `start`, not followed by a digit, with a
-/// plausible YYMMDD; returns the end and the twelve digits.
-fn match_ic(bytes: &[u8], start: usize) -> Option<(usize, String)> {
-    let mut digits = String::with_capacity(12);
-    let mut i = start;
-    for (group, len) in [6usize, 2, 4].into_iter().enumerate() {
-        if group > 0 && i < bytes.len() && (bytes[i] == b'-' || bytes[i] == b' ') {
-            i += 1;
-        }
-        for _ in 0..len {
-            let b = *bytes.get(i)?;
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            digits.push(char::from(b));
-            i += 1;
-        }
-    }
-    if bytes.get(i).is_some_and(u8::is_ascii_digit) {
-        return None;
-    }
-    let month: u32 = digits[2..4].parse().ok()?;
-    let day: u32 = digits[4..6].parse().ok()?;
-    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some((i, digits))
-}
-
 /// The age bands of the demographics view; the same buckets as the ClickHouse `multiIf`
 /// in schemas/clickhouse/0002_views.sql.
 pub fn age_band(age: Option<u8>) -> &'static str {
@@ -545,25 +506,6 @@ pub fn age_band(age: Option<u8>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_ic_shaped_numbers_only() {
-        assert_eq!(
-            mask_ic_numbers("IC saya 900101-14-5678 ya"),
-            "IC saya 900101-**-**** ya"
-        );
-        assert_eq!(mask_ic_numbers("900101145678"), "900101-**-****");
-        assert_eq!(
-            mask_ic_numbers("ic: 900101 14 5678."),
-            "ic: 900101-**-****."
-        );
-        // Not IC-shaped: a phone number, a longer run, an impossible date, already masked.
-        assert_eq!(mask_ic_numbers("call 60123456789"), "call 60123456789");
-        assert_eq!(mask_ic_numbers("9001011456781"), "9001011456781");
-        assert_eq!(mask_ic_numbers("901301145678"), "901301145678");
-        assert_eq!(mask_ic_numbers("900101-**-****"), "900101-**-****");
-        assert_eq!(mask_ic_numbers("harga RM 12.50 🙂"), "harga RM 12.50 🙂");
-    }
 
     #[test]
     fn age_bands_cover_every_age() {

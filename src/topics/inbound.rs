@@ -375,7 +375,7 @@ impl InboundEvent {
     /// needs to be kept, and a masked copy is all that reaches wa.inbound, the message rows,
     /// the analytics events and the dead letters made from them.
     pub fn mask_ic_numbers(&mut self) {
-        use super::events::mask_ic_numbers as mask;
+        use crate::pii::mask::mask_ic_numbers as mask;
         let EventPayload::Message(message) = &mut self.payload else {
             return;
         };

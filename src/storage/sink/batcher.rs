@@ -200,6 +200,12 @@ mod tests {
         ) -> Result<(), SinkError> {
             Ok(())
         }
+        async fn expire_message_text(
+            &self,
+            _: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), SinkError> {
+            Ok(())
+        }
         async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError> {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(SinkError::Unavailable {

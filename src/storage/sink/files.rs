@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
@@ -112,34 +112,96 @@ impl EventSink for FileSink {
         .await
     }
 
-    /// Rewrites each file that holds the contact's rows without them (a new file renamed
-    /// over the old, under the lock that appends take, so no row of anyone else is lost).
+    /// Rewrites each file that holds the contact's rows without them (under the lock that
+    /// appends take, so no row of anyone else is lost).
     async fn erase_contact(&self, contact: &PhoneNumber) -> Result<(), SinkError> {
-        let dir = self.dir.clone();
         let contact = contact.clone();
+        // The audit trail stays (see the ClickHouse sink's erasure).
+        let tables: Vec<EventTable> = EventTable::ALL
+            .into_iter()
+            .filter(|t| *t != EventTable::PersonalDataAccess)
+            .collect();
+        self.rewrite(tables, None, move |event| {
+            if event.contact_phone() == Some(&contact) {
+                Edit::Drop
+            } else {
+                Edit::Keep
+            }
+        })
+        .await
+    }
+
+    async fn expire_message_text(&self, before: DateTime<Utc>) -> Result<(), SinkError> {
+        let tables = vec![EventTable::InboundMessages, EventTable::OutboundMessages];
+        // Files are per UTC day of the event: later days hold nothing older than `before`.
+        self.rewrite(tables, Some(before.date_naive()), move |event| {
+            if event.occurred_at() >= before {
+                return Edit::Keep;
+            }
+            let mut event = event;
+            match event.message_text_mut() {
+                Some(text @ Some(_)) => {
+                    *text = None;
+                    Edit::Replace(Box::new(event))
+                }
+                _ => Edit::Keep,
+            }
+        })
+        .await
+    }
+}
+
+/// What a rewrite does with one row.
+enum Edit {
+    Keep,
+    Drop,
+    Replace(Box<AnalyticsEvent>),
+}
+
+impl FileSink {
+    /// Rewrites every file of `tables` (of days up to `last_day`, when given) whose rows
+    /// `edit` drops or replaces: a new file renamed over the old, under the append lock.
+    /// Lines that do not parse (a torn tail) are kept as they are.
+    async fn rewrite(
+        &self,
+        tables: Vec<EventTable>,
+        last_day: Option<NaiveDate>,
+        edit: impl Fn(AnalyticsEvent) -> Edit + Send + 'static,
+    ) -> Result<(), SinkError> {
+        let dir = self.dir.clone();
         let _guard = self.lock.lock().await;
         blocking(move || {
-            // The audit trail stays (see the ClickHouse sink's erasure).
-            let tables = EventTable::ALL
-                .into_iter()
-                .filter(|t| *t != EventTable::PersonalDataAccess);
             for table in tables {
                 for path in table_files(&dir, table)? {
-                    let text = fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
-                    let mut kept = String::with_capacity(text.len());
-                    let mut removed = false;
-                    for line in text.split_inclusive('\n') {
-                        let theirs = parse_row(table, line.trim_end())
-                            .ok()
-                            .is_some_and(|e| e.contact_phone() == Some(&contact));
-                        if theirs {
-                            removed = true;
-                        } else {
-                            kept.push_str(line);
+                    let day = path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+                    if let (Some(last), Some(day)) = (last_day, day) {
+                        if day > last {
+                            continue;
                         }
                     }
-                    if removed {
-                        let staged = path.with_extension("jsonl.erasing");
+                    let text = fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
+                    let mut kept = String::with_capacity(text.len());
+                    let mut changed = false;
+                    for line in text.split_inclusive('\n') {
+                        let Ok(event) = parse_row(table, line.trim_end()) else {
+                            kept.push_str(line);
+                            continue;
+                        };
+                        match edit(event) {
+                            Edit::Keep => kept.push_str(line),
+                            Edit::Drop => changed = true,
+                            Edit::Replace(event) => {
+                                changed = true;
+                                kept.push_str(&row_json(&event).map_err(|e| file_error(&path, e))?);
+                                kept.push('\n');
+                            }
+                        }
+                    }
+                    if changed {
+                        let staged = path.with_extension("jsonl.rewriting");
                         fs::write(&staged, kept.as_bytes()).map_err(|e| file_error(&staged, e))?;
                         fs::rename(&staged, &path).map_err(|e| file_error(&path, e))?;
                     }

@@ -50,6 +50,11 @@ pub trait EventSink: Send + Sync {
     /// contact, but the audit trail (the record of who handled the data, the erasure
     /// included). Aggregates hold only hashes of pseudonyms and stay. Idempotent.
     async fn erase_contact(&self, contact: &PhoneNumber) -> Result<(), SinkError>;
+
+    /// Retention: clears the text of every message event (inbound text, outbound body)
+    /// that occurred before `before`; the events stay, so counts and funnels do not change.
+    /// Idempotent.
+    async fn expire_message_text(&self, before: DateTime<Utc>) -> Result<(), SinkError>;
 }
 
 /// Reads back what a sink wrote. Every answer counts each event id once, however many

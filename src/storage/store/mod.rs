@@ -148,13 +148,12 @@ impl<T: Contacts + MessageLog + SendLedger + Catalog + RecipientLedger + ?Sized>
 {
 }
 
-/// What an erasure removed from the store, and what it leaves to the caller.
+/// What an erasure removed from the store. Receipt photos are the API's to delete (the
+/// object store is the API process's), before it queues the erasure.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ErasedContact {
     /// The contact existed.
     pub found: bool,
-    /// SHA-256 (hex) of its receipts' photos, for the object store.
-    pub receipt_images: Vec<String>,
     /// Rows removed, all tables together.
     pub rows: u64,
 }

@@ -386,6 +386,25 @@ impl EventSink for ClickHouseSink {
         Ok(())
     }
 
+    /// Mutations (`ALTER TABLE … UPDATE`, ClickHouse 18.12 and later), applied in the
+    /// background by the server; the condition skips rows already cleared, so a sweep
+    /// repeated before the last finished rewrites nothing new.
+    async fn expire_message_text(&self, before: DateTime<Utc>) -> Result<(), SinkError> {
+        let db = &self.config.database;
+        let cutoff = before.format("%Y-%m-%d %H:%M:%S");
+        for (table, column) in [("inbound_messages", "text"), ("outbound_messages", "body")] {
+            self.execute(
+                "expire message text",
+                &format!(
+                    "ALTER TABLE {db}.{table} UPDATE {column} = '' \
+                     WHERE occurred_at < toDateTime('{cutoff}', 'UTC') AND {column} != ''"
+                ),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn write(&self, events: &[AnalyticsEvent]) -> Result<(), SinkError> {
         let mut rows = Rows::default();
         for event in events {

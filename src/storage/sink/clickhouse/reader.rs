@@ -188,7 +188,7 @@ impl AnalyticsReader for ClickHouseSink {
             "SELECT toString(cohort) AS bucket, {totals} FROM ( \
                 SELECT contact_phone, toYYYYMM(toDate(min(occurred_at), 'Asia/Kuala_Lumpur')) AS cohort \
                 FROM {} WHERE reason = 'registered' GROUP BY contact_phone \
-             ) ANY INNER JOIN ({latest}) USING (contact_phone) GROUP BY bucket",
+             ) AS registered ANY INNER JOIN ({latest}) AS latest USING (contact_phone) GROUP BY bucket",
             self.qualified("contact_snapshots")
         );
         let fetch = |sql: String| async move {

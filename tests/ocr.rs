@@ -10,6 +10,8 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use sembang::media::{MediaError, MediaLimits};
+use sembang::ocr::document::Found;
+use sembang::ocr::pipeline::CardCheck;
 use sembang::ocr::preprocess::{Binarization, Turn};
 use sembang::ocr::{process, OcrError, OcrPool, PipelineError, Reading};
 
@@ -36,8 +38,14 @@ async fn reads_every_committed_card_and_receipt_exactly() {
             .unwrap();
         match (&output.reading, expected["kind"].as_str().unwrap()) {
             (Reading::MyKad(card), "ic") => {
-                // A landscape document of a card's proportions: light evened out, Otsu.
-                assert_eq!(output.binarization, Binarization::EvenedOtsu, "{file}");
+                // Confirmed by a second preparation and the printed gender word.
+                assert_eq!(
+                    output.card_check,
+                    Some(CardCheck::Confirmed { gender_word: true }),
+                    "{file}"
+                );
+                assert_eq!(output.passes, 2, "{file}: read, then confirmed");
+                assert_eq!(output.document, Found::Outline, "{file}");
                 assert_eq!(card.ic.digits(), expected["ic"], "{file}");
                 assert_eq!(card.name.as_deref(), expected["name"].as_str(), "{file}");
                 assert_eq!(card.ic.gender().as_str(), expected["gender"], "{file}");
@@ -49,6 +57,11 @@ async fn reads_every_committed_card_and_receipt_exactly() {
             }
             (Reading::Receipt(receipt), "receipt") => {
                 assert_eq!(output.binarization, Binarization::Adaptive, "{file}");
+                assert_eq!(output.card_check, None, "{file}");
+                assert_eq!(
+                    output.passes, 1,
+                    "{file}: a clean receipt validates on the first read"
+                );
                 assert_eq!(receipt.total().to_string(), expected["total"], "{file}");
                 let date = receipt.details().date.map(|d| d.to_string());
                 assert_eq!(date.as_deref(), expected["date"].as_str(), "{file}");
@@ -60,10 +73,6 @@ async fn reads_every_committed_card_and_receipt_exactly() {
         }
         assert!(output.recognized.confidence > 50.0, "{file}");
         assert_eq!(output.turn, Turn::None, "{file}");
-        assert_eq!(
-            output.passes, 1,
-            "{file}: a clean photo validates on the first read"
-        );
         assert_eq!(output.media.sha256.len(), 64);
     }
 }

@@ -62,6 +62,9 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Also write the first pass's prepared image (what Tesseract reads, a PBM) here.
+        #[arg(long, value_name = "FILE")]
+        prepared: Option<String>,
     },
     /// Contacts in the store.
     Contacts {
@@ -199,10 +202,16 @@ pub fn main() -> ExitCode {
         Command::Receipt {
             command: ReceiptCommand::Parse { file, json },
         } => receipt::parse(&file, json),
-        Command::Ocr { image, on, json } => ocr::run(
+        Command::Ocr {
+            image,
+            on,
+            json,
+            prepared,
+        } => ocr::run(
             &image,
             on.unwrap_or_else(crate::domain::clock::malaysia_today),
             json,
+            prepared.as_deref(),
         ),
         Command::Openapi { out } => openapi::run(out.as_deref()),
         Command::Contacts {

@@ -11,7 +11,7 @@ use super::{EXIT_FAILURE, EXIT_REJECTED};
 use crate::media::MediaLimits;
 use crate::ocr::{process, OcrPool, Reading};
 
-pub fn run(path: &str, reference: NaiveDate, as_json: bool) -> ExitCode {
+pub fn run(path: &str, reference: NaiveDate, as_json: bool, prepared: Option<&str>) -> ExitCode {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -19,6 +19,16 @@ pub fn run(path: &str, reference: NaiveDate, as_json: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    if let Some(out) = prepared {
+        // What Tesseract is given on the first pass, for looking at a photo that reads badly.
+        let written = crate::ocr::preprocess::prepare(&bytes, None, Default::default())
+            .map_err(|e| e.to_string())
+            .and_then(|p| std::fs::write(out, p.png).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("sembang: cannot write the prepared image to {out}: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
     let pool = match OcrPool::start(1, 1, None, "eng+msa") {
         Ok(pool) => pool,
         Err(e) => {
@@ -63,6 +73,8 @@ pub fn run(path: &str, reference: NaiveDate, as_json: bool) -> ExitCode {
         "passes": output.passes,
         "turned_degrees": output.turn.degrees(),
         "binarization": format!("{:?}", output.binarization),
+        "document": format!("{:?}", output.document),
+        "card_check": output.card_check.map(|c| format!("{c:?}")),
         "total_ms": output.total_time.as_millis() as u64,
     });
     if let (Some(report), Some(fields)) = (report.as_object_mut(), fields.as_object()) {

@@ -4,6 +4,7 @@
 //! neither. Tesseract's confidence alone is a poor signal, so what is read is validated: an
 //! IC number by the MyKad parser, a receipt by its own arithmetic.
 
+pub mod document;
 pub mod pipeline;
 pub mod pool;
 pub mod preprocess;

@@ -11,8 +11,10 @@ use thiserror::Error;
 use crate::media::{check, CheckedMedia, MediaError, MediaLimits};
 use crate::topics::ocr::OcrKind;
 
+use super::document::Found;
 use super::preprocess::{self, Binarization, Turn};
 use super::{read_text, OcrError, OcrPool, Reading, Recognized};
+use crate::domain::mykad::card::CardReading;
 use crate::metrics::catalog;
 
 #[derive(Debug, Error)]
@@ -66,6 +68,10 @@ pub struct OcrOutput {
     pub binarization: Binarization,
     /// How the kept pass turned the image (a photo taken sideways or upside down).
     pub turn: Turn,
+    /// How the kept pass found the document in the photo.
+    pub document: Found,
+    /// For a card: whether its number was confirmed (and how), or why it was refused.
+    pub card_check: Option<CardCheck>,
     /// Tesseract runs: 1 when the first reading validates; more for second binarizations
     /// and turns.
     pub passes: u8,
@@ -75,9 +81,27 @@ pub struct OcrOutput {
     pub total_time: Duration,
 }
 
-/// [`process`] within `deadline`: past it the photo is answered as unreadable. Tesseract
-/// cannot be interrupted, so a worker may finish the pass it is in after that; the bounds
-/// on image size keep that pass short.
+/// How a card's number was confirmed before it is accepted, or why it was not. One reading
+/// is never enough: OCR misreads single digits into other valid numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardCheck {
+    /// Two preparations read the same number, and the gender word printed on the card,
+    /// when read (`gender_word`), agrees with its last digit.
+    Confirmed { gender_word: bool },
+    /// The preparations read different numbers (or only one read a number).
+    ReadingsDisagree,
+    /// The printed gender word contradicts the number read.
+    GenderDisagrees,
+}
+
+/// Each image's budget of work on one core (preparation and recognition, not the wait for
+/// a worker): an extra pass (a turn, another binarization) starts only when the time so far
+/// plus the longest pass so far stays within it; otherwise the best reading so far is kept.
+pub const BUDGET: Duration = Duration::from_secs(5);
+
+/// [`process`] within `deadline` of wall-clock time, the wait for a worker included: past
+/// it the photo is answered as unreadable. Tesseract cannot be interrupted, so a worker may
+/// finish the pass it is in after that; the bounds on image size keep that pass short.
 pub async fn process_within(
     pool: &OcrPool,
     bytes: Vec<u8>,
@@ -107,7 +131,7 @@ pub async fn process(
         return Err(OcrError::Image("PDF documents are not read yet; send a photo".into()).into());
     }
     let bytes = Arc::new(bytes);
-    let mut spent = Spent::default();
+    let mut spent = Spent::new(BUDGET);
     let mut kept = read_oriented(pool, &bytes, Turn::None, reference, &mut spent).await?;
     // Nothing recognizable upright, and garbled: the photo may be sideways or upside down
     // (how the garble breaks up says which turns to try first); failing that, the other
@@ -121,6 +145,9 @@ pub async fn process(
         };
         let mut found = false;
         for turn in turns {
+            if !spent.has_time() {
+                break;
+            }
             let attempt = read_oriented(pool, &bytes, turn, reference, &mut spent).await?;
             if !is_unrecognized(&attempt.reading) {
                 kept = attempt;
@@ -128,21 +155,30 @@ pub async fn process(
                 break;
             }
         }
-        if !found {
+        if !found && spent.has_time() {
             let other = Some(kept.binarization.other());
-            let last = read_pass(pool, bytes, other, Turn::None, reference, &mut spent).await?;
+            let last = read_pass(
+                pool,
+                bytes.clone(),
+                other,
+                Turn::None,
+                reference,
+                &mut spent,
+            )
+            .await?;
             if !is_unrecognized(&last.reading) {
                 kept = last;
             }
         }
     }
+    let (kept, card_check) = confirm_card(pool, &bytes, kept, reference, &mut spent).await?;
     let (prepare_time, recognize_time, passes) = (spent.prepare, spent.recognize, spent.passes);
     let Pass {
         recognized,
         reading,
         binarization,
         turn,
-        ..
+        document,
     } = kept;
     let total_time = started.elapsed();
     catalog::OCR_SECONDS
@@ -157,10 +193,118 @@ pub async fn process(
         reading,
         binarization,
         turn,
+        document,
+        card_check,
         passes,
         prepare_time,
         recognize_time,
         total_time,
+    })
+}
+
+/// A card is accepted only when two preparations of the photo read the same number and
+/// no reading's printed gender word contradicts it; a third preparation breaks a tie. An
+/// unconfirmed card becomes a rejection that asks for a clearer photo: a missed card costs
+/// the customer a second photo, a wrong number links them to someone else's identity.
+async fn confirm_card(
+    pool: &OcrPool,
+    bytes: &Arc<Vec<u8>>,
+    kept: Pass,
+    reference: NaiveDate,
+    spent: &mut Spent,
+) -> Result<(Pass, Option<CardCheck>), OcrError> {
+    if !matches!(kept.reading, Reading::MyKad(_)) {
+        return Ok((kept, None));
+    }
+    let turn = kept.turn;
+    let mut preparations: Vec<Binarization> = Binarization::ALL
+        .into_iter()
+        .filter(|b| *b != kept.binarization)
+        .collect();
+    // The other of the pair first: the shape-chosen one and its usual alternative.
+    preparations.sort_by_key(|b| *b != kept.binarization.other());
+    let mut passes = vec![kept];
+    let mut check = CardCheck::ReadingsDisagree;
+    for binarization in preparations {
+        let pass = read_pass(
+            pool,
+            bytes.clone(),
+            Some(binarization),
+            turn,
+            reference,
+            spent,
+        )
+        .await?;
+        passes.push(pass);
+        if let Some(found) = agreement(&passes) {
+            check = found;
+            break;
+        }
+    }
+    let cards = |p: &Pass| match &p.reading {
+        Reading::MyKad(card) => Some(card.clone()),
+        _ => None,
+    };
+    if let CardCheck::Confirmed { .. } = check {
+        // Of the agreeing readings, the one that read the most of the rest of the card.
+        let number = agreed_number(&passes);
+        let best = passes
+            .into_iter()
+            .filter(|p| cards(p).is_some_and(|c| Some(c.ic.normalized()) == number))
+            .max_by_key(|p| {
+                cards(p).map_or(0, |c| {
+                    usize::from(c.name.is_some()) * 2 + usize::from(c.postcode.is_some())
+                })
+            })
+            .expect("an agreement has readings");
+        return Ok((best, Some(check)));
+    }
+    let mut first = passes.swap_remove(0);
+    first.reading = Reading::Rejected {
+        read_as: OcrKind::Ic,
+        reason: match check {
+            CardCheck::GenderDisagrees => {
+                "the IC number and the gender printed on the card do not agree".into()
+            }
+            _ => "the IC number could not be read with certainty".into(),
+        },
+    };
+    Ok((first, Some(check)))
+}
+
+/// The number two card readings agree on, if any.
+fn agreed_number(passes: &[Pass]) -> Option<String> {
+    let numbers: Vec<String> = passes
+        .iter()
+        .filter_map(|p| match &p.reading {
+            Reading::MyKad(card) => Some(card.ic.normalized()),
+            _ => None,
+        })
+        .collect();
+    numbers
+        .iter()
+        .find(|n| numbers.iter().filter(|m| m == n).count() >= 2)
+        .cloned()
+}
+
+/// Whether the readings so far settle the card: two agree on a number and none of those
+/// contradicts it by its gender word (`Confirmed`), or they agree and one does
+/// (`GenderDisagrees`); `None` while no two agree.
+fn agreement(passes: &[Pass]) -> Option<CardCheck> {
+    let number = agreed_number(passes)?;
+    let agreeing: Vec<&CardReading> = passes
+        .iter()
+        .filter_map(|p| match &p.reading {
+            Reading::MyKad(card) if card.ic.normalized() == number => Some(&**card),
+            _ => None,
+        })
+        .collect();
+    Some(if agreeing.iter().any(|c| c.gender_disagrees()) {
+        CardCheck::GenderDisagrees
+    } else {
+        CardCheck::Confirmed {
+            gender_word: agreeing.iter().any(|c| c.printed_gender.is_some()),
+        }
     })
 }
 
@@ -169,6 +313,7 @@ struct Pass {
     reading: Reading,
     binarization: Binarization,
     turn: Turn,
+    document: Found,
 }
 
 /// Mean word confidence under which an unrecognized reading is garble. Measured on the
@@ -183,12 +328,30 @@ fn is_fragmented(text: &str) -> bool {
     alphanumeric > 0 && words as f64 / alphanumeric as f64 > 0.4
 }
 
-/// Time and Tesseract runs over all passes.
-#[derive(Default)]
+/// Time and Tesseract runs over all passes, and the budget for extra ones.
 struct Spent {
+    budget: Duration,
     prepare: Duration,
     recognize: Duration,
+    longest_pass: Duration,
     passes: u8,
+}
+
+impl Spent {
+    fn new(budget: Duration) -> Self {
+        Spent {
+            budget,
+            prepare: Duration::ZERO,
+            recognize: Duration::ZERO,
+            longest_pass: Duration::ZERO,
+            passes: 0,
+        }
+    }
+
+    /// Another optional pass, as long as the longest so far, fits in the budget.
+    fn has_time(&self) -> bool {
+        self.prepare + self.recognize + self.longest_pass <= self.budget
+    }
 }
 
 /// Neither a card nor a receipt was found in the text (as opposed to one found and not
@@ -216,7 +379,9 @@ async fn read_oriented(
     spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
     let first = read_pass(pool, bytes.clone(), None, turn, reference, spent).await?;
-    let worth_another = !first.reading.is_trusted() && !is_unrecognized(&first.reading);
+    // A card is read again anyway, to confirm its number (`confirm_card`).
+    let worth_another =
+        !first.reading.is_trusted() && !is_unrecognized(&first.reading) && spent.has_time();
     if !worth_another {
         return Ok(first);
     }
@@ -242,9 +407,11 @@ async fn read_pass(
         tokio::task::spawn_blocking(move || preprocess::prepare(&bytes, binarization, turn))
             .await
             .map_err(|e| OcrError::Engine(format!("preprocessing task: {e}")))??;
-    spent.prepare += started.elapsed();
+    let preparing = started.elapsed();
+    spent.prepare += preparing;
     let recognized = pool.recognize(prepared.png).await?;
     spent.recognize += recognized.took;
+    spent.longest_pass = spent.longest_pass.max(preparing + recognized.took);
     spent.passes += 1;
     let reading = read_text(&recognized.text, reference);
     Ok(Pass {
@@ -252,6 +419,7 @@ async fn read_pass(
         reading,
         binarization: prepared.binarization,
         turn,
+        document: prepared.document,
     })
 }
 

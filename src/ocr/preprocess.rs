@@ -7,6 +7,7 @@ use opencv::imgcodecs;
 use opencv::imgproc;
 use opencv::prelude::*;
 
+use super::document::{self, Found};
 use super::OcrError;
 
 /// Images narrower than this are scaled up. Receipt photos ~780 px wide read as well at
@@ -57,13 +58,22 @@ pub enum Binarization {
     /// A local (Gaussian adaptive) threshold: thin receipt print under blur keeps its
     /// strokes, which one global threshold thickens until 0 reads as 6 or 8.
     Adaptive,
+    /// One global Otsu threshold on the light as photographed: a third, independent
+    /// preparation to settle a card's number when the other two disagree.
+    Otsu,
 }
 
 impl Binarization {
+    pub const ALL: [Binarization; 3] = [
+        Binarization::EvenedOtsu,
+        Binarization::Adaptive,
+        Binarization::Otsu,
+    ];
+
     /// The other method, for a second pass when the first reading does not validate.
     pub fn other(self) -> Self {
         match self {
-            Binarization::EvenedOtsu => Binarization::Adaptive,
+            Binarization::EvenedOtsu | Binarization::Otsu => Binarization::Adaptive,
             Binarization::Adaptive => Binarization::EvenedOtsu,
         }
     }
@@ -99,23 +109,103 @@ impl Turn {
     }
 }
 
-/// A prepared image and how it was binarized.
+/// A prepared image, how it was binarized, and how the document was found.
 #[derive(Debug)]
 pub struct Prepared {
     pub png: Vec<u8>,
     pub binarization: Binarization,
+    pub document: Found,
 }
 
-/// The image as a binarized PNG, ready for Tesseract, after `turn`. `binarization: None`
-/// chooses by the document's shape: evened-out Otsu for a card-shaped document, adaptive
-/// otherwise.
+/// Photos with more pixels than this are decoded at half or a quarter of their size: the
+/// rectified document is at most 1,100 px wide, and a full-size colour decode of a 60 MP
+/// image would take 180 MB.
+const FULL_DECODE_PIXELS: u64 = 6_000_000;
+
+/// The image as a binarized PNG, ready for Tesseract, after `turn`. The document is found
+/// by its outline and warped flat and upright; failing an outline, the largest bright
+/// region is straightened and cropped. `binarization: None` chooses by the document's
+/// shape: evened-out Otsu for a card-shaped document, adaptive otherwise.
 pub fn prepare(
     bytes: &[u8],
     binarization: Option<Binarization>,
     turn: Turn,
 ) -> Result<Prepared, OcrError> {
+    let color = turned(decode(bytes)?, turn)?;
+    let mut gray = Mat::default();
+    imgproc::cvt_color(&color, &mut gray, imgproc::COLOR_BGR2GRAY, 0).map_err(cv)?;
+    let (straight, aspect, document) = match document::find(&color)? {
+        Some(quad) => {
+            let (flat, aspect) = document::rectify(&gray, &quad)?;
+            (flat, Some(aspect), Found::Outline)
+        }
+        None => {
+            let scaled = if gray.cols() < MIN_WIDTH {
+                resize(&gray, f64::from(MIN_WIDTH) / f64::from(gray.cols()))?
+            } else if gray.cols() > MAX_WIDTH {
+                resize(&gray, f64::from(MAX_WIDTH) / f64::from(gray.cols()))?
+            } else {
+                gray
+            };
+            let (straight, aspect) = deskew(&bounded(scaled)?)?;
+            let found = if aspect.is_some() {
+                Found::Region
+            } else {
+                Found::Nothing
+            };
+            (straight, aspect, found)
+        }
+    };
+    let straight = bounded(straight)?;
+    let binarization = binarization.unwrap_or(match aspect {
+        Some(aspect) if CARD_ASPECT.contains(&aspect) => Binarization::EvenedOtsu,
+        _ => Binarization::Adaptive,
+    });
+    let mut binary = match binarization {
+        Binarization::EvenedOtsu => evened_otsu(&straight)?,
+        Binarization::Adaptive => adaptive(&straight)?,
+        Binarization::Otsu => otsu(&straight)?,
+    };
+    // A white frame: Leptonica's PBM reader skips whitespace after the header, so a first
+    // data byte of 0x20 or 0x0A (black pixels in the image's top-left corner) misaligned
+    // every row and the image was refused; a white first row makes it 0x00.
+    let frame = core::Rect::new(0, 0, binary.cols(), binary.rows());
+    imgproc::rectangle(
+        &mut binary,
+        frame,
+        Scalar::all(255.0),
+        1,
+        imgproc::LINE_8,
+        0,
+    )
+    .map_err(cv)?;
+    let mut png = Vector::<u8>::new();
+    imgcodecs::imencode(".pbm", &binary, &mut png, &Vector::new()).map_err(cv)?;
+    Ok(Prepared {
+        png: png.to_vec(),
+        binarization,
+        document,
+    })
+}
+
+/// Decodes in colour (the document is found by colour as well as brightness), reduced
+/// for photos over [`FULL_DECODE_PIXELS`].
+fn decode(bytes: &[u8]) -> Result<Mat, OcrError> {
+    let pixels = crate::media::sniff::sniff(bytes)
+        .ok()
+        .and_then(|format| {
+            crate::media::sniff::dimensions(format, bytes)
+                .ok()
+                .flatten()
+        })
+        .map(|(w, h)| w * h);
+    let mode = match pixels {
+        Some(p) if p > FULL_DECODE_PIXELS * 4 => imgcodecs::IMREAD_REDUCED_COLOR_4,
+        Some(p) if p > FULL_DECODE_PIXELS => imgcodecs::IMREAD_REDUCED_COLOR_2,
+        _ => imgcodecs::IMREAD_COLOR,
+    };
     let buffer = Vector::<u8>::from_slice(bytes);
-    let decoded = imgcodecs::imdecode(&buffer, imgcodecs::IMREAD_GRAYSCALE).map_err(cv)?;
+    let decoded = imgcodecs::imdecode(&buffer, mode).map_err(cv)?;
     if decoded.empty() || decoded.cols() < 16 || decoded.rows() < 16 {
         return Err(OcrError::Image("the image could not be decoded".into()));
     }
@@ -126,38 +216,18 @@ pub fn prepare(
         MAX_DECODED_PIXELS,
     )
     .map_err(|e| OcrError::Image(e.to_string()))?;
-    let gray = match turn.rotate_code() {
-        None => decoded,
+    Ok(decoded)
+}
+
+fn turned(image: Mat, turn: Turn) -> Result<Mat, OcrError> {
+    match turn.rotate_code() {
+        None => Ok(image),
         Some(code) => {
             let mut out = Mat::default();
-            core::rotate(&decoded, &mut out, code).map_err(cv)?;
-            out
+            core::rotate(&image, &mut out, code).map_err(cv)?;
+            Ok(out)
         }
-    };
-    let scaled = if gray.cols() < MIN_WIDTH {
-        resize(&gray, f64::from(MIN_WIDTH) / f64::from(gray.cols()))?
-    } else if gray.cols() > MAX_WIDTH {
-        resize(&gray, f64::from(MAX_WIDTH) / f64::from(gray.cols()))?
-    } else {
-        gray
-    };
-    let scaled = bounded(scaled)?;
-    let (straight, aspect) = deskew(&scaled)?;
-    let straight = bounded(straight)?;
-    let binarization = binarization.unwrap_or(match aspect {
-        Some(aspect) if CARD_ASPECT.contains(&aspect) => Binarization::EvenedOtsu,
-        _ => Binarization::Adaptive,
-    });
-    let binary = match binarization {
-        Binarization::EvenedOtsu => evened_otsu(&straight)?,
-        Binarization::Adaptive => adaptive(&straight)?,
-    };
-    let mut png = Vector::<u8>::new();
-    imgcodecs::imencode(".pbm", &binary, &mut png, &Vector::new()).map_err(cv)?;
-    Ok(Prepared {
-        png: png.to_vec(),
-        binarization,
-    })
+    }
 }
 
 fn resize(gray: &Mat, factor: f64) -> Result<Mat, OcrError> {
@@ -190,6 +260,19 @@ fn adaptive(gray: &Mat) -> Result<Mat, OcrError> {
         imgproc::THRESH_BINARY,
         31,
         15.0,
+    )
+    .map_err(cv)?;
+    Ok(binary)
+}
+
+fn otsu(gray: &Mat) -> Result<Mat, OcrError> {
+    let mut binary = Mat::default();
+    imgproc::threshold(
+        gray,
+        &mut binary,
+        0.0,
+        255.0,
+        imgproc::THRESH_BINARY | imgproc::THRESH_OTSU,
     )
     .map_err(cv)?;
     Ok(binary)
@@ -314,4 +397,30 @@ fn deskew(gray: &Mat) -> Result<(Mat, Option<f64>), OcrError> {
     }
     let roi = Mat::roi(&rotated, core::Rect::new(x, y, width, height)).map_err(cv)?;
     Ok((roi.try_clone().map_err(cv)?, aspect))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A photo whose top-left pixels binarize to the byte 0x20 (`..#.....`) still gives a
+    /// PBM that Tesseract's image reader takes (it once read that byte as whitespace).
+    #[test]
+    fn a_dark_top_left_corner_still_gives_a_readable_image() {
+        let mut image =
+            Mat::new_rows_cols_with_default(300, 900, core::CV_8UC1, Scalar::all(255.0)).unwrap();
+        for y in 0..300 {
+            *image.at_2d_mut::<u8>(y, 2).unwrap() = 0;
+        }
+        let mut png = Vector::<u8>::new();
+        imgcodecs::imencode(".png", &image, &mut png, &Vector::new()).unwrap();
+        for binarization in Binarization::ALL {
+            let prepared = prepare(png.as_slice(), Some(binarization), Turn::None).unwrap();
+            let mut tesseract = leptess::LepTess::new(None, "eng").unwrap();
+            assert!(
+                tesseract.set_image_from_mem(&prepared.png).is_ok(),
+                "{binarization:?}"
+            );
+        }
+    }
 }

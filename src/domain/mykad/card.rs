@@ -11,6 +11,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::{MyKad, MyKadError};
+use crate::domain::person::Gender;
 use crate::domain::state::MalaysianState;
 
 /// Printed words that are no part of the name or address.
@@ -42,6 +43,9 @@ pub struct CardReading {
     pub city: Option<String>,
     pub state: Option<MalaysianState>,
     pub religion: Option<String>,
+    /// The gender word printed on the card (LELAKI, PEREMPUAN), when read: an independent
+    /// check of the number, whose last digit says the same.
+    pub printed_gender: Option<Gender>,
     /// How many of the card's printed cues (KAD PENGENALAN, MyKad, ...) were read: a
     /// classification signal.
     pub cues: usize,
@@ -65,10 +69,11 @@ impl CardError {
     }
 }
 
-/// How many card cues `text` carries (for telling cards from receipts).
+/// How many card cues `text` carries (for telling cards from receipts): the card's
+/// printed words, the gender words included (no receipt prints them).
 pub fn card_cues(text: &str) -> usize {
     let upper = text.to_uppercase();
-    CARD_WORDS[..5]
+    CARD_WORDS[..7]
         .iter()
         .filter(|w| upper.contains(*w))
         .count()
@@ -137,8 +142,41 @@ pub fn read_card(text: &str, reference: NaiveDate) -> Result<CardReading, CardEr
         city,
         state,
         religion,
+        printed_gender: printed_gender(&lines),
         cues: card_cues(text),
     })
+}
+
+impl CardReading {
+    /// The printed gender word contradicts the number's last digit: one of them was misread.
+    pub fn gender_disagrees(&self) -> bool {
+        self.printed_gender.is_some_and(|g| g != self.ic.gender())
+    }
+}
+
+/// The gender word, read with OCR's usual slips (one wrong letter in LELAKI, two in
+/// PEREMPUAN; I read as 1, l, | or !, O as 0); `None` when neither or both are read.
+fn printed_gender(lines: &[&str]) -> Option<Gender> {
+    let mut male = false;
+    let mut female = false;
+    for word in lines.iter().flat_map(|l| l.split_whitespace()) {
+        let word: String = word
+            .chars()
+            .filter(|c| !matches!(c, '.' | ',' | ':' | ';'))
+            .map(|c| match c {
+                '1' | 'l' | '|' | '!' => 'I',
+                '0' => 'O',
+                c => c.to_ascii_uppercase(),
+            })
+            .collect();
+        male |= strsim::levenshtein(&word, "LELAKI") <= 1;
+        female |= strsim::levenshtein(&word, "PEREMPUAN") <= 2;
+    }
+    match (male, female) {
+        (true, false) => Some(Gender::Male),
+        (false, true) => Some(Gender::Female),
+        _ => None,
+    }
 }
 
 /// The first valid number: unrepaired runs first, then repaired ones.
@@ -319,7 +357,6 @@ fn clean(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::person::Gender;
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()
@@ -330,6 +367,28 @@ mod tests {
         SITI NURHALIZA BINTI\nTARUDIN\n\
         NO 12 JALAN SS 2/24\nTAMAN BAHAGIA\n47300 PETALING JAYA\nSELANGOR\n\
         WARGANEGARA\nISLAM\nPEREMPUAN\n";
+
+    #[test]
+    fn the_printed_gender_word_is_read_through_ocr_slips_and_checked() {
+        let card = read_card(CARD, day()).unwrap();
+        assert_eq!(card.printed_gender, Some(Gender::Female));
+        assert!(!card.gender_disagrees());
+        // 5678 is even (female); LELAKI read with a slip contradicts it.
+        let male_word = CARD.replace("PEREMPUAN", "LELAK1");
+        let card = read_card(&male_word, day()).unwrap();
+        assert_eq!(card.printed_gender, Some(Gender::Male));
+        assert!(card.gender_disagrees());
+        let slipped = CARD.replace("PEREMPUAN", "PEREMPUAM");
+        assert_eq!(
+            read_card(&slipped, day()).unwrap().printed_gender,
+            Some(Gender::Female)
+        );
+        // Unread, or both read: no evidence either way.
+        let none = CARD.replace("PEREMPUAN", "");
+        assert_eq!(read_card(&none, day()).unwrap().printed_gender, None);
+        let both = CARD.replace("PEREMPUAN", "LELAKI PEREMPUAN");
+        assert_eq!(read_card(&both, day()).unwrap().printed_gender, None);
+    }
 
     #[test]
     fn reads_every_field_of_a_clean_card() {
@@ -350,7 +409,7 @@ mod tests {
         assert_eq!(card.city.as_deref(), Some("PETALING JAYA"));
         assert_eq!(card.state, Some(MalaysianState::Selangor));
         assert_eq!(card.religion.as_deref(), Some("ISLAM"));
-        assert_eq!(card.cues, 5);
+        assert_eq!(card.cues, 6);
     }
 
     #[test]

@@ -1,0 +1,753 @@
+//! Finding the document (a card or a receipt) in a phone photo and undoing its perspective.
+//! Customers photograph a card lying on a table at an angle: the document is a convex
+//! quadrilateral, not a rectangle, and it is not always the brightest thing in the photo
+//! (a white receipt on white granite, a card on light wood). So the outline is looked for
+//! in three masks, each good where another fails: the bright region (Otsu), the region of
+//! the colour at the photo's centre (where people put what they photograph), and closed
+//! edges; every convex four-cornered outline of plausible size and shape is scored, and the
+//! best is warped to a flat, upright document of a fixed resolution.
+
+use opencv::core::{self, Mat, Point, Point2f, Scalar, Size, Vector};
+use opencv::imgproc;
+use opencv::prelude::*;
+
+use super::OcrError;
+
+/// Detection runs on a copy this long on its long side: outlines need no more, and every
+/// mask costs a few milliseconds at this size.
+const DETECT_SIDE: f64 = 640.0;
+/// A document smaller than this share of the photo is not looked for (a third of the frame
+/// is the smallest customers send; a far smaller outline is a coin, a check of a tablecloth).
+const MIN_AREA_SHARE: f64 = 0.08;
+/// An outline covering nearly the whole photo is the photo's own edge.
+const MAX_AREA_SHARE: f64 = 0.97;
+/// Corner angles of a photographed rectangle: 25° of tilt and 15° of rotation keep them
+/// well inside this.
+const CORNER_DEGREES: std::ops::RangeInclusive<f64> = 50.0..=130.0;
+/// An outline whose weakest side is an edge at fewer of its points than this is not the
+/// document's (it cuts through the document, or runs through the table).
+const MIN_SIDE_SUPPORT: f64 = 0.6;
+/// Long side over short side, as photographed: a card is 1.59 level; receipts are long.
+const MAX_ELONGATION: f64 = 8.0;
+
+/// The rectified card: ID-1's 85.6 x 54 mm at the width the card preparation reads best.
+pub const CARD_SIZE: (i32, i32) = (1_100, 694);
+/// A card-shaped outline, long side over short side, as a tilted photo shows it.
+const CARD_OUTLINE: std::ops::RangeInclusive<f64> = 1.25..=2.1;
+/// The rectified receipt's width (its length follows its outline).
+pub const RECEIPT_WIDTH: i32 = 900;
+
+/// A document's four corners in the photo: top-left, top-right, bottom-right, bottom-left.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quad(pub [Point2f; 4]);
+
+/// What was found, for the reading's record and the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Found {
+    /// A four-cornered outline, perspective undone.
+    Outline,
+    /// No clean outline: the largest bright region, straightened and cropped.
+    Region,
+    /// Nothing: the whole photo.
+    #[default]
+    Nothing,
+}
+
+fn cv(e: opencv::Error) -> OcrError {
+    OcrError::Image(e.message)
+}
+
+/// The document's outline in `color` (BGR), in its coordinates, or `None`.
+pub fn find(color: &Mat) -> Result<Option<Quad>, OcrError> {
+    let long = f64::from(color.cols().max(color.rows()));
+    let factor = (DETECT_SIDE / long).min(1.0);
+    let mut small = Mat::default();
+    imgproc::resize(
+        color,
+        &mut small,
+        Size::new(0, 0),
+        factor,
+        factor,
+        imgproc::INTER_AREA,
+    )
+    .map_err(cv)?;
+    let mut smooth = Mat::default();
+    // Wood grain, granite speckle and print are finer than a document's edge.
+    imgproc::median_blur(&small, &mut smooth, 5).map_err(cv)?;
+    let mut gray = Mat::default();
+    imgproc::cvt_color(&smooth, &mut gray, imgproc::COLOR_BGR2GRAY, 0).map_err(cv)?;
+
+    let mut masks = vec![
+        bright_mask(&gray)?,
+        evenly_bright_mask(&gray)?,
+        centre_colour_mask(&smooth)?,
+        edge_mask(&gray)?,
+    ];
+    masks.extend(colour_masks(&smooth)?);
+    let area = f64::from(small.cols()) * f64::from(small.rows());
+    let scene = Scene::new(&small, gray)?;
+    let mut best: Option<(f64, Quad)> = None;
+    for mask in &masks {
+        for quad in outlines(mask, area)? {
+            let score = score(&quad, &scene)?;
+            if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, quad));
+            }
+        }
+    }
+    Ok(best.map(|(_, quad)| {
+        let scale = (1.0 / factor) as f32;
+        Quad(quad.0.map(|p| Point2f::new(p.x * scale, p.y * scale)))
+    }))
+}
+
+/// The document warped flat and upright: a card to [`CARD_SIZE`], anything else to
+/// [`RECEIPT_WIDTH`] wide and as long as its outline says. Also returns width over height
+/// of the result.
+pub fn rectify(gray: &Mat, quad: &Quad) -> Result<(Mat, f64), OcrError> {
+    let [tl, tr, br, bl] = quad.0;
+    let width = distance(tl, tr).max(distance(bl, br));
+    let height = distance(tl, bl).max(distance(tr, br));
+    let (out_w, out_h) = if (height > 0.0) && CARD_OUTLINE.contains(&(width / height)) {
+        CARD_SIZE
+    } else {
+        let out_w = RECEIPT_WIDTH;
+        let out_h = (f64::from(out_w) * height / width.max(1.0)).round() as i32;
+        (out_w, out_h.clamp(64, out_w * 20))
+    };
+    let source = Vector::<Point2f>::from_slice(&quad.0);
+    let target = Vector::<Point2f>::from_slice(&[
+        Point2f::new(0.0, 0.0),
+        Point2f::new(out_w as f32 - 1.0, 0.0),
+        Point2f::new(out_w as f32 - 1.0, out_h as f32 - 1.0),
+        Point2f::new(0.0, out_h as f32 - 1.0),
+    ]);
+    let transform =
+        imgproc::get_perspective_transform(&source, &target, core::DECOMP_LU).map_err(cv)?;
+    let mut flat = Mat::default();
+    imgproc::warp_perspective(
+        gray,
+        &mut flat,
+        &transform,
+        Size::new(out_w, out_h),
+        imgproc::INTER_LINEAR,
+        core::BORDER_REPLICATE,
+        Scalar::default(),
+    )
+    .map_err(cv)?;
+    Ok((flat, f64::from(out_w) / f64::from(out_h)))
+}
+
+fn distance(a: Point2f, b: Point2f) -> f64 {
+    f64::from((a.x - b.x).hypot(a.y - b.y))
+}
+
+/// The bright region: a card or a receipt on a darker table.
+fn bright_mask(gray: &Mat) -> Result<Mat, OcrError> {
+    let mut mask = Mat::default();
+    imgproc::threshold(
+        gray,
+        &mut mask,
+        0.0,
+        255.0,
+        imgproc::THRESH_BINARY | imgproc::THRESH_OTSU,
+    )
+    .map_err(cv)?;
+    close(&mask, 9)
+}
+
+/// The region bright on average over a few text lines: paper against a speckled or
+/// grained table of the same white (granite, laminate), whose dark flecks lower its mean
+/// more than print lowers the paper's.
+fn evenly_bright_mask(gray: &Mat) -> Result<Mat, OcrError> {
+    let mut mean = Mat::default();
+    imgproc::blur(
+        gray,
+        &mut mean,
+        Size::new(21, 21),
+        Point::new(-1, -1),
+        core::BORDER_REPLICATE,
+    )
+    .map_err(cv)?;
+    bright_mask(&mean)
+}
+
+/// Pixels whose colour is near the photo's centre (in Lab, where distance follows what the
+/// eye sees): the document on a table of another colour, however bright the table.
+fn centre_colour_mask(smooth: &Mat) -> Result<Mat, OcrError> {
+    let mut lab = Mat::default();
+    imgproc::cvt_color(smooth, &mut lab, imgproc::COLOR_BGR2Lab, 0).map_err(cv)?;
+    let (cols, rows) = (lab.cols(), lab.rows());
+    let patch = core::Rect::new(
+        cols * 2 / 5,
+        rows * 2 / 5,
+        (cols / 5).max(1),
+        (rows / 5).max(1),
+    );
+    // The median of the centre patch: print on the document does not move it.
+    let roi = Mat::roi(&lab, patch).map_err(cv)?.try_clone().map_err(cv)?;
+    let pixels = roi.data_bytes().map_err(cv)?;
+    let mut centre = [0u8; 3];
+    for (channel, value) in centre.iter_mut().enumerate() {
+        let mut values: Vec<u8> = pixels.iter().skip(channel).step_by(3).copied().collect();
+        values.sort_unstable();
+        *value = values.get(values.len() / 2).copied().unwrap_or(0);
+    }
+    let lab = if lab.is_continuous() {
+        lab
+    } else {
+        lab.try_clone().map_err(cv)?
+    };
+    let bytes = lab.data_bytes().map_err(cv)?;
+    let mut distance =
+        Mat::new_rows_cols_with_default(rows, cols, core::CV_8UC1, Scalar::all(0.0)).map_err(cv)?;
+    {
+        let out = distance.data_bytes_mut().map_err(cv)?;
+        for (pixel, value) in bytes.chunks_exact(3).zip(out.iter_mut()) {
+            let d: f32 = pixel
+                .iter()
+                .zip(centre)
+                .map(|(a, b)| {
+                    let d = f32::from(*a) - f32::from(b);
+                    d * d
+                })
+                .sum::<f32>()
+                .sqrt();
+            *value = d.min(255.0) as u8;
+        }
+    }
+    let mut near = Mat::default();
+    imgproc::threshold(
+        &distance,
+        &mut near,
+        0.0,
+        255.0,
+        imgproc::THRESH_BINARY_INV | imgproc::THRESH_OTSU,
+    )
+    .map_err(cv)?;
+    close(&near, 15)
+}
+
+/// Colours in a photo of a document on a table: a few (the document, the table's one or
+/// two, what lies around).
+const COLOURS: usize = 4;
+
+/// One mask per main colour of the photo (k-means in Lab): the document where it is
+/// neither the brightest thing nor at the centre (a card at the edge of a checked cloth).
+/// Written out rather than OpenCV's `kmeans`, which seeds from a shared random state:
+/// the same photo must always be read the same way.
+fn colour_masks(smooth: &Mat) -> Result<Vec<Mat>, OcrError> {
+    // Colours need no detail: a quarter of the pixels, the masks scaled back.
+    let mut half = Mat::default();
+    imgproc::resize(
+        smooth,
+        &mut half,
+        Size::new(0, 0),
+        0.5,
+        0.5,
+        imgproc::INTER_AREA,
+    )
+    .map_err(cv)?;
+    let mut lab = Mat::default();
+    imgproc::cvt_color(&half, &mut lab, imgproc::COLOR_BGR2Lab, 0).map_err(cv)?;
+    let lab = if lab.is_continuous() {
+        lab
+    } else {
+        lab.try_clone().map_err(cv)?
+    };
+    let pixels: Vec<[f32; 3]> = lab
+        .data_bytes()
+        .map_err(cv)?
+        .chunks_exact(3)
+        .map(|p| [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])])
+        .collect();
+    let centres = kmeans(&pixels, COLOURS);
+    let nearest = |p: &[f32; 3]| -> usize {
+        let mut best = (f32::MAX, 0);
+        for (i, c) in centres.iter().enumerate() {
+            let d = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
+            if d < best.0 {
+                best = (d, i);
+            }
+        }
+        best.1
+    };
+    let labels: Vec<usize> = pixels.iter().map(nearest).collect();
+    let mut masks = Vec::with_capacity(centres.len());
+    for cluster in 0..centres.len() {
+        let mut mask = Mat::new_rows_cols_with_default(
+            lab.rows(),
+            lab.cols(),
+            core::CV_8UC1,
+            Scalar::all(0.0),
+        )
+        .map_err(cv)?;
+        for (value, label) in mask.data_bytes_mut().map_err(cv)?.iter_mut().zip(&labels) {
+            *value = if *label == cluster { 255 } else { 0 };
+        }
+        let mut full = Mat::default();
+        imgproc::resize(
+            &close(&mask, 5)?,
+            &mut full,
+            smooth.size().map_err(cv)?,
+            0.0,
+            0.0,
+            imgproc::INTER_NEAREST,
+        )
+        .map_err(cv)?;
+        masks.push(full);
+    }
+    Ok(masks)
+}
+
+/// Lloyd's k-means on every 3rd pixel, seeded by lightness quantiles (deterministic).
+fn kmeans(pixels: &[[f32; 3]], k: usize) -> Vec<[f32; 3]> {
+    let samples: Vec<[f32; 3]> = pixels.iter().step_by(3).copied().collect();
+    if samples.len() < k {
+        return samples;
+    }
+    let mut by_lightness = samples.clone();
+    by_lightness.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    let mut centres: Vec<[f32; 3]> = (0..k)
+        .map(|i| by_lightness[(2 * i + 1) * by_lightness.len() / (2 * k)])
+        .collect();
+    for _ in 0..8 {
+        let mut sums = vec![[0f32; 4]; k];
+        for p in &samples {
+            let mut best = (f32::MAX, 0);
+            for (i, c) in centres.iter().enumerate() {
+                let d = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
+                if d < best.0 {
+                    best = (d, i);
+                }
+            }
+            let sum = &mut sums[best.1];
+            sum[0] += p[0];
+            sum[1] += p[1];
+            sum[2] += p[2];
+            sum[3] += 1.0;
+        }
+        for (centre, sum) in centres.iter_mut().zip(&sums) {
+            if sum[3] > 0.0 {
+                *centre = [sum[0] / sum[3], sum[1] / sum[3], sum[2] / sum[3]];
+            }
+        }
+    }
+    centres
+}
+
+/// Closed edges: the document's outline where neither its brightness nor its colour sets
+/// it apart, only the step at its edge.
+fn edge_mask(gray: &Mat) -> Result<Mat, OcrError> {
+    let mut edges = Mat::default();
+    imgproc::canny(gray, &mut edges, 40.0, 120.0, 3, false).map_err(cv)?;
+    let kernel =
+        imgproc::get_structuring_element(imgproc::MORPH_RECT, Size::new(3, 3), Point::new(-1, -1))
+            .map_err(cv)?;
+    let mut thick = Mat::default();
+    imgproc::dilate(
+        &edges,
+        &mut thick,
+        &kernel,
+        Point::new(-1, -1),
+        2,
+        core::BORDER_CONSTANT,
+        imgproc::morphology_default_border_value().map_err(cv)?,
+    )
+    .map_err(cv)?;
+    Ok(thick)
+}
+
+/// A closing with a `size` square: fills the print inside a document's region.
+fn close(mask: &Mat, size: i32) -> Result<Mat, OcrError> {
+    let kernel = imgproc::get_structuring_element(
+        imgproc::MORPH_RECT,
+        Size::new(size, size),
+        Point::new(-1, -1),
+    )
+    .map_err(cv)?;
+    let mut out = Mat::default();
+    imgproc::morphology_ex(
+        mask,
+        &mut out,
+        imgproc::MORPH_CLOSE,
+        &kernel,
+        Point::new(-1, -1),
+        1,
+        core::BORDER_CONSTANT,
+        imgproc::morphology_default_border_value().map_err(cv)?,
+    )
+    .map_err(cv)?;
+    Ok(out)
+}
+
+/// Convex four-cornered outlines of the mask's regions that are large enough.
+fn outlines(mask: &Mat, area: f64) -> Result<Vec<Quad>, OcrError> {
+    let mut contours = Vector::<Vector<Point>>::new();
+    imgproc::find_contours(
+        mask,
+        &mut contours,
+        imgproc::RETR_LIST,
+        imgproc::CHAIN_APPROX_SIMPLE,
+        Point::new(0, 0),
+    )
+    .map_err(cv)?;
+    let mut quads = Vec::new();
+    for contour in contours.iter() {
+        let contour_area = imgproc::contour_area(&contour, false).map_err(cv)?;
+        if contour_area < area * MIN_AREA_SHARE || contour_area > area * MAX_AREA_SHARE {
+            continue;
+        }
+        let mut hull = Vector::<Point>::new();
+        imgproc::convex_hull(&contour, &mut hull, false, true).map_err(cv)?;
+        let hull_area = imgproc::contour_area(&hull, false).map_err(cv)?;
+        // A region much smaller than its hull is not one document (a document with the
+        // table's texture attached, two documents).
+        if contour_area < hull_area * 0.8 {
+            continue;
+        }
+        let perimeter = imgproc::arc_length(&hull, true).map_err(cv)?;
+        let mut approx = Vector::<Point>::new();
+        imgproc::approx_poly_dp(&hull, &mut approx, 0.02 * perimeter, true).map_err(cv)?;
+        let polygon: Vec<Point2f> = approx
+            .iter()
+            .map(|p| Point2f::new(p.x as f32, p.y as f32))
+            .collect();
+        let Some(corners) = four_corners(polygon) else {
+            continue;
+        };
+        let quad = ordered(corners);
+        let outline = Vector::<Point2f>::from_slice(&quad.0);
+        if !imgproc::is_contour_convex(&outline).map_err(cv)? {
+            continue;
+        }
+        let quad_area = imgproc::contour_area(&outline, false).map_err(cv)?;
+        // The outline must be the region, not cut through it or far around it.
+        if (0.85..=1.15).contains(&(hull_area / quad_area.max(1.0))) {
+            quads.push(quad);
+        }
+    }
+    Ok(quads)
+}
+
+/// A convex polygon reduced to four corners: its shortest side is dropped and the two
+/// sides beside it extended to meet, until four are left. A document's corner clipped by a
+/// shadow, a thumb or its rounding comes back where its edges meet.
+fn four_corners(mut polygon: Vec<Point2f>) -> Option<[Point2f; 4]> {
+    while polygon.len() > 4 {
+        let n = polygon.len();
+        let shortest = (0..n).min_by(|&i, &j| {
+            let side = |k: usize| distance(polygon[k], polygon[(k + 1) % n]);
+            side(i).total_cmp(&side(j))
+        })?;
+        let (before, from, to, after) = (
+            polygon[(shortest + n - 1) % n],
+            polygon[shortest],
+            polygon[(shortest + 1) % n],
+            polygon[(shortest + 2) % n],
+        );
+        let corner = intersection(before, from, to, after)?;
+        polygon[shortest] = corner;
+        polygon.remove((shortest + 1) % n);
+    }
+    (polygon.len() == 4).then(|| [polygon[0], polygon[1], polygon[2], polygon[3]])
+}
+
+/// Where the line through `a`, `b` meets the line through `c`, `d`; `None` when they are
+/// (nearly) parallel.
+fn intersection(a: Point2f, b: Point2f, c: Point2f, d: Point2f) -> Option<Point2f> {
+    let (r, s) = ((b.x - a.x, b.y - a.y), (d.x - c.x, d.y - c.y));
+    let cross = r.0 * s.1 - r.1 * s.0;
+    if cross.abs() < 1e-3 * (r.0.hypot(r.1) * s.0.hypot(s.1)).max(1e-6) {
+        return None;
+    }
+    let t = ((c.x - a.x) * s.1 - (c.y - a.y) * s.0) / cross;
+    Some(Point2f::new(a.x + t * r.0, a.y + t * r.1))
+}
+
+/// Corners in reading order: top-left has the smallest x + y, bottom-right the largest;
+/// top-right the smallest y - x, bottom-left the largest. Holds for a document turned by
+/// less than 45°, which is what the quarter turns leave.
+fn ordered(points: [Point2f; 4]) -> Quad {
+    let by = |key: fn(&Point2f) -> f32, largest: bool| {
+        let mut best = points[0];
+        for p in points {
+            let better = if largest {
+                key(&p) > key(&best)
+            } else {
+                key(&p) < key(&best)
+            };
+            if better {
+                best = p;
+            }
+        }
+        best
+    };
+    Quad([
+        by(|p| p.x + p.y, false),
+        by(|p| p.y - p.x, false),
+        by(|p| p.x + p.y, true),
+        by(|p| p.y - p.x, true),
+    ])
+}
+
+/// What outlines are scored against: the photo at detection size.
+struct Scene {
+    gray: Mat,
+    mean_gray: f64,
+    /// Lab, blurred over a few text lines: the mean colour of a patch, print and table
+    /// texture averaged out. Continuous, 3 bytes a pixel.
+    lab: Mat,
+    area: f64,
+    centre: Point2f,
+}
+
+impl Scene {
+    fn new(small: &Mat, gray: Mat) -> Result<Scene, OcrError> {
+        let mut lab = Mat::default();
+        imgproc::cvt_color(small, &mut lab, imgproc::COLOR_BGR2Lab, 0).map_err(cv)?;
+        let mut blurred = Mat::default();
+        imgproc::blur(
+            &lab,
+            &mut blurred,
+            Size::new(9, 9),
+            Point::new(-1, -1),
+            core::BORDER_REPLICATE,
+        )
+        .map_err(cv)?;
+        Ok(Scene {
+            mean_gray: core::mean(&gray, &core::no_array()).map_err(cv)?[0],
+            area: f64::from(small.cols()) * f64::from(small.rows()),
+            centre: Point2f::new(small.cols() as f32 / 2.0, small.rows() as f32 / 2.0),
+            gray,
+            lab: blurred,
+        })
+    }
+
+    fn lab_at(&self, x: f32, y: f32) -> Option<[f32; 3]> {
+        let (x, y) = (x.round() as i32, y.round() as i32);
+        if x < 0 || y < 0 || x >= self.lab.cols() || y >= self.lab.rows() {
+            return None;
+        }
+        let pixel = self.lab.at_2d::<core::Vec3b>(y, x).ok()?;
+        Some([
+            f32::from(pixel[0]),
+            f32::from(pixel[1]),
+            f32::from(pixel[2]),
+        ])
+    }
+}
+
+/// Points sampled along each side, away from the (often rounded) corners.
+const SIDE_SAMPLES: usize = 24;
+/// How far inside and outside a side its two colours are taken, at detection size.
+const SIDE_OFFSET: f32 = 6.0;
+/// Colour difference (Lab, blurred) across a side where it is the document's edge.
+const EDGE_CONTRAST: f32 = 14.0;
+
+/// The share of points along the quad's weakest side where the colour just inside differs
+/// from the colour just outside: near 1 for a document's real edge all along, low for an
+/// outline that cuts through the document or runs through an even table, 0 for one along
+/// the photo's border.
+fn side_support(quad: &Quad, scene: &Scene) -> f64 {
+    let corners = quad.0;
+    let cx = corners.iter().map(|p| p.x).sum::<f32>() / 4.0;
+    let cy = corners.iter().map(|p| p.y).sum::<f32>() / 4.0;
+    let mut weakest = 1.0f64;
+    for i in 0..4 {
+        let (a, b) = (corners[i], corners[(i + 1) % 4]);
+        let (dx, dy) = (b.x - a.x, b.y - a.y);
+        let length = dx.hypot(dy).max(1e-3);
+        let (mut nx, mut ny) = (-dy / length, dx / length);
+        let (mx, my) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
+        if (cx - mx) * nx + (cy - my) * ny < 0.0 {
+            (nx, ny) = (-nx, -ny); // the normal points inside
+        }
+        let (mut seen, mut contrasted) = (0u32, 0u32);
+        for k in 0..SIDE_SAMPLES {
+            let t = 0.1 + 0.8 * (k as f32 + 0.5) / SIDE_SAMPLES as f32;
+            let (px, py) = (a.x + dx * t, a.y + dy * t);
+            let inside = scene.lab_at(px + nx * SIDE_OFFSET, py + ny * SIDE_OFFSET);
+            let outside = scene.lab_at(px - nx * SIDE_OFFSET, py - ny * SIDE_OFFSET);
+            let (Some(inside), Some(outside)) = (inside, outside) else {
+                continue; // the side runs off the photo here
+            };
+            seen += 1;
+            let difference = inside
+                .iter()
+                .zip(outside)
+                .map(|(p, q)| (p - q) * (p - q))
+                .sum::<f32>()
+                .sqrt();
+            contrasted += u32::from(difference > EDGE_CONTRAST);
+        }
+        // A side along the photo's border is no edge of a document: customers photograph
+        // the whole card or receipt, and a region cut off by the frame is the table.
+        if (seen as usize) < SIDE_SAMPLES / 2 {
+            return 0.0;
+        }
+        weakest = weakest.min(f64::from(contrasted) / f64::from(seen));
+    }
+    weakest
+}
+
+/// How much an outline looks like the document: its share of the photo, weighed by how
+/// clearly its weakest side is an edge, and down when its corners are not near right
+/// angles, it is not brighter than the photo (paper is), or it misses the photo's centre.
+/// 0 for an outline that cannot be a document.
+fn score(quad: &Quad, scene: &Scene) -> Result<f64, OcrError> {
+    let corners = quad.0;
+    let distinct = corners
+        .iter()
+        .enumerate()
+        .all(|(i, a)| corners[i + 1..].iter().all(|b| distance(*a, *b) > 8.0));
+    if !distinct {
+        return Ok(0.0);
+    }
+    for i in 0..4 {
+        let (prev, at, next) = (corners[(i + 3) % 4], corners[i], corners[(i + 1) % 4]);
+        let (ax, ay) = (f64::from(prev.x - at.x), f64::from(prev.y - at.y));
+        let (bx, by) = (f64::from(next.x - at.x), f64::from(next.y - at.y));
+        let cos = (ax * bx + ay * by) / ((ax.hypot(ay) * bx.hypot(by)).max(1e-9));
+        if !CORNER_DEGREES.contains(&cos.clamp(-1.0, 1.0).acos().to_degrees()) {
+            return Ok(0.0);
+        }
+    }
+    let [tl, tr, br, bl] = corners;
+    let width = distance(tl, tr).max(distance(bl, br));
+    let height = distance(tl, bl).max(distance(tr, br));
+    if width.max(height) / width.min(height).max(1.0) > MAX_ELONGATION {
+        return Ok(0.0);
+    }
+    let support = side_support(quad, scene);
+    if support < MIN_SIDE_SUPPORT {
+        return Ok(0.0);
+    }
+    let outline = Vector::<Point2f>::from_slice(&corners);
+    let share = imgproc::contour_area(&outline, false).map_err(cv)? / scene.area;
+    let gray = &scene.gray;
+    let mut inside =
+        Mat::new_rows_cols_with_default(gray.rows(), gray.cols(), core::CV_8UC1, Scalar::all(0.0))
+            .map_err(cv)?;
+    let polygon: Vector<Point> = corners
+        .iter()
+        .map(|p| Point::new(p.x.round() as i32, p.y.round() as i32))
+        .collect();
+    imgproc::fill_convex_poly(
+        &mut inside,
+        &polygon,
+        Scalar::all(255.0),
+        imgproc::LINE_8,
+        0,
+    )
+    .map_err(cv)?;
+    let inside_gray = core::mean(gray, &inside).map_err(cv)?[0];
+    let brighter = if inside_gray >= scene.mean_gray {
+        1.0
+    } else {
+        0.5
+    };
+    let centred = if imgproc::point_polygon_test(&outline, scene.centre, false).map_err(cv)? >= 0.0
+    {
+        1.0
+    } else {
+        0.6
+    };
+    Ok(share * support * support * brighter * centred)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A light card, tilted in perspective, on a darker textured table: the outline found
+    /// is within a few pixels (at detection size) of the card's corners.
+    #[test]
+    fn finds_a_tilted_card_on_a_textured_table() {
+        let (w, h) = (1200, 900);
+        let mut photo = Mat::new_rows_cols_with_default(
+            h,
+            w,
+            core::CV_8UC3,
+            Scalar::new(60.0, 90.0, 130.0, 0.0),
+        )
+        .unwrap();
+        // Wood-like stripes.
+        for y in (0..h).step_by(7) {
+            imgproc::line(
+                &mut photo,
+                Point::new(0, y),
+                Point::new(w, y + 30),
+                Scalar::new(50.0, 75.0, 115.0, 0.0),
+                2,
+                imgproc::LINE_8,
+                0,
+            )
+            .unwrap();
+        }
+        let corners = [
+            Point::new(330, 250),
+            Point::new(900, 290),
+            Point::new(860, 660),
+            Point::new(300, 620),
+        ];
+        let polygon = Vector::<Point>::from_slice(&corners);
+        imgproc::fill_convex_poly(
+            &mut photo,
+            &polygon,
+            Scalar::new(240.0, 228.0, 214.0, 0.0),
+            imgproc::LINE_8,
+            0,
+        )
+        .unwrap();
+        let quad = find(&photo).unwrap().expect("the card is found");
+        for (found, truth) in quad.0.iter().zip(corners) {
+            let off = (found.x - truth.x as f32).hypot(found.y - truth.y as f32);
+            // Found at 640 px and scaled back: within ~1.5 % of the photo.
+            assert!(off < 20.0, "{quad:?} against {corners:?}");
+        }
+        let mut gray = Mat::default();
+        imgproc::cvt_color(&photo, &mut gray, imgproc::COLOR_BGR2GRAY, 0).unwrap();
+        let (flat, aspect) = rectify(&gray, &quad).unwrap();
+        assert_eq!((flat.cols(), flat.rows()), CARD_SIZE);
+        assert!((aspect - 1.585).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_photo_of_nothing_in_particular_has_no_outline() {
+        let photo =
+            Mat::new_rows_cols_with_default(600, 800, core::CV_8UC3, Scalar::all(128.0)).unwrap();
+        assert_eq!(find(&photo).unwrap(), None);
+    }
+
+    #[test]
+    fn a_clipped_corner_is_restored_where_the_edges_meet() {
+        let p = |x: f32, y: f32| Point2f::new(x, y);
+        // A 400 x 250 card with its bottom-left corner cut off diagonally.
+        let clipped = vec![
+            p(0.0, 0.0),
+            p(400.0, 0.0),
+            p(400.0, 250.0),
+            p(30.0, 250.0),
+            p(0.0, 220.0),
+        ];
+        let corners = four_corners(clipped).unwrap();
+        assert!(corners
+            .iter()
+            .any(|c| c.x.abs() < 0.01 && (c.y - 250.0).abs() < 0.01));
+        assert_eq!(
+            four_corners(vec![p(0.0, 0.0), p(1.0, 0.0), p(0.0, 1.0)]),
+            None
+        );
+    }
+
+    #[test]
+    fn corners_are_put_in_reading_order() {
+        let p = |x: f32, y: f32| Point2f::new(x, y);
+        let quad = ordered([p(90.0, 80.0), p(10.0, 12.0), p(12.0, 70.0), p(95.0, 5.0)]);
+        assert_eq!(
+            quad.0,
+            [p(10.0, 12.0), p(95.0, 5.0), p(90.0, 80.0), p(12.0, 70.0)]
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! IC number by the MyKad parser, a receipt by its own arithmetic.
 
 pub mod document;
+pub mod engine;
 pub mod pipeline;
 pub mod pool;
 pub mod preprocess;
@@ -12,7 +13,7 @@ pub mod read;
 
 use thiserror::Error;
 
-pub use pipeline::{process, process_within, OcrOutput, PipelineError};
+pub use pipeline::{process, process_with_budget, process_within, OcrOutput, PipelineError};
 pub use pool::{OcrPool, Recognized};
 pub use read::{read_text, Reading};
 

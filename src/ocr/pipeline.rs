@@ -12,7 +12,7 @@ use crate::media::{check, CheckedMedia, MediaError, MediaLimits};
 use crate::topics::ocr::OcrKind;
 
 use super::document::Found;
-use super::preprocess::{self, Binarization, Turn};
+use super::preprocess::{self, Binarization, Straightened, Turn};
 use super::{read_text, OcrError, OcrPool, Reading, Recognized};
 use crate::domain::mykad::card::CardReading;
 use crate::metrics::catalog;
@@ -92,12 +92,19 @@ pub enum CardCheck {
     ReadingsDisagree,
     /// The printed gender word contradicts the number read.
     GenderDisagrees,
+    /// The card was photographed on a screen, not lying on a table.
+    OnAScreen,
 }
 
 /// Each image's budget of work on one core (preparation and recognition, not the wait for
 /// a worker): an extra pass (a turn, another binarization) starts only when the time so far
 /// plus the longest pass so far stays within it; otherwise the best reading so far is kept.
 pub const BUDGET: Duration = Duration::from_secs(5);
+
+/// The least time a pass that must run (the first; a card's confirmation) is given: a
+/// card's confirmation that finds the budget spent gets this much, and if Tesseract cannot
+/// finish in it the card is refused rather than the budget overrun.
+const MIN_PASS: Duration = Duration::from_millis(200);
 
 /// [`process`] within `deadline` of wall-clock time, the wait for a worker included: past
 /// it the photo is answered as unreadable. Tesseract cannot be interrupted, so a worker may
@@ -125,13 +132,24 @@ pub async fn process(
     limits: &MediaLimits,
     reference: NaiveDate,
 ) -> Result<OcrOutput, PipelineError> {
+    process_with_budget(pool, bytes, limits, reference, BUDGET).await
+}
+
+/// [`process`] with another budget for extra passes than [`BUDGET`].
+pub async fn process_with_budget(
+    pool: &OcrPool,
+    bytes: Vec<u8>,
+    limits: &MediaLimits,
+    reference: NaiveDate,
+    budget: Duration,
+) -> Result<OcrOutput, PipelineError> {
     let started = Instant::now();
     let media = check(&bytes, limits)?;
     if media.format == crate::media::MediaFormat::Pdf {
         return Err(OcrError::Image("PDF documents are not read yet; send a photo".into()).into());
     }
     let bytes = Arc::new(bytes);
-    let mut spent = Spent::new(BUDGET);
+    let mut spent = Spent::new(budget);
     let mut kept = read_oriented(pool, &bytes, Turn::None, reference, &mut spent).await?;
     // Nothing recognizable upright, and garbled: the photo may be sideways or upside down
     // (how the garble breaks up says which turns to try first); failing that, the other
@@ -179,6 +197,7 @@ pub async fn process(
         binarization,
         turn,
         document,
+        ..
     } = kept;
     let total_time = started.elapsed();
     catalog::OCR_SECONDS
@@ -203,7 +222,8 @@ pub async fn process(
 }
 
 /// A card is accepted only when two preparations of the photo read the same number and
-/// no reading's printed gender word contradicts it; a third preparation breaks a tie. An
+/// no reading's printed gender word contradicts it; further preparations (while the
+/// budget lasts) break a tie. An
 /// unconfirmed card becomes a rejection that asks for a clearer photo: a missed card costs
 /// the customer a second photo, a wrong number links them to someone else's identity.
 async fn confirm_card(
@@ -216,16 +236,23 @@ async fn confirm_card(
     if !matches!(kept.reading, Reading::MyKad(_)) {
         return Ok((kept, None));
     }
+    if kept.on_a_screen {
+        let mut kept = kept;
+        kept.reading = Reading::Rejected {
+            read_as: OcrKind::Ic,
+            reason: "a photo of a screen is not accepted: photograph the card itself".into(),
+        };
+        return Ok((kept, Some(CardCheck::OnAScreen)));
+    }
     let turn = kept.turn;
-    let mut preparations: Vec<Binarization> = Binarization::ALL
-        .into_iter()
-        .filter(|b| *b != kept.binarization)
-        .collect();
-    // The other of the pair first: the shape-chosen one and its usual alternative.
-    preparations.sort_by_key(|b| *b != kept.binarization.other());
+    let preparations = kept.binarization.confirmations();
     let mut passes = vec![kept];
     let mut check = CardCheck::ReadingsDisagree;
-    for binarization in preparations {
+    for (index, binarization) in preparations.into_iter().enumerate() {
+        // The first confirmation always runs; a tie-break only within the budget.
+        if index > 0 && !spent.has_time() {
+            break;
+        }
         let pass = read_pass(
             pool,
             bytes.clone(),
@@ -314,6 +341,7 @@ struct Pass {
     binarization: Binarization,
     turn: Turn,
     document: Found,
+    on_a_screen: bool,
 }
 
 /// Mean word confidence under which an unrecognized reading is garble. Measured on the
@@ -330,6 +358,8 @@ fn is_fragmented(text: &str) -> bool {
 
 /// Time and Tesseract runs over all passes, and the budget for extra ones.
 struct Spent {
+    /// Each turn's straightened document, found once and binarized by every pass.
+    straightened: std::collections::HashMap<Turn, Straightened>,
     budget: Duration,
     prepare: Duration,
     recognize: Duration,
@@ -340,12 +370,21 @@ struct Spent {
 impl Spent {
     fn new(budget: Duration) -> Self {
         Spent {
+            straightened: std::collections::HashMap::new(),
             budget,
             prepare: Duration::ZERO,
             recognize: Duration::ZERO,
             longest_pass: Duration::ZERO,
             passes: 0,
         }
+    }
+
+    /// How long Tesseract may take on the next pass: what is left of the budget, but never
+    /// less than [`MIN_PASS`] (the first pass and a card's confirmation always run).
+    fn deadline(&self) -> Duration {
+        self.budget
+            .saturating_sub(self.prepare + self.recognize)
+            .max(MIN_PASS)
     }
 
     /// Another optional pass, as long as the longest so far, fits in the budget.
@@ -403,13 +442,21 @@ async fn read_pass(
     spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
     let started = Instant::now();
-    let prepared =
-        tokio::task::spawn_blocking(move || preprocess::prepare(&bytes, binarization, turn))
-            .await
-            .map_err(|e| OcrError::Engine(format!("preprocessing task: {e}")))??;
+    let cached = spent.straightened.remove(&turn);
+    let (straightened, prepared) = tokio::task::spawn_blocking(move || {
+        let straightened = match cached {
+            Some(straightened) => straightened,
+            None => preprocess::straighten(&bytes, turn)?,
+        };
+        let prepared = preprocess::binarize(&straightened, binarization)?;
+        Ok::<_, OcrError>((straightened, prepared))
+    })
+    .await
+    .map_err(|e| OcrError::Engine(format!("preprocessing task: {e}")))??;
+    spent.straightened.insert(turn, straightened);
     let preparing = started.elapsed();
     spent.prepare += preparing;
-    let recognized = pool.recognize(prepared.png).await?;
+    let recognized = pool.recognize(prepared.png, spent.deadline()).await?;
     spent.recognize += recognized.took;
     spent.longest_pass = spent.longest_pass.max(preparing + recognized.took);
     spent.passes += 1;
@@ -420,6 +467,7 @@ async fn read_pass(
         binarization: prepared.binarization,
         turn,
         document: prepared.document,
+        on_a_screen: prepared.on_a_screen,
     })
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::engine::{Engine, Outcome};
 use super::OcrError;
 use crate::metrics::catalog;
 
@@ -25,10 +26,13 @@ pub struct Recognized {
     /// Mean word confidence, 0 to 100.
     pub confidence: f32,
     pub took: Duration,
+    /// The deadline passed before Tesseract finished: no text.
+    pub timed_out: bool,
 }
 
 struct Job {
     image: Vec<u8>,
+    deadline: Duration,
     reply: oneshot::Sender<Result<Recognized, OcrError>>,
 }
 
@@ -54,16 +58,11 @@ impl OcrPool {
         let mut handles = Vec::new();
         for index in 0..workers.max(1) {
             // Load the engine here, so a missing language fails the start, not a job.
-            let mut engine = leptess::LepTess::new(datapath, languages)
-                .map_err(|e| OcrError::Engine(format!("Tesseract ({languages}): {e}")))?;
-            engine
-                .set_variable(leptess::Variable::TesseditPagesegMode, PAGE_SEGMENTATION)
-                .map_err(|e| OcrError::Engine(e.to_string()))?;
+            let mut engine = Engine::new(datapath, languages)?;
+            engine.set_variable("tessedit_pageseg_mode", PAGE_SEGMENTATION)?;
             // Prepared images are always dark text on white: Tesseract's retry of every
             // doubtful line upside-down in colour (inverted) is wasted work.
-            engine
-                .set_variable(leptess::Variable::TesseditDoInvert, "0")
-                .map_err(|e| OcrError::Engine(e.to_string()))?;
+            engine.set_variable("tessedit_do_invert", "0")?;
             let receiver = receiver.clone();
             let waiting = waiting.clone();
             let handle = std::thread::Builder::new()
@@ -81,12 +80,23 @@ impl OcrPool {
                     let depth = waiting.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
                     catalog::OCR_QUEUE_DEPTH.gauge(&[]).set(depth as f64);
                     let started = Instant::now();
-                    let result =
-                        recognize(&mut engine, &job.image).map(|(text, confidence)| Recognized {
-                            text,
-                            confidence,
-                            took: started.elapsed(),
-                        });
+                    let result = engine.recognize(&job.image, job.deadline).map(|outcome| {
+                        let took = started.elapsed();
+                        match outcome {
+                            Outcome::Read { text, confidence } => Recognized {
+                                text,
+                                confidence,
+                                took,
+                                timed_out: false,
+                            },
+                            Outcome::TimedOut => Recognized {
+                                text: String::new(),
+                                confidence: 0.0,
+                                took,
+                                timed_out: true,
+                            },
+                        }
+                    });
                     let _ = job.reply.send(result);
                 })
                 .map_err(|e| OcrError::Engine(format!("worker thread: {e}")))?;
@@ -99,10 +109,19 @@ impl OcrPool {
         })
     }
 
-    /// Queues (waiting for a slot while the queue is full) and waits for the text.
-    pub async fn recognize(&self, image: Vec<u8>) -> Result<Recognized, OcrError> {
+    /// Queues (waiting for a slot while the queue is full) and waits for the text, which
+    /// Tesseract gives up on after `deadline` of its own work.
+    pub async fn recognize(
+        &self,
+        image: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<Recognized, OcrError> {
         let (reply, receiver) = oneshot::channel();
-        let mut job = Job { image, reply };
+        let mut job = Job {
+            image,
+            deadline,
+            reply,
+        };
         loop {
             match self.offer(job) {
                 Ok(()) => return receiver.await.map_err(|_| OcrError::Closed)?,
@@ -141,14 +160,4 @@ impl Drop for OcrPool {
             let _ = worker.join();
         }
     }
-}
-
-fn recognize(engine: &mut leptess::LepTess, png: &[u8]) -> Result<(String, f32), OcrError> {
-    engine
-        .set_image_from_mem(png)
-        .map_err(|e| OcrError::Image(format!("Tesseract cannot read the image: {e}")))?;
-    let text = engine
-        .get_utf8_text()
-        .map_err(|e| OcrError::Engine(e.to_string()))?;
-    Ok((text, engine.mean_text_conf() as f32))
 }

@@ -20,6 +20,8 @@ const MAX_WIDTH: i32 = 1_100;
 /// Wider than any text stroke on a card at that scale (the bold IC number's are ~8 px): a
 /// closing with this square erases the text and leaves the background with its shadows.
 const BACKGROUND_KERNEL: i32 = 15;
+/// The wider background of [`Binarization::EvenedWide`].
+const WIDE_BACKGROUND_KERNEL: i32 = 25;
 /// Width over height of a level ID-1 card (85.6 x 54 mm) is 1.59; a photo's perspective
 /// moves it a little. Receipts are taller than wide.
 const CARD_ASPECT: std::ops::RangeInclusive<f64> = 1.35..=1.85;
@@ -61,26 +63,44 @@ pub enum Binarization {
     /// One global Otsu threshold on the light as photographed: a third, independent
     /// preparation to settle a card's number when the other two disagree.
     Otsu,
+    /// Light evened over a wider background (and specks smoothed first), then Otsu: close
+    /// enough to `EvenedOtsu` to read a card under uneven light as well, different enough
+    /// that its misreads are not the same ones; a card's usual confirmation.
+    EvenedWide,
 }
 
 impl Binarization {
-    pub const ALL: [Binarization; 3] = [
+    pub const ALL: [Binarization; 4] = [
         Binarization::EvenedOtsu,
         Binarization::Adaptive,
         Binarization::Otsu,
+        Binarization::EvenedWide,
     ];
+
+    /// The preparations that may confirm a card first read with this one, best first.
+    pub fn confirmations(self) -> [Binarization; 3] {
+        use Binarization::*;
+        match self {
+            EvenedOtsu => [EvenedWide, Adaptive, Otsu],
+            EvenedWide => [EvenedOtsu, Adaptive, Otsu],
+            Adaptive => [EvenedOtsu, EvenedWide, Otsu],
+            Otsu => [EvenedOtsu, EvenedWide, Adaptive],
+        }
+    }
 
     /// The other method, for a second pass when the first reading does not validate.
     pub fn other(self) -> Self {
         match self {
-            Binarization::EvenedOtsu | Binarization::Otsu => Binarization::Adaptive,
+            Binarization::EvenedOtsu | Binarization::Otsu | Binarization::EvenedWide => {
+                Binarization::Adaptive
+            }
             Binarization::Adaptive => Binarization::EvenedOtsu,
         }
     }
 }
 
 /// Clockwise quarter turns that bring a photo taken sideways or upside down upright.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Turn {
     #[default]
     None,
@@ -115,6 +135,8 @@ pub struct Prepared {
     pub png: Vec<u8>,
     pub binarization: Binarization,
     pub document: Found,
+    /// The document's outline is framed by a screen's bezel (see `document::on_a_screen`).
+    pub on_a_screen: bool,
 }
 
 /// Photos with more pixels than this are decoded at half or a quarter of their size: the
@@ -131,11 +153,29 @@ pub fn prepare(
     binarization: Option<Binarization>,
     turn: Turn,
 ) -> Result<Prepared, OcrError> {
+    binarize(&straighten(bytes, turn)?, binarization)
+}
+
+/// The document found, flat and upright, in grayscale: what every binarization of a photo
+/// (turned one way) starts from, so a second or third pass does not find it again.
+#[derive(Debug)]
+pub struct Straightened {
+    gray: Mat,
+    /// Width over height, when a document was found.
+    aspect: Option<f64>,
+    pub document: Found,
+    pub on_a_screen: bool,
+}
+
+/// Decodes `bytes`, turns the image by `turn`, finds the document and straightens it.
+pub fn straighten(bytes: &[u8], turn: Turn) -> Result<Straightened, OcrError> {
     let color = turned(decode(bytes)?, turn)?;
     let mut gray = Mat::default();
     imgproc::cvt_color(&color, &mut gray, imgproc::COLOR_BGR2GRAY, 0).map_err(cv)?;
+    let mut on_a_screen = false;
     let (straight, aspect, document) = match document::find(&color)? {
         Some(quad) => {
+            on_a_screen = document::on_a_screen(&gray, &quad);
             let (flat, aspect) = document::rectify(&gray, &quad)?;
             (flat, Some(aspect), Found::Outline)
         }
@@ -156,15 +196,33 @@ pub fn prepare(
             (straight, aspect, found)
         }
     };
-    let straight = bounded(straight)?;
-    let binarization = binarization.unwrap_or(match aspect {
+    Ok(Straightened {
+        gray: bounded(straight)?,
+        aspect,
+        document,
+        on_a_screen,
+    })
+}
+
+/// The straightened document binarized (`None`: by its shape) and encoded for Tesseract.
+pub fn binarize(
+    straightened: &Straightened,
+    binarization: Option<Binarization>,
+) -> Result<Prepared, OcrError> {
+    let straight = &straightened.gray;
+    let binarization = binarization.unwrap_or(match straightened.aspect {
         Some(aspect) if CARD_ASPECT.contains(&aspect) => Binarization::EvenedOtsu,
         _ => Binarization::Adaptive,
     });
     let mut binary = match binarization {
-        Binarization::EvenedOtsu => evened_otsu(&straight)?,
-        Binarization::Adaptive => adaptive(&straight)?,
-        Binarization::Otsu => otsu(&straight)?,
+        Binarization::EvenedOtsu => evened_otsu(straight, BACKGROUND_KERNEL)?,
+        Binarization::EvenedWide => {
+            let mut smoothed = Mat::default();
+            imgproc::median_blur(straight, &mut smoothed, 3).map_err(cv)?;
+            evened_otsu(&smoothed, WIDE_BACKGROUND_KERNEL)?
+        }
+        Binarization::Adaptive => adaptive(straight)?,
+        Binarization::Otsu => otsu(straight)?,
     };
     // A white frame: Leptonica's PBM reader skips whitespace after the header, so a first
     // data byte of 0x20 or 0x0A (black pixels in the image's top-left corner) misaligned
@@ -184,7 +242,8 @@ pub fn prepare(
     Ok(Prepared {
         png: png.to_vec(),
         binarization,
-        document,
+        document: straightened.document,
+        on_a_screen: straightened.on_a_screen,
     })
 }
 
@@ -281,10 +340,10 @@ fn otsu(gray: &Mat) -> Result<Mat, OcrError> {
 /// Divides the image by its background (a morphological closing erases the dark text and
 /// keeps shadow edges where they are, which a blur would smear into lines), so the paper is
 /// evenly white, then thresholds once with Otsu.
-fn evened_otsu(gray: &Mat) -> Result<Mat, OcrError> {
+fn evened_otsu(gray: &Mat, kernel_size: i32) -> Result<Mat, OcrError> {
     let kernel = imgproc::get_structuring_element(
         imgproc::MORPH_RECT,
-        Size::new(BACKGROUND_KERNEL, BACKGROUND_KERNEL),
+        Size::new(kernel_size, kernel_size),
         core::Point::new(-1, -1),
     )
     .map_err(cv)?;
@@ -302,16 +361,7 @@ fn evened_otsu(gray: &Mat) -> Result<Mat, OcrError> {
     .map_err(cv)?;
     let mut evened = Mat::default();
     core::divide2(gray, &background, &mut evened, 255.0, -1).map_err(cv)?;
-    let mut binary = Mat::default();
-    imgproc::threshold(
-        &evened,
-        &mut binary,
-        0.0,
-        255.0,
-        imgproc::THRESH_BINARY | imgproc::THRESH_OTSU,
-    )
-    .map_err(cv)?;
-    Ok(binary)
+    otsu(&evened)
 }
 
 /// Rotates the document so its text lines are level, and crops to it: the document (a
@@ -320,15 +370,7 @@ fn evened_otsu(gray: &Mat) -> Result<Mat, OcrError> {
 /// and the angle between 0.3 and 20 degrees. Also returns the level document's width over
 /// its height, when a document was found.
 fn deskew(gray: &Mat) -> Result<(Mat, Option<f64>), OcrError> {
-    let mut bright = Mat::default();
-    imgproc::threshold(
-        gray,
-        &mut bright,
-        0.0,
-        255.0,
-        imgproc::THRESH_BINARY | imgproc::THRESH_OTSU,
-    )
-    .map_err(cv)?;
+    let bright = otsu(gray)?;
     let mut contours = Vector::<Vector<core::Point>>::new();
     imgproc::find_contours(
         &bright,

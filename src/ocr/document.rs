@@ -48,6 +48,52 @@ pub const RECEIPT_WIDTH: i32 = 900;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Quad(pub [Point2f; 4]);
 
+/// One side of a quad: where it starts, its vector to the next corner, and its unit normal
+/// pointing out of the quad.
+struct Side {
+    start: Point2f,
+    along: (f32, f32),
+    out: (f32, f32),
+}
+
+impl Quad {
+    fn centre(&self) -> Point2f {
+        let sum = self
+            .0
+            .iter()
+            .fold((0.0, 0.0), |(x, y), p| (x + p.x, y + p.y));
+        Point2f::new(sum.0 / 4.0, sum.1 / 4.0)
+    }
+
+    fn sides(&self) -> [Side; 4] {
+        let centre = self.centre();
+        std::array::from_fn(|i| {
+            let (a, b) = (self.0[i], self.0[(i + 1) % 4]);
+            let (dx, dy) = (b.x - a.x, b.y - a.y);
+            let length = dx.hypot(dy).max(1e-3);
+            let (mut nx, mut ny) = (dy / length, -dx / length);
+            let (mx, my) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
+            if (mx - centre.x) * nx + (my - centre.y) * ny < 0.0 {
+                (nx, ny) = (-nx, -ny);
+            }
+            Side {
+                start: a,
+                along: (dx, dy),
+                out: (nx, ny),
+            }
+        })
+    }
+
+    /// Width and height as photographed: the longer of each pair of opposite sides.
+    fn size(&self) -> (f64, f64) {
+        let [tl, tr, br, bl] = self.0;
+        (
+            distance(tl, tr).max(distance(bl, br)),
+            distance(tl, bl).max(distance(tr, br)),
+        )
+    }
+}
+
 /// What was found, for the reading's record and the benchmark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Found {
@@ -113,15 +159,12 @@ pub fn find(color: &Mat) -> Result<Option<Quad>, OcrError> {
 /// of the result.
 pub fn rectify(gray: &Mat, quad: &Quad) -> Result<(Mat, f64), OcrError> {
     // A margin around the outline (see MARGIN).
-    let cx = quad.0.iter().map(|p| p.x).sum::<f32>() / 4.0;
-    let cy = quad.0.iter().map(|p| p.y).sum::<f32>() / 4.0;
+    let c = quad.centre();
     let widened = quad
         .0
-        .map(|p| Point2f::new(cx + (p.x - cx) * MARGIN, cy + (p.y - cy) * MARGIN));
+        .map(|p| Point2f::new(c.x + (p.x - c.x) * MARGIN, c.y + (p.y - c.y) * MARGIN));
     let quad = &Quad(widened);
-    let [tl, tr, br, bl] = quad.0;
-    let width = distance(tl, tr).max(distance(bl, br));
-    let height = distance(tl, bl).max(distance(tr, br));
+    let (width, height) = quad.size();
     let (out_w, out_h) = if (height > 0.0) && CARD_OUTLINE.contains(&(width / height)) {
         CARD_SIZE
     } else {
@@ -174,8 +217,6 @@ fn framed(gray: &Mat, quad: &Quad, direction: f32, beyond: [f32; 2]) -> bool {
         .min(distance(corners[1], corners[2]))
         .min(distance(corners[2], corners[3]))
         .min(distance(corners[3], corners[0])) as f32;
-    let cx = corners.iter().map(|p| p.x).sum::<f32>() / 4.0;
-    let cy = corners.iter().map(|p| p.y).sum::<f32>() / 4.0;
     let at = |x: f32, y: f32| -> Option<f32> {
         let (x, y) = (x.round() as i32, y.round() as i32);
         if x < 0 || y < 0 || x >= gray.cols() || y >= gray.rows() {
@@ -184,16 +225,9 @@ fn framed(gray: &Mat, quad: &Quad, direction: f32, beyond: [f32; 2]) -> bool {
         gray.at_2d::<u8>(y, x).ok().map(|v| f32::from(*v))
     };
     let (mut dark_sides, mut lighter_beyond) = (0, 0);
-    for i in 0..4 {
-        let (a, b) = (corners[i], corners[(i + 1) % 4]);
-        let (dx, dy) = (b.x - a.x, b.y - a.y);
-        let length = dx.hypot(dy).max(1e-3);
-        let (mut nx, mut ny) = (dy / length, -dx / length);
-        let (mx, my) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
-        if (mx - cx) * nx + (my - cy) * ny < 0.0 {
-            (nx, ny) = (-nx, -ny); // the normal points outside
-        }
-        (nx, ny) = (nx * direction, ny * direction);
+    for side in quad.sides() {
+        let (a, (dx, dy)) = (side.start, side.along);
+        let (nx, ny) = (side.out.0 * direction, side.out.1 * direction);
         let (mut side_near, mut side_far, mut far_seen) = (0.0f32, 0.0f32, 0u32);
         let (mut side_seen, mut side_dark) = (0u32, 0u32);
         for k in 0..16 {
@@ -348,17 +382,7 @@ fn colour_masks(smooth: &Mat) -> Result<Vec<Mat>, OcrError> {
         .map(|p| [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])])
         .collect();
     let centres = kmeans(&pixels, COLOURS);
-    let nearest = |p: &[f32; 3]| -> usize {
-        let mut best = (f32::MAX, 0);
-        for (i, c) in centres.iter().enumerate() {
-            let d = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
-            if d < best.0 {
-                best = (d, i);
-            }
-        }
-        best.1
-    };
-    let labels: Vec<usize> = pixels.iter().map(nearest).collect();
+    let labels: Vec<usize> = pixels.iter().map(|p| nearest(p, &centres)).collect();
     let mut masks = Vec::with_capacity(centres.len());
     for cluster in 0..centres.len() {
         let mut mask = Mat::new_rows_cols_with_default(
@@ -400,14 +424,7 @@ fn kmeans(pixels: &[[f32; 3]], k: usize) -> Vec<[f32; 3]> {
     for _ in 0..8 {
         let mut sums = vec![[0f32; 4]; k];
         for p in &samples {
-            let mut best = (f32::MAX, 0);
-            for (i, c) in centres.iter().enumerate() {
-                let d = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
-                if d < best.0 {
-                    best = (d, i);
-                }
-            }
-            let sum = &mut sums[best.1];
+            let sum = &mut sums[nearest(p, &centres)];
             sum[0] += p[0];
             sum[1] += p[1];
             sum[2] += p[2];
@@ -420,6 +437,18 @@ fn kmeans(pixels: &[[f32; 3]], k: usize) -> Vec<[f32; 3]> {
         }
     }
     centres
+}
+
+/// The index of the centre nearest to `p` (the first of equals).
+fn nearest(p: &[f32; 3], centres: &[[f32; 3]]) -> usize {
+    let mut best = (f32::MAX, 0);
+    for (i, c) in centres.iter().enumerate() {
+        let d = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
+        if d < best.0 {
+            best = (d, i);
+        }
+    }
+    best.1
 }
 
 /// Closed edges: the document's outline where neither its brightness nor its colour sets
@@ -636,19 +665,10 @@ const EDGE_CONTRAST: f32 = 14.0;
 /// outline that cuts through the document or runs through an even table, 0 for one along
 /// the photo's border.
 fn side_support(quad: &Quad, scene: &Scene) -> f64 {
-    let corners = quad.0;
-    let cx = corners.iter().map(|p| p.x).sum::<f32>() / 4.0;
-    let cy = corners.iter().map(|p| p.y).sum::<f32>() / 4.0;
     let mut weakest = 1.0f64;
-    for i in 0..4 {
-        let (a, b) = (corners[i], corners[(i + 1) % 4]);
-        let (dx, dy) = (b.x - a.x, b.y - a.y);
-        let length = dx.hypot(dy).max(1e-3);
-        let (mut nx, mut ny) = (-dy / length, dx / length);
-        let (mx, my) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
-        if (cx - mx) * nx + (cy - my) * ny < 0.0 {
-            (nx, ny) = (-nx, -ny); // the normal points inside
-        }
+    for side in quad.sides() {
+        let (a, (dx, dy)) = (side.start, side.along);
+        let (nx, ny) = (-side.out.0, -side.out.1); // pointing inside
         let (mut seen, mut contrasted) = (0u32, 0u32);
         for k in 0..SIDE_SAMPLES {
             let t = 0.1 + 0.8 * (k as f32 + 0.5) / SIDE_SAMPLES as f32;
@@ -699,9 +719,7 @@ fn score(quad: &Quad, scene: &Scene) -> Result<f64, OcrError> {
             return Ok(0.0);
         }
     }
-    let [tl, tr, br, bl] = corners;
-    let width = distance(tl, tr).max(distance(bl, br));
-    let height = distance(tl, bl).max(distance(tr, br));
+    let (width, height) = quad.size();
     if width.max(height) / width.min(height).max(1.0) > MAX_ELONGATION {
         return Ok(0.0);
     }

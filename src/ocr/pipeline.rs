@@ -268,18 +268,14 @@ async fn confirm_card(
             break;
         }
     }
-    let cards = |p: &Pass| match &p.reading {
-        Reading::MyKad(card) => Some(card.clone()),
-        _ => None,
-    };
     if let CardCheck::Confirmed { .. } = check {
         // Of the agreeing readings, the one that read the most of the rest of the card.
         let number = agreed_number(&passes);
         let best = passes
             .into_iter()
-            .filter(|p| cards(p).is_some_and(|c| Some(c.ic.normalized()) == number))
+            .filter(|p| p.card().is_some_and(|c| Some(c.ic.normalized()) == number))
             .max_by_key(|p| {
-                cards(p).map_or(0, |c| {
+                p.card().map_or(0, |c| {
                     usize::from(c.name.is_some()) * 2 + usize::from(c.postcode.is_some())
                 })
             })
@@ -303,10 +299,7 @@ async fn confirm_card(
 fn agreed_number(passes: &[Pass]) -> Option<String> {
     let numbers: Vec<String> = passes
         .iter()
-        .filter_map(|p| match &p.reading {
-            Reading::MyKad(card) => Some(card.ic.normalized()),
-            _ => None,
-        })
+        .filter_map(|p| p.card().map(|card| card.ic.normalized()))
         .collect();
     numbers
         .iter()
@@ -321,10 +314,8 @@ fn agreement(passes: &[Pass]) -> Option<CardCheck> {
     let number = agreed_number(passes)?;
     let agreeing: Vec<&CardReading> = passes
         .iter()
-        .filter_map(|p| match &p.reading {
-            Reading::MyKad(card) if card.ic.normalized() == number => Some(&**card),
-            _ => None,
-        })
+        .filter_map(Pass::card)
+        .filter(|card| card.ic.normalized() == number)
         .collect();
     Some(if agreeing.iter().any(|c| c.gender_disagrees()) {
         CardCheck::GenderDisagrees
@@ -342,6 +333,16 @@ struct Pass {
     turn: Turn,
     document: Found,
     on_a_screen: bool,
+}
+
+impl Pass {
+    /// The card this pass read, if it read one.
+    fn card(&self) -> Option<&CardReading> {
+        match &self.reading {
+            Reading::MyKad(card) => Some(card),
+            _ => None,
+        }
+    }
 }
 
 /// Mean word confidence under which an unrecognized reading is garble. Measured on the

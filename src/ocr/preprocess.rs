@@ -458,9 +458,11 @@ mod tests {
         imgcodecs::imencode(".png", &image, &mut png, &Vector::new()).unwrap();
         for binarization in Binarization::ALL {
             let prepared = prepare(png.as_slice(), Some(binarization), Turn::None).unwrap();
-            let mut tesseract = leptess::LepTess::new(None, "eng").unwrap();
+            let mut tesseract = crate::ocr::engine::Engine::new(None, "eng").unwrap();
             assert!(
-                tesseract.set_image_from_mem(&prepared.png).is_ok(),
+                tesseract
+                    .recognize(&prepared.png, std::time::Duration::from_secs(30))
+                    .is_ok(),
                 "{binarization:?}"
             );
         }

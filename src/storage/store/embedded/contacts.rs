@@ -242,74 +242,33 @@ impl Contacts for EmbeddedStore {
                     .is_some();
                 erased.rows += u64::from(erased.found);
             }
-            {
-                let mut links = txn.open_table(CONTACT_BY_IC).map_err(err(OP))?;
-                let mut linked = Vec::new();
-                for entry in links.iter().map_err(err(OP))? {
-                    let (hash, owner) = entry.map_err(err(OP))?;
-                    if owner.value() == contact {
-                        linked.push(hash.value().to_vec());
-                    }
-                }
-                for hash in linked {
-                    links.remove(hash.as_slice()).map_err(err(OP))?;
-                    erased.rows += 1;
-                }
-            }
-            {
-                let mut purchases = txn.open_table(PURCHASES).map_err(err(OP))?;
-                let mut ids = Vec::new();
-                for entry in purchases.range((contact.as_str(), "")..).map_err(err(OP))? {
-                    let (key, _) = entry.map_err(err(OP))?;
-                    let (owner, id) = key.value();
-                    if owner != contact {
-                        break;
-                    }
-                    ids.push(id.to_string());
-                }
-                for id in ids {
-                    purchases
-                        .remove((contact.as_str(), id.as_str()))
-                        .map_err(err(OP))?;
-                    erased.rows += 1;
-                }
-            }
-            {
-                let mut messages = txn.open_table(MESSAGES).map_err(err(OP))?;
-                let mut wamids = Vec::new();
-                for entry in messages.range((contact.as_str(), "")..).map_err(err(OP))? {
-                    let (key, _) = entry.map_err(err(OP))?;
-                    let (owner, wamid) = key.value();
-                    if owner != contact {
-                        break;
-                    }
-                    wamids.push(wamid.to_string());
-                }
-                for wamid in wamids {
-                    messages
-                        .remove((contact.as_str(), wamid.as_str()))
-                        .map_err(err(OP))?;
-                    erased.rows += 1;
-                }
-                let mut index = txn.open_table(MESSAGES_BY_TIME).map_err(err(OP))?;
-                let mut keys = Vec::new();
-                for entry in index
-                    .range((contact.as_str(), i64::MIN, "")..)
+            // Rows keyed by the contact first lie in [(contact, ..), (contact + "\0", ..)):
+            // "\0" makes the least string after the contact's.
+            let (first, after) = (contact.as_str(), format!("{contact}\0"));
+            txn.open_table(CONTACT_BY_IC)
+                .map_err(err(OP))?
+                .retain(|_, owner| {
+                    let theirs = owner == first;
+                    erased.rows += u64::from(theirs);
+                    !theirs
+                })
+                .map_err(err(OP))?;
+            for table in [PURCHASES, MESSAGES] {
+                txn.open_table(table)
                     .map_err(err(OP))?
-                {
-                    let (key, _) = entry.map_err(err(OP))?;
-                    let (owner, at, wamid) = key.value();
-                    if owner != contact {
-                        break;
-                    }
-                    keys.push((at, wamid.to_string()));
-                }
-                for (at, wamid) in keys {
-                    index
-                        .remove((contact.as_str(), at, wamid.as_str()))
-                        .map_err(err(OP))?;
-                }
+                    .retain_in((first, "")..(after.as_str(), ""), |_, _| {
+                        erased.rows += 1;
+                        false
+                    })
+                    .map_err(err(OP))?;
             }
+            txn.open_table(MESSAGES_BY_TIME)
+                .map_err(err(OP))?
+                .retain_in(
+                    (first, i64::MIN, "")..(after.as_str(), i64::MIN, ""),
+                    |_, _| false,
+                )
+                .map_err(err(OP))?;
             {
                 let mut claims = txn.open_table(SEND_CLAIMS).map_err(err(OP))?;
                 let mut requests = Vec::new();

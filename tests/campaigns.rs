@@ -981,6 +981,115 @@ async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_ret
     h.stop().await;
 }
 
+/// The campaign's first failed recipient, as the API lists it.
+async fn first_failed(h: &Harness, id: &str) -> Option<Value> {
+    let path = format!("/api/campaigns/{id}/recipients/?status=failed");
+    let (_, page) = h.api(Method::GET, &path, None).await;
+    page["recipients"]
+        .as_array()
+        .and_then(|r| r.first().cloned())
+}
+
+/// A send refused for Meta's marketing cap (131049) is tried again by itself after the
+/// configured delay: the campaign stays running while the retry is scheduled, the
+/// recipient shows when, a second refusal schedules the next one, and when the cap lifts
+/// the message goes, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_marketing_cap_refusal_is_retried_by_itself_after_the_delay() {
+    use sembang::provider::fake_cloud_api::FakeFailure;
+    let h = Harness::embedded_tuned(
+        true,
+        |s| s,
+        |config| {
+            tune(config);
+            config.campaigns.cap_retry_after_secs = 2;
+            config.campaigns.cap_retries = 3;
+        },
+    )
+    .await;
+    let Replies::Fake(fake) = &h.replies else {
+        unreachable!("the fake Cloud API")
+    };
+    let phones = opted_in_customers(&h, 2).await;
+    fake.fail_recipient(
+        &phones[0],
+        FakeFailure::Code {
+            http_status: 400,
+            code: 131_049,
+        },
+    );
+    let segment = created(
+        &h,
+        "/api/segments/",
+        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+    )
+    .await;
+    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 2).await;
+    let body = json!({"name": "Capped", "segments": [segment["id"]], "message_text": "Promo"});
+    let id = created(&h, "/api/campaigns/", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    action(&h, &id, "launch").await;
+    // The first refusal: a retry is scheduled, the campaign is not done.
+    let first = campaign_where(&h, &id, "the refusal", |c| {
+        c["failed"] == 1 && c["sent"] == 1
+    })
+    .await;
+    assert_eq!(
+        (first["sent"].as_u64(), first["status"].as_str()),
+        (Some(1), Some("running"))
+    );
+    let row = first_failed(&h, &id).await.expect("a failed recipient");
+    assert_eq!(
+        (
+            row["error_code"].as_i64(),
+            row["automatic_retries"].as_u64()
+        ),
+        (Some(131_049), Some(0))
+    );
+    let failed_at: chrono::DateTime<Utc> = row["failed_at"].as_str().unwrap().parse().unwrap();
+    let retry_at: chrono::DateTime<Utc> = row["next_retry_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(retry_at - failed_at, chrono::Duration::seconds(2), "{row}");
+    // The first automatic retry is refused too: the next one is scheduled.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let row = first_failed(&h, &id).await.expect("still failed");
+        if row["automatic_retries"] == 1 {
+            assert!(row["next_retry_at"].is_string(), "{row}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no automatic retry: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(campaign(&h, &id).await["status"], "running");
+    // The cap lifts: the second retry goes, and the campaign completes.
+    fake.clear_recipient_failures();
+    let done = campaign_where(&h, &id, "completed", |c| c["status"] == "completed").await;
+    assert_eq!(
+        (done["sent"].as_u64(), done["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{done}"
+    );
+    let promos: Vec<String> = h
+        .sent()
+        .await
+        .into_iter()
+        .filter(|s| s.1 == "Promo")
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(
+        promos.iter().filter(|p| **p == phones[0]).count(),
+        1,
+        "{promos:?}"
+    );
+    assert_eq!(promos.len(), 2, "{promos:?}");
+    h.stop().await;
+}
+
 /// A campaign whose sends are all refused for a reason retrying cannot fix (a template
 /// that does not exist) pauses itself after `pause_after_errors` in a row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1294,12 +1294,15 @@ async fn recipient_steps_merge_in_any_order_and_page_through_every_recipient(
             code: Some(130429),
             reason: "throughput".into(),
             retryable: true,
+            cap_retries: 0,
         }),
         RecipientUpdate::Failed(Failure {
             at: at(12, 0),
             code: None,
             reason: "timeout".into(),
             retryable: false,
+            // Kept with the failure (an automatic retry's count).
+            cap_retries: 2,
         }),
         RecipientUpdate::Sent {
             at: at(13, 5),

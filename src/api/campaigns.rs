@@ -21,9 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::campaigns::ledger::RecipientPages;
 use crate::campaigns::{definition_of, SendingNumber};
 use crate::domain::campaign::{
-    exclusion, CampaignAction, CampaignDefinition, CampaignMessage, CampaignStatus, FrequencyCap,
-    Funnel, MediaRef, RecipientStatus, RecipientSteps, RecipientUpdate, RenderedMessage,
-    SkipReason, Trigger,
+    exclusion, CampaignAction, CampaignDefinition, CampaignMessage, CampaignStatus, CapRetry,
+    CapRetryPolicy, FrequencyCap, Funnel, MediaRef, RecipientStatus, RecipientSteps,
+    RecipientUpdate, RenderedMessage, SkipReason, Trigger,
 };
 use crate::domain::clock::malaysian_day;
 use crate::domain::contact::Contact;
@@ -57,6 +57,7 @@ pub struct CampaignsState {
     pub frequency_cap: FrequencyCap,
     pub messaging_limit_24h: u64,
     pub messages_per_second: u32,
+    pub cap_retry: CapRetryPolicy,
 }
 
 fn campaigns(state: &AdminState) -> Result<&CampaignsState, ApiError> {
@@ -189,6 +190,10 @@ pub struct RecipientView {
     pub error: Option<String>,
     /// Whether "retry the failed" sends to them again.
     pub retryable: bool,
+    /// When a send refused for Meta's marketing cap (131049) is tried again by itself.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    /// Automatic retries already made after that refusal.
+    pub automatic_retries: u32,
     pub planned_at: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
@@ -840,8 +845,18 @@ pub async fn audience(
     }))
 }
 
-pub(super) fn recipient_view(contact: &PhoneNumber, steps: &RecipientSteps) -> RecipientView {
+/// `cap_retry`: the policy that schedules automatic retries, when known.
+pub(super) fn recipient_view(
+    contact: &PhoneNumber,
+    steps: &RecipientSteps,
+    cap_retry: Option<CapRetryPolicy>,
+) -> RecipientView {
     let failed = steps.failed.as_ref();
+    let next_retry_at = cap_retry.and_then(|policy| match steps.cap_retry(policy, Utc::now()) {
+        CapRetry::Scheduled(at) => Some(at),
+        CapRetry::Due(_) => Some(Utc::now()),
+        CapRetry::NotWanted => None,
+    });
     RecipientView {
         phone_number: contact.masked(),
         status: steps.status(),
@@ -849,6 +864,8 @@ pub(super) fn recipient_view(contact: &PhoneNumber, steps: &RecipientSteps) -> R
         error_code: failed.and_then(|f| f.code),
         error: failed.map(|f| f.reason.clone()),
         retryable: steps.retryable_failure(),
+        next_retry_at,
+        automatic_retries: failed.map_or(0, |f| f.cap_retries),
         planned_at: steps.planned_at,
         sent_at: steps.sent.as_ref().map(|(at, _)| *at),
         delivered_at: steps.delivered_at,
@@ -895,6 +912,7 @@ pub async fn recipients(
     ApiQuery(query): ApiQuery<RecipientQuery>,
 ) -> Result<Json<RecipientPage>, ApiError> {
     load(&state, &id).await?;
+    let cap_retry = state.campaigns.as_ref().map(|c| c.cap_retry);
     let limit = page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let (mut token, mut skip) = match query.cursor.as_deref() {
         Some(text) => {
@@ -922,7 +940,7 @@ pub async fn recipients(
                     next_cursor: Some(encode_cursor(&here, i)),
                 }));
             }
-            recipients.push(recipient_view(&row.contact, &row.steps));
+            recipients.push(recipient_view(&row.contact, &row.steps, cap_retry));
         }
         skip = 0;
         match page.next {
@@ -958,15 +976,16 @@ pub async fn recipients_csv(
 ) -> Result<Response, ApiError> {
     load(&state, &id).await?;
     let mut out = String::from(
-        "phone_number,status,skip_reason,error_code,retryable,planned_at,sent_at,delivered_at,read_at,clicked_at,converted_at,failed_at\n",
+        "phone_number,status,skip_reason,error_code,retryable,planned_at,sent_at,delivered_at,read_at,clicked_at,converted_at,failed_at,next_retry_at\n",
     );
+    let cap_retry = state.campaigns.as_ref().map(|c| c.cap_retry);
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     let mut pages = RecipientPages::new(&*state.store, &id, LEDGER_PAGE);
     while let Some(rows) = pages.next().await.map_err(store_error)? {
         for row in &rows {
-            let v = recipient_view(&row.contact, &row.steps);
+            let v = recipient_view(&row.contact, &row.steps, cap_retry);
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 v.phone_number,
                 v.status.as_str(),
                 v.skip_reason.map(|r| r.as_str()).unwrap_or_default(),
@@ -979,6 +998,7 @@ pub async fn recipients_csv(
                 time(v.clicked_at),
                 time(v.converted_at),
                 time(v.failed_at),
+                time(v.next_retry_at),
             ));
         }
     }

@@ -106,7 +106,7 @@ async fn campaigns_received(
     for campaign in store.campaigns().await? {
         if let Some(steps) = store.recipient(&campaign.campaign_id, phone).await? {
             received.push(CampaignReceived {
-                steps: recipient_view(phone, &steps),
+                steps: recipient_view(phone, &steps, None),
                 campaign_id: campaign.campaign_id,
                 name: campaign.name,
             });

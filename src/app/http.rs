@@ -135,6 +135,7 @@ impl Assembly<'_> {
                     frequency_cap: config.campaigns.frequency_cap(),
                     messaging_limit_24h: config.campaigns.messaging_limit_24h,
                     messages_per_second: config.whatsapp.messages_per_second,
+                    cap_retry: config.campaigns.cap_retry(),
                 }),
             ocr: Some(OcrState::new(
                 config.ocr.languages.clone(),

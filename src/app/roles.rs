@@ -133,6 +133,7 @@ impl Assembly<'_> {
             commands_topic: self.names.name(topics::COMMANDS),
             partitions: self.config.bus.partitions,
             quiet_hours: self.config.campaigns.quiet_hours(),
+            cap_retry: self.config.campaigns.cap_retry(),
             stall: Duration::from_secs(self.config.campaigns.stall_resume_secs),
             tick: Duration::from_millis(self.config.campaigns.clock_tick_ms),
             now: chrono::Utc::now,
@@ -167,6 +168,7 @@ impl Assembly<'_> {
                     dead_letter_topic: self.dead_letter_topic(),
                     number: sending_number(config),
                     frequency_cap: config.campaigns.frequency_cap(),
+                    cap_retry: config.campaigns.cap_retry(),
                 })
             }),
             dead_letter_topic: self.dead_letter_topic(),
@@ -318,6 +320,7 @@ impl Assembly<'_> {
                 .max(128),
                 quiet_hours: campaigns.quiet_hours(),
                 frequency_cap: campaigns.frequency_cap(),
+                cap_retry: campaigns.cap_retry(),
                 messaging_limit: campaigns.messaging_limit_24h,
                 pair_interval: Duration::from_millis(campaigns.pair_interval_ms),
                 pause_after_errors: campaigns.pause_after_errors,

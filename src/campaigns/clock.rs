@@ -15,7 +15,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use tokio::sync::watch;
 
 use crate::domain::campaign::{
-    CampaignStatus, Funnel, QuietHours, RecipientUpdate, SkipReason, Trigger,
+    CampaignStatus, CapRetry, CapRetryPolicy, Funnel, QuietHours, RecipientUpdate, SkipReason,
+    Trigger,
 };
 use crate::domain::clock::malaysia;
 use crate::retry::with_retries;
@@ -57,6 +58,37 @@ pub async fn funnel(store: &dyn ContactStore, campaign_id: &str) -> Result<Funne
     Ok(funnel)
 }
 
+/// A running campaign's ledger as the clock follows it.
+#[derive(Debug, Default)]
+struct LedgerState {
+    funnel: Funnel,
+    /// Recipients whose automatic retry after the marketing cap may go now ...
+    cap_retries_due: u64,
+    /// ... and those whose retry is later.
+    cap_retries_scheduled: u64,
+}
+
+async fn ledger_state(
+    store: &dyn ContactStore,
+    campaign_id: &str,
+    policy: CapRetryPolicy,
+    now: DateTime<Utc>,
+) -> Result<LedgerState, StoreError> {
+    let mut state = LedgerState::default();
+    let mut pages = RecipientPages::new(store, campaign_id, LEDGER_PAGE);
+    while let Some(rows) = pages.next().await? {
+        for row in &rows {
+            state.funnel.add(&row.steps);
+            match row.steps.cap_retry(policy, now) {
+                CapRetry::Due(_) => state.cap_retries_due += 1,
+                CapRetry::Scheduled(_) => state.cap_retries_scheduled += 1,
+                CapRetry::NotWanted => {}
+            }
+        }
+    }
+    Ok(state)
+}
+
 /// Records every recipient still pending as skipped for `reason`; returns how many.
 pub async fn settle_pending(
     store: &dyn ContactStore,
@@ -84,6 +116,8 @@ pub struct CampaignClock {
     pub commands_topic: String,
     pub partitions: u32,
     pub quiet_hours: QuietHours,
+    /// Automatic retries after Meta's marketing cap (131049).
+    pub cap_retry: CapRetryPolicy,
     /// A running campaign whose pending count has not moved for this long is resumed.
     pub stall: Duration,
     pub tick: Duration,
@@ -96,6 +130,8 @@ struct Progress {
     recipients: u64,
     /// When `pending` last changed (or the clock last resumed it).
     since: Instant,
+    /// When the clock last asked for due marketing-cap retries.
+    cap_retry_asked: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,26 +226,51 @@ impl CampaignClock {
         Ok(())
     }
 
-    /// Completes a campaign with nothing pending; resumes one that stalled.
+    /// Completes a campaign with nothing pending (and no retry to come); resumes one that
+    /// stalled; asks for the marketing-cap retries that are due.
     async fn follow(
         &self,
         record: CampaignRecord,
         progress: &mut HashMap<String, Progress>,
         now: DateTime<Utc>,
     ) -> Result<(), ClockError> {
-        let funnel = funnel(&*self.store, &record.campaign_id).await?;
+        let state = ledger_state(&*self.store, &record.campaign_id, self.cap_retry, now).await?;
+        let funnel = &state.funnel;
         let id = record.campaign_id.clone();
         let Some(seen) = progress.get_mut(&id) else {
+            // First sight: judged from the next tick, once it has had a tick to move.
             progress.insert(
                 id,
                 Progress {
                     pending: funnel.pending,
                     recipients: funnel.recipients,
                     since: Instant::now(),
+                    cap_retry_asked: None,
                 },
             );
             return Ok(());
         };
+        // Due retries are asked for at most once per stall period (or retry interval, if
+        // shorter): the sends they enqueue are claimed once, so asking again while they are
+        // on their way only costs a ledger pass per partition.
+        let ask_every = self
+            .stall
+            .min(self.cap_retry.after.to_std().unwrap_or_default());
+        if state.cap_retries_due > 0
+            && self.quiet_hours.resumes_at(now).is_none()
+            && seen
+                .cap_retry_asked
+                .is_none_or(|at| at.elapsed() >= ask_every)
+        {
+            seen.cap_retry_asked = Some(Instant::now());
+            tracing::info!(campaign = %id, due = state.cap_retries_due, "marketing-cap retries due");
+            self.send(&Command::CampaignCapRetry {
+                campaign_id: id.clone(),
+                at: now,
+            })
+            .await?;
+            return Ok(());
+        }
         let moved = seen.pending != funnel.pending || seen.recipients != funnel.recipients;
         if moved {
             seen.pending = funnel.pending;
@@ -219,7 +280,10 @@ impl CampaignClock {
         }
         // Unchanged for a whole tick at least: planning is over in every partition that
         // planned (a partition still planning adds recipients).
-        if funnel.pending == 0 && funnel.recipients > 0 {
+        if funnel.pending == 0
+            && funnel.recipients > 0
+            && state.cap_retries_due + state.cap_retries_scheduled == 0
+        {
             progress.remove(&id);
             self.set_status(record, CampaignStatus::Completed, now)
                 .await?;

@@ -17,7 +17,8 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::domain::campaign::{
-    exclusion, CampaignDefinition, CampaignStatus, RecipientUpdate, SkipReason, Trigger,
+    exclusion, CampaignDefinition, CampaignStatus, CapRetry, CapRetryPolicy, RecipientSteps,
+    RecipientUpdate, SkipReason, Trigger,
 };
 use crate::domain::clock::malaysian_day;
 use crate::domain::phone::PhoneNumber;
@@ -70,6 +71,20 @@ pub struct Planner {
     pub dead_letter_topic: String,
     pub number: SendingNumber,
     pub frequency_cap: crate::domain::campaign::FrequencyCap,
+    pub cap_retry: CapRetryPolicy,
+}
+
+/// Which send of a recipient a record is; the sender's claim key follows from it.
+#[derive(Clone, Copy, Debug)]
+enum SendKey {
+    /// The send planned at launch (a resume sends it if it has not gone).
+    First,
+    /// "Retry the failed" with this attempt number.
+    Retry(u32),
+    /// A trigger's occurrence (a birthday's year, the tier reached).
+    Occurrence(u32),
+    /// The n-th automatic retry after Meta's marketing cap.
+    CapRetry(u32),
 }
 
 /// What one partition's planning did.
@@ -98,8 +113,35 @@ impl Planner {
                 retry_failed,
             } => {
                 self.until_live(partition, &mut shutdown).await?;
-                self.resume(campaign_id, *at, *retry_failed, partition)
+                // A retry is a new attempt with a key of its own; a resume sends the
+                // planned one.
+                if *retry_failed {
+                    let attempt = u32::try_from(at.timestamp()).unwrap_or(u32::MAX).max(1);
+                    self.requeue(campaign_id, *at, partition, "retry_failed", |steps| {
+                        steps.retryable_failure().then_some(SendKey::Retry(attempt))
+                    })
                     .await
+                } else {
+                    self.requeue(campaign_id, *at, partition, "resume", |steps| {
+                        steps.awaits_send().then_some(SendKey::First)
+                    })
+                    .await
+                }
+            }
+            Command::CampaignCapRetry { campaign_id, at } => {
+                self.until_live(partition, &mut shutdown).await?;
+                let policy = self.cap_retry;
+                self.requeue(
+                    campaign_id,
+                    *at,
+                    partition,
+                    "cap_retry",
+                    |steps| match steps.cap_retry(policy, *at) {
+                        CapRetry::Due(n) => Some(SendKey::CapRetry(n)),
+                        _ => None,
+                    },
+                )
+                .await
             }
             Command::CampaignTriggered {
                 campaign_id,
@@ -221,7 +263,7 @@ impl Planner {
                         (SendOutcome::Skipped, Some(reason.as_str().to_string()))
                     }
                     None => {
-                        sends.push(self.send_record(campaign_id, phone, 0, None, at));
+                        sends.push(self.send_record(campaign_id, phone, SendKey::First, at));
                         report.queued += 1;
                         catalog::CAMPAIGN_PLANNED
                             .counter(&["queued".into()])
@@ -252,14 +294,15 @@ impl Planner {
         Ok(report)
     }
 
-    /// Re-enqueues this partition's recipients that await a send (all of them after a
-    /// pause; those whose last failure is retryable for "retry the failed").
-    async fn resume(
+    /// Re-enqueues this partition's recorded recipients that `wanted` picks (with the key
+    /// of the send), never new ones.
+    async fn requeue(
         &self,
         campaign_id: &str,
         at: DateTime<Utc>,
-        retry_failed: bool,
         partition: u32,
+        why: &'static str,
+        wanted: impl Fn(&RecipientSteps) -> Option<SendKey>,
     ) -> Result<PlanReport, PlanError> {
         let Some((record, _)) = self.campaign(campaign_id).await? else {
             return Ok(PlanReport::default());
@@ -267,25 +310,16 @@ impl Planner {
         if record.status != CampaignStatus::Running {
             return Ok(PlanReport::default());
         }
-        // A retry is a new attempt with a key of its own; a resume sends the planned one.
-        let attempt = if retry_failed {
-            u32::try_from(at.timestamp()).unwrap_or(u32::MAX).max(1)
-        } else {
-            0
-        };
         let mut report = PlanReport::default();
         let mut pages = RecipientPages::new(&*self.store, campaign_id, CHUNK as u32);
         while let Some(rows) = pages.next().await? {
             let mut sends = Vec::new();
             for row in &rows {
-                let wanted = if retry_failed {
-                    row.steps.retryable_failure()
-                } else {
-                    row.steps.awaits_send()
-                };
-                if wanted && self.index.holds(partition, &row.contact) {
-                    sends.push(self.send_record(campaign_id, &row.contact, attempt, None, at));
-                    report.queued += 1;
+                if let Some(key) = wanted(&row.steps) {
+                    if self.index.holds(partition, &row.contact) {
+                        sends.push(self.send_record(campaign_id, &row.contact, key, at));
+                        report.queued += 1;
+                    }
                 }
             }
             send_outputs(&*self.producer, sends, &self.dead_letter_topic).await?;
@@ -294,8 +328,8 @@ impl Planner {
             campaign = campaign_id,
             partition,
             queued = report.queued,
-            retry_failed,
-            "campaign resumed"
+            why,
+            "campaign recipients requeued"
         );
         Ok(report)
     }
@@ -340,7 +374,7 @@ impl Planner {
             let sends = chunk
                 .iter()
                 .map(|(phone, occurrence)| {
-                    self.send_record(campaign_id, phone, 0, Some(*occurrence), at)
+                    self.send_record(campaign_id, phone, SendKey::Occurrence(*occurrence), at)
                 })
                 .collect();
             send_outputs(&*self.producer, sends, &self.dead_letter_topic).await?;
@@ -356,10 +390,15 @@ impl Planner {
         &self,
         campaign_id: &str,
         to: &PhoneNumber,
-        attempt: u32,
-        occurrence: Option<u32>,
+        key: SendKey,
         at: DateTime<Utc>,
     ) -> Record {
+        let (attempt, occurrence, cap_retry) = match key {
+            SendKey::First => (0, None, 0),
+            SendKey::Retry(attempt) => (attempt, None, 0),
+            SendKey::Occurrence(occurrence) => (0, Some(occurrence), 0),
+            SendKey::CapRetry(n) => (0, None, n),
+        };
         let send = CampaignSend {
             campaign_id: campaign_id.to_string(),
             to: to.clone(),
@@ -367,6 +406,7 @@ impl Planner {
             business_number: self.number.business_number.clone(),
             attempt,
             occurrence,
+            cap_retry,
             planned_at: at,
         };
         Record::new(

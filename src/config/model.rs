@@ -59,6 +59,11 @@ pub struct CampaignsConfig {
     pub ask_consent: bool,
     /// The consent question, stored with each answer as the wording shown.
     pub consent_question: String,
+    /// A send refused for Meta's per-user marketing cap (131049) is tried again this long
+    /// after the refusal ...
+    pub cap_retry_after_secs: u64,
+    /// ... at most this many times (0: only "retry the failed" sends it again).
+    pub cap_retries: u32,
     /// A running campaign whose pending recipients have not moved for this long is
     /// resumed (after quiet hours, a full messaging limit, a lost process).
     pub stall_resume_secs: u64,
@@ -82,6 +87,8 @@ impl Default for CampaignsConfig {
             link_base_url: String::new(),
             business_number: String::new(),
             ask_consent: false,
+            cap_retry_after_secs: 12 * 3_600,
+            cap_retries: 3,
             stall_resume_secs: 120,
             clock_tick_ms: 5_000,
             trigger_refresh_ms: 5_000,
@@ -98,6 +105,14 @@ impl CampaignsConfig {
         crate::domain::campaign::FrequencyCap {
             max: self.frequency_cap_max,
             days: self.frequency_cap_days,
+        }
+    }
+
+    pub fn cap_retry(&self) -> crate::domain::campaign::CapRetryPolicy {
+        crate::domain::campaign::CapRetryPolicy {
+            // Validated to at most 7 days.
+            after: chrono::Duration::seconds(self.cap_retry_after_secs.min(7 * 86_400) as i64),
+            max: self.cap_retries,
         }
     }
 
@@ -590,6 +605,12 @@ impl Config {
         ] {
             chrono::NaiveTime::parse_from_str(value, "%H:%M")
                 .map_err(|_| invalid(key, format!("{value:?} is not a time like 22:00")))?;
+        }
+        if campaigns.cap_retry_after_secs > 7 * 86_400 {
+            return Err(invalid(
+                "campaigns.cap_retry_after_secs",
+                "at most 604800 (7 days)",
+            ));
         }
         if !campaigns.link_base_url.is_empty() {
             let url = url::Url::parse(&campaigns.link_base_url).map_err(|e| {

@@ -258,6 +258,7 @@ pub fn trigger_on_purchase(
                 business_number: business_number(business),
                 attempt: 0,
                 occurrence: Some(occurrence),
+                cap_retry: 0,
                 planned_at: ctx.now,
             });
     }

@@ -29,8 +29,8 @@ use crate::campaigns::content::outbound_content;
 use crate::campaigns::definition_of;
 use crate::campaigns::links::{rewrite, LinkSealer};
 use crate::domain::campaign::{
-    exclusion, CampaignDefinition, CampaignMessage, CampaignStatus, Failure, FrequencyCap,
-    QuietHours, RecipientUpdate, SkipReason,
+    exclusion, CampaignDefinition, CampaignMessage, CampaignStatus, CapRetry, CapRetryPolicy,
+    Failure, FrequencyCap, QuietHours, RecipientUpdate, SkipReason, ECOSYSTEM_CAP,
 };
 use crate::domain::phone::PhoneNumber;
 use crate::metrics::catalog;
@@ -60,7 +60,6 @@ const CONCURRENT_SENDS: usize = 64;
 const CAMPAIGN_TTL: Duration = Duration::from_secs(1);
 /// Graph error codes the lane treats in their own way.
 const OUTSIDE_WINDOW: i64 = 131_047;
-const ECOSYSTEM_CAP: i64 = 131_049;
 
 /// The lane's settings.
 #[derive(Clone)]
@@ -73,6 +72,8 @@ pub struct CampaignLaneConfig {
     pub max_queued: usize,
     pub quiet_hours: QuietHours,
     pub frequency_cap: FrequencyCap,
+    /// Automatic retries after Meta's marketing cap (131049).
+    pub cap_retry: CapRetryPolicy,
     /// Unique customers reached by campaigns in a moving 24 h; 0 = unlimited.
     pub messaging_limit: u64,
     /// Least time between two messages to one customer from one number.
@@ -380,6 +381,11 @@ impl Worker {
         let due = match (&steps, send.attempt, send.occurrence) {
             // A trigger's occurrence: its own claim key says whether it went already.
             (_, _, Some(_)) => true,
+            // An automatic retry after the marketing cap: only the one due now (not one
+            // made stale by a later send or refusal).
+            (steps, _, None) if send.cap_retry > 0 => steps.as_ref().is_some_and(|s| {
+                s.cap_retry(self.lane().cap_retry, now) == CapRetry::Due(send.cap_retry)
+            }),
             (None, 0, None) => true,
             (Some(steps), 0, None) => steps.awaits_send(),
             (steps, _, None) => steps.as_ref().is_some_and(|s| s.retryable_failure()),
@@ -604,6 +610,12 @@ impl Worker {
                 code,
                 reason: reason.to_string(),
                 retryable,
+                // "Retry the failed" takes over from the automatic retries.
+                cap_retries: if send.attempt == 0 {
+                    send.cap_retry
+                } else {
+                    self.lane().cap_retry.max
+                },
             })
         };
         Ok(match code {
@@ -622,7 +634,8 @@ impl Worker {
                 "skipped",
             ),
             Some(UNDELIVERABLE) => (failed(false), "failed"),
-            // Meta's per-user marketing cap: retried after hours by "retry the failed".
+            // Meta's per-user marketing cap: retried after hours, by the campaign clock
+            // (`cap_retry`) or by "retry the failed".
             Some(ECOSYSTEM_CAP) => (failed(true), "failed"),
             _ => match class {
                 // Still over a rate limit, or the provider down, when the send budget ran

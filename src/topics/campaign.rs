@@ -26,7 +26,14 @@ pub struct CampaignSend {
     /// year of a birthday, the tier reached, ...): one send per contact and occurrence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurrence: Option<u32>,
+    /// n for the n-th automatic retry of a send refused for Meta's marketing cap (131049).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cap_retry: u32,
     pub planned_at: DateTime<Utc>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CampaignSend {
@@ -38,6 +45,11 @@ impl CampaignSend {
                 "campaign:{}:{}:on{occurrence}",
                 self.campaign_id,
                 self.to.as_str()
+            ),
+            None if self.cap_retry > 0 => format!(
+                "{}:cap{}",
+                request_id(&self.campaign_id, &self.to, self.attempt),
+                self.cap_retry
             ),
             None => request_id(&self.campaign_id, &self.to, self.attempt),
         }

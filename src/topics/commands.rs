@@ -26,6 +26,12 @@ pub enum Command {
         at: DateTime<Utc>,
         retry_failed: bool,
     },
+    /// Sends refused for Meta's marketing cap (131049) are due for their automatic retry:
+    /// send again to the partition's recipients whose retry is due at `at`.
+    CampaignCapRetry {
+        campaign_id: String,
+        at: DateTime<Utc>,
+    },
     /// A time-driven trigger is due (birthdays, win-back) for `day` (Malaysian date): plan
     /// the partition's contacts it selects that day.
     CampaignTriggered {
@@ -52,6 +58,9 @@ impl Command {
         match self {
             Command::CampaignLaunched { campaign_id, at } => {
                 format!("campaign_launched:{campaign_id}:{}", at.timestamp_millis())
+            }
+            Command::CampaignCapRetry { campaign_id, at } => {
+                format!("campaign_cap_retry:{campaign_id}:{}", at.timestamp_millis())
             }
             Command::CampaignHalted { campaign_id, at } => {
                 format!("campaign_halted:{campaign_id}:{}", at.timestamp_millis())

@@ -17,7 +17,8 @@ pub use definition::{
 };
 pub use eligibility::{exclusion, FrequencyCap, QuietHours, RecipientFacts};
 pub use recipient::{
-    Failure, Funnel, RecipientStatus, RecipientSteps, RecipientUpdate, SkipReason,
+    CapRetry, CapRetryPolicy, Failure, Funnel, RecipientStatus, RecipientSteps, RecipientUpdate,
+    SkipReason, ECOSYSTEM_CAP,
 };
 pub use touch::{CampaignTouch, FunnelStep, Touches};
 

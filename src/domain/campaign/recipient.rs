@@ -62,6 +62,32 @@ pub struct Failure {
     pub code: Option<i64>,
     pub reason: String,
     pub retryable: bool,
+    /// For a 131049 refusal: how many automatic retries came before this one.
+    #[serde(default)]
+    pub cap_retries: u32,
+}
+
+/// Meta's per-user marketing cap: "not delivered to maintain healthy ecosystem engagement".
+pub const ECOSYSTEM_CAP: i64 = 131_049;
+
+/// When a send refused for Meta's per-user marketing cap ([`ECOSYSTEM_CAP`]) is tried
+/// again by itself: `after` the refusal, at most `max` times (FACTS: resellers retry after
+/// 6–24 h, about 3 times).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapRetryPolicy {
+    pub after: chrono::Duration,
+    pub max: u32,
+}
+
+/// Where a recipient stands with automatic retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapRetry {
+    /// Not refused for the cap, or out of retries, or already past the failure.
+    NotWanted,
+    /// The retry with this number (1, 2, ...) may go now.
+    Due(u32),
+    /// The next retry may go from this time.
+    Scheduled(DateTime<Utc>),
 }
 
 /// A recipient's status, derived from their steps.
@@ -203,6 +229,26 @@ impl RecipientSteps {
         self.status() == RecipientStatus::Pending
     }
 
+    /// Whether the send refused for the marketing cap is tried again by itself, and when.
+    pub fn cap_retry(&self, policy: CapRetryPolicy, now: DateTime<Utc>) -> CapRetry {
+        let Some(failure) = self.failed.as_ref() else {
+            return CapRetry::NotWanted;
+        };
+        if self.status() != RecipientStatus::Failed
+            || failure.code != Some(ECOSYSTEM_CAP)
+            || !failure.retryable
+            || failure.cap_retries >= policy.max
+        {
+            return CapRetry::NotWanted;
+        }
+        let from = failure.at + policy.after;
+        if from <= now {
+            CapRetry::Due(failure.cap_retries + 1)
+        } else {
+            CapRetry::Scheduled(from)
+        }
+    }
+
     /// Whether "retry the failed" sends again.
     pub fn retryable_failure(&self) -> bool {
         self.status() == RecipientStatus::Failed
@@ -274,6 +320,7 @@ mod tests {
                 code: Some(130429),
                 reason: "rate".into(),
                 retryable: true,
+                cap_retries: 0,
             }),
             RecipientUpdate::Sent {
                 at: at(5),
@@ -346,6 +393,7 @@ mod tests {
             code: Some(131049),
             reason: "ecosystem".into(),
             retryable: true,
+            cap_retries: 0,
         }));
         assert!(steps.retryable_failure());
         steps.apply(&RecipientUpdate::Failed(Failure {
@@ -353,6 +401,7 @@ mod tests {
             code: Some(131026),
             reason: "undeliverable".into(),
             retryable: false,
+            cap_retries: 0,
         }));
         assert!(!steps.retryable_failure(), "the latest attempt decides");
         steps.apply(&RecipientUpdate::Sent {
@@ -372,5 +421,60 @@ mod tests {
         let mut funnel = Funnel::default();
         funnel.add(&skipped);
         assert_eq!(funnel.skipped_by_reason.get("frequency_cap"), Some(&1));
+    }
+
+    #[test]
+    fn a_marketing_cap_refusal_is_retried_after_hours_a_few_times() {
+        let policy = CapRetryPolicy {
+            after: chrono::Duration::hours(12),
+            max: 3,
+        };
+        let refused = |at, cap_retries| {
+            RecipientUpdate::Failed(Failure {
+                at,
+                code: Some(ECOSYSTEM_CAP),
+                reason: "ecosystem".into(),
+                retryable: true,
+                cap_retries,
+            })
+        };
+        let hours = |h| at(0) + chrono::Duration::hours(h);
+        let mut steps = RecipientSteps::default();
+        steps.apply(&refused(at(0), 0));
+        assert_eq!(
+            steps.cap_retry(policy, hours(11)),
+            CapRetry::Scheduled(hours(12))
+        );
+        assert_eq!(steps.cap_retry(policy, hours(12)), CapRetry::Due(1));
+        steps.apply(&refused(hours(12), 1));
+        assert_eq!(steps.cap_retry(policy, hours(30)), CapRetry::Due(2));
+        steps.apply(&refused(hours(30), 2));
+        steps.apply(&refused(hours(42), 3));
+        assert_eq!(
+            steps.cap_retry(policy, hours(99)),
+            CapRetry::NotWanted,
+            "three at most"
+        );
+        assert_eq!(
+            steps.cap_retry(CapRetryPolicy { max: 0, ..policy }, hours(1)),
+            CapRetry::NotWanted
+        );
+        // Another code, or a send that went after all, is not retried.
+        let mut other = RecipientSteps::default();
+        other.apply(&RecipientUpdate::Failed(Failure {
+            at: at(0),
+            code: Some(131_026),
+            reason: "undeliverable".into(),
+            retryable: true,
+            cap_retries: 0,
+        }));
+        assert_eq!(other.cap_retry(policy, hours(99)), CapRetry::NotWanted);
+        let mut sent = RecipientSteps::default();
+        sent.apply(&refused(at(0), 0));
+        sent.apply(&RecipientUpdate::Sent {
+            at: hours(13),
+            wamid: "w".into(),
+        });
+        assert_eq!(sent.cap_retry(policy, hours(99)), CapRetry::NotWanted);
     }
 }

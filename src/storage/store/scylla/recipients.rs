@@ -22,7 +22,7 @@ pub(super) fn bucket(contact: &PhoneNumber) -> i32 {
 
 const RECIPIENT_COLUMNS: &str = "contact, planned_at, skipped_at, skip_reason, sent_at, wamid, \
     failed_at, error_code, failure, retryable, delivered_at, read_at, clicked_at, converted_at, \
-    revenue_sen";
+    revenue_sen, cap_retries";
 
 type RecipientCells = (
     String,
@@ -40,6 +40,7 @@ type RecipientCells = (
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<i64>,
+    Option<i32>,
 );
 
 fn into_row(cells: RecipientCells) -> Result<RecipientRow, StoreError> {
@@ -60,6 +61,7 @@ fn into_row(cells: RecipientCells) -> Result<RecipientRow, StoreError> {
         clicked_at,
         converted_at,
         revenue_sen,
+        cap_retries,
     ) = cells;
     let skipped = match (skipped_at, skip_reason) {
         (Some(at), Some(reason)) => Some((
@@ -81,6 +83,7 @@ fn into_row(cells: RecipientCells) -> Result<RecipientRow, StoreError> {
                 code: error_code,
                 reason: failure.unwrap_or_default(),
                 retryable: retryable.unwrap_or(false),
+                cap_retries: cap_retries.map_or(0, |n| u32::try_from(n).unwrap_or(0)),
             }),
             delivered_at,
             read_at,
@@ -128,6 +131,7 @@ impl ScyllaStore {
                         f.code,
                         f.reason,
                         f.retryable,
+                        i32::try_from(f.cap_retries).unwrap_or(i32::MAX),
                         c,
                         b,
                         k,
@@ -286,7 +290,7 @@ impl RecipientStatements {
             prepare(s, set("planned_at = ?"), I),
             prepare(s, set("skipped_at = ?, skip_reason = ?"), I),
             prepare(s, set("sent_at = ?, wamid = ?"), I),
-            prepare(s, set("failed_at = ?, error_code = ?, failure = ?, retryable = ?"), I),
+            prepare(s, set("failed_at = ?, error_code = ?, failure = ?, retryable = ?, cap_retries = ?"), I),
             prepare(s, set("delivered_at = ?"), I),
             prepare(s, set("read_at = ?"), I),
             prepare(s, set("clicked_at = ?"), I),

@@ -75,6 +75,11 @@ pub const CQL_MIGRATIONS: &[Migration] = &[
         name: "campaign_recipients",
         text: include_str!("../../../../schemas/cql/0010_campaign_recipients.cql"),
     },
+    Migration {
+        version: 11,
+        name: "recipient_cap_retries",
+        text: include_str!("../../../../schemas/cql/0011_recipient_cap_retries.cql"),
+    },
 ];
 
 /// The table holding applied versions, inside the keyspace.

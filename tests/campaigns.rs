@@ -657,6 +657,109 @@ async fn opted_in_customers(h: &Harness, count: usize) -> Vec<String> {
     phones
 }
 
+async fn audience(h: &Harness, id: &str) -> Value {
+    let (status, audience) = h
+        .api(Method::GET, &format!("/api/campaigns/{id}/audience/"), None)
+        .await;
+    assert_eq!(status, 200, "{audience}");
+    audience
+}
+
+/// The portfolio's messaging limit: past it, new customers wait (pending, not sent, not
+/// lost); the audience preview shows the room left from the reach log, and a second
+/// campaign to the same customers needs no room for those already reached.
+async fn the_messaging_limit_holds_new_customers(h: Harness) {
+    opted_in_customers(&h, 5).await;
+    let segment = h.opted_in_segment(5).await;
+    let body = json!({"name": "Limited", "segments": [segment], "message_text": "Promo"});
+    let first = created(&h, "/api/campaigns/", body.clone()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = audience(&h, &first).await;
+    assert_eq!(
+        (
+            before["eligible"].as_u64(),
+            before["messaging_limit_remaining"].as_u64(),
+            before["eligible_already_reached"].as_u64()
+        ),
+        (Some(5), Some(3), Some(0)),
+        "{before}"
+    );
+    // Two of five wait for room: about a day.
+    assert!(
+        before["estimated_send_seconds"].as_u64().unwrap() >= 86_000,
+        "{before}"
+    );
+    action(&h, &first, "launch").await;
+    let held = campaign_where(&h, &first, "three sent", |c| {
+        c["sent"] == 3 && c["recipients"] == 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let still = campaign(&h, &first).await;
+    assert_eq!(
+        (
+            still["sent"].as_u64(),
+            still["pending"].as_u64(),
+            still["status"].as_str()
+        ),
+        (Some(3), Some(2), Some("running")),
+        "{held}"
+    );
+    let promos = h
+        .sent()
+        .await
+        .into_iter()
+        .filter(|s| s.1 == "Promo")
+        .count();
+    assert_eq!(promos, 3);
+    assert!(h
+        .metrics()
+        .await
+        .contains("sembang_messaging_limit_remaining 0"));
+    // A second campaign to the same five: the three reached take no room, two wait.
+    let second = created(
+        &h,
+        "/api/campaigns/",
+        json!({"name": "Again", "segments": [segment], "message_text": "Again"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let after = audience(&h, &second).await;
+    assert_eq!(
+        (
+            after["messaging_limit_remaining"].as_u64(),
+            after["eligible_already_reached"].as_u64()
+        ),
+        (Some(0), Some(3)),
+        "{after}"
+    );
+    h.stop().await;
+}
+
+fn limited(config: &mut Config) {
+    tune(config);
+    config.campaigns.messaging_limit_24h = 3;
+    config.campaigns.stall_resume_secs = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_messaging_limit_holds_new_customers_on_the_embedded_default() {
+    the_messaging_limit_holds_new_customers(Harness::embedded_tuned(true, |s| s, limited).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_messaging_limit_holds_new_customers_on_the_real_stack() {
+    let Some(h) = Harness::real_stack_tuned(limited).await else {
+        return;
+    };
+    the_messaging_limit_holds_new_customers(h).await;
+}
+
 /// Pause, a STOP while paused, resume: everyone is sent once, except the one who opted
 /// out, who is recorded as such; a cancel settles the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -832,6 +832,19 @@ impl SendLedger for FlakyStore {
     ) -> Result<Option<SendResult>, StoreError> {
         self.inner.send_result(campaign_id, contact).await
     }
+    async fn record_reach(
+        &self,
+        contact: &PhoneNumber,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.record_reach(contact, at).await
+    }
+    async fn reaches_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(PhoneNumber, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        self.inner.reaches_since(since).await
+    }
 }
 
 #[async_trait]

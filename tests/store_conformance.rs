@@ -206,6 +206,7 @@ conformance!(
     scan_pages_through_every_contact_once,
     recipient_steps_merge_in_any_order_and_page_through_every_recipient,
     retention_clears_old_message_bodies_only,
+    reaches_are_found_after_their_time_and_leave_with_an_erasure,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1708,4 +1709,50 @@ fn scylla_unreachable_cluster_gives_a_typed_error() {
             target.err()
         );
     });
+}
+
+async fn reaches_are_found_after_their_time_and_leave_with_an_erasure(
+    store: Arc<dyn ContactStore>,
+) {
+    let (amin, mei) = (phone(), phone());
+    // Whole milliseconds, as both stores keep.
+    let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let hours = |h: i64| now - chrono::Duration::hours(h);
+    for (who, when) in [
+        (&amin, hours(30)),
+        (&amin, hours(2)),
+        (&mei, hours(23)),
+        (&mei, now),
+    ] {
+        store.record_reach(who, when).await.unwrap();
+    }
+    // Other tests share the CQL keyspace: only these two customers are looked at.
+    let ours = |reaches: Vec<(PhoneNumber, DateTime<Utc>)>| {
+        let mut ours: Vec<_> = reaches
+            .into_iter()
+            .filter(|(p, _)| *p == amin || *p == mei)
+            .collect();
+        ours.sort();
+        ours
+    };
+    let mut expected = vec![
+        (amin.clone(), hours(2)),
+        (mei.clone(), hours(23)),
+        (mei.clone(), now),
+    ];
+    expected.sort();
+    assert_eq!(
+        ours(store.reaches_since(hours(24)).await.unwrap()),
+        expected
+    );
+    // `since` itself is excluded.
+    assert_eq!(
+        ours(store.reaches_since(hours(2)).await.unwrap()),
+        vec![(mei.clone(), now)]
+    );
+    store.erase_contact(&mei).await.unwrap();
+    assert_eq!(
+        ours(store.reaches_since(hours(48)).await.unwrap()),
+        vec![(amin.clone(), hours(30)), (amin.clone(), hours(2))]
+    );
 }

@@ -22,7 +22,7 @@ use crate::campaigns::ledger::RecipientPages;
 use crate::campaigns::{definition_of, SendingNumber};
 use crate::domain::campaign::{
     exclusion, CampaignAction, CampaignDefinition, CampaignMessage, CampaignStatus, CapRetry,
-    CapRetryPolicy, FrequencyCap, Funnel, MediaRef, RecipientStatus, RecipientSteps,
+    CapRetryPolicy, FrequencyCap, Funnel, MediaRef, ReachWindow, RecipientStatus, RecipientSteps,
     RecipientUpdate, RenderedMessage, SkipReason, Trigger,
 };
 use crate::domain::clock::malaysian_day;
@@ -172,8 +172,14 @@ pub struct Audience {
     /// The portfolio's 24 h limit of unique customers reached (0 = unlimited): sends past
     /// it wait for room.
     pub messaging_limit_24h: u64,
-    /// At the number's rate and within the messaging limit, roughly how long sending to
-    /// every eligible recipient takes.
+    /// New customers that fit in the limit now (the limit less the customers reached in
+    /// the last 24 h, from the reach log); absent when unlimited.
+    pub messaging_limit_remaining: Option<u64>,
+    /// Eligible recipients already reached in the last 24 h: they take no room.
+    pub eligible_already_reached: u64,
+    /// At the number's rate and within the messaging limit, how long sending to every
+    /// eligible recipient takes: the limit's part is exact while the room freed by the
+    /// current reaches suffices, then a limit's worth per day.
     pub estimated_send_seconds: u64,
     /// Whether the index had caught up with the changelog.
     pub live: bool,
@@ -797,11 +803,23 @@ pub async fn audience(
         settings.messaging_limit_24h,
         settings.messages_per_second.max(1),
     );
+    let now = Utc::now();
+    let mut window = ReachWindow::new(limit);
+    if limit > 0 {
+        let since = now - chrono::Duration::hours(24);
+        window.note_all(
+            state
+                .store
+                .reaches_since(since)
+                .await
+                .map_err(store_error)?,
+        );
+    }
     let counted = tokio::task::spawn_blocking(move || {
-        let now = Utc::now();
         let ctx = EvalContext::new(now, malaysian_day(now));
         let free_form = definition.message.is_free_form();
         let (mut audience, mut excluded) = (0u64, BTreeMap::<String, u64>::new());
+        let mut already_reached = 0u64;
         for partition in index.partitions() {
             index.for_each_in_partition(
                 partition,
@@ -810,13 +828,18 @@ pub async fn audience(
                 &ctx,
                 |row| {
                     audience += 1;
-                    if let Some(reason) = exclusion(row, free_form, cap, now) {
-                        *excluded.entry(reason.as_str().to_string()).or_default() += 1;
+                    match exclusion(row, free_form, cap, now) {
+                        Some(reason) => {
+                            *excluded.entry(reason.as_str().to_string()).or_default() += 1
+                        }
+                        None => {
+                            already_reached += u64::from(window.reached(&row.phone_number, now))
+                        }
                     }
                 },
             );
         }
-        (audience, excluded, index.is_live())
+        (audience, excluded, already_reached, window, index.is_live())
     })
     .await
     .map_err(|e| {
@@ -826,20 +849,21 @@ pub async fn audience(
             e.to_string(),
         )
     })?;
-    let (audience, excluded, live) = counted;
+    let (audience, excluded, already_reached, mut window, live) = counted;
     let eligible = audience - excluded.values().sum::<u64>();
     let by_rate = eligible.div_ceil(u64::from(rate));
-    let by_limit = match limit {
-        0 => 0,
-        // Each full day's worth past the first waits a day.
-        limit => eligible.saturating_sub(1) / limit * 86_400,
-    };
+    let by_limit = window
+        .wait_for(eligible - already_reached, now)
+        .num_seconds()
+        .max(0) as u64;
     Ok(Json(Audience {
         audience,
         eligible,
         excluded,
         unknown_custom_recipients: unknown,
         messaging_limit_24h: limit,
+        messaging_limit_remaining: window.remaining(now),
+        eligible_already_reached: already_reached,
         estimated_send_seconds: by_rate.max(by_limit),
         live,
     }))

@@ -16,7 +16,7 @@
 //! A campaign pauses itself after `pause_after_errors` consecutive refusals that retrying
 //! cannot fix (a bad token, a paused template).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,7 @@ use super::apply::UNDELIVERABLE;
 use super::apply_campaign::MARKETING_STOPPED;
 use super::consumer::{send_dead_letter, Token};
 use super::error::EngineError;
+use super::messaging_limit::MessagingLimit;
 use super::sender::{deliver, Lane, SenderConfig};
 
 /// How long a triggered send waits for its contact's row to be written.
@@ -178,52 +179,6 @@ impl CampaignLane {
     }
 }
 
-/// The portfolio's 24 h messaging limit: the customers reached in the moving window.
-/// Kept by the process that owns the business number's partition (exact for a portfolio
-/// sending from one number; with several numbers on different processes, each counts
-/// its own).
-struct MessagingLimit {
-    limit: u64,
-    reached: HashMap<PhoneNumber, DateTime<Utc>>,
-    order: VecDeque<(DateTime<Utc>, PhoneNumber)>,
-}
-
-impl MessagingLimit {
-    fn new(limit: u64) -> Self {
-        MessagingLimit {
-            limit,
-            reached: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    /// Whether `to` may be reached now (counting them if so).
-    fn admit(&mut self, to: &PhoneNumber, now: DateTime<Utc>) -> bool {
-        if self.limit == 0 {
-            return true;
-        }
-        let cutoff = now - chrono::Duration::hours(24);
-        while let Some((at, phone)) = self.order.front() {
-            if *at > cutoff {
-                break;
-            }
-            if self.reached.get(phone) == Some(at) {
-                self.reached.remove(phone);
-            }
-            self.order.pop_front();
-        }
-        if self.reached.contains_key(to) {
-            return true;
-        }
-        if self.reached.len() as u64 >= self.limit {
-            return false;
-        }
-        self.reached.insert(to.clone(), now);
-        self.order.push_back((now, to.clone()));
-        true
-    }
-}
-
 enum Decision {
     /// Nothing to send now; the record is done.
     Done,
@@ -242,7 +197,7 @@ struct Worker {
     config: Arc<SenderConfig>,
     shutdown: watch::Receiver<bool>,
     campaigns: Mutex<HashMap<String, (Instant, CachedCampaign)>>,
-    limit: Mutex<MessagingLimit>,
+    limit: MessagingLimit,
     /// When each customer was last sent a campaign message, per number.
     last_sent: Mutex<HashMap<(String, PhoneNumber), Instant>>,
     consecutive_errors: Mutex<HashMap<String, u32>>,
@@ -257,12 +212,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Worker {
     fn new(config: Arc<SenderConfig>, shutdown: watch::Receiver<bool>) -> Self {
-        let limit = MessagingLimit::new(config.campaigns.messaging_limit);
+        let limit = MessagingLimit::new(config.store.clone(), config.campaigns.messaging_limit);
         Worker {
             config,
             shutdown,
             campaigns: Mutex::new(HashMap::new()),
-            limit: Mutex::new(limit),
+            limit,
             last_sent: Mutex::new(HashMap::new()),
             consecutive_errors: Mutex::new(HashMap::new()),
             pausing: Mutex::new(std::collections::HashSet::new()),
@@ -412,7 +367,7 @@ impl Worker {
                 return Ok(Decision::Skip(SkipReason::RenderFailed));
             }
         };
-        if !lock(&self.limit).admit(&send.to, now) {
+        if !self.limit.admit(&send.to, now).await? {
             return Ok(Decision::Hold("messaging_limit"));
         }
         let content = outbound_content(rendered, &|text| text);
@@ -783,26 +738,5 @@ impl Worker {
             send.to.as_str().as_bytes().to_vec(),
             serde_json::to_vec(&event).expect("an event serializes"),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_messaging_limit_counts_unique_customers_in_a_moving_day() {
-        let mut limit = MessagingLimit::new(2);
-        let p = |n: &str| PhoneNumber::parse(n).unwrap();
-        let t0: DateTime<Utc> = "2026-03-10T00:00:00Z".parse().unwrap();
-        assert!(limit.admit(&p("0123456781"), t0));
-        assert!(limit.admit(&p("0123456782"), t0 + chrono::Duration::hours(1)));
-        // The same customer again does not count twice; a third one waits.
-        assert!(limit.admit(&p("0123456781"), t0 + chrono::Duration::hours(2)));
-        assert!(!limit.admit(&p("0123456783"), t0 + chrono::Duration::hours(2)));
-        // A day after the first was reached, there is room again.
-        assert!(limit.admit(&p("0123456783"), t0 + chrono::Duration::hours(24)));
-        assert!(!limit.admit(&p("0123456784"), t0 + chrono::Duration::hours(24)));
-        assert!(MessagingLimit::new(0).admit(&p("0123456789"), t0));
     }
 }

@@ -31,6 +31,7 @@ mod error;
 pub mod health;
 pub mod inbound;
 pub mod lag;
+pub mod messaging_limit;
 pub mod ocr_attempts;
 pub mod ocr_role;
 pub mod offsets;

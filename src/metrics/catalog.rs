@@ -339,6 +339,12 @@ pub static CAMPAIGN_QUEUE: Metric = metric(
     &[],
     "Campaign sends taken from wa.campaign and not finished yet.",
 );
+pub static MESSAGING_LIMIT_REMAINING: Metric = metric(
+    "sembang_messaging_limit_remaining",
+    G,
+    &[],
+    "New customers business-initiated messages may still reach in the moving 24 h (the portfolio's messaging limit), as this sender counts them.",
+);
 pub static CAMPAIGN_CLICKS: Metric = metric(
     "sembang_campaign_clicks_total",
     C,
@@ -391,6 +397,7 @@ pub static ALL: &[&Metric] = &[
     &CAMPAIGN_PLAN_SECONDS,
     &CAMPAIGN_SENDS,
     &CAMPAIGN_QUEUE,
+    &MESSAGING_LIMIT_REMAINING,
     &CAMPAIGN_CLICKS,
 ];
 

@@ -5,6 +5,7 @@
 
 pub mod definition;
 pub mod eligibility;
+pub mod reach;
 pub mod recipient;
 pub mod template;
 pub mod touch;
@@ -16,6 +17,7 @@ pub use definition::{
     CampaignDefinition, CampaignError, CampaignMessage, MediaRef, RenderedMessage, Trigger,
 };
 pub use eligibility::{exclusion, FrequencyCap, QuietHours, RecipientFacts};
+pub use reach::{Admission, ReachWindow};
 pub use recipient::{
     CapRetry, CapRetryPolicy, Failure, Funnel, RecipientStatus, RecipientSteps, RecipientUpdate,
     SkipReason, ECOSYSTEM_CAP,

@@ -308,7 +308,25 @@ pub trait SendLedger: Send + Sync {
         request_id: &str,
         contact: &PhoneNumber,
     ) -> Result<Option<SendResult>, StoreError>;
+
+    /// Records that a business-initiated message reached `contact` at `at`, for the
+    /// portfolio's 24 h messaging limit. Kept about two days (an erasure removes it).
+    async fn record_reach(
+        &self,
+        contact: &PhoneNumber,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Every reach recorded after `since`, in no particular order (a customer reached
+    /// twice appears twice).
+    async fn reaches_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(PhoneNumber, DateTime<Utc>)>, StoreError>;
 }
+
+/// How long reaches are kept: the 24 h window and a margin for clocks and late readers.
+pub const REACH_KEPT: chrono::Duration = chrono::Duration::hours(49);
 
 /// The catalog: segment and campaign definitions.
 #[async_trait]

@@ -262,6 +262,10 @@ impl Contacts for EmbeddedStore {
                     })
                     .map_err(err(OP))?;
             }
+            txn.open_table(REACHES)
+                .map_err(err(OP))?
+                .retain(|(_, owner), _| owner != first)
+                .map_err(err(OP))?;
             txn.open_table(MESSAGES_BY_TIME)
                 .map_err(err(OP))?
                 .retain_in(

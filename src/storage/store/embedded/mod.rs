@@ -60,6 +60,8 @@ const MESSAGES_BY_TIME: TableDefinition<(&str, i64, &str), ()> =
 const SEND_CLAIMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("send_claims");
 /// [`send_result_key`] → [`SendResult`].
 const SEND_RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("send_results");
+/// (time in ms, contact) of each business-initiated reach, for the messaging limit.
+const REACHES: TableDefinition<(i64, &str), ()> = TableDefinition::new("messaging_reach");
 const SEGMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("segments");
 const CAMPAIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("campaigns");
 /// (campaign id, contact) → the recipient's steps (JSON).
@@ -242,6 +244,7 @@ impl EmbeddedStore {
             txn.open_table(MESSAGES_BY_TIME).map_err(err(OP))?;
             txn.open_table(SEND_CLAIMS).map_err(err(OP))?;
             txn.open_table(SEND_RESULTS).map_err(err(OP))?;
+            txn.open_table(REACHES).map_err(err(OP))?;
             txn.open_table(SEGMENTS).map_err(err(OP))?;
             txn.open_table(CAMPAIGNS).map_err(err(OP))?;
             txn.open_table(RECIPIENTS).map_err(err(OP))?;

@@ -133,7 +133,7 @@ impl Contacts for ScyllaStore {
         const OP: &str = "erase_contact";
         let ks = &self.keyspace;
         let prepare = |cql: String| super::prepare(&self.session, cql, super::Kind::Idempotent);
-        let (ic_of, delete_contact, delete_link, delete_purchases, delete_messages, delete_index, delete_inbound, claims_of, delete_claim, delete_result, delete_recipient) = futures::try_join!(
+        let (ic_of, delete_contact, delete_link, delete_purchases, delete_messages, delete_index, delete_inbound, claims_of, delete_claim, delete_result, delete_recipient, reaches_of, delete_reach) = futures::try_join!(
             prepare(format!("SELECT ic_keyed_hash FROM {ks}.contacts WHERE phone = ?")),
             prepare(format!("DELETE FROM {ks}.contacts WHERE phone = ?")),
             prepare(format!("DELETE FROM {ks}.contact_by_ic WHERE ic_keyed_hash = ?")),
@@ -145,6 +145,8 @@ impl Contacts for ScyllaStore {
             prepare(format!("DELETE FROM {ks}.send_claims WHERE campaign_id = ? AND contact = ?")),
             prepare(format!("DELETE FROM {ks}.send_results WHERE campaign_id = ? AND contact = ?")),
             prepare(format!("DELETE FROM {ks}.campaign_recipients WHERE campaign_id = ? AND bucket = ? AND contact = ?")),
+            prepare(format!("SELECT day, at FROM {ks}.messaging_reach WHERE contact = ? ALLOW FILTERING")),
+            prepare(format!("DELETE FROM {ks}.messaging_reach WHERE day = ? AND at = ? AND contact = ?")),
         )?;
         let contact = phone.as_str();
         let mut erased = ErasedContact::default();
@@ -162,6 +164,11 @@ impl Contacts for ScyllaStore {
             &delete_inbound,
         ] {
             self.exec(OP, statement, (contact,)).await?;
+        }
+        // At most two days of rows: the table is small.
+        let reaches: Vec<(i32, DateTime<Utc>)> = self.all_rows(OP, &reaches_of, (contact,)).await?;
+        for (day, at) in reaches {
+            self.exec(OP, &delete_reach, (day, at, contact)).await?;
         }
         let claims: Vec<(String,)> = self.all_rows(OP, &claims_of, (contact,)).await?;
         for (request,) in claims {

@@ -80,6 +80,11 @@ pub const CQL_MIGRATIONS: &[Migration] = &[
         name: "recipient_cap_retries",
         text: include_str!("../../../../schemas/cql/0011_recipient_cap_retries.cql"),
     },
+    Migration {
+        version: 12,
+        name: "messaging_reach",
+        text: include_str!("../../../../schemas/cql/0012_messaging_reach.cql"),
+    },
 ];
 
 /// The table holding applied versions, inside the keyspace.

@@ -73,6 +73,40 @@ impl SendLedger for ScyllaStore {
         };
         Ok(Some(SendResult { at, outcome }))
     }
+    async fn record_reach(
+        &self,
+        contact: &PhoneNumber,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "record_reach",
+            &self.st.sends.record_reach,
+            (utc_day(at), at, contact.as_str()),
+        )
+        .await?;
+        Ok(())
+    }
+    async fn reaches_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(PhoneNumber, DateTime<Utc>)>, StoreError> {
+        const OP: &str = "reaches_since";
+        let mut reaches = Vec::new();
+        for day in utc_day(since)..=utc_day(Utc::now()) {
+            let rows: Vec<(DateTime<Utc>, String)> = self
+                .all_rows(OP, &self.st.sends.reaches_since, (day, since))
+                .await?;
+            for (at, contact) in rows {
+                reaches.push((rows::parse_phone("reach", &contact)?, at));
+            }
+        }
+        Ok(reaches)
+    }
+}
+
+/// A reach's partition: its day since the epoch, in UTC.
+fn utc_day(at: DateTime<Utc>) -> i32 {
+    i32::try_from(at.timestamp().div_euclid(86_400)).unwrap_or(i32::MAX)
 }
 
 /// The prepared statements of this aggregate.
@@ -80,20 +114,26 @@ pub(super) struct SendStatements {
     pub(super) claim_send: PreparedStatement,
     pub(super) record_send_result: PreparedStatement,
     pub(super) send_result: PreparedStatement,
+    pub(super) record_reach: PreparedStatement,
+    pub(super) reaches_since: PreparedStatement,
 }
 
 impl SendStatements {
     pub(super) async fn prepare(s: &Session, ks: &str) -> Result<Self, StoreError> {
         use Kind::{Idempotent as I, Lwt};
-        let (claim_send, record_send_result, send_result,) = futures::try_join!(
+        let (claim_send, record_send_result, send_result, record_reach, reaches_since) = futures::try_join!(
             prepare(s, format!("INSERT INTO {ks}.send_claims (campaign_id, contact, claimed_at) VALUES (?, ?, ?) IF NOT EXISTS"), Lwt),
             prepare(s, format!("INSERT INTO {ks}.send_results (campaign_id, contact, at, wamid, error_code, reason) VALUES (?, ?, ?, ?, ?, ?)"), I),
             prepare(s, format!("SELECT at, wamid, error_code, reason FROM {ks}.send_results WHERE campaign_id = ? AND contact = ?"), I),
+            prepare(s, format!("INSERT INTO {ks}.messaging_reach (day, at, contact) VALUES (?, ?, ?)"), I),
+            prepare(s, format!("SELECT at, contact FROM {ks}.messaging_reach WHERE day = ? AND at > ?"), I),
         )?;
         Ok(SendStatements {
             claim_send,
             record_send_result,
             send_result,
+            record_reach,
+            reaches_since,
         })
     }
 }

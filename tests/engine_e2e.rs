@@ -560,7 +560,7 @@ async fn real_stack_oversized_event_is_dead_lettered_not_retried() {
 /// scenario has.
 fn assert_metrics_match_catalogue(exposition: &str) {
     use sembang::metrics::catalog::{Kind, ALL};
-    const NOT_IN_THIS_SCENARIO: [&str; 21] = [
+    const NOT_IN_THIS_SCENARIO: [&str; 22] = [
         // No business number is configured here (tests/observability.rs sees it).
         "sembang_sender_rate_limit_per_second",
         "sembang_media_uploads_total",
@@ -570,6 +570,7 @@ fn assert_metrics_match_catalogue(exposition: &str) {
         "sembang_campaign_sends_total",
         "sembang_campaign_send_queue",
         "sembang_campaign_clicks_total",
+        "sembang_messaging_limit_remaining",
         "sembang_engine_retries_total",
         "sembang_shard_evicted_contacts_total",
         "sembang_shard_abandoned_contacts_total",

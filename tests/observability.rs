@@ -346,7 +346,8 @@ fn tune(config: &mut Config) {
     config.engine.max_resident_contacts = 2;
     config.campaigns.quiet_hours_start = "00:00".into();
     config.campaigns.quiet_hours_end = "00:00".into();
-    config.campaigns.messaging_limit_24h = 0;
+    // A limit the scenario stays far below: the room gauge is exposed.
+    config.campaigns.messaging_limit_24h = 10_000;
     config.campaigns.pair_interval_ms = 0;
     config.campaigns.clock_tick_ms = 200;
     config.campaigns.link_base_url = "https://t.example.my".into();

@@ -26,7 +26,7 @@ use crate::engine::EngineError;
 use crate::media::{HostAllowlist, MediaClient, ObjectStore};
 use crate::ocr::OcrPool;
 use crate::pii::IcVault;
-use crate::provider::RateLimiter;
+use crate::provider::{PairLimiter, RateLimiter};
 use crate::segments::Follower;
 use crate::storage::bus::Producer;
 use crate::topics::{self, TopicNames};
@@ -297,6 +297,10 @@ impl Assembly<'_> {
                         .map(|(number, rate)| (number.clone(), f64::from(*rate) * PACE_SHARE)),
                 ),
             ),
+            pairs: Arc::new(PairLimiter::new(
+                Duration::from_millis(config.campaigns.pair_interval_ms),
+                config.campaigns.pair_reply_burst,
+            )),
             group: names.group("sender"),
             topic: names.name(topics::OUTBOUND),
             events_topic: names.name(topics::EVENTS),
@@ -322,7 +326,6 @@ impl Assembly<'_> {
                 frequency_cap: campaigns.frequency_cap(),
                 cap_retry: campaigns.cap_retry(),
                 messaging_limit: campaigns.messaging_limit_24h,
-                pair_interval: Duration::from_millis(campaigns.pair_interval_ms),
                 pause_after_errors: campaigns.pause_after_errors,
                 link_base_url: campaigns.link_base_url.clone(),
                 links: link_sealer(config, self.secrets).map(Arc::new),

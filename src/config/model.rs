@@ -45,8 +45,12 @@ pub struct CampaignsConfig {
     /// The portfolio's messaging limit: unique customers reached by business-initiated
     /// messages in a moving 24 h (250, 2000, 10000, 100000; 0 = unlimited).
     pub messaging_limit_24h: u64,
-    /// Least time between two messages to the same customer from one number.
+    /// Least time between two messages to the same customer from one number (the pair
+    /// rate, 131056) ...
     pub pair_interval_ms: u64,
+    /// ... except that this many replies may go in quick succession (a campaign message
+    /// always waits the interval after the latest message).
+    pub pair_reply_burst: u32,
     /// A campaign pauses itself after this many consecutive sends refused for a reason
     /// that retrying cannot fix (bad token, paused template).
     pub pause_after_errors: u32,
@@ -83,6 +87,7 @@ impl Default for CampaignsConfig {
             quiet_hours_end: "08:00".into(),
             messaging_limit_24h: 250,
             pair_interval_ms: 6_000,
+            pair_reply_burst: 5,
             pause_after_errors: 20,
             link_base_url: String::new(),
             business_number: String::new(),

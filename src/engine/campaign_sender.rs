@@ -32,7 +32,6 @@ use crate::domain::campaign::{
     exclusion, CampaignDefinition, CampaignMessage, CampaignStatus, CapRetry, CapRetryPolicy,
     Failure, FrequencyCap, QuietHours, RecipientUpdate, SkipReason, ECOSYSTEM_CAP,
 };
-use crate::domain::phone::PhoneNumber;
 use crate::metrics::catalog;
 use crate::provider::ErrorClass;
 use crate::retry::with_retries;
@@ -77,8 +76,6 @@ pub struct CampaignLaneConfig {
     pub cap_retry: CapRetryPolicy,
     /// Unique customers reached by campaigns in a moving 24 h; 0 = unlimited.
     pub messaging_limit: u64,
-    /// Least time between two messages to one customer from one number.
-    pub pair_interval: Duration,
     pub pause_after_errors: u32,
     /// `<base>/r/<token>` tracking links, when a base and a key are given.
     pub link_base_url: String,
@@ -198,8 +195,6 @@ struct Worker {
     shutdown: watch::Receiver<bool>,
     campaigns: Mutex<HashMap<String, (Instant, CachedCampaign)>>,
     limit: MessagingLimit,
-    /// When each customer was last sent a campaign message, per number.
-    last_sent: Mutex<HashMap<(String, PhoneNumber), Instant>>,
     consecutive_errors: Mutex<HashMap<String, u32>>,
     /// Campaigns this worker is pausing (its refusal limit reached, the store not yet
     /// written): their sends are held at once, not after the write.
@@ -218,7 +213,6 @@ impl Worker {
             shutdown,
             campaigns: Mutex::new(HashMap::new()),
             limit,
-            last_sent: Mutex::new(HashMap::new()),
             consecutive_errors: Mutex::new(HashMap::new()),
             pausing: Mutex::new(std::collections::HashSet::new()),
         }
@@ -433,38 +427,16 @@ impl Worker {
         }
     }
 
-    /// Waits out the pair interval to this customer from this number.
-    async fn pair_pause(&self, number: &str, to: &PhoneNumber) {
-        let interval = self.lane().pair_interval;
-        if interval.is_zero() {
-            return;
-        }
-        let key = (number.to_string(), to.clone());
-        // The slot is taken now, so two sends to one customer wait for each other.
-        let left = {
-            let mut last_sent = lock(&self.last_sent);
-            if last_sent.len() > 100_000 {
-                last_sent.retain(|_, at| at.elapsed() < interval);
-            }
-            let now = Instant::now();
-            let free_at = last_sent
-                .get(&key)
-                .map_or(now, |last| (*last + interval).max(now));
-            last_sent.insert(key, free_at);
-            free_at - now
-        };
-        if !left.is_zero() {
-            tokio::time::sleep(left).await;
-        }
-    }
-
     async fn send(
         &self,
         send: &CampaignSend,
         request: &OutboundRequest,
         attribution_days: u16,
     ) -> Result<bool, EngineError> {
-        self.pair_pause(&request.phone_number_id, &request.to).await;
+        self.config
+            .pairs
+            .until_campaign_ready(&request.phone_number_id, request.to.as_str())
+            .await;
         // The slot of the number's rate just before the request, so requests reach the
         // provider evenly spaced; then the campaign's status once more (from memory): a
         // pause or cancel stops what was waiting for the rate.

@@ -30,7 +30,9 @@ use tokio::sync::watch;
 
 use crate::domain::contact::WhatsappStatus;
 use crate::domain::message::{DeliveryStatus, DeliveryTimeline};
-use crate::provider::{ErrorClass, OutboundMessage, ProviderError, RateLimiter, WhatsappProvider};
+use crate::provider::{
+    ErrorClass, OutboundMessage, PairLimiter, ProviderError, RateLimiter, WhatsappProvider,
+};
 use crate::storage::bus::{Bus, Message, Producer, Record};
 use crate::storage::sink::{AnalyticsEvent, MessageStatusEvent, OutboundMessageEvent};
 use crate::storage::store::{
@@ -61,6 +63,8 @@ pub struct SenderConfig {
     pub store: Arc<dyn ContactStore>,
     pub provider: Arc<dyn WhatsappProvider>,
     pub limiter: Arc<RateLimiter>,
+    /// The pair rate, per (number, customer), for both lanes.
+    pub pairs: Arc<PairLimiter>,
     pub group: String,
     pub topic: String,
     pub events_topic: String,
@@ -466,7 +470,13 @@ async fn send_with_retries(
         .run_adjusted("provider_send", retryable, adjust, || async {
             let waited = std::time::Instant::now();
             match lane {
-                Lane::Reply => config.limiter.until_ready(&request.phone_number_id).await,
+                Lane::Reply => {
+                    config
+                        .pairs
+                        .until_reply_ready(&request.phone_number_id, request.to.as_str())
+                        .await;
+                    config.limiter.until_ready(&request.phone_number_id).await
+                }
                 Lane::Campaign => {
                     if !first_paced.swap(false, std::sync::atomic::Ordering::Relaxed) {
                         config

@@ -17,7 +17,7 @@ use crate::domain::phone::PhoneNumber;
 pub use crate::topics::outbound::{OutboundContent, ValidationError, MAX_TEXT_CHARS};
 pub use cloud_api::{CloudApiConfig, CloudApiProvider};
 pub use error::{ErrorClass, ProviderError};
-pub use rate_limit::{RateLimiter, TokenBucket};
+pub use rate_limit::{PairLimiter, RateLimiter, TokenBucket};
 pub use sandbox::{SandboxMessage, SandboxProvider};
 pub use wabot::{WabotConfig, WabotProvider};
 

@@ -148,6 +148,101 @@ impl RateLimiter {
     }
 }
 
+/// The pair rate (131056: about one message per interval from a number to one customer,
+/// short bursts tolerated), shared by replies and campaign sends of the process that owns
+/// the number. A reply goes at once within `reply_burst` (a conversation's quick answers)
+/// and then one per interval; a campaign send goes a whole interval after the latest
+/// message to the customer, whichever lane sent it, and reserves its time at once so two
+/// campaign sends to one customer wait for each other.
+pub struct PairLimiter {
+    interval: Duration,
+    reply_burst: u32,
+    pairs: Mutex<HashMap<(String, String), Pair>>,
+}
+
+struct Pair {
+    replies: TokenBucket,
+    /// When the latest message to the customer went, or is reserved to go.
+    last: Instant,
+}
+
+/// Pairs kept before idle ones are dropped.
+const PAIRS_KEPT: usize = 100_000;
+
+impl PairLimiter {
+    /// An `interval` of zero: no pacing.
+    pub fn new(interval: Duration, reply_burst: u32) -> Self {
+        PairLimiter {
+            interval,
+            reply_burst: reply_burst.max(1),
+            pairs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_pair<T>(
+        &self,
+        number: &str,
+        to: &str,
+        now: Instant,
+        f: impl FnOnce(&mut Pair, bool) -> T,
+    ) -> T {
+        let mut pairs = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
+        if pairs.len() >= PAIRS_KEPT {
+            // Idle for a whole burst's refill: a fresh pair behaves the same.
+            let idle = self.interval * self.reply_burst;
+            pairs.retain(|_, pair| pair.last + idle > now);
+        }
+        let key = (number.to_string(), to.to_string());
+        let fresh = !pairs.contains_key(&key);
+        let pair = pairs.entry(key).or_insert_with(|| Pair {
+            replies: TokenBucket::new(1.0 / self.interval.as_secs_f64(), self.reply_burst),
+            last: now,
+        });
+        f(pair, fresh)
+    }
+
+    /// Waits until a reply from `number` to `to` may go, and takes that slot.
+    pub async fn until_reply_ready(&self, number: &str, to: &str) {
+        if self.interval.is_zero() {
+            return;
+        }
+        loop {
+            let now = tokio::time::Instant::now().into_std();
+            let taken = self.with_pair(number, to, now, |pair, _| {
+                pair.replies
+                    .try_take(now)
+                    .map(|()| pair.last = pair.last.max(now))
+            });
+            match taken {
+                Ok(()) => return,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// Waits until a campaign message from `number` to `to` may go: an interval after the
+    /// latest message to them.
+    pub async fn until_campaign_ready(&self, number: &str, to: &str) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let now = tokio::time::Instant::now().into_std();
+        let at = self.with_pair(number, to, now, |pair, fresh| {
+            let at = if fresh {
+                now
+            } else {
+                (pair.last + self.interval).max(now)
+            };
+            pair.last = at;
+            // It uses the customer's allowance too: a reply just after it waits less of a
+            // burst.
+            let _ = pair.replies.try_take(at);
+            at
+        });
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +390,39 @@ mod tests {
         limiter.until_ready("222").await;
         limiter.until_ready("222").await;
         assert_eq!(other.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pairs_let_replies_burst_and_campaign_sends_wait_out_the_latest_message() {
+        let pairs = PairLimiter::new(Duration::from_secs(6), 3);
+        let start = tokio::time::Instant::now();
+        // Three quick replies, then one per 6 s.
+        for _ in 0..3 {
+            pairs.until_reply_ready("n", "601").await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        pairs.until_reply_ready("n", "601").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(6));
+        // A campaign message waits an interval after that reply.
+        pairs.until_campaign_ready("n", "601").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(12));
+        // Two campaign sends to one customer reserve one after the other.
+        let started = tokio::time::Instant::now();
+        pairs.until_campaign_ready("n", "602").await;
+        pairs.until_campaign_ready("n", "602").await;
+        assert_eq!(started.elapsed(), Duration::from_secs(6));
+        // Other customers, and other numbers, are not held up.
+        let started = tokio::time::Instant::now();
+        pairs.until_campaign_ready("n", "603").await;
+        pairs.until_reply_ready("m", "601").await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // No interval: no pacing.
+        let free = PairLimiter::new(Duration::ZERO, 1);
+        let started = tokio::time::Instant::now();
+        for _ in 0..5 {
+            free.until_campaign_ready("n", "601").await;
+            free.until_reply_ready("n", "601").await;
+        }
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }

@@ -20,6 +20,7 @@
 //!        [--fault-secs S] [--minutes M]
 //! Needs the local stack (deploy/local/up) and `cargo build --release --bins`.
 
+mod campaign_drill;
 mod flags;
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +53,7 @@ enum Drill {
     Outage(&'static str),
     Kill,
     Soak,
+    Campaign,
 }
 
 struct Args {
@@ -61,10 +63,12 @@ struct Args {
     kills: usize,
     fault_secs: u64,
     minutes: u64,
+    recipients: u64,
 }
 
-const USAGE: &str = "usage: sembang-drill outage kafka|cassandra|clickhouse | kill | soak \
-[--rate R] [--processes N] [--kills K] [--fault-secs S] [--minutes M]";
+const USAGE: &str =
+    "usage: sembang-drill outage kafka|cassandra|clickhouse | kill | soak | campaign \
+[--rate R] [--processes N] [--kills K] [--fault-secs S] [--minutes M] [--recipients N]";
 
 fn usage_error(problem: &str) -> ! {
     flags::usage_error(USAGE, problem)
@@ -85,6 +89,7 @@ fn args() -> Args {
         },
         Some("kill") => Drill::Kill,
         Some("soak") => Drill::Soak,
+        Some("campaign") => Drill::Campaign,
         Some("--help" | "-h") => {
             println!("{USAGE}");
             std::process::exit(0)
@@ -94,11 +99,20 @@ fn args() -> Args {
     let mut args = Args {
         drill,
         rate: 200,
-        processes: if drill == Drill::Kill { 3 } else { 1 },
+        processes: match drill {
+            Drill::Kill => 3,
+            Drill::Campaign => 2,
+            _ => 1,
+        },
         kills: 10,
         fault_secs: 60,
         minutes: 30,
+        recipients: 2_000,
     };
+    if drill == Drill::Campaign {
+        // The campaign's rate at the fake Cloud API.
+        args.rate = 80;
+    }
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--rate" => args.rate = number(&flag, it.next()).max(1),
@@ -106,6 +120,7 @@ fn args() -> Args {
             "--kills" => args.kills = number(&flag, it.next()) as usize,
             "--fault-secs" => args.fault_secs = number(&flag, it.next()),
             "--minutes" => args.minutes = number(&flag, it.next()).max(1),
+            "--recipients" => args.recipients = number(&flag, it.next()).max(3),
             other => usage_error(&format!("unknown flag {other}")),
         }
     }
@@ -213,6 +228,11 @@ impl Cluster {
 
     fn kill_one(&mut self, rng: &mut SmallRng) {
         let i = rng.random_range(0..self.engines.len());
+        self.kill(i);
+    }
+
+    /// SIGKILL to engine `i`, which leaves the cluster.
+    fn kill(&mut self, i: usize) {
         let mut engine = self.engines.remove(i);
         self.peak_rss_kb = self.peak_rss_kb.max(engine.peak_rss_kb());
         Command::new("kill")
@@ -437,7 +457,8 @@ async fn main() {
     let clickhouse = env_or("SEMBANG_TEST_CLICKHOUSE", "http://127.0.0.1:8123");
     let fake = Arc::new(
         FakeCloudApi::start(FakeConfig {
-            messages_per_second: None,
+            // The campaign drill's fake enforces the number's rate, as Meta does.
+            messages_per_second: (args.drill == Drill::Campaign).then_some(args.rate as u32),
             ..FakeConfig::default()
         })
         .await,
@@ -473,6 +494,11 @@ async fn main() {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(if args.drill == Drill::Campaign {
+        campaign_drill::env(args.rate)
+    } else {
+        Vec::new()
+    })
     .collect();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -502,10 +528,22 @@ async fn main() {
         counters: Counters::default(),
         permits: tokio::sync::Semaphore::new(MAX_IN_FLIGHT_POSTS),
     });
+    if args.drill == Drill::Campaign {
+        let problems = campaign_drill::run(&mut cluster, &load, &fake, args.recipients, &run).await;
+        let exited = cluster.exited();
+        cluster.stop();
+        if !problems.is_empty() || exited > 0 {
+            println!("FAILED: {problems:?}, {exited} engine(s) exited on their own");
+            std::process::exit(1);
+        }
+        println!("passed: no duplicate, every recipient accounted for");
+        return;
+    }
     let duration = match args.drill {
         Drill::Outage(_) => Duration::from_secs(args.fault_secs + 60),
         Drill::Kill => Duration::from_secs(15 * args.kills as u64 + 15),
         Drill::Soak => Duration::from_secs(args.minutes * 60),
+        Drill::Campaign => unreachable!("the campaign drill ran above"),
     };
     println!(
         "drill {:?}: {} engine process(es), {} messages/s for {} s (run {run})",
@@ -598,6 +636,7 @@ async fn main() {
                 samples.push((rss, lag));
             }
         }
+        Drill::Campaign => unreachable!("the campaign drill ran above"),
     }
     let generated = generating.await.unwrap();
     let load_secs = started.elapsed().as_secs_f64();

@@ -375,12 +375,12 @@ fn the_engine_gives_up_at_its_deadline() {
     engine.set_variable("tessedit_pageseg_mode", "6").unwrap();
     assert_eq!(
         engine
-            .recognize(&prepared.png, Duration::from_millis(1))
+            .recognize(&prepared.png, Duration::from_millis(1), None)
             .unwrap(),
         Outcome::TimedOut
     );
     match engine
-        .recognize(&prepared.png, Duration::from_secs(60))
+        .recognize(&prepared.png, Duration::from_secs(60), None)
         .unwrap()
     {
         Outcome::Read { text, confidence } => {
@@ -390,7 +390,7 @@ fn the_engine_gives_up_at_its_deadline() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        engine.recognize(b"not an image", Duration::from_secs(1)),
+        engine.recognize(b"not an image", Duration::from_secs(1), None),
         Err(OcrError::Image(_))
     ));
 }

@@ -37,6 +37,12 @@ const MAX_ELONGATION: f64 = 8.0;
 /// same wrong number: at 1.06 the hard corpus had 5 such (7 read as 1, 6 as 5); at 1.15
 /// none of them.
 const MARGIN: f32 = 1.15;
+
+/// The outline's area in a rectified document: what lies outside it is the margin, the
+/// table around the document (its words are not the document's).
+pub fn outline_region() -> crate::ocr::engine::Region {
+    crate::ocr::engine::Region::inset((1.0 - 1.0 / MARGIN) / 2.0)
+}
 /// The rectified card: ID-1's 85.6 x 54 mm at the width the card preparation reads best.
 pub const CARD_SIZE: (i32, i32) = (1_100, 694);
 /// A card-shaped outline, long side over short side, as a tilted photo shows it.

@@ -457,7 +457,9 @@ async fn read_pass(
     spent.straightened.insert(turn, straightened);
     let preparing = started.elapsed();
     spent.prepare += preparing;
-    let recognized = pool.recognize(prepared.png, spent.deadline()).await?;
+    let recognized = pool
+        .recognize(prepared.png, spent.deadline(), prepared.card_region)
+        .await?;
     spent.recognize += recognized.took;
     spent.longest_pass = spent.longest_pass.max(preparing + recognized.took);
     spent.passes += 1;

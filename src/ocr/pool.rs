@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::engine::{Engine, Outcome};
+use super::engine::{Engine, Outcome, Region};
 use super::OcrError;
 use crate::metrics::catalog;
 
@@ -33,6 +33,7 @@ pub struct Recognized {
 struct Job {
     image: Vec<u8>,
     deadline: Duration,
+    within: Option<Region>,
     reply: oneshot::Sender<Result<Recognized, OcrError>>,
 }
 
@@ -80,23 +81,26 @@ impl OcrPool {
                     let depth = waiting.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
                     catalog::OCR_QUEUE_DEPTH.gauge(&[]).set(depth as f64);
                     let started = Instant::now();
-                    let result = engine.recognize(&job.image, job.deadline).map(|outcome| {
-                        let took = started.elapsed();
-                        match outcome {
-                            Outcome::Read { text, confidence } => Recognized {
-                                text,
-                                confidence,
-                                took,
-                                timed_out: false,
-                            },
-                            Outcome::TimedOut => Recognized {
-                                text: String::new(),
-                                confidence: 0.0,
-                                took,
-                                timed_out: true,
-                            },
-                        }
-                    });
+                    let result =
+                        engine
+                            .recognize(&job.image, job.deadline, job.within)
+                            .map(|outcome| {
+                                let took = started.elapsed();
+                                match outcome {
+                                    Outcome::Read { text, confidence } => Recognized {
+                                        text,
+                                        confidence,
+                                        took,
+                                        timed_out: false,
+                                    },
+                                    Outcome::TimedOut => Recognized {
+                                        text: String::new(),
+                                        confidence: 0.0,
+                                        took,
+                                        timed_out: true,
+                                    },
+                                }
+                            });
                     let _ = job.reply.send(result);
                 })
                 .map_err(|e| OcrError::Engine(format!("worker thread: {e}")))?;
@@ -115,11 +119,13 @@ impl OcrPool {
         &self,
         image: Vec<u8>,
         deadline: Duration,
+        within: Option<Region>,
     ) -> Result<Recognized, OcrError> {
         let (reply, receiver) = oneshot::channel();
         let mut job = Job {
             image,
             deadline,
+            within,
             reply,
         };
         loop {

@@ -137,6 +137,9 @@ pub struct Prepared {
     pub document: Found,
     /// The document's outline is framed by a screen's bezel (see `document::on_a_screen`).
     pub on_a_screen: bool,
+    /// Where the card lies in the image, when its outline was found: words outside it are
+    /// the table's.
+    pub card_region: Option<crate::ocr::engine::Region>,
 }
 
 /// Photos with more pixels than this are decoded at half or a quarter of their size: the
@@ -210,9 +213,13 @@ pub fn binarize(
     binarization: Option<Binarization>,
 ) -> Result<Prepared, OcrError> {
     let straight = &straightened.gray;
-    let binarization = binarization.unwrap_or(match straightened.aspect {
-        Some(aspect) if CARD_ASPECT.contains(&aspect) => Binarization::EvenedOtsu,
-        _ => Binarization::Adaptive,
+    let card_shaped = straightened
+        .aspect
+        .is_some_and(|aspect| CARD_ASPECT.contains(&aspect));
+    let binarization = binarization.unwrap_or(if card_shaped {
+        Binarization::EvenedOtsu
+    } else {
+        Binarization::Adaptive
     });
     let mut binary = match binarization {
         Binarization::EvenedOtsu => evened_otsu(straight, BACKGROUND_KERNEL)?,
@@ -244,6 +251,8 @@ pub fn binarize(
         binarization,
         document: straightened.document,
         on_a_screen: straightened.on_a_screen,
+        card_region: (card_shaped && straightened.document == Found::Outline)
+            .then(document::outline_region),
     })
 }
 
@@ -461,7 +470,7 @@ mod tests {
             let mut tesseract = crate::ocr::engine::Engine::new(None, "eng").unwrap();
             assert!(
                 tesseract
-                    .recognize(&prepared.png, std::time::Duration::from_secs(30))
+                    .recognize(&prepared.png, std::time::Duration::from_secs(30), None)
                     .is_ok(),
                 "{binarization:?}"
             );

@@ -99,7 +99,7 @@ pub fn read_card(text: &str, reference: NaiveDate) -> Result<CardReading, CardEr
     let mut pending: Option<&str> = None;
     for line in rest.by_ref() {
         if name_lines.len() < 2 && !line.chars().any(|c| c.is_ascii_digit()) && !is_address(line) {
-            name_lines.push(repair_name(&trim_single_letters(line)));
+            name_lines.push(repair_name(&trim_single_letters(trim_marks(line))));
         } else {
             pending = Some(line);
             break;
@@ -298,6 +298,12 @@ fn is_noise(line: &str) -> bool {
     line.chars().filter(|c| c.is_alphanumeric()).count() < 3
 }
 
+/// Marks at either end of a name line (quotes, brackets, dots: specks or the card's edge
+/// read as text); a name starts and ends with a letter.
+fn trim_marks(line: &str) -> &str {
+    line.trim_matches(|c: char| !c.is_alphanumeric())
+}
+
 /// Single letters at either end of a name line are the card's frame or specks, not a name.
 fn trim_single_letters(line: &str) -> String {
     let mut tokens: Vec<&str> = line.split_whitespace().collect();
@@ -388,6 +394,14 @@ mod tests {
         assert_eq!(read_card(&none, day()).unwrap().printed_gender, None);
         let both = CARD.replace("PEREMPUAN", "LELAKI PEREMPUAN");
         assert_eq!(read_card(&both, day()).unwrap().printed_gender, None);
+    }
+
+    #[test]
+    fn marks_at_a_name_lines_ends_are_not_the_name() {
+        let text = CARD.replace("SITI NURHALIZA", "\u{201c}SITI NURHALIZA");
+        let text = text.replace("TARUDIN\n", "TARUDIN.\n");
+        let card = read_card(&text, day()).unwrap();
+        assert_eq!(card.name.as_deref(), Some("SITI NURHALIZA BINTI TARUDIN"));
     }
 
     #[test]

@@ -56,6 +56,16 @@ async fn created(h: &Harness, path: &str, body: Value) -> Value {
     created
 }
 
+/// Creates the campaign `body` describes and launches it; returns its id.
+async fn launched(h: &Harness, body: Value) -> String {
+    let id = created(h, "/api/campaigns/", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    action(h, &id, "launch").await;
+    id
+}
+
 async fn campaign(h: &Harness, id: &str) -> Value {
     h.campaign_where(id, "the campaign", WAIT, |_| true).await
 }
@@ -1003,19 +1013,12 @@ async fn error_codes_are_recorded_by_meaning_and_only_retryable_failures_are_ret
     fake.fail_recipient(&phones[2], code(131_049));
     fake.fail_recipient(&phones[3], code(131_050));
     fake.fail_recipient(&phones[4], code(130_429));
-    let segment = created(
+    let segment = h.opted_in_segment(6).await;
+    let id = launched(
         &h,
-        "/api/segments/",
-        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+        json!({"name": "Codes", "segments": [segment], "message_text": "Promo"}),
     )
     .await;
-    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 6).await;
-    let body = json!({"name": "Codes", "segments": [segment["id"]], "message_text": "Promo"});
-    let id = created(&h, "/api/campaigns/", body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    action(&h, &id, "launch").await;
     let done = campaign_where(&h, &id, "every outcome", |c| {
         c["pending"] == 0 && c["recipients"] == 6
     })
@@ -1121,19 +1124,12 @@ async fn a_marketing_cap_refusal_is_retried_by_itself_after_the_delay() {
             code: 131_049,
         },
     );
-    let segment = created(
+    let segment = h.opted_in_segment(2).await;
+    let id = launched(
         &h,
-        "/api/segments/",
-        json!({"name": "Opted in", "custom_filters": {"field": "marketing_opt_in", "op": "eq", "value": true}}),
+        json!({"name": "Capped", "segments": [segment], "message_text": "Promo"}),
     )
     .await;
-    segment_count_reaches(&h, segment["id"].as_str().unwrap(), 2).await;
-    let body = json!({"name": "Capped", "segments": [segment["id"]], "message_text": "Promo"});
-    let id = created(&h, "/api/campaigns/", body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    action(&h, &id, "launch").await;
     // The first refusal: a retry is scheduled, the campaign is not done.
     let first = campaign_where(&h, &id, "the refusal", |c| {
         c["failed"] == 1 && c["sent"] == 1

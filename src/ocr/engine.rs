@@ -24,7 +24,7 @@ pub enum Outcome {
 }
 
 /// A part of the image, as fractions of its width and height: only words that touch it
-/// are kept (a card's area in its rectified photo, without the table around it).
+/// are kept (a document's area in its rectified photo, without the table around it).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Region {
     pub left: f32,

@@ -458,7 +458,7 @@ async fn read_pass(
     let preparing = started.elapsed();
     spent.prepare += preparing;
     let recognized = pool
-        .recognize(prepared.png, spent.deadline(), prepared.card_region)
+        .recognize(prepared.png, spent.deadline(), prepared.document_region)
         .await?;
     spent.recognize += recognized.took;
     spent.longest_pass = spent.longest_pass.max(preparing + recognized.took);

@@ -137,9 +137,9 @@ pub struct Prepared {
     pub document: Found,
     /// The document's outline is framed by a screen's bezel (see `document::on_a_screen`).
     pub on_a_screen: bool,
-    /// Where the card lies in the image, when its outline was found: words outside it are
-    /// the table's.
-    pub card_region: Option<crate::ocr::engine::Region>,
+    /// Where the document lies in the image, when its outline was found: words outside it
+    /// are the table's.
+    pub document_region: Option<crate::ocr::engine::Region>,
 }
 
 /// Photos with more pixels than this are decoded at half or a quarter of their size: the
@@ -251,8 +251,7 @@ pub fn binarize(
         binarization,
         document: straightened.document,
         on_a_screen: straightened.on_a_screen,
-        card_region: (card_shaped && straightened.document == Found::Outline)
-            .then(document::outline_region),
+        document_region: (straightened.document == Found::Outline).then(document::outline_region),
     })
 }
 

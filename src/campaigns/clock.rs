@@ -251,11 +251,12 @@ impl CampaignClock {
             return Ok(());
         };
         // Due retries are asked for at most once per stall period (or retry interval, if
-        // shorter): the sends they enqueue are claimed once, so asking again while they are
-        // on their way only costs a ledger pass per partition.
+        // shorter, but not more often than the tick): a send already on its way is found
+        // claimed, so asking again costs a ledger pass and queued copies, not a message.
         let ask_every = self
             .stall
-            .min(self.cap_retry.after.to_std().unwrap_or_default());
+            .min(self.cap_retry.after.to_std().unwrap_or_default())
+            .max(self.tick);
         if state.cap_retries_due > 0
             && self.quiet_hours.resumes_at(now).is_none()
             && seen
@@ -269,7 +270,6 @@ impl CampaignClock {
                 at: now,
             })
             .await?;
-            return Ok(());
         }
         let moved = seen.pending != funnel.pending || seen.recipients != funnel.recipients;
         if moved {

@@ -48,8 +48,10 @@ pub struct CampaignsConfig {
     /// Least time between two messages to the same customer from one number (the pair
     /// rate, 131056) ...
     pub pair_interval_ms: u64,
-    /// ... except that this many replies may go in quick succession (a campaign message
-    /// always waits the interval after the latest message).
+    /// ... for campaign messages, which wait the interval after the latest message, a
+    /// reply included. Replies are never held back (one slow customer would hold up every
+    /// answer); this many in quick succession are taken to fit the pair rate, and one
+    /// beyond it that the provider refuses (131056) is retried by the send's backoff.
     pub pair_reply_burst: u32,
     /// A campaign pauses itself after this many consecutive sends refused for a reason
     /// that retrying cannot fix (bad token, paused template).

@@ -471,10 +471,12 @@ async fn send_with_retries(
             let waited = std::time::Instant::now();
             match lane {
                 Lane::Reply => {
-                    config
+                    if !config
                         .pairs
-                        .until_reply_ready(&request.phone_number_id, request.to.as_str())
-                        .await;
+                        .reply_now(&request.phone_number_id, request.to.as_str())
+                    {
+                        tracing::debug!(request = %request.request_id, "reply over the pair burst");
+                    }
                     config.limiter.until_ready(&request.phone_number_id).await
                 }
                 Lane::Campaign => {

@@ -150,10 +150,10 @@ impl RateLimiter {
 
 /// The pair rate (131056: about one message per interval from a number to one customer,
 /// short bursts tolerated), shared by replies and campaign sends of the process that owns
-/// the number. A reply goes at once within `reply_burst` (a conversation's quick answers)
-/// and then one per interval; a campaign send goes a whole interval after the latest
-/// message to the customer, whichever lane sent it, and reserves its time at once so two
-/// campaign sends to one customer wait for each other.
+/// the number. Replies are recorded, never held (see [`PairLimiter::reply_now`]); a
+/// campaign send goes a whole interval after the latest message to the customer, whichever
+/// lane sent it, and reserves its time at once so two campaign sends to one customer wait
+/// for each other.
 pub struct PairLimiter {
     interval: Duration,
     reply_burst: u32,
@@ -201,23 +201,19 @@ impl PairLimiter {
         f(pair, fresh)
     }
 
-    /// Waits until a reply from `number` to `to` may go, and takes that slot.
-    pub async fn until_reply_ready(&self, number: &str, to: &str) {
+    /// Records a reply from `number` to `to` going now; whether it fits the pair's burst.
+    /// A reply never waits here: replies are sent one at a time, so a wait for one
+    /// customer would hold up every other customer's answer; one over the pair rate is
+    /// refused by the provider (131056) and retried by the send's own backoff.
+    pub fn reply_now(&self, number: &str, to: &str) -> bool {
         if self.interval.is_zero() {
-            return;
+            return true;
         }
-        loop {
-            let now = tokio::time::Instant::now().into_std();
-            let taken = self.with_pair(number, to, now, |pair, _| {
-                pair.replies
-                    .try_take(now)
-                    .map(|()| pair.last = pair.last.max(now))
-            });
-            match taken {
-                Ok(()) => return,
-                Err(wait) => tokio::time::sleep(wait).await,
-            }
-        }
+        let now = tokio::time::Instant::now().into_std();
+        self.with_pair(number, to, now, |pair, _| {
+            pair.last = pair.last.max(now);
+            pair.replies.try_take(now).is_ok()
+        })
     }
 
     /// Waits until a campaign message from `number` to `to` may go: an interval after the
@@ -393,16 +389,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn pairs_let_replies_burst_and_campaign_sends_wait_out_the_latest_message() {
+    async fn replies_are_never_held_and_campaign_sends_wait_out_the_latest_message() {
         let pairs = PairLimiter::new(Duration::from_secs(6), 3);
         let start = tokio::time::Instant::now();
-        // Three quick replies, then one per 6 s.
+        // Three quick replies fit the burst; a fourth goes too, over it.
         for _ in 0..3 {
-            pairs.until_reply_ready("n", "601").await;
+            assert!(pairs.reply_now("n", "601"));
         }
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        pairs.until_reply_ready("n", "601").await;
-        assert_eq!(start.elapsed(), Duration::from_secs(6));
+        assert!(!pairs.reply_now("n", "601"));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(pairs.reply_now("n", "601"));
         // A campaign message waits an interval after that reply.
         pairs.until_campaign_ready("n", "601").await;
         assert_eq!(start.elapsed(), Duration::from_secs(12));
@@ -414,14 +410,14 @@ mod tests {
         // Other customers, and other numbers, are not held up.
         let started = tokio::time::Instant::now();
         pairs.until_campaign_ready("n", "603").await;
-        pairs.until_reply_ready("m", "601").await;
+        assert!(pairs.reply_now("m", "601"));
         assert_eq!(started.elapsed(), Duration::ZERO);
         // No interval: no pacing.
         let free = PairLimiter::new(Duration::ZERO, 1);
         let started = tokio::time::Instant::now();
         for _ in 0..5 {
             free.until_campaign_ready("n", "601").await;
-            free.until_reply_ready("n", "601").await;
+            assert!(free.reply_now("n", "601"));
         }
         assert_eq!(started.elapsed(), Duration::ZERO);
     }

@@ -234,14 +234,15 @@ impl RecipientSteps {
         let Some(failure) = self.failed.as_ref() else {
             return CapRetry::NotWanted;
         };
-        if self.status() != RecipientStatus::Failed
+        if !self.retryable_failure()
             || failure.code != Some(ECOSYSTEM_CAP)
-            || !failure.retryable
             || failure.cap_retries >= policy.max
         {
             return CapRetry::NotWanted;
         }
-        let from = failure.at + policy.after;
+        let Some(from) = failure.at.checked_add_signed(policy.after) else {
+            return CapRetry::NotWanted;
+        };
         if from <= now {
             CapRetry::Due(failure.cap_retries + 1)
         } else {
@@ -249,10 +250,13 @@ impl RecipientSteps {
         }
     }
 
-    /// Whether "retry the failed" sends again.
+    /// Whether "retry the failed" sends again: not after a skip recorded since the failure
+    /// (the customer stopped marketing while a retry waited: the retry was skipped).
     pub fn retryable_failure(&self) -> bool {
         self.status() == RecipientStatus::Failed
-            && self.failed.as_ref().is_some_and(|f| f.retryable)
+            && self.failed.as_ref().is_some_and(|f| {
+                f.retryable && self.skipped.is_none_or(|(skipped_at, _)| skipped_at < f.at)
+            })
     }
 }
 
@@ -476,5 +480,16 @@ mod tests {
             wamid: "w".into(),
         });
         assert_eq!(sent.cap_retry(policy, hours(99)), CapRetry::NotWanted);
+        // A retry skipped at its turn (the customer sent STOP while it waited) is not
+        // due again: the campaign can complete.
+        let mut stopped = RecipientSteps::default();
+        stopped.apply(&refused(at(0), 0));
+        assert_eq!(stopped.cap_retry(policy, hours(12)), CapRetry::Due(1));
+        stopped.apply(&RecipientUpdate::Skipped {
+            at: hours(12),
+            reason: SkipReason::NoConsent,
+        });
+        assert_eq!(stopped.cap_retry(policy, hours(99)), CapRetry::NotWanted);
+        assert!(!stopped.retryable_failure());
     }
 }

@@ -79,12 +79,21 @@ pub struct Planner {
 enum SendKey {
     /// The send planned at launch (a resume sends it if it has not gone).
     First,
-    /// "Retry the failed" with this attempt number.
-    Retry(u32),
+    /// "Retry the failed" with this attempt number, of the failure at `of` (ms).
+    Retry { attempt: u32, of: i64 },
     /// A trigger's occurrence (a birthday's year, the tier reached).
     Occurrence(u32),
-    /// The n-th automatic retry after Meta's marketing cap.
-    CapRetry(u32),
+    /// The n-th automatic retry after Meta's marketing cap, of the failure at `of` (ms).
+    CapRetry { n: u32, of: i64 },
+}
+
+/// The time (ms) of the failure a retry retries: a manual and an automatic retry of one
+/// failure share their claim key, so only one of them sends.
+fn failure_ms(steps: &RecipientSteps) -> i64 {
+    steps
+        .failed
+        .as_ref()
+        .map_or(0, |failure| failure.at.timestamp_millis())
 }
 
 /// What one partition's planning did.
@@ -118,7 +127,10 @@ impl Planner {
                 if *retry_failed {
                     let attempt = u32::try_from(at.timestamp()).unwrap_or(u32::MAX).max(1);
                     self.requeue(campaign_id, *at, partition, "retry_failed", |steps| {
-                        steps.retryable_failure().then_some(SendKey::Retry(attempt))
+                        steps.retryable_failure().then(|| SendKey::Retry {
+                            attempt,
+                            of: failure_ms(steps),
+                        })
                     })
                     .await
                 } else {
@@ -137,7 +149,10 @@ impl Planner {
                     partition,
                     "cap_retry",
                     |steps| match steps.cap_retry(policy, *at) {
-                        CapRetry::Due(n) => Some(SendKey::CapRetry(n)),
+                        CapRetry::Due(n) => Some(SendKey::CapRetry {
+                            n,
+                            of: failure_ms(steps),
+                        }),
                         _ => None,
                     },
                 )
@@ -393,11 +408,11 @@ impl Planner {
         key: SendKey,
         at: DateTime<Utc>,
     ) -> Record {
-        let (attempt, occurrence, cap_retry) = match key {
-            SendKey::First => (0, None, 0),
-            SendKey::Retry(attempt) => (attempt, None, 0),
-            SendKey::Occurrence(occurrence) => (0, Some(occurrence), 0),
-            SendKey::CapRetry(n) => (0, None, n),
+        let (attempt, occurrence, cap_retry, retry_of) = match key {
+            SendKey::First => (0, None, 0, None),
+            SendKey::Retry { attempt, of } => (attempt, None, 0, Some(of)),
+            SendKey::Occurrence(occurrence) => (0, Some(occurrence), 0, None),
+            SendKey::CapRetry { n, of } => (0, None, n, Some(of)),
         };
         let send = CampaignSend {
             campaign_id: campaign_id.to_string(),
@@ -407,6 +422,7 @@ impl Planner {
             attempt,
             occurrence,
             cap_retry,
+            retry_of,
             planned_at: at,
         };
         Record::new(

@@ -259,6 +259,7 @@ pub fn trigger_on_purchase(
                 attempt: 0,
                 occurrence: Some(occurrence),
                 cap_retry: 0,
+                retry_of: None,
                 planned_at: ctx.now,
             });
     }

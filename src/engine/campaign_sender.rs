@@ -327,6 +327,15 @@ impl Worker {
         let store = self.config.store.clone();
         let steps =
             with_retries("recipient", || store.recipient(&send.campaign_id, &send.to)).await?;
+        // A retry is of one failure: none once the recipient has failed again since (or
+        // sent, or been skipped).
+        let same_failure = |s: &crate::domain::campaign::RecipientSteps| {
+            send.retry_of.is_none_or(|of| {
+                s.failed
+                    .as_ref()
+                    .is_some_and(|f| f.at.timestamp_millis() == of)
+            })
+        };
         let due = match (&steps, send.attempt, send.occurrence) {
             // A trigger's occurrence: its own claim key says whether it went already.
             (_, _, Some(_)) => true,
@@ -334,10 +343,13 @@ impl Worker {
             // made stale by a later send or refusal).
             (steps, _, None) if send.cap_retry > 0 => steps.as_ref().is_some_and(|s| {
                 s.cap_retry(self.lane().cap_retry, now) == CapRetry::Due(send.cap_retry)
+                    && same_failure(s)
             }),
             (None, 0, None) => true,
             (Some(steps), 0, None) => steps.awaits_send(),
-            (steps, _, None) => steps.as_ref().is_some_and(|s| s.retryable_failure()),
+            (steps, _, None) => steps
+                .as_ref()
+                .is_some_and(|s| s.retryable_failure() && same_failure(s)),
         };
         if !due {
             return Ok(Decision::Done);

@@ -29,6 +29,10 @@ pub struct CampaignSend {
     /// n for the n-th automatic retry of a send refused for Meta's marketing cap (131049).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cap_retry: u32,
+    /// For a retry, the time (ms) of the failure it retries: the claim key is derived from
+    /// it, so two retries of one failure (a manual one and an automatic one) send once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<i64>,
     pub planned_at: DateTime<Utc>,
 }
 
@@ -45,6 +49,12 @@ impl CampaignSend {
                 "campaign:{}:{}:on{occurrence}",
                 self.campaign_id,
                 self.to.as_str()
+            ),
+            None if self.retry_of.is_some() => format!(
+                "campaign:{}:{}:retry@{}",
+                self.campaign_id,
+                self.to.as_str(),
+                self.retry_of.unwrap_or_default()
             ),
             None if self.cap_retry > 0 => format!(
                 "{}:cap{}",
@@ -64,5 +74,40 @@ pub fn request_id(campaign_id: &str, to: &PhoneNumber, attempt: u32) -> String {
     match attempt {
         0 => format!("campaign:{campaign_id}:{}", to.as_str()),
         n => format!("campaign:{campaign_id}:{}:retry{n}", to.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_retries_of_one_failure_share_their_claim_key() {
+        let send = |attempt, cap_retry, retry_of| CampaignSend {
+            campaign_id: "c1".into(),
+            to: PhoneNumber::parse("0123456789").unwrap(),
+            phone_number_id: "1065".into(),
+            business_number: "60321611234".into(),
+            attempt,
+            occurrence: None,
+            cap_retry,
+            retry_of,
+            planned_at: Utc::now(),
+        };
+        let manual = send(1_700_000_000, 0, Some(1_700_000_000_123));
+        let automatic = send(0, 2, Some(1_700_000_000_123));
+        assert_eq!(manual.request_id(), automatic.request_id());
+        assert_eq!(
+            manual.request_id(),
+            "campaign:c1:60123456789:retry@1700000000123"
+        );
+        // Retries of different failures, and the first send, each have their own.
+        assert_ne!(
+            send(0, 2, Some(1_700_000_000_124)).request_id(),
+            automatic.request_id()
+        );
+        assert_eq!(send(0, 0, None).request_id(), "campaign:c1:60123456789");
+        // Sends queued before retry_of existed keep their keys.
+        assert_eq!(send(0, 1, None).request_id(), "campaign:c1:60123456789:cap1");
     }
 }

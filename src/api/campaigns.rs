@@ -416,6 +416,17 @@ fn parsed(record: &CampaignRecord) -> Result<CampaignDefinition, ApiError> {
     })
 }
 
+/// The automatic-retry policy, for a campaign the clock retries (running, not triggered).
+fn retry_policy(state: &AdminState, record: &CampaignRecord) -> Option<CapRetryPolicy> {
+    let followed = record.status == CampaignStatus::Running
+        && definition_of(record).is_ok_and(|d| d.trigger.is_none());
+    state
+        .campaigns
+        .as_ref()
+        .filter(|_| followed)
+        .map(|c| c.cap_retry)
+}
+
 async fn load(state: &AdminState, id: &str) -> Result<CampaignRecord, ApiError> {
     state
         .store
@@ -935,8 +946,7 @@ pub async fn recipients(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<RecipientQuery>,
 ) -> Result<Json<RecipientPage>, ApiError> {
-    load(&state, &id).await?;
-    let cap_retry = state.campaigns.as_ref().map(|c| c.cap_retry);
+    let cap_retry = retry_policy(&state, &load(&state, &id).await?);
     let limit = page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let (mut token, mut skip) = match query.cursor.as_deref() {
         Some(text) => {
@@ -998,11 +1008,10 @@ pub async fn recipients_csv(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    load(&state, &id).await?;
+    let cap_retry = retry_policy(&state, &load(&state, &id).await?);
     let mut out = String::from(
         "phone_number,status,skip_reason,error_code,retryable,planned_at,sent_at,delivered_at,read_at,clicked_at,converted_at,failed_at,next_retry_at\n",
     );
-    let cap_retry = state.campaigns.as_ref().map(|c| c.cap_retry);
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     let mut pages = RecipientPages::new(&*state.store, &id, LEDGER_PAGE);
     while let Some(rows) = pages.next().await.map_err(store_error)? {

@@ -108,6 +108,9 @@ mod tests {
         );
         assert_eq!(send(0, 0, None).request_id(), "campaign:c1:60123456789");
         // Sends queued before retry_of existed keep their keys.
-        assert_eq!(send(0, 1, None).request_id(), "campaign:c1:60123456789:cap1");
+        assert_eq!(
+            send(0, 1, None).request_id(),
+            "campaign:c1:60123456789:cap1"
+        );
     }
 }

@@ -87,15 +87,6 @@ enum SendKey {
     CapRetry { n: u32, of: i64 },
 }
 
-/// The time (ms) of the failure a retry retries: a manual and an automatic retry of one
-/// failure share their claim key, so only one of them sends.
-fn failure_ms(steps: &RecipientSteps) -> i64 {
-    steps
-        .failed
-        .as_ref()
-        .map_or(0, |failure| failure.at.timestamp_millis())
-}
-
 /// What one partition's planning did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanReport {
@@ -129,7 +120,7 @@ impl Planner {
                     self.requeue(campaign_id, *at, partition, "retry_failed", |steps| {
                         steps.retryable_failure().then(|| SendKey::Retry {
                             attempt,
-                            of: failure_ms(steps),
+                            of: steps.failure_ms().unwrap_or(0),
                         })
                     })
                     .await
@@ -151,7 +142,7 @@ impl Planner {
                     |steps| match steps.cap_retry(policy, *at) {
                         CapRetry::Due(n) => Some(SendKey::CapRetry {
                             n,
-                            of: failure_ms(steps),
+                            of: steps.failure_ms().unwrap_or(0),
                         }),
                         _ => None,
                     },

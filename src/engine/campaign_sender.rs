@@ -330,11 +330,7 @@ impl Worker {
         // A retry is of one failure: none once the recipient has failed again since (or
         // sent, or been skipped).
         let same_failure = |s: &crate::domain::campaign::RecipientSteps| {
-            send.retry_of.is_none_or(|of| {
-                s.failed
-                    .as_ref()
-                    .is_some_and(|f| f.at.timestamp_millis() == of)
-            })
+            send.retry_of.is_none_or(|of| s.failure_ms() == Some(of))
         };
         let due = match (&steps, send.attempt, send.occurrence) {
             // A trigger's occurrence: its own claim key says whether it went already.

@@ -250,6 +250,12 @@ impl RecipientSteps {
         }
     }
 
+    /// The latest failure's time in milliseconds: the identity of the failure a retry
+    /// retries (both stores keep milliseconds).
+    pub fn failure_ms(&self) -> Option<i64> {
+        self.failed.as_ref().map(|f| f.at.timestamp_millis())
+    }
+
     /// Whether "retry the failed" sends again: not after a skip recorded since the failure
     /// (the customer stopped marketing while a retry waited: the retry was skipped).
     pub fn retryable_failure(&self) -> bool {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use sembang::domain::money::Money;
 use sembang::domain::receipt::{
-    parse_receipt, read_receipt, ParsedReceipt, Quantity, ReceiptError, TotalSource,
+    parse_receipt, read_receipt, CheckKind, ParsedReceipt, Quantity, ReceiptError, TotalSource,
 };
 
 const REQUIRED_KEYS: &[&str] = &[
@@ -355,6 +355,62 @@ fn confidence_rewards_agreement_and_punishes_contradiction() {
     assert_eq!(consistent.total, Some(Money::from_sen(755)));
     assert_eq!(consistent.confidence, 0.95);
     assert!(contradicted.confidence < consistent.confidence - 0.3);
+}
+
+#[test]
+fn a_rounding_of_5_sen_or_more_is_a_misread_and_proves_nothing() {
+    // 0.02 read as 9.02 on faded thermal paper.
+    let misread = read_receipt(
+        "KEDAI A\n01/01/2025\nNASI 5.00\nTEH 2.53\nSUBTOTAL 7.53\nROUNDING 9.02\nTOTAL 7.55\nCASH 10.00\nCHANGE 2.45",
+    );
+    assert_eq!(misread.total, Some(Money::from_sen(755)));
+    assert_eq!(misread.rounding, None);
+    assert!(
+        misread.checks.iter().all(|c| c.passed),
+        "{:?}",
+        misread.checks
+    );
+    assert!(misread.confidence >= 0.8, "{}", misread.confidence);
+    let plausible = read_receipt("SUBTOTAL 9.54\nROUNDING -0.04\nTOTAL 9.50");
+    assert_eq!(plausible.rounding, Some(Money::from_sen(-4)));
+}
+
+#[test]
+fn a_sum_with_an_unread_part_is_inconclusive_not_a_contradiction() {
+    // The tax line's amount is unreadable ("eet"): the sum of the rest misses the total,
+    // which says nothing against it. Cash minus change confirms it.
+    let unread =
+        "MYDIN\n27/12/2024\nSUBTOTAL 141.61\nSST 6% eet\nTOTAL 150.10\nCASH 160.00\nCHANGE 9.90";
+    let receipt = read_receipt(unread);
+    assert_eq!(receipt.total, Some(Money::from_sen(15010)));
+    assert!(
+        receipt.checks.iter().all(|c| c.passed),
+        "an inconclusive sum is not reported as failed: {:?}",
+        receipt.checks
+    );
+    assert!(receipt.confidence >= 0.5, "{}", receipt.confidence);
+    // Read in full and missing the total, the sum is a contradiction.
+    let read = read_receipt(&unread.replace("eet", "0.60"));
+    assert!(read
+        .checks
+        .iter()
+        .any(|c| c.check == CheckKind::SumMatchesTotal && !c.passed));
+    assert!(read.confidence < receipt.confidence);
+    // An inconclusive sum and nothing else to confirm the total is not enough to trust.
+    let alone = read_receipt("MYDIN\n27/12/2024\nSUBTOTAL 141.61\nSST 6% eet\nTOTAL 150.10");
+    assert!(alone.confidence < 0.5, "{}", alone.confidence);
+    // A label whose amount the next line carries is read, not unread.
+    let wrapped = read_receipt(
+        "MYDIN\n27/12/2024\nSUBTOTAL 141.61\nSST\n8.50\nROUNDING -0.01\nTOTAL 150.10\nCASH 160.00\nCHANGE 9.90",
+    );
+    assert!(
+        wrapped
+            .checks
+            .iter()
+            .any(|c| c.check == CheckKind::SumMatchesTotal && c.passed),
+        "{:?}",
+        wrapped
+    );
 }
 
 // ---------- property tests ----------

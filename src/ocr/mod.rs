@@ -10,6 +10,8 @@ pub mod pipeline;
 pub mod pool;
 pub mod preprocess;
 pub mod read;
+pub mod rows;
+pub mod words;
 
 use thiserror::Error;
 

@@ -49,7 +49,7 @@ impl Reading {
 pub fn read_text(text: &str, reference: NaiveDate) -> Reading {
     let cues = card_cues(text);
     let card = read_card(text, reference);
-    let receipt = parse_receipt(text);
+    let receipt = parse_receipt(text).map(|receipt| without_future_date(receipt, reference));
     match (card, receipt) {
         (Ok(card), Err(_)) => Reading::MyKad(Box::new(card)),
         (Ok(card), Ok(_)) if cues >= 2 => Reading::MyKad(Box::new(card)),
@@ -75,6 +75,19 @@ pub fn read_text(text: &str, reference: NaiveDate) -> Reading {
     }
 }
 
+/// A receipt dated after `reference` (a day's grace for time zones) was misread (2025 read
+/// as 2029): its date is dropped, so the receipt is not trusted and goes to review.
+fn without_future_date(receipt: Receipt, reference: NaiveDate) -> Receipt {
+    let mut details = receipt.into_details();
+    if details
+        .date
+        .is_some_and(|date| date > reference + chrono::Days::new(1))
+    {
+        details.date = None;
+    }
+    details.require_total().expect("a receipt keeps its total")
+}
+
 fn looks_like_receipt(text: &str) -> bool {
     let upper = text.to_uppercase();
     [
@@ -92,6 +105,22 @@ mod tests {
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()
+    }
+
+    #[test]
+    fn a_receipt_from_the_future_keeps_its_total_but_not_its_date_nor_trust() {
+        let text = "AEON BIG\nDATE: 23/08/2029\nSUBTOTAL 10.00\nSST 6% 0.60\nTOTAL 10.60\nCASH 20.00\nCHANGE 9.40\n";
+        let Reading::Receipt(receipt) = read_text(text, day()) else {
+            panic!("a receipt");
+        };
+        assert_eq!(receipt.details().date, None);
+        assert_eq!(receipt.total().to_string(), "10.60");
+        assert!(!Reading::Receipt(receipt).is_trusted());
+        let today = text.replace("23/08/2029", "25/11/2025");
+        let reading = read_text(&today, day());
+        assert!(reading.is_trusted(), "{reading:?}");
+        let tomorrow = text.replace("23/08/2029", "26/11/2025");
+        assert!(read_text(&tomorrow, day()).is_trusted(), "a day's grace");
     }
 
     #[test]

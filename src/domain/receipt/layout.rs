@@ -42,7 +42,13 @@ pub(crate) struct Facts {
     pub changes: Vec<Money>,
     /// Whether any amount appeared at all: text without one is not a receipt.
     pub saw_money: bool,
+    /// A part of the sum (subtotal, tax, discount, service charge, rounding) was labelled
+    /// but its amount not read: the sum of what was read proves nothing against the total.
+    pub unread_part: bool,
 }
+
+/// A rounding line's amount is below this many sen.
+const MAX_ROUNDING_SEN: i64 = 5;
 
 #[derive(Default)]
 struct Walk {
@@ -60,7 +66,7 @@ pub(crate) fn read_layout(lines: &[Line<'_>]) -> Facts {
     for line in lines {
         if line.is_blank() {
             walk.in_summary = false;
-            walk.pending_label = None;
+            walk.drop_pending_label();
             walk.pending_name = None;
             continue;
         }
@@ -89,6 +95,7 @@ pub(crate) fn read_layout(lines: &[Line<'_>]) -> Facts {
             }
         }
     }
+    walk.drop_pending_label();
     walk.facts
 }
 
@@ -116,11 +123,11 @@ impl Walk {
             return;
         };
         if label == Label::Unlabelled && words.is_empty() {
-            if let Some(pending) = self.pending_label {
+            if let Some(pending) = self.pending_label.take() {
                 label = pending;
             }
         }
-        self.pending_label = None;
+        self.drop_pending_label();
         let pending_name = self.pending_name.take();
         let value = last.value;
         let f = &mut self.facts;
@@ -145,7 +152,12 @@ impl Walk {
             Label::Discount if self.in_totals => f.bill_discounts.push(value.abs()),
             Label::Discount => f.line_discounts.push(value.abs()),
             Label::DiscountTotal => f.discount_totals.push(value.abs()),
-            Label::Rounding => f.roundings.push((value, line_no)),
+            // An adjustment is under 5 sen (Bank Negara's rule moves a total by 2 sen at
+            // most): a larger one is a misread (0.01 read as 9.01), not evidence.
+            Label::Rounding if value.sen().abs() < MAX_ROUNDING_SEN => {
+                f.roundings.push((value, line_no))
+            }
+            Label::Rounding => {}
             Label::Tender(kind) => f.tenders.push((kind, value.abs())),
             Label::Change => f.changes.push(value.abs()),
             Label::Unlabelled if !self.in_totals && !has_date => {
@@ -169,20 +181,47 @@ impl Walk {
     fn no_amount(&mut self, label: Label, label_text: &str, raw: &str, has_date: bool) {
         let has_digits = label_text.bytes().any(|b| b.is_ascii_digit());
         if label.carries_amount() && !has_digits {
+            self.drop_pending_label();
             self.pending_label = Some(label);
+        } else if is_sum_part(label) {
+            // `SST 6%` with its amount unreadable: the rate's digits are not an amount.
+            self.facts.unread_part = true;
+            self.drop_pending_label();
+            self.pending_name = None;
             self.pending_name = None;
         } else if label == Label::Unlabelled
             && !self.in_totals
             && !has_date
             && raw.chars().any(char::is_alphabetic)
         {
-            self.pending_label = None;
+            self.drop_pending_label();
             self.pending_name = Some(raw.to_string());
         } else {
-            self.pending_label = None;
+            self.drop_pending_label();
             self.pending_name = None;
         }
     }
+
+    /// Forgets a label still waiting for its amount, noting a part of the sum left unread.
+    fn drop_pending_label(&mut self) {
+        if let Some(label) = self.pending_label.take() {
+            self.facts.unread_part |= is_sum_part(label);
+        }
+    }
+}
+
+/// A label of an amount the total is the sum of.
+fn is_sum_part(label: Label) -> bool {
+    matches!(
+        label,
+        Label::Subtotal
+            | Label::Tax(_)
+            | Label::TaxTotal
+            | Label::ServiceCharge
+            | Label::Discount
+            | Label::DiscountTotal
+            | Label::Rounding
+    )
 }
 
 /// A row of a GST/SST summary table without a header: `SR @ 6%  42.45  2.55`, `ZR 5.00

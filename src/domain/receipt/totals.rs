@@ -137,11 +137,16 @@ pub(crate) fn settle(f: &Facts, s: &Sums, has_date: bool) -> Settled {
 
     let mut checks = Vec::new();
     checks.extend(items_check(s));
+    // With a part of the sum unread, a sum that misses the total is inconclusive: it costs
+    // less than a contradiction, and is not reported as a failed check.
+    let mut inconclusive = false;
     if !raw.is_empty() {
-        checks.push(check(
-            CheckKind::SumMatchesTotal,
-            sum_matches(total, &raw, s),
-        ));
+        let matches = sum_matches(total, &raw, s);
+        if matches || !f.unread_part {
+            checks.push(check(CheckKind::SumMatchesTotal, matches));
+        } else {
+            inconclusive = true;
+        }
     }
     if !payment_is_source {
         if let Some(passed) = payment_matches(total, s) {
@@ -173,6 +178,9 @@ pub(crate) fn settle(f: &Facts, s: &Sums, has_date: bool) -> Settled {
     }
     if ambiguous {
         points -= 20;
+    }
+    if inconclusive {
+        points -= 10;
     }
     if !has_date {
         points -= 5;

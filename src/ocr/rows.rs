@@ -1,0 +1,444 @@
+//! A document's rows: Tesseract's lines, with an amount moved to the row it lies on.
+//!
+//! Tesseract's line finder joins a receipt's label to an amount far to its right. On curled
+//! paper it sometimes joins it to the wrong row, and then the rows below it too (SUBTOTAL
+//! given the tax, TOTAL the cash tendered, CASH the change), though the photo shows
+//! plainly where each amount lies. Its lines are right far more often than not (it follows
+//! a keystone's steep slope better than a fit of word boxes does), so they are kept, and
+//! only a part of a line far right of its start is checked: it is moved to the line whose
+//! start it continues, at the slope of the text there, when it lies plainly on that row and
+//! plainly off its own.
+
+use super::words::{parse_tsv, Word};
+
+/// Words of one Tesseract line at most this many word heights apart stay together (an
+/// item's quantity, price and amount); beyond it, the right-hand part is checked.
+const CHUNK_GAP: f64 = 2.5;
+
+/// A part lies on a row when it is within this many word heights of where the row's start,
+/// continued at the text's slope, reaches it. Receipt rows are 1.3-1.7 heights apart.
+const ON_ROW: f64 = 0.3;
+
+/// A part is off its own line's row when it is further than this many word heights from it.
+const OFF_ROW: f64 = 0.7;
+
+/// Text on a rectified document is near level: a steeper pair is two rows, not a slope.
+const MAX_SLOPE: f64 = 0.15;
+
+/// Phrases within this many word heights above or below a point give the slope there (a
+/// keystone the rectification left changes it down the page).
+const SLOPE_REACH: f64 = 8.0;
+
+/// The words in rows, top to bottom, each row left to right. `words` are in Tesseract's
+/// order (its lines top to bottom, each left to right).
+pub fn rows(words: Vec<Word>) -> Vec<Vec<Word>> {
+    let height = median(
+        words
+            .iter()
+            .map(|w| f64::from(w.height))
+            .filter(|h| *h > 0.0),
+    )
+    .unwrap_or(1.0);
+    // Each line as chunks, the first one its start.
+    let lines: Vec<Vec<Chunk>> = lines(words)
+        .into_iter()
+        .map(|line| chunks(line, height))
+        .collect();
+    let samples = phrase_slopes(&lines.iter().flatten().collect::<Vec<_>>(), height);
+    let slope_at = |y: f64| {
+        let near = samples
+            .iter()
+            .filter(|s| (s.y - y).abs() <= SLOPE_REACH * height)
+            .map(|s| s.slope);
+        median(near)
+            .or_else(|| median(samples.iter().map(|s| s.slope)))
+            .unwrap_or(0.0)
+    };
+
+    // Where each later chunk belongs, decided on the lines as Tesseract gave them, so that
+    // a whole column shifted by a row moves back together.
+    let mut moves: Vec<((usize, usize), usize)> = Vec::new();
+    for (own, line) in lines.iter().enumerate() {
+        for (index, chunk) in line.iter().enumerate().skip(1) {
+            let distance = |to: usize| {
+                let start = &lines[to][0];
+                (start.right < chunk.left).then(|| {
+                    let at = start.y + slope_at(start.y) * (chunk.x - start.x);
+                    (chunk.y - at).abs()
+                })
+            };
+            let Some(off) = distance(own) else { continue };
+            if off <= OFF_ROW * height {
+                continue;
+            }
+            let nearest = (0..lines.len())
+                .filter(|&to| to != own)
+                .filter_map(|to| distance(to).map(|d| (to, d)))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((to, d)) = nearest.filter(|(_, d)| *d <= ON_ROW * height) {
+                if d < off / 2.0 {
+                    moves.push(((own, index), to));
+                }
+            }
+        }
+    }
+    let mut rows: Vec<Vec<Word>> = vec![Vec::new(); lines.len()];
+    for (own, line) in lines.into_iter().enumerate() {
+        for (index, chunk) in line.into_iter().enumerate() {
+            let to = moves
+                .iter()
+                .find(|(from, _)| *from == (own, index))
+                .map_or(own, |(_, to)| *to);
+            rows[to].extend(chunk.words);
+        }
+    }
+    rows.into_iter()
+        .filter(|row| !row.is_empty())
+        .map(|mut row| {
+            row.sort_by_key(|w| w.left);
+            row
+        })
+        .collect()
+}
+
+/// The text of Tesseract's TSV output, a line per row of the document (by the words'
+/// geometry, see [`rows`]), from the words whose box touches `region` (in pixels: left,
+/// top, right, bottom) when one is given.
+pub fn document_text(tsv: &str, region: Option<(i32, i32, i32, i32)>) -> String {
+    let words = parse_tsv(tsv)
+        .into_iter()
+        .filter(|word| region.is_none_or(|region| word.touches(region)))
+        .collect();
+    rows(words)
+        .into_iter()
+        .map(|mut words| {
+            // Specks and the card's pattern read as a short word at a row's end, with
+            // little confidence: not text of the document.
+            let speck = |word: &Word| {
+                word.text.chars().count() <= SPECK_CHARS && word.confidence < SPECK_CONFIDENCE
+            };
+            while words.last().is_some_and(speck) {
+                words.pop();
+            }
+            while words.first().is_some_and(speck) {
+                words.remove(0);
+            }
+            words
+                .iter()
+                .map(|word| word.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A word this short at a line's end, read with less confidence than this (0-100), is
+/// taken for a speck.
+const SPECK_CHARS: usize = 3;
+const SPECK_CONFIDENCE: f32 = 60.0;
+
+/// Tesseract's lines, in its order.
+fn lines(words: Vec<Word>) -> Vec<Vec<Word>> {
+    let mut out: Vec<Vec<Word>> = Vec::new();
+    for word in words {
+        match out.last_mut() {
+            Some(line) if line[0].line == word.line => line.push(word),
+            _ => out.push(vec![word]),
+        }
+    }
+    out
+}
+
+/// Words of a line close together, and where they lie: the middle of their extent, and
+/// their mean height.
+struct Chunk {
+    words: Vec<Word>,
+    left: f64,
+    right: f64,
+    x: f64,
+    y: f64,
+}
+
+/// A line cut where its words are far apart.
+fn chunks(line: Vec<Word>, height: f64) -> Vec<Chunk> {
+    let mut parts: Vec<Vec<Word>> = Vec::new();
+    for word in line {
+        let joins = parts
+            .last()
+            .and_then(|part| part.last())
+            .is_some_and(|last| {
+                let gap = f64::from(word.left) - f64::from(last.right());
+                gap <= CHUNK_GAP * height
+            });
+        match parts.last_mut() {
+            Some(part) if joins => part.push(word),
+            _ => parts.push(vec![word]),
+        }
+    }
+    parts
+        .into_iter()
+        .map(|words| {
+            let left = words
+                .iter()
+                .map(|w| f64::from(w.left))
+                .fold(f64::INFINITY, f64::min);
+            let right = words
+                .iter()
+                .map(|w| f64::from(w.right()))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let y = words.iter().map(Word::center_y).sum::<f64>() / words.len() as f64;
+            Chunk {
+                words,
+                left,
+                right,
+                x: (left + right) / 2.0,
+                y,
+            }
+        })
+        .collect()
+}
+
+/// The slope of a phrase, between its first and last words, at its middle.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    y: f64,
+    slope: f64,
+}
+
+/// Phrases long enough to measure a slope on: word boxes are a few pixels ragged, so a
+/// run of a word or two would measure their raggedness, not the slope.
+const SLOPE_RUN: f64 = 6.0;
+
+/// The slope of every phrase at least [`SLOPE_RUN`] heights long, between its first and
+/// last words read with confidence, of a common height (a box swollen by a speck is not)
+/// and not steep. Specks and the table's texture read as words would measure noise.
+fn phrase_slopes(chunks: &[&Chunk], height: f64) -> Vec<Sample> {
+    let sure = |w: &&Word| {
+        (0.6 * height..=1.4 * height).contains(&f64::from(w.height))
+            && w.confidence >= SURE_CONFIDENCE
+            && w.text.chars().filter(char::is_ascii_alphanumeric).count() >= 2
+    };
+    chunks
+        .iter()
+        .filter_map(|chunk| {
+            let first = chunk.words.iter().find(sure)?;
+            let last = chunk.words.iter().rev().find(sure)?;
+            let run = last.center_x() - first.center_x();
+            let slope = (last.center_y() - first.center_y()) / run;
+            (run >= SLOPE_RUN * height && slope.abs() <= MAX_SLOPE).then_some(Sample {
+                y: (first.center_y() + last.center_y()) / 2.0,
+                slope,
+            })
+        })
+        .collect()
+}
+
+/// Words read with less confidence (0-100) do not measure the slope.
+const SURE_CONFIDENCE: f32 = 80.0;
+
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some(values[values.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(text: &str, left: i32, top: i32, line: i32) -> Word {
+        Word {
+            text: text.into(),
+            left,
+            top,
+            width: 20 * text.len() as i32,
+            height: 28,
+            confidence: 90.0,
+            line: (1, 1, line),
+        }
+    }
+
+    fn texts(rows: &[Vec<Word>]) -> Vec<String> {
+        rows.iter()
+            .map(|row| {
+                row.iter()
+                    .map(|w| w.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn amounts_go_back_to_the_row_they_lie_on_when_tesseract_shifted_a_column() {
+        // A curled receipt's totals block rising 3.5 px per 100 px to the right: each
+        // amount lies 19 px above its label's height, and Tesseract gave each label the
+        // amount of the row below (the first to a dashed rule), as on a real photo.
+        let words = vec![
+            word("-----", 92, 813, 1),
+            word("209.23", 653, 835, 1),
+            word("SUBTOTAL", 92, 854, 2),
+            word("12.55", 678, 876, 2),
+            word("SST", 92, 895, 3),
+            word("6%", 170, 895, 3),
+            word("0.02", 700, 917, 3),
+            word("ROUNDING", 92, 936, 4),
+            word("221.80", 658, 958, 4),
+            word("TOTAL", 92, 977, 5),
+            word("230.00", 660, 999, 5),
+            word("CASH", 95, 1018, 6),
+            word("8.20", 706, 1040, 6),
+            word("CHANGE", 95, 1059, 7),
+            word("THANK", 90, 1141, 8),
+            word("YOU,", 220, 1137, 8),
+            word("PLEASE", 320, 1133, 8),
+            word("COME", 470, 1128, 8),
+            word("AGAIN", 570, 1124, 8),
+        ];
+        assert_eq!(
+            texts(&rows(words)),
+            [
+                "-----",
+                "SUBTOTAL 209.23",
+                "SST 6% 12.55",
+                "ROUNDING 0.02",
+                "TOTAL 221.80",
+                "CASH 230.00",
+                "CHANGE 8.20",
+                "THANK YOU, PLEASE COME AGAIN",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bowed_receipt_is_followed_band_by_band_not_averaged_to_one_slope() {
+        // Read off a curled receipt photographed at an angle (boxes as Tesseract gave
+        // them): the left of the paper slopes down to the right, its right side up, so the
+        // amounts on the right lie 8-12 px above their labels. One slope for the whole
+        // width (the left's, where most phrases are) would put each amount a row apart.
+        let b = |text: &str, left, top, width, height, line| Word {
+            text: text.into(),
+            left,
+            top,
+            width,
+            height,
+            confidence: 95.0,
+            line: (1, 1, line),
+        };
+        let words = vec![
+            b("NO", 68, 175, 44, 31, 1),
+            b("4", 137, 178, 21, 30, 1),
+            b("JALAN", 183, 179, 114, 33, 1),
+            b("IPOH", 323, 183, 88, 31, 1),
+            b("SST", 69, 227, 66, 32, 2),
+            b("ID:", 163, 230, 59, 32, 2),
+            b("W10-2746-15946245", 252, 233, 388, 33, 2),
+            b("DATE:", 71, 383, 107, 33, 3),
+            b("16/02/2025", 211, 387, 225, 35, 3),
+            b("09:41", 487, 390, 110, 30, 3),
+            b("SUBTOTAL", 73, 1159, 183, 32, 4),
+            b("343.00", 667, 1149, 132, 35, 4),
+            b("SST", 73, 1210, 67, 31, 5),
+            b("6%", 167, 1212, 43, 30, 5),
+            b("20.58", 690, 1200, 108, 34, 5),
+            b("ROUNDING", 73, 1262, 182, 31, 6),
+            b("0.02", 712, 1251, 86, 32, 6),
+            b("TOTAL", 73, 1313, 114, 31, 7),
+            b("363.60", 667, 1301, 131, 35, 7),
+            b("CASH", 74, 1365, 88, 30, 8),
+            b("370.00", 666, 1352, 132, 35, 8),
+            b("CHANGE", 74, 1416, 134, 31, 9),
+            b("6.40", 712, 1403, 86, 32, 9),
+            b("THANK", 73, 1518, 115, 31, 10),
+            b("YOU,", 211, 1519, 84, 34, 10),
+            b("PLEASE", 327, 1517, 134, 32, 10),
+            b("COME", 488, 1514, 87, 32, 10),
+            b("AGAIN", 598, 1508, 112, 34, 10),
+        ];
+        assert_eq!(
+            texts(&rows(words)),
+            [
+                "NO 4 JALAN IPOH",
+                "SST ID: W10-2746-15946245",
+                "DATE: 16/02/2025 09:41",
+                "SUBTOTAL 343.00",
+                "SST 6% 20.58",
+                "ROUNDING 0.02",
+                "TOTAL 363.60",
+                "CASH 370.00",
+                "CHANGE 6.40",
+                "THANK YOU, PLEASE COME AGAIN",
+            ]
+        );
+    }
+
+    #[test]
+    fn level_text_keeps_its_rows_and_their_order() {
+        let words = vec![
+            word("KAD", 100, 100, 1),
+            word("PENGENALAN", 180, 101, 1),
+            word("850324-56-4597", 100, 300, 2),
+            word("SITI", 100, 400, 3),
+            word("AMINAH", 200, 399, 3),
+            word("BIN", 100, 440, 4),
+            word("ALI", 170, 441, 4),
+        ];
+        assert_eq!(
+            texts(&rows(words)),
+            ["KAD PENGENALAN", "850324-56-4597", "SITI AMINAH", "BIN ALI"]
+        );
+    }
+
+    #[test]
+    fn a_part_between_two_rows_stays_where_tesseract_put_it_and_no_words_are_no_rows() {
+        // Level text (no phrase long enough to measure a slope: level is assumed); the
+        // amount lies half a row below its label, as near one row as the other.
+        let words = vec![
+            word("TOTAL", 92, 976, 1),
+            word("221.80", 658, 990, 1),
+            word("CASH", 95, 1017, 2),
+            word("230.00", 660, 1017, 2),
+        ];
+        assert_eq!(texts(&rows(words)), ["TOTAL 221.80", "CASH 230.00"]);
+        // The same amount on the next row's height is moved there.
+        let words = vec![
+            word("TOTAL", 92, 976, 1),
+            word("221.80", 658, 1017, 1),
+            word("CASH", 95, 1017, 2),
+        ];
+        assert_eq!(texts(&rows(words)), ["TOTAL", "CASH 221.80"]);
+        assert!(rows(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn only_words_touching_the_region_are_kept_row_by_row() {
+        // level page block par line word left top width height conf text
+        let tsv = [
+            "1\t1\t0\t0\t0\t0\t0\t0\t1100\t694\t-1\t",
+            "5\t1\t1\t1\t1\t1\t10\t100\t40\t30\t40\tOK",
+            "5\t1\t1\t1\t1\t2\t90\t100\t300\t30\t95\t850324-56-4597",
+            "5\t1\t1\t1\t2\t1\t10\t200\t50\t30\t30\tWD",
+            "5\t1\t1\t1\t2\t2\t90\t200\t120\t30\t96\tSITI",
+            "5\t1\t1\t1\t2\t3\t230\t200\t200\t30\t96\tAMINAH",
+            "5\t1\t1\t1\t2\t4\t500\t200\t40\t30\t35\tPA",
+            "5\t1\t1\t1\t2\t5\t1050\t200\t40\t30\t20\tJS.",
+            // Short but read with confidence: a word of the document.
+            "5\t1\t1\t1\t3\t1\t90\t250\t120\t30\t93\tBIN",
+            "5\t1\t1\t1\t3\t2\t230\t250\t120\t30\t91\tALI",
+            // A word across the edge is the document's (a first digit near the border).
+            "5\t1\t2\t1\t1\t1\t60\t300\t100\t30\t90\tLELAKI",
+            "5\t1\t3\t1\t1\t1\t10\t600\t40\t30\t20\tBY",
+        ]
+        .join("\n");
+        assert_eq!(
+            document_text(&tsv, Some((72, 45, 1028, 649))),
+            "850324-56-4597\nSITI AMINAH\nBIN ALI\nLELAKI"
+        );
+        assert_eq!(document_text("not tsv", None), "");
+    }
+}

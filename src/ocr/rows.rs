@@ -268,6 +268,19 @@ mod tests {
         }
     }
 
+    /// A word with its box as Tesseract gave it.
+    fn b(text: &str, left: i32, top: i32, width: i32, height: i32, line: i32) -> Word {
+        Word {
+            text: text.into(),
+            left,
+            top,
+            width,
+            height,
+            confidence: 95.0,
+            line: (1, 1, line),
+        }
+    }
+
     fn texts(rows: &[Vec<Word>]) -> Vec<String> {
         rows.iter()
             .map(|row| {
@@ -326,15 +339,6 @@ mod tests {
         // them): the left of the paper slopes down to the right, its right side up, so the
         // amounts on the right lie 8-12 px above their labels. One slope for the whole
         // width (the left's, where most phrases are) would put each amount a row apart.
-        let b = |text: &str, left, top, width, height, line| Word {
-            text: text.into(),
-            left,
-            top,
-            width,
-            height,
-            confidence: 95.0,
-            line: (1, 1, line),
-        };
         let words = vec![
             b("NO", 68, 175, 44, 31, 1),
             b("4", 137, 178, 21, 30, 1),
@@ -388,15 +392,6 @@ mod tests {
         // them): the text rises 10 px per 100 px at the bottom, so each amount lies ~50 px
         // above its label's height, more than the 42 px between rows. Tesseract followed the
         // slope; a level reading would pair every amount with the label above.
-        let b = |text: &str, left, top, width, height, line| Word {
-            text: text.into(),
-            left,
-            top,
-            width,
-            height,
-            confidence: 95.0,
-            line: (1, 1, line),
-        };
         let words = vec![
             b("SUBTOTAL", 89, 1488, 182, 38, 1),
             b("591.52", 676, 1443, 127, 32, 1),

@@ -59,18 +59,20 @@ impl Label {
     /// Labels whose amount the totals logic uses; such a label may have its amount on the
     /// next line when OCR splits columns.
     pub fn carries_amount(self) -> bool {
+        self.is_sum_part() || matches!(self, Label::Total(_) | Label::Tender(_) | Label::Change)
+    }
+
+    /// A label of an amount the total is the sum of.
+    pub fn is_sum_part(self) -> bool {
         matches!(
             self,
-            Label::Total(_)
-                | Label::Subtotal
+            Label::Subtotal
                 | Label::Tax(_)
                 | Label::TaxTotal
                 | Label::ServiceCharge
                 | Label::Discount
                 | Label::DiscountTotal
                 | Label::Rounding
-                | Label::Tender(_)
-                | Label::Change
         )
     }
 }

@@ -183,7 +183,7 @@ impl Walk {
         if label.carries_amount() && !has_digits {
             self.drop_pending_label();
             self.pending_label = Some(label);
-        } else if is_sum_part(label) {
+        } else if label.is_sum_part() {
             // `SST 6%` with its amount unreadable: the rate's digits are not an amount.
             self.facts.unread_part = true;
             self.drop_pending_label();
@@ -205,23 +205,9 @@ impl Walk {
     /// Forgets a label still waiting for its amount, noting a part of the sum left unread.
     fn drop_pending_label(&mut self) {
         if let Some(label) = self.pending_label.take() {
-            self.facts.unread_part |= is_sum_part(label);
+            self.facts.unread_part |= label.is_sum_part();
         }
     }
-}
-
-/// A label of an amount the total is the sum of.
-fn is_sum_part(label: Label) -> bool {
-    matches!(
-        label,
-        Label::Subtotal
-            | Label::Tax(_)
-            | Label::TaxTotal
-            | Label::ServiceCharge
-            | Label::Discount
-            | Label::DiscountTotal
-            | Label::Rounding
-    )
 }
 
 /// A row of a GST/SST summary table without a header: `SR @ 6%  42.45  2.55`, `ZR 5.00

@@ -74,14 +74,7 @@ fn main() {
 
 /// Tesseract's own lines, for comparison.
 fn tesseract_lines(tsv: &str) -> String {
-    let mut lines: Vec<Vec<sembang::ocr::words::Word>> = Vec::new();
-    for word in sembang::ocr::words::parse_tsv(tsv) {
-        match lines.last_mut() {
-            Some(line) if line[0].line == word.line => line.push(word),
-            _ => lines.push(vec![word]),
-        }
-    }
-    lines
+    sembang::ocr::rows::lines(sembang::ocr::words::parse_tsv(tsv))
         .iter()
         .map(|line| {
             line.iter()

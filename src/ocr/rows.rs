@@ -16,7 +16,7 @@ use super::words::{parse_tsv, Word};
 const CHUNK_GAP: f64 = 2.5;
 
 /// A part lies on a row when it is within this many word heights of where the row's start,
-/// continued at the text's slope, reaches it. Receipt rows are 1.3-1.7 heights apart.
+/// continued at the text's slope or level, reaches it. Receipt rows are 1.3-1.7 heights apart.
 const ON_ROW: f64 = 0.5;
 
 /// A part moves only when another row is nearer than its own by this many word heights.
@@ -60,7 +60,12 @@ pub fn rows(words: Vec<Word>) -> Vec<Vec<Word>> {
     // line's start is plainly nearer than its own both at the measured slope and level (the
     // slope is measured on few phrases; level is right for most photos, and where the two
     // disagree, as on a steep keystone, Tesseract's line stands).
-    let mut moves: Vec<((usize, usize), usize)> = Vec::new();
+    // The row each chunk goes to, by line and chunk: its own line unless moved.
+    let mut row_of: Vec<Vec<usize>> = lines
+        .iter()
+        .enumerate()
+        .map(|(own, line)| vec![own; line.len()])
+        .collect();
     for (own, line) in lines.iter().enumerate() {
         for (index, chunk) in line.iter().enumerate().skip(1) {
             let distance = |to: usize, slope: f64| {
@@ -82,18 +87,14 @@ pub fn rows(words: Vec<Word>) -> Vec<Vec<Word>> {
                 (nearest(slope_at(chunk.y)), nearest(0.0))
             {
                 if to == level_to && sloped.min(level) <= ON_ROW * height {
-                    moves.push(((own, index), to));
+                    row_of[own][index] = to;
                 }
             }
         }
     }
     let mut rows: Vec<Vec<Word>> = vec![Vec::new(); lines.len()];
-    for (own, line) in lines.into_iter().enumerate() {
-        for (index, chunk) in line.into_iter().enumerate() {
-            let to = moves
-                .iter()
-                .find(|(from, _)| *from == (own, index))
-                .map_or(own, |(_, to)| *to);
+    for (line, rows_of_line) in lines.into_iter().zip(row_of) {
+        for (chunk, to) in line.into_iter().zip(rows_of_line) {
             rows[to].extend(chunk.words);
         }
     }
@@ -145,7 +146,7 @@ const SPECK_CHARS: usize = 3;
 const SPECK_CONFIDENCE: f32 = 60.0;
 
 /// Tesseract's lines, in its order.
-fn lines(words: Vec<Word>) -> Vec<Vec<Word>> {
+pub fn lines(words: Vec<Word>) -> Vec<Vec<Word>> {
     let mut out: Vec<Vec<Word>> = Vec::new();
     for word in words {
         match out.last_mut() {

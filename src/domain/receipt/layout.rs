@@ -188,7 +188,6 @@ impl Walk {
             self.facts.unread_part = true;
             self.drop_pending_label();
             self.pending_name = None;
-            self.pending_name = None;
         } else if label == Label::Unlabelled
             && !self.in_totals
             && !has_date

@@ -44,24 +44,23 @@ impl CampaignSend {
     /// The claim key: one send per campaign, contact and attempt, whoever enqueues it and
     /// however many times (a replayed launch, a resume, a second launch command).
     pub fn request_id(&self) -> String {
-        match self.occurrence {
-            Some(occurrence) => format!(
+        match (self.occurrence, self.retry_of) {
+            (Some(occurrence), _) => format!(
                 "campaign:{}:{}:on{occurrence}",
                 self.campaign_id,
                 self.to.as_str()
             ),
-            None if self.retry_of.is_some() => format!(
-                "campaign:{}:{}:retry@{}",
+            (None, Some(of)) => format!(
+                "campaign:{}:{}:retry@{of}",
                 self.campaign_id,
-                self.to.as_str(),
-                self.retry_of.unwrap_or_default()
+                self.to.as_str()
             ),
-            None if self.cap_retry > 0 => format!(
+            (None, None) if self.cap_retry > 0 => format!(
                 "{}:cap{}",
                 request_id(&self.campaign_id, &self.to, self.attempt),
                 self.cap_retry
             ),
-            None => request_id(&self.campaign_id, &self.to, self.attempt),
+            (None, None) => request_id(&self.campaign_id, &self.to, self.attempt),
         }
     }
 

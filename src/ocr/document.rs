@@ -2,10 +2,13 @@
 //! Customers photograph a card lying on a table at an angle: the document is a convex
 //! quadrilateral, not a rectangle, and it is not always the brightest thing in the photo
 //! (a white receipt on white granite, a card on light wood). So the outline is looked for
-//! in three masks, each good where another fails: the bright region (Otsu), the region of
-//! the colour at the photo's centre (where people put what they photograph), and closed
-//! edges; every convex four-cornered outline of plausible size and shape is scored, and the
-//! best is warped to a flat, upright document of a fixed resolution.
+//! in several masks, each good where another fails: the bright region (Otsu), the region of
+//! the colour at the photo's centre (where people put what they photograph), each main
+//! colour, and closed edges; every convex four-cornered outline of plausible size and shape
+//! is scored by how plainly its sides are the document's edge, and the best is warped to a
+//! flat, upright document of a fixed resolution. Where no mask separates the document (a
+//! white card on granite, whose flecks break every region apart), outlines are made of
+//! the photo's long straight edges instead.
 
 use opencv::core::{self, Mat, Point, Point2f, Scalar, Size, Vector};
 use opencv::imgproc;
@@ -136,15 +139,17 @@ pub fn find(color: &Mat) -> Result<Option<Quad>, OcrError> {
     let mut gray = Mat::default();
     imgproc::cvt_color(&smooth, &mut gray, imgproc::COLOR_BGR2GRAY, 0).map_err(cv)?;
 
+    let mut edges = Mat::default();
+    imgproc::canny(&gray, &mut edges, 40.0, 120.0, 3, false).map_err(cv)?;
     let mut masks = vec![
         bright_mask(&gray)?,
         evenly_bright_mask(&gray)?,
         centre_colour_mask(&smooth)?,
-        edge_mask(&gray)?,
+        edge_mask(&edges)?,
     ];
     masks.extend(colour_masks(&smooth)?);
     let area = f64::from(small.cols()) * f64::from(small.rows());
-    let scene = Scene::new(&small, gray)?;
+    let scene = Scene::new(&small, gray, edges)?;
     let mut best: Option<(f64, Quad)> = None;
     for mask in &masks {
         for quad in outlines(mask, area)? {
@@ -152,6 +157,19 @@ pub fn find(color: &Mat) -> Result<Option<Quad>, OcrError> {
             if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
                 best = Some((score, quad));
             }
+        }
+    }
+    // Straight edges only where no region stood out: on a checked cloth the checks' lines
+    // make larger, equally well-edged outlines than the card that the masks found.
+    let lines = if best.is_none() {
+        line_quads(&scene, area)?
+    } else {
+        Vec::new()
+    };
+    for quad in lines {
+        let score = score(&quad, &scene)?;
+        if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, quad));
         }
     }
     Ok(best.map(|(_, quad)| {
@@ -457,17 +475,15 @@ fn nearest(p: &[f32; 3], centres: &[[f32; 3]]) -> usize {
     best.1
 }
 
-/// Closed edges: the document's outline where neither its brightness nor its colour sets
-/// it apart, only the step at its edge.
-fn edge_mask(gray: &Mat) -> Result<Mat, OcrError> {
-    let mut edges = Mat::default();
-    imgproc::canny(gray, &mut edges, 40.0, 120.0, 3, false).map_err(cv)?;
+/// Closed edges (of the Canny `edges`): the document's outline where neither its
+/// brightness nor its colour sets it apart, only the step at its edge.
+fn edge_mask(edges: &Mat) -> Result<Mat, OcrError> {
     let kernel =
         imgproc::get_structuring_element(imgproc::MORPH_RECT, Size::new(3, 3), Point::new(-1, -1))
             .map_err(cv)?;
     let mut thick = Mat::default();
     imgproc::dilate(
-        &edges,
+        edges,
         &mut thick,
         &kernel,
         Point::new(-1, -1),
@@ -551,6 +567,139 @@ fn outlines(mask: &Mat, area: f64) -> Result<Vec<Quad>, OcrError> {
     Ok(quads)
 }
 
+/// A straight edge in the photo: the longest of the Hough segments along it.
+#[derive(Clone, Copy, Debug)]
+struct EdgeLine {
+    a: Point2f,
+    b: Point2f,
+    /// Direction in radians, in [0, pi).
+    direction: f32,
+    /// Total length of the segments found along it.
+    length: f32,
+}
+
+impl EdgeLine {
+    fn distance_to(&self, p: Point2f) -> f32 {
+        let (dx, dy) = (self.b.x - self.a.x, self.b.y - self.a.y);
+        ((p.x - self.a.x) * dy - (p.y - self.a.y) * dx).abs() / dx.hypot(dy).max(1e-3)
+    }
+}
+
+/// The angle between two directions in [0, pi), in degrees (0 to 90).
+fn angle_between(a: f32, b: f32) -> f32 {
+    let d = (a - b).abs().to_degrees() % 180.0;
+    d.min(180.0 - d)
+}
+
+/// Segments closer than this in direction (degrees) and offset (pixels at detection size)
+/// are one edge, broken by a fleck or a glare.
+const SAME_LINE: (f32, f32) = (3.0, 4.0);
+/// A Hough segment this long (share of the photo's long side) can be part of a document's
+/// side; a table's flecks give none so long.
+const MIN_SEGMENT_SHARE: f64 = 0.08;
+/// Edge pixels on a Hough segment, at least; and the gap (pixels at detection size) a
+/// segment bridges, a fleck lying across the document's side or a glare along it.
+const HOUGH_VOTES: i32 = 30;
+const HOUGH_GAP: f64 = 8.0;
+/// The longest edges kept for quads: a document's four sides are among the longest
+/// straight edges in a photo of it.
+const MAX_LINES: usize = 12;
+/// Opposite sides of a photographed rectangle differ in direction by at most this
+/// (degrees): 25° of perspective leaves them well inside.
+const OPPOSITE_DEGREES: f32 = 30.0;
+
+/// Four-cornered outlines made of the photo's long straight edges, two roughly parallel
+/// pairs meeting at near right angles: the document where no mask separates it as one
+/// region (a white card on granite, whose flecks break every mask into pieces) but its
+/// sides are still long straight steps.
+fn line_quads(scene: &Scene, area: f64) -> Result<Vec<Quad>, OcrError> {
+    let lines = edge_lines(&scene.edges)?;
+    let pairs: Vec<(EdgeLine, EdgeLine)> = lines
+        .iter()
+        .enumerate()
+        .flat_map(|(i, x)| lines[i + 1..].iter().map(move |y| (*x, *y)))
+        .filter(|(x, y)| angle_between(x.direction, y.direction) <= OPPOSITE_DEGREES)
+        .collect();
+    let mut quads = Vec::new();
+    for (i, (top, bottom)) in pairs.iter().enumerate() {
+        for (left, right) in &pairs[i + 1..] {
+            if angle_between(top.direction, left.direction) < 90.0 - OPPOSITE_DEGREES {
+                continue;
+            }
+            let meet = |p: &EdgeLine, q: &EdgeLine| intersection(p.a, p.b, q.a, q.b);
+            let (Some(c0), Some(c1), Some(c2), Some(c3)) = (
+                meet(top, left),
+                meet(top, right),
+                meet(bottom, right),
+                meet(bottom, left),
+            ) else {
+                continue;
+            };
+            let outline = Vector::<Point2f>::from_slice(&[c0, c1, c2, c3]);
+            if !imgproc::is_contour_convex(&outline).map_err(cv)? {
+                continue;
+            }
+            let share = imgproc::contour_area(&outline, false).map_err(cv)? / area;
+            if (MIN_AREA_SHARE..=MAX_AREA_SHARE).contains(&share) {
+                quads.push(ordered([c0, c1, c2, c3]));
+            }
+        }
+    }
+    Ok(quads)
+}
+
+/// The [`MAX_LINES`] longest straight edges among the Canny `edges`: Hough segments, those
+/// along one line (broken by a fleck or a glare) merged.
+fn edge_lines(edges: &Mat) -> Result<Vec<EdgeLine>, OcrError> {
+    let long = f64::from(edges.cols().max(edges.rows()));
+    let mut segments = Vector::<core::Vec4i>::new();
+    imgproc::hough_lines_p(
+        edges,
+        &mut segments,
+        1.0,
+        std::f64::consts::PI / 180.0,
+        HOUGH_VOTES,
+        long * MIN_SEGMENT_SHARE,
+        HOUGH_GAP,
+    )
+    .map_err(cv)?;
+    let mut found: Vec<EdgeLine> = segments
+        .iter()
+        .map(|s| {
+            let (a, b) = (
+                Point2f::new(s[0] as f32, s[1] as f32),
+                Point2f::new(s[2] as f32, s[3] as f32),
+            );
+            EdgeLine {
+                a,
+                b,
+                direction: (b.y - a.y)
+                    .atan2(b.x - a.x)
+                    .rem_euclid(std::f32::consts::PI),
+                length: (b.x - a.x).hypot(b.y - a.y),
+            }
+        })
+        .collect();
+    found.sort_by(|x, y| y.length.total_cmp(&x.length));
+    let mut lines: Vec<EdgeLine> = Vec::new();
+    for segment in found {
+        let middle = Point2f::new(
+            (segment.a.x + segment.b.x) / 2.0,
+            (segment.a.y + segment.b.y) / 2.0,
+        );
+        match lines.iter_mut().find(|line| {
+            angle_between(line.direction, segment.direction) < SAME_LINE.0
+                && line.distance_to(middle) < SAME_LINE.1
+        }) {
+            Some(line) => line.length += segment.length,
+            None => lines.push(segment),
+        }
+    }
+    lines.sort_by(|x, y| y.length.total_cmp(&x.length));
+    lines.truncate(MAX_LINES);
+    Ok(lines)
+}
+
 /// A convex polygon reduced to four corners: its shortest side is dropped and the two
 /// sides beside it extended to meet, until four are left. A document's corner clipped by a
 /// shadow, a thumb or its rounding comes back where its edges meet.
@@ -619,12 +768,18 @@ struct Scene {
     /// Lab, blurred over a few text lines: the mean colour of a patch, print and table
     /// texture averaged out. Continuous, 3 bytes a pixel.
     lab: Mat,
+    /// Canny edges of `gray`: a document's side is one sharp step even where the colours
+    /// either side of it differ little (a white card on white laminate, under glare).
+    edges: Mat,
+    /// The gray level's gradient (x, y; Sobel, f32): an edge belongs to a side only where
+    /// it runs along it, not a fleck's rim that the side happens to cross.
+    gradient: (Mat, Mat),
     area: f64,
     centre: Point2f,
 }
 
 impl Scene {
-    fn new(small: &Mat, gray: Mat) -> Result<Scene, OcrError> {
+    fn new(small: &Mat, gray: Mat, edges: Mat) -> Result<Scene, OcrError> {
         let mut lab = Mat::default();
         imgproc::cvt_color(small, &mut lab, imgproc::COLOR_BGR2Lab, 0).map_err(cv)?;
         let mut blurred = Mat::default();
@@ -636,12 +791,66 @@ impl Scene {
             core::BORDER_REPLICATE,
         )
         .map_err(cv)?;
+        let sobel = |dx: i32, dy: i32| -> Result<Mat, OcrError> {
+            let mut out = Mat::default();
+            imgproc::sobel(
+                &gray,
+                &mut out,
+                core::CV_32F,
+                dx,
+                dy,
+                3,
+                1.0,
+                0.0,
+                core::BORDER_REPLICATE,
+            )
+            .map_err(cv)?;
+            Ok(out)
+        };
+        let gradient = (sobel(1, 0)?, sobel(0, 1)?);
         Ok(Scene {
             mean_gray: core::mean(&gray, &core::no_array()).map_err(cv)?[0],
+            gradient,
             area: f64::from(small.cols()) * f64::from(small.rows()),
             centre: Point2f::new(small.cols() as f32 / 2.0, small.rows() as f32 / 2.0),
             gray,
             lab: blurred,
+            edges,
+        })
+    }
+
+    /// The gray level just inside (x, y) minus just outside, across the side with inward
+    /// normal (nx, ny).
+    fn step_across(&self, x: f32, y: f32, (nx, ny): (f32, f32)) -> Option<f32> {
+        let at = |x: f32, y: f32| {
+            let (x, y) = (x.round() as i32, y.round() as i32);
+            (x >= 0 && y >= 0 && x < self.gray.cols() && y < self.gray.rows())
+                .then(|| self.gray.at_2d::<u8>(y, x).ok().map(|v| f32::from(*v)))
+                .flatten()
+        };
+        let reach = EDGE_REACH as f32;
+        Some(at(x + nx * reach, y + ny * reach)? - at(x - nx * reach, y - ny * reach)?)
+    }
+
+    /// Whether an edge pixel running along the side lies within [`EDGE_REACH`] of (x, y)
+    /// along the side's normal (nx, ny): its gradient points across the side.
+    fn edge_across(&self, x: f32, y: f32, (nx, ny): (f32, f32)) -> bool {
+        (-EDGE_REACH..=EDGE_REACH).any(|step| {
+            let (px, py) = (
+                (x + nx * step as f32).round() as i32,
+                (y + ny * step as f32).round() as i32,
+            );
+            if px < 0 || py < 0 || px >= self.edges.cols() || py >= self.edges.rows() {
+                return false;
+            }
+            let edge = self.edges.at_2d::<u8>(py, px).is_ok_and(|v| *v > 0);
+            let (Ok(gx), Ok(gy)) = (
+                self.gradient.0.at_2d::<f32>(py, px),
+                self.gradient.1.at_2d::<f32>(py, px),
+            ) else {
+                return false;
+            };
+            edge && (gx * nx + gy * ny).abs() >= EDGE_ALIGNMENT * gx.hypot(*gy)
         })
     }
 
@@ -665,9 +874,17 @@ const SIDE_SAMPLES: usize = 24;
 const SIDE_OFFSET: f32 = 6.0;
 /// Colour difference (Lab, blurred) across a side where it is the document's edge.
 const EDGE_CONTRAST: f32 = 14.0;
+/// How far from a side, in pixels at detection size, an edge found by Canny still counts
+/// as that side's: a corner placed a pixel or two off tilts the side by as much.
+const EDGE_REACH: i32 = 3;
+/// The least gray step across an edge, the document's way, for it to count as the side's.
+const MIN_EDGE_STEP: f32 = 3.0;
+/// The least cosine between an edge's gradient and a side's normal for the edge to run
+/// along the side (within about 35°).
+const EDGE_ALIGNMENT: f32 = 0.8;
 
 /// The share of points along the quad's weakest side where the colour just inside differs
-/// from the colour just outside: near 1 for a document's real edge all along, low for an
+/// from the colour just outside, or an edge runs along it: near 1 for a document's real edge all along, low for an
 /// outline that cuts through the document or runs through an even table, 0 for one along
 /// the photo's border.
 fn side_support(quad: &Quad, scene: &Scene) -> f64 {
@@ -675,7 +892,9 @@ fn side_support(quad: &Quad, scene: &Scene) -> f64 {
     for side in quad.sides() {
         let (a, (dx, dy)) = (side.start, side.along);
         let (nx, ny) = (-side.out.0, -side.out.1); // pointing inside
-        let (mut seen, mut contrasted) = (0u32, 0u32);
+                                                   // Per sample: colours differ plainly, or an edge is there with its step (inside
+                                                   // minus outside) measured.
+        let mut samples: Vec<(bool, Option<f32>)> = Vec::with_capacity(SIDE_SAMPLES);
         for k in 0..SIDE_SAMPLES {
             let t = 0.1 + 0.8 * (k as f32 + 0.5) / SIDE_SAMPLES as f32;
             let (px, py) = (a.x + dx * t, a.y + dy * t);
@@ -684,24 +903,41 @@ fn side_support(quad: &Quad, scene: &Scene) -> f64 {
             let (Some(inside), Some(outside)) = (inside, outside) else {
                 continue; // the side runs off the photo here
             };
-            seen += 1;
             let difference = inside
                 .iter()
                 .zip(outside)
                 .map(|(p, q)| (p - q) * (p - q))
                 .sum::<f32>()
                 .sqrt();
-            contrasted += u32::from(difference > EDGE_CONTRAST);
+            let step = scene
+                .edge_across(px, py, (nx, ny))
+                .then(|| scene.step_across(px, py, (nx, ny)))
+                .flatten();
+            samples.push((difference > EDGE_CONTRAST, step));
         }
         // A side along the photo's border is no edge of a document: customers photograph
         // the whole card or receipt, and a region cut off by the frame is the table.
-        if (seen as usize) < SIDE_SAMPLES / 2 {
+        if samples.len() < SIDE_SAMPLES / 2 {
             return 0.0;
         }
-        weakest = weakest.min(f64::from(contrasted) / f64::from(seen));
+        // A document's side steps the same way all along (paper brighter than the table,
+        // or darker); an outline run through a speckled table meets edges stepping both
+        // ways.
+        let sign = samples.iter().filter_map(|s| s.1).sum::<f32>().signum();
+        let supported = samples
+            .iter()
+            .filter(|(contrasted, step)| {
+                *contrasted || step.is_some_and(|step| step * sign >= MIN_EDGE_STEP)
+            })
+            .count();
+        weakest = weakest.min(supported as f64 / samples.len() as f64);
     }
     weakest
 }
+
+/// How far beyond the photo (share of its long side) a corner may lie: a rounded corner's
+/// sides meet just outside the document, and a document's corner may touch the frame.
+const CORNER_SLACK: f32 = 0.02;
 
 /// How much an outline looks like the document: its share of the photo, weighed by how
 /// clearly its weakest side is an edge, and down when its corners are not near right
@@ -713,7 +949,14 @@ fn score(quad: &Quad, scene: &Scene) -> Result<f64, OcrError> {
         .iter()
         .enumerate()
         .all(|(i, a)| corners[i + 1..].iter().all(|b| distance(*a, *b) > 8.0));
-    if !distinct {
+    // Customers photograph the whole document: an outline with a corner beyond the photo
+    // (sides extended to meet there) is a region the frame cut off, the table's.
+    let (cols, rows) = (scene.gray.cols() as f32, scene.gray.rows() as f32);
+    let slack = cols.max(rows) * CORNER_SLACK;
+    let in_frame = |p: &Point2f| {
+        (-slack..=cols + slack).contains(&p.x) && (-slack..=rows + slack).contains(&p.y)
+    };
+    if !distinct || !corners.iter().all(in_frame) {
         return Ok(0.0);
     }
     for i in 0..4 {
@@ -913,5 +1156,93 @@ mod tests {
             quad.0,
             [p(10.0, 12.0), p(95.0, 5.0), p(90.0, 80.0), p(12.0, 70.0)]
         );
+    }
+
+    /// A card barely lighter than its table (10 grey levels) but with a thin dark rim
+    /// along its sides, as a card's edge photographs: found at its corners. (The real
+    /// photos where only the edges set the card apart are in tests/ocr.rs.)
+    #[test]
+    fn a_card_barely_lighter_than_its_table_is_found_by_its_edges() {
+        let mut photo =
+            Mat::new_rows_cols_with_default(900, 1200, core::CV_8UC3, Scalar::all(205.0)).unwrap();
+        let corners = [
+            Point::new(330, 250),
+            Point::new(900, 290),
+            Point::new(860, 660),
+            Point::new(300, 620),
+        ];
+        let polygon = Vector::<Point>::from_slice(&corners);
+        imgproc::fill_convex_poly(&mut photo, &polygon, Scalar::all(215.0), imgproc::LINE_8, 0)
+            .unwrap();
+        let mut outline = Vector::<Vector<Point>>::new();
+        outline.push(polygon);
+        imgproc::polylines(
+            &mut photo,
+            &outline,
+            true,
+            Scalar::all(120.0),
+            2,
+            imgproc::LINE_8,
+            0,
+        )
+        .unwrap();
+        let quad = find(&photo).unwrap().expect("the card is found");
+        for (found, truth) in quad.0.iter().zip(corners) {
+            let off = (found.x - truth.x as f32).hypot(found.y - truth.y as f32);
+            assert!(off < 20.0, "{quad:?} against {corners:?}");
+        }
+    }
+
+    /// The same card without its rim: neither its colours (10 grey levels) nor an edge
+    /// set it apart, and no outline is made up.
+    #[test]
+    fn the_same_card_without_edges_is_not_found() {
+        let mut photo =
+            Mat::new_rows_cols_with_default(900, 1200, core::CV_8UC3, Scalar::all(205.0)).unwrap();
+        let corners = [
+            Point::new(330, 250),
+            Point::new(900, 290),
+            Point::new(860, 660),
+            Point::new(300, 620),
+        ];
+        imgproc::fill_convex_poly(
+            &mut photo,
+            &Vector::<Point>::from_slice(&corners),
+            Scalar::all(215.0),
+            imgproc::LINE_8,
+            0,
+        )
+        .unwrap();
+        assert_eq!(find(&photo).unwrap(), None);
+    }
+
+    #[test]
+    fn segments_along_one_edge_are_one_line_and_directions_wrap() {
+        assert!((angle_between(0.0, std::f32::consts::PI - 0.01).abs() - 0.57).abs() < 0.01);
+        assert!((angle_between(0.0, std::f32::consts::FRAC_PI_2) - 90.0).abs() < 1e-3);
+        let mut edges =
+            Mat::new_rows_cols_with_default(384, 512, core::CV_8UC1, Scalar::all(0.0)).unwrap();
+        // One side broken by a gap wider than the Hough gap, and a second, crossing line.
+        for (from, to) in [
+            ((40, 100), (200, 120)),
+            ((240, 125), (420, 148)),
+            ((300, 20), (320, 360)),
+        ] {
+            imgproc::line(
+                &mut edges,
+                Point::new(from.0, from.1),
+                Point::new(to.0, to.1),
+                Scalar::all(255.0),
+                1,
+                imgproc::LINE_8,
+                0,
+            )
+            .unwrap();
+        }
+        let lines = edge_lines(&edges).unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines
+            .iter()
+            .any(|l| l.length > 320.0 && angle_between(l.direction, 0.125) < 2.0));
     }
 }

@@ -21,7 +21,12 @@ fn fixtures() -> PathBuf {
 }
 
 fn truth() -> Vec<Value> {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("truth.json")).unwrap()).unwrap()
+    truth_in(&fixtures())
+}
+
+/// The generator's truth.json in `dir`.
+fn truth_in(dir: &std::path::Path) -> Vec<Value> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
 }
 
 fn day() -> NaiveDate {
@@ -310,8 +315,7 @@ fn sembang_ocr_prints_the_fields_of_ic_parse_and_receipt_parse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_photos_are_read_or_refused_never_accepted_wrong() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-phone");
-    let truth: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    let truth = truth_in(&dir);
     let pool = OcrPool::start(2, 4, None, "eng+msa").unwrap();
     let (mut cards_right, mut totals_right, mut refused) = (0, 0, 0);
     for expected in &truth {
@@ -412,9 +416,7 @@ fn documents_are_found_at_their_corners_in_phone_photos() {
     let mut checked = 0;
     for dir in ["ocr-phone", "ocr-outline"] {
         let dir = root.join(dir);
-        let truth: Vec<Value> =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
-                .unwrap();
+        let truth = truth_in(&dir);
         for expected in truth
             .iter()
             .filter(|e| e["kind"] != "refuse" && e.get("outline").is_none())
@@ -458,8 +460,7 @@ fn documents_are_found_at_their_corners_in_phone_photos() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_on_white_and_checked_tables_are_read() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-outline");
-    let truth: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    let truth = truth_in(&dir);
     let pool = OcrPool::start(2, 4, None, "eng+msa").unwrap();
     for expected in &truth {
         let file = expected["file"].as_str().unwrap();

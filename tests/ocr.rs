@@ -29,6 +29,20 @@ fn truth_in(dir: &std::path::Path) -> Vec<Value> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
 }
 
+/// Every photo of `dir`'s truth.json read through a pool, with its truth.
+async fn read_each(dir: &std::path::Path) -> Vec<(Value, sembang::ocr::OcrOutput)> {
+    let pool = OcrPool::start(2, 4, None, "eng+msa").unwrap();
+    let mut read = Vec::new();
+    for expected in truth_in(dir) {
+        let bytes = std::fs::read(dir.join(expected["file"].as_str().unwrap())).unwrap();
+        let output = process(&pool, bytes, &MediaLimits::default(), day())
+            .await
+            .unwrap();
+        read.push((expected, output));
+    }
+    read
+}
+
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()
 }
@@ -315,15 +329,9 @@ fn sembang_ocr_prints_the_fields_of_ic_parse_and_receipt_parse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_photos_are_read_or_refused_never_accepted_wrong() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-phone");
-    let truth = truth_in(&dir);
-    let pool = OcrPool::start(2, 4, None, "eng+msa").unwrap();
     let (mut cards_right, mut totals_right, mut refused) = (0, 0, 0);
-    for expected in &truth {
+    for (expected, output) in read_each(&dir).await {
         let file = expected["file"].as_str().unwrap();
-        let bytes = std::fs::read(dir.join(file)).unwrap();
-        let output = process(&pool, bytes, &MediaLimits::default(), day())
-            .await
-            .unwrap();
         let case = format!("{file}: {:?}\n{}", output.reading, output.recognized.text);
         match expected["kind"].as_str().unwrap() {
             "ic" => {
@@ -460,14 +468,8 @@ fn documents_are_found_at_their_corners_in_phone_photos() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_on_white_and_checked_tables_are_read() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-outline");
-    let truth = truth_in(&dir);
-    let pool = OcrPool::start(2, 4, None, "eng+msa").unwrap();
-    for expected in &truth {
+    for (expected, output) in read_each(&dir).await {
         let file = expected["file"].as_str().unwrap();
-        let bytes = std::fs::read(dir.join(file)).unwrap();
-        let output = process(&pool, bytes, &MediaLimits::default(), day())
-            .await
-            .unwrap();
         let Reading::MyKad(card) = &output.reading else {
             panic!("{file}: {:?}\n{}", output.reading, output.recognized.text)
         };

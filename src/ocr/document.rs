@@ -1054,11 +1054,7 @@ mod tests {
         )
         .unwrap();
         let quad = find(&photo).unwrap().expect("the card is found");
-        for (found, truth) in quad.0.iter().zip(corners) {
-            let off = (found.x - truth.x as f32).hypot(found.y - truth.y as f32);
-            // Found at 640 px and scaled back: within ~1.5 % of the photo.
-            assert!(off < 20.0, "{quad:?} against {corners:?}");
-        }
+        assert_near(&quad, corners);
         let mut gray = Mat::default();
         imgproc::cvt_color(&photo, &mut gray, imgproc::COLOR_BGR2GRAY, 0).unwrap();
         let (flat, aspect) = rectify(&gray, &quad).unwrap();
@@ -1178,6 +1174,12 @@ mod tests {
         )
         .unwrap();
         let quad = find(&photo).unwrap().expect("the card is found");
+        assert_near(&quad, corners);
+    }
+
+    /// Each corner found within 20 px of the true one: found at detection size and scaled
+    /// back, within ~1.5 % of the photo.
+    fn assert_near(quad: &Quad, corners: [Point; 4]) {
         for (found, truth) in quad.0.iter().zip(corners) {
             let off = (found.x - truth.x as f32).hypot(found.y - truth.y as f32);
             assert!(off < 20.0, "{quad:?} against {corners:?}");

@@ -150,32 +150,32 @@ pub fn find(color: &Mat) -> Result<Option<Quad>, OcrError> {
     masks.extend(colour_masks(&smooth)?);
     let area = f64::from(small.cols()) * f64::from(small.rows());
     let scene = Scene::new(&small, gray, edges)?;
-    let mut best: Option<(f64, Quad)> = None;
+    let mut regions = Vec::new();
     for mask in &masks {
-        for quad in outlines(mask, area)? {
-            let score = score(&quad, &scene)?;
-            if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
-                best = Some((score, quad));
-            }
-        }
+        regions.extend(outlines(mask, area)?);
     }
+    let mut best = best_outline(regions, &scene)?;
     // Straight edges only where no region stood out: on a checked cloth the checks' lines
     // make larger, equally well-edged outlines than the card that the masks found.
-    let lines = if best.is_none() {
-        line_quads(&scene, area)?
-    } else {
-        Vec::new()
-    };
-    for quad in lines {
-        let score = score(&quad, &scene)?;
+    if best.is_none() {
+        best = best_outline(line_quads(&scene, area)?, &scene)?;
+    }
+    Ok(best.map(|quad| {
+        let scale = (1.0 / factor) as f32;
+        Quad(quad.0.map(|p| Point2f::new(p.x * scale, p.y * scale)))
+    }))
+}
+
+/// The highest-scoring of `quads` that can be a document at all (the first of equals).
+fn best_outline(quads: Vec<Quad>, scene: &Scene) -> Result<Option<Quad>, OcrError> {
+    let mut best: Option<(f64, Quad)> = None;
+    for quad in quads {
+        let score = score(&quad, scene)?;
         if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, quad));
         }
     }
-    Ok(best.map(|(_, quad)| {
-        let scale = (1.0 / factor) as f32;
-        Quad(quad.0.map(|p| Point2f::new(p.x * scale, p.y * scale)))
-    }))
+    Ok(best.map(|(_, quad)| quad))
 }
 
 /// The document warped flat and upright: a card to [`CARD_SIZE`], anything else to
@@ -241,13 +241,7 @@ fn framed(gray: &Mat, quad: &Quad, direction: f32, beyond: [f32; 2]) -> bool {
         .min(distance(corners[1], corners[2]))
         .min(distance(corners[2], corners[3]))
         .min(distance(corners[3], corners[0])) as f32;
-    let at = |x: f32, y: f32| -> Option<f32> {
-        let (x, y) = (x.round() as i32, y.round() as i32);
-        if x < 0 || y < 0 || x >= gray.cols() || y >= gray.rows() {
-            return None;
-        }
-        gray.at_2d::<u8>(y, x).ok().map(|v| f32::from(*v))
-    };
+    let at = |x: f32, y: f32| gray_at(gray, x, y);
     let (mut dark_sides, mut lighter_beyond) = (0, 0);
     for side in quad.sides() {
         let (a, (dx, dy)) = (side.start, side.along);
@@ -280,6 +274,15 @@ fn framed(gray: &Mat, quad: &Quad, direction: f32, beyond: [f32; 2]) -> bool {
     // Three sides are enough: an outline found a little off (a shadow taken in) misses the
     // band along one.
     dark_sides >= 3 && lighter_beyond >= 2
+}
+
+/// The gray level of the 8-bit `gray` at (x, y), rounded to a pixel; `None` off the image.
+fn gray_at(gray: &Mat, x: f32, y: f32) -> Option<f32> {
+    let (x, y) = (x.round() as i32, y.round() as i32);
+    if x < 0 || y < 0 || x >= gray.cols() || y >= gray.rows() {
+        return None;
+    }
+    gray.at_2d::<u8>(y, x).ok().map(|v| f32::from(*v))
 }
 
 fn distance(a: Point2f, b: Point2f) -> f64 {
@@ -620,13 +623,13 @@ fn line_quads(scene: &Scene, area: f64) -> Result<Vec<Quad>, OcrError> {
         .flat_map(|(i, x)| lines[i + 1..].iter().map(move |y| (*x, *y)))
         .filter(|(x, y)| angle_between(x.direction, y.direction) <= OPPOSITE_DEGREES)
         .collect();
+    let meet = |p: &EdgeLine, q: &EdgeLine| intersection(p.a, p.b, q.a, q.b);
     let mut quads = Vec::new();
     for (i, (top, bottom)) in pairs.iter().enumerate() {
         for (left, right) in &pairs[i + 1..] {
             if angle_between(top.direction, left.direction) < 90.0 - OPPOSITE_DEGREES {
                 continue;
             }
-            let meet = |p: &EdgeLine, q: &EdgeLine| intersection(p.a, p.b, q.a, q.b);
             let (Some(c0), Some(c1), Some(c2), Some(c3)) = (
                 meet(top, left),
                 meet(top, right),
@@ -822,12 +825,7 @@ impl Scene {
     /// The gray level just inside (x, y) minus just outside, across the side with inward
     /// normal (nx, ny).
     fn step_across(&self, x: f32, y: f32, (nx, ny): (f32, f32)) -> Option<f32> {
-        let at = |x: f32, y: f32| {
-            let (x, y) = (x.round() as i32, y.round() as i32);
-            (x >= 0 && y >= 0 && x < self.gray.cols() && y < self.gray.rows())
-                .then(|| self.gray.at_2d::<u8>(y, x).ok().map(|v| f32::from(*v)))
-                .flatten()
-        };
+        let at = |x: f32, y: f32| gray_at(&self.gray, x, y);
         let reach = EDGE_REACH as f32;
         Some(at(x + nx * reach, y + ny * reach)? - at(x - nx * reach, y - ny * reach)?)
     }
@@ -843,14 +841,16 @@ impl Scene {
             if px < 0 || py < 0 || px >= self.edges.cols() || py >= self.edges.rows() {
                 return false;
             }
-            let edge = self.edges.at_2d::<u8>(py, px).is_ok_and(|v| *v > 0);
+            if !self.edges.at_2d::<u8>(py, px).is_ok_and(|v| *v > 0) {
+                return false;
+            }
             let (Ok(gx), Ok(gy)) = (
                 self.gradient.0.at_2d::<f32>(py, px),
                 self.gradient.1.at_2d::<f32>(py, px),
             ) else {
                 return false;
             };
-            edge && (gx * nx + gy * ny).abs() >= EDGE_ALIGNMENT * gx.hypot(*gy)
+            (gx * nx + gy * ny).abs() >= EDGE_ALIGNMENT * gx.hypot(*gy)
         })
     }
 
@@ -884,9 +884,9 @@ const MIN_EDGE_STEP: f32 = 3.0;
 const EDGE_ALIGNMENT: f32 = 0.8;
 
 /// The share of points along the quad's weakest side where the colour just inside differs
-/// from the colour just outside, or an edge runs along it: near 1 for a document's real edge all along, low for an
-/// outline that cuts through the document or runs through an even table, 0 for one along
-/// the photo's border.
+/// from the colour just outside, or an edge runs along it: near 1 for a document's real
+/// edge all along, low for an outline that cuts through the document or runs through an
+/// even table, 0 for one along the photo's border.
 fn side_support(quad: &Quad, scene: &Scene) -> f64 {
     let mut weakest = 1.0f64;
     for side in quad.sides() {

@@ -16,7 +16,8 @@ use super::words::{parse_tsv, Word};
 const CHUNK_GAP: f64 = 2.5;
 
 /// A part lies on a row when it is within this many word heights of where the row's start,
-/// continued at the text's slope or level, reaches it. Receipt rows are 1.3-1.7 heights apart.
+/// continued at the text's slope or level, reaches it. Receipt rows are 1.3-1.7 heights
+/// apart.
 const ON_ROW: f64 = 0.5;
 
 /// A part moves only when another row is nearer than its own by this many word heights.

@@ -482,3 +482,68 @@ async fn cards_on_white_and_checked_tables_are_read() {
         assert_eq!(output.document, Found::Outline, "{file}");
     }
 }
+
+/// Cards whose outline gives no confirmed number (an outline of only part of the card; a
+/// whole card read poorly) are read again from the largest bright region, and confirmed
+/// by the two views together. Both were refused before the second view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_unsettled_by_their_outline_are_read_from_a_second_view() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-second-view");
+    for (expected, output) in read_each(&dir).await {
+        let file = expected["file"].as_str().unwrap();
+        let Reading::MyKad(card) = &output.reading else {
+            panic!("{file}: {:?}\n{}", output.reading, output.recognized.text)
+        };
+        assert_eq!(card.ic.digits(), expected["ic"], "{file}");
+        assert!(
+            matches!(output.card_check, Some(CardCheck::Confirmed { .. })),
+            "{file}: {:?}",
+            output.card_check
+        );
+    }
+}
+
+/// Photos of a phone showing a card (tests/fixtures/ocr-screen) are refused as screens,
+/// whatever the number read; one of them was accepted before, its bezel lying further
+/// inside the outline than the frame was looked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_of_a_card_on_a_phone_screen_are_refused_as_screens() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-screen");
+    for (expected, output) in read_each(&dir).await {
+        let file = expected["file"].as_str().unwrap();
+        assert!(
+            matches!(output.reading, Reading::Rejected { .. }),
+            "{file}: {:?}",
+            output.reading
+        );
+        assert_eq!(output.card_check, Some(CardCheck::OnAScreen), "{file}");
+    }
+}
+
+/// No committed photo of a card lying on a table (on wood, granite, laminate, cloth and
+/// checked cloths) is taken for a screen.
+#[test]
+fn cards_on_tables_are_not_taken_for_screens() {
+    use opencv::core::Mat;
+    use opencv::imgcodecs;
+    use opencv::imgproc;
+    use sembang::ocr::document::{find, on_a_screen};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut checked = 0;
+    for dir in ["ocr-phone", "ocr-outline", "ocr-second-view"] {
+        let dir = root.join(dir);
+        for expected in truth_in(&dir).iter().filter(|e| e["kind"] == "ic") {
+            let file = expected["file"].as_str().unwrap();
+            let path = dir.join(file);
+            let photo: Mat =
+                imgcodecs::imread(path.to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap();
+            let mut gray = Mat::default();
+            imgproc::cvt_color(&photo, &mut gray, imgproc::COLOR_BGR2GRAY, 0).unwrap();
+            if let Some(quad) = find(&photo).unwrap() {
+                assert!(!on_a_screen(&gray, &quad), "{file}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} cards had an outline");
+}

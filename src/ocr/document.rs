@@ -222,14 +222,157 @@ pub fn rectify(gray: &Mat, quad: &Quad) -> Result<(Mat, f64), OcrError> {
 /// Darker than this is a screen's bezel (or a black table).
 const BEZEL_GRAY: f32 = 60.0;
 
+/// How far across a side (share of the document's short side, out of it positive) the
+/// gray profile is taken: far enough in to reach the card shown past a phone's dark screen
+/// margin, far enough out to reach the table past its bezel and body.
+const PROFILE: std::ops::RangeInclusive<i32> = -40..=50;
+/// A bezel starts this near the outline (share of the short side): the outline found is
+/// the card on the screen, the screen, or the phone.
+const BEZEL_NEAR: f32 = 0.12;
+/// A bezel is at least this thick (share of the short side): a card's shadow, its rim or a
+/// dark line of print is thinner.
+const BEZEL_THICK: f32 = 0.02;
+
+/// Samples (hundredths of the short side) past a bezel that must all be lighter than it.
+const LIGHTER_RUN: usize = 3;
+
 /// Whether the document is shown on a phone's or monitor's screen rather than lying on a
-/// table: a narrow, near-black frame around it (the bezel, sampled 1.5-4.5 % of the
-/// document's short side outside each edge), with something lighter beyond it (the table,
-/// 35-50 % out, on at least two sides) so that a card on a black table is not taken for
-/// one. The outline found may be the phone's own: then the frame is just inside it, with
-/// the lighter screen further in. A photo of a screen is no proof of holding the card.
+/// table: a dark frame around it (the bezel) that something lighter lies beyond. Either
+/// test of the frame is enough: a steady band wherever it lies near the outline
+/// ([`steady_bezel`]), or a near-black band right at it ([`framed`]: outside, or inside
+/// when the outline found is the phone's own). A photo of a screen is no proof of holding
+/// the card.
 pub fn on_a_screen(gray: &Mat, quad: &Quad) -> bool {
-    framed(gray, quad, 1.0, [0.35, 0.5]) || framed(gray, quad, -1.0, [0.25, 0.35])
+    steady_bezel(gray, quad)
+        || framed(gray, quad, 1.0, [0.35, 0.5])
+        || framed(gray, quad, -1.0, [0.25, 0.35])
+}
+
+/// Across each side, a dark band (the bezel, with the screen's dark margin or the phone's
+/// body beside it) starts within [`BEZEL_NEAR`] of the outline, at least [`BEZEL_THICK`]
+/// thick, at a steady distance, on three sides or more; and on two sides or more it ends
+/// at a steady distance in something lighter on the far side from the document: the table
+/// beyond the phone when the band is outside the outline, the card on the screen when the
+/// outline is the phone's and the band inside it. A card on a black table has the band but
+/// no end to it; a checked cloth's squares and a dark granite's flecks come and go at any
+/// distance.
+fn steady_bezel(gray: &Mat, quad: &Quad) -> bool {
+    let corners = quad.0;
+    let short = distance(corners[0], corners[1])
+        .min(distance(corners[1], corners[2]))
+        .min(distance(corners[2], corners[3]))
+        .min(distance(corners[3], corners[0])) as f32;
+    let (mut dark_sides, mut bounded_sides) = (0, 0);
+    for side in quad.sides() {
+        let (a, (dx, dy)) = (side.start, side.along);
+        let (nx, ny) = side.out;
+        // Per sample across the side: the dark band's edge nearer the document, and its
+        // far edge when something lighter lies past it.
+        let (mut seen, mut near, mut far) = (0usize, Vec::new(), Vec::new());
+        for k in 0..16 {
+            let t = 0.15 + 0.7 * (k as f32 + 0.5) / 16.0;
+            let (px, py) = (a.x + dx * t, a.y + dy * t);
+            let profile: Vec<(f32, Option<f32>)> = PROFILE
+                .map(|step| {
+                    let offset = step as f32 / 100.0;
+                    let v = gray_at(gray, px + nx * short * offset, py + ny * short * offset);
+                    (offset, v)
+                })
+                .collect();
+            seen += 1;
+            if let Some(band) = bezel(&profile) {
+                near.push((t, band.near));
+                if band.bounded {
+                    far.push((t, band.far));
+                }
+            }
+        }
+        // A bezel runs along the side at a steady distance, and ends at one; a checked
+        // cloth's squares or a dark granite's flecks come and go at any distance.
+        dark_sides += u32::from(near.len() * 10 >= seen * 6 && spread(&near) <= BEZEL_STEADY);
+        bounded_sides += u32::from(far.len() * 10 >= seen * 4 && spread(&far) <= BEZEL_STEADY);
+    }
+    // Three sides are enough: an outline found a little off (a shadow taken in) misses the
+    // band along one; the ends of a phone show the screen's dark margin beyond its bezel.
+    dark_sides >= 3 && bounded_sides >= 2
+}
+
+/// How far (t, value) points stray from the straight line through them: the
+/// interquartile range of their residuals (a side found a little askew tilts the line,
+/// which is no wandering). Infinite for fewer than three points.
+fn spread(points: &[(f32, f32)]) -> f32 {
+    let n = points.len();
+    if n < 3 {
+        return f32::MAX;
+    }
+    let mean_t = points.iter().map(|p| p.0).sum::<f32>() / n as f32;
+    let mean_v = points.iter().map(|p| p.1).sum::<f32>() / n as f32;
+    let (mut tv, mut tt) = (0.0, 0.0);
+    for (t, v) in points {
+        tv += (t - mean_t) * (v - mean_v);
+        tt += (t - mean_t) * (t - mean_t);
+    }
+    let slope = if tt > 0.0 { tv / tt } else { 0.0 };
+    let mut residuals: Vec<f32> = points
+        .iter()
+        .map(|(t, v)| v - mean_v - slope * (t - mean_t))
+        .collect();
+    residuals.sort_by(f32::total_cmp);
+    residuals[(3 * n) / 4] - residuals[n / 4]
+}
+
+/// How much a bezel's edges may wander across one side (share of the short side): a
+/// photo's perspective moves them little.
+const BEZEL_STEADY: f32 = 0.03;
+
+/// A dark band across one side, as shares of the short side from the outline.
+struct Band {
+    /// Its edge nearer the document's content.
+    near: f32,
+    /// Its edge away from it.
+    far: f32,
+    /// Something lighter lies past `far` for a stretch.
+    bounded: bool,
+}
+
+/// The dark band in a gray `profile` across a side ((offset, gray) from inside out), if
+/// one starts near the outline and is thick enough.
+fn bezel(profile: &[(f32, Option<f32>)]) -> Option<Band> {
+    let is_dark = |v: Option<f32>| v.is_some_and(|v| v < BEZEL_GRAY);
+    let seed = profile
+        .iter()
+        .position(|(offset, v)| offset.abs() <= BEZEL_NEAR && is_dark(*v))?;
+    let first = profile[..seed]
+        .iter()
+        .rposition(|(_, v)| !is_dark(*v))
+        .map_or(0, |i| i + 1);
+    let last = profile[seed..]
+        .iter()
+        .position(|(_, v)| !is_dark(*v))
+        .map_or(profile.len() - 1, |i| seed + i - 1);
+    let (from, to) = (profile[first].0, profile[last].0);
+    if to - from < BEZEL_THICK {
+        return None;
+    }
+    let band: Vec<f32> = profile[first..=last]
+        .iter()
+        .filter_map(|(_, v)| *v)
+        .collect();
+    let mean = band.iter().sum::<f32>() / band.len().max(1) as f32;
+    // Away from the document: outward for a band mostly outside the outline, inward for
+    // one inside it (the outline is the phone's).
+    let outward = from + to >= 0.0;
+    let beyond = if outward {
+        &profile[last + 1..]
+    } else {
+        &profile[..first]
+    };
+    // Lighter for a stretch: a fleck of a dark granite table is not the table's end.
+    let bounded = beyond
+        .split(|(_, v)| !v.is_some_and(|v| v - mean > 40.0))
+        .any(|run| run.len() >= LIGHTER_RUN);
+    let (near, far) = if outward { (from, to) } else { (to, from) };
+    Some(Band { near, far, bounded })
 }
 
 /// A dark band along three sides or more of `quad` (80 % of its samples near-black), just
@@ -891,9 +1034,10 @@ fn side_support(quad: &Quad, scene: &Scene) -> f64 {
     let mut weakest = 1.0f64;
     for side in quad.sides() {
         let (a, (dx, dy)) = (side.start, side.along);
-        let (nx, ny) = (-side.out.0, -side.out.1); // pointing inside
-                                                   // Per sample: colours differ plainly, or an edge is there with its step (inside
-                                                   // minus outside) measured.
+        // The side's normal pointing inside.
+        let (nx, ny) = (-side.out.0, -side.out.1);
+        // Per sample: colours differ plainly, or an edge is there with its step (inside
+        // minus outside) measured.
         let mut samples: Vec<(bool, Option<f32>)> = Vec::with_capacity(SIDE_SAMPLES);
         for k in 0..SIDE_SAMPLES {
             let t = 0.1 + 0.8 * (k as f32 + 0.5) / SIDE_SAMPLES as f32;
@@ -1114,6 +1258,62 @@ mod tests {
         assert!(!on_a_screen(&photo, &quad), "a black table is no bezel");
         let (photo, quad) = scene(120.0, None);
         assert!(!on_a_screen(&photo, &quad));
+    }
+
+    #[test]
+    fn a_bezel_well_inside_an_outline_drawn_around_the_phone_is_found() {
+        // The outline found runs 24 px (6 % of the card's short side) outside the phone
+        // and a little askew: the bezel is inside it, further in than `framed` looks.
+        let (photo, _) = scene(170.0, Some(15.0));
+        let p = |x: f32, y: f32| Point2f::new(x, y);
+        let around = Quad([
+            p(240.0, 186.0),
+            p(960.0, 194.0),
+            p(960.0, 712.0),
+            p(240.0, 706.0),
+        ]);
+        assert!(steady_bezel(&photo, &around));
+        assert!(!framed(&photo, &around, -1.0, [0.25, 0.35]));
+        assert!(on_a_screen(&photo, &around));
+    }
+
+    #[test]
+    fn a_card_on_a_checked_cloth_is_not_on_a_screen() {
+        // Dark and light squares 30 px wide (7.5 % of the card's short side): a dark one
+        // lies near every point of the card's edge, at a distance that comes and goes.
+        let (mut photo, quad) = scene(220.0, None);
+        for row in 0..30 {
+            for col in 0..40 {
+                let (x, y) = (col * 30 + 13, row * 30 + 7);
+                let inside_card = (300..900).contains(&x) && (250..650).contains(&y);
+                if (row + col) % 2 == 0 && !inside_card {
+                    imgproc::rectangle(
+                        &mut photo,
+                        core::Rect::new(x, y, 30, 30),
+                        Scalar::all(30.0),
+                        -1,
+                        imgproc::LINE_8,
+                        0,
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        assert!(!steady_bezel(&photo, &quad));
+        assert!(!on_a_screen(&photo, &quad));
+    }
+
+    #[test]
+    fn a_straight_trend_is_no_spread() {
+        let askew: Vec<(f32, f32)> = (0..10)
+            .map(|i| (i as f32 / 10.0, 0.05 * i as f32))
+            .collect();
+        assert!(spread(&askew) < 1e-4);
+        let wandering: Vec<(f32, f32)> = (0..10)
+            .map(|i| (i as f32 / 10.0, if i % 2 == 0 { 0.0 } else { 0.1 }))
+            .collect();
+        assert!(spread(&wandering) > 0.05);
+        assert_eq!(spread(&askew[..2]), f32::MAX, "two points say nothing");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::media::{check, CheckedMedia, MediaError, MediaLimits};
 use crate::topics::ocr::OcrKind;
 
 use super::document::Found;
-use super::preprocess::{self, Binarization, Straightened, Turn};
+use super::preprocess::{self, Binarization, Framing, Straightened, Turn};
 use super::{read_text, OcrError, OcrPool, Reading, Recognized};
 use crate::domain::mykad::card::CardReading;
 use crate::metrics::catalog;
@@ -179,7 +179,7 @@ pub async fn process_with_budget(
                 pool,
                 bytes.clone(),
                 other,
-                Turn::None,
+                (Turn::None, Framing::Outline),
                 reference,
                 &mut spent,
             )
@@ -223,9 +223,12 @@ pub async fn process_with_budget(
 
 /// A card is accepted only when two preparations of the photo read the same number and
 /// no reading's printed gender word contradicts it; further preparations (while the
-/// budget lasts) break a tie. An
-/// unconfirmed card becomes a rejection that asks for a clearer photo: a missed card costs
-/// the customer a second photo, a wrong number links them to someone else's identity.
+/// budget lasts) break a tie. A card read from its outline that is not settled so is read
+/// again from the largest bright region, outline or not: an outline of only part of the
+/// card (ending at the photo printed on it) reads its words but not its number, and a
+/// number that two views of the photo agree on is confirmed by both. An unconfirmed card
+/// becomes a rejection that asks for a clearer photo: a missed card costs the customer a
+/// second photo, a wrong number links them to someone else's identity.
 async fn confirm_card(
     pool: &OcrPool,
     bytes: &Arc<Vec<u8>>,
@@ -233,7 +236,15 @@ async fn confirm_card(
     reference: NaiveDate,
     spent: &mut Spent,
 ) -> Result<(Pass, Option<CardCheck>), OcrError> {
-    if !matches!(kept.reading, Reading::MyKad(_)) {
+    let read_a_number = matches!(kept.reading, Reading::MyKad(_));
+    let read_card_words = matches!(
+        kept.reading,
+        Reading::Rejected {
+            read_as: OcrKind::Ic,
+            ..
+        }
+    );
+    if !read_a_number && !read_card_words {
         return Ok((kept, None));
     }
     if kept.on_a_screen {
@@ -245,30 +256,61 @@ async fn confirm_card(
         return Ok((kept, Some(CardCheck::OnAScreen)));
     }
     let turn = kept.turn;
-    let preparations = kept.binarization.confirmations();
-    let mut passes = vec![kept];
-    let mut check = CardCheck::ReadingsDisagree;
-    for (index, binarization) in preparations.into_iter().enumerate() {
+    let mut attempts: std::collections::VecDeque<Attempt> = if read_a_number {
         // The first confirmation always runs; a tie-break only within the budget.
-        if index > 0 && !spent.has_time() {
+        let [first, second, third] = kept.binarization.confirmations();
+        [(first, true), (second, false), (third, false)]
+            .map(|(binarization, always)| Attempt {
+                framing: Framing::Outline,
+                binarization: Some(binarization),
+                always,
+            })
+            .into()
+    } else {
+        Default::default()
+    };
+    if kept.document == Found::Outline {
+        attempts.push_back(Attempt {
+            framing: Framing::Region,
+            binarization: None,
+            always: false,
+        });
+    }
+    let mut passes = vec![kept];
+    let mut check = None;
+    while let Some(Attempt {
+        framing,
+        binarization,
+        always,
+    }) = attempts.pop_front()
+    {
+        if !always && !spent.has_time() {
             break;
         }
         let pass = read_pass(
             pool,
             bytes.clone(),
-            Some(binarization),
-            turn,
+            binarization,
+            (turn, framing),
             reference,
             spent,
         )
         .await?;
+        if binarization.is_none() && pass.card().is_some() {
+            // The new view's first reading of a number, confirmed like the first view's.
+            attempts.push_back(Attempt {
+                framing,
+                binarization: Some(pass.binarization.confirmations()[0]),
+                always: false,
+            });
+        }
         passes.push(pass);
-        if let Some(found) = agreement(&passes) {
-            check = found;
+        check = agreement(&passes);
+        if check.is_some() {
             break;
         }
     }
-    if let CardCheck::Confirmed { .. } = check {
+    if let Some(CardCheck::Confirmed { .. }) = check {
         // Of the agreeing readings, the one that read the most of the rest of the card.
         let number = agreed_number(&passes);
         let best = passes
@@ -280,9 +322,14 @@ async fn confirm_card(
                 })
             })
             .expect("an agreement has readings");
-        return Ok((best, Some(check)));
+        return Ok((best, check));
     }
     let mut first = passes.swap_remove(0);
+    if !read_a_number {
+        // No number to refuse: the first reading's own reason stands.
+        return Ok((first, check));
+    }
+    let check = check.unwrap_or(CardCheck::ReadingsDisagree);
     first.reading = Reading::Rejected {
         read_as: OcrKind::Ic,
         reason: match check {
@@ -293,6 +340,15 @@ async fn confirm_card(
         },
     };
     Ok((first, Some(check)))
+}
+
+/// One more reading of a card to confirm its number.
+struct Attempt {
+    framing: Framing,
+    /// `None`: by the document's shape.
+    binarization: Option<Binarization>,
+    /// Runs even when the budget is spent (a card's first confirmation).
+    always: bool,
 }
 
 /// The number two card readings agree on, if any.
@@ -359,8 +415,9 @@ fn is_fragmented(text: &str) -> bool {
 
 /// Time and Tesseract runs over all passes, and the budget for extra ones.
 struct Spent {
-    /// Each turn's straightened document, found once and binarized by every pass.
-    straightened: std::collections::HashMap<Turn, Straightened>,
+    /// Each turn's and framing's straightened document, found once and binarized by every
+    /// pass.
+    straightened: std::collections::HashMap<(Turn, Framing), Straightened>,
     budget: Duration,
     prepare: Duration,
     recognize: Duration,
@@ -418,7 +475,15 @@ async fn read_oriented(
     reference: NaiveDate,
     spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
-    let first = read_pass(pool, bytes.clone(), None, turn, reference, spent).await?;
+    let first = read_pass(
+        pool,
+        bytes.clone(),
+        None,
+        (turn, Framing::Outline),
+        reference,
+        spent,
+    )
+    .await?;
     // A card is read again anyway, to confirm its number (`confirm_card`).
     let worth_another =
         !first.reading.is_trusted() && !is_unrecognized(&first.reading) && spent.has_time();
@@ -426,7 +491,15 @@ async fn read_oriented(
         return Ok(first);
     }
     let other = Some(first.binarization.other());
-    let second = read_pass(pool, bytes.clone(), other, turn, reference, spent).await?;
+    let second = read_pass(
+        pool,
+        bytes.clone(),
+        other,
+        (turn, Framing::Outline),
+        reference,
+        spent,
+    )
+    .await?;
     let improves = second.reading.is_trusted()
         || (matches!(first.reading, Reading::Rejected { .. })
             && !matches!(second.reading, Reading::Rejected { .. }));
@@ -438,23 +511,23 @@ async fn read_pass(
     pool: &OcrPool,
     bytes: Arc<Vec<u8>>,
     binarization: Option<Binarization>,
-    turn: Turn,
+    (turn, framing): (Turn, Framing),
     reference: NaiveDate,
     spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
     let started = Instant::now();
-    let cached = spent.straightened.remove(&turn);
+    let cached = spent.straightened.remove(&(turn, framing));
     let (straightened, prepared) = tokio::task::spawn_blocking(move || {
         let straightened = match cached {
             Some(straightened) => straightened,
-            None => preprocess::straighten(&bytes, turn)?,
+            None => preprocess::straighten(&bytes, turn, framing)?,
         };
         let prepared = preprocess::binarize(&straightened, binarization)?;
         Ok::<_, OcrError>((straightened, prepared))
     })
     .await
     .map_err(|e| OcrError::Engine(format!("preprocessing task: {e}")))??;
-    spent.straightened.insert(turn, straightened);
+    spent.straightened.insert((turn, framing), straightened);
     let preparing = started.elapsed();
     spent.prepare += preparing;
     let recognized = pool

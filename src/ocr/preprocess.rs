@@ -129,6 +129,18 @@ impl Turn {
     }
 }
 
+/// Where a pass looks for the document in the photo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// By its outline, and failing one, the largest bright region.
+    #[default]
+    Outline,
+    /// The largest bright region, outline or not: a second view of a card whose outline
+    /// gave no confirmed number (an outline of only part of the card, ending at the
+    /// photo's frame printed on it).
+    Region,
+}
+
 /// A prepared image, how it was binarized, and how the document was found.
 #[derive(Debug)]
 pub struct Prepared {
@@ -156,7 +168,7 @@ pub fn prepare(
     binarization: Option<Binarization>,
     turn: Turn,
 ) -> Result<Prepared, OcrError> {
-    binarize(&straighten(bytes, turn)?, binarization)
+    binarize(&straighten(bytes, turn, Framing::Outline)?, binarization)
 }
 
 /// The document found, flat and upright, in grayscale: what every binarization of a photo
@@ -170,13 +182,18 @@ pub struct Straightened {
     pub on_a_screen: bool,
 }
 
-/// Decodes `bytes`, turns the image by `turn`, finds the document and straightens it.
-pub fn straighten(bytes: &[u8], turn: Turn) -> Result<Straightened, OcrError> {
+/// Decodes `bytes`, turns the image by `turn`, finds the document as `framing` says and
+/// straightens it.
+pub fn straighten(bytes: &[u8], turn: Turn, framing: Framing) -> Result<Straightened, OcrError> {
     let color = turned(decode(bytes)?, turn)?;
     let mut gray = Mat::default();
     imgproc::cvt_color(&color, &mut gray, imgproc::COLOR_BGR2GRAY, 0).map_err(cv)?;
     let mut on_a_screen = false;
-    let (straight, aspect, document) = match document::find(&color)? {
+    let outline = match framing {
+        Framing::Outline => document::find(&color)?,
+        Framing::Region => None,
+    };
+    let (straight, aspect, document) = match outline {
         Some(quad) => {
             on_a_screen = document::on_a_screen(&gray, &quad);
             let (flat, aspect) = document::rectify(&gray, &quad)?;

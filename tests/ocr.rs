@@ -467,9 +467,20 @@ fn documents_are_found_at_their_corners_in_phone_photos() {
 /// the checked cloth guards against straight edges taking over where a region was found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_on_white_and_checked_tables_are_read() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-outline");
+    for (file, output) in read_confirmed_cards("ocr-outline").await {
+        assert_eq!(output.document, Found::Outline, "{file}");
+    }
+}
+
+/// Every card of a fixture directory read, its number right and confirmed; with each
+/// file's name.
+async fn read_confirmed_cards(fixtures: &str) -> Vec<(String, sembang::ocr::OcrOutput)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixtures);
+    let mut read = Vec::new();
     for (expected, output) in read_each(&dir).await {
-        let file = expected["file"].as_str().unwrap();
+        let file = expected["file"].as_str().unwrap().to_string();
         let Reading::MyKad(card) = &output.reading else {
             panic!("{file}: {:?}\n{}", output.reading, output.recognized.text)
         };
@@ -479,8 +490,9 @@ async fn cards_on_white_and_checked_tables_are_read() {
             "{file}: {:?}",
             output.card_check
         );
-        assert_eq!(output.document, Found::Outline, "{file}");
+        read.push((file, output));
     }
+    read
 }
 
 /// Cards whose outline gives no confirmed number (an outline of only part of the card; a
@@ -488,19 +500,7 @@ async fn cards_on_white_and_checked_tables_are_read() {
 /// by the two views together. Both were refused before the second view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_unsettled_by_their_outline_are_read_from_a_second_view() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocr-second-view");
-    for (expected, output) in read_each(&dir).await {
-        let file = expected["file"].as_str().unwrap();
-        let Reading::MyKad(card) = &output.reading else {
-            panic!("{file}: {:?}\n{}", output.reading, output.recognized.text)
-        };
-        assert_eq!(card.ic.digits(), expected["ic"], "{file}");
-        assert!(
-            matches!(output.card_check, Some(CardCheck::Confirmed { .. })),
-            "{file}: {:?}",
-            output.card_check
-        );
-    }
+    assert_eq!(read_confirmed_cards("ocr-second-view").await.len(), 2);
 }
 
 /// Photos of a phone showing a card (tests/fixtures/ocr-screen) are refused as screens,

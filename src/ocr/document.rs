@@ -65,6 +65,18 @@ struct Side {
     out: (f32, f32),
 }
 
+impl Side {
+    /// `count` points evenly along the middle `span` of the side, starting `from` its start
+    /// (shares of its length): each with its share `t` and where it lies.
+    fn points(&self, count: usize, from: f32, span: f32) -> impl Iterator<Item = (f32, Point2f)> {
+        let (a, (dx, dy)) = (self.start, self.along);
+        (0..count).map(move |k| {
+            let t = from + span * (k as f32 + 0.5) / count as f32;
+            (t, Point2f::new(a.x + dx * t, a.y + dy * t))
+        })
+    }
+}
+
 impl Quad {
     fn centre(&self) -> Point2f {
         let sum = self
@@ -91,6 +103,15 @@ impl Quad {
                 out: (nx, ny),
             }
         })
+    }
+
+    /// The shortest of its four sides, in pixels.
+    fn short_side(&self) -> f32 {
+        let c = self.0;
+        distance(c[0], c[1])
+            .min(distance(c[1], c[2]))
+            .min(distance(c[2], c[3]))
+            .min(distance(c[3], c[0])) as f32
     }
 
     /// Width and height as photographed: the longer of each pair of opposite sides.
@@ -233,6 +254,9 @@ const BEZEL_NEAR: f32 = 0.12;
 /// dark line of print is thinner.
 const BEZEL_THICK: f32 = 0.02;
 
+/// Points along each side where a screen's frame is looked for, away from the corners.
+const FRAME_SAMPLES: usize = 16;
+
 /// Samples (hundredths of the short side) past a bezel that must all be lighter than it.
 const LIGHTER_RUN: usize = 3;
 
@@ -257,21 +281,14 @@ pub fn on_a_screen(gray: &Mat, quad: &Quad) -> bool {
 /// no end to it; a checked cloth's squares and a dark granite's flecks come and go at any
 /// distance.
 fn steady_bezel(gray: &Mat, quad: &Quad) -> bool {
-    let corners = quad.0;
-    let short = distance(corners[0], corners[1])
-        .min(distance(corners[1], corners[2]))
-        .min(distance(corners[2], corners[3]))
-        .min(distance(corners[3], corners[0])) as f32;
+    let short = quad.short_side();
     let (mut dark_sides, mut bounded_sides) = (0, 0);
     for side in quad.sides() {
-        let (a, (dx, dy)) = (side.start, side.along);
         let (nx, ny) = side.out;
         // Per sample across the side: the dark band's edge nearer the document, and its
         // far edge when something lighter lies past it.
-        let (mut seen, mut near, mut far) = (0usize, Vec::new(), Vec::new());
-        for k in 0..16 {
-            let t = 0.15 + 0.7 * (k as f32 + 0.5) / 16.0;
-            let (px, py) = (a.x + dx * t, a.y + dy * t);
+        let (mut near, mut far) = (Vec::new(), Vec::new());
+        for (t, Point2f { x: px, y: py }) in side.points(FRAME_SAMPLES, 0.15, 0.7) {
             let profile: Vec<(f32, Option<f32>)> = PROFILE
                 .map(|step| {
                     let offset = step as f32 / 100.0;
@@ -279,7 +296,6 @@ fn steady_bezel(gray: &Mat, quad: &Quad) -> bool {
                     (offset, v)
                 })
                 .collect();
-            seen += 1;
             if let Some(band) = bezel(&profile) {
                 near.push((t, band.near));
                 if band.bounded {
@@ -289,8 +305,10 @@ fn steady_bezel(gray: &Mat, quad: &Quad) -> bool {
         }
         // A bezel runs along the side at a steady distance, and ends at one; a checked
         // cloth's squares or a dark granite's flecks come and go at any distance.
-        dark_sides += u32::from(near.len() * 10 >= seen * 6 && spread(&near) <= BEZEL_STEADY);
-        bounded_sides += u32::from(far.len() * 10 >= seen * 4 && spread(&far) <= BEZEL_STEADY);
+        dark_sides +=
+            u32::from(near.len() * 10 >= FRAME_SAMPLES * 6 && spread(&near) <= BEZEL_STEADY);
+        bounded_sides +=
+            u32::from(far.len() * 10 >= FRAME_SAMPLES * 4 && spread(&far) <= BEZEL_STEADY);
     }
     // Three sides are enough: an outline found a little off (a shadow taken in) misses the
     // band along one; the ends of a phone show the screen's dark margin beyond its bezel.
@@ -379,21 +397,14 @@ fn bezel(profile: &[(f32, Option<f32>)]) -> Option<Band> {
 /// outside it (`direction` 1) or just inside (-1), with a lighter band at `beyond` (shares
 /// of the short side) on two sides or more.
 fn framed(gray: &Mat, quad: &Quad, direction: f32, beyond: [f32; 2]) -> bool {
-    let corners = quad.0;
-    let short = distance(corners[0], corners[1])
-        .min(distance(corners[1], corners[2]))
-        .min(distance(corners[2], corners[3]))
-        .min(distance(corners[3], corners[0])) as f32;
+    let short = quad.short_side();
     let at = |x: f32, y: f32| gray_at(gray, x, y);
     let (mut dark_sides, mut lighter_beyond) = (0, 0);
     for side in quad.sides() {
-        let (a, (dx, dy)) = (side.start, side.along);
         let (nx, ny) = (side.out.0 * direction, side.out.1 * direction);
         let (mut side_near, mut side_far, mut far_seen) = (0.0f32, 0.0f32, 0u32);
         let (mut side_seen, mut side_dark) = (0u32, 0u32);
-        for k in 0..16 {
-            let t = 0.15 + 0.7 * (k as f32 + 0.5) / 16.0;
-            let (px, py) = (a.x + dx * t, a.y + dy * t);
+        for (_, Point2f { x: px, y: py }) in side.points(FRAME_SAMPLES, 0.15, 0.7) {
             for offset in [0.015, 0.03, 0.045] {
                 if let Some(v) = at(px + nx * short * offset, py + ny * short * offset) {
                     side_seen += 1;
@@ -1033,15 +1044,12 @@ const EDGE_ALIGNMENT: f32 = 0.8;
 fn side_support(quad: &Quad, scene: &Scene) -> f64 {
     let mut weakest = 1.0f64;
     for side in quad.sides() {
-        let (a, (dx, dy)) = (side.start, side.along);
         // The side's normal pointing inside.
         let (nx, ny) = (-side.out.0, -side.out.1);
         // Per sample: colours differ plainly, or an edge is there with its step (inside
         // minus outside) measured.
         let mut samples: Vec<(bool, Option<f32>)> = Vec::with_capacity(SIDE_SAMPLES);
-        for k in 0..SIDE_SAMPLES {
-            let t = 0.1 + 0.8 * (k as f32 + 0.5) / SIDE_SAMPLES as f32;
-            let (px, py) = (a.x + dx * t, a.y + dy * t);
+        for (_, Point2f { x: px, y: py }) in side.points(SIDE_SAMPLES, 0.1, 0.8) {
             let inside = scene.lab_at(px + nx * SIDE_OFFSET, py + ny * SIDE_OFFSET);
             let outside = scene.lab_at(px - nx * SIDE_OFFSET, py - ny * SIDE_OFFSET);
             let (Some(inside), Some(outside)) = (inside, outside) else {

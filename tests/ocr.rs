@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use sembang::media::{MediaError, MediaLimits};
 use sembang::ocr::document::Found;
-use sembang::ocr::pipeline::CardCheck;
+use sembang::ocr::pipeline::{CardCheck, ConfirmedBy};
 use sembang::ocr::preprocess::{Binarization, Turn};
 use sembang::ocr::{process, process_with_budget, OcrError, OcrPool, PipelineError, Reading};
 
@@ -58,10 +58,14 @@ async fn reads_every_committed_card_and_receipt_exactly() {
             .unwrap();
         match (&output.reading, expected["kind"].as_str().unwrap()) {
             (Reading::MyKad(card), "ic") => {
-                // Confirmed by a second preparation and the printed gender word.
+                // Confirmed by its number's line read alone in a second preparation, and
+                // by the printed gender word.
                 assert_eq!(
                     output.card_check,
-                    Some(CardCheck::Confirmed { gender_word: true }),
+                    Some(CardCheck::Confirmed {
+                        gender_word: true,
+                        by: ConfirmedBy::NumberLine
+                    }),
                     "{file}"
                 );
                 assert_eq!(output.passes, 2, "{file}: read, then confirmed");
@@ -384,7 +388,6 @@ fn the_engine_gives_up_at_its_deadline() {
     let photo = std::fs::read(fixtures().join("receipt-0001.jpg")).unwrap();
     let prepared = prepare(&photo, None, Turn::None).unwrap();
     let mut engine = Engine::new(None, "eng+msa").unwrap();
-    engine.set_variable("tessedit_pageseg_mode", "6").unwrap();
     assert_eq!(
         engine
             .recognize(&prepared.png, Duration::from_millis(1), None)
@@ -395,9 +398,14 @@ fn the_engine_gives_up_at_its_deadline() {
         .recognize(&prepared.png, Duration::from_secs(60), None)
         .unwrap()
     {
-        Outcome::Read { text, confidence } => {
+        Outcome::Read {
+            text,
+            confidence,
+            rows,
+        } => {
             assert!(text.contains("TOTAL"), "{text}");
             assert!(confidence > 50.0);
+            assert_eq!(rows.len(), text.lines().count(), "a row per line");
         }
         other => panic!("{other:?}"),
     }
@@ -405,6 +413,85 @@ fn the_engine_gives_up_at_its_deadline() {
         engine.recognize(b"not an image", Duration::from_secs(1), None),
         Err(OcrError::Image(_))
     ));
+}
+
+/// A card's number is read again from its line alone (how a card is confirmed): the line
+/// found by reading the whole card reads the same number in another preparation, the
+/// engine goes back to whole documents after it, and a line outside the image reads
+/// nothing rather than failing.
+#[test]
+fn a_line_of_the_card_is_read_alone() {
+    use sembang::ocr::engine::{Engine, Outcome, Rect};
+    use sembang::ocr::preprocess::prepare;
+    let photo = std::fs::read(fixtures().join("card-0001.jpg")).unwrap();
+    let expected = truth()
+        .into_iter()
+        .find(|t| t["file"] == "card-0001.jpg")
+        .unwrap();
+    let number = expected["ic"].as_str().unwrap();
+    let mut engine = Engine::new(None, "eng+msa").unwrap();
+    let read = |engine: &mut Engine, binarization| {
+        let prepared = prepare(&photo, Some(binarization), Turn::None).unwrap();
+        let outcome = engine
+            .recognize(&prepared.png, Duration::from_secs(60), None)
+            .unwrap();
+        (prepared, outcome)
+    };
+    let (_, Outcome::Read { rows, .. }) = read(&mut engine, Binarization::EvenedOtsu) else {
+        panic!("read");
+    };
+    let row = rows
+        .iter()
+        .find(|row| {
+            let digits: String = row
+                .iter()
+                .flat_map(|w| w.text.chars())
+                .filter(char::is_ascii_digit)
+                .collect();
+            digits == number
+        })
+        .expect("the number's row");
+    let (left, top) = (row[0].left, row.iter().map(|w| w.top).min().unwrap());
+    let right = row.iter().map(|w| w.right()).max().unwrap();
+    let bottom = row.iter().map(|w| w.top + w.height).max().unwrap();
+    let line = Rect {
+        left: left - 10,
+        top: top - 5,
+        width: right - left + 20,
+        height: bottom - top + 10,
+    };
+    let (other, _) = read(&mut engine, Binarization::EvenedWide);
+    match engine
+        .recognize_line(&other.png, Duration::from_secs(10), line)
+        .unwrap()
+    {
+        Outcome::Read { text, rows, .. } => {
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            assert_eq!(digits, number, "{text}");
+            assert!(!text.contains('\n'), "one line: {text}");
+            assert!(rows.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The whole card again: not only the line's rectangle.
+    let (_, again) = read(&mut engine, Binarization::EvenedOtsu);
+    let Outcome::Read { text, .. } = again else {
+        panic!("read");
+    };
+    assert!(text.lines().count() >= 4, "{text}");
+    let outside = Rect {
+        left: 100_000,
+        top: 100_000,
+        width: 50,
+        height: 50,
+    };
+    let Outcome::Read { text, .. } = engine
+        .recognize_line(&other.png, Duration::from_secs(10), outside)
+        .unwrap()
+    else {
+        panic!("read");
+    };
+    assert_eq!(text, "");
 }
 
 /// The document's outline is found at its true corners (the generator's truth, within

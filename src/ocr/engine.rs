@@ -10,8 +10,13 @@ use std::time::Duration;
 
 use leptess::capi;
 
-use super::rows::document_text;
+use super::rows::{document_rows, rows_text};
+use super::words::Word;
 use super::OcrError;
+
+/// Tesseract page segmentation mode 6 ("a single uniform block of text") for whole
+/// documents: mode 3 drops receipt lines; 6 reads cards and receipts alike.
+const WHOLE_DOCUMENT: capi::TessPageSegMode = capi::TessPageSegMode_PSM_SINGLE_BLOCK;
 
 /// What one recognition gave.
 #[derive(Debug, PartialEq)]
@@ -19,6 +24,8 @@ pub enum Outcome {
     Read {
         text: String,
         confidence: f32,
+        /// The text's rows with their words and boxes (none for a line read alone).
+        rows: Vec<Vec<Word>>,
     },
     /// The deadline passed before Tesseract finished; nothing it found is kept.
     TimedOut,
@@ -42,6 +49,30 @@ impl Region {
             top: margin,
             right: 1.0 - margin,
             bottom: 1.0 - margin,
+        }
+    }
+}
+
+/// A rectangle of the image in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rect {
+    pub left: i32,
+    pub top: i32,
+    pub width: i32,
+    pub height: i32,
+}
+
+impl Rect {
+    /// The part of this rectangle inside a `width` x `height` image (empty when none is).
+    fn clamped(self, width: i32, height: i32) -> Rect {
+        let (left, top) = (self.left.clamp(0, width), self.top.clamp(0, height));
+        let right = self.left.saturating_add(self.width).clamp(left, width);
+        let bottom = self.top.saturating_add(self.height).clamp(top, height);
+        Rect {
+            left,
+            top,
+            width: right - left,
+            height: bottom - top,
         }
     }
 }
@@ -98,13 +129,82 @@ impl Engine {
         }
     }
 
-    /// Reads `image` (any format Leptonica reads from memory: the pipeline's PBM) within
-    /// `deadline`; with `within`, only the words touching that region.
+    /// Reads `image` (any format Leptonica reads from memory: the pipeline's PBM) as one
+    /// document within `deadline`; with `within`, only the words touching that region.
     pub fn recognize(
         &mut self,
         image: &[u8],
         deadline: Duration,
         within: Option<Region>,
+    ) -> Result<Outcome, OcrError> {
+        self.run(image, deadline, None, |handle, pix| {
+            // SAFETY (the closure's calls): `run` gives a live handle and pix, the image
+            // set and recognized; the text is copied before it is deleted.
+            unsafe {
+                let text = capi::TessBaseAPIGetTsvText(handle, 0);
+                if text.is_null() {
+                    return Err(OcrError::Engine("Tesseract returned no text".into()));
+                }
+                let tsv = CStr::from_ptr(text).to_string_lossy().into_owned();
+                capi::TessDeleteText(text);
+                let (w, h) = (
+                    capi::pixGetWidth(pix) as f32,
+                    capi::pixGetHeight(pix) as f32,
+                );
+                let region = within.map(|region| {
+                    (
+                        (region.left * w) as i32,
+                        (region.top * h) as i32,
+                        (region.right * w) as i32,
+                        (region.bottom * h) as i32,
+                    )
+                });
+                // Words with their boxes, so that rows are made by geometry.
+                let rows = document_rows(&tsv, region);
+                Ok(Outcome::Read {
+                    text: rows_text(&rows),
+                    confidence: capi::TessBaseAPIMeanTextConf(handle) as f32,
+                    rows,
+                })
+            }
+        })
+    }
+
+    /// Reads one line of text lying in `line` of `image` within `deadline`: a card's number
+    /// read again on its own, in a fraction of a whole document's time.
+    pub fn recognize_line(
+        &mut self,
+        image: &[u8],
+        deadline: Duration,
+        line: Rect,
+    ) -> Result<Outcome, OcrError> {
+        self.run(image, deadline, Some(line), |handle, _| {
+            // SAFETY: as in `recognize`; the text is copied before it is deleted.
+            unsafe {
+                let text = capi::TessBaseAPIGetUTF8Text(handle);
+                if text.is_null() {
+                    return Err(OcrError::Engine("Tesseract returned no text".into()));
+                }
+                let read = CStr::from_ptr(text).to_string_lossy().trim().to_string();
+                capi::TessDeleteText(text);
+                Ok(Outcome::Read {
+                    text: read,
+                    confidence: capi::TessBaseAPIMeanTextConf(handle) as f32,
+                    rows: Vec::new(),
+                })
+            }
+        })
+    }
+}
+impl Engine {
+    /// Sets `image`, recognizes it (all of it as one block of text, or only `line` as one
+    /// line) under a deadline, and takes the results with `take` before they are cleared.
+    fn run(
+        &mut self,
+        image: &[u8],
+        deadline: Duration,
+        line: Option<Rect>,
+        take: impl FnOnce(*mut capi::TessBaseAPI, *mut capi::Pix) -> Result<Outcome, OcrError>,
     ) -> Result<Outcome, OcrError> {
         // SAFETY: the slice is valid for its length; a null result is checked.
         let mut pix = unsafe { capi::pixReadMem(image.as_ptr(), image.len()) };
@@ -117,46 +217,48 @@ impl Engine {
         // SAFETY: the handle and the pix are live; Tesseract neither copies nor frees the
         // pix, which is destroyed below after its results were taken (Clear). The monitor
         // is created and deleted here, around the one call that reads it.
-        let outcome = unsafe {
+        unsafe {
             capi::TessBaseAPISetImage2(self.handle, pix);
-            let monitor = capi::TessMonitorCreate();
-            capi::TessMonitorSetDeadlineMSecs(monitor, milliseconds.max(1));
-            let status = capi::TessBaseAPIRecognize(self.handle, monitor);
-            capi::TessMonitorDelete(monitor);
-            let outcome = if status != 0 {
-                Ok(Outcome::TimedOut)
-            } else {
-                // Words with their boxes, so that rows are made by geometry.
-                let text = capi::TessBaseAPIGetTsvText(self.handle, 0);
-                if text.is_null() {
-                    Err(OcrError::Engine("Tesseract returned no text".into()))
-                } else {
-                    let tsv = CStr::from_ptr(text).to_string_lossy().into_owned();
-                    capi::TessDeleteText(text);
-                    let (w, h) = (
-                        capi::pixGetWidth(pix) as f32,
-                        capi::pixGetHeight(pix) as f32,
-                    );
-                    let region = within.map(|region| {
-                        (
-                            (region.left * w) as i32,
-                            (region.top * h) as i32,
-                            (region.right * w) as i32,
-                            (region.bottom * h) as i32,
-                        )
-                    });
-                    let read = document_text(&tsv, region);
-                    Ok(Outcome::Read {
-                        text: read,
-                        confidence: capi::TessBaseAPIMeanTextConf(self.handle) as f32,
-                    })
+            let outcome = match line
+                .map(|line| line.clamped(capi::pixGetWidth(pix), capi::pixGetHeight(pix)))
+            {
+                Some(line) if line.width == 0 || line.height == 0 => Ok(Outcome::Read {
+                    text: String::new(),
+                    confidence: 0.0,
+                    rows: Vec::new(),
+                }),
+                line => {
+                    match line {
+                        Some(line) => {
+                            capi::TessBaseAPISetPageSegMode(
+                                self.handle,
+                                capi::TessPageSegMode_PSM_SINGLE_LINE,
+                            );
+                            capi::TessBaseAPISetRectangle(
+                                self.handle,
+                                line.left,
+                                line.top,
+                                line.width,
+                                line.height,
+                            );
+                        }
+                        None => capi::TessBaseAPISetPageSegMode(self.handle, WHOLE_DOCUMENT),
+                    }
+                    let monitor = capi::TessMonitorCreate();
+                    capi::TessMonitorSetDeadlineMSecs(monitor, milliseconds.max(1));
+                    let status = capi::TessBaseAPIRecognize(self.handle, monitor);
+                    capi::TessMonitorDelete(monitor);
+                    if status != 0 {
+                        Ok(Outcome::TimedOut)
+                    } else {
+                        take(self.handle, pix)
+                    }
                 }
             };
             capi::TessBaseAPIClear(self.handle);
             capi::pixDestroy(&mut pix);
             outcome
-        };
-        outcome
+        }
     }
 }
 

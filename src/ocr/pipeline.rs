@@ -12,9 +12,12 @@ use crate::media::{check, CheckedMedia, MediaError, MediaLimits};
 use crate::topics::ocr::OcrKind;
 
 use super::document::Found;
+use super::engine::Rect;
 use super::preprocess::{self, Binarization, Framing, Straightened, Turn};
+use super::rows::row_text;
+use super::words::Word;
 use super::{read_text, OcrError, OcrPool, Reading, Recognized};
-use crate::domain::mykad::card::CardReading;
+use crate::domain::mykad::card::{read_card, CardReading};
 use crate::metrics::catalog;
 
 #[derive(Debug, Error)]
@@ -87,13 +90,24 @@ pub struct OcrOutput {
 pub enum CardCheck {
     /// Two preparations read the same number, and the gender word printed on the card,
     /// when read (`gender_word`), agrees with its last digit.
-    Confirmed { gender_word: bool },
+    Confirmed { gender_word: bool, by: ConfirmedBy },
     /// The preparations read different numbers (or only one read a number).
     ReadingsDisagree,
     /// The printed gender word contradicts the number read.
     GenderDisagrees,
     /// The card was photographed on a screen, not lying on a table.
     OnAScreen,
+}
+
+/// What read a card's number the second time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmedBy {
+    /// The number's line alone, in another preparation: the usual way, in a fraction of a
+    /// whole reading's time.
+    NumberLine,
+    /// Another reading of the whole card (the line was misread or not where it was looked
+    /// for).
+    WholeCard,
 }
 
 /// Each image's budget of work on one core (preparation and recognition, not the wait for
@@ -180,6 +194,7 @@ pub async fn process_with_budget(
                 bytes.clone(),
                 other,
                 (Turn::None, Framing::Outline),
+                Extent::Document,
                 reference,
                 &mut spent,
             )
@@ -257,15 +272,7 @@ async fn confirm_card(
     }
     let turn = kept.turn;
     let mut attempts: std::collections::VecDeque<Attempt> = if read_a_number {
-        // The first confirmation always runs; a tie-break only within the budget.
-        let [first, second, third] = kept.binarization.confirmations();
-        [(first, true), (second, false), (third, false)]
-            .map(|(binarization, always)| Attempt {
-                framing: Framing::Outline,
-                binarization: Some(binarization),
-                always,
-            })
-            .into()
+        confirmations(&kept, Framing::Outline, reference).into()
     } else {
         Default::default()
     };
@@ -273,6 +280,7 @@ async fn confirm_card(
         attempts.push_back(Attempt {
             framing: Framing::Region,
             binarization: None,
+            extent: Extent::Document,
             always: false,
         });
     }
@@ -281,28 +289,41 @@ async fn confirm_card(
     while let Some(Attempt {
         framing,
         binarization,
+        extent,
         always,
     }) = attempts.pop_front()
     {
         if !always && !spent.has_time() {
             break;
         }
-        let pass = read_pass(
+        let mut pass = read_pass(
             pool,
             bytes.clone(),
             binarization,
             (turn, framing),
+            extent,
             reference,
             spent,
         )
         .await?;
         if binarization.is_none() && pass.card().is_some() {
-            // The new view's first reading of a number, confirmed like the first view's.
-            attempts.push_back(Attempt {
-                framing,
-                binarization: Some(pass.binarization.confirmations()[0]),
-                always: false,
-            });
+            // The new view's first reading of a number, confirmed like the first view's
+            // while the budget lasts.
+            attempts.extend(
+                confirmations(&pass, framing, reference)
+                    .into_iter()
+                    .map(|attempt| Attempt {
+                        always: false,
+                        ..attempt
+                    }),
+            );
+        }
+        if let (Extent::NumberLine(_), Reading::MyKad(card)) = (extent, &mut pass.reading) {
+            // The line holds only the number: the gender word is the card's, read with it.
+            card.printed_gender = passes
+                .iter()
+                .filter_map(Pass::card)
+                .find_map(|card| card.printed_gender);
         }
         passes.push(pass);
         check = agreement(&passes);
@@ -310,16 +331,54 @@ async fn confirm_card(
             break;
         }
     }
+    let number = agreed_number(&passes);
+    let agrees = |p: &Pass| p.card().is_some_and(|c| Some(c.ic.normalized()) == number);
+    if let Some(CardCheck::Confirmed { .. }) = check {
+        if !passes
+            .iter()
+            .any(|p| agrees(p) && p.card().is_some_and(|c| c.name.is_some()))
+        {
+            // Confirmed by its number's line, with no name read: the whole card once more,
+            // in another preparation, while the budget lasts, for the name.
+            let source = passes
+                .iter()
+                .find(|p| agrees(p) && p.extent == Extent::Document);
+            let another = source.and_then(|source| {
+                let binarization = source.binarization.confirmations()[0];
+                let done = passes.iter().any(|p| {
+                    p.extent == Extent::Document
+                        && p.framing == source.framing
+                        && p.binarization == binarization
+                });
+                (!done).then_some((source.framing, binarization))
+            });
+            if let Some((framing, binarization)) = another.filter(|_| spent.has_time()) {
+                let pass = read_pass(
+                    pool,
+                    bytes.clone(),
+                    Some(binarization),
+                    (turn, framing),
+                    Extent::Document,
+                    reference,
+                    spent,
+                )
+                .await?;
+                passes.push(pass);
+                // Its gender word may yet contradict the number.
+                check = agreement(&passes);
+            }
+        }
+    }
     if let Some(CardCheck::Confirmed { .. }) = check {
         // Of the agreeing readings, the one that read the most of the rest of the card.
-        let number = agreed_number(&passes);
         let best = passes
             .into_iter()
-            .filter(|p| p.card().is_some_and(|c| Some(c.ic.normalized()) == number))
+            .filter(agrees)
             .max_by_key(|p| {
-                p.card().map_or(0, |c| {
+                let rest = p.card().map_or(0, |c| {
                     usize::from(c.name.is_some()) * 2 + usize::from(c.postcode.is_some())
-                })
+                });
+                (rest, p.extent == Extent::Document)
             })
             .expect("an agreement has readings");
         return Ok((best, check));
@@ -347,8 +406,74 @@ struct Attempt {
     framing: Framing,
     /// `None`: by the document's shape.
     binarization: Option<Binarization>,
+    extent: Extent,
     /// Runs even when the budget is spent (a card's first confirmation).
     always: bool,
+}
+
+/// What a pass reads: the whole document, or a card's number alone on its line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Extent {
+    Document,
+    /// The line where a reading of the whole card found the number: read again alone, in
+    /// another preparation, it confirms the number in a fraction of a whole reading's time.
+    NumberLine(Rect),
+}
+
+/// The readings that may confirm the number `pass` read (in `framing`), best first, the
+/// first always run: its number's line alone in each other preparation, then the whole
+/// card in two of them (when the line was not where the number was looked for, or
+/// misread it).
+fn confirmations(pass: &Pass, framing: Framing, reference: NaiveDate) -> Vec<Attempt> {
+    let others = pass.binarization.confirmations();
+    let lines = pass
+        .card()
+        .and_then(|card| number_line(&pass.recognized.rows, &card.ic.digits(), reference))
+        .map(|line| others.map(|binarization| (binarization, Extent::NumberLine(line))));
+    lines
+        .into_iter()
+        .flatten()
+        .chain(others[..2].iter().map(|b| (*b, Extent::Document)))
+        .enumerate()
+        .map(|(index, (binarization, extent))| Attempt {
+            framing,
+            binarization: Some(binarization),
+            extent,
+            always: index == 0,
+        })
+        .collect()
+}
+
+/// Around the words of the number's line a margin of this many word heights above and
+/// below, and twice as much left and right (a digit cut off is a digit misread).
+const LINE_MARGIN: f64 = 0.35;
+
+/// Where `number` (12 digits) lies in `rows`: the box of its row's words that hold digits,
+/// with a margin.
+fn number_line(rows: &[Vec<Word>], number: &str, reference: NaiveDate) -> Option<Rect> {
+    let row = rows.iter().find(|row| {
+        read_card(&row_text(row), reference).is_ok_and(|card| card.ic.digits() == number)
+            || row_text(row)
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+                == number
+    })?;
+    let digits: Vec<&Word> = row
+        .iter()
+        .filter(|word| word.text.chars().any(|c| c.is_ascii_digit()))
+        .collect();
+    let left = digits.iter().map(|w| w.left).min()?;
+    let right = digits.iter().map(|w| w.right()).max()?;
+    let top = digits.iter().map(|w| w.top).min()?;
+    let bottom = digits.iter().map(|w| w.top + w.height).max()?;
+    let margin = (f64::from(bottom - top) * LINE_MARGIN).round() as i32;
+    Some(Rect {
+        left: left - 2 * margin,
+        top: top - margin,
+        width: right - left + 4 * margin,
+        height: bottom - top + 2 * margin,
+    })
 }
 
 /// The number two card readings agree on, if any.
@@ -368,16 +493,24 @@ fn agreed_number(passes: &[Pass]) -> Option<String> {
 /// (`GenderDisagrees`); `None` while no two agree.
 fn agreement(passes: &[Pass]) -> Option<CardCheck> {
     let number = agreed_number(passes)?;
-    let agreeing: Vec<&CardReading> = passes
+    let agreeing: Vec<(&CardReading, Extent)> = passes
         .iter()
-        .filter_map(Pass::card)
-        .filter(|card| card.ic.normalized() == number)
+        .filter_map(|pass| pass.card().map(|card| (card, pass.extent)))
+        .filter(|(card, _)| card.ic.normalized() == number)
         .collect();
-    Some(if agreeing.iter().any(|c| c.gender_disagrees()) {
+    Some(if agreeing.iter().any(|(c, _)| c.gender_disagrees()) {
         CardCheck::GenderDisagrees
     } else {
         CardCheck::Confirmed {
-            gender_word: agreeing.iter().any(|c| c.printed_gender.is_some()),
+            gender_word: agreeing.iter().any(|(c, _)| c.printed_gender.is_some()),
+            by: if agreeing
+                .iter()
+                .any(|(_, extent)| matches!(extent, Extent::NumberLine(_)))
+            {
+                ConfirmedBy::NumberLine
+            } else {
+                ConfirmedBy::WholeCard
+            },
         }
     })
 }
@@ -389,6 +522,8 @@ struct Pass {
     turn: Turn,
     document: Found,
     on_a_screen: bool,
+    framing: Framing,
+    extent: Extent,
 }
 
 impl Pass {
@@ -480,6 +615,7 @@ async fn read_oriented(
         bytes.clone(),
         None,
         (turn, Framing::Outline),
+        Extent::Document,
         reference,
         spent,
     )
@@ -496,6 +632,7 @@ async fn read_oriented(
         bytes.clone(),
         other,
         (turn, Framing::Outline),
+        Extent::Document,
         reference,
         spent,
     )
@@ -512,6 +649,7 @@ async fn read_pass(
     bytes: Arc<Vec<u8>>,
     binarization: Option<Binarization>,
     (turn, framing): (Turn, Framing),
+    extent: Extent,
     reference: NaiveDate,
     spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
@@ -530,13 +668,30 @@ async fn read_pass(
     spent.straightened.insert((turn, framing), straightened);
     let preparing = started.elapsed();
     spent.prepare += preparing;
-    let recognized = pool
-        .recognize(prepared.png, spent.deadline(), prepared.document_region)
-        .await?;
+    let recognized = match extent {
+        Extent::Document => {
+            pool.recognize(prepared.png, spent.deadline(), prepared.document_region)
+                .await?
+        }
+        Extent::NumberLine(line) => {
+            pool.recognize_line(prepared.png, spent.deadline(), line)
+                .await?
+        }
+    };
     spent.recognize += recognized.took;
     spent.longest_pass = spent.longest_pass.max(preparing + recognized.took);
     spent.passes += 1;
-    let reading = read_text(&recognized.text, reference);
+    let reading = match extent {
+        Extent::Document => read_text(&recognized.text, reference),
+        // Only a number is there to read: it is a card's, or nothing.
+        Extent::NumberLine(_) => match read_card(&recognized.text, reference) {
+            Ok(card) => Reading::MyKad(Box::new(card)),
+            Err(e) => Reading::Rejected {
+                read_as: OcrKind::Ic,
+                reason: e.to_string(),
+            },
+        },
+    };
     Ok(Pass {
         recognized,
         reading,
@@ -544,12 +699,56 @@ async fn read_pass(
         turn,
         document: prepared.document,
         on_a_screen: prepared.on_a_screen,
+        framing,
+        extent,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn word(text: &str, left: i32, top: i32, width: i32) -> Word {
+        Word {
+            text: text.into(),
+            left,
+            top,
+            width,
+            height: 40,
+            confidence: 90.0,
+            line: (1, 1, 1),
+        }
+    }
+
+    #[test]
+    fn a_numbers_line_is_the_box_of_its_digits_with_a_margin() {
+        let day = NaiveDate::from_ymd_opt(2025, 11, 25).unwrap();
+        let rows = vec![
+            vec![word("KAD", 100, 50, 90), word("PENGENALAN", 200, 50, 300)],
+            // Split by OCR, a speck of the card's pattern after it.
+            vec![
+                word("850324", 100, 150, 200),
+                word("-", 305, 152, 10),
+                word("56-4597", 320, 150, 230),
+                word("ee", 700, 140, 30),
+            ],
+            vec![word("SITI", 100, 250, 100), word("AMINAH", 210, 250, 200)],
+        ];
+        // Margin: 0.35 of the 40 px height (14 px) above and below, twice that aside.
+        assert_eq!(
+            number_line(&rows, "850324564597", day),
+            Some(Rect {
+                left: 72,
+                top: 136,
+                width: 506,
+                height: 68,
+            })
+        );
+        assert_eq!(number_line(&rows, "850324564598", day), None);
+        // Letters read for digits are found as the card reader finds them.
+        let repaired = vec![vec![word("85O324-56-4597", 100, 150, 450)]];
+        assert!(number_line(&repaired, "850324564597", day).is_some());
+    }
 
     #[test]
     fn sideways_garble_is_fragmented_and_upright_text_is_not() {

@@ -11,13 +11,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::engine::{Engine, Outcome, Region};
+use super::engine::{Engine, Outcome, Rect, Region};
+use super::words::Word;
 use super::OcrError;
 use crate::metrics::catalog;
-
-/// Tesseract page segmentation mode 6 ("a single uniform block of text"): mode 3 drops
-/// receipt lines; 6 reads cards and receipts alike.
-const PAGE_SEGMENTATION: &str = "6";
 
 /// What Tesseract read from one prepared image.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,12 +25,23 @@ pub struct Recognized {
     pub took: Duration,
     /// The deadline passed before Tesseract finished: no text.
     pub timed_out: bool,
+    /// The text's rows with their words and boxes (none for a line read alone).
+    pub rows: Vec<Vec<Word>>,
+}
+
+/// What part of the image a job reads.
+#[derive(Clone, Copy, Debug)]
+enum Scope {
+    /// The whole document; with a region, only the words touching it.
+    Document(Option<Region>),
+    /// One line of text in this rectangle.
+    Line(Rect),
 }
 
 struct Job {
     image: Vec<u8>,
     deadline: Duration,
-    within: Option<Region>,
+    scope: Scope,
     reply: oneshot::Sender<Result<Recognized, OcrError>>,
 }
 
@@ -60,7 +68,6 @@ impl OcrPool {
         for index in 0..workers.max(1) {
             // Load the engine here, so a missing language fails the start, not a job.
             let mut engine = Engine::new(datapath, languages)?;
-            engine.set_variable("tessedit_pageseg_mode", PAGE_SEGMENTATION)?;
             // Prepared images are always dark text on white: Tesseract's retry of every
             // doubtful line upside-down in colour (inverted) is wasted work.
             engine.set_variable("tessedit_do_invert", "0")?;
@@ -81,26 +88,35 @@ impl OcrPool {
                     let depth = waiting.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
                     catalog::OCR_QUEUE_DEPTH.gauge(&[]).set(depth as f64);
                     let started = Instant::now();
-                    let result =
-                        engine
-                            .recognize(&job.image, job.deadline, job.within)
-                            .map(|outcome| {
-                                let took = started.elapsed();
-                                match outcome {
-                                    Outcome::Read { text, confidence } => Recognized {
-                                        text,
-                                        confidence,
-                                        took,
-                                        timed_out: false,
-                                    },
-                                    Outcome::TimedOut => Recognized {
-                                        text: String::new(),
-                                        confidence: 0.0,
-                                        took,
-                                        timed_out: true,
-                                    },
-                                }
-                            });
+                    let outcome = match job.scope {
+                        Scope::Document(within) => {
+                            engine.recognize(&job.image, job.deadline, within)
+                        }
+                        Scope::Line(line) => engine.recognize_line(&job.image, job.deadline, line),
+                    };
+                    let result = outcome.map(|outcome| {
+                        let took = started.elapsed();
+                        match outcome {
+                            Outcome::Read {
+                                text,
+                                confidence,
+                                rows,
+                            } => Recognized {
+                                text,
+                                confidence,
+                                took,
+                                timed_out: false,
+                                rows,
+                            },
+                            Outcome::TimedOut => Recognized {
+                                text: String::new(),
+                                confidence: 0.0,
+                                took,
+                                timed_out: true,
+                                rows: Vec::new(),
+                            },
+                        }
+                    });
                     let _ = job.reply.send(result);
                 })
                 .map_err(|e| OcrError::Engine(format!("worker thread: {e}")))?;
@@ -121,11 +137,30 @@ impl OcrPool {
         deadline: Duration,
         within: Option<Region>,
     ) -> Result<Recognized, OcrError> {
+        self.submit(image, deadline, Scope::Document(within)).await
+    }
+
+    /// [`OcrPool::recognize`] of the one line of text lying in `line`.
+    pub async fn recognize_line(
+        &self,
+        image: Vec<u8>,
+        deadline: Duration,
+        line: Rect,
+    ) -> Result<Recognized, OcrError> {
+        self.submit(image, deadline, Scope::Line(line)).await
+    }
+
+    async fn submit(
+        &self,
+        image: Vec<u8>,
+        deadline: Duration,
+        scope: Scope,
+    ) -> Result<Recognized, OcrError> {
         let (reply, receiver) = oneshot::channel();
         let mut job = Job {
             image,
             deadline,
-            within,
+            scope,
             reply,
         };
         loop {

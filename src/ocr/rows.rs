@@ -112,6 +112,12 @@ pub fn rows(words: Vec<Word>) -> Vec<Vec<Word>> {
 /// geometry, see [`rows`]), from the words whose box touches `region` (in pixels: left,
 /// top, right, bottom) when one is given.
 pub fn document_text(tsv: &str, region: Option<(i32, i32, i32, i32)>) -> String {
+    rows_text(&document_rows(tsv, region))
+}
+
+/// The rows of [`document_text`], with their words: specks at a row's ends left out, and
+/// rows left empty dropped, so that row `i` is the text's line `i`.
+pub fn document_rows(tsv: &str, region: Option<(i32, i32, i32, i32)>) -> Vec<Vec<Word>> {
     let words = parse_tsv(tsv)
         .into_iter()
         .filter(|word| region.is_none_or(|region| word.touches(region)))
@@ -127,24 +133,51 @@ pub fn document_text(tsv: &str, region: Option<(i32, i32, i32, i32)>) -> String 
             while words.last().is_some_and(speck) {
                 words.pop();
             }
-            while words.first().is_some_and(speck) {
+            // At a row's start, a short capitalized word that runs on into the next one is
+            // a word (the first of a name, ONG, MEI, LEE, read doubtfully at the card's
+            // edge), not a speck.
+            while words.first().is_some_and(speck)
+                && !words.get(1).is_some_and(|next| runs_on(&words[0], next))
+            {
                 words.remove(0);
             }
             words
-                .iter()
-                .map(|word| word.text.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
         })
-        .filter(|line| !line.is_empty())
+        .filter(|words| !words.is_empty())
+        .collect()
+}
+
+/// The text of rows, a line per row.
+pub fn rows_text(rows: &[Vec<Word>]) -> String {
+    rows.iter()
+        .map(|row| row_text(row))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// One row's words, a space between them.
+pub fn row_text(row: &[Word]) -> String {
+    row.iter()
+        .map(|word| word.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A word this short at a line's end, read with less confidence than this (0-100), is
 /// taken for a speck.
 const SPECK_CHARS: usize = 3;
 const SPECK_CONFIDENCE: f32 = 60.0;
+
+/// A gap between two words of a phrase is at most this many word heights: 0.26-0.65
+/// between a name's words on the phone corpus, 0.8 or more before a speck.
+const WORD_GAP: f64 = 0.7;
+
+/// Whether `word` is two or more capital letters followed, within a word gap, by `next`.
+fn runs_on(word: &Word, next: &Word) -> bool {
+    word.text.chars().count() >= 2
+        && word.text.chars().all(|c| c.is_ascii_uppercase())
+        && f64::from(next.left - word.right()) <= WORD_GAP * f64::from(word.height)
+}
 
 /// Tesseract's lines, in its order.
 pub fn lines(words: Vec<Word>) -> Vec<Vec<Word>> {
@@ -491,5 +524,24 @@ mod tests {
             "850324-56-4597\nSITI AMINAH\nBIN ALI\nLELAKI"
         );
         assert_eq!(document_text("not tsv", None), "");
+    }
+
+    #[test]
+    fn a_doubtful_first_word_that_runs_on_into_the_next_is_kept() {
+        // level page block par line word left top width height conf text
+        let tsv = [
+            // A name's first word, read doubtfully, a word gap before the next: kept.
+            "5\t1\t1\t1\t1\t1\t90\t100\t60\t30\t41\tONG",
+            "5\t1\t1\t1\t1\t2\t165\t100\t60\t30\t92\tLIM",
+            // The same word well apart from the next: a speck.
+            "5\t1\t1\t1\t2\t1\t90\t200\t60\t30\t41\tONG",
+            "5\t1\t1\t1\t2\t2\t190\t200\t60\t30\t92\tLIM",
+            // Close to the next word but not a capitalized word: a speck.
+            "5\t1\t1\t1\t3\t1\t90\t300\t20\t30\t10\tj",
+            "5\t1\t1\t1\t3\t2\t115\t300\t40\t30\t30\t.-",
+            "5\t1\t1\t1\t3\t3\t160\t300\t100\t30\t95\tTAMAN",
+        ]
+        .join("\n");
+        assert_eq!(document_text(&tsv, None), "ONG LIM\nLIM\nTAMAN");
     }
 }

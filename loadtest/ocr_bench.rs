@@ -205,6 +205,7 @@ async fn main() {
     let mut scores = Scores::default();
     let mut latencies = Vec::new();
     let mut misses = Vec::new();
+    let mut overs = Vec::new();
     let (mut passes, mut max_passes, mut turned, mut deadlines) = (0u32, 0u8, 0u32, 0u32);
     let mut preparing = Duration::ZERO;
     let mut found = std::collections::BTreeMap::<String, u32>::new();
@@ -215,7 +216,16 @@ async fn main() {
             // time on one core.
             let took = o.prepare_time + o.recognize_time;
             latencies.push(took);
-            deadlines += u32::from(took > DEADLINE);
+            if took > DEADLINE {
+                deadlines += 1;
+                overs.push(format!(
+                    "{} (prepare {} ms, recognize {} ms, {} passes)",
+                    t["file"].as_str().unwrap_or_default(),
+                    o.prepare_time.as_millis(),
+                    o.recognize_time.as_millis(),
+                    o.passes
+                ));
+            }
             preparing += o.prepare_time;
             passes += u32::from(o.passes);
             max_passes = max_passes.max(o.passes);
@@ -258,6 +268,9 @@ async fn main() {
     );
     misses.sort();
     if std::env::var_os("SEMBANG_BENCH_MISSES").is_some() {
+        for over in &overs {
+            println!("over the deadline: {over}");
+        }
         for miss in &misses {
             println!("miss {miss}");
         }

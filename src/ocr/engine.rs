@@ -139,14 +139,9 @@ impl Engine {
     ) -> Result<Outcome, OcrError> {
         self.run(image, deadline, None, |handle, pix| {
             // SAFETY (the closure's calls): `run` gives a live handle and pix, the image
-            // set and recognized; the text is copied before it is deleted.
+            // set and recognized.
             unsafe {
-                let text = capi::TessBaseAPIGetTsvText(handle, 0);
-                if text.is_null() {
-                    return Err(OcrError::Engine("Tesseract returned no text".into()));
-                }
-                let tsv = CStr::from_ptr(text).to_string_lossy().into_owned();
-                capi::TessDeleteText(text);
+                let tsv = owned_text(capi::TessBaseAPIGetTsvText(handle, 0))?;
                 let (w, h) = (
                     capi::pixGetWidth(pix) as f32,
                     capi::pixGetHeight(pix) as f32,
@@ -179,24 +174,18 @@ impl Engine {
         line: Rect,
     ) -> Result<Outcome, OcrError> {
         self.run(image, deadline, Some(line), |handle, _| {
-            // SAFETY: as in `recognize`; the text is copied before it is deleted.
+            // SAFETY: as in `recognize`.
             unsafe {
-                let text = capi::TessBaseAPIGetUTF8Text(handle);
-                if text.is_null() {
-                    return Err(OcrError::Engine("Tesseract returned no text".into()));
-                }
-                let read = CStr::from_ptr(text).to_string_lossy().trim().to_string();
-                capi::TessDeleteText(text);
+                let text = owned_text(capi::TessBaseAPIGetUTF8Text(handle))?;
                 Ok(Outcome::Read {
-                    text: read,
+                    text: text.trim().to_string(),
                     confidence: capi::TessBaseAPIMeanTextConf(handle) as f32,
                     rows: Vec::new(),
                 })
             }
         })
     }
-}
-impl Engine {
+
     /// Sets `image`, recognizes it (all of it as one block of text, or only `line` as one
     /// line) under a deadline, and takes the results with `take` before they are cleared.
     fn run(
@@ -219,40 +208,40 @@ impl Engine {
         // is created and deleted here, around the one call that reads it.
         unsafe {
             capi::TessBaseAPISetImage2(self.handle, pix);
-            let outcome = match line
-                .map(|line| line.clamped(capi::pixGetWidth(pix), capi::pixGetHeight(pix)))
-            {
-                Some(line) if line.width == 0 || line.height == 0 => Ok(Outcome::Read {
+            let line =
+                line.map(|line| line.clamped(capi::pixGetWidth(pix), capi::pixGetHeight(pix)));
+            let outcome = if line.is_some_and(|line| line.width == 0 || line.height == 0) {
+                // A line wholly outside the image: nothing there to read.
+                Ok(Outcome::Read {
                     text: String::new(),
                     confidence: 0.0,
                     rows: Vec::new(),
-                }),
-                line => {
-                    match line {
-                        Some(line) => {
-                            capi::TessBaseAPISetPageSegMode(
-                                self.handle,
-                                capi::TessPageSegMode_PSM_SINGLE_LINE,
-                            );
-                            capi::TessBaseAPISetRectangle(
-                                self.handle,
-                                line.left,
-                                line.top,
-                                line.width,
-                                line.height,
-                            );
-                        }
-                        None => capi::TessBaseAPISetPageSegMode(self.handle, WHOLE_DOCUMENT),
+                })
+            } else {
+                match line {
+                    Some(line) => {
+                        capi::TessBaseAPISetPageSegMode(
+                            self.handle,
+                            capi::TessPageSegMode_PSM_SINGLE_LINE,
+                        );
+                        capi::TessBaseAPISetRectangle(
+                            self.handle,
+                            line.left,
+                            line.top,
+                            line.width,
+                            line.height,
+                        );
                     }
-                    let monitor = capi::TessMonitorCreate();
-                    capi::TessMonitorSetDeadlineMSecs(monitor, milliseconds.max(1));
-                    let status = capi::TessBaseAPIRecognize(self.handle, monitor);
-                    capi::TessMonitorDelete(monitor);
-                    if status != 0 {
-                        Ok(Outcome::TimedOut)
-                    } else {
-                        take(self.handle, pix)
-                    }
+                    None => capi::TessBaseAPISetPageSegMode(self.handle, WHOLE_DOCUMENT),
+                }
+                let monitor = capi::TessMonitorCreate();
+                capi::TessMonitorSetDeadlineMSecs(monitor, milliseconds.max(1));
+                let status = capi::TessBaseAPIRecognize(self.handle, monitor);
+                capi::TessMonitorDelete(monitor);
+                if status != 0 {
+                    Ok(Outcome::TimedOut)
+                } else {
+                    take(self.handle, pix)
                 }
             };
             capi::TessBaseAPIClear(self.handle);
@@ -260,6 +249,19 @@ impl Engine {
             outcome
         }
     }
+}
+
+/// Copies and frees a text Tesseract returned (its `GetTsvText`, `GetUTF8Text`).
+///
+/// # Safety
+/// `text` is null or a string Tesseract allocated and nothing else frees.
+unsafe fn owned_text(text: *mut std::os::raw::c_char) -> Result<String, OcrError> {
+    if text.is_null() {
+        return Err(OcrError::Engine("Tesseract returned no text".into()));
+    }
+    let owned = CStr::from_ptr(text).to_string_lossy().into_owned();
+    capi::TessDeleteText(text);
+    Ok(owned)
 }
 
 impl Drop for Engine {

@@ -195,10 +195,8 @@ pub async fn process_with_budget(
             let other = Some(kept.binarization.other());
             let last = read_pass(
                 pool,
-                bytes.clone(),
-                other,
-                (Turn::None, Framing::Outline),
-                Extent::Document,
+                &bytes,
+                Look::whole(Turn::None, other),
                 reference,
                 &mut spent,
             )
@@ -276,27 +274,22 @@ async fn confirm_card(
     }
     let turn = kept.turn;
     let mut attempts: std::collections::VecDeque<Attempt> = if read_a_number {
-        confirmations(&kept, Framing::Outline, reference).into()
+        confirmations(&kept, reference).into()
     } else {
         Default::default()
     };
     if kept.document == Found::Outline {
         attempts.push_back(Attempt {
-            framing: Framing::Region,
-            binarization: None,
-            extent: Extent::Document,
+            look: Look {
+                framing: Framing::Region,
+                ..Look::whole(turn, None)
+            },
             always: false,
         });
     }
     let mut passes = vec![kept];
     let mut check = None;
-    while let Some(Attempt {
-        framing,
-        binarization,
-        extent,
-        always,
-    }) = attempts.pop_front()
-    {
+    while let Some(Attempt { look, always }) = attempts.pop_front() {
         // A card's first confirmation runs while there is time to prepare it; one that
         // finds the budget spent leaves the card unconfirmed (refused), never the budget
         // overrun.
@@ -308,21 +301,12 @@ async fn confirm_card(
         if !may_run {
             break;
         }
-        let mut pass = read_pass(
-            pool,
-            bytes.clone(),
-            binarization,
-            (turn, framing),
-            extent,
-            reference,
-            spent,
-        )
-        .await?;
-        if binarization.is_none() && pass.card().is_some() {
+        let mut pass = read_pass(pool, bytes, look, reference, spent).await?;
+        if look.binarization.is_none() && pass.card().is_some() {
             // The new view's first reading of a number, confirmed like the first view's
             // while the budget lasts.
             attempts.extend(
-                confirmations(&pass, framing, reference)
+                confirmations(&pass, reference)
                     .into_iter()
                     .map(|attempt| Attempt {
                         always: false,
@@ -330,7 +314,7 @@ async fn confirm_card(
                     }),
             );
         }
-        if let (Extent::NumberLine(_), Reading::MyKad(card)) = (extent, &mut pass.reading) {
+        if let (Extent::NumberLine(_), Reading::MyKad(card)) = (look.extent, &mut pass.reading) {
             // The line holds only the number: the gender word is the card's, read with it.
             card.printed_gender = passes
                 .iter()
@@ -346,39 +330,11 @@ async fn confirm_card(
     let number = agreed_number(&passes);
     let agrees = |p: &Pass| p.card().is_some_and(|c| Some(c.ic.normalized()) == number);
     if let Some(CardCheck::Confirmed { .. }) = check {
-        if !passes
-            .iter()
-            .any(|p| agrees(p) && p.card().is_some_and(|c| c.name.is_some()))
-        {
-            // Confirmed by its number's line, with no name read: the whole card once more,
-            // in another preparation, while the budget lasts, for the name.
-            let source = passes
-                .iter()
-                .find(|p| agrees(p) && p.extent == Extent::Document);
-            let another = source.and_then(|source| {
-                let binarization = source.binarization.confirmations()[0];
-                let done = passes.iter().any(|p| {
-                    p.extent == Extent::Document
-                        && p.framing == source.framing
-                        && p.binarization == binarization
-                });
-                (!done).then_some((source.framing, binarization))
-            });
-            if let Some((framing, binarization)) = another.filter(|_| spent.has_time()) {
-                let pass = read_pass(
-                    pool,
-                    bytes.clone(),
-                    Some(binarization),
-                    (turn, framing),
-                    Extent::Document,
-                    reference,
-                    spent,
-                )
-                .await?;
-                passes.push(pass);
-                // Its gender word may yet contradict the number.
-                check = agreement(&passes);
-            }
+        if let Some(look) = for_the_name(&passes, agrees).filter(|_| spent.has_time()) {
+            let pass = read_pass(pool, bytes, look, reference, spent).await?;
+            passes.push(pass);
+            // Its gender word may yet contradict the number.
+            check = agreement(&passes);
         }
     }
     if let Some(CardCheck::Confirmed { .. }) = check {
@@ -413,12 +369,56 @@ async fn confirm_card(
     Ok((first, Some(check)))
 }
 
-/// One more reading of a card to confirm its number.
-struct Attempt {
+/// A card whose number is confirmed but whose name no agreeing reading read: the whole
+/// card once more, in another preparation than the first whole reading's (if not read so
+/// already), for the name.
+fn for_the_name(passes: &[Pass], agrees: impl Fn(&Pass) -> bool) -> Option<Look> {
+    if passes
+        .iter()
+        .any(|p| agrees(p) && p.card().is_some_and(|c| c.name.is_some()))
+    {
+        return None;
+    }
+    let source = passes
+        .iter()
+        .find(|p| agrees(p) && p.extent == Extent::Document)?;
+    let look = Look {
+        framing: source.framing,
+        ..Look::whole(source.turn, Some(source.binarization.confirmations()[0]))
+    };
+    let done = passes.iter().any(|p| {
+        p.extent == Extent::Document
+            && p.framing == look.framing
+            && Some(p.binarization) == look.binarization
+    });
+    (!done).then_some(look)
+}
+
+/// How one pass reads the photo.
+#[derive(Clone, Copy, Debug)]
+struct Look {
+    turn: Turn,
     framing: Framing,
     /// `None`: by the document's shape.
     binarization: Option<Binarization>,
     extent: Extent,
+}
+
+impl Look {
+    /// The whole document, found by its outline in the photo turned by `turn`.
+    fn whole(turn: Turn, binarization: Option<Binarization>) -> Look {
+        Look {
+            turn,
+            framing: Framing::Outline,
+            binarization,
+            extent: Extent::Document,
+        }
+    }
+}
+
+/// One more reading of a card to confirm its number.
+struct Attempt {
+    look: Look,
     /// Runs even when the budget is spent (a card's first confirmation).
     always: bool,
 }
@@ -432,11 +432,11 @@ enum Extent {
     NumberLine(Rect),
 }
 
-/// The readings that may confirm the number `pass` read (in `framing`), best first, the
-/// first always run: its number's line alone in each other preparation, then the whole
-/// card in two of them (when the line was not where the number was looked for, or
-/// misread it).
-fn confirmations(pass: &Pass, framing: Framing, reference: NaiveDate) -> Vec<Attempt> {
+/// The readings that may confirm the number `pass` read (turned and framed as it was),
+/// best first, the first always run: its number's line alone in each other preparation,
+/// then the whole card in two of them (when the line was not where the number was looked
+/// for, or misread it).
+fn confirmations(pass: &Pass, reference: NaiveDate) -> Vec<Attempt> {
     let others = pass.binarization.confirmations();
     let lines = pass
         .card()
@@ -448,9 +448,12 @@ fn confirmations(pass: &Pass, framing: Framing, reference: NaiveDate) -> Vec<Att
         .chain(others[..2].iter().map(|b| (*b, Extent::Document)))
         .enumerate()
         .map(|(index, (binarization, extent))| Attempt {
-            framing,
-            binarization: Some(binarization),
-            extent,
+            look: Look {
+                turn: pass.turn,
+                framing: pass.framing,
+                binarization: Some(binarization),
+                extent,
+            },
             always: index == 0,
         })
         .collect()
@@ -464,8 +467,9 @@ const LINE_MARGIN: f64 = 0.35;
 /// with a margin.
 fn number_line(rows: &[Vec<Word>], number: &str, reference: NaiveDate) -> Option<Rect> {
     let row = rows.iter().find(|row| {
-        read_card(&row_text(row), reference).is_ok_and(|card| card.ic.digits() == number)
-            || row_text(row)
+        let text = row_text(row);
+        read_card(&text, reference).is_ok_and(|card| card.ic.digits() == number)
+            || text
                 .chars()
                 .filter(char::is_ascii_digit)
                 .collect::<String>()
@@ -636,16 +640,7 @@ async fn read_oriented(
     reference: NaiveDate,
     spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
-    let first = read_pass(
-        pool,
-        bytes.clone(),
-        None,
-        (turn, Framing::Outline),
-        Extent::Document,
-        reference,
-        spent,
-    )
-    .await?;
+    let first = read_pass(pool, bytes, Look::whole(turn, None), reference, spent).await?;
     // A card is read again anyway, to confirm its number (`confirm_card`).
     let worth_another =
         !first.reading.is_trusted() && !is_unrecognized(&first.reading) && spent.has_time();
@@ -653,16 +648,7 @@ async fn read_oriented(
         return Ok(first);
     }
     let other = Some(first.binarization.other());
-    let second = read_pass(
-        pool,
-        bytes.clone(),
-        other,
-        (turn, Framing::Outline),
-        Extent::Document,
-        reference,
-        spent,
-    )
-    .await?;
+    let second = read_pass(pool, bytes, Look::whole(turn, other), reference, spent).await?;
     let improves = second.reading.is_trusted()
         || (matches!(first.reading, Reading::Rejected { .. })
             && !matches!(second.reading, Reading::Rejected { .. }));
@@ -672,13 +658,18 @@ async fn read_oriented(
 /// Prepares (on the blocking pool: it is CPU work), recognizes and reads the image once.
 async fn read_pass(
     pool: &OcrPool,
-    bytes: Arc<Vec<u8>>,
-    binarization: Option<Binarization>,
-    (turn, framing): (Turn, Framing),
-    extent: Extent,
+    bytes: &Arc<Vec<u8>>,
+    look: Look,
     reference: NaiveDate,
     spent: &mut Spent,
 ) -> Result<Pass, OcrError> {
+    let Look {
+        turn,
+        framing,
+        binarization,
+        extent,
+    } = look;
+    let bytes = bytes.clone();
     let started = Instant::now();
     let cached = spent.straightened.remove(&(turn, framing));
     let (straightened, prepared) = tokio::task::spawn_blocking(move || {
@@ -699,13 +690,7 @@ async fn read_pass(
     let recognized = match extent {
         // The preparation spent the budget: nothing is read, as if Tesseract ran out of
         // time (the budget is a promise, not an estimate).
-        _ if deadline.is_zero() => Recognized {
-            text: String::new(),
-            confidence: 0.0,
-            took: Duration::ZERO,
-            timed_out: true,
-            rows: Vec::new(),
-        },
+        _ if deadline.is_zero() => Recognized::out_of_time(Duration::ZERO),
         Extent::Document => {
             pool.recognize(prepared.png, deadline, prepared.document_region)
                 .await?

@@ -29,6 +29,19 @@ pub struct Recognized {
     pub rows: Vec<Vec<Word>>,
 }
 
+impl Recognized {
+    /// Nothing read: the deadline passed (after `took`) before Tesseract finished.
+    pub fn out_of_time(took: Duration) -> Self {
+        Recognized {
+            text: String::new(),
+            confidence: 0.0,
+            took,
+            timed_out: true,
+            rows: Vec::new(),
+        }
+    }
+}
+
 /// What part of the image a job reads.
 #[derive(Clone, Copy, Debug)]
 enum Scope {
@@ -108,13 +121,7 @@ impl OcrPool {
                                 timed_out: false,
                                 rows,
                             },
-                            Outcome::TimedOut => Recognized {
-                                text: String::new(),
-                                confidence: 0.0,
-                                took,
-                                timed_out: true,
-                                rows: Vec::new(),
-                            },
+                            Outcome::TimedOut => Recognized::out_of_time(took),
                         }
                     });
                     let _ = job.reply.send(result);
